@@ -65,7 +65,7 @@ class FaultKnobs:
             for name in ("force_429", "force_500", "force_timeout", "force_malformed"):
                 if getattr(self, name) > 0:
                     setattr(self, name, getattr(self, name) - 1)
-                    return name.removeprefix("force_").replace("429", "429")
+                    return name.removeprefix("force_")
             r = self._rng.random()
             if r < self.throttle_rate:
                 return "429"
