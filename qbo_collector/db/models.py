@@ -1,0 +1,290 @@
+"""The mirror and the program's own records.
+
+Every QBO row is keyed by (company, QBO Id) and upserted idempotently. Money columns are
+``Amount`` (exact Decimal) beside a ``currency`` column. Deleted or voided QBO rows are
+marked, never removed: history and the activity log keep pointing at them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from qbo_collector.db.types import UTC, Amount, EncryptedText
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTC(), Decimal: Amount(), dict[str, Any]: JSON, date: Date}
+
+
+class CompanyStatus(str, enum.Enum):
+    connected = "connected"
+    needs_reconnect = "needs_reconnect"
+    disconnected = "disconnected"
+
+
+class Company(Base):
+    """A connected QuickBooks company (realm)."""
+
+    __tablename__ = "company"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    realm_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str | None] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[CompanyStatus] = mapped_column(Enum(CompanyStatus, native_enum=False, length=20),
+                                                  default=CompanyStatus.connected)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # sender name, reply-to, dry_run, send hour…
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    connected_at: Mapped[datetime | None]
+    last_sync_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+
+    token: Mapped["Token | None"] = relationship(back_populates="company", cascade="all, delete-orphan",
+                                                 uselist=False)
+
+
+class Token(Base):
+    """The company's OAuth tokens, Fernet-encrypted. ``version`` moves on every rotation."""
+
+    __tablename__ = "token"
+
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), primary_key=True)
+    access_token: Mapped[str] = mapped_column(EncryptedText)
+    refresh_token: Mapped[str] = mapped_column(EncryptedText)
+    access_expires_at: Mapped[datetime]
+    refresh_expires_at: Mapped[datetime | None]
+    refresh_hard_expires_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship(back_populates="token")
+
+
+class OAuthState(Base):
+    """One pending authorization: ``state`` is single-use and expires."""
+
+    __tablename__ = "oauth_state"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(8))  # "web" | "cli"
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class _Mirrored:
+    """Columns every mirrored QBO entity has."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    qbo_id: Mapped[str] = mapped_column(String(32))
+    sync_token: Mapped[str | None] = mapped_column(String(32))
+    qbo_updated_at: Mapped[datetime | None]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Customer(_Mirrored, Base):
+    __tablename__ = "customer"
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+
+    display_name: Mapped[str] = mapped_column(String(500))
+    company_name: Mapped[str | None] = mapped_column(String(500))
+    given_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    mobile: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    term_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))  # ours: "en" / "fr"; None → company's
+    # the program's own per-customer state
+    policy_name: Mapped[str | None] = mapped_column(String(64))
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    fees_waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_stopped: Mapped[str | None] = mapped_column(String(64))  # "bounce", "spamreport", "invalid"…
+    sms_stopped: Mapped[str | None] = mapped_column(String(64))    # "stop", "21610", "21211"…
+
+
+class Term(_Mirrored, Base):
+    __tablename__ = "term"
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    due_days: Mapped[int | None]
+    discount_percent: Mapped[Decimal | None]
+    discount_days: Mapped[int | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class InvoiceStatus(str, enum.Enum):
+    open = "open"
+    paid = "paid"
+    voided = "voided"
+    deleted = "deleted"
+
+
+class Invoice(_Mirrored, Base):
+    __tablename__ = "invoice"
+    __table_args__ = (
+        UniqueConstraint("company_id", "qbo_id"),
+        Index("ix_invoice_company_customer", "company_id", "customer_qbo_id"),
+        Index("ix_invoice_company_next_action", "company_id", "next_action_on"),
+        Index("ix_invoice_company_status_due", "company_id", "status", "due_date"),
+    )
+
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    customer_qbo_id: Mapped[str] = mapped_column(String(32))
+    txn_date: Mapped[date | None]
+    due_date: Mapped[date | None]
+    due_date_derived: Mapped[str | None] = mapped_column(String(32))  # None, "term", "txn_date"
+    total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    balance: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3))
+    term_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    bill_email: Mapped[str | None] = mapped_column(String(320))
+    po_number: Mapped[str | None] = mapped_column(String(128))
+    invoice_link: Mapped[str | None] = mapped_column(Text)
+    email_status: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[InvoiceStatus] = mapped_column(Enum(InvoiceStatus, native_enum=False, length=16),
+                                                  default=InvoiceStatus.open)
+    is_late_fee: Mapped[bool] = mapped_column(Boolean, default=False)
+    fee_for_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    fees_waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_action_on: Mapped[date | None]  # maintained from rules.next_action_date; the daily run's index
+
+
+class Payment(_Mirrored, Base):
+    __tablename__ = "payment"
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    txn_date: Mapped[date | None]
+    total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    unapplied: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class PaymentLink(Base):
+    """Which invoices a payment paid, and how much of each (Payment.Line[].LinkedTxn)."""
+
+    __tablename__ = "payment_link"
+    __table_args__ = (
+        UniqueConstraint("company_id", "payment_qbo_id", "invoice_qbo_id"),
+        Index("ix_payment_link_invoice", "company_id", "invoice_qbo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    payment_qbo_id: Mapped[str] = mapped_column(String(32))
+    invoice_qbo_id: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal]
+
+
+class CreditMemo(_Mirrored, Base):
+    __tablename__ = "credit_memo"
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    doc_number: Mapped[str | None] = mapped_column(String(64))
+    txn_date: Mapped[date | None]
+    total: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    balance: Mapped[Decimal] = mapped_column(default=Decimal(0))  # remaining credit
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class SyncCursor(Base):
+    """Where the mirror of one entity stands: CDC cursor and the last full sync."""
+
+    __tablename__ = "sync_cursor"
+    __table_args__ = (UniqueConstraint("company_id", "entity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(32))
+    changed_since: Mapped[datetime | None]  # CDC cursor: everything up to here is mirrored
+    full_sync_at: Mapped[datetime | None]
+    full_sync_position: Mapped[int | None]  # resume point of an interrupted full sync (STARTPOSITION)
+    full_sync_started_at: Mapped[datetime | None]
+
+
+class Activity(Base):
+    """The company's timeline: everything the program did or learned, newest last."""
+
+    __tablename__ = "activity"
+    __table_args__ = (
+        Index("ix_activity_company_at", "company_id", "at"),
+        Index("ix_activity_company_customer", "company_id", "customer_qbo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64))  # "connected", "reconnect_needed", "email.delivered"…
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    invoice_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    outbox_id: Mapped[int | None]
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # sees and connects every company
+
+
+class Membership(Base):
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("user_id", "company_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="owner")  # "owner" | "viewer"

@@ -1,0 +1,1 @@
+"""Reading QuickBooks: OAuth, tokens, the API client, full and incremental sync, webhooks."""

@@ -1,0 +1,265 @@
+"""Connecting a QuickBooks company: authorization URL, callback, disconnect.
+
+The web page and ``qbo-collector connect`` both call ``begin`` and ``complete``; a company is
+stored only when everything succeeded (tokens exchanged, CompanyInfo read), in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets as pysecrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from intuitlib.client import AuthClient
+from intuitlib.enums import Scopes
+from intuitlib.exceptions import AuthClientError
+from quickbooks import QuickBooks
+from quickbooks import exceptions as qb_exceptions
+from sqlalchemy import select
+
+from qbo_collector import config, errors, logs
+from qbo_collector.db import models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+
+log = logging.getLogger(__name__)
+
+MINOR_VERSION = 75
+STATE_TTL = timedelta(minutes=15)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# QBO has no time-zone field we can rely on; a country's main zone is the starting point and
+# the owner corrects it on the settings page.
+COUNTRY_TIMEZONES = {
+    "US": "America/New_York", "CA": "America/Toronto", "FR": "Europe/Paris", "GB": "Europe/London",
+    "UK": "Europe/London", "AU": "Australia/Sydney", "NZ": "Pacific/Auckland", "IN": "Asia/Kolkata",
+    "BE": "Europe/Brussels", "CH": "Europe/Zurich", "DE": "Europe/Berlin", "ES": "Europe/Madrid",
+    "IE": "Europe/Dublin", "JP": "Asia/Tokyo", "MX": "America/Mexico_City", "ZA": "Africa/Johannesburg",
+}
+COUNTRY_CODES = {"USA": "US", "UNITED STATES": "US", "CANADA": "CA", "FRANCE": "FR", "UNITED KINGDOM": "GB",
+                 "AUSTRALIA": "AU", "NEW ZEALAND": "NZ", "INDIA": "IN"}
+
+
+def is_loopback(url: str) -> bool:
+    return (urlparse(url).hostname or "") in LOOPBACK_HOSTS
+
+
+def allow_loopback_http(settings: config.Settings) -> None:
+    """requests-oauthlib refuses http://; allow it only when every Intuit URL is on loopback (the sandbox)."""
+    urls = [u for u in (settings.intuit_api_base_url, settings.intuit_environment) if u and "://" in u]
+    if urls and all(is_loopback(u) and u.startswith("http://") for u in urls):
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+
+@contextlib.contextmanager
+def map_intuit_errors(action: str) -> Iterator[None]:
+    """Translate intuit-oauth / python-quickbooks / network errors into our tree, once."""
+    import requests
+
+    try:
+        yield
+    except AuthClientError as exc:
+        body = (exc.content or b"").decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content)
+        if exc.status_code in (400, 401) and "invalid_grant" in body:
+            raise errors.ReconnectNeeded(f"Intuit refused the grant while trying to {action}: the company must be "
+                                         "reconnected.", intuit_tid=exc.intuit_tid) from None
+        if exc.status_code in (400, 401):
+            raise errors.PermanentFailure(f"Intuit refused to {action} (HTTP {exc.status_code}). Check "
+                                          "INTUIT_CLIENT_ID, INTUIT_CLIENT_SECRET and INTUIT_REDIRECT_URI.",
+                                          code=exc.status_code) from None
+        raise errors.TransientFailure(f"Intuit could not {action} right now (HTTP {exc.status_code}); "
+                                      "try again in a minute.") from None
+    except qb_exceptions.AuthorizationException:
+        raise errors.ReconnectNeeded(f"QuickBooks refused the access token while trying to {action}.") from None
+    except qb_exceptions.QuickbooksException as exc:
+        raise errors.PermanentFailure(f"QuickBooks answered with an error while trying to {action}: "
+                                      f"{exc.message} (code {exc.error_code}).", code=exc.error_code) from None
+    except requests.RequestException as exc:
+        raise errors.TransientFailure(f"Could not reach Intuit to {action}: {type(exc).__name__}.") from None
+
+
+def new_auth_client(settings: config.Settings, *, access_token: str | None = None,
+                    refresh_token: str | None = None, realm_id: str | None = None) -> AuthClient:
+    settings.require("INTUIT_CLIENT_ID", "INTUIT_CLIENT_SECRET")
+    allow_loopback_http(settings)
+    logs.secret(settings.intuit_client_secret)
+    logs.secret(access_token)
+    logs.secret(refresh_token)
+    with map_intuit_errors("read the OpenID discovery document"):
+        return AuthClient(settings.intuit_client_id, settings.intuit_client_secret, settings.redirect_uri,
+                          settings.intuit_environment, access_token=access_token, refresh_token=refresh_token,
+                          realm_id=realm_id)
+
+
+def quickbooks_client(settings: config.Settings, auth_client: AuthClient, realm_id: str) -> QuickBooks:
+    """A python-quickbooks client on the configured base URL. Amounts parse as Decimal, never float."""
+    qb = QuickBooks(auth_client=auth_client, refresh_token=auth_client.refresh_token, company_id=realm_id,
+                    minorversion=MINOR_VERSION, use_decimal=True)
+    if settings.intuit_api_base_url:
+        # api_url is a read-only property choosing between these two; set both.
+        qb.api_url_v3 = settings.intuit_api_base_url
+        qb.sandbox_api_url_v3 = settings.intuit_api_base_url
+    return qb
+
+
+def begin(settings: config.Settings, db: Database, *, origin: str, user_id: int | None = None) -> tuple[str, str]:
+    """Start an authorization: returns (authorization URL, state). The state is single-use."""
+    client = new_auth_client(settings)
+    state = pysecrets.token_urlsafe(32)
+    with db.session() as s:
+        s.add(models.OAuthState(state=state, origin=origin, user_id=user_id))
+    return client.get_authorization_url([Scopes.ACCOUNTING], state_token=state), state
+
+
+def _consume_state(db: Database, state: str | None, *, user_id: int | None) -> None:
+    if not state:
+        raise errors.InvalidInput("The authorization came back without its state; start again from "
+                                  "“Connect to QuickBooks”.", field="state")
+    now = datetime.now(timezone.utc)
+    with db.session() as s:
+        row = s.get(models.OAuthState, state, with_for_update=True)
+        if row is None or row.used_at is not None or now - row.created_at > STATE_TTL:
+            log.warning("oauth callback refused: unknown, used or expired state")
+            raise errors.InvalidInput("This authorization link is unknown, expired or already used; start "
+                                      "again from “Connect to QuickBooks”.", field="state")
+        if row.origin == "web" and row.user_id != user_id:
+            log.warning("oauth callback refused: state belongs to another user")
+            raise errors.InvalidInput("This authorization was started by another user.", field="state")
+        row.used_at = now
+
+
+def complete(settings: config.Settings, db: Database, vault: Vault, *, state: str | None, code: str | None,
+             realm_id: str | None, error: str | None = None, user_id: int | None = None) -> models.Company:
+    """Finish an authorization from the callback's query parameters; store the company and its tokens."""
+    _consume_state(db, state, user_id=user_id)
+    if error:
+        log.info("oauth callback: Intuit returned error=%s", error)
+        if error == "access_denied":
+            raise errors.InvalidInput("The connection was cancelled at Intuit; nothing was changed.", field="error")
+        raise errors.InvalidInput(f"Intuit did not authorize the connection ({error}); nothing was changed.",
+                                  field="error")
+    if not code or not realm_id:
+        raise errors.InvalidInput("The authorization came back without a code or a company id.", field="code")
+    client = new_auth_client(settings)
+    with map_intuit_errors("exchange the authorization code"):
+        client.get_bearer_token(code, realm_id=realm_id)
+    logs.secret(client.access_token)
+    logs.secret(client.refresh_token)
+    with map_intuit_errors("read the company's information"):
+        info = fetch_company_info(settings, client, realm_id)
+    now = datetime.now(timezone.utc)
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            company = models.Company(realm_id=realm_id, name=info["name"], settings={})
+            s.add(company)
+        company.name = info["name"]
+        company.country = info["country"]
+        company.currency = info["currency"]
+        if not (company.settings or {}).get("timezone_set_by_user"):
+            company.timezone = info["timezone"]
+        company.language = info["language"]
+        company.status = models.CompanyStatus.connected
+        company.status_reason = None
+        company.connected_at = now
+        s.flush()
+        _store_tokens(s, vault, company, client, now)
+        if user_id is not None and s.scalar(select(models.Membership).where(
+                models.Membership.user_id == user_id, models.Membership.company_id == company.id)) is None:
+            s.add(models.Membership(user_id=user_id, company_id=company.id, role="owner"))
+        s.add(models.Activity(company_id=company.id, kind="connected",
+                              message=f"Connected to QuickBooks company “{company.name}”.", data={"origin": "web" if user_id else "cli"}))
+    log.info("company connected realm=%s name=%s", realm_id, info["name"])
+    return company
+
+
+def _store_tokens(s: Any, vault: Vault, company: models.Company, client: AuthClient, now: datetime) -> None:
+    token = s.get(models.Token, company.id)
+    values = dict(
+        access_token=vault.encrypt(client.access_token),
+        refresh_token=vault.encrypt(client.refresh_token),
+        access_expires_at=now + timedelta(seconds=int(client.expires_in or 3600)),
+        refresh_expires_at=now + timedelta(seconds=int(client.x_refresh_token_expires_in or 8_640_000)),
+        refresh_hard_expires_at=_hard_expiry(client, now),
+        updated_at=now,
+    )
+    if token is None:
+        s.add(models.Token(company_id=company.id, version=1, **values))
+    else:
+        for k, v in values.items():
+            setattr(token, k, v)
+        token.version += 1
+
+
+def _hard_expiry(client: AuthClient, now: datetime) -> datetime | None:
+    seconds = getattr(client, "x_refresh_token_hard_expires_in", None)
+    return now + timedelta(seconds=int(seconds)) if seconds else None
+
+
+def fetch_company_info(settings: config.Settings, client: AuthClient, realm_id: str) -> dict[str, str]:
+    qb = quickbooks_client(settings, client, realm_id)
+    raw = qb.get_single_object("CompanyInfo", realm_id).get("CompanyInfo", {})
+    prefs: dict[str, Any] = {}
+    try:
+        prefs = qb.get(f"{qb.api_url}/company/{realm_id}/preferences").get("Preferences", {})
+    except qb_exceptions.QuickbooksException as exc:  # preferences are a nicety; CompanyInfo is enough
+        log.warning("preferences unreadable realm=%s code=%s", realm_id, exc.error_code)
+    name = raw.get("CompanyName") or raw.get("LegalName") or f"Company {realm_id}"
+    country_raw = (raw.get("Country") or (raw.get("CompanyAddr") or {}).get("Country") or "").strip().upper()
+    country = COUNTRY_CODES.get(country_raw, country_raw[:2] or None)
+    currency = ((prefs.get("CurrencyPrefs") or {}).get("HomeCurrency") or {}).get("value") or \
+        {"FR": "EUR", "GB": "GBP", "CA": "CAD", "AU": "AUD"}.get(country or "", "USD")
+    tz = None
+    for pair in raw.get("NameValue") or []:
+        if "timezone" in str(pair.get("Name", "")).lower().replace("_", ""):
+            tz = pair.get("Value")
+    tz = _valid_timezone(tz) or COUNTRY_TIMEZONES.get(country or "", "UTC")
+    languages = (raw.get("SupportedLanguages") or "en").split(",")
+    language = "fr" if country == "FR" or languages[0].strip().lower().startswith("fr") else "en"
+    return {"name": name, "country": country or "", "currency": currency, "timezone": tz, "language": language}
+
+
+def _valid_timezone(name: str | None) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+        return name
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def disconnect(settings: config.Settings, db: Database, vault: Vault, realm_id: str) -> None:
+    """Revoke the grant at Intuit (best effort) and forget the tokens; the mirror and history stay."""
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            raise errors.InvalidInput(f"No company with realm {realm_id} is connected.", field="realm")
+        token = s.get(models.Token, company.id)
+        refresh = vault.decrypt(token.refresh_token) if token else None
+    revoked = False
+    if refresh:
+        try:
+            with map_intuit_errors("revoke the grant"):
+                new_auth_client(settings).revoke(token=refresh)
+            revoked = True
+        except errors.QboCollectorError as exc:
+            log.warning("revoke failed realm=%s: %s", realm_id, exc.message)
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        assert company is not None
+        token = s.get(models.Token, company.id)
+        if token is not None:
+            s.delete(token)
+        company.status = models.CompanyStatus.disconnected
+        company.status_reason = "Disconnected by a user."
+        s.add(models.Activity(company_id=company.id, kind="disconnected",
+                              message="Disconnected from QuickBooks" + ("" if revoked else
+                                                                        " (Intuit could not be told; the grant "
+                                                                        "expires by itself)") + "."))
