@@ -1,0 +1,151 @@
+"""Email through SendGrid's v3 Mail Send API (the official ``sendgrid`` library).
+
+SendGrid has no idempotency key: a request that may have reached it is never repeated
+here (see ``base.OutcomeUnknown``). The outbox id and realm ride along as
+``custom_args`` and come back in every Event Webhook event, which is how an ``unknown``
+row is reconciled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import time
+import urllib.error
+from collections.abc import Iterator
+
+import python_http_client.exceptions
+import sendgrid
+from sendgrid.helpers import mail
+
+from qbo_collector import errors
+from qbo_collector.channels import base
+
+_MAX_RETRY_AFTER = 3600.0
+
+
+def _sendgrid_messages(exc: python_http_client.exceptions.HTTPError) -> str:
+    """The human part of SendGrid's ``{"errors": [{"message", "field"}]}`` body."""
+    try:
+        payload = json.loads(exc.body or b"{}")
+        parts = [
+            f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
+            for e in payload.get("errors", [])
+        ]
+    except (ValueError, AttributeError, TypeError):
+        parts = []
+    return "; ".join(parts) or f"HTTP {exc.status_code}"
+
+
+def _retry_after(headers: object) -> float | None:
+    try:
+        reset = float(headers.get("X-RateLimit-Reset"))  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return min(max(reset - time.time(), 0.0), _MAX_RETRY_AFTER)
+
+
+@contextlib.contextmanager
+def map_sendgrid_errors() -> Iterator[None]:
+    """Translate python_http_client / urllib errors into the project's tree, once.
+
+    ==============================================  =======================================
+    400, 413 and other 4xx (bad address, payload)   PermanentFailure(code=HTTP status)
+    401, 403 (key rejected or lacks mail.send)      ConfigError(variable=SENDGRID_API_KEY)
+    429                                             TransientFailure(retry_after from X-RateLimit-Reset)
+    5xx                                             OutcomeUnknown
+    connection refused / DNS failure                TransientFailure (nothing was sent)
+    timeout, connection dropped mid-answer          OutcomeUnknown
+    bad host URL                                    ConfigError(variable=SENDGRID_API_HOST)
+    ==============================================  =======================================
+    """
+    try:
+        yield
+    except python_http_client.exceptions.HTTPError as exc:
+        status = int(exc.status_code)
+        detail = _sendgrid_messages(exc)
+        if status in (401, 403):
+            raise errors.ConfigError(
+                f"SendGrid refused the API key (HTTP {status}: {detail}); check SENDGRID_API_KEY and its mail.send permission.",
+                variable="SENDGRID_API_KEY",
+            ) from exc
+        if status == 429:
+            raise errors.TransientFailure(
+                "SendGrid is rate-limiting us (HTTP 429); nothing was sent, try again later.",
+                retry_after=_retry_after(exc.headers),
+            ) from exc
+        if status >= 500:
+            raise base.OutcomeUnknown(
+                f"SendGrid answered HTTP {status}; the email may or may not have been accepted, so it is not resent.",
+                status=status,
+            ) from exc
+        raise errors.PermanentFailure(f"SendGrid refused the email (HTTP {status}: {detail}).", code=status) from exc
+    except urllib.error.URLError as exc:
+        # urllib wraps errors raised while connecting or writing the request.
+        if isinstance(exc.reason, (ConnectionRefusedError, socket.gaierror)):
+            raise errors.TransientFailure(f"Could not reach SendGrid ({exc.reason}); nothing was sent.") from exc
+        if isinstance(exc.reason, TimeoutError):
+            raise base.OutcomeUnknown(
+                "SendGrid did not answer in time; the email may have been accepted, so it is not resent."
+            ) from exc
+        raise base.OutcomeUnknown(f"The connection to SendGrid failed ({exc.reason}); the email may have been accepted.") from exc
+    except TimeoutError as exc:  # raised while waiting for the answer: the request was written
+        raise base.OutcomeUnknown(
+            "SendGrid did not answer in time; the email may have been accepted, so it is not resent."
+        ) from exc
+    except (http.client.HTTPException, ConnectionError) as exc:
+        raise base.OutcomeUnknown(f"The connection to SendGrid broke before its answer ({exc!r}); the email may have been accepted.") from exc
+    except ValueError as exc:  # urllib: "unknown url type" and friends, before anything is sent
+        raise errors.ConfigError(f"The SendGrid API host is not a usable URL ({exc}).", variable="SENDGRID_API_HOST") from exc
+
+
+class SendGridEmail:
+    """Sends one email per outbox row through SendGrid, HTML + text, open and click tracking on."""
+
+    identifier = "email"
+    settings_fields = [
+        base.Setting("api_key", "SendGrid API key", "A key with the Mail Send permission.", secret=True, required=True),
+        base.Setting("from_email", "Sender address", "A verified sender or an address on an authenticated domain.", required=True),
+        base.Setting("host", "API host", "Leave empty for https://api.sendgrid.com (the sandbox sets its own)."),
+    ]
+
+    def __init__(self, api_key: str, from_email: str, host: str | None = None, timeout: float = 10.0) -> None:
+        if not api_key:
+            raise errors.ConfigError("SENDGRID_API_KEY is empty.", variable="SENDGRID_API_KEY")
+        if not from_email:
+            raise errors.ConfigError("SENDGRID_FROM_EMAIL is empty.", variable="SENDGRID_FROM_EMAIL")
+        self.from_email = from_email
+        self._client = sendgrid.SendGridAPIClient(api_key, host=host) if host else sendgrid.SendGridAPIClient(api_key)
+        # python_http_client has no timeout by default; a hung socket would hold the outbox row forever.
+        self._client.client.timeout = timeout
+
+    def build(self, message: base.OutboundMessage) -> mail.Mail:
+        """The SendGrid Mail object for ``message`` (public so tests can read the payload)."""
+        built = mail.Mail(
+            from_email=mail.From(self.from_email, message.from_name),
+            to_emails=mail.To(message.to),
+            subject=message.subject or "",
+            plain_text_content=message.text,
+            html_content=message.html,
+        )
+        if message.reply_to:
+            built.reply_to = mail.ReplyTo(message.reply_to)
+        built.tracking_settings = mail.TrackingSettings(
+            click_tracking=mail.ClickTracking(True, True),
+            open_tracking=mail.OpenTracking(True),
+        )
+        args = {str(k): str(v) for k, v in message.custom_args.items()}
+        args.update(outbox_id=str(message.outbox_id), realm=str(message.realm))
+        built.custom_arg = [mail.CustomArg(k, v) for k, v in sorted(args.items())]
+        return built
+
+    def send(self, message: base.OutboundMessage) -> base.Receipt:
+        """One POST /v3/mail/send; see ``base.Channel.send`` for the errors."""
+        payload = self.build(message).get()
+        with map_sendgrid_errors():
+            response = self._client.send(payload)
+        # A 202 without X-Message-Id still means "accepted": events carry outbox_id back.
+        message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
+        return base.Receipt(provider_id=message_id or "", accepted_at=None, raw_status=str(response.status_code))
