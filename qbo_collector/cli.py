@@ -1,0 +1,366 @@
+"""The ``qbo-collector`` command: a thin door into the same functions the web app calls.
+
+Exit codes: 0 done, 1 something failed at run time (Intuit down, company needs reconnecting),
+2 the command or the configuration is wrong (the message names what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from sqlalchemy import select
+
+from qbo_collector import config, errors, logs
+from qbo_collector.db import migrate, models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+
+log = logging.getLogger("qbo_collector")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Context:
+    """Settings, database and vault, built lazily so that `--help` needs no configuration."""
+
+    def __init__(self) -> None:
+        self._settings: config.Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> config.Settings:
+        if self._settings is None:
+            self._settings = config.load()
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database.from_settings(self.settings)
+        return self._db
+
+    @property
+    def vault(self) -> Vault:
+        return Vault(self.settings.secret_key())
+
+    def upgraded_db(self) -> Database:
+        migrate.upgrade(self.db)
+        return self.db
+
+    def realms(self, realm: str | None) -> list[str]:
+        with self.db.session() as s:
+            query = select(models.Company.realm_id).where(models.Company.status == models.CompanyStatus.connected)
+            if realm:
+                query = select(models.Company.realm_id).where(models.Company.realm_id == realm)
+            found = list(s.scalars(query))
+        if realm and not found:
+            raise errors.InvalidInput(f"No company with realm {realm}; `qbo-collector connect` adds one.", field="realm")
+        return found
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.upgraded_db()
+    print(f"database at revision {migrate.current(ctx.db)}")
+    return EXIT_OK
+
+
+def cmd_user_add(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector import users
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    db = ctx.upgraded_db()
+    with db.session() as s:
+        user = users.add_user(s, args.email, password, admin=True if args.admin else None, language=args.language)
+        for realm in args.company or []:
+            company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+            if company is None:
+                raise errors.InvalidInput(f"No company with realm {realm}.", field="company")
+            users.grant(s, user, company, args.role)
+        print(f"user {user.email} added" + (" (sees every company)" if user.is_admin else ""))
+    return EXIT_OK
+
+
+def cmd_connect(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector.sync import auth
+
+    db = ctx.upgraded_db()
+    settings = ctx.settings
+    url, state = auth.begin(settings, db, origin="cli")
+    print("Open this address to authorize qbo-collector at Intuit:\n\n  " + url + "\n", flush=True)
+    if args.redirect_url:
+        query = _query_of(args.redirect_url)
+    else:
+        redirect = urlparse(settings.redirect_uri)
+        if auth.is_loopback(settings.redirect_uri) and redirect.scheme == "http":
+            waiter = _OneShotListener(redirect.hostname or "127.0.0.1", redirect.port or 80, redirect.path or "/")
+            waiter.start()
+            if not args.no_browser:
+                webbrowser.open(url)
+            print(f"Waiting for Intuit to send you back to {settings.redirect_uri} …", flush=True)
+            query = waiter.wait(timeout=args.timeout)
+        else:
+            if not args.no_browser:
+                webbrowser.open(url)
+            pasted = input("After approving, paste the full address you were sent to: ").strip()
+            query = _query_of(pasted)
+    company = auth.complete(settings, db, ctx.vault, state=query.get("state"), code=query.get("code"),
+                            realm_id=query.get("realmId"), error=query.get("error"))
+    print(f"connected: {company.name} (realm {company.realm_id}, {company.currency}, {company.timezone})")
+    return EXIT_OK
+
+
+def _query_of(url: str) -> dict[str, str]:
+    parsed = urlparse(url)
+    if not parsed.query:
+        raise errors.InvalidInput("That address has no query string; paste the whole address from the browser.",
+                                  field="redirect-url")
+    return {k: v[0] for k, v in parse_qs(parsed.query).items()}
+
+
+class _OneShotListener:
+    """Receives the one OAuth redirect on the loopback redirect URI, then stops."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.result: dict[str, str] | None = None
+        self._done = threading.Event()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                parsed = urlparse(self.path)
+                if parsed.path.rstrip("/") != path.rstrip("/"):
+                    self.send_error(404)
+                    return
+                listener.result = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                body = ("<!doctype html><meta charset=utf-8><title>qbo-collector</title>"
+                        "<p>Thank you. You can close this window and return to the terminal.</p>").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                listener._done.set()
+
+            def log_message(self, format: str, *args: object) -> None:  # the query holds the code: never log it
+                return
+
+        try:
+            self._server = HTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise errors.ConfigError(f"Cannot listen on {host}:{port} for the OAuth redirect ({exc.strerror}); "
+                                     "free the port or pass --redirect-url.", variable="INTUIT_REDIRECT_URI") from None
+
+    def start(self) -> None:
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._done.is_set():
+            self._server.handle_request()
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        self._server.timeout = 0.5
+        if not self._done.wait(timeout):
+            self._done.set()
+            raise errors.TransientFailure(f"No answer from Intuit within {int(timeout)} s; run connect again.")
+        self._server.server_close()
+        assert self.result is not None
+        return self.result
+
+
+def cmd_disconnect(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector.sync import auth
+
+    auth.disconnect(ctx.settings, ctx.upgraded_db(), ctx.vault, args.realm)
+    print(f"disconnected realm {args.realm}; tokens forgotten, history kept")
+    return EXIT_OK
+
+
+def cmd_sandbox(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector.sandbox import server
+
+    argv = ["--port", str(args.port), "--seed", str(args.seed)]
+    if args.customers is not None:
+        argv += ["--customers", str(args.customers)]
+    if args.invoices is not None:
+        argv += ["--invoices", str(args.invoices)]
+    if args.auto_approve:
+        argv += ["--auto-approve"]
+    return int(server.main(argv) or 0)
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    import waitress
+
+    from web import create_app
+
+    app = create_app(ctx.settings, db=ctx.upgraded_db())
+    print(f"serving on http://{args.host}:{args.port} (public URL {ctx.settings.public_url})", flush=True)
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="qbo-collector")
+    return EXIT_OK
+
+
+def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector.sync import run as sync_run
+
+    db = ctx.upgraded_db()
+    failed = 0
+    for realm in ctx.realms(args.realm):
+        with _progress(enabled=sys.stderr.isatty()) as progress:
+            try:
+                summary = sync_run.sync_company(ctx.settings, db, ctx.vault, realm, full=args.full, progress=progress)
+            except errors.QboCollectorError as exc:
+                failed += 1
+                print(f"realm {realm}: {exc.message}", file=sys.stderr)
+                continue
+        print(f"realm {realm}: {summary.line()}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+class _progress:
+    """A rich progress bar on a terminal; plain log lines otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> Callable[[str, int, int | None], None]:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=False)
+            self._bar.start()
+        return self.update
+
+    def update(self, entity: str, done: int, total: int | None) -> None:
+        if self._bar is None:
+            log.info("sync %s: %d rows%s", entity, done, f" of {total}" if total else "")
+            return
+        if entity not in self._tasks:
+            self._tasks[entity] = self._bar.add_task(entity, total=total)
+        self._bar.update(self._tasks[entity], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector import reports
+
+    on = args.on or date.today()
+    db = ctx.upgraded_db()
+    for realm in ctx.realms(args.realm):
+        if args.kind == "aging":
+            figures = reports.aging(db, realm, on)
+        else:
+            raise errors.InvalidInput(f"Unknown report {args.kind}.", field="kind")
+        if args.json:
+            print(json.dumps(figures, indent=2, sort_keys=False))
+        else:
+            print(reports.format_aging(figures) if hasattr(reports, "format_aging") else json.dumps(figures, indent=2))
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"“{value}” is not a date like 2026-11-23") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qbo-collector", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[Context, argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        return p
+
+    dbp = add("db", lambda c, a: EXIT_USAGE, "database maintenance")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbsub.add_parser("upgrade", help="create or migrate the schema to the newest revision").set_defaults(fn=cmd_db_upgrade)
+
+    userp = add("user", lambda c, a: EXIT_USAGE, "people who use the settings page")
+    usersub = userp.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    ua = usersub.add_parser("add", help="add a login (password asked, or read from stdin)")
+    ua.add_argument("email")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ua.add_argument("--company", action="append", metavar="REALM", help="give access to this company (repeatable)")
+    ua.add_argument("--role", choices=["owner", "viewer"], default="owner")
+    ua.add_argument("--admin", action="store_true", help="sees and manages every company (the first user always does)")
+    ua.add_argument("--language", choices=["en", "fr"], default="en")
+    ua.set_defaults(fn=cmd_user_add)
+
+    cp = add("connect", cmd_connect, "connect a QuickBooks company through Intuit OAuth")
+    cp.add_argument("--no-browser", action="store_true", help="print the address instead of opening a browser")
+    cp.add_argument("--redirect-url", metavar="URL", help="the address Intuit sent you back to, pasted")
+    cp.add_argument("--timeout", type=float, default=600, help="seconds to wait for the redirect (default 600)")
+
+    dp = add("disconnect", cmd_disconnect, "revoke a company's grant and forget its tokens")
+    dp.add_argument("--realm", required=True)
+
+    sp = add("sandbox", cmd_sandbox, "run the local Intuit/SendGrid/Twilio stand-ins alone")
+    sp.add_argument("--port", type=int, default=8790)
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--customers", type=int)
+    sp.add_argument("--invoices", type=int)
+    sp.add_argument("--auto-approve", action="store_true", help="approve OAuth consent without a click")
+
+    sv = add("serve", cmd_serve, "serve the web app (pages, OAuth callback, webhooks)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--threads", type=int, default=8)
+
+    sy = add("sync", cmd_sync, "mirror QuickBooks: incremental by default")
+    sy.add_argument("--realm")
+    sy.add_argument("--full", action="store_true", help="re-read everything instead of changes since the last sync")
+
+    rp = add("report", cmd_report, "figures from the mirror")
+    rp.add_argument("kind", choices=["aging"])
+    rp.add_argument("--realm")
+    rp.add_argument("--on", type=_date, help="as of this date (default today)")
+    rp.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logs.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx = Context()
+    try:
+        return args.fn(ctx, args)
+    except (errors.ConfigError, errors.InvalidInput) as exc:
+        print(f"qbo-collector: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except errors.QboCollectorError as exc:
+        print(f"qbo-collector: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

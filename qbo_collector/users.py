@@ -1,0 +1,76 @@
+"""People who use the settings page: accounts, roles, and which companies they may see."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from qbo_collector import errors
+from qbo_collector.db import models
+
+ROLES = ("owner", "viewer")
+MIN_PASSWORD = 10
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Checked against when the email is unknown, so both paths cost one hash (no user enumeration by timing).
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def add_user(s: Session, email: str, password: str, *, admin: bool | None = None, language: str = "en") -> models.User:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise errors.InvalidInput(f"“{email}” is not an email address.", field="email")
+    if len(password) < MIN_PASSWORD:
+        raise errors.InvalidInput(f"The password must have at least {MIN_PASSWORD} characters.", field="password")
+    if s.scalar(select(models.User).where(models.User.email == email)) is not None:
+        raise errors.InvalidInput(f"A user with the email {email} already exists.", field="email")
+    if admin is None:  # the first account is the operator's
+        admin = (s.scalar(select(func.count()).select_from(models.User)) or 0) == 0
+    user = models.User(email=email, password_hash=generate_password_hash(password), is_admin=admin,
+                       language=language if language in ("en", "fr") else "en")
+    s.add(user)
+    s.flush()
+    return user
+
+
+def authenticate(s: Session, email: str, password: str) -> models.User | None:
+    user = s.scalar(select(models.User).where(models.User.email == email.strip().lower()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def grant(s: Session, user: models.User, company: models.Company, role: str) -> None:
+    if role not in ROLES:
+        raise errors.InvalidInput(f"Role must be one of {', '.join(ROLES)}.", field="role")
+    row = s.scalar(select(models.Membership).where(models.Membership.user_id == user.id,
+                                                   models.Membership.company_id == company.id))
+    if row is None:
+        s.add(models.Membership(user_id=user.id, company_id=company.id, role=role))
+    else:
+        row.role = role
+
+
+def role_in(s: Session, user_id: int, company: models.Company) -> str | None:
+    """The user's role in the company: "owner", "viewer", or None (then the company does not exist for them)."""
+    user = s.get(models.User, user_id)
+    if user is None:
+        return None
+    if user.is_admin:
+        return "owner"
+    return s.scalar(select(models.Membership.role).where(models.Membership.user_id == user_id,
+                                                         models.Membership.company_id == company.id))
+
+
+def visible_companies(s: Session, user_id: int) -> list[models.Company]:
+    user = s.get(models.User, user_id)
+    if user is None:
+        return []
+    query = select(models.Company).order_by(models.Company.name)
+    if not user.is_admin:
+        query = query.join(models.Membership, models.Membership.company_id == models.Company.id).where(
+            models.Membership.user_id == user_id)
+    return list(s.scalars(query))

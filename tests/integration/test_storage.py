@@ -1,0 +1,131 @@
+"""The mirror's storage on SQLite and PostgreSQL: exact money, UTC times, keys, locks, encryption."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from qbo_collector.db import migrate, models
+
+
+def _company(s, realm="9130000000001", **kw):
+    c = models.Company(realm_id=realm, name=kw.pop("name", "Acme"), currency=kw.pop("currency", "USD"), settings={}, **kw)
+    s.add(c)
+    s.flush()
+    return c
+
+
+def test_migrations_reach_head(db):
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
+    assert migrate.current(db) == head
+
+
+def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
+    with db.session() as s:
+        c = _company(s)
+        for i, bal in enumerate(["0.10", "0.20", "1234567.89", "-5.01"]):
+            s.add(models.Invoice(company_id=c.id, qbo_id=str(i), customer_qbo_id="1", currency="USD",
+                                 total=Decimal(bal), balance=Decimal(bal)))
+    with db.session() as s:
+        total = s.scalar(select(func.sum(models.Invoice.balance)))
+        positive = s.scalars(select(models.Invoice.balance).where(models.Invoice.balance > Decimal("0.15"))).all()
+    assert total == Decimal("1234563.18") and isinstance(total, Decimal)
+    assert sorted(positive) == [Decimal("0.20"), Decimal("1234567.89")]
+
+
+def test_datetimes_come_back_aware_in_utc(db):
+    paris = timezone(timedelta(hours=1))
+    with db.session() as s:
+        c = _company(s)
+        c.last_sync_at = datetime(2026, 3, 29, 2, 30, tzinfo=paris)
+    with db.session() as s:
+        value = s.scalar(select(models.Company.last_sync_at))
+    assert value == datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc) and value.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(db):
+    with pytest.raises(Exception, match="naive datetime"):
+        with db.session() as s:
+            c = _company(s)
+            c.last_sync_at = datetime(2026, 1, 1)
+            s.flush()
+
+
+def test_one_row_per_company_and_qbo_id(db):
+    with pytest.raises(IntegrityError):
+        with db.session() as s:
+            c = _company(s)
+            s.add(models.Customer(company_id=c.id, qbo_id="58", display_name="A"))
+            s.add(models.Customer(company_id=c.id, qbo_id="58", display_name="B"))
+            s.flush()
+
+
+def test_same_qbo_id_in_two_companies_is_two_rows(db):
+    with db.session() as s:
+        a, b = _company(s, "1"), _company(s, "2")
+        s.add_all([models.Customer(company_id=a.id, qbo_id="58", display_name="A"),
+                   models.Customer(company_id=b.id, qbo_id="58", display_name="B")])
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.Customer)) == 2
+
+
+def test_tokens_are_unreadable_in_the_database(db, vault):
+    access, refresh = "access-token-plaintext-AAAA", "refresh-token-plaintext-RRRR"
+    with db.session() as s:
+        c = _company(s)
+        s.add(models.Token(company_id=c.id, access_token=vault.encrypt(access), refresh_token=vault.encrypt(refresh),
+                           access_expires_at=datetime.now(timezone.utc)))
+    with db.engine.connect() as conn:
+        raw = " ".join(str(v) for v in conn.execute(text("SELECT * FROM token")).one())
+    assert access not in raw and refresh not in raw
+    if db.url.startswith("sqlite"):
+        blob = open(db.url.split("///", 1)[1], "rb").read()
+        wal = db.url.split("///", 1)[1] + "-wal"
+        import os
+        if os.path.exists(wal):
+            blob += open(wal, "rb").read()
+        assert access.encode() not in blob and refresh.encode() not in blob
+    with db.session() as s:
+        assert vault.decrypt(s.scalar(select(models.Token.refresh_token))) == refresh
+
+
+def test_locked_transactions_never_lose_an_update(db):
+    """Read-modify-write under ``locked_session`` + FOR UPDATE from 4 threads: every increment survives."""
+    with db.session() as s:
+        c = _company(s)
+        s.add(models.Token(company_id=c.id, access_token="x", refresh_token="y",
+                           access_expires_at=datetime.now(timezone.utc), version=0))
+
+    def bump() -> None:
+        for _ in range(10):
+            with db.locked_session() as s:
+                token = s.scalar(select(models.Token).with_for_update())
+                current = token.version
+                s.execute(text("SELECT 1"))  # widen the window between read and write
+                token.version = current + 1
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.session() as s:
+        assert s.scalar(select(models.Token.version)) == 40
+
+
+def test_deleting_a_company_takes_its_mirror_along(db):
+    with db.session() as s:
+        c = _company(s)
+        s.add(models.Customer(company_id=c.id, qbo_id="1", display_name="A"))
+        s.add(models.Activity(company_id=c.id, kind="x", message="m"))
+    with db.session() as s:
+        s.delete(s.scalar(select(models.Company)))
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.Customer)) == 0
