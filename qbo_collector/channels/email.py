@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -24,6 +25,16 @@ from qbo_collector import errors
 from qbo_collector.channels import base
 
 _MAX_RETRY_AFTER = 3600.0
+_PLAIN_ADDRESS = re.compile(r"^[^@\s,;<>()\"\[\]]+@[^@\s,;<>()\"\[\]]+$")
+
+
+def _plain_address(value: str | None) -> bool:
+    """True when ``value`` is one bare address that SendGrid's helper passes through unchanged.
+
+    The helper runs ``email.utils.parseaddr``, which quietly turns "ada@exa mple.com" into
+    "ada@example.com", keeps only the first of "a@x.com, b@y.com", and yields nothing for
+    "ada@@x" (then crashes with KeyError): check before handing it an address."""
+    return bool(value) and bool(_PLAIN_ADDRESS.match(value)) and mail.Email(value).email == value
 
 
 def _sendgrid_messages(exc: python_http_client.exceptions.HTTPError) -> str:
@@ -116,13 +127,22 @@ class SendGridEmail:
             raise errors.ConfigError("SENDGRID_API_KEY is empty.", variable="SENDGRID_API_KEY")
         if not from_email:
             raise errors.ConfigError("SENDGRID_FROM_EMAIL is empty.", variable="SENDGRID_FROM_EMAIL")
+        if not _plain_address(from_email):
+            raise errors.ConfigError(f"SENDGRID_FROM_EMAIL {from_email!r} is not one plain email address.", variable="SENDGRID_FROM_EMAIL")
         self.from_email = from_email
         self._client = sendgrid.SendGridAPIClient(api_key, host=host) if host else sendgrid.SendGridAPIClient(api_key)
         # python_http_client has no timeout by default; a hung socket would hold the outbox row forever.
         self._client.client.timeout = timeout
 
     def build(self, message: base.OutboundMessage) -> mail.Mail:
-        """The SendGrid Mail object for ``message`` (public so tests can read the payload)."""
+        """The SendGrid Mail object for ``message`` (public so tests can read the payload).
+
+        Raises PermanentFailure (code "invalid_address") for a recipient SendGrid's helper
+        would mangle, and ConfigError for a malformed reply-to (a company setting)."""
+        if not _plain_address(message.to):
+            raise errors.PermanentFailure(f"{message.to!r} is not one plain email address; nothing was sent.", code="invalid_address")
+        if message.reply_to and not _plain_address(message.reply_to):
+            raise errors.ConfigError(f"The reply-to address {message.reply_to!r} is not one plain email address.", variable="reply_to")
         built = mail.Mail(
             from_email=mail.From(self.from_email, message.from_name),
             to_emails=mail.To(message.to),

@@ -178,22 +178,29 @@ def parse_keyword(body: str | None) -> Literal["stop", "start", "help"] | None:
 # --------------------------------------------------------------------------- adapter
 
 
+def rebase_url(url: str, base_url: str | None) -> str:
+    """``url`` with the scheme and host of any Twilio domain replaced by ``base_url`` (whose
+    path becomes a prefix); other URLs and ``base_url=None`` leave it untouched."""
+    if not base_url:
+        return url
+    parts, base = urlsplit(url), urlsplit(base_url.rstrip("/"))
+    host = parts.hostname or ""
+    if host != "twilio.com" and not host.endswith(".twilio.com"):
+        return url
+    return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, parts.fragment))
+
+
 class _RebasedHttpClient(TwilioHttpClient):
     """Sends every Twilio URL (api.twilio.com, messaging.twilio.com, ...) to ``base_url`` instead,
     keeping the path: how the sandbox (or a proxy) plugs in without touching the library."""
 
     def __init__(self, base_url: str | None, timeout: float) -> None:
         super().__init__(timeout=timeout)
-        self._base = urlsplit(base_url.rstrip("/")) if base_url else None
+        self.base_url = base_url
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):  # type: ignore[no-untyped-def, override]
-        if self._base is not None:
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-            if host == "twilio.com" or host.endswith(".twilio.com"):
-                url = urlunsplit((self._base.scheme, self._base.netloc, self._base.path + parts.path, parts.query, parts.fragment))
-        return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
-                               timeout=timeout, allow_redirects=allow_redirects)
+        return super().request(method, rebase_url(url, self.base_url), params=params, data=data, headers=headers,
+                               auth=auth, timeout=timeout, allow_redirects=allow_redirects)
 
 
 def _is_before_request(exc: requests.exceptions.ConnectionError) -> bool:
@@ -320,6 +327,6 @@ def _as_datetime(value: object) -> datetime | None:
 
 
 __all__ = [
-    "TwilioSms", "map_twilio_errors", "to_e164", "segments", "is_gsm7", "fit_sms",
+    "TwilioSms", "map_twilio_errors", "rebase_url", "to_e164", "segments", "is_gsm7", "fit_sms",
     "is_quiet_hours", "next_allowed_send", "parse_keyword", "STOP_WORDS", "START_WORDS",
 ]

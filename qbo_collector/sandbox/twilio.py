@@ -147,12 +147,13 @@ class TwilioStandIn:
         except _Refusal as refusal:
             return self._answer(refusal.status, self._error(refusal.status, refusal.code, refusal.message))
         message = self._accept(account_sid, form)
+        resource = self._resource(message)  # as created; callbacks move the stored status on
         if fate == "timeout":
             time.sleep(self.faults.timeout_seconds)  # accepted; only the answer is late
         self._schedule_callbacks(message)
         if fate == "malformed":
-            return self._answer(201, json.dumps(self._resource(message)).encode()[:40])
-        return self._answer(201, self._resource(message))
+            return self._answer(201, json.dumps(resource).encode()[:40])
+        return self._answer(201, resource)
 
     def _fetch_message(self, account_sid: str, message_sid: str) -> flask.Response:
         try:
