@@ -39,7 +39,8 @@ class LoginUser(UserMixin):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)],
+                       filters=[lambda v: v.strip() if isinstance(v, str) else v])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
@@ -67,7 +68,10 @@ class _Throttle:
                 self._failures[key].append(time.monotonic())
 
     def clear(self, *keys: str) -> None:
+        """Forget failures of ``keys`` (after a good login), or of everyone when no key is given."""
         with self._lock:
+            if not keys:
+                self._failures.clear()
             for key in keys:
                 self._failures.pop(key, None)
 

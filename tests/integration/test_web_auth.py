@@ -1,0 +1,127 @@
+"""Login, CSRF, roles and tenant isolation on every route of the app."""
+
+from __future__ import annotations
+
+import pytest
+
+from qbo_collector.db import models
+from tests.integration.web_helpers import csrf_token, login, make_user
+from web import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES, auth, create_app
+
+
+@pytest.fixture
+def app(settings_factory, sqlite_db):
+    auth.throttle.clear()
+    app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=sqlite_db)
+    app.config["TESTING"] = True  # exceptions propagate; CSRF stays ON (WTF_CSRF_ENABLED untouched)
+    with sqlite_db.session() as s:
+        for realm, name in (("111", "Company A"), ("222", "Company B")):
+            s.add(models.Company(realm_id=realm, name=name, currency="USD", settings={}))
+    yield app
+    auth.throttle.clear()
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith(PUBLIC_PREFIXES):
+            continue
+        path = rule.build({arg: "111" for arg in rule.arguments}, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule.endpoint, method, path
+
+
+def test_every_private_route_needs_a_login(app):
+    client = app.test_client()
+    seen = 0
+    for endpoint, method, path in _routes(app):
+        response = client.open(path, method=method)
+        seen += 1
+        if method == "GET":
+            assert response.status_code == 302 and "/login" in response.headers["Location"], (endpoint, path)
+        else:
+            assert response.status_code in (400, 401), (endpoint, path, response.status_code)  # 400: CSRF first
+    assert seen >= 5
+
+
+def test_every_post_without_csrf_is_refused(app, sqlite_db):
+    make_user(sqlite_db, "owner@example.com", admin=True)
+    client = app.test_client()
+    assert login(client, "owner@example.com").status_code == 302
+    for endpoint, method, path in _routes(app):
+        if method == "POST":
+            response = client.post(path, data={})
+            assert response.status_code == 400, (endpoint, response.status_code)
+            assert b"CSRF" in response.data
+
+
+def test_login_with_the_right_password_opens_the_company_list(app, sqlite_db):
+    make_user(sqlite_db, "owner@example.com", companies={"111": "owner"})
+    client = app.test_client()
+    response = login(client, "Owner@Example.com ")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/companies")
+    page = client.get("/companies").get_data(as_text=True)
+    assert "Company A" in page and "Company B" not in page
+
+
+def test_wrong_password_is_refused_and_repeated_failures_are_throttled(app, sqlite_db, caplog):
+    make_user(sqlite_db, "owner@example.com")
+    client = app.test_client()
+    for _ in range(auth.MAX_FAILURES):
+        response = login(client, "owner@example.com", "wrong password!!")
+        assert response.status_code == 401 and b"Wrong email or password" in response.data
+    response = login(client, "owner@example.com", "correct horse battery")
+    assert response.status_code == 429 and b"Too many failed attempts" in response.data
+    assert "login throttled" in caplog.text
+    assert "wrong password!!" not in caplog.text
+
+
+def test_login_does_not_redirect_off_site(app, sqlite_db):
+    make_user(sqlite_db, "owner@example.com")
+    client = app.test_client()
+    token = csrf_token(client)
+    response = client.post("/login?next=//evil.example.com/x",
+                           data={"email": "owner@example.com", "password": "correct horse battery", "csrf_token": token})
+    assert response.headers["Location"].endswith("/companies")
+
+
+def test_a_user_of_company_a_gets_404_for_company_b(app, sqlite_db):
+    make_user(sqlite_db, "a@example.com", companies={"111": "owner"})
+    client = app.test_client()
+    login(client, "a@example.com")
+    token = csrf_token(client, "/companies")
+    assert client.post("/companies/222/sync", data={"csrf_token": token}).status_code == 404
+    assert client.post("/companies/999/disconnect", data={"csrf_token": token}).status_code == 404
+
+
+def test_a_viewer_cannot_change_anything(app, sqlite_db):
+    make_user(sqlite_db, "viewer@example.com", companies={"111": "viewer"})
+    client = app.test_client()
+    login(client, "viewer@example.com")
+    page = client.get("/companies").get_data(as_text=True)
+    assert "Company A" in page and "Disconnect" not in page
+    token = csrf_token(client, "/companies")
+    assert client.post("/companies/111/disconnect", data={"csrf_token": token}).status_code == 403
+    with sqlite_db.session() as s:
+        assert s.query(models.Company).filter_by(realm_id="111").one().status == models.CompanyStatus.connected
+
+
+def test_logout_needs_csrf_and_ends_the_session(app, sqlite_db):
+    make_user(sqlite_db, "owner@example.com")
+    client = app.test_client()
+    login(client, "owner@example.com")
+    assert client.post("/logout").status_code == 400
+    token = csrf_token(client, "/companies")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/companies").status_code == 302
+
+
+def test_session_cookie_is_httponly_and_samesite(app, sqlite_db):
+    make_user(sqlite_db, "owner@example.com")
+    client = app.test_client()
+    response = login(client, "owner@example.com")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_healthz_is_public(app):
+    assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": "ok"}
