@@ -1,0 +1,540 @@
+"""Turn a template set and a reminder context into the message that is sent.
+
+Templates are written by people on the settings page and stored in the database, so they
+run in Jinja's immutable sandbox, with no loader (no include, import or extends), no globals,
+a short list of filters, and ``StrictUndefined`` (a misspelt placeholder is an error, never a
+blank in a customer's email). HTML is autoescaped; subject, text and SMS are not.
+
+``validate()`` is what the settings page calls before saving: it names the line of a mistake
+in words a shop owner can act on, and renders the template against sample customers (with
+and without the optional parts) so that what is saved will render at send time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import html as html_lib
+import operator
+import re
+import types
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import jinja2
+from babel import Locale, localedata
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from babel import units as babel_units
+from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from qbo_collector import errors
+from qbo_collector.money import Money
+from qbo_collector.templates import context as context_module
+from qbo_collector.templates import sms as sms_module
+from qbo_collector.templates.catalog import KEYS, PARTS, TemplateSet
+from qbo_collector.templates.context import (
+    LANGUAGES,
+    DiscountOffer,
+    InvoiceLine,
+    LateFeeRule,
+    Promise,
+    ReminderContext,
+    sample_context,
+)
+
+MAX_SOURCE_LENGTH = 20_000
+_MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
+_MAX_EXPONENT = 64
+
+# Names that are reachable in other Jinja set-ups (Flask, Jinja's defaults) and are a
+# classic way out of a sandbox; refused by name so the message says "not allowed".
+_FORBIDDEN_NAMES = frozenset({
+    "self", "config", "request", "session", "g", "url_for", "get_flashed_messages",
+    "lipsum", "cycler", "joiner", "namespace", "range", "dict", "environment", "context",
+})
+_FORBIDDEN_ATTRIBUTES = frozenset({"mro", "format_map", "gi_frame", "gi_code", "f_globals", "f_locals"})
+
+_SAFE_BUILTIN_FILTERS = (
+    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "int", "join", "last",
+    "length", "list", "lower", "max", "min", "replace", "reverse", "round", "sort", "string",
+    "sum", "title", "trim", "truncate", "upper", "urlencode", "wordcount", "wordwrap",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RenderedMessage:
+    """One message ready for the channels: ``html`` is a whole document, ``sms`` None when the step sends no text."""
+
+    subject: str
+    text: str
+    html: str
+    sms: str | None
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(template: TemplateSet, context: ReminderContext) -> RenderedMessage:
+    """Render the four parts of ``template`` for ``context``.
+
+    Raises ``errors.InvalidInput`` (field = the part) when the stored template cannot be
+    rendered for this customer; nothing is half-rendered.
+    """
+    names = _namespace(context)
+    subject = " ".join(_render_part(template, "subject", names).split())
+    text = _tidy(_render_part(template, "text", names))
+    body = _render_part(template, "html", names) if template.html.strip() else _html_from_text(text)
+    sms = sms_module.plain(_render_part(template, "sms", names)) if template.sms.strip() else None
+    return RenderedMessage(
+        subject=subject,
+        text=text,
+        html=_HTML_SHELL.format(lang=names["customer_language"], title=html_lib.escape(subject), body=body.strip()),
+        sms=sms or None,
+    )
+
+
+def _render_part(template: TemplateSet, part: str, names: Mapping[str, Any]) -> str:
+    source = getattr(template, part)
+    try:
+        return _compile(part == "html", source).render(names)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence for a person
+        problem = _explain(exc, source, part)
+        raise errors.InvalidInput(
+            f"The {template.key} template ({template.language}, {part}) cannot be rendered: {problem.message}",
+            field=part, key=template.key, language=template.language, line=problem.line,
+        ) from exc
+
+
+def _namespace(context: ReminderContext) -> dict[str, Any]:
+    names = {field.name: getattr(context, field.name) for field in dataclasses.fields(context)}
+    names["locale"] = effective_locale(context.locale, context.customer_language)
+    names["invoice"] = context.invoices[0] if context.invoices else None
+    names["totals"] = context.totals
+    names["late_fee_terms"] = (
+        late_fee_terms(context.late_fee_rule, context.customer_language, names["locale"])
+        if context.late_fee_rule
+        else None
+    )
+    return names
+
+
+def effective_locale(locale: str, language: str) -> str:
+    """The locale to write numbers and dates in, in the customer's language.
+
+    A French customer of a company set to en_CA reads "23 novembre 2026" (fr_CA), not
+    "November 23, 2026" in the middle of a French sentence.
+    """
+    parsed = Locale.parse(locale)
+    if parsed.language == language:
+        return str(parsed)
+    if parsed.territory and localedata.exists(f"{language}_{parsed.territory}"):
+        return f"{language}_{parsed.territory}"
+    return language
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
+
+
+def _html_from_text(text: str) -> str:
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        escaped = html_lib.escape(block, quote=True)
+        linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+        paragraphs.append("<p>" + linked.replace("\n", "<br>\n") + "</p>")
+    return "\n".join(paragraphs)
+
+
+_HTML_SHELL = """<!DOCTYPE html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+</head>
+<body style="margin:0;padding:24px 12px;background:#f4f4f1;">
+<div style="max-width:600px;margin:0 auto;padding:24px;background:#ffffff;border-radius:6px;font-family:Helvetica,Arial,sans-serif;font-size:15px;line-height:1.55;color:#1f2328;">
+{body}
+</div>
+</body>
+</html>
+"""
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _locale_of(ctx: jinja2.runtime.Context) -> str:
+    return str(ctx.get("locale") or "en_US")
+
+
+def _language_of(ctx: jinja2.runtime.Context) -> str:
+    return str(ctx.get("customer_language") or "en")
+
+
+class _FilterError(ValueError):
+    pass
+
+
+def _defined(value: object) -> None:
+    """Let a missing value passed to a filter fail as missing, not as "not an amount"."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+@jinja2.pass_context
+def _money_filter(ctx: jinja2.runtime.Context, value: object) -> str:
+    _defined(value)
+    if isinstance(value, Money):
+        return value.format(_locale_of(ctx))
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, Money) for v in value):
+        return " + ".join(v.format(_locale_of(ctx)) for v in value)
+    raise _FilterError(f"the money filter needs an amount, not {_kind(value)}")
+
+
+_DATE_STYLES = {"fr": "long", "en": "medium"}  # "23 novembre 2026", "Nov 23, 2026"
+
+
+@jinja2.pass_context
+def _date_filter(ctx: jinja2.runtime.Context, value: object, style: str | None = None) -> str:
+    _defined(value)
+    if not isinstance(value, datetime.date):
+        raise _FilterError(f"the date filter needs a date, not {_kind(value)}")
+    style = style or _DATE_STYLES.get(_language_of(ctx), "medium")
+    if style not in ("short", "medium", "long", "full"):
+        raise _FilterError(f"the date filter takes 'short', 'medium', 'long' or 'full', not {style!r}")
+    return babel_dates.format_date(value, style, locale=_locale_of(ctx))
+
+
+@jinja2.pass_context
+def _days_filter(ctx: jinja2.runtime.Context, value: object) -> str:
+    _defined(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _FilterError(f"the days filter needs a whole number of days, not {_kind(value)}")
+    return format_days(value, _locale_of(ctx))
+
+
+@jinja2.pass_context
+def _percent_filter(ctx: jinja2.runtime.Context, value: object) -> str:
+    _defined(value)
+    if isinstance(value, (bool, float)) or not isinstance(value, (int, Decimal)):
+        raise _FilterError(f"the percent filter needs a number, not {_kind(value)}")
+    return format_percent(Decimal(value), _locale_of(ctx))
+
+
+def format_days(count: int, locale: str) -> str:
+    """ "3 days" / "3 jours", with the locale's plural rule ("1 jour", "0 jour")."""
+    return babel_units.format_unit(count, "duration-day", length="long", locale=locale)
+
+
+def format_percent(percent: Decimal, locale: str) -> str:
+    """``Decimal("1.5")`` → "1.5%" / "1,5 %"."""
+    return babel_numbers.format_percent((percent / 100).normalize(), locale=locale, decimal_quantization=False)
+
+
+_LATE_FEE_SENTENCES = {
+    ("en", "month"): (
+        "A late fee of {fee} is added for each month an invoice remains unpaid, starting {grace} after its due date.",
+        "A late fee of {fee} is added for each month an invoice remains unpaid after its due date.",
+    ),
+    ("en", "once"): (
+        "A one-time late fee of {fee} is added when an invoice remains unpaid {grace} after its due date.",
+        "A one-time late fee of {fee} is added when an invoice is not paid by its due date.",
+    ),
+    ("fr", "month"): (
+        "Des frais de retard de {fee} s'appliquent pour chaque mois où une facture reste impayée,"
+        " à partir de {grace} après sa date d'échéance.",
+        "Des frais de retard de {fee} s'appliquent pour chaque mois où une facture reste impayée"
+        " après sa date d'échéance.",
+    ),
+    ("fr", "once"): (
+        "Des frais de retard uniques de {fee} s'appliquent lorsqu'une facture reste impayée"
+        " {grace} après sa date d'échéance.",
+        "Des frais de retard uniques de {fee} s'appliquent lorsqu'une facture n'est pas réglée"
+        " à sa date d'échéance.",
+    ),
+}
+_PERCENT_OF_BALANCE = {"en": "{rate} of the unpaid balance", "fr": "{rate} du solde impayé"}
+
+
+def late_fee_terms(rule: LateFeeRule, language: str, locale: str) -> str:
+    """The late-fee policy as one sentence in ``language``, amounts written for ``locale``."""
+    if rule.kind == "percent":
+        assert rule.rate is not None  # checked by LateFeeRule
+        fee = _PERCENT_OF_BALANCE[language].format(rate=format_percent(rule.rate, locale))
+    else:
+        assert rule.amount is not None
+        fee = rule.amount.format(locale)
+    with_grace, without_grace = _LATE_FEE_SENTENCES[(language, rule.period)]
+    if rule.grace_days > 0:
+        return with_grace.format(fee=fee, grace=format_days(rule.grace_days, locale))
+    return without_grace.format(fee=fee)
+
+
+_FILTERS: Mapping[str, Callable[..., Any]] = {
+    "money": _money_filter,
+    "date": _date_filter,
+    "days": _days_filter,
+    "percent": _percent_filter,
+}
+
+
+# --------------------------------------------------------------------------- the sandbox
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with string repetition and powers capped (a template is not a DoS)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        return attr not in _FORBIDDEN_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
+
+    def call_binop(self, context: jinja2.runtime.Context, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, (int, float, Decimal)) and abs(right) > _MAX_EXPONENT:
+                raise SecurityError(f"a power above {_MAX_EXPONENT}")
+            return operator.pow(left, right)
+        for sequence, times in ((left, right), (right, left)):
+            if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                if len(sequence) * times > _MAX_PRODUCT_LENGTH:
+                    raise SecurityError(f"a repeated text longer than {_MAX_PRODUCT_LENGTH} characters")
+        return operator.mul(left, right)
+
+
+def _make_environment(autoescape: bool) -> _Sandbox:
+    env = _Sandbox(
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        loader=None,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+        cache_size=0,  # compiled templates are cached by _compile, keyed on the source
+    )
+    env.globals.clear()
+    builtins = env.filters
+    env.filters = {name: builtins[name] for name in _SAFE_BUILTIN_FILTERS}
+    env.filters.update(_FILTERS)
+    return env
+
+
+_HTML_ENV = _make_environment(autoescape=True)
+_TEXT_ENV = _make_environment(autoescape=False)
+
+
+def _environment(part: str) -> _Sandbox:
+    return _HTML_ENV if part == "html" else _TEXT_ENV
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(html: bool, source: str) -> jinja2.Template:
+    return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    message: str
+    line: int | None
+
+
+class _Refused(Exception):
+    def __init__(self, problem: _Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def validate(
+    source: str, *, part: str, sample: ReminderContext | None = None, key: str | None = None
+) -> None:
+    """Refuse a template that would not render, with a sentence naming the line.
+
+    ``part`` is "subject", "text", "html" or "sms". The template is rendered against
+    ``sample``, or when none is given against the sample customers in every language, with
+    and without the optional parts (PO, payment link, discount…); ``key`` says which of those
+    the template is always given (a late fee notice always has ``fee``). Raises
+    ``errors.InvalidInput`` with ``field=part`` and ``line``.
+    """
+    if part not in PARTS:
+        raise errors.InvalidInput(f"A template part is one of {', '.join(PARTS)}, not {part!r}.", field="part")
+    if key is not None and key not in KEYS:
+        raise errors.InvalidInput(f"There is no template called {key!r}.", field="key")
+    if not isinstance(source, str):
+        raise errors.InvalidInput("A template must be text.", field=part)
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise errors.InvalidInput(
+            f"This template is {len(source)} characters long; the limit is {MAX_SOURCE_LENGTH}.", field=part
+        )
+    try:
+        _check_statically(source, part)
+        samples = (sample,) if sample is not None else tuple(
+            sample_context(language, minimal=minimal, key=key) for language in LANGUAGES for minimal in (False, True)
+        )
+        for context in samples:
+            try:
+                _compile(part == "html", source).render(_namespace(context))
+            except Exception as exc:  # noqa: BLE001
+                raise _Refused(_explain(exc, source, part)) from exc
+    except _Refused as refused:
+        raise errors.InvalidInput(refused.problem.message, field=part, line=refused.problem.line) from None
+
+
+def _check_statically(source: str, part: str) -> None:
+    env = _environment(part)
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise _Refused(_syntax_problem(exc)) from None
+    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        raise _Refused(_Problem(
+            f"Line {node.lineno}: templates cannot include, import or extend other templates.", node.lineno
+        ))
+    for node in _in_line_order(tree, (nodes.Getattr, nodes.Getitem, nodes.Name)):
+        refused = _forbidden_name(node)
+        if refused:
+            raise _Refused(_Problem(
+                f"This template tries to use something that is not allowed: {refused!r} on line {node.lineno}.",
+                node.lineno,
+            ))
+    try:
+        unknown = meta.find_undeclared_variables(tree) - set(_available_names())
+    except TemplateSyntaxError as exc:  # unknown filter or test
+        raise _Refused(_syntax_problem(exc)) from None
+    if unknown:
+        first = min(
+            (n for n in tree.find_all(nodes.Name) if n.name in unknown),
+            key=lambda n: n.lineno,
+        )
+        raise _Refused(_Problem(
+            f"Unknown placeholder {first.name!r} on line {first.lineno}; available: {', '.join(_available_names())}.",
+            first.lineno,
+        ))
+    try:
+        _compile(part == "html", source)
+    except TemplateSyntaxError as exc:  # unknown filter or test
+        raise _Refused(_syntax_problem(exc)) from None
+
+
+def _in_line_order(tree: nodes.Node, kinds: tuple[type[nodes.Node], ...]) -> Iterator[nodes.Node]:
+    return iter(sorted(tree.find_all(kinds), key=lambda n: n.lineno))
+
+
+def _forbidden_name(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Name) and node.name in _FORBIDDEN_NAMES:
+        return node.name
+    if isinstance(node, nodes.Getattr) and (node.attr.startswith("_") or node.attr in _FORBIDDEN_ATTRIBUTES):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        if node.arg.value.startswith("_") or node.arg.value in _FORBIDDEN_ATTRIBUTES:
+            return node.arg.value
+    return None
+
+
+@functools.cache
+def _available_names() -> tuple[str, ...]:
+    return tuple(name for name in context_module.PLACEHOLDERS if "." not in name)
+
+
+def _syntax_problem(exc: TemplateSyntaxError) -> _Problem:
+    message = exc.message or "this is not valid template syntax"
+    unknown_filter = re.match(r"No filter named '([^']+)'", message)
+    if unknown_filter:
+        message = (
+            f"there is no filter called {unknown_filter.group(1)!r}; available: {', '.join(_FILTERS)}"
+            f" and {', '.join(_SAFE_BUILTIN_FILTERS)}"
+        )
+    return _Problem(f"Line {exc.lineno}: {message}", exc.lineno)
+
+
+# Field lists shown when a placeholder has a misspelt part after the dot.
+_RECORDS: Mapping[str, tuple[str, ...]] = {
+    cls.__name__: tuple(f.name for f in dataclasses.fields(cls)) + (("terms_days",) if cls is InvoiceLine else ())
+    for cls in (InvoiceLine, DiscountOffer, LateFeeRule, Promise)
+} | {"Money": ("amount", "currency")}
+
+
+def _explain(exc: BaseException, source: str, part: str) -> _Problem:
+    """One sentence for a person about why ``source`` failed to render."""
+    line = _template_line(exc)
+    where = f" on line {line}" if line else ""
+    if isinstance(exc, SecurityError):
+        return _Problem(f"This template tries to use something that is not allowed{where}: {str(exc).rstrip('.')}.", line)
+    if isinstance(exc, TemplateSyntaxError):
+        return _syntax_problem(exc)
+    if isinstance(exc, UndefinedError):
+        message = str(exc)
+        undefined = re.fullmatch(r"'([^']+)' is undefined", message)
+        if undefined:
+            return _Problem(
+                f"Unknown placeholder {undefined.group(1)!r}{where}; available: {', '.join(_available_names())}.", line
+            )
+        missing = re.fullmatch(r"'(.+)' has no attribute '([^']+)'", message)
+        if missing:
+            owner, attribute = missing.groups()
+            path = _attribute_path(source, line, attribute)
+            if owner == "None":
+                parent = path.rsplit(".", 1)[0] if path else "it"
+                return _Problem(
+                    f"{parent!r} is empty for some messages, so {path or attribute!r}{where} cannot be shown;"
+                    f" put it inside {{% if {parent} %}} … {{% endif %}}.",
+                    line,
+                )
+            for record, fields in _RECORDS.items():
+                if re.search(rf"\b{record} object$", owner):
+                    return _Problem(
+                        f"Unknown placeholder {path or attribute!r}{where}; available: {', '.join(fields)}.", line
+                    )
+        return _Problem(f"Line {line or '?'}: {message}.", line)
+    if isinstance(exc, (_FilterError, TypeError, ValueError, ArithmeticError, LookupError)):
+        return _Problem(f"Line {line or '?'}: {exc}.", line)
+    return _Problem(f"Line {line or '?'}: this template cannot be rendered ({type(exc).__name__}: {exc}).", line)
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line of the innermost template frame (Jinja rewrites its tracebacks so they point there)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    tb: types.TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _attribute_path(source: str, line: int | None, attribute: str) -> str | None:
+    """ "discount.amount" for a failing ``.amount`` on ``line``, when the AST says so."""
+    try:
+        tree = _TEXT_ENV.parse(source)
+    except TemplateSyntaxError:
+        return None
+    for node in tree.find_all(nodes.Getattr):
+        if node.attr == attribute and (line is None or node.lineno == line):
+            parts = [node.attr]
+            inner = node.node
+            while isinstance(inner, nodes.Getattr):
+                parts.append(inner.attr)
+                inner = inner.node
+            if isinstance(inner, nodes.Name):
+                parts.append(inner.name)
+                return ".".join(reversed(parts))
+    return None
