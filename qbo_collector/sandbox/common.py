@@ -51,6 +51,10 @@ class FaultKnobs:
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.seed is not None:   # reproducible fault sequences for chaos tests
+            self._rng.seed(self.seed)
+
     def reset(self) -> None:
         with self._lock:
             self.error_rate = self.throttle_rate = self.timeout_rate = 0.0
