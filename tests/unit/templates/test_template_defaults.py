@@ -1,0 +1,198 @@
+"""The shipped texts: every key in every language renders, reads politely, and fits an SMS."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qbo_collector import templates
+from qbo_collector.money import Money
+from qbo_collector.templates import sms
+
+PAYMENT_LINK = "https://connect.intuit.com/pay/invoice/scs-v1-4f2a9c71e0b84d2f"  # as in conftest.py
+
+CASES = [(key, language) for language in templates.LANGUAGES for key in templates.KEYS]
+CASE_IDS = [f"{key.replace('_', ' ')} in {language}" for key, language in CASES]
+CUSTOMER_KEYS = [key for key in templates.KEYS if key != "owner_alert"]
+
+FORBIDDEN = ["net 30", "n30", "net30", "legal action", "lawyer", "attorney", "court", "poursuites",
+             "huissier", "avocat", "tribunal", "contentieux", "mise en demeure"]
+
+
+def test_every_key_is_shipped_in_every_language() -> None:
+    for language in templates.LANGUAGES:
+        assert list(templates.defaults(language)) == list(templates.KEYS)
+        for key in templates.KEYS:
+            template = templates.default(key, language)
+            assert (template.key, template.language) == (key, language)
+            assert all(getattr(template, part).strip() for part in templates.PARTS)
+
+
+@pytest.mark.parametrize(("key", "language"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("minimal", [False, True], ids=["with every optional part", "with no PO, link or discount"])
+def test_default_renders(context_factory, key: str, language: str, minimal: bool) -> None:
+    context = context_factory(language, minimal=minimal)
+    message = templates.render(templates.default(key, language), context)
+    assert message.subject and "\n" not in message.subject
+    assert "1042" in message.text + message.subject or key == "owner_alert"
+    assert message.html.startswith("<!DOCTYPE html>") and f'lang="{language}"' in message.html
+    assert message.sms and message.sms.startswith(context.company_name)
+    if key != "owner_alert":
+        assert context.customer_name in message.text
+        assert ("PO-7781" in message.text) is (not minimal)
+
+
+@pytest.mark.parametrize(("key", "language"), CASES, ids=CASE_IDS)
+def test_every_default_part_passes_validation(key: str, language: str) -> None:
+    template = templates.default(key, language)
+    for part in templates.PARTS:
+        templates.validate(getattr(template, part), part=part, key=key)
+
+
+@pytest.mark.parametrize(("key", "language"), CASES, ids=CASE_IDS)
+def test_default_never_threatens_or_uses_jargon(key: str, language: str) -> None:
+    template = templates.default(key, language)
+    for part in templates.PARTS:
+        source = getattr(template, part).lower()
+        for word in FORBIDDEN:
+            assert not re.search(rf"\b{re.escape(word)}\b", source), f"{word!r} in {key}/{language}/{part}"
+
+
+@pytest.mark.parametrize(("key", "language"), [(k, lang) for lang in templates.LANGUAGES for k in CUSTOMER_KEYS],
+                         ids=[f"{k.replace('_', ' ')} in {lang}" for lang in templates.LANGUAGES for k in CUSTOMER_KEYS])
+def test_customer_messages_thank_and_excuse_those_who_already_paid(context_factory, key: str, language: str) -> None:
+    message = templates.render(templates.default(key, language), context_factory(language))
+    if language == "en":
+        assert "If you have already paid, thank you, and please ignore this message." in message.text
+        assert "Already paid? Thank you!" in message.sms or key == "statement" and "Thank you!" in message.sms
+    else:
+        assert "Si vous avez déjà réglé" in message.text and "merci beaucoup" in message.text
+        assert "Déjà réglé ? Merci !" in message.sms
+
+
+@pytest.mark.parametrize(("key", "language"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("minimal", [False, True], ids=["with a payment link and discount", "minimal"])
+def test_sms_default_fits_two_gsm7_segments(context_factory, key: str, language: str, minimal: bool) -> None:
+    message = templates.render(templates.default(key, language), context_factory(language, minimal=minimal))
+    assert sms.encoding(message.sms) == "GSM-7", message.sms
+    assert sms.segments(message.sms) <= 2, (sms.length(message.sms), message.sms)
+    if not minimal and key not in ("statement", "owner_alert"):
+        assert PAYMENT_LINK in message.sms
+
+
+REMINDERS = ["reminder_before_due", "reminder_due_today", "reminder_overdue_gentle", "reminder_overdue_firm",
+             "reminder_final", "late_fee_notice", "promise_broken"]
+PAY = {"en": ("Pay online: ", "reply to this email"), "fr": ("Payer en ligne : ", "répondre à ce message")}
+
+
+@pytest.mark.parametrize(("key", "language"), [(k, lang) for lang in templates.LANGUAGES for k in REMINDERS],
+                         ids=[f"{k.replace('_', ' ')} in {lang}" for lang in templates.LANGUAGES for k in REMINDERS])
+def test_payment_link_when_there_is_one_and_a_way_to_reach_us_otherwise(context_factory, key: str, language: str) -> None:
+    pay_online, reply = PAY[language]
+    with_link = templates.render(templates.default(key, language), context_factory(language))
+    assert f"{pay_online}{PAYMENT_LINK}" in with_link.text
+    assert f'href="{PAYMENT_LINK}"' in with_link.html
+    without = templates.render(templates.default(key, language), context_factory(language, minimal=True))
+    assert pay_online not in without.text and reply in without.text and reply in without.html
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", ["Pay by Nov 30, 2026 and you save $24.69 (2% early-payment discount).", "$1,234.50",
+                "is due on Nov 23, 2026, as our invoices are due within 30 days."]),
+        ("fr", ["En réglant avant le 30 novembre 2026, vous bénéficiez d'un escompte de 24,69\xa0€ (2\xa0% pour paiement anticipé).",
+                "1\u202f234,50\xa0€", "arrive à échéance le 23 novembre 2026, nos factures étant payables à 30\xa0jours."]),
+    ],
+    ids=["before due in English offers the discount in plain words", "before due in French offers l'escompte"],
+)
+def test_before_due_offers_the_early_payment_discount(context_factory, invoice_factory, language: str, expected: list[str]) -> None:
+    currency = "EUR" if language == "fr" else "USD"
+    context = context_factory(language, invoices=(invoice_factory(currency=currency),))
+    message = templates.render(templates.default("reminder_before_due", language), context)
+    for sentence in expected:
+        assert sentence in message.text
+
+
+@pytest.mark.parametrize(
+    ("key", "language", "expected"),
+    [
+        ("reminder_overdue_firm", "en", "For your information: A late fee of 1.5% of the unpaid balance is added"),
+        ("reminder_overdue_firm", "fr", "Pour information : Des frais de retard de 1,5\xa0% du solde impayé"),
+        ("late_fee_notice", "en", "a late fee of $18.52 has been added to your account."),
+        ("late_fee_notice", "fr", "des frais de retard de 18,52\xa0€ ont été ajoutés à votre compte."),
+        ("promise_broken", "en", "you planned to pay $1,234.50 by Nov 20, 2026."),
+        ("promise_broken", "fr", "régler 1\u202f234,50\xa0€ au plus tard le 20 novembre 2026."),
+        ("reminder_final", "en", "Samantha Patel will call you personally"),
+        ("reminder_final", "fr", "Claire Dubois-Martin vous appellera personnellement"),
+        ("owner_alert", "en", "Invoice 1042 is now late."),
+        ("owner_alert", "fr", "La facture 1042 est maintenant en retard."),
+    ],
+    ids=[
+        "firm reminder states the late-fee policy in English",
+        "firm reminder states the late-fee policy in French",
+        "late fee notice names the fee in English",
+        "late fee notice names the fee in French",
+        "broken promise recalls amount and date in English",
+        "broken promise recalls amount and date in French",
+        "final notice hands over to the owner's call in English",
+        "final notice hands over to the owner's call in French",
+        "owner alert carries the reason in English",
+        "owner alert carries the reason in French",
+    ],
+)
+def test_step_specific_content(context_factory, key: str, language: str, expected: str) -> None:
+    assert expected in templates.render(templates.default(key, language), context_factory(language)).text
+
+
+@pytest.mark.parametrize(
+    ("language", "lines"),
+    [
+        ("en", ["Total due in USD: $1,434.50", "Total due in EUR: €300.00"]),
+        ("fr", ["Total à régler en USD : 1\u202f434,50\xa0$US", "Total à régler en EUR : 300,00\xa0€"]),
+    ],
+    ids=["statement in English totals each currency", "statement in French totals each currency"],
+)
+def test_statement_lists_every_open_invoice_with_a_total_per_currency(context_factory, invoice_factory, language: str, lines: list[str]) -> None:
+    invoices = (
+        invoice_factory(number="1042", currency="USD"),
+        invoice_factory(number="1057", currency="USD", balance=Money.of("200", "USD"), po_number=None),
+        invoice_factory(number="1060", currency="EUR", balance=Money.of("300", "EUR"), payment_link=None),
+    )
+    message = templates.render(templates.default("statement", language), context_factory(language, invoices=invoices))
+    for number in ("1042", "1057", "1060"):
+        assert number in message.text and number in message.html
+    for line in lines:
+        assert line in message.text
+    assert message.text.count(PAYMENT_LINK) == 2
+    assert sms.segments(message.sms) <= 2
+
+
+def test_statement_uses_the_dispatchers_total_when_given(context_factory) -> None:
+    context = context_factory("en", total_due=(Money.of("10", "USD"), Money.of("5", "CAD")))
+    message = templates.render(templates.default("statement", "en"), context)
+    assert "Total due in USD: $10.00" in message.text and "Total due in CAD: CA$5.00" in message.text
+    assert "$10.00 + CA$5.00" in message.sms
+
+
+def test_owner_alert_without_an_invoice(context_factory) -> None:
+    context = context_factory("en", invoices=(), alert="QuickBooks needs to be reconnected.", customer_name="-")
+    message = templates.render(templates.default("owner_alert", "en"), context)
+    assert message.subject == "[Maple Street Bakery and Catering] QuickBooks needs to be reconnected."
+    assert "QuickBooks needs to be reconnected." in message.sms
+
+
+@pytest.mark.parametrize(("key", "language"), CASES, ids=CASE_IDS)
+def test_rendering_is_deterministic(context_factory, key: str, language: str) -> None:
+    template = templates.default(key, language)
+    assert templates.render(template, context_factory(language)) == templates.render(template, context_factory(language))
+
+
+def test_defaults_refuse_unknown_languages_and_keys() -> None:
+    from qbo_collector import errors
+
+    with pytest.raises(errors.InvalidInput, match="not 'de'"):
+        templates.defaults("de")
+    with pytest.raises(errors.InvalidInput, match="no template called 'reminder_weekly'"):
+        templates.default("reminder_weekly", "en")
