@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import logging
 import re
 import socket
 import time
@@ -25,6 +26,11 @@ from qbo_collector import errors
 from qbo_collector.channels import base
 
 _MAX_RETRY_AFTER = 3600.0
+
+# python_http_client logs every request's headers (the API key) and body (the customer's
+# email) at DEBUG: keep it quiet unless someone chose a level for it on purpose.
+if logging.getLogger("python_http_client").level == logging.NOTSET:
+    logging.getLogger("python_http_client").setLevel(logging.INFO)
 _PLAIN_ADDRESS = re.compile(r"^[^@\s,;<>()\"\[\]]+@[^@\s,;<>()\"\[\]]+$")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
@@ -48,6 +49,8 @@ def verify_sendgrid_event(
         raise errors.InvalidInput("The SendGrid event has no signature or timestamp header; refused.", field="signature")
     try:
         key = EventWebhook().convert_public_key_to_ecdsa(public_key_b64.strip())
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise TypeError("not an elliptic-curve key")
     except (ValueError, TypeError, AttributeError) as exc:
         raise errors.ConfigError(
             "SENDGRID_WEBHOOK_PUBLIC_KEY is not the base64 public key SendGrid shows in its Event Webhook settings.",

@@ -290,7 +290,7 @@ def test_a_text_is_created_queued_with_validity_period_and_status_callback(w: Wo
 
     (message,) = w.tw.messages
     assert receipt.provider_id == message["sid"] and receipt.provider_id.startswith("SM")
-    assert receipt.raw_status == "queued" and receipt.accepted_at is not None
+    assert receipt.raw_status == "queued" and receipt.accepted_at is not None and receipt.accepted_at.tzinfo is not None
     assert message["validity_period"] == 3600
     assert message["status_callback"].endswith("/hooks/twilio/status?outbox_id=ob-7")
     assert w.log.count("twilio", "messages") == 1

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
@@ -81,9 +81,17 @@ def test_a_bad_sendgrid_post_is_refused_with_a_distinct_reason(body: bytes, sign
         webhooks.verify_sendgrid_event(PUBLIC_B64, body, signature, timestamp, now=NOW)
 
 
-def test_an_unreadable_public_key_is_a_config_error() -> None:
+RSA_PUBLIC_B64 = base64.b64encode(
+    rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+).decode()
+
+
+@pytest.mark.parametrize("public_key", ["bm90IGEga2V5", "", RSA_PUBLIC_B64], ids=[
+    "base64 of something that is not a key", "empty setting", "an rsa key instead of the ecdsa one"])
+def test_an_unreadable_public_key_is_a_config_error(public_key: str) -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        webhooks.verify_sendgrid_event("bm90IGEga2V5", BODY, sign(BODY, TS), TS, now=NOW)
+        webhooks.verify_sendgrid_event(public_key, BODY, sign(BODY, TS), TS, now=NOW)
     assert caught.value.variable == "SENDGRID_WEBHOOK_PUBLIC_KEY"
 
 
