@@ -10,11 +10,12 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import tenacity
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
@@ -28,6 +29,7 @@ from qbo_collector.db.secrets import Vault
 from qbo_collector.db.session import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MINOR_VERSION = 75
 STATE_TTL = timedelta(minutes=15)
@@ -200,12 +202,34 @@ def _hard_expiry(client: AuthClient, now: datetime) -> datetime | None:
     return now + timedelta(seconds=int(seconds)) if seconds else None
 
 
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+def _retrying(qb: QuickBooks, fn: Callable[[], T], *, attempts: int = 4) -> T:
+    """Retry ``fn`` when QBO answered 429/5xx, judged by the HTTP status (python-quickbooks maps a 429's
+    3001 fault to ValidationException, so the exception class cannot tell)."""
+    statuses: list[int] = []
+    hook = lambda response, *a, **k: statuses.append(response.status_code)  # noqa: E731
+    qb.session.hooks["response"].append(hook)
+    try:
+        for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, qb_exceptions.QuickbooksException)
+                                                  and bool(statuses) and statuses[-1] in RETRYABLE_STATUS),
+                wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=8), stop=tenacity.stop_after_attempt(attempts),
+                reraise=True):
+            with attempt:
+                return fn()
+    finally:
+        qb.session.hooks["response"].remove(hook)
+    raise AssertionError("unreachable")
+
+
 def fetch_company_info(settings: config.Settings, client: AuthClient, realm_id: str) -> dict[str, str]:
     qb = quickbooks_client(settings, client, realm_id)
-    raw = qb.get_single_object("CompanyInfo", realm_id).get("CompanyInfo", {})
+    raw = _retrying(qb, lambda: qb.get_single_object("CompanyInfo", realm_id)).get("CompanyInfo", {})
     prefs: dict[str, Any] = {}
     try:
-        prefs = qb.get(f"{qb.api_url}/company/{realm_id}/preferences").get("Preferences", {})
+        prefs = _retrying(qb, lambda: qb.get(f"{qb.api_url}/company/{realm_id}/preferences")).get("Preferences", {})
     except qb_exceptions.QuickbooksException as exc:  # preferences are a nicety; CompanyInfo is enough
         log.warning("preferences unreadable realm=%s code=%s", realm_id, exc.error_code)
     name = raw.get("CompanyName") or raw.get("LegalName") or f"Company {realm_id}"
