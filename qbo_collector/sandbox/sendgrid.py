@@ -58,7 +58,7 @@ class WebhookCourier:
         self.name = name
         self.timeout = timeout
         self.deliveries: list[Delivery] = []
-        self._queue: queue.Queue[tuple[Delivery, float]] = queue.Queue()
+        self._queue: queue.Queue[tuple[Delivery, float] | None] = queue.Queue()
         self._session = requests.Session()
         self._session.trust_env = False   # never route loopback webhooks through a proxy
         self._thread: threading.Thread | None = None
@@ -82,9 +82,22 @@ class WebhookCourier:
                 self._queue.all_tasks_done.wait(remaining)
         return True
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending (up to ``timeout``), then end the thread."""
+        self.flush(timeout)
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)  # type: ignore[arg-type]
+            thread.join(timeout)
+
     def _run(self) -> None:
         while True:
-            delivery, delay = self._queue.get()
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            delivery, delay = item
             try:
                 if delay:
                     time.sleep(delay)
@@ -340,9 +353,18 @@ class SendGridStandIn:
         for _ in range(2 if self.duplicate_deliveries else 1):
             self.courier.post(self.event_webhook_url, body, headers)
 
+    @property
+    def api_key(self) -> str:
+        """A key this stand-in accepts (for SENDGRID_API_KEY in the demo)."""
+        return min(self.api_keys)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait for every pending event delivery; False if ``timeout`` ran out first."""
         return self.courier.flush(timeout)
+
+    def stop(self) -> None:
+        """Deliver pending events and end the delivery thread (``Sandbox.stop`` calls this)."""
+        self.courier.stop()
 
     def reset(self) -> None:
         self.flush()

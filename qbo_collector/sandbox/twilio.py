@@ -301,6 +301,10 @@ class TwilioStandIn:
         """Wait for every pending webhook; False if ``timeout`` ran out first."""
         return self.courier.flush(timeout)
 
+    def stop(self) -> None:
+        """Deliver pending webhooks and end the delivery thread (``Sandbox.stop`` calls this)."""
+        self.courier.stop()
+
     def reset(self) -> None:
         self.flush()
         with self._lock:

@@ -189,3 +189,13 @@ def test_the_signature_the_stand_in_makes_is_the_one_twilios_validator_accepts()
     params = {"Body": "STOP", "From": PHONE, "To": "+15017122661", "MessageSid": "SM1"}
     url = "https://collector.example.com/hooks/twilio/inbound?realm=1"
     assert RequestValidator("tok").validate(url, params, twilio_standin.twilio_signature("tok", url, params))
+
+
+def test_stop_delivers_what_is_pending_then_ends_the_thread_and_a_later_post_restarts_it(sg: sendgrid_standin.SendGridStandIn) -> None:
+    sg.event_webhook_url = "http://127.0.0.1:9/nobody-listens"
+    message_id = post_mail(sg, good_mail()).headers["X-Message-Id"]
+    sg.stop()
+    assert len(sg.courier.deliveries) == 2 and all(d.error for d in sg.courier.deliveries)
+    sg.spamreport(message_id)
+    assert sg.flush() and len(sg.courier.deliveries) == 3
+    sg.stop()
