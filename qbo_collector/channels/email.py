@@ -71,6 +71,7 @@ def map_sendgrid_errors() -> Iterator[None]:
     ==============================================  =======================================
     400, 413 and other 4xx (bad address, payload)   PermanentFailure(code=HTTP status)
     401, 403 (key rejected or lacks mail.send)      ConfigError(variable=SENDGRID_API_KEY)
+    404, 405 (host/path is not SendGrid's API)      ConfigError(variable=SENDGRID_API_HOST)
     429                                             TransientFailure(retry_after from X-RateLimit-Reset)
     5xx                                             OutcomeUnknown
     connection refused / DNS failure                TransientFailure (nothing was sent)
@@ -87,6 +88,11 @@ def map_sendgrid_errors() -> Iterator[None]:
             raise errors.ConfigError(
                 f"SendGrid refused the API key (HTTP {status}: {detail}); check SENDGRID_API_KEY and its mail.send permission.",
                 variable="SENDGRID_API_KEY",
+            ) from exc
+        if status in (404, 405):
+            raise errors.ConfigError(
+                f"HTTP {status} from the SendGrid API host: it does not serve /v3/mail/send; check SENDGRID_API_HOST.",
+                variable="SENDGRID_API_HOST",
             ) from exc
         if status == 429:
             raise errors.TransientFailure(

@@ -264,7 +264,15 @@ def map_twilio_errors() -> Iterator[None]:
 
 
 class TwilioSms:
-    """Sends one text per outbox row through Twilio's Messages API."""
+    """Sends one text per outbox row through Twilio's Messages API.
+
+    ``message.to`` must already be E.164 (``to_e164``) and ``message.text`` fitted
+    (``fit_sms``); quiet hours and opt-outs are checked by the caller before it gets
+    here (``next_allowed_send``, ``parse_keyword`` on inbound replies) — Twilio's own
+    21610 is the last line of defence, not the first. Twilio has no custom arguments:
+    put the outbox id in ``message.status_callback_url`` (e.g. ``...?outbox_id=42``) and
+    it comes back with every status callback.
+    """
 
     identifier = "sms"
     settings_fields = [
