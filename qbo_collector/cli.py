@@ -201,6 +201,15 @@ def cmd_sandbox(ctx: Context, args: argparse.Namespace) -> int:
     return int(server.main(argv) or 0)
 
 
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qbo_collector import demo
+
+    home = Path(os.environ.get("QBO_COLLECTOR_HOME") or "./var") / "demo"
+    return demo.main(home, port=args.port, host=args.host)
+
+
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     import waitress
 
@@ -325,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--customers", type=int)
     sp.add_argument("--invoices", type=int)
     sp.add_argument("--auto-approve", action="store_true", help="approve OAuth consent without a click")
+
+    de = add("demo", cmd_demo, "run everything on the embedded sandbox with two demo companies")
+    de.add_argument("--host", default="127.0.0.1")
+    de.add_argument("--port", type=int, default=8000, help="web port (0 picks a free one)")
 
     sv = add("serve", cmd_serve, "serve the web app (pages, OAuth callback, webhooks)")
     sv.add_argument("--host", default="127.0.0.1")
