@@ -186,6 +186,8 @@ FILTERS: Mapping[str, str] = MappingProxyType({
     "date": "A date as the customer reads it: 23 novembre 2026 or Nov 23, 2026; date('long') for the long form.",
     "days": "A number of days with the right plural: 1 day, 3 days / 1 jour, 3 jours.",
     "percent": "A percentage: 1.5% / 1,5 %.",
+    "default": "A fallback for an empty placeholder: {{ invoice.po_number|default('none') }}.",
+    "upper, lower, title, capitalize, trim, truncate, length, first, last, sort, round": "Jinja's usual filters.",
 })
 
 

@@ -31,8 +31,6 @@ from babel import units as babel_units
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import Markup
-
 from qbo_collector import errors
 from qbo_collector.money import Money
 from qbo_collector.templates import context as context_module
@@ -60,10 +58,12 @@ _FORBIDDEN_NAMES = frozenset({
 })
 _FORBIDDEN_ATTRIBUTES = frozenset({"mro", "format_map", "gi_frame", "gi_code", "f_globals", "f_locals"})
 
+# Jinja's own filters that cannot grow a text much: replace, join, wordwrap, urlencode, center,
+# indent and format are left out, because chained they turn a short template into gigabytes.
 _SAFE_BUILTIN_FILTERS = (
-    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "int", "join", "last",
-    "length", "list", "lower", "max", "min", "replace", "reverse", "round", "sort", "string",
-    "sum", "title", "trim", "truncate", "upper", "urlencode", "wordcount", "wordwrap",
+    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "int", "last", "length",
+    "lower", "max", "min", "reverse", "round", "sort", "string", "sum", "title", "trim", "truncate",
+    "upper", "wordcount",
 )
 
 
@@ -297,14 +297,18 @@ _FILTERS: Mapping[str, Callable[..., Any]] = {
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with string repetition and powers capped (a template is not a DoS)."""
+    """The immutable sandbox, with repetition, powers and %-formatting capped (a template is not a DoS)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in _FORBIDDEN_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
 
     def call_binop(self, context: jinja2.runtime.Context, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "%":
+            if isinstance(left, str):  # '%999999999s' % x would allocate a gigabyte
+                raise SecurityError("text formatting with %")
+            return operator.mod(left, right)
         if operator_name == "**":
             if isinstance(right, (int, float, Decimal)) and abs(right) > _MAX_EXPONENT:
                 raise SecurityError(f"a power above {_MAX_EXPONENT}")
@@ -407,6 +411,16 @@ def _check_statically(source: str, part: str) -> None:
         raise _Refused(_Problem(
             f"Line {node.lineno}: templates cannot include, import or extend other templates.", node.lineno
         ))
+    # No variables, macros or loops over made-up sequences: a template only shows the data it
+    # is given, so its cost is bounded by that data (a doubling {% set %} chain is not).
+    for node in _in_line_order(tree, (nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.For)):
+        if isinstance(node, nodes.For):
+            if _loops_over_data(node.iter):
+                continue
+            message = "a loop can only go over a placeholder such as invoices or totals"
+        else:
+            message = "templates cannot define variables or macros (set, macro, call)"
+        raise _Refused(_Problem(f"Line {node.lineno}: {message}.", node.lineno))
     for node in _in_line_order(tree, (nodes.Getattr, nodes.Getitem, nodes.Name)):
         refused = _forbidden_name(node)
         if refused:
@@ -431,6 +445,14 @@ def _check_statically(source: str, part: str) -> None:
         _compile(part == "html", source)
     except TemplateSyntaxError as exc:  # unknown filter or test
         raise _Refused(_syntax_problem(exc)) from None
+
+
+def _loops_over_data(iterable: nodes.Node) -> bool:
+    while isinstance(iterable, nodes.Filter) and iterable.node is not None:
+        iterable = iterable.node
+    while isinstance(iterable, nodes.Getattr):
+        iterable = iterable.node
+    return isinstance(iterable, nodes.Name)
 
 
 def _in_line_order(tree: nodes.Node, kinds: tuple[type[nodes.Node], ...]) -> Iterator[nodes.Node]:

@@ -59,11 +59,39 @@ def test_unknown_placeholders_are_named(source: str, message: str) -> None:
     assert refusal(source).message.startswith(message)
 
 
-def test_loop_variables_and_set_are_not_unknown() -> None:
+def test_loop_variables_are_not_unknown() -> None:
     templates.validate(
-        "{% set n = invoices|length %}{% for line in invoices %}{{ loop.index }}/{{ n }} {{ line.number }}{% endfor %}",
+        "{% for line in invoices|sort(attribute='due_date') %}{{ loop.index }}/{{ invoices|length }}"
+        " {{ line.number }}{% endfor %}{% for total in totals %}{{ total|money }}{% endfor %}",
         part="text",
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("a\n{% set a = 'xxxxxxxxxx' %}{% set a = a ~ a %}{{ a }}",
+         "Line 2: templates cannot define variables or macros (set, macro, call)."),
+        ("{% macro f(n) %}{{ f(n - 1) }}{{ f(n - 1) }}{% endmacro %}{{ f(40) }}",
+         "Line 1: templates cannot define variables or macros (set, macro, call)."),
+        ("{% for a in 'x' * 10000 %}{% for b in 'x' * 10000 %}.{% endfor %}{% endfor %}",
+         "Line 1: a loop can only go over a placeholder such as invoices or totals."),
+        ("{{ 'x'|replace('x', 'xxxxxxxxxx')|replace('x', 'xxxxxxxxxx') }}",
+         "Line 1: there is no filter called 'replace'"),
+        ("{{ ('x' * 10000)|list|join('x' * 10000) }}", "Line 1: there is no filter called 'join'"),
+        ("{{ '%999999999s' % 'x' }}", "This template tries to use something that is not allowed on line 1: text formatting with %"),
+    ],
+    ids=[
+        "a doubling set chain is refused",
+        "a recursive macro is refused",
+        "nested loops over made-up strings are refused",
+        "replace, which multiplies a text, is not offered",
+        "join with a huge separator is not offered",
+        "printf padding with a huge width is refused",
+    ],
+)
+def test_templates_that_would_exhaust_the_server_are_refused(source: str, message: str) -> None:
+    assert refusal(source).message.startswith(message)
 
 
 @pytest.mark.parametrize(
