@@ -13,7 +13,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -83,6 +83,24 @@ def verify_sendgrid_event(
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise errors.InvalidInput("The SendGrid event body is not a JSON array of events; refused.", field="body")
     return events
+
+
+def sendgrid_message_id(event: Mapping[str, object]) -> str | None:
+    """The ``X-Message-Id`` SendGrid returned at send time, from an event's ``sg_message_id``
+    ("<X-Message-Id>.filter…"): what ``Receipt.provider_id`` holds for that email."""
+    value = event.get("sg_message_id")
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(".", 1)[0] or None
+
+
+def sendgrid_event_keys(event: Mapping[str, object]) -> tuple[str | None, tuple[str | None, str, str, str]]:
+    """Two keys to drop duplicate deliveries: ``sg_event_id``, and (message, recipient, event,
+    timestamp) for the retries that come back under a new ``sg_event_id``."""
+    return (
+        str(event["sg_event_id"]) if event.get("sg_event_id") else None,
+        (sendgrid_message_id(event), str(event.get("email", "")), str(event.get("event", "")), str(event.get("timestamp", ""))),
+    )
 
 
 # --------------------------------------------------------------------------- Twilio
@@ -174,8 +192,3 @@ def verify_intuit(verifier_token: str, raw_body: bytes, signature_b64: str | Non
     expected = base64.b64encode(hmac.new(verifier_token.encode("utf-8"), raw_body, hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature_b64.strip().encode("utf-8", "replace")):
         raise errors.InvalidInput("The Intuit webhook signature does not match; refused.", field="signature")
-
-
-def utc_from_timestamp(value: int | str) -> datetime:
-    """An event's ``timestamp`` (epoch seconds) as an aware UTC datetime."""
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)

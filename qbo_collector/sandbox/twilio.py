@@ -116,10 +116,10 @@ class TwilioStandIn:
                         self._fetch_message, methods=["GET"])
         return bp
 
-    def _answer(self, status: int, body: Any, *, realm: str | None = None) -> flask.Response:
+    def _answer(self, status: int, body: Any, *, endpoint: str = "messages") -> flask.Response:
         self.log.record(common.LoggedRequest(
-            service="twilio", endpoint="messages", method=flask.request.method, path=flask.request.path,
-            status=status, realm=realm, at=self.clock.now(),
+            service="twilio", endpoint=endpoint, method=flask.request.method, path=flask.request.path,
+            status=status, realm=None, at=self.clock.now(),
         ))
         data = body if isinstance(body, bytes) else json.dumps(body)
         return flask.Response(data, status=status, content_type="application/json")
@@ -159,12 +159,12 @@ class TwilioStandIn:
         try:
             self._authenticate(account_sid)
         except _Refusal as refusal:
-            return self._answer(refusal.status, self._error(refusal.status, refusal.code, refusal.message))
+            return self._answer(refusal.status, self._error(refusal.status, refusal.code, refusal.message), endpoint="fetch:message")
         for message in self.messages:
             if message["sid"] == message_sid and message["account_sid"] == account_sid:
-                return self._answer(200, self._resource(message))
+                return self._answer(200, self._resource(message), endpoint="fetch:message")
         return self._answer(404, self._error(404, 20404, f"The requested resource /{API_VERSION}/Accounts/"
-                                             f"{account_sid}/Messages/{message_sid}.json was not found"))
+                                             f"{account_sid}/Messages/{message_sid}.json was not found"), endpoint="fetch:message")
 
     def _validate(self, form: Any) -> None:
         to, sender, service, body = form.get("To"), form.get("From"), form.get("MessagingServiceSid"), form.get("Body")
@@ -174,6 +174,8 @@ class TwilioStandIn:
             raise _Refusal(400, 21603, "A 'From' phone number is required.")
         if service and not re.fullmatch(r"MG[0-9a-f]{32}", service):
             raise _Refusal(400, 21701, f"The Messaging Service Sid {service} is invalid.")
+        if sender and not _E164.match(sender) and not re.fullmatch(r"[A-Za-z0-9 ]{1,11}", sender):
+            raise _Refusal(400, 21212, f"The 'From' number {sender} is not a valid phone number, shortcode, or alphanumeric sender ID.")
         if sender and self.owned_numbers is not None and sender not in self.owned_numbers:
             raise _Refusal(400, 21606, f"The From phone number {sender} is not a valid, SMS-capable inbound phone "
                                        "number or short code for your account.")

@@ -221,3 +221,21 @@ def test_a_genuine_intuit_post_passes() -> None:
 def test_a_bad_intuit_post_is_refused(body: bytes, signature: str | None) -> None:
     with pytest.raises(errors.InvalidInput):
         webhooks.verify_intuit(VERIFIER, body, signature)
+
+
+@pytest.mark.parametrize(("event", "message_id"), [
+    ({"sg_message_id": "W1ZJfD1wS2K3N5lO9XhRzA.filter0001.16648.5515E0B88.0"}, "W1ZJfD1wS2K3N5lO9XhRzA"),
+    ({"sg_message_id": "W1ZJfD1wS2K3N5lO9XhRzA"}, "W1ZJfD1wS2K3N5lO9XhRzA"),
+    ({"sg_message_id": ""}, None),
+    ({}, None),
+    ({"sg_message_id": 12}, None),
+], ids=["filter suffix is dropped", "bare id", "empty id", "no id", "id that is not text"])
+def test_sendgrid_message_id_is_the_send_time_x_message_id(event: dict, message_id: str | None) -> None:
+    assert webhooks.sendgrid_message_id(event) == message_id
+
+
+def test_a_retried_sendgrid_event_has_the_same_keys() -> None:
+    first = {"sg_event_id": "e1", "sg_message_id": "M.filter1", "email": "a@x.com", "event": "delivered", "timestamp": 1}
+    retried_with_new_id = {**first, "sg_event_id": "e2", "sg_message_id": "M.filter2"}
+    assert webhooks.sendgrid_event_keys(first)[1] == webhooks.sendgrid_event_keys(retried_with_new_id)[1]
+    assert webhooks.sendgrid_event_keys(first)[0] != webhooks.sendgrid_event_keys(retried_with_new_id)[0]
