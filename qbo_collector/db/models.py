@@ -288,3 +288,103 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16), default="owner")  # "owner" | "viewer"
+
+
+# -- the program's own records: what it planned and did, and what people told it --------------
+
+
+class OutboxStatus(str, enum.Enum):
+    """planned → sending → sent | failed | cancelled | unknown (crash while sending; never resent automatically)."""
+
+    planned = "planned"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    cancelled = "cancelled"
+    unknown = "unknown"
+
+
+class Outbox(Base):
+    """One action, once. ``dedupe_key`` is unique: a second plan of the same step or fee period is a no-op."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_company_status_due", "company_id", "status", "due_at"),
+        Index("ix_outbox_company_customer", "company_id", "customer_qbo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))      # "reminder" | "fee" | "task" | "alert" | "note"
+    channel: Mapped[str | None] = mapped_column(String(32))  # "email" | "sms" | "qbo_notes" | "call_task" …
+    status: Mapped[OutboxStatus] = mapped_column(Enum(OutboxStatus, native_enum=False, length=16),
+                                                 default=OutboxStatus.planned)
+    customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    invoice_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    step: Mapped[int | None]
+    template_key: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[Decimal | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why cancelled / failed / unknown
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True)  # SendGrid message id, Twilio SID, QBO Id
+    provider_status: Mapped[str | None] = mapped_column(String(32))  # delivered, opened, bounced… (moves forward only)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+
+class Pause(Base):
+    """What a person told us about a customer or invoices: promise to pay, dispute, payment plan, manual pause."""
+
+    __tablename__ = "pause"
+    __table_args__ = (Index("ix_pause_company_customer", "company_id", "customer_qbo_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "promise" | "dispute" | "plan" | "manual"
+    customer_qbo_id: Mapped[str] = mapped_column(String(32))
+    invoice_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every invoice of the customer
+    start_on: Mapped[date]
+    until_on: Mapped[date | None]       # promise date / manual resume date
+    amount: Mapped[Decimal | None]      # promised amount
+    currency: Mapped[str | None] = mapped_column(String(3))
+    resolved_on: Mapped[date | None]    # dispute resolved / pause lifted / plan ended
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # plan: {"instalments": [{"due_on", "amount"}]}
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderEvent(Base):
+    """Events from SendGrid / Twilio, kept once (they retry and duplicate)."""
+
+    __tablename__ = "provider_event"
+    __table_args__ = (UniqueConstraint("provider", "event_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(255))  # sg_event_id, or message+event+timestamp; SID+status
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ContactBlock(Base):
+    """An address we must not use: a STOP reply, a bounce, a spam report, an invalid number."""
+
+    __tablename__ = "contact_block"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))   # "email" | "sms"
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased email or E.164 number
+    reason: Mapped[str] = mapped_column(String(64))    # "stop", "bounce", "spamreport", "21211", "21610"…
+    at: Mapped[datetime] = mapped_column(default=utcnow)

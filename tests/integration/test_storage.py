@@ -129,3 +129,17 @@ def test_deleting_a_company_takes_its_mirror_along(db):
         s.delete(s.scalar(select(models.Company)))
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(models.Customer)) == 0
+
+
+def test_an_outbox_dedupe_key_exists_once(db):
+    """Invariant 2 rests on this constraint, not on the planner being careful."""
+    due = datetime(2026, 11, 23, 14, tzinfo=timezone.utc)
+    with db.session() as s:
+        c = _company(s)
+        s.add(models.Outbox(company_id=c.id, dedupe_key="r:reminder:42:step1", kind="reminder", due_at=due))
+    with pytest.raises(IntegrityError):
+        with db.session() as s:
+            s.add(models.Outbox(company_id=s.scalar(select(models.Company.id)), dedupe_key="r:reminder:42:step1",
+                                kind="reminder", due_at=due))
+    with db.session() as s:
+        assert s.scalar(select(models.Outbox.status)) == models.OutboxStatus.planned
