@@ -31,6 +31,7 @@ from babel import units as babel_units
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from qbo_collector import errors
 from qbo_collector.money import Money
 from qbo_collector.templates import context as context_module

@@ -118,8 +118,8 @@ def test_before_due_offers_the_early_payment_discount(context_factory, invoice_f
 @pytest.mark.parametrize(
     ("key", "language", "expected"),
     [
-        ("reminder_overdue_firm", "en", "For your information: A late fee of 1.5% of the unpaid balance is added"),
-        ("reminder_overdue_firm", "fr", "Pour information : Des frais de retard de 1,5\xa0% du solde impayé"),
+        ("reminder_overdue_firm", "en", "\n\nA late fee of 1.5% of the unpaid balance is added"),
+        ("reminder_overdue_firm", "fr", "\n\nDes frais de retard de 1,5\xa0% du solde impayé"),
         ("late_fee_notice", "en", "a late fee of $18.52 has been added to your account."),
         ("late_fee_notice", "fr", "des frais de retard de 18,52\xa0€ ont été ajoutés à votre compte."),
         ("promise_broken", "en", "you planned to pay $1,234.50 by Nov 20, 2026."),
