@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 csrf = CSRFProtect()
 login_manager = LoginManager()
 PUBLIC_ENDPOINTS = {"auth.login", "connect.callback", "static", "health.healthz"}
-PUBLIC_PREFIXES = ("webhooks.",)
-OPTIONAL_BLUEPRINTS = ("web.webhooks",)  # registered when present (built by the sync/dispatch work)
+PUBLIC_PREFIXES = ("webhooks.", "provider_webhooks.")
+# Signed by their senders instead of CSRF; registered when present.
+SIGNED_BLUEPRINTS = ("web.webhooks", "web.provider_webhooks")
+# Pages of the settings app, registered when present.
+PAGE_BLUEPRINTS = ("web.pages",)
 
 
 @dataclass
@@ -73,15 +76,18 @@ def create_app(settings: config.Settings | None = None, *, db: Database | None =
     app.register_blueprint(auth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(health.bp)
-    for name in OPTIONAL_BLUEPRINTS:
+    for name in SIGNED_BLUEPRINTS + PAGE_BLUEPRINTS:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise
             continue
-        csrf.exempt(module.bp)  # signed by the sender instead
+        if name in SIGNED_BLUEPRINTS:
+            csrf.exempt(module.bp)  # signed by the sender instead
         app.register_blueprint(module.bp)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
 
     @app.before_request
     def _require_login():  # type: ignore[no-untyped-def]
