@@ -1,0 +1,122 @@
+"""The rules engine: who is reminded of what, which fee is charged, when. Pure and provable.
+
+Everything here is a function of (mirror snapshot, policy, history of what was already
+done, pauses, today in the company's time zone, the public-holiday calendar). Same
+inputs → same actions. Nothing reads the clock, the database or the network.
+
+Public API::
+
+    plan(*, company, invoices, customer, policy, history=(), pauses=(), today, now=None) -> list[Action]
+    plan_calendar(*, company, invoices, customer, policy, history=(), pauses=(), today, days) -> list[Action]
+    next_action_date(*, company, invoice, customer, policy, history=(), pauses=(), today) -> date | None
+    record(action, *, at=None) -> tuple[HistoryEntry, ...]
+    effective_due_date(invoice) -> (date | None, note)
+    discount_offer(invoice, policy, due, on) -> DiscountOffer | None
+    forecast.forecast(invoices, records, today) -> list[InvoiceForecast]
+
+``plan`` works one customer at a time (statements need all of a customer's invoices; the
+minimum gap is per customer). The daily run selects the customers having an invoice
+whose stored ``next_action_date <= today`` and plans those only.
+
+Decisions where the issue is silent:
+
+- Catch-up: for each invoice only the newest step that came due and was not done is sent;
+  older missed steps are skipped for good. A step whose day is not a send day (weekend,
+  public holiday of the company's country, or blocked by the minimum gap) goes out on the
+  next allowed day. Steps are kept in policy order: a step never comes before the one
+  above it.
+- Minimum gap: counted in days between contact *days* of the customer. Several invoices
+  whose steps fall due the same day all go out that day (one message each, or one
+  statement when grouping is on), so one invoice's reminder never starves the others:
+  a step blocked by the gap stays pending and goes out on the first day the gap allows.
+- A step whose message channels cannot reach the customer (no address, opted out) turns
+  into an owner alert ("cannot be reached"), which counts as that step.
+- Fees are accounting entries, not contacts: they are charged on any day (not only send
+  days), never while the invoice is paused, and a period whose charge day fell inside a
+  pause is waived for good. Missed periods (system off) are each charged afterwards
+  under their own key, within the caps. The fee start is the day after due + grace.
+  flat / percent fees are charged at the start of each period; interest is billed at
+  each period's end for that period's days on the balance at billing time
+  (simple, actual/365). The indemnity is charged once, on the first late day.
+- Interest after the principal is paid: interest already billed is a separate QBO invoice
+  (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
+  itself. The days of the last, unfinished period before the payment are not billed
+  (an open question for the owner; the dashboard can show them).
+- Caps (count, amount per currency, % of principal) count every fee of the invoice,
+  indemnity included; the fee that would cross a cap is cut to the room left (rounded
+  down), then fees stop.
+- Rounding: each fee is rounded by its currency's rule (JPY 0 decimals) once, when it is
+  decided; sums of already-rounded fees never re-round.
+- Discounts: the QBO term's discount wins over the policy tiers; a reminder mentions the
+  discount only while the deadline has not passed and the invoice is not yet due. The
+  amount is the percent of the current balance.
+- Pauses: promise (until its date plus ``promise_grace_days``), dispute (until
+  resolved), manual (until the resume date), payment plan (from agreement until the day
+  after the last instalment's late reminder). Nothing happens to a paused invoice. When
+  a pause ends, the next step (not the newest) goes out on the resume day and later
+  steps keep their spacing. A promise is broken when its invoices still owe more than
+  ``open_balance_when_made − amount`` (or anything, without that figure): the owner is
+  alerted once. A payment plan reminds ``remind_days_before`` each instalment and,
+  when missed, ``remind_days_after`` it (plus an owner alert), one instalment at a time.
+- Escalation: after the last step (and its repeats) a call task, then — counted from the
+  day the call task was created — a hand-off task for the owner. Never a message to the
+  customer; the tones are friendly, neutral and firm, never threatening.
+- Time: ``today`` is the company's local date. ``due_at`` is ``today`` at the send
+  window's hour in the customer's time zone when it has one (messages), else the
+  company's (fees, tasks, alerts), converted to UTC. History dates are read back in the
+  same zone. A send hour that does not exist (DST spring-forward) moves forward by the gap.
+- No due date: derived from the term's DueDays and the invoice date, else the invoice date
+  (due on receipt), and said in the reason. No invoice date either: skipped.
+- Paid, voided, deleted, zero or negative balance, below the policy's minimum for its
+  currency, excluded customer: nothing at all (no reminder, fee, task or alert).
+- ``now``: when given, only actions whose ``due_at`` has come are returned (an hourly
+  run); without it, the whole day's. An empty list means "nothing to do".
+"""
+
+from __future__ import annotations
+
+from qbo_collector.rules import forecast
+from qbo_collector.rules.actions import (
+    Action,
+    AlertOwner,
+    AnyAction,
+    ChargeFee,
+    CreateTask,
+    DiscountOffer,
+    SendReminder,
+    StepRef,
+    record,
+)
+from qbo_collector.rules.model import (
+    CompanyContext,
+    Customer,
+    Dispute,
+    HistoryEntry,
+    Instalment,
+    Invoice,
+    ManualPause,
+    Pause,
+    PaymentPlan,
+    Promise,
+    TermDiscount,
+)
+from qbo_collector.rules.planner import (
+    discount_offer,
+    effective_due_date,
+    fee_key,
+    next_action_date,
+    plan,
+    plan_calendar,
+    reminder_key,
+    statement_key,
+    task_key,
+)
+from qbo_collector.rules.policy import CHANNELS, PRESETS, TEMPLATE_KEYS, Policy, field_errors
+
+__all__ = [
+    "CHANNELS", "PRESETS", "TEMPLATE_KEYS", "Action", "AlertOwner", "AnyAction", "ChargeFee", "CompanyContext",
+    "CreateTask", "Customer", "DiscountOffer", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
+    "Pause", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
+    "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_calendar",
+    "record", "reminder_key", "statement_key", "task_key",
+]

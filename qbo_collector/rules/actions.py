@@ -1,0 +1,174 @@
+"""What the planner decides: typed actions, each with its dedupe key, due time and reason.
+
+An empty list means "nothing to do". Every action carries:
+
+- ``dedupe_key``: deterministic; the outbox holds it under a unique constraint, so planning
+  the same thing twice (every hour, after a crash, from two workers) inserts it once;
+- ``due_at``: aware UTC datetime, from the local send window;
+- ``on``: the company-local date the action belongs to;
+- ``reason``: one sentence a person reads in the activity log.
+
+After carrying an action out (or claiming it in the outbox), store ``record(action)``
+as history: that is what keeps the next plan from deciding it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+from qbo_collector.money import Money
+from qbo_collector.rules import model
+
+_action = dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+
+
+@_action
+class DiscountOffer:
+    """Early-payment discount a before-due reminder mentions: ``amount`` off if paid by ``deadline``."""
+
+    percent: Decimal
+    amount: Money
+    deadline: dt.date
+    source: Literal["term", "policy"]
+
+
+@_action
+class StepRef:
+    """Which reminder step of which invoice a message carries out."""
+
+    invoice_id: str
+    step: int
+    repeat: int = 0
+
+
+@_action
+class Action:
+    kind: ClassVar[str] = "action"
+    history_kind: ClassVar[model.HistoryKind] = "alert"
+
+    realm: str
+    customer_id: str
+    dedupe_key: str
+    due_at: dt.datetime
+    on: dt.date
+    reason: str
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return ()
+
+
+@_action
+class SendReminder(Action):
+    """A message to the customer (email or sms).
+
+    ``invoice_ids`` lists every invoice the message shows (several for a statement);
+    ``steps`` says which step of which invoice it completes. ``step`` is the step index
+    (the most advanced one for a statement; None for payment-plan reminders).
+    """
+
+    kind: ClassVar[str] = "send_reminder"
+    history_kind: ClassVar[model.HistoryKind] = "reminder"
+
+    invoices: tuple[str, ...]
+    steps: tuple[StepRef, ...]
+    step: int | None
+    repeat: int
+    template_key: str
+    channel: Literal["email", "sms"]
+    tone: str
+    language: str
+    discount: DiscountOffer | None = None
+    instalment: model.Instalment | None = None
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return self.invoices
+
+
+@_action
+class ChargeFee(Action):
+    """Post a late fee for one invoice and one period.
+
+    ``fee_kind``: flat, percent, interest or indemnity. ``period`` is the period's first
+    day (ISO) or "once". ``basis`` is the balance it was computed on; for interest,
+    ``days`` and ``annual_percent`` say how.
+    """
+
+    kind: ClassVar[str] = "charge_fee"
+    history_kind: ClassVar[model.HistoryKind] = "fee"
+
+    invoice_id: str
+    amount: Money
+    fee_kind: Literal["flat", "percent", "interest", "indemnity"]
+    period: str
+    basis: Money
+    days: int | None = None
+    annual_percent: Decimal | None = None
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return (self.invoice_id,)
+
+
+@_action
+class CreateTask(Action):
+    """A task for the business: call the customer, send a letter, or hand the debt to an agency / lawyer."""
+
+    kind: ClassVar[str] = "create_task"
+    history_kind: ClassVar[model.HistoryKind] = "task"
+
+    task: Literal["call", "letter", "handoff"]
+    invoices: tuple[str, ...]
+    steps: tuple[StepRef, ...] = ()
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return self.invoices
+
+
+@_action
+class AlertOwner(Action):
+    """Tell the business owner something: an invoice became late, a promise was broken, a customer is unreachable."""
+
+    kind: ClassVar[str] = "alert_owner"
+    history_kind: ClassVar[model.HistoryKind] = "alert"
+
+    topic: Literal["late", "promise_broken", "instalment_missed", "unreachable", "step"]
+    invoices: tuple[str, ...]
+    steps: tuple[StepRef, ...] = ()
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return self.invoices
+
+
+AnyAction = SendReminder | ChargeFee | CreateTask | AlertOwner
+
+
+def record(action: Action, *, at: dt.datetime | None = None) -> tuple[model.HistoryEntry, ...]:
+    """The history entries to store once ``action`` is carried out (``at`` defaults to its due time).
+
+    One entry per step carried (a statement completes a step of several invoices), or one
+    entry for a fee, a task or an alert.
+    """
+    when = at or action.due_at
+    steps: tuple[StepRef, ...] = getattr(action, "steps", ())
+    if steps:
+        return tuple(
+            model.HistoryEntry(
+                dedupe_key=action.dedupe_key, kind=action.history_kind, at=when,
+                invoice_ids=frozenset({ref.invoice_id}), step=ref.step, repeat=ref.repeat,
+            )
+            for ref in steps
+        )
+    amount = action.amount if isinstance(action, ChargeFee) else None
+    return (
+        model.HistoryEntry(
+            dedupe_key=action.dedupe_key, kind=action.history_kind, at=when,
+            invoice_ids=frozenset(action.invoice_ids), amount=amount,
+        ),
+    )

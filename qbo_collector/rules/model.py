@@ -1,0 +1,195 @@
+"""The records the rules engine reads: a snapshot of the mirror, the history, the pauses.
+
+Every record is a frozen, keyword-only dataclass. The database layer adapts its rows into
+them (``Invoice(realm=..., id=row.qbo_id, ...)``); the engine never sees a row or a session.
+Empty collections are ``frozenset()`` or ``()``, never ``None``. Dates are the company's
+local calendar dates; datetimes are aware and in UTC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+
+import holidays as holidays_lib
+
+from qbo_collector import errors
+from qbo_collector.money import Money
+
+InvoiceStatus = Literal["open", "paid", "voided", "deleted"]
+HistoryKind = Literal["reminder", "fee", "task", "alert"]
+
+_record = dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+
+
+@_record
+class CompanyContext:
+    """The company being planned for.
+
+    ``time_zone`` is an IANA name ("Europe/Paris"); ``country`` an ISO 3166 code the
+    ``holidays`` package knows ("FR", "US"), ``subdivision`` optional ("CA", "75");
+    ``currency`` the home currency.
+    """
+
+    realm: str
+    time_zone: str
+    country: str
+    currency: str
+    subdivision: str | None = None
+
+    def __post_init__(self) -> None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise errors.InvalidInput(f"{self.time_zone!r} is not a known time zone.", field="time_zone") from exc
+        if self.country.upper() not in holidays_lib.list_supported_countries():
+            raise errors.InvalidInput(
+                f"Public holidays are not known for country {self.country!r}; use an ISO code such as FR or US.",
+                field="country",
+            )
+
+
+@_record
+class TermDiscount:
+    """Early-payment discount from the QBO term: ``percent`` off if paid within ``days`` of the invoice date."""
+
+    percent: Decimal
+    days: int
+
+
+@_record
+class Invoice:
+    """One invoice of the mirror.
+
+    ``balance`` is what is still owed after payments and credit memos (the mirror computes
+    it; QBO's ``Balance``). ``due_date`` may be None: the engine then derives it from
+    ``term_due_days`` and ``txn_date``, else uses ``txn_date`` (due on receipt), and says
+    so in the reasons. An invoice with neither is skipped. ``is_late_fee`` marks invoices
+    the engine created for fees (they never bear fees). ``waived_fee``: no fees on this one.
+    """
+
+    realm: str
+    id: str
+    customer_id: str
+    currency: str
+    total: Money
+    balance: Money
+    txn_date: dt.date | None
+    due_date: dt.date | None = None
+    doc_number: str | None = None
+    status: InvoiceStatus = "open"
+    term_due_days: int | None = None
+    term_discount: TermDiscount | None = None
+    is_late_fee: bool = False
+    waived_fee: bool = False
+    po_number: str | None = None
+    invoice_link: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Open with something left to pay: the only invoices the engine acts on."""
+        return self.status == "open" and self.balance.amount > 0
+
+
+@_record
+class Customer:
+    """A customer of the company.
+
+    ``policy_name`` None → the company's default policy (the caller picks the policy).
+    ``excluded``: never reminded, never charged. ``fees_waived``: never charged.
+    ``opted_out``: channels the customer stopped ("email", "sms"). ``time_zone``: when
+    set, the send hour is read in the customer's zone instead of the company's.
+    """
+
+    id: str
+    display_name: str
+    language: Literal["en", "fr"] = "en"
+    country: str | None = None
+    time_zone: str | None = None
+    has_email: bool = True
+    has_phone: bool = False
+    policy_name: str | None = None
+    excluded: bool = False
+    fees_waived: bool = False
+    opted_out: frozenset[str] = frozenset()
+
+
+@_record
+class HistoryEntry:
+    """Something already done (or claimed) for this customer, as the outbox recorded it.
+
+    Build them with ``rules.record(action)``. ``kind``: reminder (any message to the
+    customer), fee, task, alert. ``step``/``repeat`` identify the reminder step of each
+    invoice in ``invoice_ids``; ``amount`` is the fee charged. ``at`` is when it went
+    out (UTC); a claimed-but-unsent row counts as done: the dedupe key is what matters.
+    """
+
+    dedupe_key: str
+    kind: HistoryKind
+    at: dt.datetime
+    invoice_ids: frozenset[str] = frozenset()
+    step: int | None = None
+    repeat: int = 0
+    amount: Money | None = None
+
+
+@_record
+class Promise:
+    """The customer promised to pay ``amount`` by ``until``; reminders and fees pause meanwhile.
+
+    ``open_balance_when_made`` (the invoices' balance when the promise was made) lets a
+    partial promise be judged kept; without it, kept means every invoice is paid.
+    Empty ``invoice_ids`` covers all the customer's invoices.
+    """
+
+    made_on: dt.date
+    until: dt.date
+    amount: Money
+    invoice_ids: frozenset[str] = frozenset()
+    open_balance_when_made: Money | None = None
+
+
+@_record
+class Dispute:
+    """The customer disputes these invoices: nothing happens to them until ``resolved_on``."""
+
+    opened_on: dt.date
+    invoice_ids: frozenset[str] = frozenset()
+    resolved_on: dt.date | None = None
+
+
+@_record
+class Instalment:
+    due_on: dt.date
+    amount: Money
+
+
+@_record
+class PaymentPlan:
+    """An agreed schedule: reminders follow the instalment dates instead of the due date."""
+
+    id: str
+    agreed_on: dt.date
+    instalments: tuple[Instalment, ...]
+    invoice_ids: frozenset[str] = frozenset()
+
+
+@_record
+class ManualPause:
+    """Paused by a person from ``start`` until ``resume_on`` (exclusive)."""
+
+    start: dt.date
+    resume_on: dt.date
+    invoice_ids: frozenset[str] = frozenset()
+    note: str = ""
+
+
+Pause = Promise | Dispute | PaymentPlan | ManualPause
+
+
+def covers(pause: Pause, invoice_id: str) -> bool:
+    return not pause.invoice_ids or invoice_id in pause.invoice_ids

@@ -1,0 +1,765 @@
+"""The planner: (mirror snapshot, policy, history, pauses, today) → actions. Pure.
+
+Read ``qbo_collector.rules`` (the package docstring) for the decisions this encodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from decimal import ROUND_DOWN, Decimal
+
+from qbo_collector.money import Money, quantum
+from qbo_collector.rules import actions, calendar, model, policy as policy_mod
+
+DAY = dt.timedelta(days=1)
+_MESSAGE_CHANNELS = ("email", "sms")
+_KIND_ORDER = {"indemnity": 0, "flat": 1, "percent": 2, "interest": 3}
+_MAX_PERIODS = 3660
+
+
+# --- due dates ---------------------------------------------------------------------------
+
+def effective_due_date(invoice: model.Invoice) -> tuple[dt.date | None, str]:
+    """The due date the engine uses, and a note when it had to derive it."""
+    if invoice.due_date is not None:
+        return invoice.due_date, ""
+    if invoice.txn_date is None:
+        return None, "it has neither a due date nor an invoice date"
+    if invoice.term_due_days is not None:
+        return (invoice.txn_date + dt.timedelta(days=invoice.term_due_days),
+                f" (no due date in QuickBooks: invoice date + {invoice.term_due_days} days of its term)")
+    return invoice.txn_date, " (no due date in QuickBooks: taken as due on the invoice date)"
+
+
+# --- pauses ------------------------------------------------------------------------------
+
+def _promise_end(p: model.Promise, policy: policy_mod.Policy) -> dt.date:
+    """First day after the promise (its date plus the grace days)."""
+    return p.until + dt.timedelta(days=policy.promise_grace_days + 1)
+
+
+def _plan_end(p: model.PaymentPlan, policy: policy_mod.Policy) -> dt.date:
+    last = max((i.due_on for i in p.instalments), default=p.agreed_on)
+    return last + dt.timedelta(days=policy.payment_plan.remind_days_after + 1)
+
+
+def _pause_span(p: model.Pause, policy: policy_mod.Policy) -> tuple[dt.date, dt.date | None]:
+    """[start, end) of a pause; end None = open-ended."""
+    if isinstance(p, model.Promise):
+        return p.made_on, _promise_end(p, policy)
+    if isinstance(p, model.Dispute):
+        return p.opened_on, p.resolved_on
+    if isinstance(p, model.PaymentPlan):
+        return p.agreed_on, _plan_end(p, policy)
+    return p.start, p.resume_on
+
+
+def _paused_on(pauses: Sequence[model.Pause], policy: policy_mod.Policy, day: dt.date) -> model.Pause | None:
+    for p in pauses:
+        start, end = _pause_span(p, policy)
+        if start <= day and (end is None or day < end):
+            return p
+    return None
+
+
+def _resume_day(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> dt.date | None:
+    ends = [end for p in pauses for start, end in [_pause_span(p, policy)] if end is not None and end <= today]
+    return max(ends, default=None)
+
+
+# --- the per-invoice state ---------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Slot:
+    step: int
+    repeat: int
+    day: dt.date
+
+
+@dataclasses.dataclass(slots=True)
+class _Inputs:
+    company: model.CompanyContext
+    customer: model.Customer
+    policy: policy_mod.Policy
+    history: Sequence[model.HistoryEntry]
+    pauses: Sequence[model.Pause]
+    keys: frozenset[str]
+    contact_tz: str
+
+    @classmethod
+    def build(cls, company: model.CompanyContext, customer: model.Customer, policy: policy_mod.Policy,
+              history: Iterable[model.HistoryEntry], pauses: Iterable[model.Pause]) -> "_Inputs":
+        history = tuple(history)
+        return cls(company, customer, policy, history, tuple(pauses),
+                   frozenset(h.dedupe_key for h in history), customer.time_zone or company.time_zone)
+
+    def pauses_of(self, invoice_id: str) -> list[model.Pause]:
+        return [p for p in self.pauses if model.covers(p, invoice_id)]
+
+    def entries_of(self, invoice_id: str) -> list[model.HistoryEntry]:
+        return [h for h in self.history if invoice_id in h.invoice_ids]
+
+    def last_contact(self, today: dt.date) -> dt.date | None:
+        days = [calendar.local_date(h.at, self.contact_tz) for h in self.history if h.kind == "reminder"]
+        days = [d for d in days if d <= today]
+        return max(days, default=None)
+
+    def gap_allows(self, today: dt.date) -> bool:
+        last = self.last_contact(today)
+        return last is None or last == today or (today - last).days >= self.policy.min_gap_days
+
+    def contact_at(self, day: dt.date) -> dt.datetime:
+        return calendar.local_instant(day, self.policy.send_window, self.contact_tz)
+
+    def company_at(self, day: dt.date) -> dt.datetime:
+        return calendar.local_instant(day, self.policy.send_window, self.company.time_zone)
+
+    def send_day(self, day: dt.date) -> bool:
+        return calendar.is_send_day(self.company, self.policy.send_window, day)
+
+    def next_send_day(self, day: dt.date) -> dt.date:
+        return calendar.next_send_day(self.company, self.policy.send_window, day)
+
+
+def _below_minimum(invoice: model.Invoice, policy: policy_mod.Policy) -> bool:
+    minimum = policy.min_balance.get(invoice.balance.currency)
+    return minimum is not None and invoice.balance.amount < minimum
+
+
+def _done_steps(entries: Sequence[model.HistoryEntry], tz: str) -> dict[tuple[int, int], dt.date]:
+    done: dict[tuple[int, int], dt.date] = {}
+    for h in entries:
+        if h.step is not None:
+            day = calendar.local_date(h.at, tz)
+            key = (h.step, h.repeat)
+            done[key] = min(day, done.get(key, day))
+    return done
+
+
+def _slots(invoice: model.Invoice, due: dt.date, policy: policy_mod.Policy,
+           done: dict[tuple[int, int], dt.date]) -> list[_Slot]:
+    """The invoice's steps in order, each on or after the one before."""
+    slots: list[_Slot] = []
+    prev: dt.date | None = None
+    for i, step in enumerate(policy.steps):
+        offset = dt.timedelta(days=step.offset_days)
+        if step.anchor == "due_date":
+            day = due + offset
+        elif step.anchor == "invoice_date":
+            day = (invoice.txn_date or due) + offset
+        else:
+            assert prev is not None  # the policy refuses a first step counted from a previous one
+            day = done.get((i - 1, 0), prev) + offset
+        prev = day if prev is None else max(day, prev)
+        slots.append(_Slot(i, 0, prev))
+    if slots and policy.repeat_last is not None:
+        last = slots[-1]
+        base = done.get((last.step, 0), last.day)
+        for k in range(1, policy.repeat_last.max_times + 1):
+            day = max(base + dt.timedelta(days=k * policy.repeat_last.every_days), prev)  # type: ignore[type-var]
+            prev = day
+            slots.append(_Slot(last.step, k, day))
+    return slots
+
+
+@dataclasses.dataclass(slots=True)
+class _Schedule:
+    """Where an invoice stands in its steps."""
+
+    slots: list[_Slot]
+    progress: int  # index of the last slot done (-1: none)
+    done: dict[tuple[int, int], dt.date]
+
+    def pending(self, today: dt.date) -> _Slot | None:
+        """The newest slot due by ``today`` and not done: missed older ones are never sent in a burst."""
+        found = None
+        for slot in self.slots[self.progress + 1:]:
+            if slot.day > today:
+                break
+            found = slot
+        return found
+
+    def upcoming(self) -> _Slot | None:
+        return self.slots[self.progress + 1] if self.progress + 1 < len(self.slots) else None
+
+    def final_day(self, due: dt.date) -> dt.date:
+        if not self.slots:
+            return due
+        last = self.slots[-1]
+        return self.done.get((last.step, last.repeat), last.day)
+
+
+def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
+              today: dt.date) -> _Schedule:
+    entries = inp.entries_of(invoice.id)
+    done = _done_steps(entries, inp.contact_tz)
+    slots = _slots(invoice, due, inp.policy, done)
+    progress = -1
+    if done:
+        top = max(done)
+        for pos, slot in enumerate(slots):
+            if (slot.step, slot.repeat) <= top:
+                progress = pos
+    # After a pause (broken promise, resolved dispute, manual resume, finished plan) the next
+    # step goes out on the resume day and the later ones keep their spacing.
+    resume = _resume_day(pauses, inp.policy, today)
+    if resume is not None and progress + 1 < len(slots) and slots[progress + 1].day < resume:
+        delta = resume - slots[progress + 1].day
+        slots = slots[:progress + 1] + [_Slot(s.step, s.repeat, s.day + delta) for s in slots[progress + 1:]]
+    return _Schedule(slots, progress, done)
+
+
+# --- keys --------------------------------------------------------------------------------
+
+def _slot_name(step: int, repeat: int) -> str:
+    return f"step{step}" if repeat == 0 else f"step{step}r{repeat}"
+
+
+def reminder_key(realm: str, invoice_id: str, step: int, repeat: int, channel: str) -> str:
+    return f"{realm}:reminder:{invoice_id}:{_slot_name(step, repeat)}:{channel}"
+
+
+def statement_key(realm: str, customer_id: str, refs: Sequence[actions.StepRef], channel: str) -> str:
+    text = ",".join(f"{r.invoice_id}/{_slot_name(r.step, r.repeat)}" for r in sorted(refs, key=lambda r: (r.invoice_id, r.step, r.repeat)))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{realm}:statement:{customer_id}:{digest}:{channel}"
+
+
+def fee_key(realm: str, invoice_id: str, kind: str, period: str) -> str:
+    return f"{realm}:fee:{invoice_id}:{kind}:{period}"
+
+
+def task_key(realm: str, invoice_id: str, task: str) -> str:
+    return f"{realm}:task:{invoice_id}:{task}"
+
+
+# --- discounts ---------------------------------------------------------------------------
+
+def discount_offer(invoice: model.Invoice, policy: policy_mod.Policy, due: dt.date,
+                   on: dt.date) -> actions.DiscountOffer | None:
+    """The early-payment discount still open on ``on`` (QBO term first, else the best policy tier)."""
+    if invoice.txn_date is None or on >= due:
+        return None
+    percent: Decimal | None = None
+    deadline: dt.date | None = None
+    source = "term"
+    if invoice.term_discount is not None and invoice.term_discount.percent > 0:
+        percent = invoice.term_discount.percent
+        deadline = invoice.txn_date + dt.timedelta(days=invoice.term_discount.days)
+    else:
+        source = "policy"
+        for tier in policy.discount_tiers:  # sorted: earliest (largest) first
+            tier_deadline = invoice.txn_date + dt.timedelta(days=tier.days_after_invoice)
+            if on <= tier_deadline:
+                percent, deadline = tier.percent, tier_deadline
+                break
+    if percent is None or deadline is None or on > deadline:
+        return None
+    amount = invoice.balance.mul(percent / 100).rounded()
+    return actions.DiscountOffer(percent=percent, amount=amount, deadline=deadline, source=source)  # type: ignore[arg-type]
+
+
+# --- fees --------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _FeePeriod:
+    kind: str
+    charge_on: dt.date
+    period: str
+    days: int | None = None
+
+
+def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> Iterable[_FeePeriod]:
+    """Fee periods charged on or before ``until`` (lazily, in date order)."""
+    def boundary(k: int) -> dt.date:
+        if rule.frequency == "monthly":
+            return calendar.add_months(start, k)
+        return start + dt.timedelta(days=k * (rule.every_days or 1))
+
+    if rule.kind == "indemnity":
+        if start <= until:
+            yield _FeePeriod("indemnity", start, "once")
+        return
+    if rule.kind == "interest":  # billed in arrears at each period's end
+        for k in range(1, _MAX_PERIODS):
+            begin, end = boundary(k - 1), boundary(k)
+            if end > until:
+                return
+            yield _FeePeriod("interest", end, begin.isoformat(), (end - begin).days)
+        return
+    for k in range(_MAX_PERIODS):
+        day = boundary(k)
+        if day > until:
+            return
+        yield _FeePeriod(rule.kind, day, "once" if rule.frequency == "once" else day.isoformat())
+        if rule.frequency == "once":
+            return
+
+
+def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Invoice,
+                policy: policy_mod.Policy) -> tuple[Money, Decimal | None]:
+    currency = invoice.balance.currency
+    if period.kind in ("flat", "indemnity"):
+        amount = rule.amount.get(currency)
+        return (Money(amount, currency) if amount is not None else Money.zero(currency)), None
+    assert rule.percent is not None
+    if period.kind == "percent":
+        return invoice.balance.mul(rule.percent / 100), None
+    annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
+    # Simple interest, actual/365, on the balance at billing time.
+    return invoice.balance.mul(annual * (period.days or 0) / Decimal(36500)), annual
+
+
+def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
+    return not (invoice.is_late_fee or invoice.waived_fee or inp.customer.fees_waived or not inp.policy.late_fees.rules)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Fee:
+    period: _FeePeriod
+    amount: Money
+    annual: Decimal | None
+
+
+def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
+              until: dt.date, stop_at_first: bool = False) -> list[_Fee]:
+    """Fees charged up to ``until`` and not yet in history, within the caps."""
+    fees = inp.policy.late_fees
+    start = due + dt.timedelta(days=fees.grace_days + 1)
+    if start > until:
+        return []
+    periods = sorted(
+        (p for rule in fees.rules for p in _fee_periods(rule, start, until)),
+        key=lambda p: (p.charge_on, _KIND_ORDER[p.kind]),
+    )
+    currency = invoice.balance.currency
+    charged = [h.amount for h in inp.entries_of(invoice.id) if h.kind == "fee" and h.amount is not None]
+    count = len(charged)
+    total = sum((m.amount for m in charged), Decimal(0))
+    limits = []
+    if currency in fees.max_amount:
+        limits.append(fees.max_amount[currency])
+    if fees.max_percent_of_principal is not None:
+        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
+    out: list[_Fee] = []
+    for period in periods:
+        if fee_key(invoice.realm, invoice.id, period.kind, period.period) in inp.keys:
+            continue
+        if _paused_on(pauses, inp.policy, period.charge_on) is not None:
+            continue  # fees do not run while a promise, dispute, plan or manual pause holds
+        if fees.max_count is not None and count >= fees.max_count:
+            break
+        amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy)  # type: ignore[arg-type]
+        amount = amount.rounded()
+        if limits:
+            room = min(limits) - total
+            if amount.amount > room:  # cut to the cap, rounding down so it is never crossed
+                amount = Money(room.quantize(quantum(currency), rounding=ROUND_DOWN), currency)
+        if amount.amount <= 0:
+            continue
+        out.append(_Fee(period, amount, annual))
+        count += 1
+        total += amount.amount
+        if stop_at_first:
+            break
+    return out
+
+
+# --- planning ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    invoice: model.Invoice
+    due: dt.date
+    due_note: str
+    slot: _Slot
+
+
+def _reachable(customer: model.Customer, channel: str) -> bool:
+    if channel in customer.opted_out:
+        return False
+    if channel == "email":
+        return customer.has_email
+    if channel == "sms":
+        return customer.has_phone
+    return True
+
+
+def _invoice_label(invoice: model.Invoice) -> str:
+    return f"invoice {invoice.doc_number or invoice.id}"
+
+
+def _active(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
+    if not invoice.is_open or _below_minimum(invoice, inp.policy):
+        return None
+    due, note = effective_due_date(invoice)
+    if due is None:
+        return None
+    return due, note
+
+
+def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], customer: model.Customer,
+         policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
+         pauses: Iterable[model.Pause] = (), today: dt.date,
+         now: dt.datetime | None = None) -> list[actions.Action]:
+    """What is due for this customer's invoices on the company-local date ``today``.
+
+    ``invoices`` are this customer's invoices (all of them: statements list every open
+    one). ``history`` is what was already done for this customer; ``pauses`` its
+    promises, disputes, payment plans and manual pauses. With ``now`` (aware), only
+    actions whose ``due_at`` has come are returned; without it, the whole day's.
+    Same inputs, same list, in a stable order.
+    """
+    if customer.excluded:
+        return []
+    inp = _Inputs.build(company, customer, policy, history, pauses)
+    out: list[actions.Action] = []
+    pending: list[_Pending] = []
+    listed: list[model.Invoice] = []
+    for invoice in sorted(invoices, key=lambda i: i.id):
+        if invoice.customer_id != customer.id:
+            continue
+        active = _active(invoice, inp)
+        if active is None:
+            continue
+        due, note = active
+        pauses_here = inp.pauses_of(invoice.id)
+        if _paused_on(pauses_here, policy, today) is not None:
+            continue  # nothing at all while paused; earlier fee periods wait for the resume day
+        if _fees_allowed(invoice, inp):
+            out.extend(_charge(inp, invoice, due, pauses_here, today))
+        listed.append(invoice)
+        if policy.alert_owner_when_late and due < today:
+            key = f"{company.realm}:alert:{invoice.id}:late"
+            if key not in inp.keys:
+                out.append(actions.AlertOwner(
+                    realm=company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today),
+                    on=today, topic="late", invoices=(invoice.id,),
+                    reason=f"{_invoice_label(invoice).capitalize()} of {customer.display_name} became late: it was due on {due}{note}."))
+        schedule = _schedule(inp, invoice, due, pauses_here, today)
+        slot = schedule.pending(today)
+        if slot is not None:
+            pending.append(_Pending(invoice, due, note, slot))
+        out.extend(_escalate(inp, invoice, due, schedule, today))
+    out.extend(_promises(inp, invoices, today))
+    out.extend(_payment_plans(inp, invoices, today))
+    if pending and inp.send_day(today) and inp.gap_allows(today):
+        if policy.group_by_customer:
+            out.extend(_statement(inp, pending, listed, today))
+        else:
+            for p in pending:
+                out.extend(_remind(inp, p, today))
+    if now is not None:
+        out = [a for a in out if a.due_at <= now]
+    return out
+
+
+def _step_actions(inp: _Inputs, step: policy_mod.Step, refs: tuple[actions.StepRef, ...], invoices: tuple[str, ...],
+                  today: dt.date, what: str, message: dict[str, object],
+                  key_for: Callable[[str], str]) -> list[actions.Action]:
+    realm, customer = inp.company.realm, inp.customer
+    out: list[actions.Action] = []
+    for channel in step.channels:
+        key = key_for(channel)
+        if key in inp.keys:
+            continue
+        common = dict(realm=realm, customer_id=customer.id, dedupe_key=key, on=today, steps=refs)
+        if channel in _MESSAGE_CHANNELS:
+            if not _reachable(customer, channel):
+                continue
+            out.append(actions.SendReminder(
+                **common, due_at=inp.contact_at(today), channel=channel, invoices=invoices,  # type: ignore[arg-type]
+                reason=f"{what} by {channel}.", **message))  # type: ignore[arg-type]
+        elif channel in ("call_task", "letter_task"):
+            out.append(actions.CreateTask(
+                **common, due_at=inp.company_at(today), task="call" if channel == "call_task" else "letter",  # type: ignore[arg-type]
+                invoices=invoices, reason=f"{what}: {'call' if channel == 'call_task' else 'send a letter to'} {customer.display_name}."))
+        else:
+            out.append(actions.AlertOwner(
+                **common, due_at=inp.company_at(today), topic="step", invoices=invoices,  # type: ignore[arg-type]
+                reason=f"{what}: the policy asks you to follow up with {customer.display_name} yourself."))
+    if not out and not any(key_for(c) in inp.keys for c in step.channels):
+        key = key_for("unreachable")
+        if key not in inp.keys:
+            out.append(actions.AlertOwner(
+                realm=realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
+                topic="unreachable", invoices=invoices, steps=refs,
+                reason=f"{what}, but {customer.display_name} cannot be reached by {', '.join(step.channels)} "
+                       "(no address or opted out): contact them another way."))
+    return out
+
+
+def _remind(inp: _Inputs, p: _Pending, today: dt.date) -> list[actions.Action]:
+    step = inp.policy.steps[p.slot.step]
+    ref = actions.StepRef(invoice_id=p.invoice.id, step=p.slot.step, repeat=p.slot.repeat)
+    late = (today - p.due).days
+    when = f"{-late} days before" if late < 0 else ("on" if late == 0 else f"{late} days after")
+    repeat = f" (repeat {p.slot.repeat})" if p.slot.repeat else ""
+    what = (f"Step {p.slot.step + 1}{repeat} '{step.template}' for {_invoice_label(p.invoice)} of "
+            f"{inp.customer.display_name}, {when} its due date {p.due}{p.due_note}")
+    message = dict(step=p.slot.step, repeat=p.slot.repeat, template_key=step.template, tone=step.tone,
+                   language=inp.customer.language,
+                   discount=discount_offer(p.invoice, inp.policy, p.due, today))
+    return _step_actions(inp, step, (ref,), (p.invoice.id,), today, what, message,
+                         lambda ch: reminder_key(inp.company.realm, p.invoice.id, p.slot.step, p.slot.repeat, ch))
+
+
+_TONES = ("friendly", "neutral", "firm")
+
+
+def _statement(inp: _Inputs, pending: list[_Pending], listed: list[model.Invoice], today: dt.date) -> list[actions.Action]:
+    lead = max(pending, key=lambda p: (p.slot.step, p.slot.repeat))
+    step = inp.policy.steps[lead.slot.step]
+    refs = tuple(actions.StepRef(invoice_id=p.invoice.id, step=p.slot.step, repeat=p.slot.repeat) for p in pending)
+    shown = tuple(i.id for i in sorted(listed, key=lambda i: (effective_due_date(i)[0] or today, i.id)))
+    tone = max((inp.policy.steps[p.slot.step].tone for p in pending), key=_TONES.index)
+    what = (f"Statement of {len(shown)} open invoice(s) for {inp.customer.display_name}: "
+            f"{', '.join(_invoice_label(p.invoice) for p in pending)} reached a reminder step")
+    message = dict(step=lead.slot.step, repeat=lead.slot.repeat, template_key="statement", tone=tone,
+                   language=inp.customer.language, discount=None)
+    return _step_actions(inp, step, refs, shown, today, what, message,
+                         lambda ch: statement_key(inp.company.realm, inp.customer.id, refs, ch))
+
+
+def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
+            today: dt.date) -> list[actions.Action]:
+    out: list[actions.Action] = []
+    for fee in _due_fees(inp, invoice, due, pauses, today):
+        p = fee.period
+        if p.kind == "interest":
+            why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
+                   f"{invoice.balance.rounded()}")
+        elif p.kind == "percent":
+            why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.balance.rounded()}"  # type: ignore[union-attr]
+        elif p.kind == "indemnity":
+            why = "the fixed recovery indemnity, once per invoice"
+        else:
+            why = "the flat late fee"
+        out.append(actions.ChargeFee(
+            realm=inp.company.realm, customer_id=inp.customer.id,
+            dedupe_key=fee_key(invoice.realm, invoice.id, p.kind, p.period),
+            due_at=inp.company_at(today), on=today, invoice_id=invoice.id, amount=fee.amount, fee_kind=p.kind,  # type: ignore[arg-type]
+            period=p.period, basis=invoice.balance.rounded(), days=p.days, annual_percent=fee.annual,
+            reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
+    return out
+
+
+def _escalation_days(inp: _Inputs, invoice: model.Invoice, due: dt.date,
+                     schedule: _Schedule) -> tuple[dt.date | None, dt.date | None]:
+    """The day the call task and the hand-off task come due (None: not in the policy / not yet known)."""
+    esc = inp.policy.escalation
+    base = schedule.final_day(due)
+    call_day = base + dt.timedelta(days=esc.call_task_after_days) if esc.call_task_after_days is not None else None
+    if esc.handoff_after_days is None:
+        return call_day, None
+    after = base
+    if call_day is not None:
+        ck = task_key(inp.company.realm, invoice.id, "call")
+        done = [h.at for h in inp.history if h.dedupe_key == ck]
+        if not done:
+            return call_day, None  # hand-off only after the call task
+        after = calendar.local_date(min(done), inp.company.time_zone)
+    return call_day, after + dt.timedelta(days=esc.handoff_after_days)
+
+
+def _escalate(inp: _Inputs, invoice: model.Invoice, due: dt.date, schedule: _Schedule,
+              today: dt.date) -> list[actions.Action]:
+    if schedule.upcoming() is not None and schedule.slots[-1].day > today:
+        return []  # steps still to come
+    if not inp.send_day(today):
+        return []
+    call_day, handoff_day = _escalation_days(inp, invoice, due, schedule)
+    out: list[actions.Action] = []
+    realm = inp.company.realm
+    for task, day in (("call", call_day), ("handoff", handoff_day)):
+        if day is None or day > today:
+            continue
+        key = task_key(realm, invoice.id, task)
+        if key in inp.keys:
+            continue
+        text = (f"Call {inp.customer.display_name} about {_invoice_label(invoice)} (due {due}): the reminders are done."
+                if task == "call" else
+                f"{_invoice_label(invoice).capitalize()} of {inp.customer.display_name} (due {due}) is still unpaid after "
+                "the reminders and the call: decide whether to hand it to a collections agency or a lawyer.")
+        out.append(actions.CreateTask(realm=realm, customer_id=inp.customer.id, dedupe_key=key,
+                                      due_at=inp.company_at(today), on=today, task=task,  # type: ignore[arg-type]
+                                      invoices=(invoice.id,), reason=text))
+    return out
+
+
+def _promise_broken(p: model.Promise, invoices: Sequence[model.Invoice]) -> bool:
+    open_ = [i for i in invoices if model.covers(p, i.id) and i.is_open]
+    if not open_:
+        return False
+    if p.open_balance_when_made is None:
+        return True
+    owed = sum((i.balance.amount for i in open_), Decimal(0))
+    return owed > p.open_balance_when_made.amount - p.amount.amount
+
+
+def promise_key(realm: str, customer_id: str, p: model.Promise) -> str:
+    return f"{realm}:alert:{customer_id}:promise-broken:{p.made_on}:{p.until}"
+
+
+def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
+    out: list[actions.Action] = []
+    mine = [i for i in invoices if i.customer_id == inp.customer.id]
+    for p in inp.pauses:
+        if not isinstance(p, model.Promise) or _promise_end(p, inp.policy) > today:
+            continue
+        key = promise_key(inp.company.realm, inp.customer.id, p)
+        if key in inp.keys or not _promise_broken(p, mine):
+            continue
+        ids = tuple(sorted(i.id for i in mine if model.covers(p, i.id) and i.is_open))
+        out.append(actions.AlertOwner(
+            realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=key, due_at=inp.company_at(today),
+            on=today, topic="promise_broken", invoices=ids,
+            reason=f"{inp.customer.display_name} promised to pay {p.amount} by {p.until} and has not: "
+                   "reminders resume at the next step."))
+    return out
+
+
+def plan_key(realm: str, plan_id: str, index: int, when: str, channel: str) -> str:
+    return f"{realm}:plan:{plan_id}:inst{index}:{when}:{channel}"
+
+
+def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
+    out: list[actions.Action] = []
+    pp = inp.policy.payment_plan
+    mine = [i for i in invoices if i.customer_id == inp.customer.id]
+    for plan_ in inp.pauses:
+        if not isinstance(plan_, model.PaymentPlan) or not plan_.agreed_on <= today < _plan_end(plan_, inp.policy):
+            continue
+        open_ = [i for i in mine if model.covers(plan_, i.id) and i.is_open and not _below_minimum(i, inp.policy)]
+        if not open_:
+            continue
+        owed = sum((i.balance.amount for i in open_), Decimal(0))
+        insts = sorted(plan_.instalments, key=lambda i: i.due_on)
+        ids = tuple(i.id for i in open_)
+        for n, inst in enumerate(insts):
+            later = sum((i.amount.amount for i in insts[n + 1:]), Decimal(0))
+            if owed <= later:
+                continue  # this instalment is paid
+            before = inst.due_on - dt.timedelta(days=pp.remind_days_before)
+            after = inst.due_on + dt.timedelta(days=pp.remind_days_after)
+            if today >= after:
+                when, template, tone = "after", "reminder_overdue_gentle", "neutral"
+                alert = plan_key(inp.company.realm, plan_.id, n, "missed", "owner")
+                if alert not in inp.keys:
+                    out.append(actions.AlertOwner(
+                        realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=alert,
+                        due_at=inp.company_at(today), on=today, topic="instalment_missed", invoices=ids,
+                        reason=f"{inp.customer.display_name} missed instalment {n + 1} of {inst.amount} due {inst.due_on}."))
+            elif today >= before:
+                when, template, tone = "before", "reminder_before_due", "friendly"
+            else:
+                break
+            if inp.send_day(today) and inp.gap_allows(today):
+                channels = next((s.channels for s in inp.policy.steps), ("email",))
+                for channel in channels:
+                    key = plan_key(inp.company.realm, plan_.id, n, when, channel)
+                    if channel not in _MESSAGE_CHANNELS or key in inp.keys or not _reachable(inp.customer, channel):
+                        continue
+                    out.append(actions.SendReminder(
+                        realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=key,
+                        due_at=inp.contact_at(today), on=today, invoices=ids, steps=(), step=None, repeat=0,
+                        template_key=template, channel=channel, tone=tone, language=inp.customer.language,  # type: ignore[arg-type]
+                        instalment=inst,
+                        reason=f"Payment plan {plan_.id}: instalment {n + 1} of {inst.amount} is due {inst.due_on} "
+                               f"({'reminder before it' if when == 'before' else 'it was missed'}), by {channel}."))
+            break
+    return out
+
+
+# --- next action date --------------------------------------------------------------------
+
+def next_action_date(*, company: model.CompanyContext, invoice: model.Invoice, customer: model.Customer,
+                     policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
+                     pauses: Iterable[model.Pause] = (), today: dt.date) -> dt.date | None:
+    """The earliest local date, from ``today`` on, on which ``plan`` could act on this invoice.
+
+    A lower bound (never later than the truth, assuming nothing changes), so the daily
+    run only needs the invoices whose stored date is ``<= today``. None: nothing will
+    ever happen unless the invoice, the pauses or the policy change (paid, excluded,
+    open dispute…). Recompute it after each run and whenever those inputs change.
+    """
+    if customer.excluded:
+        return None
+    inp = _Inputs.build(company, customer, policy, history, pauses)
+    active = _active(invoice, inp)
+    if active is None:
+        return None
+    due, _ = active
+    pauses_here = inp.pauses_of(invoice.id)
+    candidates: list[dt.date] = []
+    # fees: the first uncharged period (they run on any day)
+    if _fees_allowed(invoice, inp):
+        horizon = max(today, due) + dt.timedelta(days=800)
+        first = _due_fees(inp, invoice, due, pauses_here, horizon, stop_at_first=True)
+        if first:
+            candidates.append(max(first[0].period.charge_on, today))
+    for p in pauses_here:
+        if isinstance(p, model.Promise):
+            end = _promise_end(p, policy)
+            if promise_key(company.realm, customer.id, p) not in inp.keys and (end >= today or _promise_broken(p, [invoice])):
+                candidates.append(max(end, today))
+        elif isinstance(p, model.PaymentPlan) and today < _plan_end(p, policy):
+            for n, inst in enumerate(sorted(p.instalments, key=lambda i: i.due_on)):
+                if plan_key(company.realm, p.id, n, "missed", "owner") in inp.keys:
+                    continue
+                if inst.due_on + dt.timedelta(days=policy.payment_plan.remind_days_after) < today:
+                    continue
+                candidates.append(max(p.agreed_on, inst.due_on - dt.timedelta(days=policy.payment_plan.remind_days_before), today))
+                break
+    # when the pauses holding it now end (an open dispute holds it for good)
+    day = today
+    for _ in range(50):
+        paused = _paused_on(pauses_here, policy, day)
+        if paused is None:
+            break
+        end = _pause_span(paused, policy)[1]
+        if end is None:
+            return min(candidates, default=None)
+        day = end
+    free_from = day
+    if policy.alert_owner_when_late and f"{company.realm}:alert:{invoice.id}:late" not in inp.keys:
+        candidates.append(max(due + DAY, free_from))
+    schedule = _schedule(inp, invoice, due, pauses_here, free_from)
+    contact_from = free_from
+    last = inp.last_contact(today)
+    if last is not None and policy.min_gap_days:
+        contact_from = max(contact_from, last + dt.timedelta(days=policy.min_gap_days))
+    nxt = schedule.upcoming()
+    if nxt is not None:
+        candidates.append(inp.next_send_day(max(nxt.day, contact_from)))
+    call_day, handoff_day = _escalation_days(inp, invoice, due, schedule)
+    for task, day_ in (("call", call_day), ("handoff", handoff_day)):
+        if day_ is not None and task_key(company.realm, invoice.id, task) not in inp.keys:
+            start = max(day_, free_from, schedule.slots[-1].day if schedule.slots else day_)
+            candidates.append(inp.next_send_day(start))
+            break
+    return min(candidates, default=None)
+
+
+# --- calendar ----------------------------------------------------------------------------
+
+def plan_calendar(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], customer: model.Customer,
+                  policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
+                  pauses: Iterable[model.Pause] = (), today: dt.date, days: int) -> list[actions.Action]:
+    """What would happen over ``days`` days from ``today`` if nothing changes and each due action is carried out.
+
+    Fees charged are not added to the balances (they are separate invoices).
+    """
+    done = list(history)
+    out: list[actions.Action] = []
+    for n in range(days):
+        day = today + dt.timedelta(days=n)
+        todays = plan(company=company, invoices=invoices, customer=customer, policy=policy,
+                      history=done, pauses=pauses, today=day)
+        out.extend(todays)
+        for action in todays:
+            done.extend(actions.record(action))
+    return out
