@@ -34,18 +34,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from qbo_collector import errors
 from qbo_collector.money import Money
-from qbo_collector.templates import context as context_module
+from qbo_collector.templates import catalog
+from qbo_collector.templates import context as template_context
 from qbo_collector.templates import sms as sms_module
-from qbo_collector.templates.catalog import KEYS, PARTS, TemplateSet
-from qbo_collector.templates.context import (
-    LANGUAGES,
-    DiscountOffer,
-    InvoiceLine,
-    LateFeeRule,
-    Promise,
-    ReminderContext,
-    sample_context,
-)
 
 MAX_SOURCE_LENGTH = 20_000
 _MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
@@ -81,7 +72,7 @@ class RenderedMessage:
 # --------------------------------------------------------------------------- rendering
 
 
-def render(template: TemplateSet, context: ReminderContext) -> RenderedMessage:
+def render(template: catalog.TemplateSet, context: template_context.ReminderContext) -> RenderedMessage:
     """Render the four parts of ``template`` for ``context``.
 
     Raises ``errors.InvalidInput`` (field = the part) when the stored template cannot be
@@ -100,7 +91,7 @@ def render(template: TemplateSet, context: ReminderContext) -> RenderedMessage:
     )
 
 
-def _render_part(template: TemplateSet, part: str, names: Mapping[str, Any]) -> str:
+def _render_part(template: catalog.TemplateSet, part: str, names: Mapping[str, Any]) -> str:
     source = getattr(template, part)
     try:
         return _compile(part == "html", source).render(names)
@@ -112,7 +103,7 @@ def _render_part(template: TemplateSet, part: str, names: Mapping[str, Any]) -> 
         ) from exc
 
 
-def _namespace(context: ReminderContext) -> dict[str, Any]:
+def _namespace(context: template_context.ReminderContext) -> dict[str, Any]:
     names = {field.name: getattr(context, field.name) for field in dataclasses.fields(context)}
     names["locale"] = effective_locale(context.locale, context.customer_language)
     names["invoice"] = context.invoices[0] if context.invoices else None
@@ -140,7 +131,8 @@ def effective_locale(locale: str, language: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.strip().splitlines()]
+    # split on newlines only: str.splitlines() would also break on \x1c-\x1e or U+2028 in a name
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
@@ -272,7 +264,7 @@ _LATE_FEE_SENTENCES = {
 _PERCENT_OF_BALANCE = {"en": "{rate} of the unpaid balance", "fr": "{rate} du solde impayé"}
 
 
-def late_fee_terms(rule: LateFeeRule, language: str, locale: str) -> str:
+def late_fee_terms(rule: template_context.LateFeeRule, language: str, locale: str) -> str:
     """The late-fee policy as one sentence in ``language``, amounts written for ``locale``."""
     if rule.kind == "percent":
         assert rule.rate is not None  # checked by LateFeeRule
@@ -368,7 +360,7 @@ class _Refused(Exception):
 
 
 def validate(
-    source: str, *, part: str, sample: ReminderContext | None = None, key: str | None = None
+    source: str, *, part: str, sample: template_context.ReminderContext | None = None, key: str | None = None
 ) -> None:
     """Refuse a template that would not render, with a sentence naming the line.
 
@@ -378,9 +370,11 @@ def validate(
     the template is always given (a late fee notice always has ``fee``). Raises
     ``errors.InvalidInput`` with ``field=part`` and ``line``.
     """
-    if part not in PARTS:
-        raise errors.InvalidInput(f"A template part is one of {', '.join(PARTS)}, not {part!r}.", field="part")
-    if key is not None and key not in KEYS:
+    if part not in catalog.PARTS:
+        raise errors.InvalidInput(
+            f"A template part is one of {', '.join(catalog.PARTS)}, not {part!r}.", field="part"
+        )
+    if key is not None and key not in catalog.KEYS:
         raise errors.InvalidInput(f"There is no template called {key!r}.", field="key")
     if not isinstance(source, str):
         raise errors.InvalidInput("A template must be text.", field=part)
@@ -391,7 +385,9 @@ def validate(
     try:
         _check_statically(source, part)
         samples = (sample,) if sample is not None else tuple(
-            sample_context(language, minimal=minimal, key=key) for language in LANGUAGES for minimal in (False, True)
+            template_context.sample_context(language, minimal=minimal, key=key)
+            for language in template_context.LANGUAGES
+            for minimal in (False, True)
         )
         for context in samples:
             try:
@@ -473,7 +469,7 @@ def _forbidden_name(node: nodes.Node) -> str | None:
 
 @functools.cache
 def _available_names() -> tuple[str, ...]:
-    return tuple(name for name in context_module.PLACEHOLDERS if "." not in name)
+    return tuple(name for name in template_context.PLACEHOLDERS if "." not in name)
 
 
 def _syntax_problem(exc: TemplateSyntaxError) -> _Problem:
@@ -489,9 +485,12 @@ def _syntax_problem(exc: TemplateSyntaxError) -> _Problem:
 
 # Field lists shown when a placeholder has a misspelt part after the dot.
 _RECORDS: Mapping[str, tuple[str, ...]] = {
-    cls.__name__: tuple(f.name for f in dataclasses.fields(cls)) + (("terms_days",) if cls is InvoiceLine else ())
-    for cls in (InvoiceLine, DiscountOffer, LateFeeRule, Promise)
-} | {"Money": ("amount", "currency")}
+    record.__name__: tuple(f.name for f in dataclasses.fields(record))
+    for record in (template_context.DiscountOffer, template_context.LateFeeRule, template_context.Promise)
+} | {
+    "InvoiceLine": tuple(f.name for f in dataclasses.fields(template_context.InvoiceLine)) + ("terms_days",),
+    "Money": ("amount", "currency"),
+}
 
 
 def _explain(exc: BaseException, source: str, part: str) -> _Problem:

@@ -46,5 +46,6 @@ def segments(text: str) -> int:
 
 def plain(text: str) -> str:
     """Swap typographic spaces, quotes and dashes for GSM-7 ones, and tidy the lines."""
-    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.translate(_PLAIN).splitlines())
+    text = text.translate(_PLAIN).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
