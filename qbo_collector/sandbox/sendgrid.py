@@ -49,14 +49,20 @@ class Delivery:
     headers: dict[str, str]
     status: int | None = None
     error: str | None = None
+    attempts: int = 0
 
 
 class WebhookCourier:
-    """Posts webhooks from one background thread, in the order they were queued."""
+    """Posts webhooks from one background thread, in the order they were queued.
 
-    def __init__(self, name: str, timeout: float = 5.0) -> None:
+    A delivery that fails (no answer or not 2xx) is tried up to ``max_attempts`` times,
+    ``retry_delay`` apart, doubling: SendGrid retries, Twilio status callbacks do not."""
+
+    def __init__(self, name: str, timeout: float = 5.0, *, max_attempts: int = 1, retry_delay: float = 0.1) -> None:
         self.name = name
         self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
         self.deliveries: list[Delivery] = []
         self._queue: queue.Queue[tuple[Delivery, float] | None] = queue.Queue()
         self._session = requests.Session()
@@ -101,14 +107,28 @@ class WebhookCourier:
             try:
                 if delay:
                     time.sleep(delay)
-                response = self._session.post(delivery.url, data=delivery.body, headers=delivery.headers, timeout=self.timeout)
-                delivery.status = response.status_code
-            except Exception as exc:  # a dead listener must not kill the courier
-                delivery.error = repr(exc)
-                _log.warning("%s webhook to %s failed: %r", self.name, delivery.url, exc)
+                self._attempt(delivery)
             finally:
                 self.deliveries.append(delivery)
                 self._queue.task_done()
+
+    def _attempt(self, delivery: Delivery) -> None:
+        pause = self.retry_delay
+        while True:
+            delivery.attempts += 1
+            try:
+                response = self._session.post(delivery.url, data=delivery.body, headers=delivery.headers, timeout=self.timeout)
+                delivery.status, delivery.error = response.status_code, None
+                if 200 <= response.status_code < 300:
+                    return
+            except Exception as exc:  # a dead listener must not kill the courier
+                delivery.error = repr(exc)
+            if delivery.attempts >= self.max_attempts:
+                _log.warning("%s webhook to %s failed after %d attempt(s): %s", self.name, delivery.url,
+                             delivery.attempts, delivery.error or delivery.status)
+                return
+            time.sleep(pause)
+            pause *= 2
 
 
 def _errors(*items: tuple[str, str | None, str | None]) -> dict[str, Any]:
@@ -132,7 +152,7 @@ class SendGridStandIn:
         self.events: list[dict[str, Any]] = []
         self.event_webhook_url: str | None = None
         self.duplicate_deliveries = False
-        self.courier = WebhookCourier("sendgrid")
+        self.courier = WebhookCourier("sendgrid", max_attempts=3)  # SendGrid retries failed posts
         self._private_key = ec.generate_private_key(ec.SECP256R1())
         der = self._private_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -41,6 +41,7 @@ class Hook:
 class Listener:
     hooks: list[Hook] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fail_next: int = 0  # answer 500 to the next N posts (then record them normally)
 
     def app(self) -> flask.Flask:
         app = flask.Flask("listener")
@@ -50,6 +51,9 @@ class Listener:
             request = flask.request
             raw = request.get_data(cache=True)  # the raw bytes, before any form parsing
             with self.lock:
+                if self.fail_next:
+                    self.fail_next -= 1
+                    return "down", 500
                 self.hooks.append(Hook(name, request.url, raw, dict(request.headers), request.form.to_dict()))
             return "", 200
 
@@ -118,6 +122,7 @@ def w(world: World) -> Iterator[World]:
     world.tw.inbound_webhook_url = f"{world.listener_url}/hooks/twilio/inbound"
     with world.listener.lock:
         world.listener.hooks.clear()
+        world.listener.fail_next = 0
     yield world
     world.sg.flush()
     world.tw.flush()
@@ -267,6 +272,14 @@ def test_duplicate_deliveries_repeat_the_same_event_ids(w: World) -> None:
     events = verified_events(w)
     assert len(events) == 4 and len({e["sg_event_id"] for e in events}) == 2
     assert len({webhooks.sendgrid_event_keys(e)[1] for e in events}) == 2
+
+
+def test_an_event_post_our_side_failed_is_retried_until_it_lands(w: World) -> None:
+    w.listener.fail_next = 2
+    mailer(w).send(an_email())
+    events = verified_events(w)
+    assert [e["event"] for e in events] == ["processed", "delivered"]
+    assert w.sg.courier.deliveries[0].attempts == 3
 
 
 def test_a_tampered_or_replayed_event_post_is_refused(w: World) -> None:

@@ -196,7 +196,7 @@ def test_stop_delivers_what_is_pending_then_ends_the_thread_and_a_later_post_res
     sg.event_webhook_url = "http://127.0.0.1:9/nobody-listens"
     message_id = post_mail(sg, good_mail()).headers["X-Message-Id"]
     sg.stop()
-    assert len(sg.courier.deliveries) == 2 and all(d.error for d in sg.courier.deliveries)
+    assert len(sg.courier.deliveries) == 2 and all(d.error and d.attempts == 3 for d in sg.courier.deliveries)
     sg.spamreport(message_id)
     assert sg.flush() and len(sg.courier.deliveries) == 3
     sg.stop()
