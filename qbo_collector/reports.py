@@ -1,0 +1,78 @@
+"""Figures read straight from the mirror; the CLI and the dashboard call the same functions.
+
+    aging(db, realm_id, on) -> {"realm", "on", "currencies": {"USD": {"current", "1-30", "31-60", "61-90", "90+", "total"}}}
+
+Amounts are decimal strings with the currency's own decimals ("1234.50", JPY "1200").
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from qbo_collector import errors, money
+from qbo_collector.db import models
+from qbo_collector.db.session import Database
+
+AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+def aging_bucket(due: date | None, on: date) -> str:
+    """Pure: the bucket of an invoice due on ``due``, seen on ``on`` (no due date counts as current)."""
+    if due is None:
+        return "current"
+    late = (on - due).days
+    if late <= 0:
+        return "current"
+    if late <= 30:
+        return "1-30"
+    if late <= 60:
+        return "31-60"
+    if late <= 90:
+        return "61-90"
+    return "90+"
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    try:
+        return str(money.Money(value, currency).rounded().amount)
+    except (ValueError, ArithmeticError):
+        return str(value)
+
+
+def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
+    """Open invoice balances per currency and days past due, as of ``on``."""
+    inv = models.Invoice
+    with db.session() as s:
+        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm_id))
+        if company_id is None:
+            raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
+        due = func.coalesce(inv.due_date, inv.txn_date)
+        # Compared with bound dates, so the same SQL runs on SQLite and PostgreSQL.
+        bucket = case(
+            (due.is_(None), "current"),
+            (due >= on, "current"),
+            (due >= on - timedelta(days=30), "1-30"),
+            (due >= on - timedelta(days=60), "31-60"),
+            (due >= on - timedelta(days=90), "61-90"),
+            else_="90+",
+        ).label("bucket")
+        rows = s.execute(
+            select(inv.currency, bucket, func.sum(inv.balance))
+            .where(inv.company_id == company_id, inv.deleted.is_(False),
+                   inv.status == models.InvoiceStatus.open, inv.balance > 0)
+            .group_by(inv.currency, bucket)
+        ).all()
+    totals: dict[str, dict[str, Decimal]] = {}
+    for currency, name, amount in rows:
+        per = totals.setdefault(currency, {b: Decimal(0) for b in AGING_BUCKETS})
+        per[name] += amount if isinstance(amount, Decimal) else money.to_decimal(amount or 0)
+    currencies = {}
+    for currency in sorted(totals):
+        per = totals[currency]
+        currencies[currency] = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
+        currencies[currency]["total"] = _amount(sum(per.values(), Decimal(0)), currency)
+    return {"realm": realm_id, "on": on.isoformat(), "currencies": currencies}

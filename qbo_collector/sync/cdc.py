@@ -1,0 +1,128 @@
+"""Incremental sync through Change Data Capture, from the stored cursor.
+
+One CDC call names every stream (1 API call when at most 1000 objects changed). The call
+starts ``OVERLAP`` before the cursor, for clock skew between Intuit's servers; re-reading
+a boundary row is harmless because upserts are idempotent. Rows come back whole; deleted
+ones as ``{"Id", "status": "Deleted"}`` and are marked; voided invoices are ordinary
+updates (Balance 0, "Voided") that the mapper recognises.
+
+A window of 1000 objects or more is truncated by QBO, so it is split: each such entity is
+read again on its own, and while it still fills a response the window's start moves to the
+newest change read (CDC answers oldest first). The cursor of an entity moves, in the same
+transaction as its rows, only to a point up to which everything has been committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from qbo_collector import errors
+from qbo_collector.db.session import Database
+from qbo_collector.sync import client as client_mod
+from qbo_collector.sync import full, mirror, streams
+from qbo_collector.sync.summary import SyncSummary
+
+log = logging.getLogger(__name__)
+
+MAX_OBJECTS = 1000                # QBO's cap on one CDC response
+MAX_AGE = timedelta(days=30)      # how far back CDC reaches
+AGE_MARGIN = timedelta(hours=1)   # fall back to a full sync a little before QBO would refuse
+OVERLAP = timedelta(minutes=2)
+STEP_BACK = timedelta(seconds=1)  # QBO's timestamps have whole seconds
+
+
+class WindowTooOld(errors.QboCollectorError):
+    """The CDC cursor is older than QBO's 30 days: a full sync is needed."""
+
+
+class CannotSplit(errors.QboCollectorError):
+    """More than 1000 changes share one second: the window cannot be narrowed; a full sync is needed."""
+
+
+def too_old(changed_since: datetime | None, now: datetime) -> bool:
+    return changed_since is None or now - changed_since > MAX_AGE - AGE_MARGIN
+
+
+def _row_time(row: dict) -> datetime | None:  # type: ignore[type-arg]
+    meta = row.get("MetaData") if isinstance(row, dict) else None
+    return streams.parse_time(meta.get("LastUpdatedTime")) if isinstance(meta, dict) else None
+
+
+def _read(qbo: client_mod.QboClient, entities: list[str], since: datetime) -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    try:
+        return qbo.cdc(entities, since)
+    except errors.PermanentFailure as exc:
+        if "changedsince" in exc.message.lower():
+            raise WindowTooOld(exc.message) from None
+        raise
+
+
+def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selected: list[streams.Stream],
+                 since: datetime, *, summary: SyncSummary, progress: full.Progress | None = None,
+                 now: Callable[[], datetime] = full.utcnow) -> list[streams.Stream]:
+    """Apply every change since ``since`` to the mirror. Returns the streams that need a full sync instead."""
+    if not selected:
+        return []
+    ctx = full.context(db, company_id, now())
+    entities = [s.entity for s in selected]
+    changes = _read(qbo, entities, since - OVERLAP)
+    answered_at = qbo.last_time or now()
+    total = sum(len(rows) for rows in changes.values())
+    if len(entities) > 1 and total >= MAX_OBJECTS:
+        complete: list[streams.Stream] = []
+        split = list(selected)      # QBO caps the whole answer: read each entity on its own
+    else:
+        split = [s for s in selected if len(changes[s.entity]) >= MAX_OBJECTS]
+        complete = [s for s in selected if s not in split]
+    with db.session() as s:
+        for stream in complete:
+            mirror.write_page(s, stream, company_id, changes[stream.entity], ctx, now(), summary)
+            _advance(s, company_id, stream.entity, answered_at)
+    for stream in complete:
+        if progress is not None:
+            progress(stream.entity, len(changes[stream.entity]), len(changes[stream.entity]))
+    fallback: list[streams.Stream] = []
+    for stream in split:
+        try:
+            _split(qbo, db, company_id, stream, since, ctx, summary=summary, progress=progress, now=now)
+        except CannotSplit as exc:
+            log.warning("%s company=%s: %s", stream.entity, company_id, exc.message)
+            fallback.append(stream)
+    return fallback
+
+
+def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: streams.Stream, since: datetime,
+           ctx: streams.Context, *, summary: SyncSummary, progress: full.Progress | None,
+           now: Callable[[], datetime]) -> None:
+    start = since - OVERLAP
+    done = 0
+    while True:
+        rows = _read(qbo, [stream.entity], start)[stream.entity]
+        answered_at = qbo.last_time or now()
+        truncated = len(rows) >= MAX_OBJECTS
+        if truncated:
+            newest = max((t for t in map(_row_time, rows) if t is not None), default=None)
+            if newest is None or newest - STEP_BACK <= start:
+                raise CannotSplit(f"more than {MAX_OBJECTS} changes of {stream.entity} in one second; "
+                                  "a full sync of it follows")
+            moved_to = newest - STEP_BACK
+        with db.session() as s:
+            mirror.write_page(s, stream, company_id, rows, ctx, now(), summary)
+            _advance(s, company_id, stream.entity, moved_to + OVERLAP if truncated else answered_at)
+        done += len(rows)
+        if progress is not None:
+            progress(stream.entity, done, None)
+        if not truncated:
+            return
+        log.info("CDC window of %s company=%s over %s objects; continuing from %s", stream.entity, company_id,
+                 MAX_OBJECTS, moved_to.isoformat())
+        start = moved_to
+
+
+def _advance(s, company_id: int, entity: str, to: datetime) -> None:  # type: ignore[no-untyped-def]
+    cur = mirror.cursor(s, company_id, entity)
+    # Cursors only move forward: a slower concurrent sync must not pull one back.
+    if cur.changed_since is None or to > cur.changed_since:
+        cur.changed_since = to

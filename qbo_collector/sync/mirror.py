@@ -1,0 +1,157 @@
+"""Writing pages into the mirror: bulk upserts keyed by (company, QBO Id), marks, cursors.
+
+One ``INSERT … ON CONFLICT (company_id, qbo_id) DO UPDATE`` per page (executemany), on
+SQLite and PostgreSQL alike. Only the mirrored columns are updated: the program's own
+columns (``excluded``, ``fees_waived``, ``next_action_on``, ``policy_name``…) are never
+touched by a sync. Deleted and voided rows are marked, never removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from qbo_collector.db import models
+
+TABLES: dict[str, Table] = {
+    "term": models.Term.__table__,  # type: ignore[dict-item]
+    "customer": models.Customer.__table__,  # type: ignore[dict-item]
+    "invoice": models.Invoice.__table__,  # type: ignore[dict-item]
+    "payment": models.Payment.__table__,  # type: ignore[dict-item]
+    "credit_memo": models.CreditMemo.__table__,  # type: ignore[dict-item]
+}
+LINKS: Table = models.PaymentLink.__table__  # type: ignore[assignment]
+KEY = ("company_id", "qbo_id")
+_log = logging.getLogger("qbo_collector.sync")
+
+
+def _dialect_insert(s: Session, table: Table) -> Any:
+    name = s.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"bulk upsert is not written for {name}")
+
+
+def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, Any]], now: datetime) -> int:
+    """Insert or update ``rows`` (mapper output) in one statement; returns how many were written."""
+    if not rows:
+        return 0
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:  # one page may name a row twice (CDC); the last one wins
+        unique[row["qbo_id"]] = row
+    params = [{**row, "company_id": company_id, "synced_at": now} for row in unique.values()]
+    table = TABLES[table_name]
+    stmt = _dialect_insert(s, table)
+    columns = [c for c in params[0] if c not in KEY]
+    stmt = stmt.on_conflict_do_update(index_elements=list(KEY),
+                                      set_={c: getattr(stmt.excluded, c) for c in columns})
+    s.connection().execute(stmt, params)
+    return len(params)
+
+
+def mark_deleted(s: Session, table_name: str, company_id: int, qbo_ids: Iterable[str], now: datetime) -> int:
+    """Mark rows QBO reported as deleted; rows never mirrored are simply not there."""
+    ids = sorted(set(qbo_ids))
+    if not ids:
+        return 0
+    table = TABLES[table_name]
+    values: dict[str, Any] = {"deleted": True, "synced_at": now}
+    if table_name == "invoice":
+        values["status"] = models.InvoiceStatus.deleted.value
+    result = s.connection().execute(update(table).where(table.c.company_id == company_id, table.c.qbo_id.in_(ids))
+                                    .values(**values))
+    if table_name == "payment":
+        s.connection().execute(delete(LINKS).where(LINKS.c.company_id == company_id,
+                                                   LINKS.c.payment_qbo_id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+def mark_unseen_deleted(s: Session, table_name: str, company_id: int, seen_since: datetime, now: datetime) -> int:
+    """After a complete full sync: what it did not see is gone from QBO (deleted longer ago than CDC reaches)."""
+    table = TABLES[table_name]
+    values: dict[str, Any] = {"deleted": True, "synced_at": now}
+    if table_name == "invoice":
+        values["status"] = models.InvoiceStatus.deleted.value
+    result = s.connection().execute(update(table).where(
+        table.c.company_id == company_id, table.c.deleted.is_(False), table.c.synced_at < seen_since).values(**values))
+    if table_name == "payment" and result.rowcount:
+        gone = select(table.c.qbo_id).where(table.c.company_id == company_id, table.c.deleted.is_(True))
+        s.connection().execute(delete(LINKS).where(LINKS.c.company_id == company_id,
+                                                   LINKS.c.payment_qbo_id.in_(gone)))
+    return int(result.rowcount or 0)
+
+
+def replace_links(s: Session, company_id: int, links: Mapping[str, Mapping[str, Decimal]]) -> None:
+    """Payment → invoices it paid: the payments' links are replaced by what QBO says now."""
+    if not links:
+        return
+    conn = s.connection()
+    conn.execute(delete(LINKS).where(LINKS.c.company_id == company_id, LINKS.c.payment_qbo_id.in_(sorted(links))))
+    params = [{"company_id": company_id, "payment_qbo_id": payment, "invoice_qbo_id": invoice, "amount": amount}
+              for payment, per_invoice in links.items() for invoice, amount in per_invoice.items() if amount != 0]
+    if params:
+        conn.execute(insert(LINKS), params)
+
+
+def cursor(s: Session, company_id: int, entity: str, *, lock: bool = False) -> models.SyncCursor:
+    stmt = select(models.SyncCursor).where(models.SyncCursor.company_id == company_id,
+                                           models.SyncCursor.entity == entity)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = s.scalar(stmt)
+    if row is None:
+        row = models.SyncCursor(company_id=company_id, entity=entity)
+        s.add(row)
+        s.flush()
+    return row
+
+
+def cursors(s: Session, company_id: int) -> dict[str, models.SyncCursor]:
+    return {c.entity: c for c in s.scalars(select(models.SyncCursor).where(models.SyncCursor.company_id == company_id))}
+
+
+def term_days(s: Session, company_id: int) -> dict[str, int]:
+    t = models.Term
+    return {qbo_id: days for qbo_id, days in s.execute(
+        select(t.qbo_id, t.due_days).where(t.company_id == company_id, t.due_days.is_not(None)))}
+
+
+def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: Any, now: datetime,
+               summary: Any) -> int:
+    """Map, log-and-skip bad rows, upsert, mark deleted ones, refresh payment links. Returns rows written."""
+    from qbo_collector.sync import streams
+
+    live: list[dict[str, Any]] = []
+    gone: list[str] = []
+    links: dict[str, dict[str, Decimal]] = {}
+    for raw in rows:
+        if isinstance(raw, dict) and str(raw.get("status", "")).lower() == "deleted" and raw.get("Id"):
+            gone.append(str(raw["Id"]))
+            continue
+        try:
+            mapped = streams.map_row(stream, raw, ctx)
+        except streams.BadRecord as exc:
+            ident = raw.get("Id") if isinstance(raw, dict) else None
+            _log.warning("skipped %s Id=%s company=%s: %s", stream.entity, ident, company_id, exc)
+            summary.skip(stream.entity, str(ident), str(exc))
+            continue
+        for warning in mapped.warnings:
+            _log.warning("%s Id=%s company=%s: %s", stream.entity, mapped.values["qbo_id"], company_id, warning)
+        live.append(mapped.values)
+        if mapped.links is not None:
+            links[mapped.values["qbo_id"]] = mapped.links
+    written = upsert(s, stream.table, company_id, live, now)
+    replace_links(s, company_id, links)
+    deleted = mark_deleted(s, stream.table, company_id, gone, now)
+    summary.add(stream.entity, written=written, deleted=len(gone))
+    del deleted
+    return written + len(gone)

@@ -1,0 +1,257 @@
+"""Syncing a company: which streams need a full read, which a CDC read; and debounced requests.
+
+    sync_company(settings, db, vault, realm_id, *, full=False, progress=None) -> SyncSummary
+    sync_all(settings, db, vault, *, full=False, progress=None) -> list[SyncSummary]
+    SyncRequests(settings, db, vault).request(realm_id)   # webhooks: a burst is one sync
+
+A stream is read in full when asked (``full=True``), when it was never read, when a full
+read of it was interrupted (it resumes), or when its CDC cursor is older than QBO's 30 days.
+Every other stream is read through one CDC call. The company's ``last_sync_at`` and an
+Activity row ``sync`` (counts, API calls used, duration) record each sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+
+from qbo_collector import config, errors
+from qbo_collector.db import models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+from qbo_collector.sync import cdc, full, mirror, streams
+from qbo_collector.sync import client as client_mod
+from qbo_collector.sync import limiter as limiter_mod
+from qbo_collector.sync.summary import SyncSummary
+
+log = logging.getLogger(__name__)
+
+Progress = full.Progress
+SyncSummary = SyncSummary  # re-exported: ``run.SyncSummary``
+
+_guard = threading.Lock()
+_running: dict[str, threading.Lock] = {}
+
+
+def _realm_lock(realm_id: str) -> threading.Lock:
+    with _guard:
+        return _running.setdefault(realm_id, threading.Lock())
+
+
+def plan(cursors: dict[str, models.SyncCursor], *, full_requested: bool, now: datetime
+         ) -> tuple[list[tuple[streams.Stream, bool]], list[streams.Stream]]:
+    """Pure: (streams to read in full with ``fresh`` flags, streams to read through CDC)."""
+    full_reads: list[tuple[streams.Stream, bool]] = []
+    incremental: list[streams.Stream] = []
+    for stream in streams.STREAMS:
+        cur = cursors.get(stream.entity)
+        interrupted = cur is not None and cur.full_sync_started_at is not None and bool(cur.full_sync_position)
+        if interrupted:
+            full_reads.append((stream, False))
+        elif full_requested or cur is None or cur.full_sync_at is None:
+            full_reads.append((stream, True))
+        elif stream.cdc and cdc.too_old(cur.changed_since, now):
+            full_reads.append((stream, True))
+        elif stream.cdc:
+            incremental.append(stream)
+    return full_reads, incremental
+
+
+def _mode(full_reads: list[tuple[streams.Stream, bool]], incremental: list[streams.Stream]) -> str:
+    if not full_reads:
+        return "incremental" if incremental else "none"
+    if not incremental:
+        return "full" if all(fresh for _, fresh in full_reads) else "resumed"
+    return "mixed"
+
+
+def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *, full: bool = False,
+                 progress: Progress | None = None, policy: client_mod.RetryPolicy | None = None,
+                 limiter: limiter_mod.RateLimiter | None = None,
+                 now: Callable[[], datetime] | None = None) -> SyncSummary:
+    """Bring the mirror of one company up to date. Raises ``ReconnectNeeded``; other failures are in the summary."""
+    clock = now or _utcnow
+    started = time.monotonic()
+    summary = SyncSummary(realm=realm_id)
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            raise errors.InvalidInput(f"No company with realm {realm_id} is connected.", field="realm")
+        company_id = company.id
+    qbo = client_mod.QboClient(settings, db, vault, realm_id, policy=policy, limiter=limiter)
+    with _realm_lock(realm_id):
+        with db.session() as s:
+            cursors = mirror.cursors(s, company_id)
+        full_reads, incremental = plan(cursors, full_requested=full, now=clock())
+        summary.mode = _mode(full_reads, incremental)
+        try:
+            _run(qbo, db, company_id, full_reads, incremental, cursors, summary=summary, progress=progress,
+                 now=clock)
+        finally:
+            summary.api_calls = qbo.api_calls
+            summary.retries = qbo.retries
+            summary.duration = time.monotonic() - started
+            _record(db, company_id, summary, clock())
+    log.info(summary.line())
+    return summary
+
+
+def _run(qbo: client_mod.QboClient, db: Database, company_id: int,
+         full_reads: list[tuple[streams.Stream, bool]], incremental: list[streams.Stream],
+         cursors: dict[str, models.SyncCursor], *, summary: SyncSummary, progress: Progress | None,
+         now: Callable[[], datetime]) -> None:
+    def read_full(stream: streams.Stream, fresh: bool) -> None:
+        try:
+            full.sync_stream(qbo, db, company_id, stream, summary=summary, fresh=fresh, progress=progress, now=now)
+        except (errors.TransientFailure, errors.PermanentFailure) as exc:
+            log.warning("full sync of %s company=%s stopped: %s", stream.entity, company_id, exc.message)
+            summary.errors.append(f"{stream.entity}: {exc.message}")
+
+    for stream, fresh in full_reads:
+        read_full(stream, fresh)
+    if not incremental:
+        return
+    since = min(c.changed_since for c in (cursors[s.entity] for s in incremental) if c.changed_since is not None)
+    try:
+        fallback = cdc.sync_streams(qbo, db, company_id, incremental, since, summary=summary, progress=progress,
+                                    now=now)
+    except cdc.WindowTooOld as exc:
+        log.warning("CDC refused company=%s (%s); reading in full", company_id, exc.message)
+        fallback = incremental
+    except (errors.TransientFailure, errors.PermanentFailure) as exc:
+        log.warning("incremental sync company=%s stopped: %s", company_id, exc.message)
+        summary.errors.append(f"changes: {exc.message}")
+        return
+    if fallback:
+        summary.mode = "mixed"
+    for stream in fallback:
+        read_full(stream, True)
+
+
+def _record(db: Database, company_id: int, summary: SyncSummary, at: datetime) -> None:
+    with db.session() as s:
+        company = s.get(models.Company, company_id)
+        if company is None:
+            return
+        if summary.ok:
+            company.last_sync_at = at
+        s.add(models.Activity(company_id=company_id, kind="sync" if summary.ok else "sync.failed",
+                              message=summary.line(),
+                              data={"mode": summary.mode, "api_calls": summary.api_calls,
+                                    "retries": summary.retries, "duration": round(summary.duration, 3),
+                                    **summary.counts(), "errors": summary.errors}))
+
+
+def _utcnow() -> datetime:
+    return full.utcnow()
+
+
+
+def sync_all(settings: config.Settings, db: Database, vault: Vault, *, full: bool = False,
+             progress: Progress | None = None, policy: client_mod.RetryPolicy | None = None) -> list[SyncSummary]:
+    """Sync every connected company, one after the other; one company's failure does not stop the others."""
+    with db.session() as s:
+        realms = list(s.scalars(select(models.Company.realm_id)
+                                .where(models.Company.status == models.CompanyStatus.connected)
+                                .order_by(models.Company.id)))
+    results: list[SyncSummary] = []
+    for realm in realms:
+        try:
+            results.append(sync_company(settings, db, vault, realm, full=full, progress=progress, policy=policy))
+        except errors.QboCollectorError as exc:
+            log.warning("sync of realm %s failed: %s", realm, exc.message)
+            failed = SyncSummary(realm=realm, mode="failed")
+            failed.errors.append(exc.message)
+            results.append(failed)
+    return results
+
+
+class SyncRequests:
+    """Debounced sync requests (webhooks): requests for a realm within ``delay`` seconds are one sync.
+
+    ``request()`` returns at once; a daemon thread runs the syncs, one realm at a time. A
+    request arriving while that realm is syncing schedules one more sync after it (the
+    change may have landed after the running sync's CDC call). ``max_delay`` bounds how long
+    a steady stream of notifications can postpone a sync.
+    """
+
+    def __init__(self, settings: config.Settings, db: Database, vault: Vault, *, delay: float = 5.0,
+                 max_delay: float = 30.0, sync: Callable[[str], object] | None = None) -> None:
+        self.settings, self.db, self.vault = settings, db, vault
+        self.delay, self.max_delay = delay, max_delay
+        self._sync = sync or (lambda realm: sync_company(self.settings, self.db, self.vault, realm))
+        self._due: dict[str, tuple[float, float]] = {}   # realm → (first request, last request)
+        self._busy: set[str] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self.syncs_run = 0
+
+    def request(self, realm_id: str) -> None:
+        now = time.monotonic()
+        with self._cond:
+            first, _last = self._due.get(realm_id, (now, now))
+            self._due[realm_id] = (first, now)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="qbo-sync-requests", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def pending(self) -> bool:
+        with self._cond:
+            return bool(self._due or self._busy)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until nothing is pending or running (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._due or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _next(self) -> tuple[str | None, float]:
+        now = time.monotonic()
+        best: tuple[str | None, float] = (None, 3600.0)
+        for realm, (first, last) in self._due.items():
+            if realm in self._busy:
+                continue
+            at = min(first + self.max_delay, last + self.delay)
+            if at <= now:
+                return realm, 0.0
+            best = (best[0], min(best[1], at - now))
+        return None, best[1]
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopped:
+                        return
+                    realm, wait = self._next()
+                    if realm is not None:
+                        del self._due[realm]
+                        self._busy.add(realm)
+                        break
+                    self._cond.wait(wait)
+            try:
+                self._sync(realm)
+                self.syncs_run += 1
+            except Exception:  # a failing sync must not stop the thread; it is logged and recorded
+                log.exception("requested sync of realm %s failed", realm)
+            finally:
+                with self._cond:
+                    self._busy.discard(realm)
+                    self._cond.notify_all()
