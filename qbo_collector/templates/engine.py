@@ -48,6 +48,9 @@ _FORBIDDEN_NAMES = frozenset({
     "self", "config", "request", "session", "g", "url_for", "get_flashed_messages",
     "lipsum", "cycler", "joiner", "namespace", "range", "dict", "environment", "context",
 })
+_GROWING_TEXT_METHODS = frozenset({
+    "ljust", "rjust", "center", "zfill", "expandtabs", "replace", "join", "format", "format_map", "translate",
+})
 _FORBIDDEN_ATTRIBUTES = frozenset({"mro", "format_map", "gi_frame", "gi_code", "f_globals", "f_locals"})
 
 # Jinja's own filters that cannot grow a text much: replace, join, wordwrap, urlencode, center,
@@ -296,6 +299,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return attr not in _FORBIDDEN_ATTRIBUTES and super().is_safe_attribute(obj, attr, value)
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # Jinja's signature; text methods that pad or substitute can grow a short template
+        # into gigabytes ("x".ljust(10**9), chained .replace()), so they are not callable.
+        if isinstance(getattr(__obj, "__self__", None), str) and getattr(__obj, "__name__", "") in _GROWING_TEXT_METHODS:
+            raise SecurityError(f"the text method {__obj.__name__}()")
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: jinja2.runtime.Context, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "%":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import markupsafe
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,5 +23,4 @@ def test_any_names_render_every_default_safely(context_factory, language: str, c
         assert "\n" not in message.subject and "\r" not in message.subject
         if key != "owner_alert":
             assert customer_name.strip() in message.text or not customer_name.strip()
-        if "<" in customer_name:
-            assert customer_name not in message.html.split("<title>")[1]
+            assert str(markupsafe.escape(customer_name)) in message.html  # escaped, whatever it holds

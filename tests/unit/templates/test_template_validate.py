@@ -59,6 +59,15 @@ def test_unknown_placeholders_are_named(source: str, message: str) -> None:
     assert refusal(source).message.startswith(message)
 
 
+def test_harmless_method_calls_still_work(context_factory) -> None:
+    template = templates.TemplateSet(
+        key="statement", language="en", subject="s",
+        text="{{ customer_name.upper() }} {{ invoice.number.startswith('10') }} {{ today.year }}",
+    )
+    templates.validate(template.text, part="text")
+    assert templates.render(template, context_factory("en")).text == "O'BRIEN & SONS LANDSCAPING True 2026"
+
+
 def test_loop_variables_are_not_unknown() -> None:
     templates.validate(
         "{% for line in invoices|sort(attribute='due_date') %}{{ loop.index }}/{{ invoices|length }}"
@@ -79,6 +88,10 @@ def test_loop_variables_are_not_unknown() -> None:
         ("{{ 'x'|replace('x', 'xxxxxxxxxx')|replace('x', 'xxxxxxxxxx') }}",
          "Line 1: there is no filter called 'replace'"),
         ("{{ ('x' * 10000)|list|join('x' * 10000) }}", "Line 1: there is no filter called 'join'"),
+        ("{{ customer_name.ljust(1000000000) }}",
+         "This template tries to use something that is not allowed on line 1: the text method ljust()"),
+        ("{{ customer_name.replace('O', 'x' * 9999).replace('x', 'x' * 9999) }}",
+         "This template tries to use something that is not allowed on line 1: the text method replace()"),
         ("{{ '%999999999s' % 'x' }}", "This template tries to use something that is not allowed on line 1: text formatting with %"),
     ],
     ids=[
@@ -87,6 +100,8 @@ def test_loop_variables_are_not_unknown() -> None:
         "nested loops over made-up strings are refused",
         "replace, which multiplies a text, is not offered",
         "join with a huge separator is not offered",
+        "padding a name to a gigabyte is refused",
+        "chained text replacement is refused",
         "printf padding with a huge width is refused",
     ],
 )
