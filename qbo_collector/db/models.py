@@ -74,8 +74,6 @@ class Company(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     connected_at: Mapped[datetime | None]
     last_sync_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_until: Mapped[datetime | None]
 
     token: Mapped["Token | None"] = relationship(back_populates="company", cascade="all, delete-orphan",
                                                  uselist=False)
@@ -388,3 +386,33 @@ class ContactBlock(Base):
     address: Mapped[str] = mapped_column(String(320))  # lower-cased email or E.164 number
     reason: Mapped[str] = mapped_column(String(64))    # "stop", "bounce", "spamreport", "21211", "21610"…
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkLease(Base):
+    """Who is doing a unit of work for a company, until when, and when it was last done.
+
+    Claimed with one conditional UPDATE (``lease_until < now``, and for daily work ``done_on <
+    today``) — on PostgreSQL after ``SELECT … FOR UPDATE SKIP LOCKED`` — so any number of
+    schedulers and workers can tick without doing the same work twice.
+    """
+
+    __tablename__ = "work_lease"
+
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "sync" | "run" | "catchup" | "digest"
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    done_on: Mapped[date | None]        # the company's local date of the last completed daily/weekly work
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Worker(Base):
+    """A scheduler process's heartbeat (``/healthz`` reads it)."""
+
+    __tablename__ = "worker"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
