@@ -40,6 +40,8 @@ from qbo_collector.templates import sms as sms_module
 
 MAX_SOURCE_LENGTH = 20_000
 _MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
+_MAX_OUTPUT_LENGTH = 2_000_000  # a statement of 1,000 invoices is about 700,000 characters of HTML
+_MAX_LOOP_DEPTH = 2
 _MAX_EXPONENT = 64
 
 # Names that are reachable in other Jinja set-ups (Flask, Jinja's defaults) and are a
@@ -97,7 +99,7 @@ def render(template: catalog.TemplateSet, context: template_context.ReminderCont
 def _render_part(template: catalog.TemplateSet, part: str, names: Mapping[str, Any]) -> str:
     source = getattr(template, part)
     try:
-        return _compile(part == "html", source).render(names)
+        return _run(_compile(part == "html", source), names)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence for a person
         problem = _explain(exc, source, part)
         raise errors.InvalidInput(
@@ -349,6 +351,17 @@ def _environment(part: str) -> _Sandbox:
     return _HTML_ENV if part == "html" else _TEXT_ENV
 
 
+def _run(template: jinja2.Template, names: Mapping[str, Any]) -> str:
+    """``template.render()``, stopped as soon as the output passes the size limit."""
+    chunks, size = [], 0
+    for chunk in template.generate(names):
+        size += len(chunk)
+        if size > _MAX_OUTPUT_LENGTH:
+            raise SecurityError(f"a message longer than {_MAX_OUTPUT_LENGTH:,} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
 @functools.lru_cache(maxsize=512)
 def _compile(html: bool, source: str) -> jinja2.Template:
     return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
@@ -401,7 +414,7 @@ def validate(
         )
         for context in samples:
             try:
-                _compile(part == "html", source).render(_namespace(context))
+                _run(_compile(part == "html", source), _namespace(context))
             except Exception as exc:  # noqa: BLE001
                 raise _Refused(_explain(exc, source, part)) from exc
     except _Refused as refused:
@@ -428,6 +441,11 @@ def _check_statically(source: str, part: str) -> None:
         else:
             message = "templates cannot define variables or macros (set, macro, call)"
         raise _Refused(_Problem(f"Line {node.lineno}: {message}.", node.lineno))
+    for depth, loop in _loop_nesting(tree):
+        if depth > _MAX_LOOP_DEPTH:
+            raise _Refused(_Problem(
+                f"Line {loop.lineno}: loops can be nested {_MAX_LOOP_DEPTH} deep at most.", loop.lineno
+            ))
     for node in _in_line_order(tree, (nodes.Getattr, nodes.Getitem, nodes.Name)):
         refused = _forbidden_name(node)
         if refused:
@@ -452,6 +470,16 @@ def _check_statically(source: str, part: str) -> None:
         _compile(part == "html", source)
     except TemplateSyntaxError as exc:  # unknown filter or test
         raise _Refused(_syntax_problem(exc)) from None
+
+
+def _loop_nesting(node: nodes.Node, depth: int = 0) -> Iterator[tuple[int, nodes.For]]:
+    """Every loop with how many loops enclose it (itself included)."""
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.For):
+            yield depth + 1, child
+            yield from _loop_nesting(child, depth + 1)
+        else:
+            yield from _loop_nesting(child, depth)
 
 
 def _loops_over_data(iterable: nodes.Node) -> bool:
