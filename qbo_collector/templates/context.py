@@ -86,7 +86,9 @@ class ReminderContext:
     """Everything one message may say. Built by the dispatcher; the templates only read it.
 
     ``total_due`` is one Money, a tuple of Money (one per currency), or None to add up the
-    invoices' balances per currency. Empty collections are ``()``, never None.
+    invoices' balances per currency. Empty collections are ``()``, never None. For an
+    ``owner_alert`` the reader is the owner: ``customer_language`` and ``locale`` are the
+    owner's, ``alert`` says what happened, and ``invoices`` may be empty.
     """
 
     company_name: str
