@@ -62,9 +62,22 @@ def _time(sb: Sandbox, realm: str | None = None) -> str:
     return now.astimezone(timezone(timedelta(hours=-8))).isoformat(timespec="milliseconds")
 
 
+class RawJSON(str):
+    """Rows already serialized (under the store lock), spliced into the response as they are."""
+
+
+def _dumps(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and any(isinstance(v, (RawJSON, dict, list)) for v in value):
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
-    return flask.Response(json.dumps(payload, separators=(",", ":")), status=status,
-                          mimetype="application/json", headers=headers)
+    return flask.Response(_dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
 class Api:
@@ -122,7 +135,7 @@ class Api:
         faults = self.sb.intuit_faults
         fate = faults.draw()
         if fate == "429":
-            return self._throttled(realm, 60.0)
+            return self._throttled(realm, self.sb.forced_retry_after_seconds)
         if fate == "500":
             return _json({"Fault": {"Error": [{"Message": "An application error has occurred while processing your request",
                                                "Detail": "System Failure Error: An unexpected error occurred while accessing or saving your data. Please wait a few minutes and try again. If the problem persists, contact customer support.",
@@ -247,7 +260,7 @@ class Api:
                 if row is None:
                     raise store.not_found(entity, parts[1])
                 row = self._with_link(company, entity, row, include_link)
-                return 200, {entity: row}
+                return 200, {entity: RawJSON(json.dumps(row, separators=(",", ":")))}
         if len(parts) >= 3 and parts[2] == "send":
             return 200, {entity: intuit.send_invoice(realm, parts[1], args.get("sendTo"))}
         body = self._body()
@@ -272,7 +285,8 @@ class Api:
                 return row | {"InvoiceLink": link}
         return row
 
-    def run_query(self, company: store.Company, text: str, *, include_link: bool = False) -> dict[str, Any]:
+    def run_query(self, company: store.Company, text: str, *, include_link: bool = False,
+                  raw: bool = True) -> dict[str, Any]:
         try:
             q = query.parse(text)
         except query.QueryError as err:
@@ -293,14 +307,15 @@ class Api:
                 source = rows if rows is not None else list(company.tables[entity].values())
                 result = query.run(q, source, default_active_only=entity in store.LIST_ENTITIES)
                 page = [self._with_link(company, entity, r, include_link) for r in result.rows]
-                payload = json.loads(json.dumps(page))
+                text = json.dumps(page, separators=(",", ":"))
         except query.QueryError as err:
             raise store.Fault(err.code, err.message, err.detail) from None
         if q.count:
             return {"totalCount": result.total_count}
-        if not payload:
+        if not page:
             return {}
-        return {entity: payload, "startPosition": q.start_position, "maxResults": len(payload)}
+        rows: Any = RawJSON(text) if raw else json.loads(text)
+        return {entity: rows, "startPosition": q.start_position, "maxResults": len(page)}
 
     def batch(self, company: store.Company, body: dict[str, Any]) -> dict[str, Any]:
         items = body.get("BatchItemRequest")
@@ -315,7 +330,7 @@ class Api:
             bid = item.get("bId")
             try:
                 if "Query" in item:
-                    answers.append({"bId": bid, "QueryResponse": self.run_query(company, item["Query"])})
+                    answers.append({"bId": bid, "QueryResponse": self.run_query(company, item["Query"], raw=False)})
                     continue
                 names = [k for k in item if k.lower() in store.ENTITIES]
                 if len(names) != 1:
@@ -367,7 +382,7 @@ class Api:
                 changed.sort(key=lambda pair: (pair[0], int(pair[1]["Id"])))
                 rows = [r for _, r in changed[:CDC_MAX_OBJECTS]]
                 if rows:
-                    responses.append({entity: json.loads(json.dumps(rows)), "startPosition": 1,
+                    responses.append({entity: RawJSON(json.dumps(rows, separators=(",", ":"))), "startPosition": 1,
                                       "maxResults": len(rows), "totalCount": len(rows)})
                 else:
                     responses.append({})

@@ -15,6 +15,7 @@ strings (``\\'`` escapes a quote), numbers or ``true``/``false``. Reference fiel
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -178,7 +179,11 @@ class _Parser:
                 where.append(self.condition())
             if self.keyword("OR"):
                 raise QueryError("QueryParserError: OR is not supported in QBO queries.")
-        if self.keyword("ORDERBY") or (self.keyword("ORDER") and self.expect_keyword("BY") is None):
+        ordered = bool(self.keyword("ORDERBY"))
+        if not ordered and self.keyword("ORDER"):
+            self.expect_keyword("BY")
+            ordered = True
+        if ordered:
             while True:
                 name = self.expect("word")
                 desc = self.keyword("ASC", "DESC") == "DESC"
@@ -268,6 +273,11 @@ def parse_instant(text: str) -> datetime:
     return moment
 
 
+@functools.lru_cache(maxsize=262_144)
+def _instant_ts(text: str) -> float:
+    return parse_instant(text).timestamp()
+
+
 def _comparable(field_name: str, row_value: Any, literal: Any) -> tuple[Any, Any] | None:
     if row_value is None:
         return None
@@ -282,7 +292,7 @@ def _comparable(field_name: str, row_value: Any, literal: Any) -> tuple[Any, Any
             return None
     if isinstance(row_value, str):
         if field_name.lower().endswith("time"):
-            return parse_instant(row_value), parse_instant(str(literal))
+            return _instant_ts(row_value), _instant_ts(str(literal))
         lit = str(literal) if not isinstance(literal, bool) else str(literal).lower()
         if row_value.isdigit() and lit.isdigit():
             return int(row_value), int(lit)
@@ -320,7 +330,7 @@ def _sort_key(field_name: str, descending: bool):  # type: ignore[no-untyped-def
             return (1, "")
         if isinstance(value, str):
             if field_name.lower().endswith("time"):
-                return (0, parse_instant(value).timestamp())
+                return (0, _instant_ts(value))
             if value.isdigit():
                 return (0, int(value))
             return (0, value.lower())
@@ -336,9 +346,14 @@ def run(query: Query, rows: Iterable[dict[str, Any]], *, default_active_only: bo
     """
     conditions = list(query.where)
     active_only = default_active_only and not query.mentions("Active")
-    selected = [r for r in rows
-                if (not active_only or r.get("Active", True))
-                and all(matches(c, r) for c in conditions)]
+    if not conditions and not active_only:
+        selected = rows if isinstance(rows, list) else list(rows)
+        if query.order_by:
+            selected = list(selected)
+    else:
+        selected = [r for r in rows
+                    if (not active_only or r.get("Active", True))
+                    and all(matches(c, r) for c in conditions)]
     if query.count:
         return Result(rows=[], total_count=len(selected))
     for name, desc in reversed(query.order_by):

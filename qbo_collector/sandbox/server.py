@@ -56,6 +56,7 @@ class Sandbox:
         self.batch_limit_per_minute = batch_limit_per_minute
         self.reject_old_minorversion = reject_old_minorversion
         self.next_realm: str | None = None
+        self.forced_retry_after_seconds = 1.0   # Retry-After on injected 429s (real throttles say when the window frees)
         self.clock = clock or common.Clock()
         self.log = common.RequestLog()
         self.intuit_faults = common.FaultKnobs(seed=seed)
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    language="fr", customers=args.customers, invoices=args.invoices,
                                    payments=payments, seed=args.seed + 1))
     sb.start(port=args.port)
-    print(f"Sandbox on {sb.url}")
+    print(f"Sandbox on {sb.url}" + ("" if args.auto_approve else " (consent page: approve in the browser)"))
     print(f"  INTUIT_ENVIRONMENT={sb.discovery_url}")
     print(f"  INTUIT_API_BASE_URL={sb.api_base_url}")
     print(f"  INTUIT_CLIENT_ID={sb.client_id}")
