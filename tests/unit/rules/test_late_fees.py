@@ -1,0 +1,159 @@
+"""Late fees and interest: kinds, grace, frequency, caps, waivers, rounding, one fee per period."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from qbo_collector import rules
+from qbo_collector.money import Money
+from tests.unit.rules.conftest import D, customer, invoice, plan, policy, simulate
+
+NO_STEPS = dict(steps=[], repeat_last=None, escalation={"call_task_after_days": None, "handoff_after_days": None})
+
+
+def fees_policy(rules_: list[dict[str, object]], **late_fees: object) -> rules.Policy:
+    return policy(**NO_STEPS, late_fees={"rules": rules_, **late_fees})  # type: ignore[arg-type]
+
+
+def charged(inv: rules.Invoice, pol: rules.Policy, days: int = 120, **kw: object) -> list[tuple[dt.date, str, str, str]]:
+    sent = simulate(start=D(2026, 3, 25), days=days, invoices=[inv], pol=pol, **kw)  # type: ignore[arg-type]
+    return [(a.on, a.fee_kind, str(a.amount.amount), a.period) for a in sent if isinstance(a, rules.ChargeFee)]
+
+
+FLAT_ONCE = {"kind": "flat", "amount": {"USD": "25", "EUR": "25"}}
+PERCENT_MONTHLY = {"kind": "percent", "percent": "1.5", "frequency": "monthly"}
+
+
+@pytest.mark.parametrize(
+    ("inv", "pol", "expected"),
+    [
+        pytest.param(invoice(), fees_policy([FLAT_ONCE]), [(D(2026, 4, 2), "flat", "25.00", "once")],
+                     id="flat fee once on the first late day"),
+        pytest.param(invoice(), fees_policy([FLAT_ONCE], grace_days=5), [(D(2026, 4, 7), "flat", "25.00", "once")],
+                     id="flat fee after five grace days"),
+        pytest.param(invoice(balance=400), fees_policy([PERCENT_MONTHLY]),
+                     [(D(2026, 4, 2), "percent", "6.00", "2026-04-02"), (D(2026, 5, 2), "percent", "6.00", "2026-05-02"),
+                      (D(2026, 6, 2), "percent", "6.00", "2026-06-02"), (D(2026, 7, 2), "percent", "6.00", "2026-07-02")],
+                     id="percent fee monthly on the balance after a partial payment"),
+        pytest.param(invoice(balance=700), fees_policy([{**PERCENT_MONTHLY, "frequency": "once"}]),
+                     [(D(2026, 4, 2), "percent", "10.50", "once")],
+                     id="percent fee on the balance after a credit memo"),
+        pytest.param(invoice(), fees_policy([{"kind": "interest", "percent": "12", "frequency": "every_n_days", "every_days": 30}]),
+                     [(D(2026, 5, 2), "interest", "9.86", "2026-04-02"), (D(2026, 6, 1), "interest", "9.86", "2026-05-02"),
+                      (D(2026, 7, 1), "interest", "9.86", "2026-06-01")],
+                     id="annual interest pro-rated per day, billed at the end of each 30-day period"),
+        pytest.param(invoice(currency="EUR"), policy("france_b2b", **NO_STEPS),
+                     [(D(2026, 4, 2), "indemnity", "40.00", "once"),
+                      (D(2026, 5, 2), "interest", "9.99", "2026-04-02"),
+                      (D(2026, 6, 2), "interest", "10.32", "2026-05-02"),
+                      (D(2026, 7, 2), "interest", "9.99", "2026-06-02")],
+                     id="France B2B: ECB rate plus 10 points per day and the 40 euro indemnity once"),
+        pytest.param(invoice(currency="EUR"), policy("france_b2b", **NO_STEPS, ecb_rate_percent="4"),
+                     [(D(2026, 4, 2), "indemnity", "40.00", "once"),
+                      (D(2026, 5, 2), "interest", "11.51", "2026-04-02"),
+                      (D(2026, 6, 2), "interest", "11.89", "2026-05-02"),
+                      (D(2026, 7, 2), "interest", "11.51", "2026-06-02")],
+                     id="France B2B with another ECB rate"),
+        pytest.param(invoice(), policy("us_net30", **NO_STEPS),
+                     [(D(2026, 4, 2), "percent", "15.00", "2026-04-02"), (D(2026, 5, 2), "percent", "15.00", "2026-05-02"),
+                      (D(2026, 6, 2), "percent", "15.00", "2026-06-02"), (D(2026, 7, 2), "percent", "15.00", "2026-07-02")],
+                     id="US net-30: 1.5 percent a month"),
+        pytest.param(invoice(), fees_policy([FLAT_ONCE, {**PERCENT_MONTHLY, "frequency": "once"}]),
+                     [(D(2026, 4, 2), "flat", "25.00", "once"), (D(2026, 4, 2), "percent", "15.00", "once")],
+                     id="flat and percent together"),
+        pytest.param(invoice(), fees_policy([{**FLAT_ONCE, "frequency": "every_n_days", "every_days": 7}], max_count=3),
+                     [(D(2026, 4, 2), "flat", "25.00", "2026-04-02"), (D(2026, 4, 9), "flat", "25.00", "2026-04-09"),
+                      (D(2026, 4, 16), "flat", "25.00", "2026-04-16")],
+                     id="weekly flat fee stops at three fees"),
+        pytest.param(invoice(), fees_policy([PERCENT_MONTHLY], max_amount={"USD": "40"}),
+                     [(D(2026, 4, 2), "percent", "15.00", "2026-04-02"), (D(2026, 5, 2), "percent", "15.00", "2026-05-02"),
+                      (D(2026, 6, 2), "percent", "10.00", "2026-06-02")],
+                     id="amount cap cuts the last fee to the room left"),
+        pytest.param(invoice(), fees_policy([PERCENT_MONTHLY], max_percent_of_principal="2"),
+                     [(D(2026, 4, 2), "percent", "15.00", "2026-04-02"), (D(2026, 5, 2), "percent", "5.00", "2026-05-02")],
+                     id="cap as a percent of the principal"),
+        pytest.param(invoice(currency="JPY", total=12345), fees_policy([{**PERCENT_MONTHLY, "frequency": "once"}]),
+                     [(D(2026, 4, 2), "percent", "185", "once")],
+                     id="yen fee is rounded to whole yen"),
+        pytest.param(invoice(currency="JPY", total=100000), fees_policy([{"kind": "interest", "percent": "12", "frequency": "monthly"}]),
+                     [(D(2026, 5, 2), "interest", "986", "2026-04-02"), (D(2026, 6, 2), "interest", "1019", "2026-05-02"),
+                      (D(2026, 7, 2), "interest", "986", "2026-06-02")],
+                     id="yen interest per day rounded to whole yen"),
+        pytest.param(invoice(currency="KWD", total="1000.005"), fees_policy([{**PERCENT_MONTHLY, "frequency": "once"}]),
+                     [(D(2026, 4, 2), "percent", "15.000", "once")],
+                     id="dinar fee keeps three decimals"),
+        pytest.param(invoice(currency="EUR"), fees_policy([FLAT_ONCE], max_amount={"USD": "1"}),
+                     [(D(2026, 4, 2), "flat", "25.00", "once")],
+                     id="a cap in another currency does not apply"),
+        pytest.param(invoice(currency="GBP"), fees_policy([FLAT_ONCE]), [],
+                     id="no flat amount for the invoice's currency: no flat fee"),
+        pytest.param(invoice(waived_fee=True), fees_policy([FLAT_ONCE]), [], id="fee waived on the invoice"),
+        pytest.param(invoice(is_late_fee=True), fees_policy([FLAT_ONCE, PERCENT_MONTHLY]), [],
+                     id="a late-fee invoice never bears fees"),
+        pytest.param(invoice(status="paid", balance=0), fees_policy([FLAT_ONCE]), [], id="paid invoice bears no fee"),
+        pytest.param(invoice(balance=0), fees_policy([FLAT_ONCE]), [], id="invoice settled by a credit memo bears no fee"),
+        pytest.param(invoice(status="voided"), fees_policy([FLAT_ONCE]), [], id="voided invoice bears no fee"),
+    ],
+)
+def test_late_fee_table(inv: rules.Invoice, pol: rules.Policy, expected: list[tuple[dt.date, str, str, str]]) -> None:
+    assert charged(inv, pol) == expected
+
+
+def test_fee_waived_for_the_customer() -> None:
+    assert charged(invoice(), fees_policy([FLAT_ONCE]), cust=customer(fees_waived=True)) == []
+
+
+def test_fee_keys_are_per_invoice_kind_and_period() -> None:
+    sent = simulate(start=D(2026, 3, 25), days=65, pol=fees_policy([PERCENT_MONTHLY]))
+    assert [a.dedupe_key for a in sent] == ["r1:fee:i1:percent:2026-04-02", "r1:fee:i1:percent:2026-05-02"]
+
+
+def test_planning_every_hour_of_a_day_charges_the_period_once() -> None:
+    """The Invoice Ninja #2330 trap: a late fee added every hour."""
+    pol, history, fees = fees_policy([PERCENT_MONTHLY]), [], []
+    start = dt.datetime(2026, 4, 2, tzinfo=dt.timezone.utc)
+    for h in range(48):
+        now = start + dt.timedelta(hours=h)
+        for a in plan(today=now.astimezone(rules.calendar.zone("America/New_York")).date(), now=now, pol=pol, history=history):
+            history.extend(rules.record(a))
+            fees.append(a)
+    assert [a.dedupe_key for a in fees] == ["r1:fee:i1:percent:2026-04-02"]
+
+
+def test_missed_periods_are_each_charged_once_after_a_shutdown() -> None:
+    off = [D(2026, 4, 1) + dt.timedelta(days=n) for n in range(70)]
+    got = charged(invoice(), fees_policy([PERCENT_MONTHLY]), skip=off)
+    assert got == [(D(2026, 6, 10), "percent", "15.00", "2026-04-02"), (D(2026, 6, 10), "percent", "15.00", "2026-05-02"),
+                   (D(2026, 6, 10), "percent", "15.00", "2026-06-02"), (D(2026, 7, 2), "percent", "15.00", "2026-07-02")]
+
+
+def test_cap_counts_fees_already_in_history() -> None:
+    pol = fees_policy([PERCENT_MONTHLY], max_amount={"USD": "20"})
+    earlier = rules.HistoryEntry(dedupe_key="r1:fee:i1:flat:once", kind="fee", at=dt.datetime(2026, 4, 2, 13, tzinfo=dt.timezone.utc),
+                                 invoice_ids=frozenset({"i1"}), amount=Money.of("12", "USD"))
+    [fee] = plan(today=D(2026, 4, 2), pol=pol, history=[earlier])
+    assert fee.amount == Money.of("8.00", "USD")  # type: ignore[attr-defined]
+
+
+def test_interest_already_billed_stays_owed_after_the_principal_is_paid() -> None:
+    """ERPNext #58220: billed interest is its own invoice; it is reminded, and bears no interest itself."""
+    pol = rules.PRESETS["france_b2b"]
+    principal = invoice(id="i1", currency="EUR", status="paid", balance=0)
+    interest = invoice(id="fee-1", currency="EUR", total="9.99", is_late_fee=True,
+                       txn_date=D(2026, 5, 4), due_date=D(2026, 5, 4))
+    actions = plan(invoices=[principal, interest], today=D(2026, 5, 4), pol=pol, cust=customer(has_phone=False))
+    assert [(a.kind, a.invoice_ids) for a in actions] == [("send_reminder", ("fee-1",))]
+
+
+def test_fee_reason_explains_the_computation() -> None:
+    [fee] = plan(today=D(2026, 5, 2), invoices=[invoice(currency="EUR", balance=600)],
+                 pol=policy("france_b2b", **NO_STEPS),
+                 history=[rules.HistoryEntry(dedupe_key="r1:fee:i1:indemnity:once", kind="fee",
+                                             at=dt.datetime(2026, 4, 2, 7, tzinfo=dt.timezone.utc),
+                                             invoice_ids=frozenset({"i1"}), amount=Money.of(40, "EUR"))])
+    assert isinstance(fee, rules.ChargeFee)
+    assert (fee.fee_kind, fee.days, fee.annual_percent, fee.basis) == ("interest", 30, Decimal("12.15"), Money.of("600.00", "EUR"))
+    assert "12.15% a year for 30 days" in fee.reason
