@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select, update
+
 from qbo_collector import errors
 from qbo_collector.db.session import Database
 from qbo_collector.sync import client as client_mod
@@ -77,9 +79,13 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
         split = [s for s in selected if len(changes[s.entity]) >= MAX_OBJECTS]
         complete = [s for s in selected if s not in split]
     with db.session() as s:
+        touched: set[str] = set()
         for stream in complete:
-            mirror.write_page(s, stream, company_id, changes[stream.entity], ctx, now(), summary)
+            touched |= _apply(s, stream, company_id, changes[stream.entity], ctx, now(), summary)
             _advance(s, company_id, stream.entity, answered_at)
+        mirror.recompute_customer_balances(s, company_id, touched)
+    if streams.INVOICE in complete:
+        _pay_links(qbo, db, company_id, changes["Invoice"])
     for stream in complete:
         if progress is not None:
             progress(stream.entity, len(changes[stream.entity]), len(changes[stream.entity]))
@@ -109,8 +115,11 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
                                   "a full sync of it follows")
             moved_to = newest - STEP_BACK
         with db.session() as s:
-            mirror.write_page(s, stream, company_id, rows, ctx, now(), summary)
+            touched = _apply(s, stream, company_id, rows, ctx, now(), summary)
             _advance(s, company_id, stream.entity, moved_to + OVERLAP if truncated else answered_at)
+            mirror.recompute_customer_balances(s, company_id, touched)
+        if stream is streams.INVOICE:
+            _pay_links(qbo, db, company_id, rows)
         done += len(rows)
         if progress is not None:
             progress(stream.entity, done, None)
@@ -119,6 +128,52 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
         log.info("CDC window of %s company=%s over %s objects; continuing from %s", stream.entity, company_id,
                  MAX_OBJECTS, moved_to.isoformat())
         start = moved_to
+
+
+def _apply(s, stream: streams.Stream, company_id: int, rows: list[dict], ctx: streams.Context,  # type: ignore[no-untyped-def,type-arg]
+           at: datetime, summary: SyncSummary) -> set[str]:
+    # CDC rows carry no InvoiceLink (that needs include=invoiceLink on a query): keep the stored one.
+    keep = ("invoice_link",) if stream is streams.INVOICE else ()
+    mirror.write_page(s, stream, company_id, rows, ctx, at, summary, keep=keep)
+    if stream.table in ("invoice", "payment", "credit_memo"):
+        return mirror.customers_touched(s, stream.table, company_id, rows)
+    return set()
+
+
+def _needs_link(row: dict) -> bool:  # type: ignore[type-arg]
+    online = row.get("AllowOnlineCreditCardPayment") or row.get("AllowOnlineACHPayment")
+    email = (row.get("BillEmail") or {}).get("Address") if isinstance(row.get("BillEmail"), dict) else None
+    try:
+        open_ = float(row.get("Balance") or 0) > 0
+    except (TypeError, ValueError):
+        open_ = False
+    return bool(online and email and open_ and "InvoiceLink" not in row and str(row.get("status", "")) != "Deleted")
+
+
+def _pay_links(qbo: client_mod.QboClient, db: Database, company_id: int, rows: list[dict]) -> None:  # type: ignore[type-arg]
+    """New open invoices get their pay link (one query per 500; none when no invoice is new)."""
+    wanted = [str(r["Id"]) for r in rows if isinstance(r, dict) and r.get("Id") and _needs_link(r)]
+    if not wanted:
+        return
+    table = mirror.TABLES["invoice"]
+    with db.session() as s:
+        missing = sorted(s.connection().execute(select(table.c.qbo_id).where(
+            table.c.company_id == company_id, table.c.qbo_id.in_(wanted), table.c.invoice_link.is_(None))).scalars())
+    for i in range(0, len(missing), 500):
+        chunk = missing[i:i + 500]
+        where = "Id IN (" + ", ".join(f"'{x}'" for x in chunk) + ")"
+        try:
+            response = qbo.query(streams.build_query("Invoice", where=where), include="invoiceLink")
+        except (errors.TransientFailure, errors.PermanentFailure) as exc:
+            log.warning("pay links of %s new invoices not read company=%s: %s", len(chunk), company_id, exc.message)
+            return
+        links = {str(r["Id"]): r["InvoiceLink"] for r in response.get("Invoice") or ()
+                 if isinstance(r, dict) and r.get("InvoiceLink")}
+        if links:
+            with db.session() as s:
+                for qbo_id, link in links.items():
+                    s.connection().execute(update(table).where(table.c.company_id == company_id,
+                                                               table.c.qbo_id == qbo_id).values(invoice_link=link))
 
 
 def _advance(s, company_id: int, entity: str, to: datetime) -> None:  # type: ignore[no-untyped-def]

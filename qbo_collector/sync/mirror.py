@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,8 +41,12 @@ def _dialect_insert(s: Session, table: Table) -> Any:
     raise NotImplementedError(f"bulk upsert is not written for {name}")
 
 
-def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Insert or update ``rows`` (mapper output) in one statement; returns how many were written."""
+def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, Any]], now: datetime, *,
+           keep: tuple[str, ...] = ()) -> int:
+    """Insert or update ``rows`` (mapper output) in one statement; returns how many were written.
+
+    ``keep``: columns an update leaves as they are (the page does not carry them).
+    """
     if not rows:
         return 0
     unique: dict[str, dict[str, Any]] = {}
@@ -51,7 +55,7 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
     params = [{**row, "company_id": company_id, "synced_at": now} for row in unique.values()]
     table = TABLES[table_name]
     stmt = _dialect_insert(s, table)
-    columns = [c for c in params[0] if c not in KEY]
+    columns = [c for c in params[0] if c not in KEY and c not in keep]
     stmt = stmt.on_conflict_do_update(index_elements=list(KEY),
                                       set_={c: getattr(stmt.excluded, c) for c in columns})
     s.connection().execute(stmt, params)
@@ -126,7 +130,7 @@ def term_days(s: Session, company_id: int) -> dict[str, int]:
 
 
 def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: Any, now: datetime,
-               summary: Any) -> int:
+               summary: Any, *, keep: tuple[str, ...] = ()) -> int:
     """Map, log-and-skip bad rows, upsert, mark deleted ones, refresh payment links. Returns rows written."""
     from qbo_collector.sync import streams
 
@@ -149,9 +153,61 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
         live.append(mapped.values)
         if mapped.links is not None:
             links[mapped.values["qbo_id"]] = mapped.links
-    written = upsert(s, stream.table, company_id, live, now)
+    written = upsert(s, stream.table, company_id, live, now, keep=keep)
     replace_links(s, company_id, links)
     deleted = mark_deleted(s, stream.table, company_id, gone, now)
     summary.add(stream.entity, written=written, deleted=len(gone))
     del deleted
     return written + len(gone)
+
+
+def customers_touched(s: Session, table_name: str, company_id: int, rows: list[Any]) -> set[str]:
+    """Customers whose balance the rows (live or deleted) may have changed."""
+    found: set[str] = set()
+    gone: list[str] = []
+    for raw in rows:
+        if not isinstance(raw, dict):
+            continue
+        ref = raw.get("CustomerRef")
+        if isinstance(ref, dict) and ref.get("value"):
+            found.add(str(ref["value"]))
+        elif raw.get("Id"):
+            gone.append(str(raw["Id"]))
+    if gone and table_name in ("invoice", "payment", "credit_memo"):
+        table = TABLES[table_name]
+        found.update(c for c in s.connection().execute(select(table.c.customer_qbo_id).where(
+            table.c.company_id == company_id, table.c.qbo_id.in_(gone))).scalars() if c)
+    return found
+
+
+def recompute_customer_balances(s: Session, company_id: int, customer_ids: Iterable[str]) -> int:
+    """A customer's open balance = its invoices' balances − unused credit − unapplied payments.
+
+    QBO changes Customer.Balance without touching the customer's LastUpdatedTime, so CDC does
+    not report it; the mirror derives it from the rows CDC did report.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    conn = s.connection()
+    totals: dict[str, Decimal] = {i: Decimal(0) for i in ids}
+    for table_name, column, sign in (("invoice", "balance", 1), ("credit_memo", "balance", -1),
+                                     ("payment", "unapplied", -1)):
+        table = TABLES[table_name]
+        for chunk in _chunks(ids, 500):
+            for customer, amount in conn.execute(
+                    select(table.c.customer_qbo_id, func.sum(table.c[column]))
+                    .where(table.c.company_id == company_id, table.c.deleted.is_(False),
+                           table.c.customer_qbo_id.in_(chunk))
+                    .group_by(table.c.customer_qbo_id)):
+                totals[customer] += sign * (amount or Decimal(0))
+    table = TABLES["customer"]
+    for customer, balance in totals.items():
+        conn.execute(update(table).where(table.c.company_id == company_id, table.c.qbo_id == customer)
+                     .values(balance=balance))
+    return len(totals)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
