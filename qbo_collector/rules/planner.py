@@ -205,10 +205,16 @@ def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
                 progress = pos
     # After a pause (broken promise, resolved dispute, manual resume, finished plan) the next
     # step goes out on the resume day and the later ones keep their spacing.
+    # The shift is fixed by what was done before the resume day, so it does not move again.
     resume = _resume_day(pauses, inp.policy, today)
-    if resume is not None and progress + 1 < len(slots) and slots[progress + 1].day < resume:
-        delta = resume - slots[progress + 1].day
-        slots = slots[:progress + 1] + [_Slot(s.step, s.repeat, s.day + delta) for s in slots[progress + 1:]]
+    if resume is not None:
+        before = -1
+        for pos, slot in enumerate(slots):
+            if done.get((slot.step, slot.repeat), resume) < resume:
+                before = pos
+        if before + 1 < len(slots) and slots[before + 1].day < resume:
+            delta = resume - slots[before + 1].day
+            slots = slots[:before + 1] + [_Slot(s.step, s.repeat, s.day + delta) for s in slots[before + 1:]]
     return _Schedule(slots, progress, done)
 
 

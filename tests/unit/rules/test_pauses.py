@@ -1,0 +1,136 @@
+"""Pauses: promise to pay, dispute, payment plan, manual pause; resuming at the next step."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from qbo_collector import rules
+from tests.unit.rules.conftest import D, customer, invoice, money, policy, simulate
+
+EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
+STEPS = [
+    {"offset_days": 0, "template": "reminder_due_today"},
+    {"offset_days": 7, "template": "reminder_overdue_gentle"},
+    {"offset_days": 14, "template": "reminder_overdue_firm"},
+    {"offset_days": 21, "template": "reminder_final"},
+]
+POL = policy(steps=STEPS, repeat_last=None, min_gap_days=0, send_window=EVERY_DAY, promise_grace_days=1,
+             escalation={"call_task_after_days": None, "handoff_after_days": None},
+             late_fees={"rules": [{"kind": "flat", "amount": {"USD": "10"}, "frequency": "every_n_days", "every_days": 7}]})
+EMAIL = customer(has_phone=False)
+
+
+def run(pauses: list[rules.Pause], invoices: list[rules.Invoice] | None = None, pol: rules.Policy = POL) -> list[tuple[dt.date, str, str]]:
+    sent = simulate(start=D(2026, 3, 30), days=45, invoices=invoices or [invoice()], pol=pol, pauses=pauses, cust=EMAIL)
+    return [(a.on, a.kind, getattr(a, "template_key", None) or getattr(a, "topic", None) or getattr(a, "period", "")) for a in sent]
+
+
+NO_PAUSE = [
+    (D(2026, 4, 1), "send_reminder", "reminder_due_today"),
+    (D(2026, 4, 2), "charge_fee", "2026-04-02"),
+    (D(2026, 4, 8), "send_reminder", "reminder_overdue_gentle"),
+    (D(2026, 4, 9), "charge_fee", "2026-04-09"),
+    (D(2026, 4, 15), "send_reminder", "reminder_overdue_firm"),
+    (D(2026, 4, 16), "charge_fee", "2026-04-16"),
+    (D(2026, 4, 22), "send_reminder", "reminder_final"),
+    (D(2026, 4, 23), "charge_fee", "2026-04-23"),
+    (D(2026, 4, 30), "charge_fee", "2026-04-30"),
+    (D(2026, 5, 7), "charge_fee", "2026-05-07"),
+]
+
+
+@pytest.mark.parametrize(
+    ("pauses", "expected"),
+    [
+        pytest.param([], NO_PAUSE, id="without a pause: steps and weekly fees"),
+        pytest.param(
+            [rules.Promise(made_on=D(2026, 4, 3), until=D(2026, 4, 20), amount=money(1000))],
+            [(D(2026, 4, 1), "send_reminder", "reminder_due_today"),
+             (D(2026, 4, 2), "charge_fee", "2026-04-02"),
+             # paused 3 → 21 April (promise date plus one grace day); fee periods inside are waived
+             (D(2026, 4, 22), "alert_owner", "promise_broken"),
+             (D(2026, 4, 22), "send_reminder", "reminder_overdue_gentle"),   # the next step, not the newest
+             (D(2026, 4, 23), "charge_fee", "2026-04-23"),
+             (D(2026, 4, 29), "send_reminder", "reminder_overdue_firm"),     # later steps keep their spacing
+             (D(2026, 4, 30), "charge_fee", "2026-04-30"),
+             (D(2026, 5, 6), "send_reminder", "reminder_final"),
+             (D(2026, 5, 7), "charge_fee", "2026-05-07")],
+            id="broken promise: paused until its date, then flagged and resumed at the next step"),
+        pytest.param(
+            [rules.Dispute(opened_on=D(2026, 4, 5), invoice_ids=frozenset({"i1"}))],
+            [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02")],
+            id="open dispute pauses the invoice for good"),
+        pytest.param(
+            [rules.Dispute(opened_on=D(2026, 4, 5), resolved_on=D(2026, 4, 25))],
+            [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02"),
+             (D(2026, 4, 25), "send_reminder", "reminder_overdue_gentle"),
+             (D(2026, 4, 30), "charge_fee", "2026-04-30"),
+             (D(2026, 5, 2), "send_reminder", "reminder_overdue_firm"), (D(2026, 5, 7), "charge_fee", "2026-05-07"),
+             (D(2026, 5, 9), "send_reminder", "reminder_final")],
+            id="resolved dispute resumes at the next step on the day it was resolved"),
+        pytest.param(
+            [rules.Dispute(opened_on=D(2026, 4, 5), invoice_ids=frozenset({"other"}))], NO_PAUSE,
+            id="a dispute about another invoice changes nothing"),
+        pytest.param(
+            [rules.ManualPause(start=D(2026, 4, 6), resume_on=D(2026, 4, 10))],
+            [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02"),
+             (D(2026, 4, 10), "send_reminder", "reminder_overdue_gentle"),
+             (D(2026, 4, 16), "charge_fee", "2026-04-16"),
+             (D(2026, 4, 17), "send_reminder", "reminder_overdue_firm"), (D(2026, 4, 23), "charge_fee", "2026-04-23"),
+             (D(2026, 4, 24), "send_reminder", "reminder_final"), (D(2026, 4, 30), "charge_fee", "2026-04-30"),
+             (D(2026, 5, 7), "charge_fee", "2026-05-07")],
+            id="manual pause resumes on its date at the next step"),
+    ],
+)
+def test_pauses(pauses: list[rules.Pause], expected: list[tuple[dt.date, str, str]]) -> None:
+    assert run(pauses) == expected
+
+
+@pytest.mark.parametrize(
+    ("balance", "when_made", "broken"),
+    [
+        pytest.param(1000, None, True, id="promise without a paid amount is broken while anything is owed"),
+        pytest.param(600, 1000, False, id="partial promise of 400 kept: 600 left of 1000"),
+        pytest.param(700, 1000, True, id="partial promise of 400 broken: only 300 paid"),
+    ],
+)
+def test_promise_kept_or_broken(balance: int, when_made: int | None, broken: bool) -> None:
+    promise = rules.Promise(made_on=D(2026, 4, 3), until=D(2026, 4, 20), amount=money(400),
+                            open_balance_when_made=money(when_made) if when_made else None)
+    got = run([promise], invoices=[invoice(balance=balance)])
+    assert ((D(2026, 4, 22), "alert_owner", "promise_broken") in got) is broken
+
+
+def test_promise_kept_by_paying_in_full_gives_nothing_more() -> None:
+    promise = rules.Promise(made_on=D(2026, 4, 3), until=D(2026, 4, 20), amount=money(1000))
+    assert run([promise], invoices=[invoice(status="paid", balance=0)]) == []
+
+
+def test_payment_plan_reminders_follow_the_instalments() -> None:
+    plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3), instalments=(
+        rules.Instalment(due_on=D(2026, 4, 15), amount=money(500)),
+        rules.Instalment(due_on=D(2026, 5, 15), amount=money(500)),
+    ))
+    # balance 1000: first instalment missed; then (say) paid down to 500 → second instalment only
+    got = run([plan], invoices=[invoice()])
+    assert got[:2] == [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02")]
+    assert got[2:] == [(D(2026, 4, 12), "send_reminder", "reminder_before_due"),
+                       (D(2026, 4, 16), "alert_owner", "instalment_missed"),
+                       (D(2026, 4, 16), "send_reminder", "reminder_overdue_gentle")]
+    paid_half = run([plan], invoices=[invoice(balance=500)])
+    assert paid_half[2:] == [(D(2026, 5, 12), "send_reminder", "reminder_before_due")]
+
+
+def test_payment_plan_keys() -> None:
+    plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3),
+                             instalments=(rules.Instalment(due_on=D(2026, 4, 15), amount=money(1000)),))
+    sent = simulate(start=D(2026, 4, 3), days=20, pol=POL, pauses=[plan], cust=EMAIL)
+    assert [a.dedupe_key for a in sent if ":plan:" in a.dedupe_key] == ["r1:plan:p1:inst0:before:email", "r1:plan:p1:inst0:missed:owner",
+                                            "r1:plan:p1:inst0:after:email"]
+
+
+def test_pause_for_the_whole_customer() -> None:
+    pause = rules.ManualPause(start=D(2026, 3, 1), resume_on=D(2026, 6, 1))
+    assert run([pause], invoices=[invoice(id="i1"), invoice(id="i2")]) == []
