@@ -23,7 +23,7 @@ import bisect
 import itertools
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from qbo_collector.sandbox import store
@@ -464,7 +464,3 @@ def overdue_bucket(due: str | None, today: date) -> str:
         if late <= hi and (late >= lo or name == "current"):
             return name
     return "90+"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)

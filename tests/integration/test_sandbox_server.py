@@ -1,0 +1,62 @@
+"""The sandbox server itself: mounting, loopback only, the token shortcut for benchmarks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from intuitlib.client import AuthClient
+from quickbooks import QuickBooks
+from quickbooks.batch import batch_delete
+from quickbooks.objects.invoice import Invoice
+from quickbooks.objects.payment import Payment
+
+from qbo_collector.sandbox import server
+from tests.integration.conftest_sandbox import REDIRECT_URI, connect
+
+
+def test_sendgrid_and_twilio_stand_ins_are_mounted(sandbox):
+    rules = {r.rule for r in sandbox.app.url_map.iter_rules()}
+    assert any(r.startswith("/sendgrid/") for r in rules) and any(r.startswith("/twilio/") for r in rules)
+    assert sandbox.sendgrid_host == f"{sandbox.url}/sendgrid" and sandbox.twilio_base_url == f"{sandbox.url}/twilio"
+
+
+def test_binds_to_loopback_only():
+    with pytest.raises(ValueError):
+        server.Sandbox().start(host="0.0.0.0")
+
+
+def test_connect_shortcut_gives_working_tokens(sandbox, sandbox_realms):
+    tokens = sandbox.connect(sandbox_realms["fr"])
+    auth = AuthClient(sandbox.client_id, sandbox.client_secret, REDIRECT_URI, sandbox.discovery_url,
+                      access_token=tokens["access_token"], refresh_token=tokens["refresh_token"])
+    qb = QuickBooks(auth_client=auth, refresh_token=tokens["refresh_token"], company_id=sandbox_realms["fr"],
+                    minorversion=75)
+    qb.api_url_v3 = sandbox.api_base_url
+    assert qb.query("SELECT * FROM CompanyInfo")["QueryResponse"]["CompanyInfo"][0]["Country"] == "FR"
+
+
+def test_payment_void_restores_the_invoice_balance(fresh_sandbox):
+    conn = connect(fresh_sandbox)
+    inv = next(i for i in fresh_sandbox.intuit.entities(conn.realm, "Invoice") if i["Balance"] > 0)
+    paid = fresh_sandbox.intuit.pay_invoice(conn.realm, inv["Id"])
+    assert fresh_sandbox.intuit.get(conn.realm, "Invoice", inv["Id"])["Balance"] == 0
+    voided = Payment.get(paid["Id"], qb=conn.qb).void(qb=conn.qb)["Payment"]
+    assert voided["TotalAmt"] == 0 and voided["PrivateNote"] == "Voided"
+    assert fresh_sandbox.intuit.get(conn.realm, "Invoice", inv["Id"])["Balance"] == pytest.approx(inv["Balance"])
+
+
+def test_batch_update_and_delete(fresh_sandbox):
+    conn = connect(fresh_sandbox)
+    rows = [i for i in fresh_sandbox.intuit.entities(conn.realm, "Invoice") if not i["LinkedTxn"]][:3]
+    answer = conn.qb.batch_operation(json.dumps({"BatchItemRequest": [
+        {"bId": "u", "operation": "update", "Invoice": {"Id": rows[0]["Id"], "SyncToken": rows[0]["SyncToken"],
+                                                        "sparse": True, "PrivateNote": "batched"}},
+        {"bId": "stale", "operation": "update", "Invoice": {"Id": rows[1]["Id"], "SyncToken": "999",
+                                                            "sparse": True, "PrivateNote": "no"}},
+    ]}))["BatchItemResponse"]
+    assert answer[0]["Invoice"]["PrivateNote"] == "batched"
+    assert answer[1]["Fault"]["Error"][0]["code"] == "5010"
+    result = batch_delete([Invoice.get(rows[2]["Id"], qb=conn.qb)], qb=conn.qb)
+    assert not result.faults
+    assert fresh_sandbox.intuit.get(conn.realm, "Invoice", rows[2]["Id"]) is None
