@@ -557,6 +557,8 @@ def _escalation_days(inp: _Inputs, invoice: model.Invoice, due: dt.date,
                      schedule: _Schedule) -> tuple[dt.date | None, dt.date | None]:
     """The day the call task and the hand-off task come due (None: not in the policy / not yet known)."""
     esc = inp.policy.escalation
+    if schedule.slots and (schedule.slots[-1].step, schedule.slots[-1].repeat) not in schedule.done:
+        return None, None  # escalation starts once the last step has actually gone out
     base = schedule.final_day(due)
     call_day = base + dt.timedelta(days=esc.call_task_after_days) if esc.call_task_after_days is not None else None
     if esc.handoff_after_days is None:
@@ -573,8 +575,6 @@ def _escalation_days(inp: _Inputs, invoice: model.Invoice, due: dt.date,
 
 def _escalate(inp: _Inputs, invoice: model.Invoice, due: dt.date, schedule: _Schedule,
               today: dt.date) -> list[actions.Action]:
-    if schedule.upcoming() is not None and schedule.slots[-1].day > today:
-        return []  # steps still to come
     if not inp.send_day(today):
         return []
     call_day, handoff_day = _escalation_days(inp, invoice, due, schedule)
