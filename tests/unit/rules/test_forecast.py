@@ -1,0 +1,72 @@
+"""Collection probability and payment prediction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from qbo_collector.rules import forecast
+from tests.unit.rules.conftest import D, invoice
+
+TODAY = D(2026, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("days_late", "low", "high"),
+    [
+        pytest.param(-10, Decimal("0.95"), Decimal("1"), id="not yet due is almost surely collected"),
+        pytest.param(30, Decimal("0.89"), Decimal("0.91"), id="thirty days late: about 90 percent"),
+        pytest.param(60, Decimal("0.79"), Decimal("0.81"), id="minus ten percent a month after thirty days"),
+        pytest.param(90, Decimal("0.69"), Decimal("0.71"), id="ninety days late: about 70 percent"),
+        pytest.param(180, Decimal("0.49"), Decimal("0.51"), id="six months late: about half"),
+        pytest.param(365, Decimal("0"), Decimal("0.0999"), id="a year late: under ten percent"),
+        pytest.param(2000, Decimal("0"), Decimal("0.05"), id="years late: nearly nothing"),
+    ],
+)
+def test_industry_prior(days_late: int, low: Decimal, high: Decimal) -> None:
+    assert low <= forecast.prior_probability(days_late) <= high
+
+
+def test_prior_never_rises_with_age() -> None:
+    values = [forecast.prior_probability(d) for d in range(0, 800, 5)]
+    assert values == sorted(values, reverse=True)
+
+
+def record(due: dt.date, paid: dt.date | None, customer: str = "c1") -> forecast.PaidRecord:
+    return forecast.PaidRecord(customer_id=customer, due_date=due, paid_on=paid)
+
+
+def test_company_history_refines_the_prior() -> None:
+    # 40 invoices that reached 90 days late, all eventually paid: better than the 70 % prior
+    good = [record(D(2025, 1, 1), D(2025, 4, 15)) for _ in range(40)]
+    bad = [record(D(2025, 1, 1), None) for _ in range(40)]
+    prior = forecast.prior_probability(90)
+    assert forecast.probability(90, good, TODAY) > prior > forecast.probability(90, bad, TODAY)
+    assert forecast.probability(90, [], TODAY) == prior.quantize(Decimal("0.0001"))
+
+
+@pytest.mark.parametrize(
+    ("records", "due", "expected"),
+    [
+        pytest.param([record(D(2026, 1, 1), D(2026, 1, 11)), record(D(2026, 2, 1), D(2026, 2, 21))], D(2026, 6, 10),
+                     D(2026, 6, 25), id="due date plus the customer's average delay"),
+        pytest.param([record(D(2026, 1, 1), D(2026, 1, 5), customer="other")], D(2026, 6, 10), D(2026, 6, 14),
+                     id="no history for the customer: the company's average"),
+        pytest.param([], D(2026, 6, 10), D(2026, 6, 10), id="no history at all: the due date"),
+        pytest.param([record(D(2026, 1, 1), D(2026, 1, 6)), record(D(2026, 2, 1), D(2026, 3, 13))], D(2026, 5, 1),
+                     D(2026, 6, 10), id="already later than usual: the remaining delay of as-late invoices"),
+        pytest.param([record(D(2026, 1, 1), D(2026, 1, 6))], D(2026, 3, 1), D(2026, 6, 15),
+                     id="later than any history: two weeks from today"),
+    ],
+)
+def test_predicted_pay_date(records: list[forecast.PaidRecord], due: dt.date, expected: dt.date) -> None:
+    [result] = forecast.forecast([invoice(due_date=due)], records, TODAY)
+    assert result.predicted_pay_date == expected and result.predicted_pay_date >= TODAY
+
+
+def test_forecast_skips_paid_invoices_and_profiles_customers() -> None:
+    records = [record(D(2026, 1, 1), D(2026, 1, 11)), record(D(2026, 2, 1), D(2026, 1, 30))]
+    assert forecast.forecast([invoice(status="paid", balance=0)], records, TODAY) == []
+    assert forecast.profile("c1", records).average_days_late == Decimal("4.0")
