@@ -38,8 +38,12 @@ class Connection:
     realm: str
 
 
-def _insecure_loopback_transport() -> None:
-    # requests-oauthlib refuses http:// otherwise; every sandbox URL is 127.0.0.1.
+def insecure_loopback_transport() -> None:
+    """requests-oauthlib refuses http:// otherwise; every sandbox URL is 127.0.0.1.
+
+    Set only by ``connect()`` (not by the server fixtures), so tests of product code that
+    must set it for loopback URLs itself are not masked until a test here has connected.
+    """
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 
 
@@ -50,7 +54,7 @@ def connect(sb: server.Sandbox, realm: str | None = None, *, redirect_uri: str =
     from intuitlib.enums import Scopes
     from quickbooks import QuickBooks
 
-    _insecure_loopback_transport()
+    insecure_loopback_transport()
     previous, sb.next_realm = sb.next_realm, realm
     try:
         auth = AuthClient(sb.client_id, sb.client_secret, redirect_uri, sb.discovery_url)
@@ -68,7 +72,6 @@ def connect(sb: server.Sandbox, realm: str | None = None, *, redirect_uri: str =
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[server.Sandbox]:
-    _insecure_loopback_transport()
     sb = server.Sandbox(seed=7, auto_approve=True, **NO_LIMITS)
     sb.add_company(EN_SPEC)
     sb.add_company(FR_SPEC)
@@ -88,7 +91,6 @@ def sandbox_factory() -> Iterator[Callable[..., server.Sandbox]]:
     made: list[server.Sandbox] = []
 
     def build(*, companies: list[server.CompanySpec] | None = None, **kwargs: Any) -> server.Sandbox:
-        _insecure_loopback_transport()
         options = {"seed": 7, "auto_approve": True, **NO_LIMITS, **kwargs}
         sb = server.Sandbox(**options)
         for spec in companies if companies is not None else [EN_SPEC, FR_SPEC]:

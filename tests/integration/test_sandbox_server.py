@@ -12,7 +12,7 @@ from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.payment import Payment
 
 from qbo_collector.sandbox import server
-from tests.integration.conftest_sandbox import REDIRECT_URI, connect
+from tests.integration.conftest_sandbox import REDIRECT_URI, connect, insecure_loopback_transport
 
 
 def test_sendgrid_and_twilio_stand_ins_are_mounted(sandbox):
@@ -27,6 +27,7 @@ def test_binds_to_loopback_only():
 
 
 def test_connect_shortcut_gives_working_tokens(sandbox, sandbox_realms):
+    insecure_loopback_transport()
     tokens = sandbox.connect(sandbox_realms["fr"])
     auth = AuthClient(sandbox.client_id, sandbox.client_secret, REDIRECT_URI, sandbox.discovery_url,
                       access_token=tokens["access_token"], refresh_token=tokens["refresh_token"])
