@@ -121,7 +121,7 @@ class QboClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and exc.retry_after is not None:
             return min(exc.retry_after, self.policy.max_retry_after)
-        backoff = tenacity.wait_exponential_jitter(initial=self.policy.initial_wait, max=self.policy.max_wait,
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.policy.initial_wait, max=self.policy.max_wait,
                                                    jitter=self.policy.initial_wait)
         return float(backoff(state))
 
