@@ -1,0 +1,174 @@
+"""Properties over random scenarios: run often or once a day, the same sends and fees; never twice; caps hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from qbo_collector import rules
+from qbo_collector.rules import calendar, model
+from tests.unit.rules.conftest import company, customer, invoice, money, policy
+
+START = dt.date(2026, 3, 1)  # spans the March DST changes (US, EU) and April's (NZ)
+DAYS = 60
+UTC = dt.timezone.utc
+ZONES = {"America/Los_Angeles": "US", "Pacific/Auckland": "NZ", "Europe/Paris": "FR", "UTC": "GB"}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, object]:
+    tz = draw(st.sampled_from(sorted(ZONES)))
+    base = draw(st.sampled_from(sorted(rules.PRESETS)))
+    fee_rules = list(rules.PRESETS[base].model_dump(mode="json")["late_fees"]["rules"])
+    if draw(st.booleans()):
+        fee_rules = [r for r in fee_rules if r["kind"] != "flat"]
+        fee_rules.append({"kind": "flat", "amount": {"USD": "7", "EUR": "7", "JPY": "700"},
+                          "frequency": "every_n_days", "every_days": draw(st.integers(1, 10))})
+    late_fees = {
+        "rules": fee_rules, "grace_days": draw(st.integers(0, 5)),
+        "max_count": draw(st.one_of(st.none(), st.integers(1, 4))),
+        "max_amount": draw(st.sampled_from([{}, {"USD": "30", "EUR": "30", "JPY": "3000"}])),
+        "max_percent_of_principal": draw(st.sampled_from([None, "2", "5"])),
+    }
+    pol = policy(base, late_fees=late_fees, group_by_customer=draw(st.booleans()),
+                 min_gap_days=draw(st.integers(0, 5)), alert_owner_when_late=draw(st.booleans()))
+    currency = draw(st.sampled_from(["USD", "EUR", "JPY"]))
+    invoices = []
+    for n in range(draw(st.integers(1, 3))):
+        due = START + dt.timedelta(days=draw(st.integers(-60, 40)))
+        status = draw(st.sampled_from(["open", "open", "open", "paid", "voided"]))
+        total = draw(st.sampled_from([Decimal("50"), Decimal("1000"), Decimal("12345.67")]))
+        balance = total if status == "open" and draw(st.booleans()) else (
+            Decimal(0) if status != "open" else draw(st.sampled_from([Decimal(0), total / 3])))
+        no_due = draw(st.booleans()) and n == 0
+        invoices.append(invoice(id=f"i{n}", currency=currency, total=total, balance=balance, status=status,
+                                txn_date=due - dt.timedelta(days=30), due_date=None if no_due else due,
+                                term_due_days=30 if no_due and draw(st.booleans()) else None))
+    pauses: list[rules.Pause] = []
+    for _ in range(draw(st.integers(0, 2))):
+        start = START + dt.timedelta(days=draw(st.integers(0, DAYS)))
+        length = dt.timedelta(days=draw(st.integers(1, 20)))
+        ids = frozenset({f"i{draw(st.integers(0, len(invoices) - 1))}"})
+        kind = draw(st.sampled_from(["promise", "dispute", "dispute_open", "manual"]))
+        if kind == "promise":
+            pauses.append(rules.Promise(made_on=start, until=start + length, amount=money(10, currency), invoice_ids=ids))
+        elif kind == "dispute":
+            pauses.append(rules.Dispute(opened_on=start, resolved_on=start + length, invoice_ids=ids))
+        elif kind == "dispute_open":
+            pauses.append(rules.Dispute(opened_on=start, invoice_ids=ids))
+        else:
+            pauses.append(rules.ManualPause(start=start, resume_on=start + length, invoice_ids=ids))
+    cust = customer(has_email=draw(st.booleans()), has_phone=draw(st.booleans()))
+    return dict(company=company(time_zone=tz, country=ZONES[tz]), customer=cust, policy=pol,
+                invoices=invoices, pauses=pauses)
+
+
+def run_daily(sc: dict[str, object], check_next_action: bool = False) -> list[rules.Action]:
+    history: list[rules.HistoryEntry] = []
+    out: list[rules.Action] = []
+    stored: dict[str, dt.date | None] = {}
+    invoices: list[rules.Invoice] = sc["invoices"]  # type: ignore[assignment]
+
+    def nad(inv: rules.Invoice, today: dt.date) -> dt.date | None:
+        return rules.next_action_date(company=sc["company"], invoice=inv, customer=sc["customer"], policy=sc["policy"],  # type: ignore[arg-type]
+                                      history=history, pauses=sc["pauses"], today=today)  # type: ignore[arg-type]
+
+    if check_next_action:
+        stored = {i.id: nad(i, START) for i in invoices}
+    for n in range(DAYS):
+        day = START + dt.timedelta(days=n)
+        todays = rules.plan(today=day, history=history, **sc)  # type: ignore[arg-type]
+        for a in todays:
+            history.extend(rules.record(a))
+            if check_next_action:
+                for inv_id in _acted_on(a):
+                    assert stored[inv_id] is not None and stored[inv_id] <= day, (a, stored[inv_id])  # type: ignore[operator]
+        if check_next_action:
+            touched = {i for a in todays for i in a.invoice_ids}
+            for inv in invoices:
+                if inv.id in touched:
+                    stored[inv.id] = nad(inv, day + dt.timedelta(days=1))
+        out.extend(todays)
+    return out
+
+
+def _acted_on(a: rules.Action) -> set[str]:
+    """The invoices whose own schedule produced the action (a statement also lists the others)."""
+    steps = getattr(a, "steps", ())
+    if steps or isinstance(a, rules.SendReminder):
+        return {r.invoice_id for r in steps}
+    if isinstance(a, rules.AlertOwner) and a.topic == "promise_broken":
+        return set()  # judged per customer; the invoices' next dates include the promise's end
+    return set(a.invoice_ids)
+
+
+def run_hourly(sc: dict[str, object], with_now: bool) -> list[rules.Action]:
+    """Every hour: plan for the company-local date; either claim everything planned (outbox) or only what is due now."""
+    history: list[rules.HistoryEntry] = []
+    out: list[rules.Action] = []
+    tz = calendar.zone(sc["company"].time_zone)  # type: ignore[attr-defined]
+    first = dt.datetime.combine(START, dt.time(0), tzinfo=tz).astimezone(UTC)
+    last = dt.datetime.combine(START + dt.timedelta(days=DAYS), dt.time(0), tzinfo=tz).astimezone(UTC)
+    now = first
+    while now < last:
+        todays = rules.plan(today=now.astimezone(tz).date(), now=now if with_now else None, history=history, **sc)  # type: ignore[arg-type]
+        for a in todays:
+            history.extend(rules.record(a))
+        out.extend(todays)
+        now += dt.timedelta(hours=1)
+    return out
+
+
+def summary(actions: list[rules.Action]) -> list[tuple[str, dt.date, dt.datetime]]:
+    return sorted((a.dedupe_key, a.on, a.due_at) for a in actions)
+
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(scenarios(), st.booleans())
+def test_hourly_runs_send_and_charge_exactly_what_a_daily_run_does(sc: dict[str, object], with_now: bool) -> None:
+    assert summary(run_hourly(sc, with_now)) == summary(run_daily(sc))
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios())
+def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
+    actions = run_daily(sc, check_next_action=True)
+    keys = [a.dedupe_key for a in actions]
+    assert len(keys) == len(set(keys)), "a dedupe key was planned twice"
+    invoices = {i.id: i for i in sc["invoices"]}  # type: ignore[attr-defined]
+    pol: rules.Policy = sc["policy"]  # type: ignore[assignment]
+    for a in actions:
+        for inv_id in a.invoice_ids:
+            inv = invoices[inv_id]
+            assert inv.is_open, f"action for a {inv.status} invoice with balance {inv.balance}: {a}"
+            if not (isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"):
+                covering = [p for p in sc["pauses"] if model.covers(p, inv_id)]  # type: ignore[attr-defined]
+                assert rules.planner._paused_on(covering, pol, a.on) is None, f"action on a paused day: {a}"
+    fees: dict[str, list[rules.ChargeFee]] = {}
+    for a in actions:
+        if isinstance(a, rules.ChargeFee):
+            fees.setdefault(a.invoice_id, []).append(a)
+            assert a.amount.amount > 0 and a.amount == a.amount.rounded()
+    caps = pol.late_fees
+    for inv_id, charged in fees.items():
+        inv = invoices[inv_id]
+        total = sum((f.amount.amount for f in charged), Decimal(0))
+        assert not inv.is_late_fee
+        if caps.max_count is not None:
+            assert len(charged) <= caps.max_count
+        if inv.currency in caps.max_amount:
+            assert total <= caps.max_amount[inv.currency]
+        if caps.max_percent_of_principal is not None:
+            assert total <= inv.total.amount * caps.max_percent_of_principal / 100
+
+
+@settings(max_examples=20, deadline=None)
+@given(scenarios(), st.integers(0, DAYS))
+def test_same_inputs_same_actions(sc: dict[str, object], offset: int) -> None:
+    day = START + dt.timedelta(days=offset)
+    assert rules.plan(today=day, **sc) == rules.plan(today=day, **sc)  # type: ignore[arg-type]
