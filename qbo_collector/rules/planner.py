@@ -331,7 +331,7 @@ class _Fee:
 
 
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
-              until: dt.date, stop_at_first: bool = False) -> list[_Fee]:
+              until: dt.date) -> list[_Fee]:
     """Fees charged up to ``until`` and not yet in history, within the caps."""
     fees = inp.policy.late_fees
     start = due + dt.timedelta(days=fees.grace_days + 1)
@@ -369,9 +369,34 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
         out.append(_Fee(period, amount, annual))
         count += 1
         total += amount.amount
-        if stop_at_first:
-            break
     return out
+
+
+def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause]) -> dt.date | None:
+    """The first fee period not yet charged (None when the caps are reached): a lower bound for next_action_date."""
+    fees = inp.policy.late_fees
+    charged = [h.amount.amount for h in inp.entries_of(invoice.id) if h.kind == "fee" and h.amount is not None]
+    if fees.max_count is not None and len(charged) >= fees.max_count:
+        return None
+    limits = [fees.max_amount[c] for c in [invoice.balance.currency] if c in fees.max_amount]
+    if fees.max_percent_of_principal is not None:
+        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
+    if limits and sum(charged, Decimal(0)) >= min(limits):
+        return None
+    start = due + dt.timedelta(days=fees.grace_days + 1)
+    horizon = max(start, due) + dt.timedelta(days=_MAX_PERIODS)
+    best: dt.date | None = None
+    for rule in fees.rules:
+        if rule.kind in ("flat", "indemnity") and invoice.balance.currency not in rule.amount:
+            continue
+        for period in _fee_periods(rule, start, horizon if best is None else best):
+            if fee_key(invoice.realm, invoice.id, period.kind, period.period) in inp.keys:
+                continue
+            if _paused_on(pauses, inp.policy, period.charge_on) is not None:
+                continue
+            best = period.charge_on if best is None else min(best, period.charge_on)
+            break
+    return best
 
 
 # --- planning ----------------------------------------------------------------------------
@@ -703,10 +728,9 @@ def next_action_date(*, company: model.CompanyContext, invoice: model.Invoice, c
     candidates: list[dt.date] = []
     # fees: the first uncharged period (they run on any day)
     if _fees_allowed(invoice, inp):
-        horizon = max(today, due) + dt.timedelta(days=800)
-        first = _due_fees(inp, invoice, due, pauses_here, horizon, stop_at_first=True)
-        if first:
-            candidates.append(max(first[0].period.charge_on, today))
+        first = _first_fee_day(inp, invoice, due, pauses_here)
+        if first is not None:
+            candidates.append(max(first, today))
     for p in pauses_here:
         if isinstance(p, model.Promise):
             end = _promise_end(p, policy)
