@@ -1,0 +1,57 @@
+"""qbo-collector report aging: open balances per currency and days past due, from the mirror."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from qbo_collector import errors, reports
+from qbo_collector.sync import run
+from tests.integration import test_sync_support as support
+
+BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+def expected(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # type: ignore[no-untyped-def]
+    out: dict[str, dict[str, Decimal]] = {}
+    for inv in support.expected_invoices(sb, realm).values():
+        if inv["status"] != "open" or inv["balance"] <= 0:
+            continue
+        late = (on - inv["due_date"]).days
+        name = "current" if late <= 0 else "1-30" if late <= 30 else "31-60" if late <= 60 else \
+            "61-90" if late <= 90 else "90+"
+        per = out.setdefault(inv["currency"], {b: Decimal(0) for b in BUCKETS})
+        per[name] += inv["balance"]
+    return out
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, settings_factory, db, vault, language):  # type: ignore[no-untyped-def]
+    realm = sandbox_realms[language]
+    settings = support.connect(settings_factory, db, vault, sandbox, realm)
+    assert run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED).ok
+    on = sandbox.intuit.companies[realm].today(sandbox.clock.now())
+    report = reports.aging(db, realm, on)
+    assert json.loads(json.dumps(report)) == report              # plain JSON
+    assert report["realm"] == realm and report["on"] == on.isoformat()
+    want = expected(sandbox, realm, on)
+    assert set(report["currencies"]) == set(want)
+    for currency, per in want.items():
+        got = report["currencies"][currency]
+        assert list(got) == [*BUCKETS, "total"]
+        for name in BUCKETS:
+            assert Decimal(got[name]) == per[name], (currency, name)
+            assert len(got[name].split(".")[1]) == 2                 # cents, as a decimal string
+        assert Decimal(got["total"]) == sum(per.values())
+        assert all(Decimal(got[b]) > 0 for b in BUCKETS)             # the generator fills every bucket
+    later = reports.aging(db, realm, on + timedelta(days=400))       # everything open is then 90+
+    for currency, got in later["currencies"].items():
+        assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
+
+
+def test_aging_of_an_unknown_realm_is_refused(sqlite_db):  # type: ignore[no-untyped-def]
+    with pytest.raises(errors.InvalidInput):
+        reports.aging(sqlite_db, "404", date(2026, 11, 23))
