@@ -304,7 +304,12 @@ class Api:
             rows = None
         try:
             with self.sb.intuit.lock:
-                source = rows if rows is not None else list(company.tables[entity].values())
+                if rows is not None:
+                    source = rows
+                else:
+                    table = company.tables[entity]
+                    ids = query.id_candidates(q)
+                    source = list(table.values()) if ids is None else [table[i] for i in ids if i in table]
                 result = query.run(q, source, default_active_only=entity in store.LIST_ENTITIES)
                 page = [self._with_link(company, entity, r, include_link) for r in result.rows]
                 text = json.dumps(page, separators=(",", ":"))

@@ -338,6 +338,22 @@ def _sort_key(field_name: str, descending: bool):  # type: ignore[no-untyped-def
     return key
 
 
+def id_candidates(query: Query) -> list[str] | None:
+    """The Ids a query is restricted to (``Id = …`` / ``Id IN (…)``), in Id order; None when unrestricted.
+
+    Lets the store look rows up by key instead of scanning a 100,000-row table.
+    """
+    chosen: set[str] | None = None
+    for c in query.where:
+        if c.field.lower() != "id" or c.op not in ("=", "IN"):
+            continue
+        values = {str(v) for v in (c.value if c.op == "IN" else (c.value,))}
+        chosen = values if chosen is None else chosen & values
+    if chosen is None:
+        return None
+    return sorted(chosen, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+
+
 def run(query: Query, rows: Iterable[dict[str, Any]], *, default_active_only: bool = False) -> Result:
     """Filter, order and page ``rows`` as QBO would.
 

@@ -101,3 +101,15 @@ def test_count_ignores_paging():
 def test_projection_keeps_id():
     rows = query.run(query.parse("SELECT Balance FROM Invoice WHERE Id = '2'"), ROWS).rows
     assert rows == [{"Id": "2", "Balance": 120.5, "domain": "QBO", "sparse": True}]
+
+
+@pytest.mark.parametrize("text, ids", [
+    pytest.param("SELECT * FROM Invoice", None, id="no Id condition"),
+    pytest.param("SELECT * FROM Invoice WHERE Id = '7'", ["7"], id="Id equals"),
+    pytest.param("SELECT * FROM Invoice WHERE Id IN ('10', '9', '100') AND Balance > '0'", ["9", "10", "100"],
+                 id="Id IN, numeric order"),
+    pytest.param("SELECT * FROM Invoice WHERE Id IN ('1', '2') AND Id = '2'", ["2"], id="intersection"),
+    pytest.param("SELECT * FROM Invoice WHERE Id > '5'", None, id="range is a scan"),
+])
+def test_id_candidates(text, ids):
+    assert query.id_candidates(query.parse(text)) == ids
