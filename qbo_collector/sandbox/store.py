@@ -30,7 +30,11 @@ CURRENCY_NAMES = {
 }
 ZERO_DECIMAL_CURRENCIES = {"JPY"}
 READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "Balance", "TotalAmt", "LinkedTxn",
-             "UnappliedAmt", "BalanceWithJobs", "status"}
+             "UnappliedAmt", "BalanceWithJobs", "status", "HomeBalance", "HomeTotalAmt", "InvoiceLink",
+             "FullyQualifiedName", "RemainingCredit"}
+# python-quickbooks objects serialize unset fields as "" (dates, DocNumber…); QBO reads those as absent.
+BLANK_MEANS_ABSENT = {"TxnDate", "DueDate", "ShipDate", "OpenBalanceDate", "DocNumber", "ServiceDate",
+                      "TrackingNum", "PrintOnCheckName", "PreferredDeliveryMethod"}
 
 ChangeListener = Callable[[str, str, str, str, str], None]   # realm, entity, id, operation, lastUpdated
 
@@ -207,7 +211,8 @@ class IntuitStore:
         with self.lock:
             company = self.company(realm)
             entity = canonical(entity)
-            row = getattr(self, f"_new_{entity.lower()}")(company, _copy(body))
+            given = {k: v for k, v in _copy(body).items() if v != ""}   # unset fields from python-quickbooks objects
+            row = getattr(self, f"_new_{entity.lower()}")(company, given)
             row["Id"] = company.next_id(entity)
             row["SyncToken"] = "0"
             row["domain"] = "QBO"
@@ -234,7 +239,8 @@ class IntuitStore:
         self._check_unique_name(company, "Customer", display)
         self._check_ref(company, "Term", body.get("SalesTermRef"), "SalesTermRef")
         return _clean(body) | {
-            "DisplayName": display, "Active": body.get("Active", True), "Balance": 0, "BalanceWithJobs": 0,
+            "DisplayName": display, "FullyQualifiedName": display,
+            "Active": body.get("Active", True), "Balance": 0, "BalanceWithJobs": 0,
             "CurrencyRef": currency_ref((body.get("CurrencyRef") or {}).get("value", company.currency)),
             "PreferredDeliveryMethod": body.get("PreferredDeliveryMethod", "Print"),
             "Job": False, "BillWithParent": False, "Taxable": body.get("Taxable", False),
@@ -468,6 +474,7 @@ class IntuitStore:
             self._adjust_customer_balance(company, row["CustomerRef"]["value"], -sign * row["Balance"])
             self._adjust_customer_balance(company, new["CustomerRef"]["value"], sign * new["Balance"])
         if entity == "Customer" and new.get("DisplayName") != row.get("DisplayName"):
+            new["FullyQualifiedName"] = new["DisplayName"]
             self._rename_refs(company, row["Id"], new["DisplayName"])
         row.clear()
         row.update(new)
@@ -611,7 +618,7 @@ def canonical(entity: str) -> str:
 
 
 def _clean(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in READ_ONLY}
+    return {k: v for k, v in body.items() if k not in READ_ONLY and not (v == "" and k in BLANK_MEANS_ABSENT)}
 
 
 def _valid_email(address: str) -> bool:

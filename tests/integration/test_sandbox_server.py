@@ -61,3 +61,33 @@ def test_batch_update_and_delete(fresh_sandbox):
     result = batch_delete([Invoice.get(rows[2]["Id"], qb=conn.qb)], qb=conn.qb)
     assert not result.faults
     assert fresh_sandbox.intuit.get(conn.realm, "Invoice", rows[2]["Id"]) is None
+
+
+def test_python_quickbooks_objects_save_as_they_do_against_qbo(fresh_sandbox):
+    from quickbooks.objects.base import Ref
+    from quickbooks.objects.customer import Customer
+    from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+
+    conn = connect(fresh_sandbox)
+    customer = Customer()
+    customer.GivenName, customer.FamilyName = "Ada", "Lovelace"
+    saved = customer.save(qb=conn.qb)
+    assert saved.DisplayName == "Ada Lovelace" and saved.Id and saved.SyncToken == "0"
+
+    invoice = Invoice()
+    line = SalesItemLine()
+    line.Amount = 80
+    line.SalesItemLineDetail = SalesItemLineDetail()
+    line.SalesItemLineDetail.ItemRef = Ref()
+    line.SalesItemLineDetail.ItemRef.value = "1"
+    invoice.Line.append(line)
+    invoice.CustomerRef = saved.to_ref()
+    created = invoice.save(qb=conn.qb)
+    assert created.TotalAmt == 80 and created.Balance == 80 and created.DueDate and created.DocNumber
+    assert created.CustomerRef.name == "Ada Lovelace"
+
+    # a full update of an object read back: everything the client sends round-trips
+    again = Customer.get(saved.Id, qb=conn.qb)
+    again.Notes = "Prefers email"
+    updated = again.save(qb=conn.qb)
+    assert updated.Notes == "Prefers email" and updated.Balance == 80
