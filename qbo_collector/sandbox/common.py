@@ -63,9 +63,10 @@ class FaultKnobs:
 
     def draw(self) -> str | None:
         """Decide this request's fate: None, "429", "500", "timeout" or "malformed"."""
+        latency = self.latency_seconds
+        if latency:
+            time.sleep(latency)   # outside the lock: concurrent requests are each delayed, not serialized
         with self._lock:
-            if self.latency_seconds:
-                time.sleep(self.latency_seconds)
             for name in ("force_429", "force_500", "force_timeout", "force_malformed"):
                 if getattr(self, name) > 0:
                     setattr(self, name, getattr(self, name) - 1)

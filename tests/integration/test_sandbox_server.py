@@ -91,3 +91,32 @@ def test_python_quickbooks_objects_save_as_they_do_against_qbo(fresh_sandbox):
     again.Notes = "Prefers email"
     updated = again.save(qb=conn.qb)
     assert updated.Notes == "Prefers email" and updated.Balance == 80
+
+
+def test_concurrent_clients_keep_the_books_consistent(fresh_sandbox):
+    import threading
+
+    sb = fresh_sandbox
+    conn = connect(sb)
+    realm = conn.realm
+    open_invoices = [i for i in sb.intuit.entities(realm, "Invoice") if i["Balance"] >= 8][:8]
+    sb.intuit_faults.latency_seconds = 0.05
+    errors: list[BaseException] = []
+
+    def worker(inv):
+        try:
+            for _ in range(4):
+                conn.qb.query("SELECT * FROM Invoice MAXRESULTS 50")
+                sb.intuit.pay_invoice(realm, inv["Id"], 1)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(inv,)) for inv in open_invoices]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    for inv in open_invoices:
+        assert sb.intuit.get(realm, "Invoice", inv["Id"])["Balance"] == pytest.approx(inv["Balance"] - 4)
+    assert sb.log.count("intuit", "query") == 4 * len(open_invoices)
