@@ -150,9 +150,15 @@ class Api:
         return response
 
     def _throttled(self, realm: str, retry_after: float) -> flask.Response:
+        shapes = self.sb.throttle_bodies or ("Fault",)
+        shape = shapes[self._throttle_count % len(shapes)]
         self._throttle_count += 1
         headers = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
-        if self._throttle_count % 3 == 0:   # Intuit's gateway answers some throttles in XML
+        if shape == "fault":   # the gateway's lowercase shape, as on 401
+            return _json({"fault": {"error": [{"message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+                                               "detail": "The request limit was reached.", "code": "3001"}],
+                                    "type": "SERVICE"}, "time": _time(self.sb, realm)}, 429, headers)
+        if shape == "xml":   # and some throttles come back as XML
             xml = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><IntuitResponse '
                    'xmlns="http://schema.intuit.com/finance/v3"><Fault type="ValidationFault">'
                    '<Error code="3001"><Message>message=ThrottleExceeded; errorCode=003001; statusCode=429'

@@ -56,6 +56,8 @@ class Sandbox:
         self.batch_limit_per_minute = batch_limit_per_minute
         self.reject_old_minorversion = reject_old_minorversion
         self.next_realm: str | None = None
+        # 429 bodies cycle through these shapes, as Intuit's answers vary: decide on the HTTP status.
+        self.throttle_bodies: tuple[str, ...] = ("Fault", "fault", "xml")
         self.forced_retry_after_seconds = 1.0   # Retry-After on injected 429s (real throttles say when the window frees)
         self.clock = clock or common.Clock()
         self.log = common.RequestLog()

@@ -99,3 +99,16 @@ def test_token_endpoint_faults(fresh_sandbox):
         conn.auth_client.refresh()
     assert err.value.status_code == 500
     conn.auth_client.refresh()
+
+
+def test_throttle_bodies_vary_but_the_status_is_always_429(fresh_sandbox):
+    conn = connect(fresh_sandbox)
+    fresh_sandbox.intuit_faults.force_429 = 3
+    url = f"{fresh_sandbox.api_base_url}/company/{conn.realm}/query?minorversion=75"
+    headers = {"Authorization": f"Bearer {conn.auth_client.access_token}"}
+    answers = [requests.post(url, data="SELECT * FROM Term", headers=headers, timeout=10) for _ in range(3)]
+    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert all(a.headers["Retry-After"] == "1" for a in answers)
+    assert answers[0].json()["Fault"]["Error"][0]["code"] == "3001"
+    assert answers[1].json()["fault"]["error"][0]["code"] == "3001"
+    assert answers[2].text.startswith("<?xml") and 'code="3001"' in answers[2].text
