@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from qbo_collector import errors
-from qbo_collector.channels import base, email, sms
+from qbo_collector.channels import base, email, qbo_notes, sms
 
 
 class Registry:
@@ -53,6 +53,7 @@ class Registry:
 CHANNELS = Registry()
 CHANNELS.register(email.SendGridEmail)
 CHANNELS.register(sms.TwilioSms)
+CHANNELS.register(qbo_notes.QboNotes)  # type: ignore[arg-type]  # QuickBooks notes and late fees
 
 register = CHANNELS.register
 get = CHANNELS.get

@@ -1,0 +1,80 @@
+"""Internal alerts: the business owner is told when an invoice becomes late, a promise is broken,
+a customer replies, a message cannot be delivered or the QuickBooks connection needs reconnecting.
+
+An alert is an outbox row like any message (kind ``alert``; channel ``owner_email``, plus
+``owner_sms`` when an owner phone is set), so it goes out once — its dedupe key says what it
+is about — and a crash never sends it twice. Rows are sent by the dispatcher's next run
+(``dispatch.run_company``), which needs no QuickBooks call for alerts that name no invoice:
+a company whose connection is broken still gets its "reconnect" alert.
+
+Company settings read (``company.settings``):
+    owner_email   where alerts go (no address: the alert stays in the activity log only)
+    owner_phone   optional; alerts also go by SMS (quiet hours of the company's time zone apply)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qbo_collector.db import models
+from qbo_collector.db.session import Database
+from qbo_collector.dispatch import outbox
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("late", "promise_broken", "instalment_missed", "unreachable", "step", "reply", "reconnect",
+          "undeliverable")
+
+
+def owner_contacts(company: models.Company) -> tuple[str | None, str | None]:
+    settings = company.settings or {}
+    email = str(settings.get("owner_email") or "").strip() or None
+    phone = str(settings.get("owner_phone") or "").strip() or None
+    return email, phone
+
+
+def enqueue(s: Session, company: models.Company, *, topic: str, text: str, dedupe_key: str,
+            customer_id: str | None = None, invoice_ids: tuple[str, ...] = (), action_link: str | None = None,
+            due_at: dt.datetime | None = None) -> int:
+    """Queue an owner alert (email, and SMS when ``owner_phone`` is set). Returns how many rows were new."""
+    _email, phone = owner_contacts(company)
+    payload: dict[str, Any] = {"topic": topic, "alert": text, "action_link": action_link}
+    new = 0
+    channels = ["owner_email"] + (["owner_sms"] if phone else [])
+    for channel in channels:
+        key = dedupe_key if channel == "owner_email" else f"{dedupe_key}:sms"
+        if outbox.enqueue(s, company.id, dedupe_key=key, kind="alert", channel=channel, reason=text,
+                          customer_id=customer_id, invoice_ids=invoice_ids, payload=payload,
+                          template_key="owner_alert", due_at=due_at):
+            new += 1
+    outbox.activity(s, company.id, f"alert.{topic}", text, customer_id=customer_id,
+                    invoice_id=invoice_ids[0] if invoice_ids else None, data={"dedupe_key": dedupe_key})
+    return new
+
+
+def reconnect_needed(db: Database, realm_id: str, reason: str, *, on: dt.date | None = None) -> int:
+    """The QuickBooks grant is gone: alert the owner (once per day at most)."""
+    on = on or dt.date.today()
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            return 0
+        return enqueue(s, company, topic="reconnect",
+                       text=f"QuickBooks needs to be reconnected for {company.name}: {reason} Nothing is sent "
+                            "until it is reconnected on the settings page.",
+                       dedupe_key=f"{realm_id}:alert:reconnect:{on.isoformat()}", action_link="/connect")
+
+
+def customer_replied(s: Session, company: models.Company, *, customer: models.Customer | None, sender: str,
+                     body: str, message_sid: str) -> int:
+    """A customer answered a text with something other than a keyword: log it and tell the owner."""
+    who = customer.display_name if customer is not None else sender
+    excerpt = " ".join(body.split())[:300]
+    return enqueue(s, company, topic="reply", text=f"{who} replied by text: “{excerpt}”",
+                   dedupe_key=f"{company.realm_id}:alert:reply:{message_sid}",
+                   customer_id=customer.qbo_id if customer is not None else None)

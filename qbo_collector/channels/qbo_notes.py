@@ -1,0 +1,311 @@
+"""QuickBooks write-back: the program's section of ``Customer.Notes``, and late-fee invoices.
+
+The notes section (invariant 7)::
+
+    <the user's own text, never changed>
+
+    — Collections —
+    2026-11-23 Reminder sent by email: invoice 1042 (1,234.50 USD)
+    2026-11-16 Late fee 18.52 USD posted for invoice 1042 (invoice 1101)
+    — end of Collections —
+
+The program owns only the lines between its two markers: newest first, trimmed (oldest
+lines dropped) so that the whole field stays within ``NOTES_LIMIT`` characters; the full
+history stays in the local outbox. Text the user writes before or after the section is
+kept as it is. A user text that alone fills the field leaves no room: the section is then
+left out rather than cutting the user's words.
+
+Writes are sparse updates posted as raw JSON (a fresh python-quickbooks ``Customer()``
+would send blank defaults and clobber fields), at most 30 per batch request. A stale
+``SyncToken`` (fault 5010) is answered by re-reading those customers (one query) and
+trying again with the user's current text.
+
+Late fees are a separate invoice with the "Late fee" service item (created with an income
+account when missing), referencing the original invoice number in the line description
+and the private note, posted with a deterministic ``requestid`` so that a retry or a crash
+replays the first result instead of charging twice. Optional mode ``line`` adds the fee
+as a line of the original invoice instead (idempotent: a line carrying the fee's key is
+never added twice). Waiving a fee voids its invoice (or removes its line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from qbo_collector import errors
+from qbo_collector.channels import base
+
+log = logging.getLogger(__name__)
+
+NOTES_LIMIT = 1000
+BATCH_LIMIT = 30
+QUERY_LIMIT = 1000
+START_MARK = "— Collections —"
+END_MARK = "— end of Collections —"
+FEE_ITEM_NAME = "Late fee"
+
+
+# --------------------------------------------------------------------------- pure notes
+
+
+def split_notes(notes: str | None) -> tuple[str, list[str], str]:
+    """(text before our section, our lines, text after it). No section: (notes, [], "")."""
+    text = notes or ""
+    start = text.find(START_MARK)
+    if start < 0:
+        return text, [], ""
+    end = text.find(END_MARK, start)
+    before = text[:start].rstrip()
+    if end < 0:  # the end marker was deleted by hand: our section runs to the end
+        body, after = text[start + len(START_MARK):], ""
+    else:
+        body, after = text[start + len(START_MARK):end], text[end + len(END_MARK):].strip()
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    return before, lines, after
+
+
+def merge_notes(notes: str | None, new_lines: Sequence[str], *, limit: int = NOTES_LIMIT) -> str:
+    """``notes`` with ``new_lines`` (newest first) on top of our section, trimmed to ``limit``.
+
+    Lines already in the section are not repeated (a retried write-back adds nothing)."""
+    before, lines, after = split_notes(notes)
+    fresh = [line for line in new_lines if line not in lines]
+    lines = fresh + lines
+    user_len = len(before) + (len(after) + 1 if after else 0)
+    kept: list[str] = []
+    for line in lines:
+        candidate = _compose(before, kept + [line], after)
+        if len(candidate) > limit:
+            break
+        kept.append(line)
+    if not kept:
+        return _compose(before, [], after) if user_len else ""
+    return _compose(before, kept, after)
+
+
+def _compose(before: str, lines: Sequence[str], after: str) -> str:
+    parts = []
+    if before:
+        parts.append(before)
+    if lines:
+        section = "\n".join([START_MARK, *lines, END_MARK])
+        parts.append(section)
+    if after:
+        parts.append(after)
+    return "\n\n".join(parts)
+
+
+def request_id(key: str) -> str:
+    """QBO's ``requestid`` for a dedupe key: deterministic, ≤ 50 characters."""
+    return "qc-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+# --------------------------------------------------------------------------- QBO writer
+
+
+@dataclass
+class NoteUpdate:
+    """One customer's write-back: the lines to add and what we believe QBO holds."""
+
+    customer_id: str
+    lines: list[str]
+    notes: str | None
+    sync_token: str | None
+
+
+@dataclass
+class NoteResult:
+    written: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (notes, sync token)
+    failed: dict[str, str] = field(default_factory=dict)                # id → reason
+    batches: int = 0
+    rereads: int = 0
+
+
+def _decimal_json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def _fault_text(item: dict[str, Any]) -> tuple[str, str]:
+    fault = item.get("Fault") or {}
+    errs = fault.get("Error") or [{}]
+    first = errs[0] if errs else {}
+    return str(first.get("code", "")), f"{first.get('Message', '')}: {first.get('Detail', '')}".strip(": ")
+
+
+class QboNotes:
+    """Writes to one QuickBooks company through a ``sync.client.QboClient`` (retries, rate limit, 401)."""
+
+    identifier = "qbo_notes"
+    settings_fields: list[base.Setting] = []
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._fee_item: dict[str, str] | None = None
+
+    # --- the Channel contract: one line for one customer ---------------------------
+
+    def send(self, message: base.OutboundMessage) -> base.Receipt:
+        """``message.to`` is the QBO customer Id, ``message.text`` one line; read, merge, sparse-update."""
+        current = self.read_customers([message.to]).get(message.to)
+        if current is None:
+            raise errors.PermanentFailure(f"QuickBooks has no customer {message.to}.", code="610")
+        result = self.write_notes([NoteUpdate(message.to, [message.text], current.get("Notes"), current.get("SyncToken"))])
+        if message.to in result.failed:
+            raise errors.PermanentFailure(result.failed[message.to])
+        return base.Receipt(provider_id=message.to, accepted_at=None, raw_status="updated")
+
+    # --- reads ------------------------------------------------------------------------
+
+    def read_customers(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(ids), key=lambda x: (len(x), x))
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), QUERY_LIMIT):
+            part = wanted[start:start + QUERY_LIMIT]
+            quoted = ", ".join("'" + i.replace("'", "") + "'" for i in part)
+            page = self.client.query(f"SELECT * FROM Customer WHERE Id IN ({quoted}) MAXRESULTS {QUERY_LIMIT}")
+            for row in page.get("Customer") or ():
+                out[str(row["Id"])] = row
+        return out
+
+    # --- notes ------------------------------------------------------------------------
+
+    def write_notes(self, updates: Sequence[NoteUpdate], *, max_rounds: int = 3) -> NoteResult:
+        """Sparse-update Notes of every customer in ``updates``, ≤ 30 per batch; re-read and retry on 5010."""
+        result = NoteResult()
+        pending = {u.customer_id: u for u in updates}
+        for round_ in range(max_rounds):
+            if not pending:
+                break
+            stale: list[str] = []
+            items = list(pending.values())
+            for start in range(0, len(items), BATCH_LIMIT):
+                chunk = items[start:start + BATCH_LIMIT]
+                requests_ = []
+                for n, u in enumerate(chunk):
+                    body = {"Id": u.customer_id, "SyncToken": u.sync_token or "0", "sparse": True,
+                            "Notes": merge_notes(u.notes, u.lines)}
+                    requests_.append({"bId": str(n), "operation": "update", "Customer": body})
+                answer = self.client.call("write customer notes", lambda qb, r=requests_: qb.batch_operation(
+                    json.dumps({"BatchItemRequest": r}, default=_decimal_json)))
+                result.batches += 1
+                by_bid = {str(item.get("bId")): item for item in (answer or {}).get("BatchItemResponse") or ()}
+                for n, u in enumerate(chunk):
+                    item = by_bid.get(str(n))
+                    if item is None:
+                        result.failed[u.customer_id] = "QuickBooks did not answer for this customer in the batch."
+                    elif "Customer" in item:
+                        row = item["Customer"]
+                        result.written[u.customer_id] = (row.get("Notes") or "", str(row.get("SyncToken")))
+                    else:
+                        code, text = _fault_text(item)
+                        if code == "5010":
+                            stale.append(u.customer_id)
+                        else:
+                            result.failed[u.customer_id] = f"QuickBooks refused the notes update ({code} {text})."
+                    if u.customer_id not in stale:
+                        pending.pop(u.customer_id, None)
+            if stale:
+                fresh = self.read_customers(stale)
+                result.rereads += 1
+                for cid in stale:
+                    row = fresh.get(cid)
+                    if row is None:
+                        result.failed[cid] = "The customer is gone from QuickBooks."
+                        pending.pop(cid, None)
+                        continue
+                    u = pending[cid]
+                    pending[cid] = NoteUpdate(cid, u.lines, row.get("Notes"), str(row.get("SyncToken")))
+            log.debug("notes round %s: %s written, %s stale", round_, len(result.written), len(stale))
+        for cid in pending:
+            result.failed.setdefault(cid, "QuickBooks kept answering 'stale object' (5010); will try again next run.")
+        return result
+
+    # --- late fees ----------------------------------------------------------------------
+
+    def fee_item(self) -> dict[str, str]:
+        """``{"value": Id, "name": "Late fee"}``: the service item, created when missing."""
+        if self._fee_item is not None:
+            return self._fee_item
+        found = self.client.query(f"SELECT * FROM Item WHERE Name = '{FEE_ITEM_NAME}' MAXRESULTS 10")
+        rows = found.get("Item") or []
+        if rows:
+            self._fee_item = {"value": str(rows[0]["Id"]), "name": rows[0].get("Name", FEE_ITEM_NAME)}
+            return self._fee_item
+        accounts = self.client.query("SELECT * FROM Account WHERE AccountType = 'Income' MAXRESULTS 100").get("Account") or []
+        if not accounts:
+            raise errors.PermanentFailure("QuickBooks has no income account to book late fees on; create one "
+                                          "(e.g. 'Late Fee Income') and try again.", code="no_income_account")
+        account = next((a for a in accounts if "fee" in str(a.get("Name", "")).lower()), accounts[0])
+        body = {"Name": FEE_ITEM_NAME, "Type": "Service", "IncomeAccountRef": {"value": str(account["Id"])},
+                "Description": "Late payment fee (qbo-collector)"}
+        created = self.client.call("create the Late fee item", lambda qb: qb.create_object(
+            "Item", json.dumps(body), request_id=request_id("item:late-fee")))
+        row = created.get("Item") or {}
+        self._fee_item = {"value": str(row["Id"]), "name": row.get("Name", FEE_ITEM_NAME)}
+        return self._fee_item
+
+    def post_fee(self, *, key: str, customer_id: str, invoice_number: str, amount: Decimal, currency: str,
+                 on: date, description: str, bill_email: str | None = None) -> dict[str, Any]:
+        """Create the fee invoice (idempotent through ``requestid``); returns QBO's Invoice."""
+        item = self.fee_item()
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": customer_id},
+            "CurrencyRef": {"value": currency},
+            "TxnDate": on.isoformat(), "DueDate": on.isoformat(),
+            "PrivateNote": f"Late fee for invoice {invoice_number} [{key}]"[:4000],
+            "CustomerMemo": {"value": f"Late fee for invoice {invoice_number}"},
+            "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail", "Description": description,
+                      "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}}],
+        }
+        if bill_email:
+            body["BillEmail"] = {"Address": bill_email}
+        answer = self.client.call("post a late fee", lambda qb: qb.create_object(
+            "Invoice", json.dumps(body, default=_decimal_json), request_id=request_id(key)))
+        invoice = answer.get("Invoice") if isinstance(answer, dict) else None
+        if not invoice:
+            raise errors.PermanentFailure("QuickBooks answered the late-fee invoice without an Invoice.")
+        return invoice
+
+    def add_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, description: str,
+                     max_rounds: int = 3) -> dict[str, Any]:
+        """Mode ``line``: add the fee as a line of the original invoice (full Line array, current SyncToken)."""
+        item = self.fee_item()
+        marker = f"[{key}]"
+        for _ in range(max_rounds):
+            current = self.client.call("read an invoice", lambda qb: qb.get(f"{qb.api_url}/company/{qb.company_id}/invoice/{invoice_id}",
+                                                                             params={"minorversion": qb.minorversion}))
+            invoice = current.get("Invoice") or {}
+            lines = [l for l in invoice.get("Line") or [] if l.get("DetailType") != "SubTotalLineDetail"]
+            if any(marker in str(l.get("Description", "")) for l in lines):
+                return invoice  # already there: a retry after a crash adds nothing
+            lines.append({"Amount": amount, "DetailType": "SalesItemLineDetail", "Description": f"{description} {marker}",
+                          "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}})
+            body = {"Id": invoice_id, "SyncToken": invoice.get("SyncToken"), "sparse": True, "Line": lines}
+            try:
+                answer = self.client.call("add a late-fee line", lambda qb: qb.update_object(
+                    "Invoice", json.dumps(body, default=_decimal_json)))
+            except errors.PermanentFailure as exc:
+                if str(exc.code) == "5010":
+                    continue
+                raise
+            return answer.get("Invoice") or {}
+        raise errors.TransientFailure("The invoice kept changing in QuickBooks (5010); the fee line will be tried again.")
+
+    def void_fee(self, fee_invoice_id: str) -> dict[str, Any]:
+        """Waive a posted fee: void its invoice (re-read first for the current SyncToken)."""
+        row = self.client.call("read a fee invoice", lambda qb: qb.get(
+            f"{qb.api_url}/company/{qb.company_id}/invoice/{fee_invoice_id}", params={"minorversion": qb.minorversion}))
+        invoice = row.get("Invoice") or {}
+        body = {"Id": fee_invoice_id, "SyncToken": invoice.get("SyncToken", "0")}
+        answer = self.client.call("void a late fee", lambda qb: qb.update_object(
+            "Invoice", json.dumps(body), params={"operation": "void"}))
+        return answer.get("Invoice") or {}

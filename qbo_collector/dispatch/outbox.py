@@ -1,0 +1,295 @@
+"""The outbox: actions become rows once (unique dedupe key), and rows move through their states.
+
+    planned → sending → sent | failed | cancelled | unknown
+
+A row is ``sending`` and committed before its provider is called (invariant 4). A row found
+in ``sending`` after a crash becomes ``unknown`` — for messages (email, SMS, owner alerts),
+which are never resent automatically: ``reconcile_unknown`` settles them from provider
+events, and a person decides the rest (``resolve_unknown``). QuickBooks writes are safe to
+redo and go back to ``planned`` instead: a fee replays its deterministic ``requestid`` and a
+notes write-back rewrites the same section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from qbo_collector import errors, rules
+from qbo_collector.db import models
+from qbo_collector.db.session import Database
+
+log = logging.getLogger(__name__)
+S = models.OutboxStatus
+MESSAGE_CHANNELS = ("email", "sms", "owner_email", "owner_sms")
+REDO_KINDS = ("fee", "note")
+# Provider events that prove the provider accepted the message.
+ACCEPTED_EVENTS = {
+    "sendgrid": {"processed", "delivered", "deferred", "open", "click", "bounce", "spamreport", "unsubscribe",
+                 "group_unsubscribe", "group_resubscribe"},
+    "twilio": {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "read"},
+}
+REFUSED_EVENTS = {"sendgrid": {"dropped"}, "twilio": {"failed", "canceled"}}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PlannedRow:
+    """One action as the outbox stores it (and as ``plan`` shows it)."""
+
+    due_at: dt.datetime
+    kind: str                      # reminder | fee | task | alert
+    channel: str | None            # email | sms | qbo_fee | call_task | letter_task | handoff_task | owner_email | owner_sms
+    customer_id: str
+    customer: str
+    invoice_ids: tuple[str, ...]
+    invoice_numbers: tuple[str, ...]
+    template_key: str | None
+    amount: Decimal | None
+    currency: str | None
+    dedupe_key: str
+    reason: str
+    step: int | None = None
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "due_at": self.due_at.isoformat(), "kind": self.kind, "channel": self.channel,
+            "customer_id": self.customer_id, "customer": self.customer, "invoice_ids": list(self.invoice_ids),
+            "invoice_numbers": list(self.invoice_numbers), "template_key": self.template_key,
+            "amount": str(self.amount) if self.amount is not None else None, "currency": self.currency,
+            "dedupe_key": self.dedupe_key, "reason": self.reason, "step": self.step,
+        }
+
+
+def _money_json(m: Any) -> dict[str, str] | None:
+    return None if m is None else {"amount": str(m.amount), "currency": m.currency}
+
+
+def rows_for(action: rules.Action, *, customer_name: str, numbers: dict[str, str], balances: dict[str, str],
+             due_dates: dict[str, str | None], unreachable_everywhere: bool, owner_phone: bool,
+             dry_run: bool) -> list[PlannedRow]:
+    """The outbox row(s) of one planned action (an owner alert may go by email and by SMS)."""
+    ids = tuple(action.invoice_ids)
+    common: dict[str, Any] = dict(
+        due_at=action.due_at, customer_id=action.customer_id, customer=customer_name, invoice_ids=ids,
+        invoice_numbers=tuple(numbers.get(i, i) for i in ids), reason=action.reason,
+    )
+    payload: dict[str, Any] = {"on": action.on.isoformat(), "numbers": [numbers.get(i, i) for i in ids],
+                               "balances": {i: balances.get(i) for i in ids},
+                               "due_dates": {i: due_dates.get(i) for i in ids}}
+    prefix = "dryrun:" if dry_run else ""
+    key = prefix + action.dedupe_key
+    if isinstance(action, rules.SendReminder):
+        payload.update(steps=[dataclasses.asdict(r) for r in action.steps], repeat=action.repeat, tone=action.tone,
+                       language=action.language,
+                       discount=None if action.discount is None else {
+                           "percent": str(action.discount.percent), "deadline": action.discount.deadline.isoformat(),
+                           **(_money_json(action.discount.amount) or {}), "source": action.discount.source},
+                       instalment=None if action.instalment is None else {
+                           "due_on": action.instalment.due_on.isoformat(), **(_money_json(action.instalment.amount) or {})})
+        return [PlannedRow(kind="reminder", channel=action.channel, template_key=action.template_key, amount=None,
+                           currency=None, dedupe_key=key, step=action.step, payload=payload, **common)]
+    if isinstance(action, rules.ChargeFee):
+        payload.update(fee_kind=action.fee_kind, period=action.period, basis=_money_json(action.basis),
+                       days=action.days, annual_percent=str(action.annual_percent) if action.annual_percent else None)
+        return [PlannedRow(kind="fee", channel="qbo_fee", template_key=None, amount=action.amount.amount,
+                           currency=action.amount.currency, dedupe_key=key, payload=payload, **common)]
+    if isinstance(action, rules.CreateTask):
+        payload.update(task=action.task, steps=[dataclasses.asdict(r) for r in action.steps])
+        return [PlannedRow(kind="task", channel=f"{action.task}_task", template_key=None, amount=None, currency=None,
+                           dedupe_key=key, payload=payload, **common)]
+    assert isinstance(action, rules.AlertOwner)
+    payload.update(topic=action.topic, steps=[dataclasses.asdict(r) for r in action.steps])
+    if action.topic == "unreachable" and unreachable_everywhere:
+        # No email and no phone at all: a person has to call (the issue's "a call task instead").
+        return [PlannedRow(kind="task", channel="call_task", template_key=None, amount=None, currency=None,
+                           dedupe_key=key, payload={**payload, "task": "call"},
+                           **{**common, "reason": action.reason.replace("contact them another way", "call them")})]
+    rows = [PlannedRow(kind="alert", channel="owner_email", template_key="owner_alert", amount=None, currency=None,
+                       dedupe_key=key, payload=payload, **common)]
+    if owner_phone:
+        rows.append(PlannedRow(kind="alert", channel="owner_sms", template_key="owner_alert", amount=None,
+                               currency=None, dedupe_key=key + ":sms", payload=payload, **common))
+    return rows
+
+
+def _insert(s: Session, table: Any) -> Any:
+    return (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_rows(s: Session, company_id: int, rows: Sequence[PlannedRow], *, dry_run: bool, now: dt.datetime) -> int:
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    table = models.Outbox.__table__
+    values = [{
+        "company_id": company_id, "dedupe_key": r.dedupe_key, "kind": r.kind, "channel": r.channel,
+        "status": S.planned.value, "customer_qbo_id": r.customer_id, "invoice_ids": list(r.invoice_ids),
+        "step": r.step, "template_key": r.template_key, "amount": r.amount, "currency": r.currency,
+        "due_at": r.due_at, "payload": r.payload, "reason": r.reason, "attempts": 0, "dry_run": dry_run,
+        "created_at": now, "updated_at": now,
+    } for r in rows]
+    inserted = 0
+    for start in range(0, len(values), 500):
+        stmt = (_insert(s, table).values(values[start:start + 500])
+                .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
+        inserted += len(s.execute(stmt).all())
+    return inserted
+
+
+def enqueue(s: Session, company_id: int, *, dedupe_key: str, kind: str, channel: str, reason: str,
+            customer_id: str | None = None, invoice_ids: Iterable[str] = (), payload: dict[str, Any] | None = None,
+            template_key: str | None = None, due_at: dt.datetime | None = None, dry_run: bool = False) -> bool:
+    """Add one row outside a plan (owner alerts from webhooks, notes write-back). True if it was new."""
+    now = utcnow()
+    table = models.Outbox.__table__
+    stmt = _insert(s, table).values(
+        company_id=company_id, dedupe_key=dedupe_key, kind=kind, channel=channel, status=S.planned.value,
+        customer_qbo_id=customer_id, invoice_ids=list(invoice_ids), template_key=template_key,
+        due_at=due_at or now, payload=payload or {}, reason=reason, attempts=0, dry_run=dry_run,
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    return s.execute(stmt).first() is not None
+
+
+def set_status(s: Session, row_id: int, status: models.OutboxStatus, reason: str | None = None, *,
+               now: dt.datetime | None = None, **values: Any) -> None:
+    now = now or utcnow()
+    extra: dict[str, Any] = {"status": status.value, "updated_at": now, **values}
+    if reason is not None:
+        extra["status_reason"] = reason
+    s.execute(update(models.Outbox).where(models.Outbox.id == row_id).values(**extra)
+              .execution_options(synchronize_session=False))
+
+
+def free_key(s: Session, row: models.Outbox) -> None:
+    """Give a cancelled row's dedupe key up, so the same step can be planned again on fresh figures."""
+    s.execute(update(models.Outbox).where(models.Outbox.id == row.id)
+              .values(dedupe_key=f"{row.dedupe_key[:230]}#cancelled{row.id}")
+              .execution_options(synchronize_session=False))
+
+
+def activity(s: Session, company_id: int | None, kind: str, message: str, *, row: models.Outbox | None = None,
+             customer_id: str | None = None, invoice_id: str | None = None, data: dict[str, Any] | None = None,
+             at: dt.datetime | None = None) -> None:
+    s.add(models.Activity(
+        company_id=company_id, kind=kind, message=message, at=at or utcnow(),
+        customer_qbo_id=customer_id or (row.customer_qbo_id if row is not None else None),
+        invoice_qbo_id=invoice_id or ((row.invoice_ids or [None])[0] if row is not None else None),
+        outbox_id=row.id if row is not None else None, data=data or {}))
+
+
+# --- crash recovery ----------------------------------------------------------------------
+
+def recover_sending(db: Database, *, company_id: int | None = None) -> int:
+    """Rows left in ``sending`` by a crash: messages become ``unknown`` (never resent automatically),
+    QuickBooks writes (fees, notes) go back to ``planned`` (they are idempotent). Returns how many rows moved.
+
+    Call it only when no dispatcher is running for the company (``run_company`` holds the company's
+    dispatch lease when it calls it)."""
+    now = utcnow()
+    moved = 0
+    with db.session() as s:
+        q = select(models.Outbox).where(models.Outbox.status == S.sending)
+        if company_id is not None:
+            q = q.where(models.Outbox.company_id == company_id)
+        for row in s.scalars(q.with_for_update()):
+            if row.kind in REDO_KINDS:
+                set_status(s, row.id, S.planned, "The run stopped while writing to QuickBooks; the write is safe to "
+                           "redo (same requestid / same notes) and will be retried.", now=now)
+            else:
+                set_status(s, row.id, S.unknown, "The run stopped after this message was handed to the provider and "
+                           "before its answer was recorded: it may or may not have gone out. It will not be resent "
+                           "automatically; provider events settle it, or decide on the outbox page.", now=now)
+                activity(s, row.company_id, "outbox.unknown", f"Outcome unknown after a crash: {row.reason}", row=row)
+            moved += 1
+    if moved:
+        log.warning("recovered %d outbox row(s) left in sending", moved)
+    return moved
+
+
+def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
+    """Settle ``unknown`` rows from provider events (SendGrid custom_args outbox_id, Twilio SID); never resends.
+    Returns how many rows were settled."""
+    settled = 0
+    now = utcnow()
+    with db.session() as s:
+        q = select(models.Outbox).where(models.Outbox.status == S.unknown)
+        if company_id is not None:
+            q = q.where(models.Outbox.company_id == company_id)
+        rows = list(s.scalars(q))
+        if not rows:
+            return 0
+        ids = [r.id for r in rows]
+        events = list(s.scalars(select(models.ProviderEvent).where(models.ProviderEvent.outbox_id.in_(ids))))
+        by_provider_id = {r.provider_id: r for r in rows if r.provider_id}
+        if by_provider_id:
+            events += list(s.scalars(select(models.ProviderEvent).where(
+                models.ProviderEvent.outbox_id.is_(None),
+                models.ProviderEvent.event_key.in_([f"{pid}:{st}" for pid in by_provider_id
+                                                    for st in ACCEPTED_EVENTS["twilio"] | REFUSED_EVENTS["twilio"]]))))
+        by_row: dict[int, list[models.ProviderEvent]] = {}
+        for ev in events:
+            rid = ev.outbox_id
+            if rid is None:
+                sid = ev.event_key.split(":", 1)[0]
+                rid = by_provider_id[sid].id if sid in by_provider_id else None
+            if rid is not None:
+                by_row.setdefault(rid, []).append(ev)
+        for row in rows:
+            found = by_row.get(row.id) or []
+            provider = "twilio" if row.channel in ("sms", "owner_sms") else "sendgrid"
+            accepted = [e for e in found if e.event in ACCEPTED_EVENTS[provider]]
+            refused = [e for e in found if e.event in REFUSED_EVENTS[provider]]
+            if accepted:
+                first = min(accepted, key=lambda e: e.at)
+                set_status(s, row.id, S.sent, f"Reconciled: the provider reported '{first.event}' for it, so it "
+                           "went out.", now=now, sent_at=first.at)
+            elif refused:
+                set_status(s, row.id, S.failed, f"Reconciled: the provider reported '{refused[0].event}': it was not "
+                           "delivered.", now=now)
+            else:
+                continue
+            activity(s, row.company_id, "outbox.reconciled", f"Settled from provider events: {row.reason}", row=row)
+            settled += 1
+    return settled
+
+
+def resolve_unknown(db: Database, outbox_id: int, decision: Literal["sent", "resend", "cancel"],
+                    user_id: int | None) -> models.Outbox:
+    """A person's decision on an ``unknown`` row: it went out (sent), send it again (resend), or drop it (cancel)."""
+    if decision not in ("sent", "resend", "cancel"):
+        raise errors.InvalidInput(f"Choose sent, resend or cancel, not {decision!r}.", field="decision")
+    now = utcnow()
+    with db.session() as s:
+        row = s.get(models.Outbox, outbox_id, with_for_update=True)
+        if row is None:
+            raise errors.InvalidInput(f"There is no outbox row {outbox_id}.", field="outbox_id")
+        if row.status != S.unknown:
+            raise errors.InvalidInput(f"Row {outbox_id} is {row.status.value}, not unknown: nothing to decide.",
+                                      field="outbox_id")
+        who = f"user {user_id}" if user_id is not None else "a person"
+        if decision == "sent":
+            set_status(s, row.id, S.sent, f"Marked as sent by {who}.", now=now, sent_at=row.sending_at or now)
+        elif decision == "cancel":
+            set_status(s, row.id, S.cancelled, f"Cancelled by {who} after an unknown outcome.", now=now)
+        else:
+            set_status(s, row.id, S.planned, f"Resend decided by {who} after an unknown outcome.", now=now, due_at=now,
+                       provider_id=None)
+        activity(s, row.company_id, f"outbox.resolved.{decision}", f"{who.capitalize()} decided '{decision}' for: "
+                 f"{row.reason}", row=row, data={"user_id": user_id})
+        s.flush()
+        s.refresh(row)
+        return row

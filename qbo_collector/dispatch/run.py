@@ -1,0 +1,856 @@
+"""plan → outbox → claim → one fresh QuickBooks read → send → record → notes write-back.
+
+``run_company`` in order, for one company:
+
+1. Take the company's ``dispatch`` lease (``leases``): two workers never dispatch one company
+   at once, so rows found ``sending`` are a crash's leftovers (``recover_sending``) and
+   ``unknown`` rows are reconciled from provider events first.
+2. Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
+   actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. The first run of a local day plans
+   every customer with open invoices; later runs only those whose ``next_action_on`` has come
+   (or is unknown), whose invoices were synced since the last run, or who got a pause since.
+3. Claim the due rows (``due_at <= now``). Texts outside 8:00–21:00 in the recipient's time
+   zone wait: their ``due_at`` moves to the next allowed minute. Rows for a channel that is
+   not configured, an address that bounced or a number that opted out are cancelled with the
+   reason (the step counts as done: a later send would be out of sequence).
+4. ONE query per 1000 invoices re-reads the balances of the whole batch from QuickBooks
+   (``SELECT * FROM Invoice WHERE Id IN (…)``, with ``include=invoiceLink``). Paid, voided or
+   deleted invoices cancel their rows; a changed balance or due date cancels them too and
+   gives the dedupe key up, so the next run plans the same step on fresh figures. The
+   fresh rows are written to the mirror.
+5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
+   the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
+   COMMIT. Retries (tenacity) only for errors that prove nothing was sent.
+6. Each email, text and fee adds a line to the customer's notes section in QuickBooks; the
+   lines are written in batches of ≤ 30 sparse updates.
+
+Per-company settings read (``company.settings``): ``dry_run`` (bool), ``sender_name``,
+``reply_to``, ``company_phone``, ``owner_email``, ``owner_phone``, ``late_fee_mode``
+("invoice", default, or "line"), ``templates``, ``holiday_subdivision``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+import zoneinfo
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import tenacity
+from sqlalchemy import select
+
+from qbo_collector import alerts, config, errors, leases, rules, snapshot, templates
+from qbo_collector.channels import base as channel_base
+from qbo_collector.channels import qbo_notes, registry
+from qbo_collector.channels import sms as sms_channel
+from qbo_collector.db import models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+from qbo_collector.dispatch import messages, outbox
+from qbo_collector.dispatch.outbox import PlannedRow
+from qbo_collector.money import to_decimal
+from qbo_collector.sync import client as qbo_client
+from qbo_collector.sync import limiter as limiter_mod
+from qbo_collector.sync import mirror, streams
+
+log = logging.getLogger(__name__)
+S = models.OutboxStatus
+LEASE_KIND = "dispatch"
+QUERY_LIMIT = 1000
+CUSTOMER_CHANNELS = ("email", "sms")
+BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SendRetry:
+    """Retries of one provider call, only for errors that prove nothing was sent (429, refused connection)."""
+
+    attempts: int = 3
+    initial_wait: float = 0.5
+    max_wait: float = 5.0
+
+
+@dataclasses.dataclass
+class RunSummary:
+    realm: str
+    dry_run: bool = False
+    planned: int = 0                       # new outbox rows this run
+    statuses: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    channels: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    api_calls: int = 0                     # QuickBooks HTTP requests (retries included)
+    freshness_queries: int = 0
+    freshness_invoices: int = 0
+    note_batches: int = 0
+    notes_written: int = 0
+    waiting: int = 0                       # texts moved out of quiet hours
+    deferred: int = 0                      # nothing sent, tried again next run
+    recovered: int = 0
+    reconciled: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def line(self) -> str:
+        done = ", ".join(f"{n} {k}" for k, n in sorted(self.statuses.items())) or "nothing due"
+        mode = " (dry run)" if self.dry_run else ""
+        extra = f"; {len(self.errors)} problem(s): {self.errors[0]}" if self.errors else ""
+        return (f"run {self.realm}{mode}: {self.planned} planned, {done}; {self.waiting} waiting for daytime, "
+                f"{self.deferred} deferred; {self.api_calls} QuickBooks API calls ({self.freshness_queries} freshness "
+                f"quer{'y' if self.freshness_queries == 1 else 'ies'}, {self.note_batches} note batch(es)) "
+                f"in {self.duration:.1f}s{extra}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"realm": self.realm, "dry_run": self.dry_run, "planned": self.planned, "statuses": dict(self.statuses),
+                "channels": dict(self.channels), "api_calls": self.api_calls,
+                "freshness_queries": self.freshness_queries, "note_batches": self.note_batches,
+                "notes_written": self.notes_written, "waiting": self.waiting, "deferred": self.deferred,
+                "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
+                "duration": round(self.duration, 3)}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _company(s: Any, realm_id: str) -> models.Company:
+    company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+    if company is None:
+        raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
+    return company
+
+
+def local_today(company: models.Company, now: dt.datetime) -> dt.date:
+    return now.astimezone(zoneinfo.ZoneInfo(company.timezone or "UTC")).date()
+
+
+# --- planning ----------------------------------------------------------------------------
+
+def _rows_of(company: models.Company, snap: snapshot.CustomerSnapshot, actions: list[rules.Action],
+             dry_run: bool) -> list[PlannedRow]:
+    numbers = {i.id: i.doc_number or i.id for i in snap.invoices}
+    balances = {i.id: str(i.balance.amount) for i in snap.invoices}
+    due_dates = {i.id: (r.due_date.isoformat() if r.due_date else None) for i, r in
+                 ((i, snap.invoice_rows[i.id]) for i in snap.invoices)}
+    _email, owner_phone = alerts.owner_contacts(company)
+    nowhere = snap.email is None and snap.phone is None
+    rows: list[PlannedRow] = []
+    for action in actions:
+        rows.extend(outbox.rows_for(action, customer_name=snap.customer.display_name, numbers=numbers,
+                                    balances=balances, due_dates=due_dates, unreachable_everywhere=nowhere,
+                                    owner_phone=bool(owner_phone), dry_run=dry_run))
+    return rows
+
+
+def _plan_snapshots(company: models.Company, snaps: list[snapshot.CustomerSnapshot], *, today: dt.date,
+                    days: int, dry_run: bool, problems: list[str]) -> tuple[list[PlannedRow], dict[str, list[rules.HistoryEntry]]]:
+    ctx = snapshot.company_context(company)
+    rows: list[PlannedRow] = []
+    done: dict[str, list[rules.HistoryEntry]] = {}
+    for snap in snaps:
+        if snap.policy is None:
+            problems.append(f"customer {snap.customer.display_name}: {snap.policy_error}")
+            continue
+        try:
+            kwargs = dict(company=ctx, invoices=snap.invoices, customer=snap.customer, policy=snap.policy,
+                          history=snap.history, pauses=snap.pauses, today=today)
+            actions = rules.plan_calendar(days=days, **kwargs) if days > 1 else rules.plan(**kwargs)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - one bad customer never stops a run (invariant 8)
+            log.exception("planning customer %s of %s failed", snap.customer.id, company.realm_id)
+            problems.append(f"customer {snap.customer.display_name} skipped: {exc}")
+            continue
+        rows.extend(_rows_of(company, snap, actions, dry_run))
+        done[snap.customer.id] = [h for a in actions for h in rules.record(a)]
+    return rows, done
+
+
+def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: dt.date,
+                 days: int = 1) -> list[PlannedRow]:
+    """What would happen on ``on`` and the ``days - 1`` days after, if nothing changes. Changes nothing."""
+    with db.sessions() as s:
+        company = _company(s, realm_id)
+        dry = bool((company.settings or {}).get("dry_run"))
+        snaps = snapshot.load(s, company, dry_run=dry)
+        problems: list[str] = []
+        rows, _done = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=problems)
+        for p in problems:
+            log.warning("plan %s: %s", realm_id, p)
+        s.rollback()
+    return sorted(rows, key=lambda r: (r.due_at, r.customer, r.dedupe_key))
+
+
+def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.datetime, dry_run: bool,
+                     full: bool, since: dt.datetime | None, summary: RunSummary) -> None:
+    with db.session() as s:
+        company = s.get(models.Company, company_id)
+        assert company is not None
+        ids = None if full else snapshot.candidate_customers(s, company, today=today, since=since)
+        snaps = snapshot.load(s, company, customer_ids=ids, dry_run=dry_run) if ids is None or ids else []
+        rows, done = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors)
+        summary.planned += outbox.insert_rows(s, company.id, rows, dry_run=dry_run, now=now)
+        snapshot.refresh_next_action(s, company, snaps, today=today, extra_history=done)
+
+
+# --- channels ----------------------------------------------------------------------------
+
+class _Channels:
+    """The configured ways out, built lazily; a missing configuration is a reason, not a crash."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self._built: dict[str, Any] = {}
+        self.disabled: dict[str, str] = {}
+
+    def reason_missing(self, name: str) -> str | None:
+        st = self.settings
+        if name in self.disabled:
+            return self.disabled[name]
+        if name == "email" and not (st.sendgrid_api_key and st.sendgrid_from_email):
+            return "Email is not configured (SENDGRID_API_KEY and SENDGRID_FROM_EMAIL): skipped."
+        if name == "sms" and not (st.twilio_account_sid and st.twilio_auth_token
+                                  and (st.twilio_from_number or st.twilio_messaging_service_sid)):
+            return ("Text messages are not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER or "
+                    "TWILIO_MESSAGING_SERVICE_SID): skipped.")
+        return None
+
+    def get(self, name: str) -> channel_base.Channel:
+        if name not in self._built:
+            st = self.settings
+            cls = registry.get(name)
+            if name == "email":
+                self._built[name] = cls(api_key=st.sendgrid_api_key, from_email=st.sendgrid_from_email,  # type: ignore[call-arg]
+                                        host=st.sendgrid_api_host)
+            else:
+                self._built[name] = cls(account_sid=st.twilio_account_sid, auth_token=st.twilio_auth_token,  # type: ignore[call-arg]
+                                        from_number=st.twilio_from_number,
+                                        messaging_service_sid=st.twilio_messaging_service_sid,
+                                        api_base_url=st.twilio_api_base_url)
+        return self._built[name]
+
+
+def _provider(channel: str | None) -> str | None:
+    return {"email": "email", "owner_email": "email", "sms": "sms", "owner_sms": "sms"}.get(channel or "")
+
+
+def send_once(channel: channel_base.Channel, message: channel_base.OutboundMessage, retry: SendRetry) -> channel_base.Receipt:
+    """``channel.send`` retried only for ``TransientFailure`` that is not ``OutcomeUnknown``."""
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return min(float(after), retry.max_wait)
+        return min(retry.initial_wait * 2 ** (state.attempt_number - 1), retry.max_wait)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retry.attempts), wait=wait, reraise=True,
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, errors.TransientFailure)
+                                          and not isinstance(e, channel_base.OutcomeUnknown)))
+    return retrying(channel.send, message)
+
+
+# --- the run -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Ctx:
+    settings: config.Settings
+    db: Database
+    company_id: int
+    realm: str
+    now: dt.datetime
+    today: dt.date
+    dry_run: bool
+    summary: RunSummary
+    channels: _Channels
+    retry: SendRetry
+    qbo: qbo_client.QboClient | None
+    notes: qbo_notes.QboNotes | None
+    qbo_problem: str | None = None
+
+
+def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
+                now: dt.datetime | None = None, dry_run: bool = False,
+                retry: SendRetry | None = None, qbo_policy: qbo_client.RetryPolicy | None = None,
+                limiter: limiter_mod.RateLimiter | None = None,
+                lease_ttl: dt.timedelta = dt.timedelta(minutes=15)) -> RunSummary:
+    """Carry out what is due for one company (see the module docstring). Never raises for a bad row."""
+    started = time.monotonic()
+    now = now or utcnow()
+    with db.session() as s:
+        company = _company(s, realm_id)
+        company_id = company.id
+        dry = dry_run or bool((company.settings or {}).get("dry_run"))
+        today = local_today(company, now)
+        connected = company.status == models.CompanyStatus.connected
+        status_reason = company.status_reason or "the QuickBooks grant was refused"
+        lease = s.get(models.WorkLease, (company_id, LEASE_KIND))
+        last_day, last_at = (lease.done_on, lease.done_at) if lease is not None else (None, None)
+    summary = RunSummary(realm=realm_id, dry_run=dry)
+    owner = f"{leases.default_owner()}:{uuid.uuid4().hex[:8]}"
+    if not leases.claim(db, company_id, LEASE_KIND, owner, now=utcnow(), ttl=lease_ttl):
+        summary.errors.append("Another worker is dispatching this company right now; nothing done.")
+        return summary
+    failure: str | None = None
+    try:
+        summary.recovered = outbox.recover_sending(db, company_id=company_id)
+        summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
+        full = last_day is None or last_day < today
+        _plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
+                         summary=summary)
+        qbo = notes = None
+        problem = None
+        if connected:
+            qbo = qbo_client.QboClient(settings, db, vault, realm_id, policy=qbo_policy, limiter=limiter)
+            notes = qbo_notes.QboNotes(qbo)
+        else:
+            problem = f"QuickBooks is not connected ({status_reason})"
+            alerts.reconnect_needed(db, realm_id, status_reason, on=today)
+        ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
+                   dry_run=dry, summary=summary, channels=_Channels(settings), retry=retry or SendRetry(),
+                   qbo=qbo, notes=notes, qbo_problem=problem)
+        _process_due(ctx)
+        if not dry:
+            _write_notes(ctx)
+        if qbo is not None:
+            summary.api_calls = qbo.api_calls
+    except Exception as exc:
+        failure = str(exc)
+        raise
+    finally:
+        summary.duration = time.monotonic() - started
+        leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(), done_on=today if failure is None else None,
+                       error=failure)
+        if failure is None:
+            with db.session() as s:
+                outbox.activity(s, company_id, "dispatch.run" if summary.ok else "dispatch.run.problems",
+                                summary.line(), data=summary.as_dict())
+    log.info(summary.line())
+    return summary
+
+
+def _due_rows(ctx: _Ctx) -> list[models.Outbox]:
+    with ctx.db.session() as s:
+        return list(s.scalars(select(models.Outbox).where(
+            models.Outbox.company_id == ctx.company_id, models.Outbox.status == S.planned,
+            models.Outbox.due_at <= ctx.now, models.Outbox.dry_run.is_(ctx.dry_run),
+            models.Outbox.kind != "note").order_by(models.Outbox.due_at, models.Outbox.id)))
+
+
+def _cancel(ctx: _Ctx, row: models.Outbox, reason: str, *, free: bool = False) -> None:
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.cancelled, reason, now=utcnow())
+        if free:
+            outbox.free_key(s, row)
+        outbox.activity(s, ctx.company_id, "outbox.cancelled", reason, row=row)
+    ctx.summary.statuses["cancelled"] += 1
+
+
+def _process_due(ctx: _Ctx) -> None:
+    rows = _due_rows(ctx)
+    if not rows:
+        return
+    with ctx.db.session() as s:
+        company = s.get(models.Company, ctx.company_id)
+        assert company is not None
+        s.expunge(company)
+        ids = sorted({r.customer_qbo_id for r in rows if r.customer_qbo_id})
+        customers = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
+        for c in customers.values():
+            s.expunge(c)
+        blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
+    ready: list[tuple[models.Outbox, str | None]] = []
+    for row in rows:
+        address = _precheck(ctx, company, customers.get(row.customer_qbo_id or ""), row, blocked)
+        if address is not False:
+            ready.append((row, address))  # type: ignore[arg-type]
+    fresh = _freshness(ctx, company, [r for r, _ in ready])
+    mirrors = _mirror_invoices(ctx, {i for r, _ in ready for i in r.invoice_ids or ()})
+    for row, address in ready:
+        if row.invoice_ids and fresh is None:
+            ctx.summary.deferred += 1
+            continue  # QuickBooks could not be read: nothing that names an invoice goes out unchecked
+        if row.invoice_ids:
+            stale = _stale(row, fresh or {})
+            if stale is not None:
+                reason, free = stale
+                _cancel(ctx, row, reason, free=free)
+                continue
+        try:
+            _carry_out(ctx, company, customers.get(row.customer_qbo_id or ""), row, address, fresh or {}, mirrors)
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the run (invariant 8)
+            log.exception("outbox row %s failed", row.id)
+            with ctx.db.session() as s:
+                current = s.get(models.Outbox, row.id)
+                if current is not None and current.status == S.sending:
+                    target = S.unknown if _provider(row.channel) else S.planned
+                    outbox.set_status(s, row.id, target, f"Unexpected error while carrying it out: {exc!r}")
+            ctx.summary.errors.append(f"row {row.id}: {exc}")
+
+
+def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
+              blocked: set[tuple[str, str]]) -> str | None | bool:
+    """The address to use, None when the row needs none, or False when the row was cancelled / must wait."""
+    provider = _provider(row.channel)
+    if provider is None:
+        return None
+    missing = None if ctx.dry_run else ctx.channels.reason_missing(provider)
+    if missing:
+        if row.channel in CUSTOMER_CHANNELS or row.channel.startswith("owner_"):
+            log.warning("%s: %s", ctx.realm, missing)
+            _cancel(ctx, row, missing)
+            return False
+    owner_email, owner_phone = alerts.owner_contacts(company)
+    if row.channel == "owner_email":
+        if not owner_email:
+            _cancel(ctx, row, "No owner email is set (settings → owner_email): the alert stays in the activity log.")
+            return False
+        return owner_email
+    if row.channel == "owner_sms":
+        try:
+            number = sms_channel.to_e164(owner_phone or "", snapshot.country_code(company.country))
+        except errors.InvalidInput as exc:
+            _cancel(ctx, row, f"The owner phone cannot receive texts: {exc.message}")
+            return False
+        return number if _daytime(ctx, row, company.timezone or "UTC") else False
+    if customer is None:
+        _cancel(ctx, row, "The customer is no longer in the mirror.")
+        return False
+    if row.channel == "email":
+        email = (customer.email or "").strip()
+        if not email:
+            _cancel(ctx, row, f"{customer.display_name} has no email address any more.")
+            return False
+        if customer.email_stopped or ("email", email.lower()) in blocked:
+            _cancel(ctx, row, f"Email to {email} is stopped ({customer.email_stopped or 'blocked'}): not sent.")
+            return False
+        return email
+    number = snapshot.phone_e164(company, customer)
+    if number is None:
+        _cancel(ctx, row, f"{customer.display_name} has no phone number that can receive texts.")
+        return False
+    if customer.sms_stopped or ("sms", number) in blocked:
+        _cancel(ctx, row, f"{customer.display_name} opted out of texts ({customer.sms_stopped or 'STOP'}): not sent.")
+        return False
+    zone = snapshot.time_zone_of(company, customer) or company.timezone or "UTC"
+    return number if _daytime(ctx, row, zone) else False
+
+
+def _daytime(ctx: _Ctx, row: models.Outbox, zone: str) -> bool:
+    allowed = sms_channel.next_allowed_send(ctx.now, zone)
+    if allowed <= ctx.now:
+        return True
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {zone}: texts go out only 8:00–21:00.",
+                          due_at=allowed)
+    ctx.summary.waiting += 1
+    return False
+
+
+def _freshness(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) -> dict[str, dict[str, Any]] | None:
+    """Invoice Id → QuickBooks row, in ⌈n/1000⌉ queries; None when QuickBooks cannot be read."""
+    ids = sorted({i for r in rows for i in (r.invoice_ids or ())}, key=lambda x: (len(x), x))
+    if not ids:
+        return {}
+    if ctx.qbo is None:
+        ctx.summary.errors.append(f"{ctx.qbo_problem}: rows naming invoices wait.")
+        return None
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for start in range(0, len(ids), QUERY_LIMIT):
+            part = ids[start:start + QUERY_LIMIT]
+            quoted = ", ".join("'" + i.replace("'", "") + "'" for i in part)
+            page = ctx.qbo.query(f"SELECT * FROM Invoice WHERE Id IN ({quoted}) MAXRESULTS {QUERY_LIMIT}",
+                                 include="invoiceLink")
+            ctx.summary.freshness_queries += 1
+            for row in page.get("Invoice") or ():
+                found[str(row["Id"])] = row
+    except errors.ReconnectNeeded as exc:
+        alerts.reconnect_needed(ctx.db, ctx.realm, exc.message, on=ctx.today)
+        ctx.summary.errors.append(f"QuickBooks needs reconnecting: {exc.message}")
+        return None
+    except errors.QboCollectorError as exc:
+        ctx.summary.errors.append(f"The balances could not be checked, so nothing naming an invoice was sent: {exc.message}")
+        return None
+    ctx.summary.freshness_invoices += len(ids)
+    _refresh_mirror(ctx, company, found, [i for i in ids if i not in found])
+    return found
+
+
+def _refresh_mirror(ctx: _Ctx, company: models.Company, found: dict[str, dict[str, Any]], gone: list[str]) -> None:
+    with ctx.db.session() as s:
+        context = streams.Context(home_currency=company.currency or "USD", term_days=mirror.term_days(s, ctx.company_id))
+        values = []
+        for raw in found.values():
+            try:
+                values.append(streams.map_row(streams.INVOICE, raw, context).values)
+            except streams.BadRecord as exc:
+                log.warning("fresh invoice %s of %s not mirrored: %s", raw.get("Id"), ctx.realm, exc)
+        mirror.upsert(s, "invoice", ctx.company_id, values, utcnow())
+        mirror.mark_deleted(s, "invoice", ctx.company_id, gone, utcnow())
+
+
+def _mirror_invoices(ctx: _Ctx, ids: set[str]) -> dict[str, models.Invoice]:
+    if not ids:
+        return {}
+    with ctx.db.session() as s:
+        rows = snapshot._chunked(s, models.Invoice, ctx.company_id, sorted(ids))
+        for r in rows:
+            s.expunge(r)
+    return {r.qbo_id: r for r in rows}
+
+
+def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[str, bool] | None:
+    """Why the row must not go out any more, and whether its dedupe key is given up (re-plan on fresh figures)."""
+    payload = row.payload or {}
+    numbers = dict(zip(row.invoice_ids or [], (payload.get("numbers") or row.invoice_ids or [])))
+    several = len(row.invoice_ids or ()) > 1
+    for iid in row.invoice_ids or ():
+        current = fresh.get(iid)
+        label = f"invoice {current.get('DocNumber') if current else numbers.get(iid, iid)}"
+        if current is None:
+            return f"Cancelled: {label} was deleted in QuickBooks.", several
+        balance = to_decimal(current.get("Balance", 0))
+        if balance <= 0:
+            voided = str(current.get("PrivateNote") or "").strip().lower().startswith("voided")
+            return f"Cancelled: {label} was {'voided' if voided else 'paid'} in QuickBooks before sending.", several
+        if row.kind in ("alert", "task"):
+            continue  # still open: a task or an alert stays relevant whatever the amount
+        if row.kind == "fee" and (payload.get("fee_kind") in ("flat", "indemnity")):
+            continue
+        planned = (payload.get("balances") or {}).get(iid)
+        if planned is not None and Decimal(str(planned)) != balance:
+            return (f"Cancelled: the balance of {label} changed in QuickBooks ({planned} → {balance}) since it was "
+                    "planned; the next run plans it again on the new figures.", True)
+        due = (payload.get("due_dates") or {}).get(iid)
+        if due and current.get("DueDate") and str(current["DueDate"])[:10] != due:
+            return (f"Cancelled: the due date of {label} changed in QuickBooks ({due} → {current['DueDate']}); "
+                    "the next run plans it again.", True)
+    return None
+
+
+# --- carrying a row out ------------------------------------------------------------------
+
+def _mark_sending(ctx: _Ctx, row: models.Outbox) -> None:
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.sending, None, sending_at=utcnow(), attempts=(row.attempts or 0) + 1)
+    # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
+
+
+def _note(s: Any, ctx: _Ctx, row: models.Outbox, text: str) -> None:
+    if ctx.dry_run or not row.customer_qbo_id:
+        return
+    outbox.enqueue(s, ctx.company_id, dedupe_key=f"{ctx.realm}:note:{row.id}", kind="note", channel="qbo_notes",
+                   reason=text, customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (),
+                   payload={"line": f"{ctx.today.isoformat()} {text}"})
+
+
+def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
+               address: str | None, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice]) -> None:
+    if row.kind == "task":
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.sent, "Task created for a person.", sent_at=utcnow())
+            outbox.activity(s, ctx.company_id, f"task.{(row.payload or {}).get('task', 'call')}", row.reason, row=row)
+        ctx.summary.statuses["sent"] += 1
+        ctx.summary.channels[row.channel or "task"] += 1
+        return
+    if row.kind == "fee":
+        _post_fee(ctx, company, row, fresh)
+        return
+    _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
+
+
+def _post_fee(ctx: _Ctx, company: models.Company, row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> None:
+    invoice = fresh.get((row.invoice_ids or [""])[0]) or {}
+    number = str(invoice.get("DocNumber") or (row.invoice_ids or ["?"])[0])
+    amount = Decimal(row.amount or 0)
+    currency = row.currency or company.currency or "USD"
+    period = (row.payload or {}).get("period")
+    description = f"Late fee for invoice {number}" + (f" (period from {period})" if period and period != "once" else "")
+    if ctx.dry_run:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.sent, "Dry run: the fee was computed and checked, not posted.",
+                              sent_at=utcnow(), provider_id="dry-run")
+        ctx.summary.statuses["sent"] += 1
+        return
+    assert ctx.notes is not None
+    _mark_sending(ctx, row)
+    mode = (company.settings or {}).get("late_fee_mode", "invoice")
+    try:
+        if mode == "line":
+            posted = ctx.notes.add_fee_line(key=row.dedupe_key, invoice_id=row.invoice_ids[0], amount=amount,
+                                            description=description)
+            provider_id = f"line:{posted.get('Id', row.invoice_ids[0])}"
+        else:
+            posted = ctx.notes.post_fee(key=row.dedupe_key, customer_id=row.customer_qbo_id or "",
+                                        invoice_number=number, amount=amount, currency=currency, on=ctx.today,
+                                        description=description,
+                                        bill_email=(invoice.get("BillEmail") or {}).get("Address"))
+            provider_id = str(posted.get("Id"))
+    except errors.PermanentFailure as exc:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.failed, f"QuickBooks refused the late fee: {exc.message}")
+            outbox.activity(s, ctx.company_id, "fee.failed", exc.message, row=row)
+        ctx.summary.statuses["failed"] += 1
+        return
+    except errors.QboCollectorError as exc:
+        # Safe to redo: the same requestid replays the first result in QuickBooks.
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.planned, f"QuickBooks could not take the fee now ({exc.message}); the next "
+                              "run posts it with the same requestid.")
+        ctx.summary.deferred += 1
+        return
+    text = f"Late fee {amount} {currency} posted for invoice {number}" + (
+        f" (fee invoice {posted.get('DocNumber') or provider_id})" if mode != "line" else " (line on the invoice)")
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.sent, "Posted in QuickBooks.", sent_at=utcnow(), provider_id=provider_id)
+        outbox.activity(s, ctx.company_id, "fee.charged", text, row=row, data={"qbo_id": provider_id})
+        _note(s, ctx, row, text)
+    ctx.summary.statuses["sent"] += 1
+    ctx.summary.channels["qbo_fee"] += 1
+
+
+def _owner_text(row: models.Outbox) -> str:
+    return str((row.payload or {}).get("alert") or row.reason)
+
+
+def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
+                  address: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice]) -> None:
+    provider = _provider(row.channel)
+    assert provider is not None
+    owner = row.channel.startswith("owner_")
+    language = (company.language or "en")[:2] if owner or customer is None else snapshot.language_of(company, customer)
+    language = language if language in ("en", "fr") else "en"
+    country = snapshot.country_code(company.country) if owner or customer is None else snapshot.customer_region(company, customer)
+    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today) for i in row.invoice_ids or ()
+             if fresh.get(i) or mirrors.get(i)]
+    try:
+        policy = snapshot.policy_for(company, customer) if not owner else None
+    except errors.InvalidInput:
+        policy = None
+    key = "owner_alert" if owner else (row.template_key or "reminder_overdue_gentle")
+    try:
+        context = messages.reminder_context(
+            company=company, row=row, customer=customer, language=language, country=country, lines=lines,
+            policy=policy, today=ctx.today, alert=_owner_text(row) if owner else None,
+            action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
+                         if owner and (row.payload or {}).get("action_link") else None))
+        rendered = messages.render(company, key, language, context)
+        if provider == "sms":
+            body = rendered.sms if rendered.sms else (rendered.subject if owner else None)
+            if not body:
+                raise errors.InvalidInput(f"The {key} template has no SMS text.", field="sms")
+            link = lines[0].payment_link if lines and lines[0].payment_link else ""
+            text = sms_channel.fit_sms(body, link, 2)
+        else:
+            text = rendered.text
+    except errors.InvalidInput as exc:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.failed, f"The message could not be written: {exc.message}")
+            outbox.activity(s, ctx.company_id, "message.failed", exc.message, row=row)
+        ctx.summary.statuses["failed"] += 1
+        return
+    settings = company.settings or {}
+    message = channel_base.OutboundMessage(
+        outbox_id=str(row.id), realm=ctx.realm, to=address, text=text,
+        subject=rendered.subject if provider == "email" else None,
+        html=rendered.html if provider == "email" else None,
+        reply_to=(settings.get("reply_to") or None) if provider == "email" else None,
+        from_name=settings.get("sender_name") or company.name, language=language,
+        status_callback_url=(f"{ctx.settings.public_url}/webhooks/twilio/status?outbox_id={row.id}"
+                             if provider == "sms" else None),
+        custom_args={"outbox_id": str(row.id), "realm": ctx.realm})
+    if ctx.dry_run:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.sent, f"Dry run: written for {address}, not sent.", sent_at=utcnow(),
+                              provider_id="dry-run", payload={**(row.payload or {}), "preview": {
+                                  "subject": message.subject, "text": text[:4000]}})
+        ctx.summary.statuses["sent"] += 1
+        ctx.summary.channels[row.channel or "?"] += 1
+        return
+    try:
+        channel = ctx.channels.get(provider)
+    except errors.ConfigError as exc:
+        ctx.channels.disabled[provider] = exc.message
+        _cancel(ctx, row, f"The {provider} channel is misconfigured: {exc.message}")
+        return
+    _mark_sending(ctx, row)
+    try:
+        receipt = send_once(channel, message, ctx.retry)
+    except channel_base.OutcomeUnknown as exc:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.unknown, f"{exc.message} Provider events settle it, or decide on the "
+                              "outbox page.")
+            outbox.activity(s, ctx.company_id, f"{provider}.unknown", exc.message, row=row)
+        ctx.summary.statuses["unknown"] += 1
+        return
+    except errors.TransientFailure as exc:
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.planned, f"Nothing was sent ({exc.message}); the next run tries again.")
+        ctx.summary.deferred += 1
+        return
+    except errors.ConfigError as exc:
+        ctx.channels.disabled[provider] = exc.message
+        with ctx.db.session() as s:
+            outbox.set_status(s, row.id, S.planned, f"Nothing was sent: {exc.message}")
+            outbox.activity(s, ctx.company_id, f"{provider}.config", exc.message, row=row)
+        ctx.summary.errors.append(exc.message)
+        ctx.summary.deferred += 1
+        return
+    except errors.PermanentFailure as exc:
+        _permanent(ctx, row, provider, address, exc, owner)
+        return
+    what = "Reminder" if row.kind == "reminder" else "Alert"
+    numbers = ", ".join(l.number for l in lines)
+    text_note = f"{what} sent by {'email' if provider == 'email' else 'text'}" + (f": invoice {numbers}" if numbers else "")
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.sent, f"Accepted by the provider ({receipt.raw_status}).", sent_at=utcnow(),
+                          provider_id=receipt.provider_id or None,
+                          provider_status=("processed" if provider == "email" else receipt.raw_status)[:32])
+        outbox.activity(s, ctx.company_id, f"{provider}.sent", f"{text_note} to {address}.", row=row,
+                        data={"provider_id": receipt.provider_id})
+        if not owner:
+            _note(s, ctx, row, text_note)
+    ctx.summary.statuses["sent"] += 1
+    ctx.summary.channels[row.channel or "?"] += 1
+
+
+def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: errors.PermanentFailure,
+               owner: bool) -> None:
+    code = exc.code
+    block: str | None = None
+    if provider == "email" and code in ("invalid_address", 400):
+        block = "invalid"
+    elif provider == "sms" and isinstance(code, int) and code in BLOCKING_SMS_CODES:
+        block = BLOCKING_SMS_CODES[code] if code != 21610 else "21610"
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.failed, f"Refused for good: {exc.message}")
+        outbox.activity(s, ctx.company_id, f"{provider}.failed", exc.message, row=row, data={"code": code})
+        if block and not owner:
+            block_contact(s, provider, address, block, company_id=ctx.company_id, customer_id=row.customer_qbo_id)
+    ctx.summary.statuses["failed"] += 1
+
+
+def block_contact(s: Any, channel: str, address: str, reason: str, *, company_id: int | None = None,
+                  customer_id: str | None = None) -> None:
+    """Stop ``channel`` to ``address`` for every customer using it (bounce, spam report, STOP, invalid number)."""
+    addr = address.strip().lower() if channel == "email" else address.strip()
+    insert = outbox._insert(s, models.ContactBlock.__table__)
+    s.execute(insert.values(channel=channel, address=addr, reason=reason[:64], at=utcnow())
+              .on_conflict_do_nothing(index_elements=["channel", "address"]))
+    column = models.Customer.email_stopped if channel == "email" else models.Customer.sms_stopped
+    q = select(models.Customer)
+    if company_id is not None and customer_id is not None:
+        q = q.where(models.Customer.company_id == company_id, models.Customer.qbo_id == customer_id)
+    elif channel == "email":
+        q = q.where(models.Customer.email.ilike(addr))
+    else:
+        q = None  # numbers are matched by the caller (they are stored as typed, not E.164)
+    if q is not None:
+        for customer in s.scalars(q):
+            setattr(customer, column.key, reason[:64])
+
+
+# --- notes write-back --------------------------------------------------------------------
+
+def _write_notes(ctx: _Ctx) -> None:
+    if ctx.notes is None:
+        return
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(models.Outbox).where(
+            models.Outbox.company_id == ctx.company_id, models.Outbox.kind == "note",
+            models.Outbox.status == S.planned).order_by(models.Outbox.id.desc())))
+        if not rows:
+            return
+        ids = sorted({r.customer_qbo_id for r in rows if r.customer_qbo_id})
+        customers = {c.qbo_id: (c.notes, c.sync_token) for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
+        for r in rows:
+            outbox.set_status(s, r.id, S.sending, None, sending_at=utcnow(), attempts=(r.attempts or 0) + 1)
+    by_customer: dict[str, list[models.Outbox]] = collections.defaultdict(list)
+    for r in rows:
+        by_customer[r.customer_qbo_id or ""].append(r)
+    updates = [qbo_notes.NoteUpdate(cid, [str((r.payload or {}).get("line") or r.reason) for r in mine],
+                                    *customers.get(cid, (None, None)))
+               for cid, mine in by_customer.items() if cid in customers]
+    try:
+        result = ctx.notes.write_notes(updates)
+    except errors.QboCollectorError as exc:
+        with ctx.db.session() as s:
+            for r in rows:
+                outbox.set_status(s, r.id, S.planned, f"Notes not written yet: {exc.message}")
+        ctx.summary.errors.append(f"Customer notes not written: {exc.message}")
+        return
+    ctx.summary.note_batches += result.batches
+    ctx.summary.notes_written += len(result.written)
+    with ctx.db.session() as s:
+        for cid, mine in by_customer.items():
+            if cid in result.written:
+                notes_text, token = result.written[cid]
+                s.execute(models.Customer.__table__.update().where(
+                    models.Customer.company_id == ctx.company_id, models.Customer.qbo_id == cid)
+                    .values(notes=notes_text, sync_token=token))
+                for r in mine:
+                    outbox.set_status(s, r.id, S.sent, "Written to the customer's notes in QuickBooks.",
+                                      sent_at=utcnow(), provider_id=cid)
+            elif cid in result.failed and "try again" not in result.failed[cid]:
+                for r in mine:
+                    outbox.set_status(s, r.id, S.failed, result.failed[cid])
+            else:
+                for r in mine:
+                    outbox.set_status(s, r.id, S.planned, result.failed.get(cid, "The customer is not in the mirror."))
+
+
+# --- fees waived -------------------------------------------------------------------------
+
+def waive_fee(settings: config.Settings, db: Database, vault: Vault, outbox_id: int, user_id: int | None) -> None:
+    """Void a posted late fee in QuickBooks and record it (the settings page's "waive" button)."""
+    with db.session() as s:
+        row = s.get(models.Outbox, outbox_id)
+        if row is None or row.kind != "fee":
+            raise errors.InvalidInput(f"Outbox row {outbox_id} is not a late fee.", field="outbox_id")
+        if row.status != S.sent or not row.provider_id or row.provider_id == "dry-run":
+            raise errors.InvalidInput("This fee was never posted to QuickBooks; nothing to void.", field="outbox_id")
+        if (row.payload or {}).get("waived"):
+            return
+        company = s.get(models.Company, row.company_id)
+        assert company is not None
+        realm, provider_id = company.realm_id, row.provider_id
+    if provider_id.startswith("line:"):
+        raise errors.InvalidInput("Fees posted as invoice lines are removed by editing the invoice in QuickBooks.",
+                                  field="outbox_id")
+    writer = qbo_notes.QboNotes(qbo_client.QboClient(settings, db, vault, realm))
+    writer.void_fee(provider_id)
+    with db.session() as s:
+        row = s.get(models.Outbox, outbox_id)
+        assert row is not None
+        row.payload = {**(row.payload or {}), "waived": True, "waived_by": user_id}
+        text = f"Late fee {row.amount} {row.currency} waived (fee invoice {provider_id} voided)"
+        outbox.activity(s, row.company_id, "fee.waived", text, row=row, data={"user_id": user_id})
+        today = dt.date.today()
+        outbox.enqueue(s, row.company_id, dedupe_key=f"{realm}:note:waive:{row.id}", kind="note", channel="qbo_notes",
+                       reason=text, customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (),
+                       payload={"line": f"{today.isoformat()} {text}"})
+
+
+def run_all(settings: config.Settings, db: Database, vault: Vault, *, now: dt.datetime | None = None,
+            dry_run: bool = False, progress: Callable[[RunSummary], None] | None = None) -> list[RunSummary]:
+    """``run_company`` for every connected company; one company's failure does not stop the others."""
+    with db.session() as s:
+        realms = list(s.scalars(select(models.Company.realm_id).order_by(models.Company.id)))
+    out = []
+    for realm in realms:
+        try:
+            summary = run_company(settings, db, vault, realm, now=now, dry_run=dry_run)
+        except errors.QboCollectorError as exc:
+            summary = RunSummary(realm=realm)
+            summary.errors.append(exc.message)
+        out.append(summary)
+        if progress is not None:
+            progress(summary)
+    return out

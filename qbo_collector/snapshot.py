@@ -1,0 +1,350 @@
+"""From the database to the rules engine: mirror rows → ``rules`` records, outbox → history.
+
+    company_context(company) -> rules.CompanyContext
+    policy_for(company, customer_row) -> rules.Policy
+    load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
+    refresh_next_action(s, company, snapshots, *, today, dry_run=False) -> int
+    candidate_customers(s, company, *, today, since=None) -> set[str]
+
+Decisions where the issue is silent:
+
+- Policy: ``company.policy`` is either one policy (the JSON of ``rules.Policy``) or
+  ``{"default": {...}, "policies": {name: {...}}}``. A customer's ``policy_name`` is looked
+  up in ``policies``, then in ``rules.PRESETS``; otherwise the company's default, else the
+  ``friendly`` preset. A stored policy that does not validate stops that company's run with
+  the field errors in the reason (never a half-applied policy).
+- Contact points: the customer's email must be present and not stopped (bounce, spam
+  report, invalid); the phone is the mobile number if QuickBooks has one, else the main
+  number, parsed to E.164 with the customer's country (else the company's) as the default
+  region. A number that does not parse means "no phone" (logged), never a crash.
+- Language "en"/"fr" (the customer's, else the company's; anything else reads English).
+  Time zone: a customer whose country differs from the company's gets that country's main
+  zone, so quiet hours are read where the phone rings.
+- History: every outbox row of the customer, cancelled ones included, except rows that gave
+  their dedupe key up (a row cancelled because its invoice changed is renamed
+  ``<key>#cancelled<id>`` so that the step is planned again on fresh figures). Dry-run rows are a separate history: a company trying the program in dry-run
+  mode never blocks the real reminders it later sends.
+- ``Invoice.next_action_on`` is the earliest ``rules.next_action_date`` of the invoice,
+  recomputed after every plan of its customer; None means nothing will happen unless
+  something changes (the daily first run re-plans everything to catch such changes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import holidays as holidays_lib
+import pydantic
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from qbo_collector import errors, rules
+from qbo_collector.channels import sms as sms_channel
+from qbo_collector.db import models
+from qbo_collector.money import Money
+
+log = logging.getLogger(__name__)
+
+COUNTRY_CODES = {"USA": "US", "UNITED STATES": "US", "UNITED STATES OF AMERICA": "US", "CANADA": "CA",
+                 "FRANCE": "FR", "UNITED KINGDOM": "GB", "UK": "GB", "GREAT BRITAIN": "GB", "AUSTRALIA": "AU",
+                 "NEW ZEALAND": "NZ", "INDIA": "IN", "BELGIQUE": "BE", "BELGIUM": "BE", "SUISSE": "CH",
+                 "SWITZERLAND": "CH", "GERMANY": "DE", "SPAIN": "ES", "IRELAND": "IE"}
+COUNTRY_TIMEZONES = {
+    "US": "America/New_York", "CA": "America/Toronto", "FR": "Europe/Paris", "GB": "Europe/London",
+    "AU": "Australia/Sydney", "NZ": "Pacific/Auckland", "IN": "Asia/Kolkata", "BE": "Europe/Brussels",
+    "CH": "Europe/Zurich", "DE": "Europe/Berlin", "ES": "Europe/Madrid", "IE": "Europe/Dublin",
+}
+FAR_FUTURE = dt.date(9999, 12, 31)
+DRY_PREFIX = "dryrun:"
+FREED_MARK = "#cancelled"
+_KIND_TO_HISTORY = {"reminder": "reminder", "fee": "fee", "task": "task", "alert": "alert"}
+
+
+def country_code(value: str | None) -> str | None:
+    """"FR", "France", "USA" → ISO 3166 alpha-2, or None."""
+    if not value:
+        return None
+    text = value.strip().upper()
+    if len(text) == 2 and text.isalpha():
+        return "GB" if text == "UK" else text
+    return COUNTRY_CODES.get(text)
+
+
+def company_context(company: models.Company) -> rules.CompanyContext:
+    country = country_code(company.country) or "US"
+    if country not in holidays_lib.list_supported_countries():
+        country = "US"
+    return rules.CompanyContext(realm=company.realm_id, time_zone=company.timezone or "UTC", country=country,
+                                currency=company.currency or "USD",
+                                subdivision=(company.settings or {}).get("holiday_subdivision"))
+
+
+def _validate_policy(data: Any, where: str) -> rules.Policy:
+    try:
+        return rules.Policy.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{k}: {v}" for k, v in rules.field_errors(exc).items())
+        raise errors.InvalidInput(f"The stored {where} policy is not valid ({problems}); fix it on the settings page.",
+                                  field="policy") from None
+
+
+def policy_for(company: models.Company, customer: models.Customer | None = None) -> rules.Policy:
+    """The policy that applies to ``customer`` (see the module docstring). Raises InvalidInput."""
+    stored = company.policy or {}
+    named: dict[str, Any] = stored.get("policies") or {} if isinstance(stored, dict) else {}
+    name = customer.policy_name if customer is not None else None
+    if name:
+        if name in named:
+            return _validate_policy(named[name], repr(name))
+        if name in rules.PRESETS:
+            return rules.PRESETS[name]
+        log.warning("customer %s names unknown policy %r; the company's default applies",
+                    customer.qbo_id if customer else "?", name)
+    if isinstance(stored, dict) and "default" in stored:
+        default = stored["default"]
+        if isinstance(default, str):
+            return rules.PRESETS.get(default, rules.PRESETS["friendly"])
+        return _validate_policy(default, "default")
+    if isinstance(stored, dict) and stored and "policies" not in stored:
+        return _validate_policy(stored, "company")
+    return rules.PRESETS["friendly"]
+
+
+# --- contact points ----------------------------------------------------------------------
+
+def customer_region(company: models.Company, customer: models.Customer) -> str | None:
+    return country_code(customer.country) or country_code(company.country)
+
+
+def phone_e164(company: models.Company, customer: models.Customer) -> str | None:
+    """The customer's mobile (else main) number in E.164, or None when absent or unparseable."""
+    region = customer_region(company, customer)
+    for raw in (customer.mobile, customer.phone):
+        if not raw:
+            continue
+        try:
+            return sms_channel.to_e164(raw, region)
+        except errors.InvalidInput as exc:
+            log.info("customer %s of %s: %s", customer.qbo_id, company.realm_id, exc.message)
+    return None
+
+
+def language_of(company: models.Company, customer: models.Customer) -> str:
+    lang = (customer.language or company.language or "en")[:2].lower()
+    return lang if lang in ("en", "fr") else "en"
+
+
+def time_zone_of(company: models.Company, customer: models.Customer) -> str | None:
+    mine = country_code(customer.country)
+    if mine and mine != country_code(company.country) and mine in COUNTRY_TIMEZONES:
+        return COUNTRY_TIMEZONES[mine]
+    return None
+
+
+@dataclasses.dataclass
+class CustomerSnapshot:
+    """One customer as the planner and the dispatcher see it."""
+
+    row: models.Customer
+    customer: rules.Customer
+    invoices: list[rules.Invoice]
+    invoice_rows: dict[str, models.Invoice]
+    history: list[rules.HistoryEntry]
+    pauses: list[rules.Pause]
+    policy: rules.Policy | None
+    policy_error: str | None
+    email: str | None
+    phone: str | None
+
+
+def _to_money(amount: Decimal | None, currency: str) -> Money:
+    return Money(Decimal(amount or 0), currency)
+
+
+def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term]) -> rules.Invoice:
+    term = terms.get(row.term_qbo_id or "")
+    discount = None
+    if term is not None and term.discount_percent and term.discount_days is not None:
+        discount = rules.TermDiscount(percent=Decimal(term.discount_percent), days=int(term.discount_days))
+    currency = row.currency or "USD"
+    return rules.Invoice(
+        realm=realm, id=row.qbo_id, customer_id=row.customer_qbo_id, currency=currency,
+        total=_to_money(row.total, currency), balance=_to_money(row.balance, currency),
+        txn_date=row.txn_date,
+        # A derived due date is handed back as "none" so the engine derives it again and says so.
+        due_date=None if row.due_date_derived else row.due_date,
+        doc_number=row.doc_number, status=row.status.value if row.status else "open",
+        term_due_days=term.due_days if term is not None else None, term_discount=discount,
+        is_late_fee=bool(row.is_late_fee), waived_fee=bool(row.fees_waived), po_number=row.po_number,
+        invoice_link=row.invoice_link,
+    )
+
+
+def history_entries(row: models.Outbox) -> list[rules.HistoryEntry]:
+    """What an outbox row means to the planner (``rules.record`` read back from storage)."""
+    kind = _KIND_TO_HISTORY.get(row.kind)
+    if kind is None:
+        return []
+    at = row.sent_at or row.due_at
+    key = row.dedupe_key.removeprefix(DRY_PREFIX)
+    steps = (row.payload or {}).get("steps") or []
+    if steps:
+        return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at,  # type: ignore[arg-type]
+                                   invoice_ids=frozenset({str(ref["invoice_id"])}), step=int(ref["step"]),
+                                   repeat=int(ref.get("repeat", 0))) for ref in steps]
+    amount = Money(Decimal(row.amount), row.currency or "USD") if row.kind == "fee" and row.amount is not None else None
+    return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at,  # type: ignore[arg-type]
+                               invoice_ids=frozenset(row.invoice_ids or ()), amount=amount)]
+
+
+def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None:
+    ids = frozenset(str(i) for i in (row.invoice_ids or ()))
+    data = row.data or {}
+    try:
+        if row.kind == "promise":
+            if row.until_on is None or (row.resolved_on is not None and row.resolved_on <= row.until_on):
+                return None  # a promise without a date, or one a person closed, pauses nothing
+            currency = row.currency or default_currency
+            made = data.get("open_balance_when_made")
+            return rules.Promise(made_on=row.start_on, until=row.until_on,
+                                 amount=Money(Decimal(row.amount or 0), currency), invoice_ids=ids,
+                                 open_balance_when_made=Money(Decimal(str(made)), currency) if made is not None else None)
+        if row.kind == "dispute":
+            return rules.Dispute(opened_on=row.start_on, invoice_ids=ids, resolved_on=row.resolved_on)
+        if row.kind == "plan":
+            currency = row.currency or default_currency
+            instalments = tuple(
+                rules.Instalment(due_on=dt.date.fromisoformat(str(i["due_on"])),
+                                 amount=Money(Decimal(str(i["amount"])), currency))
+                for i in data.get("instalments") or ())
+            if row.resolved_on is not None:
+                return None
+            return rules.PaymentPlan(id=str(row.id), agreed_on=row.start_on, instalments=instalments, invoice_ids=ids)
+        if row.kind == "manual":
+            ends = [d for d in (row.until_on, row.resolved_on) if d is not None]
+            return rules.ManualPause(start=row.start_on, resume_on=min(ends) if ends else FAR_FUTURE,
+                                     invoice_ids=ids, note=row.note or "")
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        log.warning("pause %s of customer %s skipped: %s", row.id, row.customer_qbo_id, exc)
+        return None
+    log.warning("pause %s has unknown kind %r; skipped", row.id, row.kind)
+    return None
+
+
+def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | None = None,
+         dry_run: bool = False) -> list[CustomerSnapshot]:
+    """Snapshots of the company's customers that have open invoices (all, or ``customer_ids``)."""
+    inv = models.Invoice
+    query = select(inv).where(inv.company_id == company.id, inv.deleted.is_(False),
+                              inv.status == models.InvoiceStatus.open, inv.balance > 0)
+    wanted = set(customer_ids) if customer_ids is not None else None
+    by_customer: dict[str, list[models.Invoice]] = defaultdict(list)
+    for row in s.scalars(query):
+        if wanted is None or row.customer_qbo_id in wanted:
+            by_customer[row.customer_qbo_id].append(row)
+    if not by_customer:
+        return []
+    ids = sorted(by_customer)
+    customers = {c.qbo_id: c for c in _chunked(s, models.Customer, company.id, ids)}
+    terms = {t.qbo_id: t for t in s.scalars(select(models.Term).where(models.Term.company_id == company.id))}
+    history: dict[str, list[rules.HistoryEntry]] = defaultdict(list)
+    out_q = select(models.Outbox).where(models.Outbox.company_id == company.id,
+                                        ~models.Outbox.dedupe_key.contains(FREED_MARK),
+                                        models.Outbox.dry_run.is_(dry_run),
+                                        models.Outbox.kind.in_(tuple(_KIND_TO_HISTORY)))
+    for row in s.scalars(out_q):
+        if row.customer_qbo_id in by_customer:
+            history[row.customer_qbo_id].extend(history_entries(row))
+    pauses: dict[str, list[rules.Pause]] = defaultdict(list)
+    for prow in s.scalars(select(models.Pause).where(models.Pause.company_id == company.id)):
+        if prow.customer_qbo_id in by_customer:
+            record = pause_record(prow, company.currency or "USD")
+            if record is not None:
+                pauses[prow.customer_qbo_id].append(record)
+    blocked_emails = _blocked(s, "email")
+    blocked_phones = _blocked(s, "sms")
+    realm = company.realm_id
+    out: list[CustomerSnapshot] = []
+    for cid in ids:
+        crow = customers.get(cid)
+        if crow is None or crow.deleted:
+            log.warning("invoices of customer %s (company %s) skipped: the customer is not in the mirror", cid, realm)
+            continue
+        email = (crow.email or "").strip() or None
+        opted: set[str] = set()
+        if email and (crow.email_stopped or email.lower() in blocked_emails):
+            opted.add("email")
+        phone = phone_e164(company, crow)
+        if phone and (crow.sms_stopped or phone in blocked_phones):
+            opted.add("sms")
+        try:
+            policy, problem = policy_for(company, crow), None
+        except errors.InvalidInput as exc:
+            policy, problem = None, exc.message
+        record = rules.Customer(
+            id=cid, display_name=crow.display_name, language=language_of(company, crow),  # type: ignore[arg-type]
+            country=customer_region(company, crow), time_zone=time_zone_of(company, crow),
+            has_email=email is not None, has_phone=phone is not None, policy_name=crow.policy_name,
+            excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
+            opted_out=frozenset(opted))
+        rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
+        out.append(CustomerSnapshot(
+            row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
+            invoice_rows={r.qbo_id: r for r in rows}, history=history.get(cid, []), pauses=pauses.get(cid, []),
+            policy=policy, policy_error=problem, email=email, phone=phone))
+    return out
+
+
+def _chunked(s: Session, model: Any, company_id: int, ids: Sequence[str]) -> list[Any]:
+    found: list[Any] = []
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.extend(s.scalars(select(model).where(model.company_id == company_id, model.qbo_id.in_(part))))
+    return found
+
+
+def _blocked(s: Session, channel: str) -> set[str]:
+    return {a for (a,) in s.execute(select(models.ContactBlock.address).where(models.ContactBlock.channel == channel))}
+
+
+def refresh_next_action(s: Session, company: models.Company, snapshots: Iterable[CustomerSnapshot], *,
+                        today: dt.date, extra_history: dict[str, list[rules.HistoryEntry]] | None = None) -> int:
+    """Store ``rules.next_action_date`` on each snapshot invoice; returns how many rows changed."""
+    ctx = company_context(company)
+    changed = 0
+    for snap in snapshots:
+        history = list(snap.history) + list((extra_history or {}).get(snap.customer.id, ()))
+        for invoice in snap.invoices:
+            if snap.policy is None:
+                nxt = None
+            else:
+                nxt = rules.next_action_date(company=ctx, invoice=invoice, customer=snap.customer, policy=snap.policy,
+                                             history=history, pauses=snap.pauses, today=today)
+            row = snap.invoice_rows[invoice.id]
+            if row.next_action_on != nxt:
+                s.execute(update(models.Invoice).where(models.Invoice.id == row.id).values(next_action_on=nxt)
+                          .execution_options(synchronize_session=False))
+                changed += 1
+    return changed
+
+
+def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
+                        since: dt.datetime | None = None) -> set[str]:
+    """Customers to plan in a later run of the day: an invoice is due for action, new, or changed since ``since``;
+    or a pause of theirs was recorded since ``since``."""
+    inv = models.Invoice
+    cond = or_(inv.next_action_on.is_(None), inv.next_action_on <= today)
+    if since is not None:
+        cond = or_(cond, inv.synced_at >= since)
+    found = set(s.scalars(select(inv.customer_qbo_id).where(
+        inv.company_id == company.id, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open, cond)))
+    if since is not None:
+        found |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
+            models.Pause.company_id == company.id, models.Pause.created_at >= since)))
+    return found
