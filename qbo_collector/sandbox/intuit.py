@@ -381,17 +381,20 @@ class Api:
                 if not name:
                     continue
                 entity = store.canonical(name)
-                changed: list[tuple[float, dict[str, Any]]] = []
+                # Intuit: "grouped by type and then in order of last updated time within the group.
+                # Objects deleted within the look-back period are returned after active objects."
+                deleted_last = self.sb.cdc_deleted_last
+                changed: list[tuple[bool, float, int, dict[str, Any]]] = []
                 for row in company.tables[entity].values():
                     ts = _instant(row["MetaData"]["LastUpdatedTime"])
                     if ts > since_ts:
-                        changed.append((ts, row))
+                        changed.append((False, ts, int(row["Id"]), row))
                 for tomb in company.tombstones[entity].values():
                     ts = _instant(tomb["MetaData"]["LastUpdatedTime"])
                     if ts > since_ts:
-                        changed.append((ts, tomb))
-                changed.sort(key=lambda pair: (pair[0], int(pair[1]["Id"])))
-                rows = [r for _, r in changed[:CDC_MAX_OBJECTS]]
+                        changed.append((deleted_last, ts, int(tomb["Id"]), tomb))
+                changed.sort(key=lambda item: item[:3])
+                rows = [item[3] for item in changed[:CDC_MAX_OBJECTS]]
                 if rows:
                     responses.append({entity: RawJSON(json.dumps(rows, separators=(",", ":"))), "startPosition": 1,
                                       "maxResults": len(rows), "totalCount": len(rows)})

@@ -402,9 +402,10 @@ def test_cdc_sees_creates_updates_deletes_and_voids_oldest_first(fresh_sandbox):
     response = change_data_capture([Invoice, Payment], naive_utc, qb=conn.qb)
     invoices = list(response.Invoice)
     ids = [i.Id for i in invoices]
-    assert ids == [created["Id"], untouched[0]["Id"], untouched[1]["Id"], untouched[2]["Id"], untouched[3]["Id"]]
-    deleted = invoices[3]
-    assert deleted.status == "Deleted"
+    # oldest first, deletions after the live rows (as Intuit documents)
+    assert ids == [created["Id"], untouched[0]["Id"], untouched[1]["Id"], untouched[3]["Id"], untouched[2]["Id"]]
+    deleted = invoices[4]
+    assert deleted.status == "Deleted" and deleted.Id == untouched[2]["Id"]
     assert invoices[2].Balance == 0 and invoices[2].PrivateNote == "Voided"
     assert [p.Id for p in response.Payment] == [payment["Id"]]
 
