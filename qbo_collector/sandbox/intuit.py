@@ -370,9 +370,11 @@ class Api:
                               f"Invalid changedSince: {changed_since}", element="changedSince") from None
         now = self.sb.clock.now()
         if since < now - timedelta(days=CDC_MAX_DAYS):
-            raise store.Fault("4000", "Invalid changedSince",
-                              f"changedSince {changed_since} is more than {CDC_MAX_DAYS} days in the past; "
-                              f"CDC only looks back {CDC_MAX_DAYS} days.", element="changedSince")
+            # The sentence is Intuit's (reported in QuickBooksSharp#19); the code is our choice.
+            text = (f"Operation cdc with changedSince date {changed_since} which is older than fixed days "
+                    f"is not supported.")
+            raise store.Fault("4000", text, f"{text} CDC looks back at most {CDC_MAX_DAYS} days.",
+                              element="changedSince")
         since_ts = since.timestamp()
         responses: list[dict[str, Any]] = []
         with self.sb.intuit.lock:
