@@ -208,6 +208,8 @@ class Api:
             if replay is not None:
                 return _json(replay[1], replay[0])
         try:
+            if len(parts) == 3 and parts[2].lower() == "pdf" and flask.request.method == "GET":
+                return self._pdf(company, parts[0], parts[1])
             status, payload = self._dispatch(realm, parts)
         except store.Fault as fault:
             return self._fault(realm, fault, request_id=request_id)
@@ -403,6 +405,28 @@ class Api:
                 else:
                     responses.append({})
         return {"CDCResponse": [{"QueryResponse": responses}]}
+
+    def _pdf(self, company: store.Company | None, entity_name: str, id_: str) -> flask.Response:
+        entity = store.canonical(entity_name)
+        row = self.sb.intuit.get(company.realm, entity, id_) if company is not None else None
+        if row is None:
+            raise store.not_found(entity, id_)
+        text = f"{entity} {row.get('DocNumber', id_)} {row.get('TotalAmt', '')}".replace("(", "").replace(")", "")
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+                   b"/Resources << /Font << /F1 5 0 R >> >> >>",
+                   b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+                   b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+        out, offsets = bytearray(b"%PDF-1.4\n"), []
+        for n, body in enumerate(objects, start=1):
+            offsets.append(len(out))
+            out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+        xref = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+        return flask.Response(bytes(out), mimetype="application/pdf")
 
     # --- the customer's pay page behind InvoiceLink ---------------------------------
 

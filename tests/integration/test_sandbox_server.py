@@ -120,3 +120,11 @@ def test_concurrent_clients_keep_the_books_consistent(fresh_sandbox):
     for inv in open_invoices:
         assert sb.intuit.get(realm, "Invoice", inv["Id"])["Balance"] == pytest.approx(inv["Balance"] - 4)
     assert sb.log.count("intuit", "query") == 4 * len(open_invoices)
+
+
+def test_invoice_pdf_download(sandbox, sandbox_realms):
+    conn = connect(sandbox, sandbox_realms["en"])
+    inv = sandbox.intuit.entities(conn.realm, "Invoice")[0]
+    pdf = Invoice.get(inv["Id"], qb=conn.qb).download_pdf(qb=conn.qb)
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+    assert sandbox.log.count("intuit", "pdf:invoice") >= 1
