@@ -8,9 +8,15 @@ ours, pytest's or a user's — sees it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import json
 import logging
 import re
+import sys
 import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -47,6 +53,54 @@ def _factory(*args, **kwargs):  # type: ignore[no-untyped-def]
     if cleaned != message or record.args:
         record.msg, record.args = cleaned, None
     return record
+
+
+_context: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("qbo_log_context", default={})
+
+
+@contextlib.contextmanager
+def context(**fields: object) -> Iterator[None]:
+    """Fields (realm, outbox_id, work…) added to every log line inside the block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        record.context = " ".join(f"{k}={v}" for k, v in _context.get().items())
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the context fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "at": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        entry.update(_context.get())
+        if record.exc_info:
+            entry["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure(level: int = logging.INFO, *, json_lines: bool | None = None) -> None:
+    """Log to stderr: readable lines on a terminal, JSON lines otherwise (for log collectors)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ContextFilter())
+    handler.setFormatter(JsonFormatter() if json_lines else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s %(context)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def install() -> None:

@@ -53,7 +53,15 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: object) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine
+        if is_sqlite(self.engine):
+            # A deferred SQLite transaction that reads and then writes fails at once with "database
+            # is locked" when another connection wrote in between (the busy timeout cannot help an
+            # upgrade). Writing sessions therefore take the write lock up front; ``reading()`` is
+            # for pages that only read.
+            writer = self.engine.execution_options(**IMMEDIATE)
+        self.sessions = sessionmaker(writer, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: config.Settings) -> "Database":
@@ -63,6 +71,12 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessions() as s, s.begin():
+            yield s
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it neither waits for nor blocks writers (WAL)."""
+        with self.read_sessions() as s, s.begin():
             yield s
 
     @contextlib.contextmanager

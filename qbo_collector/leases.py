@@ -1,0 +1,94 @@
+"""Claiming a company's work so that any number of schedulers and workers never do it twice.
+
+A unit of work is (company, kind). ``claim`` is one conditional UPDATE: it succeeds only when
+the lease is free (``lease_until`` passed) and, for daily work, the work is not yet done for
+that local date (``done_on < today``). On PostgreSQL the row is first taken with
+``SELECT … FOR UPDATE SKIP LOCKED``, so a busy row is skipped instead of waited for; on SQLite
+the transaction holds the write lock (``BEGIN IMMEDIATE``). A worker that dies stops renewing
+and its lease runs out after ``ttl``; the next tick elsewhere takes the work over. The outbox's
+dedupe keys make a second attempt harmless anyway — leases save the API calls.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from qbo_collector.db import models
+from qbo_collector.db.session import Database, is_sqlite
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _ensure_row(db: Database, company_id: int, kind: str) -> None:
+    insert = sqlite_insert if is_sqlite(db.engine) else pg_insert
+    with db.session() as s:
+        s.execute(insert(models.WorkLease).values(company_id=company_id, kind=kind).on_conflict_do_nothing())
+
+
+def claim(db: Database, company_id: int, kind: str, owner: str, *, now: datetime, ttl: timedelta,
+          once_for: date | None = None, not_done_since: datetime | None = None) -> bool:
+    """Take the (company, kind) lease until ``now + ttl``.
+
+    ``once_for``: refuse if the work is already done for that local date (daily work).
+    ``not_done_since``: refuse if it was completed after that moment (recurring work: another
+    process may have finished it between our reading the company list and this claim).
+    """
+    _ensure_row(db, company_id, kind)
+    free = or_(models.WorkLease.lease_until.is_(None), models.WorkLease.lease_until < now,
+               models.WorkLease.owner == owner)
+    condition = and_(models.WorkLease.company_id == company_id, models.WorkLease.kind == kind, free)
+    if once_for is not None:
+        condition = and_(condition, or_(models.WorkLease.done_on.is_(None), models.WorkLease.done_on < once_for))
+    if not_done_since is not None:
+        condition = and_(condition, or_(models.WorkLease.done_at.is_(None), models.WorkLease.done_at < not_done_since))
+    with db.locked_session() as s:
+        if not is_sqlite(db.engine):
+            row = s.execute(select(models.WorkLease.company_id).where(
+                models.WorkLease.company_id == company_id, models.WorkLease.kind == kind)
+                .with_for_update(skip_locked=True)).first()
+            if row is None:
+                return False  # another process holds the row right now
+        result = s.execute(update(models.WorkLease).where(condition)
+                           .values(owner=owner, lease_until=now + ttl)
+                           .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+def renew(db: Database, company_id: int, kind: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+    """Extend a lease we hold; False if it was lost (expired and taken by someone else)."""
+    with db.session() as s:
+        result = s.execute(update(models.WorkLease).where(
+            models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
+            models.WorkLease.owner == owner).values(lease_until=now + ttl)
+            .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+def release(db: Database, company_id: int, kind: str, owner: str, *, now: datetime,
+            done_on: date | None = None, error: str | None = None) -> None:
+    """Give the lease back; record completion (``done_on``) or the error that stopped the work."""
+    values: dict[str, object] = {"owner": None, "lease_until": None, "last_error": error}
+    if error is None:
+        values["done_at"] = now
+        if done_on is not None:
+            values["done_on"] = done_on
+    with db.session() as s:
+        s.execute(update(models.WorkLease).where(
+            models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
+            models.WorkLease.owner == owner).values(**values).execution_options(synchronize_session=False))
+
+
+def release_all(db: Database, owner: str) -> int:
+    """On shutdown: free every lease this process still holds (the work was finished or not started)."""
+    with db.session() as s:
+        result = s.execute(update(models.WorkLease).where(models.WorkLease.owner == owner)
+                           .values(owner=None, lease_until=None).execution_options(synchronize_session=False))
+        return result.rowcount

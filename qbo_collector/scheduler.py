@@ -1,0 +1,294 @@
+"""Running by itself: APScheduler 3.11 wiring around one idempotent ``tick``.
+
+Every process that schedules (``serve`` with its embedded scheduler, each ``worker``) runs the
+same tick once a minute. The tick looks at every connected company *in the company's own time
+zone* and claims each unit of work through a lease (``leases.claim``), so the work is done
+once whatever the number of processes:
+
+- ``sync``     incremental sync (CDC) when the last one is older than 15 minutes;
+- ``run``      the daily run, once per local date, from the company's send hour on. A machine
+               that was off for days runs once on restart; the rules send only the newest
+               due step, never a burst (catch-up without bursts);
+- ``catchup``  nightly, from 02:00 local: a CDC pass with a day of overlap, because webhooks
+               are a hint, not the truth;
+- ``digest``   weekly, Mondays from the send hour: the owner's digest email;
+- every tick:  refresh tokens within 15 minutes of expiry, flag refresh tokens near their
+               5-year cap, settle ``unknown`` outbox rows from provider events, heartbeat.
+
+Time comes from ``clock.now`` (the demo can move it). APScheduler's own store is in memory —
+one scheduler per process, never a shared job store (REFERENCE.md) — and holds only the tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from qbo_collector import clock, config, errors, leases, logs
+from qbo_collector.db import models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+
+log = logging.getLogger(__name__)
+
+SYNC_EVERY = timedelta(minutes=15)
+TOKEN_MARGIN = timedelta(minutes=15)
+HARD_EXPIRY_WARNING = timedelta(days=30)
+CATCHUP_HOUR = 2
+DEFAULT_SEND_HOUR = 9
+TTL = {"sync": timedelta(minutes=20), "run": timedelta(minutes=30), "catchup": timedelta(minutes=30),
+       "digest": timedelta(minutes=10)}
+
+
+def send_hour(company: models.Company) -> int:
+    value = (company.settings or {}).get("send_hour", DEFAULT_SEND_HOUR)
+    return value if isinstance(value, int) and 0 <= value <= 23 else DEFAULT_SEND_HOUR
+
+
+def local_now(company: models.Company, now: datetime) -> datetime:
+    try:
+        return now.astimezone(ZoneInfo(company.timezone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r realm=%s; using UTC", company.timezone, company.realm_id)
+        return now.astimezone(ZoneInfo("UTC"))
+
+
+@dataclass(frozen=True)
+class Due:
+    """What is due for a company at a moment: pure, from its settings and local time."""
+
+    kind: str
+    once_for: date | None
+    not_done_since: datetime | None = None
+
+
+def due_work(company: models.Company, now: datetime) -> list[Due]:
+    local = local_now(company, now)
+    today = local.date()
+    due: list[Due] = []
+    if company.last_sync_at is None or now - company.last_sync_at >= SYNC_EVERY:
+        due.append(Due("sync", None, not_done_since=now - SYNC_EVERY))
+    if local.hour >= CATCHUP_HOUR:
+        due.append(Due("catchup", today))
+    if local.hour >= send_hour(company):
+        due.append(Due("run", today))
+        if local.weekday() == 0:
+            due.append(Due("digest", today))
+    return due
+
+
+Job = Callable[[str, datetime], Any]
+
+
+@dataclass
+class Jobs:
+    """What the tick calls for each kind of work, per realm. Tests swap in recorders."""
+
+    sync: Job
+    run: Job
+    catchup: Job
+    digest: Job
+
+
+def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
+    def sync(realm: str, now: datetime) -> Any:
+        from qbo_collector.sync import run as sync_run
+
+        return sync_run.sync_company(settings, db, vault, realm)
+
+    def catchup(realm: str, now: datetime) -> Any:
+        from qbo_collector.sync import run as sync_run
+
+        kwargs: dict[str, Any] = {}
+        if "overlap" in sync_run.sync_company.__code__.co_varnames:
+            kwargs["overlap"] = timedelta(days=1)
+        return sync_run.sync_company(settings, db, vault, realm, **kwargs)
+
+    def run(realm: str, now: datetime) -> Any:
+        from qbo_collector import dispatch
+
+        return dispatch.run_company(settings, db, vault, realm, now=now)
+
+    def digest(realm: str, now: datetime) -> Any:
+        return send_digest(settings, db, realm, now)
+
+    return Jobs(sync=sync, run=run, catchup=catchup, digest=digest)
+
+
+def send_digest(settings: config.Settings, db: Database, realm: str, now: datetime) -> bool:
+    """Email the owner the week's figures; skipped (logged) when no owner address or SendGrid."""
+    from qbo_collector import digest
+    from qbo_collector.channels import base, email
+
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+        owner = (company.settings or {}).get("owner_email") if company else None
+        sender = (company.settings or {}).get("sender_name") if company else None
+        today = local_now(company, now).date() if company else now.date()
+    if not owner or not settings.sendgrid_api_key or not settings.sendgrid_from_email:
+        log.info("weekly digest skipped realm=%s: no owner_email or SendGrid settings", realm)
+        return False
+    subject, text, html = digest.build(db, realm, today)
+    channel = email.SendGridEmail(settings.sendgrid_api_key, settings.sendgrid_from_email,
+                                  host=settings.sendgrid_api_host)
+    channel.send(base.OutboundMessage(outbox_id=f"digest-{realm}-{today.isoformat()}", realm=realm, to=owner,
+                                      subject=subject, text=text, html=html, reply_to=None,
+                                      from_name=sender or "qbo-collector", language="en"))
+    return True
+
+
+@dataclass
+class TickReport:
+    done: list[tuple[str, str]] = field(default_factory=list)     # (realm, kind)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    skipped: int = 0
+
+
+class Ticker:
+    """One process's view of the work. ``tick()`` is safe to call from any number of processes."""
+
+    def __init__(self, settings: config.Settings, db: Database, vault: Vault, *, owner: str | None = None,
+                 jobs: Jobs | None = None, now: Callable[[], datetime] = clock.now) -> None:
+        self.settings, self.db, self.vault = settings, db, vault
+        self.owner = owner or leases.default_owner()
+        self.jobs = jobs or default_jobs(settings, db, vault)
+        self.now = now
+        self.stopping = threading.Event()
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        now = self.now()
+        self.heartbeat(now)
+        with self.db.session() as s:
+            companies = list(s.scalars(select(models.Company).where(
+                models.Company.status == models.CompanyStatus.connected).order_by(models.Company.id)))
+        for company in companies:
+            for due in due_work(company, now):
+                if self.stopping.is_set():
+                    return report
+                self._do(company, due, now, report)
+        self.sweep_tokens(now)
+        self.reconcile()
+        return report
+
+    def _do(self, company: models.Company, due: Due, now: datetime, report: TickReport) -> None:
+        if not leases.claim(self.db, company.id, due.kind, self.owner, now=now, ttl=TTL[due.kind],
+                            once_for=due.once_for, not_done_since=due.not_done_since):
+            report.skipped += 1
+            return
+        job: Job = getattr(self.jobs, due.kind)
+        with logs.context(realm=company.realm_id, work=due.kind):
+            try:
+                job(company.realm_id, now)
+            except errors.ReconnectNeeded as exc:
+                # the token manager marked the company; the work is "done" for today, nothing to retry
+                leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
+                report.failed.append((company.realm_id, due.kind, exc.message))
+                return
+            except Exception as exc:  # one company's failure never stops the others (invariant 8)
+                log.exception("%s failed realm=%s", due.kind, company.realm_id)
+                leases.release(self.db, company.id, due.kind, self.owner, now=now,
+                               error=f"{type(exc).__name__}: {exc}"[:500])
+                report.failed.append((company.realm_id, due.kind, str(exc)))
+                return
+        leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
+        report.done.append((company.realm_id, due.kind))
+
+    def heartbeat(self, now: datetime) -> None:
+        with self.db.session() as s:
+            row = s.get(models.Worker, self.owner)
+            if row is None:
+                s.add(models.Worker(name=self.owner, started_at=now, seen_at=now))
+            else:
+                row.seen_at, row.stopped_at = now, None
+
+    def sweep_tokens(self, now: datetime) -> None:
+        from qbo_collector.sync import tokens
+
+        with self.db.session() as s:
+            rows = s.execute(select(models.Company.realm_id, models.Company.id, models.Token.access_expires_at,
+                                    models.Token.refresh_hard_expires_at)
+                             .join(models.Token, models.Token.company_id == models.Company.id)
+                             .where(models.Company.status == models.CompanyStatus.connected)).all()
+        for realm, company_id, access_expires, hard_expires in rows:
+            if access_expires - now < TOKEN_MARGIN:
+                try:
+                    tokens.TokenManager(self.settings, self.db, self.vault, realm, margin=TOKEN_MARGIN).access_token()
+                except errors.QboCollectorError as exc:
+                    log.warning("token refresh failed realm=%s: %s", realm, exc.message)
+            if hard_expires is not None and hard_expires - now < HARD_EXPIRY_WARNING:
+                self._flag_hard_expiry(company_id, realm, hard_expires, now)
+
+    def _flag_hard_expiry(self, company_id: int, realm: str, hard_expires: datetime, now: datetime) -> None:
+        with self.db.session() as s:
+            recent = s.scalar(select(models.Activity.id).where(
+                models.Activity.company_id == company_id, models.Activity.kind == "refresh_token_expiring",
+                models.Activity.at > now - timedelta(days=7)))
+            if recent is None:
+                s.add(models.Activity(company_id=company_id, kind="refresh_token_expiring", at=now,
+                                      message=f"The QuickBooks authorization reaches Intuit's 5-year limit on "
+                                              f"{hard_expires.date().isoformat()}: reconnect the company before then.",
+                                      data={"hard_expires_at": hard_expires.isoformat()}))
+                log.warning("refresh token near its hard expiry realm=%s on %s", realm, hard_expires.date())
+
+    def reconcile(self) -> None:
+        try:
+            from qbo_collector import dispatch
+        except ImportError:
+            return
+        if hasattr(dispatch, "reconcile_unknown"):
+            try:
+                dispatch.reconcile_unknown(self.db)
+            except Exception:
+                log.exception("reconciling unknown outbox rows failed")
+
+    def shutdown(self) -> None:
+        """Stop between units of work, free our leases, mark the heartbeat stopped."""
+        self.stopping.set()
+        freed = leases.release_all(self.db, self.owner)
+        with self.db.session() as s:
+            row = s.get(models.Worker, self.owner)
+            if row is not None:
+                row.stopped_at = self.now()
+        log.info("scheduler stopped owner=%s leases_released=%d", self.owner, freed)
+
+
+def start_background(ticker: Ticker, *, every_seconds: int = 60):  # type: ignore[no-untyped-def]
+    """An APScheduler BackgroundScheduler running ``ticker.tick`` (coalesced, one at a time, generous misfire grace)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+    scheduler.add_job(ticker.tick, "interval", seconds=every_seconds, id="tick", next_run_time=clock.now())
+    scheduler.start()
+    return scheduler
+
+
+def run_forever(ticker: Ticker, *, every_seconds: int = 60) -> None:
+    """The ``worker`` process: tick until SIGTERM/SIGINT, then finish the current unit and release leases."""
+    import signal
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(timezone="UTC", job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
+    scheduler.add_job(ticker.tick, "interval", seconds=every_seconds, id="tick", next_run_time=clock.now())
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: finishing the current work, then stopping", signum)
+        ticker.stopping.set()
+        threading.Thread(target=lambda: scheduler.shutdown(wait=True), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        scheduler.start()
+    finally:
+        ticker.shutdown()

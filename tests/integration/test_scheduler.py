@@ -1,0 +1,231 @@
+"""The scheduler's promises, on SQLite and PostgreSQL: once per company per local day, whoever ticks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import errors, leases, scheduler
+from qbo_collector.db import models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ZONES = {
+    "honolulu": "Pacific/Honolulu",        # UTC−10, no DST
+    "kiritimati": "Pacific/Kiritimati",    # UTC+14
+    "new_york": "America/New_York",        # DST ends 2026-11-01
+    "paris": "Europe/Paris",               # DST ends 2026-10-25
+    "lord_howe": "Australia/Lord_Howe",    # half-hour DST shift, starts 2026-10-04
+    "auckland": "Pacific/Auckland",        # DST starts 2026-09-27
+}
+
+
+class Recorder:
+    def __init__(self, fail: dict[tuple[str, str], BaseException] | None = None) -> None:
+        self.calls: list[tuple[str, str, datetime]] = []
+        self.fail = fail or {}
+        self._lock = threading.Lock()
+
+    def job(self, kind: str):  # type: ignore[no-untyped-def]
+        def run(realm: str, now: datetime) -> None:
+            with self._lock:
+                self.calls.append((kind, realm, now))
+            if (realm, kind) in self.fail:
+                raise self.fail[(realm, kind)]
+        return run
+
+    def jobs(self) -> scheduler.Jobs:
+        return scheduler.Jobs(sync=self.job("sync"), run=self.job("run"), catchup=self.job("catchup"),
+                              digest=self.job("digest"))
+
+
+def _companies(db, zones: dict[str, str], send_hour: int = 9) -> dict[str, str]:
+    with db.session() as s:
+        for realm, tz in zones.items():
+            s.add(models.Company(realm_id=realm, name=realm, currency="USD", timezone=tz,
+                                 settings={"send_hour": send_hour}))
+    return zones
+
+
+def _ticker(settings_factory, db, vault, recorder, owner, clock):  # type: ignore[no-untyped-def]
+    return scheduler.Ticker(settings_factory(), db, vault, owner=owner, jobs=recorder.jobs(), now=clock)
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def test_daily_run_once_per_local_day_across_dst_and_time_zones(settings_factory, db, vault):
+    _companies(db, ZONES)
+    recorder = Recorder()
+    start = datetime(2026, 9, 26, 0, 7, tzinfo=timezone.utc)
+    clock = FakeClock(start)
+    # two schedulers (serve + a worker) ticking alternately every 45 minutes (so every local hour
+    # sees a tick) across the DST changes of September to November
+    tickers = [_ticker(settings_factory, db, vault, recorder, f"proc-{i}", clock) for i in range(2)]
+    end = datetime(2026, 11, 3, tzinfo=timezone.utc)
+    i = 0
+    while clock.at < end:
+        tickers[i % 2].tick()
+        clock.at += timedelta(minutes=45)
+        i += 1
+    runs = [(realm, at.astimezone(ZoneInfo(ZONES[realm]))) for kind, realm, at in recorder.calls if kind == "run"]
+    per_day = Counter((realm, local.date()) for realm, local in runs)
+    assert per_day and max(per_day.values()) == 1, "a company ran twice on one local day"
+    for realm, tz in ZONES.items():
+        first = min(local.date() for r, local in runs if r == realm)
+        last = max(local.date() for r, local in runs if r == realm)
+        days = {local.date() for r, local in runs if r == realm}
+        assert days == {first + timedelta(d) for d in range((last - first).days + 1)}, f"{realm} skipped a day"
+        assert (last - first).days >= 36
+    first_day = {realm: start.astimezone(ZoneInfo(tz)).date() for realm, tz in ZONES.items()}
+    assert all(local.hour == 9 for realm, local in runs if local.date() > first_day[realm]), \
+        "after the first day, runs happen in the send hour, local time"
+
+
+def test_a_missed_day_is_caught_up_once_on_restart(settings_factory, db, vault):
+    _companies(db, {"paris": "Europe/Paris"})
+    recorder = Recorder()
+    clock = FakeClock(datetime(2026, 11, 2, 8, 30, tzinfo=timezone.utc))  # 09:30 in Paris
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    ticker.tick()
+    clock.at += timedelta(days=4, hours=6)  # the machine was off from Monday to Friday afternoon
+    for _ in range(5):
+        ticker.tick()
+        clock.at += timedelta(minutes=1)
+    runs = [at for kind, _r, at in recorder.calls if kind == "run"]
+    assert [r.date() for r in runs] == [date(2026, 11, 2), date(2026, 11, 6)]
+
+
+def test_many_tickers_at_the_same_instant_run_each_work_once(settings_factory, db, vault):
+    _companies(db, {f"r{i}": "America/Chicago" for i in range(5)})
+    recorder = Recorder()
+    clock = FakeClock(datetime(2026, 11, 23, 16, 0, tzinfo=timezone.utc))  # 10:00 in Chicago, a Monday
+    tickers = [_ticker(settings_factory, db, vault, recorder, f"proc-{i}", clock) for i in range(4)]
+    threads = [threading.Thread(target=t.tick) for t in tickers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = Counter((kind, realm) for kind, realm, _ in recorder.calls)
+    assert set(counts.values()) == {1}
+    assert {kind for kind, _ in counts} == {"sync", "run", "catchup", "digest"}
+
+
+def test_a_failed_job_is_retried_next_tick_and_others_go_on(settings_factory, db, vault):
+    _companies(db, {"good": "UTC", "bad": "UTC"})
+    recorder = Recorder(fail={("bad", "run"): RuntimeError("QBO exploded")})
+    clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    report = ticker.tick()
+    assert ("good", "run") in report.done and [f[:2] for f in report.failed] == [("bad", "run")]
+    with db.session() as s:
+        lease = s.get(models.WorkLease, (s.scalar(select(models.Company.id).where(models.Company.realm_id == "bad")), "run"))
+        assert lease.owner is None and lease.done_on is None and "QBO exploded" in lease.last_error
+    recorder.fail.clear()
+    clock.at += timedelta(minutes=1)
+    assert ("bad", "run") in ticker.tick().done
+
+
+def test_reconnect_needed_is_not_retried_all_day(settings_factory, db, vault):
+    _companies(db, {"gone": "UTC"})
+    recorder = Recorder(fail={("gone", "run"): errors.ReconnectNeeded()})
+    clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    ticker.tick()
+    clock.at += timedelta(minutes=5)
+    ticker.tick()
+    assert sum(1 for kind, _r, _a in recorder.calls if kind == "run") == 1
+
+
+def test_shutdown_releases_leases_and_marks_the_heartbeat(settings_factory, db, vault):
+    _companies(db, {"a": "UTC"})
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    with db.session() as s:
+        company_id = s.scalar(select(models.Company.id))
+    ticker = _ticker(settings_factory, db, vault, Recorder(), "proc", FakeClock(now))
+    ticker.heartbeat(now)
+    assert leases.claim(db, company_id, "run", "proc", now=now, ttl=timedelta(minutes=30))
+    ticker.shutdown()
+    assert leases.claim(db, company_id, "run", "other", now=now, ttl=timedelta(minutes=30))
+    with db.session() as s:
+        assert s.get(models.Worker, "proc").stopped_at == now
+
+
+KILLED_WORKER = textwrap.dedent("""
+    import sys, time
+    from datetime import datetime, timezone
+    from qbo_collector import config, scheduler
+    from qbo_collector.db.secrets import Vault
+    from qbo_collector.db.session import Database
+    settings = config.load(env_file=None)
+    db = Database(settings.database_url)
+    now = datetime.fromisoformat(sys.argv[1])
+    def hang(realm, at):
+        print("working", flush=True)
+        time.sleep(600)
+    jobs = scheduler.Jobs(sync=hang, run=hang, catchup=hang, digest=hang)
+    scheduler.Ticker(settings, db, Vault(settings.secret_key()), owner="doomed", jobs=jobs, now=lambda: now).tick()
+""")
+
+
+def test_a_worker_killed_mid_run_is_taken_over_after_its_lease(settings_factory, db, vault, home):
+    _companies(db, {"r": "UTC"})
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QBO_COLLECTOR_")}
+    env.update(QBO_COLLECTOR_HOME=str(home), QBO_COLLECTOR_DATABASE_URL=db.url)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, now.isoformat()], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "working"  # it holds the first lease (sync) now
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    recorder = Recorder()
+    clock = FakeClock(now + timedelta(minutes=1))
+    survivor = _ticker(settings_factory, db, vault, recorder, "survivor", clock)
+    survivor.tick()
+    assert ("sync", "r") not in {(k, r) for k, r, _ in recorder.calls}, "the dead worker's lease still holds"
+    clock.at = now + scheduler.TTL["sync"] + timedelta(seconds=1)
+    survivor.tick()
+    assert ("sync", "r") in {(k, r) for k, r, _ in recorder.calls}
+    assert Counter(k for k, _r, _a in recorder.calls)["run"] == 1
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc", "expected"),
+    [
+        pytest.param("Pacific/Honolulu", datetime(2026, 11, 23, 18, 59, tzinfo=timezone.utc), False, id="08:59 in Honolulu is before the send hour"),
+        pytest.param("Pacific/Honolulu", datetime(2026, 11, 23, 19, 0, tzinfo=timezone.utc), True, id="09:00 in Honolulu is the send hour"),
+        pytest.param("Pacific/Kiritimati", datetime(2026, 11, 22, 19, 0, tzinfo=timezone.utc), True, id="Kiritimati is already on Monday 09:00"),
+        pytest.param("Pacific/Kiritimati", datetime(2026, 11, 22, 18, 59, tzinfo=timezone.utc), False, id="one minute earlier it is not"),
+    ],
+)
+def test_due_work_reads_the_company_local_clock(zone, utc, expected):
+    company = models.Company(realm_id="r", name="r", currency="USD", timezone=zone, settings={"send_hour": 9},
+                             last_sync_at=utc)
+    kinds = {d.kind for d in scheduler.due_work(company, utc)}
+    assert ("run" in kinds) is expected
+    assert "sync" not in kinds  # synced just now
+
+
+def test_unknown_time_zone_falls_back_to_utc_with_a_log(caplog):
+    company = models.Company(realm_id="r", name="r", currency="USD", timezone="Mars/Olympus", settings={})
+    kinds = {d.kind for d in scheduler.due_work(company, datetime(2026, 11, 23, 10, tzinfo=timezone.utc))}
+    assert "run" in kinds and "unknown time zone" in caplog.text
