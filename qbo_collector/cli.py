@@ -211,14 +211,108 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
-    import waitress
+    import signal
 
+    import waitress.server
+
+    from qbo_collector import scheduler
     from web import create_app
 
-    app = create_app(ctx.settings, db=ctx.upgraded_db())
-    print(f"serving on http://{args.host}:{args.port} (public URL {ctx.settings.public_url})", flush=True)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="qbo-collector")
+    db = ctx.upgraded_db()
+    app = create_app(ctx.settings, db=db)
+    ticker = background = None
+    if not args.no_scheduler:
+        ticker = scheduler.Ticker(ctx.settings, db, ctx.vault)
+        background = scheduler.start_background(ticker)
+        app.config["QBO"].extras["scheduler"] = background
+    server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads,
+                                           ident="qbo-collector")
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the current requests and work", signum)
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"serving on http://{args.host}:{server.effective_port} (public URL {ctx.settings.public_url})"
+          + ("" if ticker else "; scheduler off"), flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        if background is not None and ticker is not None:
+            ticker.stopping.set()
+            background.shutdown(wait=True)  # finish the current unit of work
+            ticker.shutdown()
     return EXIT_OK
+
+
+def cmd_worker(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector import scheduler
+
+    ticker = scheduler.Ticker(ctx.settings, ctx.upgraded_db(), ctx.vault)
+    if args.once:
+        report = ticker.tick()
+        print(f"done {len(report.done)}, failed {len(report.failed)}, claimed elsewhere {report.skipped}")
+        for realm, kind, reason in report.failed:
+            print(f"  {kind} realm {realm}: {reason}", file=sys.stderr)
+        return EXIT_FAILED if report.failed else EXIT_OK
+    print(f"worker {ticker.owner} ticking every {args.every} s; SIGTERM stops after the current work", flush=True)
+    scheduler.run_forever(ticker, every_seconds=args.every)
+    return EXIT_OK
+
+
+def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
+    from qbo_collector import dispatch
+
+    db = ctx.upgraded_db()
+    everything = {}
+    for realm in ctx.realms(args.realm):
+        on = args.on or _company_today(db, realm)
+        rows = dispatch.plan_company(ctx.settings, db, realm, on=on, days=args.days)
+        everything[realm] = rows
+        if not args.json:
+            print(f"realm {realm}: {len(rows)} action(s) from {on.isoformat()} over {args.days} day(s)")
+            for row in rows:
+                print("  " + row.line() if hasattr(row, "line") else f"  {row}")
+    if args.json:
+        print(json.dumps({realm: [r.as_dict() for r in rows] for realm, rows in everything.items()}, indent=2,
+                         default=str))
+    return EXIT_OK
+
+
+def _company_today(db: Database, realm: str) -> date:
+    from qbo_collector import clock, scheduler
+
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+        return scheduler.local_now(company, clock.now()).date()
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    from datetime import datetime, time, timezone
+    from zoneinfo import ZoneInfo
+
+    from qbo_collector import clock, dispatch, scheduler
+
+    db = ctx.upgraded_db()
+    failed = 0
+    for realm in ctx.realms(args.realm):
+        now = clock.now()
+        if args.on:
+            with db.session() as s:
+                company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+                zone = ZoneInfo(company.timezone or "UTC")
+                hour = scheduler.send_hour(company)
+            now = datetime.combine(args.on, time(hour), zone).astimezone(timezone.utc)
+        try:
+            summary = dispatch.run_company(ctx.settings, db, ctx.vault, realm, now=now, dry_run=args.dry_run)
+        except errors.ReconnectNeeded as exc:
+            failed += 1
+            print(f"realm {realm}: {exc.message}", file=sys.stderr)
+            continue
+        print(f"realm {realm}: {summary.line()}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
@@ -344,6 +438,24 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--threads", type=int, default=8)
 
+    sv.add_argument("--no-scheduler", action="store_true",
+                    help="serve pages and webhooks only (run `qbo-collector worker` elsewhere)")
+
+    wk = add("worker", cmd_worker, "run the scheduler: syncs, daily runs, catch-ups, digests")
+    wk.add_argument("--every", type=int, default=60, help="seconds between ticks (default 60)")
+    wk.add_argument("--once", action="store_true", help="one tick, then exit (cron-style)")
+
+    pl = add("plan", cmd_plan, "what would happen, changing nothing")
+    pl.add_argument("--realm")
+    pl.add_argument("--on", type=_date, help="first day (default: today in the company's time zone)")
+    pl.add_argument("--days", type=int, default=1)
+    pl.add_argument("--json", action="store_true")
+
+    rn = add("run", cmd_run, "carry out what is due now (or on --on DATE at the send hour)")
+    rn.add_argument("--realm")
+    rn.add_argument("--on", type=_date)
+    rn.add_argument("--dry-run", action="store_true", help="plan and log, send nothing")
+
     sy = add("sync", cmd_sync, "mirror QuickBooks: incremental by default")
     sy.add_argument("--realm")
     sy.add_argument("--full", action="store_true", help="re-read everything instead of changes since the last sync")
@@ -360,8 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.install()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO)
     ctx = Context()
     try:
         return args.fn(ctx, args)

@@ -1,20 +1,45 @@
-"""``/healthz``: database reachable (more checks join as the scheduler lands)."""
+"""``/healthz`` for load balancers and operators: database, scheduler heartbeat, last run per company.
+
+503 when the database is unreachable or no scheduler has ticked for ``STALE`` (a deployment
+with ``serve --no-scheduler`` must run ``worker`` somewhere). Company names stay private: realms only.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
+from sqlalchemy import select, text
+
+from qbo_collector import clock
+from qbo_collector.db import models
 
 bp = Blueprint("health", __name__)
+STALE = timedelta(minutes=3)
 
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
     services = current_app.config["QBO"]
     try:
-        with services.db.session() as s:
+        with services.db.reading() as s:
             s.execute(text("SELECT 1"))
-    except Exception as exc:  # the reason goes to the operator, not the world
+            now = clock.now()
+            seen = s.scalar(select(models.Worker.seen_at).where(models.Worker.stopped_at.is_(None))
+                            .order_by(models.Worker.seen_at.desc()).limit(1))
+            runs = s.execute(select(models.Company.realm_id, models.WorkLease.done_at, models.WorkLease.last_error)
+                             .join(models.WorkLease, models.WorkLease.company_id == models.Company.id)
+                             .where(models.WorkLease.kind == "run")).all()
+    except Exception as exc:  # the reason goes to the operator's log, not to the world
         current_app.logger.warning("healthz: database unreachable: %s", type(exc).__name__)
         return jsonify(status="error", database="unreachable"), 503
-    return jsonify(status="ok", database="ok")
+    embedded = services.extras.get("scheduler")
+    alive = bool(embedded is not None and embedded.running) or (seen is not None and now - seen < STALE)
+    body = {
+        "status": "ok" if alive else "degraded",
+        "database": "ok",
+        "scheduler": "alive" if alive else "not seen",
+        "scheduler_seen_at": seen.isoformat() if seen else None,
+        "last_run": {realm: {"at": at.isoformat() if at else None, "error": bool(error)} for realm, at, error in runs},
+    }
+    return jsonify(body), 200 if alive else 503

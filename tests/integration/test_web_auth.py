@@ -124,4 +124,19 @@ def test_session_cookie_is_httponly_and_samesite(app, sqlite_db):
 
 
 def test_healthz_is_public(app):
-    assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": "ok"}
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503  # reachable without a login; no scheduler has ticked yet
+    assert response.get_json()["database"] == "ok" and response.get_json()["scheduler"] == "not seen"
+
+
+def test_healthz_reports_the_scheduler_heartbeat_and_last_runs(app, sqlite_db):
+    from qbo_collector import clock
+
+    now = clock.now()
+    with sqlite_db.session() as s:
+        s.add(models.Worker(name="host:1", started_at=now, seen_at=now))
+        company_id = s.query(models.Company).filter_by(realm_id="111").one().id
+        s.add(models.WorkLease(company_id=company_id, kind="run", done_at=now))
+    body = app.test_client().get("/healthz").get_json()
+    assert body["status"] == "ok" and body["scheduler"] == "alive"
+    assert body["last_run"]["111"]["at"] == now.isoformat() and "Company A" not in str(body)
