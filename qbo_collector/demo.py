@@ -43,6 +43,79 @@ class Demo:
     password: str
     url: str
     stop: Callable[[], None]
+    ticker: object = None
+
+    def advance_day(self) -> dict[str, int]:
+        """Move both clocks a day on, let simulated customers pay and open, then tick at once."""
+        return advance_day(self)
+
+
+def advance_day(demo: "Demo", *, seed: int | None = None) -> dict[str, int]:
+    import random
+    from datetime import timedelta
+
+    from qbo_collector import clock
+
+    rng = random.Random(seed if seed is not None else int(clock.now().timestamp()) // 86400)
+    clock.advance(timedelta(days=1))
+    demo.sandbox.clock.advance(timedelta(days=1))
+    paid = opened = 0
+    for realm in demo.realms:
+        today = demo.sandbox.clock.now().date().isoformat()
+        for invoice in demo.sandbox.intuit.entities(realm, "Invoice"):
+            overdue = (invoice.get("DueDate") or today) < today
+            if float(invoice.get("Balance") or 0) > 0 and overdue and rng.random() < 0.06:
+                demo.sandbox.intuit.pay_invoice(realm, invoice["Id"])
+                paid += 1
+    sendgrid = demo.sandbox.sendgrid
+    for message in list(sendgrid.messages if sendgrid is not None else [])[-200:]:
+        if rng.random() < 0.5:
+            sendgrid.open(message["message_id"])
+            opened += 1
+    report = demo.ticker.tick() if demo.ticker is not None else None
+    return {"paid": paid, "opened": opened, "done": len(report.done) if report else 0,
+            "failed": len(report.failed) if report else 0}
+
+
+def _demo_blueprint(get_demo: Callable[[], "Demo | None"]):  # type: ignore[no-untyped-def]
+    """``/demo``: today's demo date and the "advance one day" button (login + CSRF like every page)."""
+    from flask import Blueprint, flash, redirect, render_template_string, url_for
+    from markupsafe import escape
+
+    from qbo_collector import clock
+
+    bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+    @bp.get("")
+    def page():  # type: ignore[no-untyped-def]
+        demo = get_demo()
+        return render_template_string(_DEMO_PAGE, today=clock.now().date(), sandbox=escape(demo.sandbox.url if demo else ""))
+
+    @bp.post("/advance")
+    def advance():  # type: ignore[no-untyped-def]
+        demo = get_demo()
+        if demo is None:
+            return ("The demo is still starting.", 503)
+        result = demo.advance_day()
+        flash(f"One day later: {result['paid']} invoice(s) paid by customers, {result['opened']} email(s) opened, "
+              f"{result['done']} unit(s) of work done.")
+        return redirect(url_for("demo.page"))
+
+    return bp
+
+
+_DEMO_PAGE = """{% extends "base.html" %}
+{% block content %}
+<h1>Demo clock</h1>
+<p>It is <strong>{{ today.isoformat() }}</strong> in the demo. Advancing a day lets the sandbox's customers pay
+some overdue invoices and open some reminders, then runs the scheduler at once: syncs, reminders, fees and notes
+happen as they would overnight.</p>
+<form method="post" action="{{ url_for('demo.advance') }}">
+  <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+  <button type="submit" class="primary">Advance one day</button>
+</form>
+<p><small>Sandbox (QuickBooks, SendGrid and Twilio stand-ins): {{ sandbox }}</small></p>
+{% endblock %}"""
 
 
 def _password(home: Path) -> str:
@@ -56,7 +129,7 @@ def _password(home: Path) -> str:
     return value
 
 
-def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool = True) -> Demo:
+def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool = True, schedule: bool = True) -> Demo:
     """Bring the demo up in background threads and return its handles (tests drive it this way)."""
     import waitress.server
 
@@ -78,15 +151,22 @@ def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool =
         qbo_collector_public_url=url, intuit_client_id=sandbox.client_id, intuit_client_secret=sandbox.client_secret,
         intuit_environment=sandbox.discovery_url, intuit_api_base_url=sandbox.api_base_url,
         intuit_redirect_uri=f"{url}/connect/callback", intuit_webhook_verifier_token=sandbox.webhook_verifier_token,
-        sendgrid_api_key="SG.demo-key", sendgrid_api_host=sandbox.sendgrid_host, sendgrid_from_email="reminders@example.com",
+        sendgrid_api_key=getattr(sandbox.sendgrid, "api_key", None) or "SG.demo-key",
+        sendgrid_webhook_public_key=getattr(sandbox.sendgrid, "public_key_base64", None), sendgrid_api_host=sandbox.sendgrid_host, sendgrid_from_email="reminders@example.com",
         twilio_account_sid=_twilio_sid(sandbox), twilio_auth_token=_twilio_token(sandbox),
         twilio_from_number="+15005550006", twilio_api_base_url=sandbox.twilio_base_url)
     db = Database(settings.database_url)
     migrate.upgrade(db)
     app = create_app(settings, db=db)
+    holder: dict[str, Demo] = {}
+    app.register_blueprint(_demo_blueprint(lambda: holder.get("demo")))
     thread = threading.Thread(target=http.run, name="demo-web", daemon=True)
     thread.start()
     sandbox.webhook_url = f"{url}/webhooks/intuit"
+    if sandbox.sendgrid is not None:
+        sandbox.sendgrid.event_webhook_url = f"{url}/webhooks/sendgrid"
+    if sandbox.twilio is not None:
+        sandbox.twilio.inbound_webhook_url = f"{url}/webhooks/twilio/inbound"
 
     password = _password(home)
     with db.session() as s:
@@ -98,12 +178,27 @@ def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool =
     if sync:
         _sync_all(settings, db, realms)
 
+    from qbo_collector import scheduler
+    from qbo_collector.db.secrets import Vault
+
+    ticker = scheduler.Ticker(settings, db, Vault(settings.secret_key()))
+    background = scheduler.start_background(ticker) if schedule else None
+    if background is not None:
+        app.config["QBO"].extras["scheduler"] = background
+
     def stop() -> None:
+        if background is not None:
+            ticker.stopping.set()
+            background.shutdown(wait=True)
+            ticker.shutdown()
         http.close()
         sandbox.stop()
         db.dispose()
 
-    return Demo(settings=settings, db=db, sandbox=sandbox, realms=realms, password=password, url=url, stop=stop)
+    demo = Demo(settings=settings, db=db, sandbox=sandbox, realms=realms, password=password, url=url, stop=stop,
+                ticker=ticker)
+    holder["demo"] = demo
+    return demo
 
 
 def _twilio_sid(sandbox: server.Sandbox) -> str | None:
@@ -151,6 +246,7 @@ qbo-collector demo is running.
   Log in:    {DEMO_EMAIL}
   Password:  {demo.password}   (kept in {home / 'demo-password'})
   Sandbox:   {demo.sandbox.url}  (QuickBooks, SendGrid and Twilio stand-ins)
+  Clock:     {demo.url}/demo  ("Advance one day" shows reminders, fees, opens and payments happen)
 
 Two sandbox companies were connected through the OAuth flow: {', '.join(demo.realms)}.
 Press Ctrl-C to stop.

@@ -10,7 +10,7 @@ from qbo_collector import demo
 
 
 def test_demo_serves_a_page_with_companies_connected_through_oauth(tmp_path):
-    running = demo.start(tmp_path / "demo", port=0, sync=False)
+    running = demo.start(tmp_path / "demo", port=0, sync=False, schedule=False)
     try:
         session = requests.Session()
         login_page = session.get(f"{running.url}/login", timeout=10)
