@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import calendar as pycalendar
 import datetime as dt
 import functools
 import zoneinfo
 
 import holidays as holidays_lib
-from dateutil.relativedelta import relativedelta
 
 from qbo_collector.rules import model, policy as policy_mod
 
@@ -61,4 +61,6 @@ def local_date(at: dt.datetime, time_zone: str) -> dt.date:
 
 def add_months(day: dt.date, months: int) -> dt.date:
     """Same day ``months`` later, clamped to the month's end (Jan 31 → Feb 28/29; Feb 29 → Feb 28)."""
-    return day + relativedelta(months=months)
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    return dt.date(year, month, min(day.day, pycalendar.monthrange(year, month)[1]))
