@@ -76,3 +76,17 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
         currencies[currency] = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
         currencies[currency]["total"] = _amount(sum(per.values(), Decimal(0)), currency)
     return {"realm": realm_id, "on": on.isoformat(), "currencies": currencies}
+
+
+def format_aging(figures: dict[str, Any]) -> str:
+    """The aging report as a plain text table, one line per currency (the CLI without --json)."""
+    header = ["currency", *AGING_BUCKETS, "total"]
+    rows = [[currency, *(per[b] for b in (*AGING_BUCKETS, "total"))]
+            for currency, per in figures["currencies"].items()]
+    if not rows:
+        return f"realm {figures['realm']} on {figures['on']}: no open balances"
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"realm {figures['realm']}, open balances by days past due on {figures['on']}"]
+    for r in [header, *rows]:
+        lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)

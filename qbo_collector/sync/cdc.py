@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_OBJECTS = 1000                # QBO's cap on one CDC response
 MAX_AGE = timedelta(days=30)      # how far back CDC reaches
 AGE_MARGIN = timedelta(hours=1)   # fall back to a full sync a little before QBO would refuse
-OVERLAP = timedelta(minutes=2)
+OVERLAP = timedelta(seconds=30)  # the cursor is server time: this only covers lag between Intuit servers
 STEP_BACK = timedelta(seconds=1)  # QBO's timestamps have whole seconds
 
 
@@ -78,14 +78,14 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
     else:
         split = [s for s in selected if len(changes[s.entity]) >= MAX_OBJECTS]
         complete = [s for s in selected if s not in split]
+    new_invoices: list[str] = []
     with db.session() as s:
         touched: set[str] = set()
         for stream in complete:
-            touched |= _apply(s, stream, company_id, changes[stream.entity], ctx, now(), summary)
+            touched |= _apply(s, stream, company_id, changes[stream.entity], ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, answered_at)
         mirror.recompute_customer_balances(s, company_id, touched)
-    if streams.INVOICE in complete:
-        _pay_links(qbo, db, company_id, changes["Invoice"])
+    _pay_links(qbo, db, company_id, new_invoices)
     for stream in complete:
         if progress is not None:
             progress(stream.entity, len(changes[stream.entity]), len(changes[stream.entity]))
@@ -114,12 +114,12 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
                 raise CannotSplit(f"more than {MAX_OBJECTS} changes of {stream.entity} in one second; "
                                   "a full sync of it follows")
             moved_to = newest - STEP_BACK
+        new_invoices: list[str] = []
         with db.session() as s:
-            touched = _apply(s, stream, company_id, rows, ctx, now(), summary)
+            touched = _apply(s, stream, company_id, rows, ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, moved_to + OVERLAP if truncated else answered_at)
             mirror.recompute_customer_balances(s, company_id, touched)
-        if stream is streams.INVOICE:
-            _pay_links(qbo, db, company_id, rows)
+        _pay_links(qbo, db, company_id, new_invoices)
         done += len(rows)
         if progress is not None:
             progress(stream.entity, done, None)
@@ -131,9 +131,19 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
 
 
 def _apply(s, stream: streams.Stream, company_id: int, rows: list[dict], ctx: streams.Context,  # type: ignore[no-untyped-def,type-arg]
-           at: datetime, summary: SyncSummary) -> set[str]:
-    # CDC rows carry no InvoiceLink (that needs include=invoiceLink on a query): keep the stored one.
-    keep = ("invoice_link",) if stream is streams.INVOICE else ()
+           at: datetime, summary: SyncSummary, new_invoices: list[str] | None = None) -> set[str]:
+    keep: tuple[str, ...] = ()
+    if stream is streams.INVOICE:
+        # CDC rows carry no InvoiceLink (that needs include=invoiceLink on a query): keep the stored one,
+        # and note which invoices are new to the mirror (their link is read afterwards).
+        keep = ("invoice_link",)
+        if new_invoices is not None:
+            wanted = [str(r["Id"]) for r in rows if isinstance(r, dict) and r.get("Id") and _needs_link(r)]
+            if wanted:
+                table = mirror.TABLES["invoice"]
+                known = set(s.connection().execute(select(table.c.qbo_id).where(
+                    table.c.company_id == company_id, table.c.qbo_id.in_(wanted))).scalars())
+                new_invoices.extend(i for i in wanted if i not in known)
     mirror.write_page(s, stream, company_id, rows, ctx, at, summary, keep=keep)
     if stream.table in ("invoice", "payment", "credit_memo"):
         return mirror.customers_touched(s, stream.table, company_id, rows)
@@ -150,15 +160,10 @@ def _needs_link(row: dict) -> bool:  # type: ignore[type-arg]
     return bool(online and email and open_ and "InvoiceLink" not in row and str(row.get("status", "")) != "Deleted")
 
 
-def _pay_links(qbo: client_mod.QboClient, db: Database, company_id: int, rows: list[dict]) -> None:  # type: ignore[type-arg]
-    """New open invoices get their pay link (one query per 500; none when no invoice is new)."""
-    wanted = [str(r["Id"]) for r in rows if isinstance(r, dict) and r.get("Id") and _needs_link(r)]
-    if not wanted:
-        return
+def _pay_links(qbo: client_mod.QboClient, db: Database, company_id: int, new_invoices: list[str]) -> None:
+    """Invoices new to the mirror get their pay link: one query per 500, none when no invoice is new."""
+    missing = sorted(set(new_invoices), key=lambda x: (len(x), x))
     table = mirror.TABLES["invoice"]
-    with db.session() as s:
-        missing = sorted(s.connection().execute(select(table.c.qbo_id).where(
-            table.c.company_id == company_id, table.c.qbo_id.in_(wanted), table.c.invoice_link.is_(None))).scalars())
     for i in range(0, len(missing), 500):
         chunk = missing[i:i + 500]
         where = "Id IN (" + ", ".join(f"'{x}'" for x in chunk) + ")"
