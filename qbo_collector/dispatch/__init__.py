@@ -14,11 +14,11 @@ Public API (the CLI and the scheduler call these)::
 ``run`` the run itself (its docstring lists every decision and the company settings read).
 """
 
-from qbo_collector.dispatch import messages, outbox, run
+from qbo_collector.dispatch import events, messages, outbox, run
 from qbo_collector.dispatch.outbox import PlannedRow, reconcile_unknown, recover_sending, resolve_unknown
 from qbo_collector.dispatch.run import RunSummary, SendRetry, plan_company, run_all, run_company, waive_fee
 
 __all__ = [
-    "PlannedRow", "RunSummary", "SendRetry", "messages", "outbox", "plan_company", "reconcile_unknown",
+    "PlannedRow", "RunSummary", "SendRetry", "events", "messages", "outbox", "plan_company", "reconcile_unknown",
     "recover_sending", "resolve_unknown", "run", "run_all", "run_company", "waive_fee",
 ]

@@ -196,7 +196,8 @@ def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.d
         snaps = snapshot.load(s, company, customer_ids=ids, dry_run=dry_run) if ids is None or ids else []
         rows, done = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors)
         summary.planned += outbox.insert_rows(s, company.id, rows, dry_run=dry_run, now=now)
-        snapshot.refresh_next_action(s, company, snaps, today=today, extra_history=done)
+        if not dry_run:  # the scheduler's index follows the real history only
+            snapshot.refresh_next_action(s, company, snaps, today=today, extra_history=done)
 
 
 # --- channels ----------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
     try:
         summary.recovered = outbox.recover_sending(db, company_id=company_id)
         summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
-        full = last_day is None or last_day < today
+        full = dry or last_day is None or last_day < today
         _plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
                          summary=summary)
         qbo = notes = None
@@ -325,8 +326,8 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         raise
     finally:
         summary.duration = time.monotonic() - started
-        leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(), done_on=today if failure is None else None,
-                       error=failure)
+        leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(),
+                       done_on=today if failure is None and not dry else None, error=failure)
         if failure is None:
             with db.session() as s:
                 outbox.activity(s, company_id, "dispatch.run" if summary.ok else "dispatch.run.problems",

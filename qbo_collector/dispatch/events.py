@@ -1,0 +1,233 @@
+"""What the providers tell us after a send: SendGrid events, Twilio statuses, replies by text.
+
+The web layer (``web/provider_webhooks.py``) verifies signatures and hands over parsed,
+authenticated data; everything here is storage. Each event is kept once
+(``ProviderEvent`` is unique on provider + key: SendGrid's (message, recipient, event,
+timestamp) — which also catches a retry that came back under a new ``sg_event_id`` —,
+Twilio's SID + status, an inbound message's SID), so a replayed or duplicated delivery
+changes nothing. Statuses only move forward. An ``unknown`` outbox row is settled as soon as
+an event proves the provider took it. A bounce, a spam report, an unsubscribe or a "dropped:
+invalid" stops email to that address; STOP (and Twilio's 21610) stops texts to that number,
+START lifts it. Any other reply is logged on the customer's timeline and the owner is alerted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from qbo_collector import alerts, errors, snapshot
+from qbo_collector.channels import sms as sms_channel
+from qbo_collector.channels import webhooks as channel_webhooks
+from qbo_collector.db import models
+from qbo_collector.db.session import Database
+from qbo_collector.dispatch import outbox
+from qbo_collector.dispatch import run as dispatch_run
+
+log = logging.getLogger(__name__)
+S = models.OutboxStatus
+EMAIL_ORDER = {"processed": 1, "deferred": 2, "delivered": 3, "open": 4, "click": 5,
+               "bounce": 9, "dropped": 9, "spamreport": 9, "unsubscribe": 8, "group_unsubscribe": 8}
+EMAIL_STOPS = {"bounce": "bounce", "spamreport": "spamreport", "unsubscribe": "unsubscribe",
+               "group_unsubscribe": "unsubscribe"}
+SMS_STOP_CODES = {21610: "21610", 30004: "blocked", 30005: "unknown number", 30006: "landline", 21211: "invalid",
+                  21614: "landline"}
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@dataclasses.dataclass
+class EventResult:
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    reasons: list[str] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "skipped": self.skipped}
+
+
+def _keep_once(s: Session, provider: str, key: str, *, outbox_id: int | None, event: str, at: dt.datetime,
+               data: Mapping[str, Any]) -> bool:
+    stmt = (outbox._insert(s, models.ProviderEvent.__table__)
+            .values(provider=provider, event_key=key[:255], outbox_id=outbox_id, event=event[:32], at=at,
+                    data=dict(data))
+            .on_conflict_do_nothing(index_elements=["provider", "event_key"])
+            .returning(models.ProviderEvent.__table__.c.id))
+    return s.execute(stmt).first() is not None
+
+
+def _row(s: Session, raw_id: Any) -> models.Outbox | None:
+    try:
+        return s.get(models.Outbox, int(str(raw_id)), with_for_update=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def _settle_unknown(s: Session, row: models.Outbox, event: str, accepted: bool, at: dt.datetime) -> None:
+    if row.status != S.unknown:
+        return
+    if accepted:
+        outbox.set_status(s, row.id, S.sent, f"Reconciled: the provider reported '{event}', so it went out.", sent_at=at)
+    else:
+        outbox.set_status(s, row.id, S.failed, f"Reconciled: the provider reported '{event}': it was not delivered.")
+    outbox.activity(s, row.company_id, "outbox.reconciled", f"Settled from a provider event ({event}): {row.reason}",
+                    row=row)
+
+
+# --- SendGrid ------------------------------------------------------------------------------
+
+def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) -> EventResult:
+    """Store verified Event Webhook events; one malformed event is skipped with its reason, never the batch."""
+    result = EventResult()
+    for event in events:
+        name = event.get("event")
+        email = event.get("email")
+        stamp = event.get("timestamp")
+        if not isinstance(name, str) or not isinstance(email, str) or not isinstance(stamp, int | float):
+            result.skipped += 1
+            result.reasons.append(f"event without event/email/timestamp: {str(event)[:200]}")
+            log.warning("SendGrid event skipped (missing event, email or timestamp): %.200s", event)
+            continue
+        at = dt.datetime.fromtimestamp(float(stamp), dt.timezone.utc)
+        event_id, composite = channel_webhooks.sendgrid_event_keys(event)
+        key = ("m:" + hashlib.sha256("|".join(map(str, composite)).encode()).hexdigest()
+               if composite[0] else f"e:{event_id}")
+        with db.session() as s:
+            row = _row(s, event.get("outbox_id"))
+            if row is not None and event.get("realm"):
+                company = s.get(models.Company, row.company_id)
+                if company is None or company.realm_id != str(event["realm"]):
+                    row = None  # an id from another installation or company: not ours
+            if not _keep_once(s, "sendgrid", key, outbox_id=row.id if row else None, event=name, at=at, data=event):
+                result.duplicates += 1
+                continue
+            result.accepted += 1
+            if row is None:
+                log.info("SendGrid %s event for an unknown outbox id %r kept without a row", name, event.get("outbox_id"))
+                continue
+            current = row.provider_status
+            if EMAIL_ORDER.get(name, 0) > EMAIL_ORDER.get(current or "", 0):
+                row.provider_status = name[:32]
+            if not row.provider_id:
+                row.provider_id = channel_webhooks.sendgrid_message_id(event)
+            _settle_unknown(s, row, name, name != "dropped", at)
+            detail = event.get("reason") or event.get("url") or event.get("response") or ""
+            outbox.activity(s, row.company_id, f"email.{name}", f"Email to {email}: {name}" + (f" ({detail})" if detail else ""),
+                            row=row, at=at, data={"sg_event_id": event_id})
+            stop = EMAIL_STOPS.get(name)
+            if name == "dropped" and "invalid" in str(event.get("reason", "")).lower():
+                stop = "invalid"
+            if stop and not (row.channel or "").startswith("owner_"):
+                dispatch_run.block_contact(s, "email", email, stop)
+                outbox.activity(s, row.company_id, "email.stopped",
+                                f"Email to {email} is stopped ({stop}): no more reminders go to this address.", row=row)
+    return result
+
+
+# --- Twilio ---------------------------------------------------------------------------------
+
+def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, outbox_id: str | None) -> bool:
+    """Store one verified status callback; False for a duplicate."""
+    at = dt.datetime.now(dt.timezone.utc)
+    with db.session() as s:
+        row = _row(s, outbox_id) if outbox_id else None
+        if row is None:
+            row = s.scalar(select(models.Outbox).where(models.Outbox.provider_id == status.message_sid))
+        if row is not None and row.provider_id and row.provider_id != status.message_sid:
+            log.warning("Twilio status for %s names outbox %s, which holds %s; kept without a row",
+                        status.message_sid, row.id, row.provider_id)
+            row = None
+        if not _keep_once(s, "twilio", f"{status.message_sid}:{status.status}", outbox_id=row.id if row else None,
+                          event=status.status, at=at, data=status.raw):
+            return False
+        if row is None:
+            return True
+        row.provider_status = channel_webhooks.advance(row.provider_status, status.status)[:32]
+        if not row.provider_id:
+            row.provider_id = status.message_sid
+        _settle_unknown(s, row, status.status, status.status not in ("failed", "canceled"), at)
+        code = f" (error {status.error_code})" if status.error_code else ""
+        outbox.activity(s, row.company_id, f"sms.{status.status}", f"Text to {status.to}: {status.status}{code}",
+                        row=row, at=at, data={"sid": status.message_sid, "error_code": status.error_code})
+        stop = SMS_STOP_CODES.get(status.error_code or 0)
+        if stop and status.to and not (row.channel or "").startswith("owner_"):
+            _stop_number(s, status.to, stop)
+    return True
+
+
+def _customers_with_number(s: Session, number: str) -> list[tuple[models.Company, models.Customer]]:
+    tail = "".join(c for c in number if c.isdigit())[-2:]
+    cond = (models.Customer.mobile.like(f"%{tail}")) | (models.Customer.phone.like(f"%{tail}"))
+    found = []
+    companies: dict[int, models.Company] = {}
+    for customer in s.scalars(select(models.Customer).where(cond, models.Customer.deleted.is_(False))):
+        company = companies.get(customer.company_id) or s.get(models.Company, customer.company_id)
+        if company is None:
+            continue
+        companies[company.id] = company
+        if snapshot.phone_e164(company, customer) == number:
+            found.append((company, customer))
+    return found
+
+
+def _stop_number(s: Session, number: str, reason: str) -> list[tuple[models.Company, models.Customer]]:
+    dispatch_run.block_contact(s, "sms", number, reason)
+    matched = _customers_with_number(s, number)
+    for _company, customer in matched:
+        customer.sms_stopped = reason[:64]
+    return matched
+
+
+def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
+    """A verified inbound text: STOP / START / HELP, or a reply logged and passed to the owner. Returns what it was."""
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    sender = (form.get("From") or "").strip()
+    body = form.get("Body") or ""
+    if not sid or not sender:
+        raise errors.InvalidInput("The inbound text has no MessageSid or From.", field="From")
+    try:
+        number = sms_channel.to_e164(sender, None)
+    except errors.InvalidInput:
+        number = sender
+    at = dt.datetime.now(dt.timezone.utc)
+    keyword = sms_channel.parse_keyword(body)
+    with db.session() as s:
+        if not _keep_once(s, "twilio-inbound", sid, outbox_id=None, event=keyword or "reply", at=at, data=dict(form)):
+            return "duplicate"
+        if keyword == "stop":
+            matched = _stop_number(s, number, "stop")
+            for company, customer in matched:
+                outbox.activity(s, company.id, "sms.opt_out", f"{customer.display_name} ({number}) replied "
+                                f"“{body.strip()[:40]}”: no more texts.", customer_id=customer.qbo_id)
+            return "stop"
+        matched = _customers_with_number(s, number)
+        if keyword == "start":
+            s.execute(delete(models.ContactBlock).where(models.ContactBlock.channel == "sms",
+                                                        models.ContactBlock.address == number))
+            for company, customer in matched:
+                customer.sms_stopped = None
+                outbox.activity(s, company.id, "sms.opt_in", f"{customer.display_name} ({number}) opted back in to texts.",
+                                customer_id=customer.qbo_id)
+            return "start"
+        if keyword == "help":
+            for company, customer in matched:
+                outbox.activity(s, company.id, "sms.help", f"{customer.display_name} ({number}) asked for help by text.",
+                                customer_id=customer.qbo_id)
+            return "help"
+        if not matched:
+            outbox.activity(s, None, "sms.reply", f"Text from unknown number {number}: “{body[:300]}”",
+                            data={"sid": sid, "from": number})
+            log.info("reply from %s matches no customer", number)
+            return "reply"
+        for company, customer in matched:
+            outbox.activity(s, company.id, "sms.reply", f"{customer.display_name} replied: “{body[:500]}”",
+                            customer_id=customer.qbo_id, data={"sid": sid, "from": number})
+            alerts.customer_replied(s, company, customer=customer, sender=number, body=body, message_sid=sid)
+        return "reply"

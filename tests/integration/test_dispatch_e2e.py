@@ -1,0 +1,176 @@
+"""End to end over real HTTP: sync → plan → send by email and SMS → notes and fees in the sandbox's
+QuickBooks → provider events in the activity log. On SQLite and PostgreSQL (the ``db`` fixture).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import dispatch
+from qbo_collector.channels import qbo_notes
+from qbo_collector.db import models
+from tests.integration import test_dispatch_support as ds
+
+
+@pytest.fixture
+def env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
+    sb = sandbox_factory(companies=[ds.SMALL])
+    realm = next(iter(sb.intuit.companies))
+    # A customer with words of their own in QuickBooks Notes, and a mobile number for texts.
+    customers = sb.intuit.entities(realm, "Customer")
+    open_by_customer = collections.Counter(i["CustomerRef"]["value"] for i in sb.intuit.entities(realm, "Invoice")
+                                           if i["Balance"] > 0)
+    chosen = max(customers, key=lambda c: (bool(c.get("PrimaryEmailAddr")), open_by_customer[c["Id"]]))
+    sb.intuit.update(realm, "Customer", chosen["Id"], Notes="Prefers calls after 2pm. Gate code 4411.",
+                     Mobile={"FreeFormNumber": "(415) 555-0142"})
+    e = ds.build(sb, settings_factory, db)
+    e.chosen = chosen["Id"]  # type: ignore[attr-defined]
+    yield e
+    if e.web is not None:
+        e.web.stop()
+
+
+def _messages_by_outbox(sb):  # type: ignore[no-untyped-def]
+    emails = collections.Counter(m["custom_args"].get("outbox_id") for m in sb.sendgrid.messages)
+    texts = collections.Counter(m["status_callback"].split("outbox_id=")[1] for m in sb.twilio.messages
+                                if m.get("status_callback"))
+    return emails, texts
+
+
+def test_a_run_sends_email_and_sms_writes_notes_and_fees_and_records_provider_events(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    planned = dispatch.plan_company(env.settings, env.db, realm, on=env.now_at(12).date())
+    assert planned and all(p.as_dict()["dedupe_key"] for p in planned)
+    assert env.rows() == [], "plan changes nothing"
+    queries_before = sb.log.count("intuit", "query", realm=realm)
+    batches_before = sb.log.count("intuit", "batch", realm=realm)
+
+    summary = env.run()
+    assert summary.ok, summary.errors
+    assert summary.planned == len({p.dedupe_key for p in planned})
+    rows = env.rows()
+    env.flush()
+
+    # one message per row, carrying its outbox id; reply-to the business; text ≤ 2 segments
+    emails, texts = _messages_by_outbox(sb)
+    sent_email = {str(r.id) for r in rows if r.channel in ("email", "owner_email") and r.status.value == "sent"}
+    sent_sms = {str(r.id) for r in rows if r.channel in ("sms", "owner_sms") and r.status.value == "sent"}
+    assert sent_email and sent_sms
+    assert set(emails) == sent_email and all(n == 1 for n in emails.values())
+    assert set(texts) == sent_sms and all(n == 1 for n in texts.values())
+    reminder = next(m for m in sb.sendgrid.messages if m["to"] != "owner@maple.example")
+    assert reminder["reply_to"] == "billing@maple.example" and reminder["from_name"] == "Sam Patel"
+    assert reminder["html"] and reminder["text"] and reminder["tracking_settings"]["open_tracking"]["enable"]
+    assert all(int(m["num_segments"]) <= 2 for m in sb.twilio.messages)
+
+    # the freshness check: one query for the whole batch; the notes: ⌈customers/30⌉ batch calls
+    assert summary.freshness_queries == math.ceil(len({i for r in rows for i in r.invoice_ids}) / 1000) == 1
+    noted = {r.customer_qbo_id for r in env.rows(kind="note")}
+    assert summary.note_batches == math.ceil(len(noted) / 30)
+    assert sb.log.count("intuit", "batch", realm=realm) - batches_before == summary.note_batches
+    assert sb.log.count("intuit", "query", realm=realm) - queries_before <= 3  # freshness + "Late fee" item + income account
+
+    # notes: the user's words untouched, our section newest first, within 1000 characters
+    notes = sb.intuit.get(realm, "Customer", env.chosen)["Notes"]
+    assert notes.startswith("Prefers calls after 2pm. Gate code 4411.")
+    assert qbo_notes.START_MARK in notes and len(notes) <= 1000
+    for cid in noted:
+        assert qbo_notes.START_MARK in (sb.intuit.get(realm, "Customer", cid).get("Notes") or "")
+
+    # fees: a separate invoice with the "Late fee" item, referencing the original invoice number
+    fee_rows = [r for r in rows if r.kind == "fee" and r.status.value == "sent"]
+    assert fee_rows
+    fees = {i["Id"]: i for i in sb.intuit.entities(realm, "Invoice")
+            if any((l.get("SalesItemLineDetail") or {}).get("ItemRef", {}).get("name") == "Late fee" for l in i["Line"])}
+    assert {r.provider_id for r in fee_rows} <= set(fees)
+    one = fees[fee_rows[0].provider_id]
+    original = sb.intuit.get(realm, "Invoice", fee_rows[0].invoice_ids[0])
+    assert f"invoice {original['DocNumber']}" in one["Line"][0]["Description"]
+    assert Decimal(str(one["TotalAmt"])) == fee_rows[0].amount
+
+    # provider events reach the activity log: delivered (automatic), opened, clicked; SMS delivered
+    sb.sendgrid.open(reminder["message_id"])
+    sb.sendgrid.click(reminder["message_id"])
+    env.flush()
+    with env.db.session() as s:
+        kinds = collections.Counter(a.kind for a in s.scalars(select(models.Activity)))
+        row = s.get(models.Outbox, int(reminder["custom_args"]["outbox_id"]))
+        assert row.provider_status == "click"
+    assert kinds["email.delivered"] >= len(sent_email) - kinds["email.bounce"]
+    assert kinds["email.open"] == 1 and kinds["email.click"] == 1
+    assert kinds["sms.delivered"] == len(sent_sms)
+
+    # a second run the same day plans and sends nothing new
+    again = env.run()
+    assert again.planned == 0 and not again.statuses
+    assert _messages_by_outbox(sb)[0] == emails
+
+
+def test_an_invoice_paid_between_plan_and_send_gets_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    planned = dispatch.plan_company(env.settings, env.db, realm, on=env.now_at(12).date())
+    target = next(p for p in planned if p.kind == "reminder" and len(p.invoice_ids) == 1)
+    invoice_id = target.invoice_ids[0]
+    sb.intuit.pay_invoice(realm, invoice_id)  # the mirror still says open: no sync in between
+    env.run()
+    rows = [r for r in env.rows() if invoice_id in r.invoice_ids]
+    assert rows and all(r.status.value == "cancelled" for r in rows)
+    assert all("paid" in r.status_reason for r in rows)
+    env.flush()
+    emails, texts = _messages_by_outbox(sb)
+    assert not ({str(r.id) for r in rows} & (set(emails) | set(texts)))
+    with env.db.session() as s:
+        mirrored = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == invoice_id))
+        assert mirrored.status.value == "paid"  # the fresh read was written to the mirror
+
+
+def test_texts_wait_for_daytime_instead_of_failing(env) -> None:  # type: ignore[no-untyped-def]
+    late = env.now_at(22)
+    summary = env.run(now=late)
+    sms_rows = env.rows(channel="sms")
+    assert sms_rows and summary.waiting >= len(sms_rows)
+    assert all(r.status.value == "planned" and "daytime" in r.status_reason for r in sms_rows)
+    assert all(r.due_at == env.now_at(8, days=1) for r in sms_rows)
+    assert not env.sb.twilio.messages
+    morning = env.run(now=env.now_at(8, days=1))
+    assert morning.statuses["sent"] >= len(sms_rows)
+    assert all(r.status.value == "sent" for r in env.rows(channel="sms"))
+
+
+def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no-untyped-def]
+    from qbo_collector import leases
+
+    with env.db.session() as s:
+        company_id = s.scalar(select(models.Company.id))
+    assert leases.claim(env.db, company_id, "dispatch", "someone-else", now=ds.dt.datetime.now(ds.dt.timezone.utc),
+                        ttl=ds.dt.timedelta(minutes=5))
+    summary = env.run()
+    assert "Another worker" in summary.errors[0] and not env.rows()
+
+
+def test_dry_run_renders_and_checks_but_sends_and_writes_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    sb = env.sb
+    batches = sb.log.count("intuit", "batch")
+    summary = env.run(dry_run=True)
+    assert summary.dry_run and summary.statuses["sent"] > 0 and summary.freshness_queries == 1
+    assert not sb.sendgrid.messages and not sb.twilio.messages
+    assert sb.log.count("intuit", "batch") == batches
+    assert all(r.dry_run and r.dedupe_key.startswith("dryrun:") for r in env.rows())
+    assert any((r.payload or {}).get("preview") for r in env.rows(channel="email"))
+    real = env.run()  # dry-run rows never block the real reminders
+    assert real.statuses["sent"] > 0 and sb.sendgrid.messages
+
+
+def test_waiving_a_fee_voids_it_in_quickbooks(env) -> None:  # type: ignore[no-untyped-def]
+    env.run()
+    fee = next(r for r in env.rows(kind="fee") if r.status.value == "sent")
+    dispatch.waive_fee(env.settings, env.db, env.vault, fee.id, user_id=None)
+    voided = env.sb.intuit.get(env.realm, "Invoice", fee.provider_id)
+    assert voided["Balance"] == 0 and voided["PrivateNote"] == "Voided"
+    with env.db.session() as s:
+        assert s.scalars(select(models.Activity).where(models.Activity.kind == "fee.waived")).one()
