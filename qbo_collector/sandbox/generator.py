@@ -115,7 +115,10 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         online_payment=spec.online_payment, multicurrency=multicurrency,
     )
     today = company.today(now)
-    latest = now - timedelta(minutes=1)
+    # Nothing generated is newer than an hour before "now", so a sync started right after
+    # generation sees a quiet company; times that would fall later are spread over the 12
+    # hours before that (piling them on one instant would flood a CDC window).
+    latest = now - timedelta(hours=1)
     tz = company.tz
     stamp_cache: dict[tuple[date, int], str] = {}
 
@@ -124,7 +127,9 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         text = stamp_cache.get(key)
         if text is None:
             moment = datetime.combine(day, time(minute_of_day // 60, minute_of_day % 60), tzinfo=tz)
-            moment = min(moment, latest)
+            if moment > latest:
+                spread = (day.toordinal() * 7919 + minute_of_day * 104729) % (12 * 3600)
+                moment = latest - timedelta(seconds=spread)
             text = moment.astimezone(tz).isoformat(timespec="seconds")
             stamp_cache[key] = text
         return text

@@ -379,6 +379,8 @@ class Api:
                               element="changedSince")
         since_ts = since.timestamp()
         responses: list[dict[str, Any]] = []
+        # The brief's cap is per entity; Intuit's docs say 1000 objects per CDC response.
+        budget = CDC_MAX_OBJECTS if self.sb.cdc_cap_per == "response" else None
         with self.sb.intuit.lock:
             for raw in entities_arg.split(","):
                 name = raw.strip()
@@ -398,7 +400,10 @@ class Api:
                     if ts > since_ts:
                         changed.append((deleted_last, ts, int(tomb["Id"]), tomb))
                 changed.sort(key=lambda item: item[:3])
-                rows = [item[3] for item in changed[:CDC_MAX_OBJECTS]]
+                cap = CDC_MAX_OBJECTS if budget is None else budget
+                rows = [item[3] for item in changed[:cap]]
+                if budget is not None:
+                    budget -= len(rows)
                 if rows:
                     responses.append({entity: RawJSON(json.dumps(rows, separators=(",", ":"))), "startPosition": 1,
                                       "maxResults": len(rows), "totalCount": len(rows)})

@@ -445,3 +445,26 @@ def test_request_log_names_endpoints(fresh_sandbox):
     counts = sb.log.counts()
     assert counts == {"intuit:create:customer": 1, "intuit:query": 1, "intuit:read:customer": 1}
     assert sb.log.count("intuit", realm=conn.realm) == 3
+
+
+def test_cdc_cap_can_apply_to_the_whole_response(sandbox_factory):
+    from qbo_collector.sandbox import server
+    sb = sandbox_factory(companies=[server.CompanySpec(customers=20, invoices=1100, payments=10, seed=5)])
+    sb.cdc_cap_per = "response"
+    conn = connect(sb)
+    since = sb.clock.now()
+    sb.clock.advance(timedelta(seconds=1))
+    changed = set()
+    for row in sb.intuit.entities(conn.realm, "Invoice")[:900]:
+        sb.intuit.update(conn.realm, "Invoice", row["Id"], PrivateNote="bulk")
+        changed.add(row["Id"])
+    for row in sb.intuit.entities(conn.realm, "Customer")[:15]:
+        sb.intuit.update(conn.realm, "Customer", row["Id"], Notes="bulk")
+    for invoice in [i for i in sb.intuit.entities(conn.realm, "Invoice") if i["Balance"] > 0][-150:]:
+        sb.intuit.pay_invoice(conn.realm, invoice["Id"])
+        changed.add(invoice["Id"])
+    assert len(changed) > 985
+    raw = conn.qb.change_data_capture("Customer,Invoice,Payment", since.astimezone(timezone.utc).isoformat())
+    pages = raw["CDCResponse"][0]["QueryResponse"]
+    sizes = [len(p.get(name, [])) for p, name in zip(pages, ["Customer", "Invoice", "Payment"])]
+    assert sum(sizes) == 1000 and sizes[0] == 15 and sizes[1] == 985 and sizes[2] == 0
