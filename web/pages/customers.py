@@ -1,0 +1,222 @@
+"""Customers: the searchable list, one customer's page (invoices, timeline) and what people record there."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
+from sqlalchemy import func, or_, select
+
+from qbo_collector import casework, errors, rules
+from qbo_collector.db import models
+from web.pages import bp, company_session, message_of, services, today_for, user_id
+
+PAGE_SIZE = 50
+
+
+@bp.get("/companies/<realm_id>/customers")
+def customers(realm_id: str):  # type: ignore[no-untyped-def]
+    q = request.args.get("q", "").strip()[:100]
+    owing = request.args.get("all") != "1"
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    with company_session(realm_id) as (s, company, role):
+        on = today_for(company)
+        rows, total = _customer_rows(s, company, q=q, owing=owing, page=page, on=on)
+        return render_template("pages/customers.html", company=company, role=role, tab="customers", rows=rows,
+                               q=q, owing=owing, page=page, pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+                               total=total, on=on)
+
+
+def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int, on) -> tuple[list[dict[str, Any]], int]:  # type: ignore[no-untyped-def]
+    c, inv = models.Customer, models.Invoice
+    open_ = (inv.company_id == company.id) & (inv.status == models.InvoiceStatus.open) & inv.deleted.is_(False) & (inv.balance > 0)
+    balances = (select(inv.customer_qbo_id.label("cid"), func.sum(inv.balance).label("balance"),
+                       func.min(func.coalesce(inv.due_date, inv.txn_date)).label("oldest"),
+                       func.min(inv.next_action_on).label("next_on"), func.count().label("n"))
+                .where(open_).group_by(inv.customer_qbo_id).subquery())
+    query = (select(c, balances.c.balance, balances.c.oldest, balances.c.next_on, balances.c.n)
+             .outerjoin(balances, balances.c.cid == c.qbo_id)
+             .where(c.company_id == company.id, c.deleted.is_(False)))
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(c.display_name).like(like), func.lower(c.company_name).like(like),
+                                func.lower(c.email).like(like), c.qbo_id == q))
+    if owing:
+        query = query.where(balances.c.balance > 0)
+    total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+    found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
+                      .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    states = casework.states(s, company, [r[0] for r in found], on)
+    rows = []
+    for customer, balance, oldest, next_on, n in found:
+        rows.append({"customer": customer, "balance": balance, "currency": customer.currency or company.currency,
+                     "oldest": oldest if oldest is not None and oldest < on else None,
+                     "next_on": next_on, "invoices": n or 0, "states": states.get(customer.qbo_id, [])})
+    return rows, total
+
+
+# --- one customer ------------------------------------------------------------------------
+
+@bp.get("/companies/<realm_id>/customers/<customer_id>")
+def customer(realm_id: str, customer_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id) as (s, company, role):
+        return _render_customer(s, company, role, customer_id)
+
+
+def _render_customer(s, company: models.Company, role: str, customer_id: str, *, action: str | None = None,  # type: ignore[no-untyped-def]
+                     error: errors.InvalidInput | None = None, status: int = 200):
+    row = s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
+                                                 models.Customer.qbo_id == customer_id))
+    if row is None:
+        abort(404)
+    on = today_for(company)
+    invoices = list(s.scalars(select(models.Invoice).where(
+        models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer_id,
+        models.Invoice.deleted.is_(False)).order_by(
+        (models.Invoice.status != models.InvoiceStatus.open), models.Invoice.due_date.desc()).limit(200)))
+    payments = list(s.scalars(select(models.Payment).where(
+        models.Payment.company_id == company.id, models.Payment.customer_qbo_id == customer_id,
+        models.Payment.deleted.is_(False)).order_by(models.Payment.txn_date.desc()).limit(100)))
+    activity = list(s.scalars(select(models.Activity).where(
+        models.Activity.company_id == company.id, models.Activity.customer_qbo_id == customer_id)
+        .order_by(models.Activity.at.desc(), models.Activity.id.desc()).limit(200)))
+    planned = list(s.scalars(select(models.Outbox).where(
+        models.Outbox.company_id == company.id, models.Outbox.customer_qbo_id == customer_id)
+        .order_by(models.Outbox.due_at.desc()).limit(100)))
+    errors_ = {}
+    if error is not None:
+        field = error.field if error.field in FIELDS.get(action or "", ()) else "form"
+        errors_[field] = message_of(error)
+        if error.context.get("line"):
+            errors_[field] = gettext("Line %(line)s: %(message)s", line=error.context["line"], message=message_of(error))
+    return render_template(
+        "pages/customer.html", company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
+        open_invoices=[i for i in invoices if i.status == models.InvoiceStatus.open and i.balance > 0],
+        timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
+        states=casework.states(s, company, [row], on)[customer_id], presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
+        outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
+    ), status
+
+
+def _posted_fees(s, company: models.Company, customer_id: str) -> list[models.Outbox]:  # type: ignore[no-untyped-def]
+    rows = s.scalars(select(models.Outbox).where(
+        models.Outbox.company_id == company.id, models.Outbox.customer_qbo_id == customer_id,
+        models.Outbox.kind == "fee", models.Outbox.status == models.OutboxStatus.sent,
+        models.Outbox.dry_run.is_(False)).order_by(models.Outbox.sent_at.desc()).limit(50))
+    return [r for r in rows if not (r.payload or {}).get("waived")]
+
+
+def _timeline(activity, payments, outbox, company):  # type: ignore[no-untyped-def]
+    from datetime import datetime, time, timezone
+
+    items = []
+    logged_outbox = {a.outbox_id for a in activity if a.outbox_id}
+    for a in activity:
+        items.append({"at": a.at, "kind": a.kind, "group": a.kind.split(".")[0], "text": a.message, "data": a.data})
+    for p in payments:
+        if p.txn_date is None:
+            continue
+        items.append({"at": datetime.combine(p.txn_date, time(12), timezone.utc), "kind": "payment", "group": "payment",
+                      "date_only": True, "amount": p.total, "currency": p.currency or company.currency, "text": ""})
+    for o in outbox:
+        if o.id in logged_outbox or o.status == models.OutboxStatus.planned:
+            continue
+        items.append({"at": o.sent_at or o.updated_at or o.due_at, "kind": f"{o.kind}.{o.status.value}",
+                      "group": o.kind, "text": o.reason, "channel": o.channel,
+                      "provider_status": o.provider_status, "dry_run": o.dry_run})
+    return sorted(items, key=lambda i: i["at"], reverse=True)
+
+
+# --- what people record ------------------------------------------------------------------
+
+ACTIONS = {
+    "promise": lambda s, c, cid, f, on, uid: casework.promise(
+        s, c, cid, until=f.get("until"), amount=f.get("amount"), invoice_ids=f.getlist("invoice_ids"),
+        note=f.get("note", ""), on=on, user_id=uid),
+    "dispute": lambda s, c, cid, f, on, uid: casework.dispute(
+        s, c, cid, invoice_ids=f.getlist("invoice_ids"), note=f.get("note", ""), on=on, user_id=uid),
+    "plan": lambda s, c, cid, f, on, uid: casework.payment_plan(
+        s, c, cid, instalments=f.get("instalments", ""), invoice_ids=f.getlist("invoice_ids"),
+        note=f.get("note", ""), on=on, user_id=uid),
+    "pause": lambda s, c, cid, f, on, uid: casework.pause(
+        s, c, cid, until=f.get("until"), note=f.get("note", ""), on=on, user_id=uid),
+    "resume": lambda s, c, cid, f, on, uid: casework.resume(s, c, cid, on=on, user_id=uid),
+    "resolve": lambda s, c, cid, f, on, uid: casework.resolve(
+        s, c, cid, f.get("pause_id"), note=f.get("note", ""), on=on, user_id=uid),
+    "exclude": lambda s, c, cid, f, on, uid: casework.exclude(
+        s, c, cid, excluded=f.get("excluded", "1") == "1", note=f.get("note", ""), on=on, user_id=uid),
+    "policy": lambda s, c, cid, f, on, uid: casework.assign_policy(
+        s, c, cid, f.get("policy_name"), on=on, user_id=uid),
+    "waive": lambda s, c, cid, f, on, uid: casework.waive_fee(
+        s, c, cid, invoice_id=_after(f.get("invoice_id", ""), "invoice:"),
+        fee_outbox_id=_after(f.get("invoice_id", ""), "fee:"), note=f.get("note", ""), on=on, user_id=uid),
+    "call": lambda s, c, cid, f, on, uid: casework.log_call(
+        s, c, cid, outcome=f.get("outcome", ""), note=f.get("note", ""), on=on, user_id=uid),
+    "note": lambda s, c, cid, f, on, uid: casework.add_note(s, c, cid, note=f.get("note", ""), on=on, user_id=uid),
+}
+
+def _after(value: str, prefix: str) -> str | None:
+    return value[len(prefix):] if value.startswith(prefix) else None
+
+
+# The fields each form shows an error next to; any other error is shown above the forms.
+FIELDS = {
+    "promise": ("until", "amount", "invoice_ids", "note"),
+    "dispute": ("invoice_ids", "note"),
+    "plan": ("instalments", "invoice_ids", "note"),
+    "pause": ("until", "note"),
+    "resume": ("customer",),
+    "resolve": ("pause_id",),
+    "exclude": ("customer", "note"),
+    "policy": ("policy_name",),
+    "waive": ("invoice_id", "note"),
+    "call": ("outcome", "note"),
+    "note": ("note",),
+}
+
+DONE = {
+    "promise": lazy_gettext("The promise to pay is recorded; reminders wait until its date."),
+    "dispute": lazy_gettext("The dispute is recorded; these invoices are on hold until it is resolved."),
+    "plan": lazy_gettext("The payment plan is recorded; reminders now follow its instalments."),
+    "pause": lazy_gettext("Reminders are paused."),
+    "resume": lazy_gettext("Reminders are resumed."),
+    "resolve": lazy_gettext("Closed."),
+    "exclude": lazy_gettext("Saved."),
+    "policy": lazy_gettext("The policy of this customer is saved."),
+    "waive": lazy_gettext("Late fees are waived."),
+    "call": lazy_gettext("The call is logged."),
+    "note": lazy_gettext("The note is saved."),
+}
+
+
+def _void_fee(outbox_id: int) -> None:
+    from qbo_collector import dispatch
+
+    svc = services()
+    try:
+        dispatch.waive_fee(svc.settings, svc.db, svc.vault, outbox_id, user_id())
+    except errors.QboCollectorError as exc:
+        flash(gettext("The fee could not be voided in QuickBooks: %(reason)s", reason=message_of(exc)), "error")
+    else:
+        flash(gettext("The fee invoice is voided in QuickBooks."))
+
+
+@bp.post("/companies/<realm_id>/customers/<customer_id>/<action>")
+def customer_action(realm_id: str, customer_id: str, action: str):  # type: ignore[no-untyped-def]
+    if action not in ACTIONS:
+        abort(404)
+    with company_session(realm_id, write=True) as (s, company, role):
+        if s.scalar(select(models.Customer.id).where(models.Customer.company_id == company.id,
+                                                     models.Customer.qbo_id == customer_id)) is None:
+            abort(404)
+        try:
+            with s.begin_nested():  # refused input leaves nothing behind
+                result = ACTIONS[action](s, company, customer_id, request.form, today_for(company), user_id())
+        except errors.InvalidInput as exc:
+            return _render_customer(s, company, role, customer_id, action=action, error=exc, status=400)
+    flash(str(DONE[action]))
+    if action == "waive" and result:  # a posted fee: void its invoice in QuickBooks
+        _void_fee(int(result))
+    return redirect(url_for("pages.customer", realm_id=realm_id, customer_id=customer_id) + f"#{action}")

@@ -1,0 +1,288 @@
+"""Templates (per step and language, live preview for a real customer) and channels (sender, reply-to, SMS, test-send)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+import email_validator
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
+from sqlalchemy import select
+
+from qbo_collector import errors, snapshot, templates
+from qbo_collector.channels import base as channel_base
+from qbo_collector.channels import registry
+from qbo_collector.channels import sms as sms_channel
+from qbo_collector.db import models
+from qbo_collector.dispatch import messages
+from qbo_collector.money import Money
+from web.pages import bp, company_session, message_of, services, today_for
+
+PREVIEW_CUSTOMERS = 50
+
+
+# --- templates ---------------------------------------------------------------------------
+
+def _chosen(company: models.Company) -> tuple[str, str]:
+    key = request.values.get("key", "")
+    language = request.values.get("language", "")
+    return (key if key in templates.KEYS else templates.KEYS[0],
+            language if language in templates.LANGUAGES else (company.language if company.language in templates.LANGUAGES else "en"))
+
+
+@bp.get("/companies/<realm_id>/templates", endpoint="templates")
+def templates_page(realm_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id) as (s, company, role):
+        key, language = _chosen(company)
+        current = messages.template_for(company, key, language)
+        return _render(s, company, role, key, language, current, {})
+
+
+@bp.post("/companies/<realm_id>/templates")
+def templates_save(realm_id: str):  # type: ignore[no-untyped-def]
+    do = request.form.get("do", "preview")
+    with company_session(realm_id, write=True) as (s, company, role):
+        key, language = _chosen(company)
+        stored = dict((company.settings or {}).get("templates") or {})
+        if do == "reset":
+            per_language = dict(stored.get(language) or {})
+            per_language.pop(key, None)
+            stored[language] = per_language
+            company.settings = {**(company.settings or {}), "templates": stored}
+            flash(gettext("The shipped text is back for this template."))
+            return redirect(url_for("pages.templates", realm_id=realm_id, key=key, language=language))
+        edited = templates.TemplateSet(key=key, language=language,
+                                       **{p: request.form.get(p, "").replace("\r\n", "\n") for p in templates.PARTS})
+        problems = _validate(edited)
+        if problems or do != "save":
+            return _render(s, company, role, key, language, edited, problems, status=400 if problems else 200)
+        per_language = dict(stored.get(language) or {})
+        per_language[key] = {p: getattr(edited, p) for p in templates.PARTS}
+        stored[language] = per_language
+        company.settings = {**(company.settings or {}), "templates": stored}
+        s.add(models.Activity(company_id=company.id, kind="template.saved",
+                              message=f"Template {key} ({language}) saved.", data={"key": key, "language": language}))
+    flash(gettext("The template is saved."))
+    return redirect(url_for("pages.templates", realm_id=realm_id, key=key, language=language))
+
+
+def _validate(edited: templates.TemplateSet) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    if not edited.subject.strip():
+        problems["subject"] = gettext("A message needs a subject.")
+    if not edited.text.strip():
+        problems["text"] = gettext("A message needs a text.")
+    for part in templates.PARTS:
+        if part in problems:
+            continue
+        try:
+            templates.validate(getattr(edited, part), part=part, key=edited.key)
+        except errors.InvalidInput as exc:
+            problems[part] = _with_line(exc)
+    return problems
+
+
+def _with_line(exc: errors.InvalidInput) -> str:
+    line = exc.context.get("line")
+    text = message_of(exc)
+    if line and not text.startswith(("Line ", "Ligne ")):
+        return gettext("Line %(line)s: %(message)s", line=line, message=text)
+    return text
+
+
+def _render(s, company: models.Company, role: str, key: str, language: str,  # type: ignore[no-untyped-def]
+            current: templates.TemplateSet, problems: dict[str, str], status: int = 200):
+    customers = _preview_customers(s, company)
+    wanted = request.values.get("customer", "")
+    customer = next((c for c in customers if c.qbo_id == wanted), customers[0] if customers else None)
+    preview, preview_error = None, None
+    if not problems:
+        try:
+            preview = templates.render(current, _context(s, company, customer, key, language))
+        except errors.InvalidInput as exc:
+            preview_error = _with_line(exc)
+            problems = {exc.field or "text": preview_error} if exc.field in templates.PARTS else problems
+    overrides = ((company.settings or {}).get("templates") or {})
+    return render_template(
+        "pages/templates.html", company=company, role=role, tab="templates", key=key, language=language,
+        t=current, errors=problems, preview=preview, preview_error=preview_error, customers=customers,
+        customer=customer, keys=templates.KEYS, languages=templates.LANGUAGES,
+        edited={(lang, k) for lang, per in overrides.items() if isinstance(per, dict) for k in per},
+        placeholders=templates.PLACEHOLDERS, filters=templates.FILTERS,
+        sms_segments=templates.sms_segments(preview.sms) if preview and preview.sms else 0,
+    ), status
+
+
+def _preview_customers(s, company: models.Company) -> list[models.Customer]:  # type: ignore[no-untyped-def]
+    owing = (select(models.Invoice.customer_qbo_id).where(
+        models.Invoice.company_id == company.id, models.Invoice.status == models.InvoiceStatus.open,
+        models.Invoice.deleted.is_(False), models.Invoice.balance > 0).distinct())
+    return list(s.scalars(select(models.Customer).where(
+        models.Customer.company_id == company.id, models.Customer.deleted.is_(False),
+        models.Customer.qbo_id.in_(owing)).order_by(models.Customer.display_name).limit(PREVIEW_CUSTOMERS)))
+
+
+def _context(s, company: models.Company, customer: models.Customer | None, key: str,  # type: ignore[no-untyped-def]
+             language: str) -> templates.ReminderContext:
+    """The message context the dispatcher would build for this customer today (sample parts where none exist)."""
+    sample = templates.sample_context(language)
+    if customer is None:
+        return sample
+    on = today_for(company)
+    rows = list(s.scalars(select(models.Invoice).where(
+        models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer.qbo_id,
+        models.Invoice.status == models.InvoiceStatus.open, models.Invoice.deleted.is_(False),
+        models.Invoice.balance > 0).order_by(models.Invoice.due_date).limit(10)))
+    lines = [messages.invoice_line({}, r, on) for r in rows]
+    currency = lines[0].balance.currency if lines else company.currency
+    try:
+        policy = snapshot.policy_for(company, customer)
+    except errors.InvalidInput:
+        policy = None
+    fee_kind = key == "late_fee_notice"
+    row = models.Outbox(kind="fee" if fee_kind else ("alert" if key == "owner_alert" else "reminder"),
+                        amount=sample.fee.amount if fee_kind and sample.fee else None,
+                        currency=currency if fee_kind else None, payload={"tone": "friendly"})
+    promise = None
+    if key == "promise_broken":
+        promise = templates.Promise(amount=lines[0].balance if lines else Money(sample.promise.amount, currency),  # type: ignore[union-attr]
+                                    date=on - dt.timedelta(days=3))
+    alert = None
+    if key == "owner_alert":
+        alert = gettext("Invoice %(n)s for %(name)s is now late.", n=lines[0].number if lines else "1042",
+                        name=customer.display_name)
+    context = messages.reminder_context(
+        company=company, row=row, customer=customer, language=language,
+        country=snapshot.country_code(customer.country) or snapshot.country_code(company.country), lines=lines,
+        policy=policy, today=on, alert=alert,
+        action_link=url_for("pages.customer", realm_id=company.realm_id, customer_id=customer.qbo_id, _external=True)
+        if key == "owner_alert" else None)
+    return context.replace(promise=promise) if promise else context
+
+
+# --- channels ----------------------------------------------------------------------------
+
+CHANNEL_FIELDS = ("sender_name", "reply_to", "company_phone", "owner_email", "owner_phone", "sms_from")
+_MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+
+def clean_channels(form: Any, country: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The channel settings from the form, or the messages by field."""
+    values = {f: (form.get(f) or "").strip() for f in CHANNEL_FIELDS}
+    problems: dict[str, str] = {}
+    if len(values["sender_name"]) > 100 or any(ch in values["sender_name"] for ch in "\r\n<>\""):
+        problems["sender_name"] = gettext("Use a plain name of at most 100 characters.")
+    for field in ("reply_to", "owner_email"):
+        if values[field]:
+            try:
+                values[field] = email_validator.validate_email(values[field], check_deliverability=False).normalized
+            except email_validator.EmailNotValidError:
+                problems[field] = gettext("This is not an email address.")
+    region = snapshot.country_code(country)
+    for field in ("owner_phone", "company_phone"):
+        if values[field]:
+            try:
+                e164 = sms_channel.to_e164(values[field], region)
+                values[field] = e164 if field == "owner_phone" else values[field]
+            except errors.InvalidInput:
+                problems[field] = gettext("This is not a phone number; write it with its country code, such as +33 6 12 34 56 78.")
+    if values["sms_from"] and not _MESSAGING_SERVICE.match(values["sms_from"]):
+        try:
+            values["sms_from"] = sms_channel.to_e164(values["sms_from"], region)
+        except errors.InvalidInput:
+            problems["sms_from"] = gettext("Enter a phone number in international format (+14155550100) or a messaging service SID (MG followed by 32 characters).")
+    values["dry_run"] = form.get("dry_run") == "1"
+    return values, problems
+
+
+@bp.get("/companies/<realm_id>/channels")
+def channels(realm_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id) as (_s, company, role):
+        return _render_channels(company, role, dict(company.settings or {}), {})
+
+
+@bp.post("/companies/<realm_id>/channels")
+def channels_save(realm_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id, write=True) as (s, company, role):
+        values, problems = clean_channels(request.form, company.country)
+        if problems:
+            return _render_channels(company, role, {**request.form.to_dict(), "dry_run": values["dry_run"]}, problems), 400
+        before = bool((company.settings or {}).get("dry_run"))
+        company.settings = {**(company.settings or {}), **values}
+        s.add(models.Activity(company_id=company.id, kind="channels.saved", message="Channel settings saved.",
+                              data={"dry_run": values["dry_run"]} if values["dry_run"] != before else {}))
+    flash(gettext("The channel settings are saved."))
+    return redirect(url_for("pages.channels", realm_id=realm_id))
+
+
+TEST_SUBJECT = lazy_gettext("Test message from qbo-collector")
+TEST_TEXT = lazy_gettext("This is a test sent from the settings page of %(company)s. If you can read it, reminders can reach you too.")
+
+
+@bp.post("/companies/<realm_id>/channels/test")
+def channels_test(realm_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id, write=True) as (s, company, role):
+        settings = dict(company.settings or {})
+        sent, failed = send_test(company, settings)
+        s.add(models.Activity(company_id=company.id, kind="channels.test",
+                              message=f"Test message sent to {', '.join(sent) or 'nobody'}"
+                                      + (f"; failed: {'; '.join(failed)}" if failed else "."),
+                              data={"sent": sent, "failed": failed}))
+    for target in sent:
+        flash(gettext("A test message was sent to %(to)s.", to=target))
+    for problem in failed:
+        flash(problem, "error")
+    return redirect(url_for("pages.channels", realm_id=realm_id))
+
+
+def send_test(company: models.Company, settings: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Send one test email (and one text) to the owner's own address and phone; returns (sent to, problems)."""
+    config = services().settings
+    text = str(TEST_TEXT) % {"company": company.name}
+    sent: list[str] = []
+    failed: list[str] = []
+    email, phone = settings.get("owner_email"), settings.get("owner_phone")
+    if not email and not phone:
+        return [], [gettext("Enter your own email address or phone number first, then save.")]
+    common = dict(outbox_id=f"test-{uuid.uuid4().hex[:12]}", realm=company.realm_id, text=text,
+                  language=(company.language or "en"))
+    if email:
+        if not (config.sendgrid_api_key and config.sendgrid_from_email):
+            failed.append(gettext("Email is not configured on this server (SENDGRID_API_KEY, SENDGRID_FROM_EMAIL)."))
+        else:
+            try:
+                channel = registry.get("email")(api_key=config.sendgrid_api_key,  # type: ignore[call-arg]
+                                                from_email=config.sendgrid_from_email, host=config.sendgrid_api_host)
+                channel.send(channel_base.OutboundMessage(
+                    to=email, subject=str(TEST_SUBJECT), reply_to=settings.get("reply_to") or None,
+                    from_name=settings.get("sender_name") or company.name, **common))  # type: ignore[arg-type]
+                sent.append(email)
+            except errors.QboCollectorError as exc:
+                failed.append(gettext("The test email failed: %(reason)s", reason=exc.message))
+    if phone:
+        sender = settings.get("sms_from") or ""
+        service_sid = sender if _MESSAGING_SERVICE.match(sender) else config.twilio_messaging_service_sid
+        from_number = sender if sender and not _MESSAGING_SERVICE.match(sender) else config.twilio_from_number
+        if not (config.twilio_account_sid and config.twilio_auth_token and (from_number or service_sid)):
+            failed.append(gettext("Text messages are not configured on this server (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and a sender)."))
+        else:
+            try:
+                channel = registry.get("sms")(account_sid=config.twilio_account_sid,  # type: ignore[call-arg]
+                                              auth_token=config.twilio_auth_token, from_number=from_number,
+                                              messaging_service_sid=service_sid, api_base_url=config.twilio_api_base_url)
+                channel.send(channel_base.OutboundMessage(to=phone, **common))  # type: ignore[arg-type]
+                sent.append(phone)
+            except errors.QboCollectorError as exc:
+                failed.append(gettext("The test text message failed: %(reason)s", reason=exc.message))
+    return sent, failed
+
+
+def _render_channels(company: models.Company, role: str, values: dict[str, Any], problems: dict[str, str]):  # type: ignore[no-untyped-def]
+    config = services().settings
+    return render_template("pages/channels.html", company=company, role=role, tab="channels", v=values,
+                           errors=problems, email_ready=bool(config.sendgrid_api_key and config.sendgrid_from_email),
+                           sms_ready=bool(config.twilio_account_sid and config.twilio_auth_token),
+                           from_email=config.sendgrid_from_email)

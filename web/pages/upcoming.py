@@ -1,0 +1,117 @@
+"""Upcoming: what will go out in the next 14 days (from the planner), the dry-run switch, per-row skip, unknown rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
+from sqlalchemy import select
+
+from qbo_collector import casework, dispatch, errors
+from qbo_collector.db import models
+from qbo_collector.rules import calendar as rules_calendar
+from web.pages import bp, company_session, message_of, services, today_for, user_id
+
+DAYS = 14
+
+
+def _calendar(s, company: models.Company, on: dt.date) -> tuple[list[tuple[dt.date, list[dict[str, Any]]]], str | None]:  # type: ignore[no-untyped-def]
+    svc = services()
+    problem = None
+    try:
+        planned = dispatch.plan_company(svc.settings, svc.db, company.realm_id, on=on, days=DAYS)
+    except errors.QboCollectorError as exc:
+        planned, problem = [], message_of(exc)
+    tz = company.timezone or "UTC"
+    end = dt.datetime.combine(on + dt.timedelta(days=DAYS), dt.time(), dt.timezone.utc)
+    queued = s.scalars(select(models.Outbox).where(
+        models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.planned,
+        models.Outbox.due_at < end).order_by(models.Outbox.due_at).limit(500))
+    days: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+    for o in queued:
+        days[max(rules_calendar.local_date(o.due_at, tz), on)].append(_row(o, queued=True))
+    for r in planned:
+        days[rules_calendar.local_date(r.due_at, tz)].append(_row(r, queued=False))
+    return sorted(days.items()), problem
+
+
+def _row(r: Any, *, queued: bool) -> dict[str, Any]:
+    customer_id = r.customer_qbo_id if queued else r.customer_id
+    return {"due_at": r.due_at, "kind": r.kind, "channel": r.channel, "customer_id": customer_id,
+            "customer": None if queued else r.customer, "invoices": list(r.invoice_ids) if queued else list(r.invoice_numbers),
+            "template_key": r.template_key, "amount": r.amount, "currency": r.currency, "reason": r.reason,
+            "dedupe_key": r.dedupe_key, "queued": queued, "id": r.id if queued else None,
+            "dry_run": r.dedupe_key.startswith("dryrun:")}
+
+
+@bp.get("/companies/<realm_id>/upcoming")
+def upcoming(realm_id: str):  # type: ignore[no-untyped-def]
+    with company_session(realm_id) as (s, company, role):
+        return _render(s, company, role)
+
+
+def _render(s, company: models.Company, role: str, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    on = today_for(company)
+    days, problem = _calendar(s, company, on)
+    names = dict(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
+        models.Customer.company_id == company.id,
+        models.Customer.qbo_id.in_({r["customer_id"] for _d, rows in days for r in rows if r["customer_id"]} or {""}))).all())
+    unknown = list(s.scalars(select(models.Outbox).where(
+        models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.unknown)
+        .order_by(models.Outbox.sending_at)))
+    return render_template("pages/upcoming.html", company=company, role=role, tab="upcoming", days=days, on=on,
+                           names=names, unknown=unknown, problem=problem, error=error, horizon=DAYS,
+                           count=sum(len(rows) for _d, rows in days),
+                           dry_run=bool((company.settings or {}).get("dry_run"))), status
+
+
+@bp.post("/companies/<realm_id>/upcoming/dry-run")
+def upcoming_dry_run(realm_id: str):  # type: ignore[no-untyped-def]
+    enabled = request.form.get("dry_run") == "1"
+    with company_session(realm_id, write=True) as (s, company, _role):
+        casework.set_dry_run(s, company, enabled, user_id=user_id())
+    flash(gettext("Dry run is on: the runs plan and log everything and send nothing.") if enabled
+          else gettext("Dry run is off: reminders will be sent."))
+    return redirect(url_for("pages.upcoming", realm_id=realm_id))
+
+
+@bp.post("/companies/<realm_id>/upcoming/skip")
+def upcoming_skip(realm_id: str):  # type: ignore[no-untyped-def]
+    key = request.form.get("dedupe_key", "")
+    with company_session(realm_id, write=True) as (s, company, role):
+        on = today_for(company)
+        row: Any = s.scalar(select(models.Outbox).where(models.Outbox.company_id == company.id,
+                                                        models.Outbox.dedupe_key == key))
+        if row is None:
+            svc = services()
+            row = next((r for r in dispatch.plan_company(svc.settings, svc.db, realm_id, on=on, days=DAYS)
+                        if r.dedupe_key == key), None)
+        try:
+            if row is None:
+                raise errors.InvalidInput(casework.N_("This action is no longer waiting to go out."), field="dedupe_key")
+            with s.begin_nested():
+                casework.skip(s, company, row, reason=request.form.get("note", ""), on=on, user_id=user_id())
+        except errors.InvalidInput as exc:
+            return _render(s, company, role, error=message_of(exc), status=400)
+    flash(gettext("Skipped. The following steps keep their own dates."))
+    return redirect(url_for("pages.upcoming", realm_id=realm_id))
+
+
+@bp.post("/companies/<realm_id>/upcoming/unknown/<int:outbox_id>")
+def upcoming_resolve(realm_id: str, outbox_id: int):  # type: ignore[no-untyped-def]
+    decision = request.form.get("decision", "")
+    with company_session(realm_id, write=True) as (s, company, role):
+        row = s.get(models.Outbox, outbox_id)
+        if row is None or row.company_id != company.id:
+            abort(404)
+    try:
+        dispatch.resolve_unknown(services().db, outbox_id, decision, user_id())  # type: ignore[arg-type]
+    except errors.InvalidInput as exc:
+        flash(message_of(exc), "error")
+        return redirect(url_for("pages.upcoming", realm_id=realm_id))
+    flash({"sent": gettext("Marked as sent."), "resend": gettext("It will be sent again at the next run."),
+           "cancel": gettext("Cancelled.")}[decision])
+    return redirect(url_for("pages.upcoming", realm_id=realm_id))
