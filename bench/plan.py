@@ -64,17 +64,17 @@ class Book:
     def __init__(self, invoices: int, seed: int = 7) -> None:
         rng = random.Random(seed)
         self.n = invoices
-        # An ordinary book: 60 % not yet due (up to 45 days ahead), 25 % up to 30 days late,
-        # 10 % 30–90 days late, 5 % 90–180 days late.
+        # An ordinary book on net-30 terms (DSO around 40 days): 70 % not yet due (up to 45 days
+        # ahead), 20 % up to 30 days late, 7 % 31–90 days late, 3 % 91–180 days late.
         base = TODAY.toordinal()
 
         def offset() -> int:
             r = rng.random()
-            if r < 0.60:
+            if r < 0.70:
                 return rng.randint(0, 45)
-            if r < 0.85:
+            if r < 0.90:
                 return -rng.randint(1, 30)
-            if r < 0.95:
+            if r < 0.97:
                 return -rng.randint(31, 90)
             return -rng.randint(91, 180)
 
@@ -184,8 +184,9 @@ class Runner:
         return rules.plan(company=company_ctx(c, self.book), invoices=invoices, customer=customer_rec(c),
                           policy=self.book.profile_of_customer(c).policy, history=history, today=today)
 
-    def run_customer(self, c: int, today: dt.date) -> tuple[int, float, list[tuple[int, int | None]]]:
-        """The daily run for one candidate customer: plan, record, then refresh its invoices' next-action dates."""
+    def run_customer(self, c: int, today: dt.date, selected: set[int]) -> tuple[int, float, list[tuple[int, int | None]]]:
+        """The daily run for one candidate customer: plan, record, then refresh the next-action dates of
+        the invoices that were selected or acted on (the others keep theirs: still a valid lower bound)."""
         t0 = time.perf_counter()
         invoices, history = self._load(c)
         company, customer, policy = company_ctx(c, self.book), customer_rec(c), self.book.profile_of_customer(c).policy
@@ -198,10 +199,14 @@ class Runner:
         t1 = time.perf_counter()
         tomorrow = today + dt.timedelta(days=1)
         nads = []
+        acted = {i for a in actions for i in a.invoice_ids}
         for inv in invoices:
+            number = int(inv.id[3:])
+            if number not in selected and inv.id not in acted:
+                continue
             nad = rules.next_action_date(company=company, invoice=inv, customer=customer, policy=policy,
                                          history=history, today=tomorrow)
-            nads.append((int(inv.id[3:]), nad.toordinal() if nad else None))
+            nads.append((number, nad.toordinal() if nad else None))
         return len(actions), t1 - t0, nads
 
 
@@ -212,7 +217,7 @@ def fmt(n: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--invoices", type=int, default=1_000_000)
-    ap.add_argument("--days", type=int, default=5, help="consecutive daily runs to measure")
+    ap.add_argument("--days", type=int, default=2, help="consecutive daily runs to measure")
     ap.add_argument("--sample", type=int, default=10_000, help="customers in the full-scan sample (0: all)")
     args = ap.parse_args()
     t_all = time.perf_counter()
@@ -256,11 +261,12 @@ def main() -> None:
         for d in due_days:
             candidates.extend(buckets.pop(d))
         custs = sorted({book.customer_of(i) for i in candidates})
+        selected = set(candidates)
         acts = 0
         plan_s = 0.0
         tomorrow = (today + dt.timedelta(days=1)).toordinal()
         for c in custs:
-            n_actions, spent, nads = runner.run_customer(c, today)
+            n_actions, spent, nads = runner.run_customer(c, today, selected)
             acts += n_actions
             plan_s += spent
             for i, nad in nads:
@@ -305,6 +311,11 @@ def main() -> None:
           f"({first_day[1] / first_day[4]:,.0f} candidate invoices/s planned)")
     label = "measured" if measured else f"extrapolated from {fmt(len(sample))} sampled customers"
     print(f"  full scan, every invoice             {full_scan_s:.2f} s  ({scan_rate:,.0f} invoices/s; {label})")
+    per_candidate = sum(d[4] + d[5] for d in daily) / sum(d[1] for d in daily) * 1e6
+    print(f"  cost per candidate / per scanned     {per_candidate:.0f} µs / {1e6 / scan_rate:.0f} µs "
+          "(a candidate is planned, recorded and re-indexed; most scanned invoices have nothing due)")
+    print(f"  days run                             {len(daily)} "
+          f"({', '.join(f'{d[1] / (d[4] + d[5]):,.0f}' for d in daily)} candidates/s: the cost follows the candidates)")
     print(f"  speed-up of the indexed daily run    {full_scan_s / day_total:.1f}x (first day), "
           f"{full_scan_s / avg_total:.1f}x (average)")
     print(f"  actions in the full-scan sample      {fmt(scan_actions)} "

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
+from typing import NamedTuple
 
 from qbo_collector.money import Money, quantum
 from qbo_collector.rules import actions, calendar, model, policy as policy_mod
@@ -72,8 +74,7 @@ def _resume_day(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today:
 
 # --- the per-invoice state ---------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Slot:
+class _Slot(NamedTuple):
     step: int
     repeat: int
     day: dt.date
@@ -139,29 +140,37 @@ def _done_steps(entries: Sequence[model.HistoryEntry], tz: str) -> dict[tuple[in
     return done
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(steps: tuple[policy_mod.Step, ...], repeat: policy_mod.Repeat | None
+              ) -> tuple[tuple[tuple[str, dt.timedelta], ...], tuple[dt.timedelta, ...]]:
+    """The steps as (anchor, offset) and the repeat offsets: plain values, computed once per policy."""
+    return (tuple((s.anchor, dt.timedelta(days=s.offset_days)) for s in steps),
+            tuple(dt.timedelta(days=k * repeat.every_days) for k in range(1, repeat.max_times + 1)) if repeat else ())
+
+
 def _slots(invoice: model.Invoice, due: dt.date, policy: policy_mod.Policy,
            done: dict[tuple[int, int], dt.date]) -> list[_Slot]:
     """The invoice's steps in order, each on or after the one before."""
+    steps, repeats = _compiled(policy.steps, policy.repeat_last)
     slots: list[_Slot] = []
     prev: dt.date | None = None
-    for i, step in enumerate(policy.steps):
-        offset = dt.timedelta(days=step.offset_days)
-        if step.anchor == "due_date":
+    for i, (anchor, offset) in enumerate(steps):
+        if anchor == "due_date":
             day = due + offset
-        elif step.anchor == "invoice_date":
+        elif anchor == "invoice_date":
             day = (invoice.txn_date or due) + offset
         else:
             assert prev is not None  # the policy refuses a first step counted from a previous one
             day = done.get((i - 1, 0), prev) + offset
-        prev = day if prev is None else max(day, prev)
+        prev = day if prev is None or day > prev else prev
         slots.append(_Slot(i, 0, prev))
-    if slots and policy.repeat_last is not None:
-        last = slots[-1]
-        base = done.get((last.step, 0), last.day)
-        for k in range(1, policy.repeat_last.max_times + 1):
-            day = max(base + dt.timedelta(days=k * policy.repeat_last.every_days), prev)  # type: ignore[type-var]
-            prev = day
-            slots.append(_Slot(last.step, k, day))
+    if slots and repeats:
+        last = len(steps) - 1
+        base = done.get((last, 0), slots[-1].day)
+        for k, offset in enumerate(repeats, start=1):
+            day = base + offset
+            prev = day if day > prev else prev  # type: ignore[operator]
+            slots.append(_Slot(last, k, prev))  # type: ignore[arg-type]
     return slots
 
 
