@@ -49,6 +49,7 @@ from qbo_collector import alerts, config, errors, leases, rules, snapshot, templ
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
+from qbo_collector.channels import webhooks as channel_webhooks
 from qbo_collector.db import models
 from qbo_collector.db.secrets import Vault
 from qbo_collector.db.session import Database
@@ -711,9 +712,12 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     numbers = ", ".join(l.number for l in lines)
     text_note = f"{what} sent by {'email' if provider == 'email' else 'text'}" + (f": invoice {numbers}" if numbers else "")
     with ctx.db.session() as s:
+        # A status callback may have landed before this line: statuses only move forward.
+        current = s.get(models.Outbox, row.id)
+        seen = current.provider_status if current is not None else None
+        status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
         outbox.set_status(s, row.id, S.sent, f"Accepted by the provider ({receipt.raw_status}).", sent_at=utcnow(),
-                          provider_id=receipt.provider_id or None,
-                          provider_status=("processed" if provider == "email" else receipt.raw_status)[:32])
+                          provider_id=receipt.provider_id or None, provider_status=status[:32])
         outbox.activity(s, ctx.company_id, f"{provider}.sent", f"{text_note} to {address}.", row=row,
                         data={"provider_id": receipt.provider_id})
         if not owner:

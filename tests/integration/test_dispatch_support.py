@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from qbo_collector import config, dispatch, rules
 from qbo_collector.db import models
@@ -35,12 +35,17 @@ def every_day_policy(base: str = "firm", **changes: Any) -> dict[str, Any]:
     return data
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class WebServer:
     """The Flask app on a loopback port, for the stand-ins' webhooks (the port is known before the app exists)."""
 
     def __init__(self) -> None:
         self.app: Any = None
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
