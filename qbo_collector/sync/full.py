@@ -18,8 +18,11 @@ rows after it up by one position, so one row may be missed until the next full s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import select
 
@@ -66,37 +69,88 @@ def sync_stream(qbo: client_mod.QboClient, db: Database, company_id: int, stream
         position, seen_since = cur.full_sync_position, cur.full_sync_started_at
     ctx = context(db, company_id, now())
     done = position - 1
-    while True:
-        response = qbo.query(stream.query(start=position), include=stream.include)
-        rows = response.get(stream.entity) or []
-        if not isinstance(rows, list):
-            rows = []
-        last = len(rows) < streams.PAGE_SIZE
-        stamp = now()
-        with db.session() as s:
-            mirror.write_page(s, stream, company_id, rows, ctx, stamp, summary)
-            cur = mirror.cursor(s, company_id, stream.entity)
-            if first:
-                # Everything changed after this instant (server time) is for CDC to read.
-                cur.changed_since = qbo.last_time or stamp
-                first = False
-            if last:
-                swept = mirror.mark_unseen_deleted(s, stream.table, company_id, seen_since, stamp)
-                if swept:
-                    log.info("full sync of %s company=%s: %s rows no longer in QuickBooks marked deleted",
-                             stream.entity, company_id, swept)
-                    summary.add(stream.entity, deleted=swept)
-                cur.full_sync_at = stamp
-                cur.full_sync_position = None
-                cur.full_sync_started_at = None
-            else:
-                cur.full_sync_position = position + len(rows)
-        done += len(rows)
-        if progress is not None:
-            progress(stream.entity, done, None)
-        if last:
-            return
-        position += len(rows)
+    pages = _Prefetch(qbo, stream, position)
+    try:
+        for position, rows, server_time in pages:
+            last = len(rows) < streams.PAGE_SIZE
+            stamp = now()
+            with db.session() as s:
+                mirror.write_page(s, stream, company_id, rows, ctx, stamp, summary)
+                cur = mirror.cursor(s, company_id, stream.entity)
+                if first:
+                    # Everything changed after this instant (server time) is for CDC to read.
+                    cur.changed_since = server_time or stamp
+                    first = False
+                if last:
+                    swept = mirror.mark_unseen_deleted(s, stream.table, company_id, seen_since, stamp)
+                    if swept:
+                        log.info("full sync of %s company=%s: %s rows no longer in QuickBooks marked deleted",
+                                 stream.entity, company_id, swept)
+                        summary.add(stream.entity, deleted=swept)
+                    cur.full_sync_at = stamp
+                    cur.full_sync_position = None
+                    cur.full_sync_started_at = None
+                else:
+                    cur.full_sync_position = position + len(rows)
+            done += len(rows)
+            if progress is not None:
+                progress(stream.entity, done, None)
+    finally:
+        pages.close()
+
+
+class _Prefetch:
+    """Reads the stream's pages one ahead in a thread, so the network wait overlaps the writing.
+
+    At most three pages are in memory (being read, waiting, being written). Only committed
+    pages count for resuming: a page read ahead and lost in a crash is simply read again.
+    """
+
+    _DONE = object()
+
+    def __init__(self, qbo: client_mod.QboClient, stream: streams.Stream, position: int) -> None:
+        self.qbo, self.stream, self.position = qbo, stream, position
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"qbo-pages-{stream.entity}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        position = self.position
+        try:
+            while not self._stop.is_set():
+                response = self.qbo.query(self.stream.query(start=position), include=self.stream.include)
+                rows = response.get(self.stream.entity) or []
+                if not isinstance(rows, list):
+                    rows = []
+                self._put((position, rows, self.qbo.last_time))
+                if len(rows) < streams.PAGE_SIZE:
+                    return
+                position += len(rows)
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[tuple[int, list[dict[str, Any]], datetime | None]]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            position, rows, server_time = item  # type: ignore[misc]
+            yield position, rows, server_time
+            if len(rows) < streams.PAGE_SIZE:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _company_info(qbo: client_mod.QboClient, db: Database, company_id: int, *, summary: SyncSummary,

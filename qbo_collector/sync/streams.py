@@ -16,6 +16,7 @@ sync logs with the entity Id before skipping the row (one bad record never stops
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -161,9 +162,14 @@ def _currency(row: Mapping[str, Any], ctx: Context, warnings: list[str]) -> str:
     code = code.strip().upper()
     if len(code) != 3 or not code.isalpha():
         raise BadRecord(f"currency {code!r} is not a currency code")
-    if not money.is_known_currency(code):
+    if not _known_currency(code):
         warnings.append(f"unknown currency {code}, stored as-is")
     return code
+
+
+@functools.lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
+    return money.is_known_currency(code)
 
 
 # --- mappers -------------------------------------------------------------------------
