@@ -13,6 +13,7 @@ Public API::
     effective_due_date(invoice) -> (date | None, note)
     discount_offer(invoice, policy, due, on) -> DiscountOffer | None
     forecast.forecast(invoices, records, today) -> list[InvoiceForecast]
+    policy_for(customer.policy_name, excluded=customer.excluded, policies={...}, default="friendly") -> Policy | None
 
 ``plan`` works one customer at a time (statements need all of a customer's invoices; the
 minimum gap is per customer). The daily run selects the customers having an invoice
@@ -111,12 +112,12 @@ from qbo_collector.rules.planner import (
     statement_key,
     task_key,
 )
-from qbo_collector.rules.policy import CHANNELS, PRESETS, TEMPLATE_KEYS, Policy, field_errors
+from qbo_collector.rules.policy import CHANNELS, PRESETS, TEMPLATE_KEYS, Policy, field_errors, policy_for
 
 __all__ = [
     "CHANNELS", "PRESETS", "TEMPLATE_KEYS", "Action", "AlertOwner", "AnyAction", "ChargeFee", "CompanyContext",
     "CreateTask", "Customer", "DiscountOffer", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
     "Pause", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
     "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_calendar",
-    "record", "reminder_key", "statement_key", "task_key",
+    "policy_for", "record", "reminder_key", "statement_key", "task_key",
 ]

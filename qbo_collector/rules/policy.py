@@ -329,3 +329,18 @@ PRESETS: dict[str, Policy] = {
     ),
 }
 DEFAULT_PRESET = "friendly"
+
+
+def policy_for(customer_policy: str | None, *, excluded: bool, policies: dict[str, Policy],
+               default: str = DEFAULT_PRESET) -> Policy | None:
+    """The policy that applies to a customer: its own (by name) if it has one, else the company's default.
+
+    None when the customer is excluded. ``policies`` are the company's named policies
+    (the presets merged with its own, e.g. "vip", "always_late"); an unknown name falls
+    back to the default rather than leaving a customer unmanaged.
+    """
+    if excluded:
+        return None
+    if customer_policy and customer_policy in policies:
+        return policies[customer_policy]
+    return policies.get(default, PRESETS[DEFAULT_PRESET])

@@ -1,0 +1,112 @@
+"""next_action_date: the indexed date the daily run selects on; plan_calendar; record; policy choice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from qbo_collector import rules
+from tests.unit.rules.conftest import D, company, customer, invoice, money, policy, simulate
+
+FRIENDLY = policy("friendly")
+NO_ESCALATION = {"call_task_after_days": None, "handoff_after_days": None}
+
+
+def nad(inv: rules.Invoice | None = None, *, today: dt.date, pol: rules.Policy = FRIENDLY,
+        history: tuple[rules.HistoryEntry, ...] = (), pauses: tuple[rules.Pause, ...] = (),
+        cust: rules.Customer | None = None) -> dt.date | None:
+    return rules.next_action_date(company=company(), invoice=inv or invoice(), customer=cust or customer(),
+                                  policy=pol, history=history, pauses=pauses, today=today)
+
+
+@pytest.mark.parametrize(
+    ("inv", "today", "pauses", "cust", "expected"),
+    [
+        pytest.param(invoice(), D(2026, 3, 10), (), None, D(2026, 3, 30),
+                     id="future invoice: its first step, moved off the Sunday to Monday"),
+        pytest.param(invoice(status="paid", balance=0), D(2026, 3, 10), (), None, None, id="paid invoice: never"),
+        pytest.param(invoice(balance=0), D(2026, 3, 10), (), None, None, id="zero balance after a credit memo: never"),
+        pytest.param(invoice(status="voided"), D(2026, 3, 10), (), None, None, id="voided invoice: never"),
+        pytest.param(invoice(), D(2026, 3, 10), (), customer(excluded=True), None, id="excluded customer: never"),
+        pytest.param(invoice(due_date=None, txn_date=None), D(2026, 3, 10), (), None, None,
+                     id="no due date and no invoice date: never"),
+        pytest.param(invoice(), D(2026, 3, 10), (rules.Dispute(opened_on=D(2026, 3, 1)),), None, None,
+                     id="open dispute: never, until it is resolved"),
+        pytest.param(invoice(), D(2026, 4, 10), (rules.ManualPause(start=D(2026, 4, 1), resume_on=D(2026, 4, 20)),), None,
+                     D(2026, 4, 20), id="manual pause: its resume date"),
+        pytest.param(invoice(), D(2026, 4, 10),
+                     (rules.Promise(made_on=D(2026, 4, 1), until=D(2026, 4, 24), amount=money(1000)),), None,
+                     D(2026, 4, 26), id="promise: the day after its grace day, when it may be found broken"),
+        pytest.param(invoice(), D(2026, 4, 3), (), None, D(2026, 4, 3),
+                     id="a step already due and not done: today"),
+    ],
+)
+def test_next_action_date(inv: rules.Invoice, today: dt.date, pauses: tuple[rules.Pause, ...],
+                          cust: rules.Customer | None, expected: dt.date | None) -> None:
+    assert nad(inv, today=today, pauses=pauses, cust=cust) == expected
+
+
+def test_next_action_date_after_a_step_waits_for_the_gap_and_the_next_step() -> None:
+    pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"},
+                        {"offset_days": 1, "template": "reminder_overdue_gentle"}],
+                 min_gap_days=5, repeat_last=None, escalation=NO_ESCALATION)
+    sent = simulate(start=D(2026, 4, 1), days=1, pol=pol, cust=customer(has_phone=False))
+    history = tuple(h for a in sent for h in rules.record(a))
+    assert nad(today=D(2026, 4, 2), pol=pol, history=history) == D(2026, 4, 6)  # gap ends Mon 6 April
+
+
+def test_next_action_date_for_the_next_fee_period() -> None:
+    pol = policy("us_net30", steps=[], escalation=NO_ESCALATION)
+    first = rules.HistoryEntry(dedupe_key="r1:fee:i1:percent:2026-04-02", kind="fee",
+                               at=dt.datetime(2026, 4, 2, 13, tzinfo=dt.timezone.utc), invoice_ids=frozenset({"i1"}),
+                               amount=money(15))
+    assert nad(today=D(2026, 4, 3), pol=pol, history=(first,)) == D(2026, 5, 2)
+
+
+def test_next_action_date_never_later_than_what_the_planner_does() -> None:
+    """Walk the friendly preset for 200 days: every action's day was announced by the stored date."""
+    pol = policy("firm")
+    inv = invoice()
+    history: list[rules.HistoryEntry] = []
+    stored = nad(inv, today=D(2026, 3, 1), pol=pol)
+    for n in range(200):
+        day = D(2026, 3, 1) + dt.timedelta(days=n)
+        actions = rules.plan(company=company(), invoices=[inv], customer=customer(), policy=pol,
+                             history=history, today=day)
+        if actions:
+            assert stored is not None and stored <= day
+            history.extend(h for a in actions for h in rules.record(a))
+            stored = nad(inv, today=day + dt.timedelta(days=1), pol=pol, history=tuple(history))
+
+
+def test_plan_calendar_lists_the_coming_days() -> None:
+    pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"}], repeat_last=None, escalation=NO_ESCALATION,
+                 late_fees={"rules": [{"kind": "flat", "amount": {"USD": "10"}}]})
+    got = rules.plan_calendar(company=company(), invoices=[invoice()], customer=customer(has_phone=False), policy=pol,
+                              today=D(2026, 3, 30), days=5)
+    assert [(a.on, a.kind) for a in got] == [(D(2026, 4, 1), "send_reminder"), (D(2026, 4, 2), "charge_fee")]
+
+
+def test_record_turns_a_statement_into_one_entry_per_invoice_step() -> None:
+    pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"}], group_by_customer=True)
+    [statement] = rules.plan(company=company(), invoices=[invoice(id="a"), invoice(id="b")],
+                             customer=customer(has_phone=False), policy=pol, today=D(2026, 4, 1))
+    entries = rules.record(statement)
+    assert [(sorted(e.invoice_ids), e.step, e.kind, e.dedupe_key) for e in entries] == [
+        (["a"], 0, "reminder", statement.dedupe_key), (["b"], 0, "reminder", statement.dedupe_key)]
+
+
+@pytest.mark.parametrize(
+    ("name", "excluded", "expected"),
+    [
+        pytest.param(None, False, "friendly", id="no policy of its own: the company default"),
+        pytest.param("vip", False, "vip", id="a customer assigned the VIP policy"),
+        pytest.param("gone", False, "friendly", id="an unknown policy name falls back to the default"),
+        pytest.param("vip", True, None, id="excluded customer: no policy at all"),
+    ],
+)
+def test_policy_for_a_customer(name: str | None, excluded: bool, expected: str | None) -> None:
+    policies = {**rules.PRESETS, "vip": policy(name="vip", min_gap_days=10)}
+    chosen = rules.policy_for(name, excluded=excluded, policies=policies)
+    assert (chosen.name if chosen else None) == expected
