@@ -19,7 +19,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from qbo_collector.money import Money
+from qbo_collector import money
 from qbo_collector.rules import model
 
 _action = dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,7 +30,7 @@ class DiscountOffer:
     """Early-payment discount a before-due reminder mentions: ``amount`` off if paid by ``deadline``."""
 
     percent: Decimal
-    amount: Money
+    amount: money.Money
     deadline: dt.date
     source: Literal["term", "policy"]
 
@@ -102,10 +102,10 @@ class ChargeFee(Action):
     history_kind: ClassVar[model.HistoryKind] = "fee"
 
     invoice_id: str
-    amount: Money
+    amount: money.Money
     fee_kind: Literal["flat", "percent", "interest", "indemnity"]
     period: str
-    basis: Money
+    basis: money.Money
     days: int | None = None
     annual_percent: Decimal | None = None
 

@@ -15,8 +15,7 @@ from typing import Literal
 
 import holidays as holidays_lib
 
-from qbo_collector import errors
-from qbo_collector.money import Money
+from qbo_collector import errors, money
 
 InvoiceStatus = Literal["open", "paid", "voided", "deleted"]
 HistoryKind = Literal["reminder", "fee", "task", "alert"]
@@ -76,8 +75,8 @@ class Invoice:
     id: str
     customer_id: str
     currency: str
-    total: Money
-    balance: Money
+    total: money.Money
+    balance: money.Money
     txn_date: dt.date | None
     due_date: dt.date | None = None
     doc_number: str | None = None
@@ -134,7 +133,7 @@ class HistoryEntry:
     invoice_ids: frozenset[str] = frozenset()
     step: int | None = None
     repeat: int = 0
-    amount: Money | None = None
+    amount: money.Money | None = None
 
 
 @_record
@@ -148,9 +147,9 @@ class Promise:
 
     made_on: dt.date
     until: dt.date
-    amount: Money
+    amount: money.Money
     invoice_ids: frozenset[str] = frozenset()
-    open_balance_when_made: Money | None = None
+    open_balance_when_made: money.Money | None = None
 
 
 @_record
@@ -165,7 +164,7 @@ class Dispute:
 @_record
 class Instalment:
     due_on: dt.date
-    amount: Money
+    amount: money.Money
 
 
 @_record

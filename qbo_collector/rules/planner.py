@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
-from qbo_collector.money import Money, quantum
+from qbo_collector import money
 from qbo_collector.rules import actions, calendar, model, policy as policy_mod
 
 DAY = dt.timedelta(days=1)
@@ -315,11 +315,11 @@ def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> It
 
 
 def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Invoice,
-                policy: policy_mod.Policy) -> tuple[Money, Decimal | None]:
+                policy: policy_mod.Policy) -> tuple[money.Money, Decimal | None]:
     currency = invoice.balance.currency
     if period.kind in ("flat", "indemnity"):
         amount = rule.amount.get(currency)
-        return (Money(amount, currency) if amount is not None else Money.zero(currency)), None
+        return (money.Money(amount, currency) if amount is not None else money.Money.zero(currency)), None
     assert rule.percent is not None
     if period.kind == "percent":
         return invoice.balance.mul(rule.percent / 100), None
@@ -335,7 +335,7 @@ def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Fee:
     period: _FeePeriod
-    amount: Money
+    amount: money.Money
     annual: Decimal | None
 
 
@@ -372,7 +372,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
         if limits:
             room = min(limits) - total
             if amount.amount > room:  # cut to the cap, rounding down so it is never crossed
-                amount = Money(room.quantize(quantum(currency), rounding=ROUND_DOWN), currency)
+                amount = money.Money(room.quantize(money.quantum(currency), rounding=ROUND_DOWN), currency)
         if amount.amount <= 0:
             continue
         out.append(_Fee(period, amount, annual))
