@@ -318,7 +318,8 @@ class Api:
                     table = company.tables[entity]
                     ids = query.id_candidates(q)
                     source = list(table.values()) if ids is None else [table[i] for i in ids if i in table]
-                result = query.run(q, source, default_active_only=entity in store.LIST_ENTITIES)
+                result = query.run(q, source, default_active_only=entity in store.LIST_ENTITIES,
+                                   in_id_order=rows is None)
                 page = [self._with_link(company, entity, r, include_link) for r in result.rows]
                 text = json.dumps(page, separators=(",", ":"))
         except query.QueryError as err:

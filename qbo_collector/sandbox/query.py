@@ -324,6 +324,12 @@ def matches(condition: Condition, row: dict[str, Any]) -> bool:
 
 
 def _sort_key(field_name: str, descending: bool):  # type: ignore[no-untyped-def]
+    if field_name.lower() == "id":   # the common paging order: keep it cheap on 100,000 rows
+        def by_id(row: dict[str, Any]) -> tuple[int, Any]:
+            value = str(row.get("Id", ""))
+            return (0, int(value)) if value.isdigit() else (1, value)
+        return by_id
+
     def key(row: dict[str, Any]) -> tuple[int, Any]:
         value = lookup(row, field_name)
         if value is None:
@@ -354,11 +360,14 @@ def id_candidates(query: Query) -> list[str] | None:
     return sorted(chosen, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
 
 
-def run(query: Query, rows: Iterable[dict[str, Any]], *, default_active_only: bool = False) -> Result:
+def run(query: Query, rows: Iterable[dict[str, Any]], *, default_active_only: bool = False,
+        in_id_order: bool = False) -> Result:
     """Filter, order and page ``rows`` as QBO would.
 
     ``default_active_only``: list entities (Customer, Term, Item…) hide inactive rows
-    unless the query itself mentions ``Active``.
+    unless the query itself mentions ``Active``. ``in_id_order``: the caller promises
+    ``rows`` come in ascending numeric Id order (the store's tables do), so ``ORDERBY Id``
+    costs nothing on 100,000 rows.
     """
     conditions = list(query.where)
     active_only = default_active_only and not query.mentions("Active")
@@ -372,8 +381,12 @@ def run(query: Query, rows: Iterable[dict[str, Any]], *, default_active_only: bo
                     and all(matches(c, r) for c in conditions)]
     if query.count:
         return Result(rows=[], total_count=len(selected))
-    for name, desc in reversed(query.order_by):
-        selected.sort(key=_sort_key(name, desc), reverse=desc)
+    if in_id_order and len(query.order_by) == 1 and query.order_by[0][0].lower() == "id":
+        if query.order_by[0][1]:
+            selected = selected[::-1]
+    else:
+        for name, desc in reversed(query.order_by):
+            selected.sort(key=_sort_key(name, desc), reverse=desc)
     page = selected[query.start_position - 1: query.start_position - 1 + query.max_results]
     if query.fields:
         wanted = {f.lower() for f in query.fields} | {"id"}

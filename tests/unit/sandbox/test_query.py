@@ -113,3 +113,11 @@ def test_projection_keeps_id():
 ])
 def test_id_candidates(text, ids):
     assert query.id_candidates(query.parse(text)) == ids
+
+
+def test_rows_promised_in_id_order_are_not_resorted_but_give_the_same_answer():
+    rows = [{"Id": str(n), "Balance": n % 7} for n in range(1, 50)]
+    for text in ("SELECT * FROM Invoice ORDERBY Id STARTPOSITION 5 MAXRESULTS 10",
+                 "SELECT * FROM Invoice WHERE Balance > '2' ORDERBY Id DESC MAXRESULTS 7"):
+        q = query.parse(text)
+        assert query.run(q, rows, in_id_order=True).rows == query.run(q, rows).rows
