@@ -88,6 +88,13 @@ class Invoice:
     po_number: str | None = None
     invoice_link: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.total.currency != self.currency or self.balance.currency != self.currency:
+            raise errors.InvalidInput(
+                f"Invoice {self.id}: total and balance must be in the invoice currency {self.currency}.", field="currency")
+        if self.status not in ("open", "paid", "voided", "deleted"):
+            raise errors.InvalidInput(f"Invoice {self.id}: unknown status {self.status!r}.", field="status")
+
     @property
     def is_open(self) -> bool:
         """Open with something left to pay: the only invoices the engine acts on."""

@@ -110,3 +110,22 @@ def test_policy_for_a_customer(name: str | None, excluded: bool, expected: str |
     policies = {**rules.PRESETS, "vip": policy(name="vip", min_gap_days=10)}
     chosen = rules.policy_for(name, excluded=excluded, policies=policies)
     assert (chosen.name if chosen else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        pytest.param(lambda: rules.Invoice(realm="r1", id="i9", customer_id="c1", currency="EUR", total=money(10, "USD"),
+                                           balance=money(10, "USD"), txn_date=D(2026, 3, 1)), "currency",
+                     id="an invoice whose amounts are in another currency is refused"),
+        pytest.param(lambda: invoice(status="archived"), "status", id="an unknown invoice status is refused"),
+        pytest.param(lambda: company(time_zone="Mars/Olympus"), "time_zone", id="an unknown time zone is refused"),
+        pytest.param(lambda: company(country="XX"), "country", id="a country without a holiday calendar is refused"),
+    ],
+)
+def test_bad_records_are_refused_with_the_field(build, field: str) -> None:  # type: ignore[no-untyped-def]
+    from qbo_collector import errors
+
+    with pytest.raises(errors.InvalidInput) as caught:
+        build()
+    assert caught.value.field == field
