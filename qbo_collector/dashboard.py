@@ -455,3 +455,24 @@ def _as_date(value: object) -> dt.date:
     if isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(str(value)[:10])
+
+
+# --- the company list ----------------------------------------------------------------------
+
+API_ACTIVITY_KINDS = ("sync", "sync.failed", "dispatch.run", "dispatch.run.problems")
+
+
+def api_calls_today(s: Session, company_ids: list[int], now: dt.datetime) -> dict[int, int]:
+    """QuickBooks API calls per company since midnight UTC, from the syncs' and runs' activity rows."""
+    start = dt.datetime.combine(now.astimezone(dt.timezone.utc).date(), dt.time(), dt.timezone.utc)
+    out = {cid: 0 for cid in company_ids}
+    if not company_ids:
+        return out
+    rows = s.execute(select(models.Activity.company_id, models.Activity.data).where(
+        models.Activity.company_id.in_(company_ids), models.Activity.kind.in_(API_ACTIVITY_KINDS),
+        models.Activity.at >= start))
+    for company_id, data in rows:
+        calls = (data or {}).get("api_calls")
+        if isinstance(calls, int) and not isinstance(calls, bool):
+            out[company_id] += calls
+    return out

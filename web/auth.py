@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext, lazy_gettext
 from flask_login import UserMixin, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -39,9 +40,9 @@ class LoginUser(UserMixin):
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)],
+    email = EmailField(lazy_gettext("Email"), validators=[DataRequired(), Email(check_deliverability=False)],
                        filters=[lambda v: v.strip() if isinstance(v, str) else v])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=200)])
 
 
 class _Throttle:
@@ -94,7 +95,7 @@ def login():  # type: ignore[no-untyped-def]
         if throttle.blocked(*keys):
             current_app.logger.warning("login throttled email=%s ip=%s", email, request.remote_addr)
             return render_template("login.html", form=form,
-                                   error="Too many failed attempts. Wait 15 minutes and try again."), 429
+                                   error=gettext("Too many failed attempts. Wait 15 minutes and try again.")), 429
         services = current_app.config["QBO"]
         with services.db.session() as s:
             user = users.authenticate(s, email, form.password.data)
@@ -102,7 +103,7 @@ def login():  # type: ignore[no-untyped-def]
         if login_user_row is None:
             throttle.fail(*keys)
             current_app.logger.info("login failed email=%s ip=%s", email, request.remote_addr)
-            return render_template("login.html", form=form, error="Wrong email or password."), 401
+            return render_template("login.html", form=form, error=gettext("Wrong email or password.")), 401
         throttle.clear(*keys)
         login_user(login_user_row)
         return redirect(_safe_next(request.args.get("next")))
@@ -113,5 +114,5 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
     logout_user()
-    flash("You are logged out.")
+    flash(gettext("You are logged out."))
     return redirect(url_for("auth.login"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from qbo_collector import errors, users
+from qbo_collector import clock, dashboard, errors, users
 from qbo_collector.db import models
 from qbo_collector.sync import auth
 
@@ -38,11 +39,11 @@ def companies():  # type: ignore[no-untyped-def]
     services = _services()
     with services.db.session() as s:
         rows = []
-        for company in users.visible_companies(s, int(current_user.get_id())):
-            calls_today = s.scalar(select(func.count()).select_from(models.Activity).where(
-                models.Activity.company_id == company.id, models.Activity.kind == "sync")) or 0
+        companies = users.visible_companies(s, int(current_user.get_id()))
+        calls = dashboard.api_calls_today(s, [c.id for c in companies], clock.now())
+        for company in companies:
             rows.append({"company": company, "role": users.role_in(s, int(current_user.get_id()), company),
-                         "syncs": calls_today})
+                         "api_calls": calls.get(company.id, 0)})
     return render_template("companies.html", rows=rows)
 
 
@@ -53,7 +54,7 @@ def start():  # type: ignore[no-untyped-def]
         url, _state = auth.begin(services.settings, services.db, origin="web", user_id=int(current_user.get_id()))
     except errors.QboCollectorError as exc:
         current_app.logger.warning("connect start failed: %s", exc.message)
-        flash(exc.message, "error")
+        flash(gettext(exc.message), "error")
         return redirect(url_for("connect.companies"))
     return redirect(url, code=303)
 
@@ -68,14 +69,14 @@ def callback():  # type: ignore[no-untyped-def]
                                 realm_id=request.args.get("realmId"), error=request.args.get("error"),
                                 user_id=user_id)
     except errors.InvalidInput as exc:
-        return render_template("message.html", title="Not connected", message=exc.message), 400
+        return render_template("message.html", title=gettext("Not connected"), message=gettext(exc.message)), 400
     except errors.QboCollectorError as exc:
         current_app.logger.warning("connect callback failed: %s", exc.message)
-        return render_template("message.html", title="Not connected", message=exc.message), 502
+        return render_template("message.html", title=gettext("Not connected"), message=gettext(exc.message)), 502
     if user_id is None:
-        return render_template("message.html", title="Connected",
-                               message=f"“{company.name}” is connected. You can close this window.")
-    flash(f"“{company.name}” is connected to qbo-collector.")
+        return render_template("message.html", title=gettext("Connected"),
+                               message=gettext("“%(name)s” is connected. You can close this window.", name=company.name))
+    flash(gettext("“%(name)s” is connected to qbo-collector.", name=company.name))
     return redirect(url_for("connect.companies"))
 
 
@@ -86,7 +87,7 @@ def disconnect(realm_id: str):  # type: ignore[no-untyped-def]
         company, _role = company_for(s, realm_id, write=True)
         name = company.name
     auth.disconnect(services.settings, services.db, services.vault, realm_id)
-    flash(f"“{name}” is disconnected; its history is kept.")
+    flash(gettext("“%(name)s” is disconnected; its history is kept.", name=name))
     return redirect(url_for("connect.companies"))
 
 
@@ -97,8 +98,8 @@ def sync_now(realm_id: str):  # type: ignore[no-untyped-def]
         company, _role = company_for(s, realm_id, write=True)
         name = company.name
     if services.sync_requests is None:
-        flash("The sync engine is not available in this installation.", "error")
+        flash(gettext("The sync engine is not available in this installation."), "error")
     else:
         services.sync_requests.request(realm_id)
-        flash(f"A sync of “{name}” is on its way.")
+        flash(gettext("A sync of “%(name)s” is on its way.", name=name))
     return redirect(url_for("connect.companies"))

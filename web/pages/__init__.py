@@ -87,7 +87,9 @@ def date_filter(value: object, style: str = "medium") -> str:
     if isinstance(value, str):
         value = dt.date.fromisoformat(value[:10])
     if isinstance(value, dt.datetime):
-        return format_datetime(value, "short" if style == "medium" else style)  # type: ignore[no-any-return]
+        if style == "medium":  # "Nov 23, 2026, 10:34 AM" / "23 nov. 2026, 10:34"
+            return f"{format_date(value, 'medium')}, {format_time(value, 'short')}"
+        return format_datetime(value, style)  # type: ignore[no-any-return]
     return format_date(value, style)  # type: ignore[no-any-return]
 
 

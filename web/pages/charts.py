@@ -27,9 +27,10 @@ STYLE = Style(
     title_font_size=14,
 )
 
-_COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, height=260, width=640,
-               margin=8, legend_at_bottom=True, legend_at_bottom_columns=4, show_y_guides=True,
-               print_values=False, explicit_size=False, truncate_legend=-1, truncate_label=-1)
+_COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, height=280, width=720,
+               margin=8, margin_bottom=28, legend_at_bottom=True, legend_at_bottom_columns=3, show_y_guides=True,
+               print_values=False, explicit_size=False, truncate_legend=-1, truncate_label=-1,
+               show_minor_y_labels=False, y_labels_major_count=6, show_minor_x_labels=True)
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
@@ -45,8 +46,7 @@ def aging(buckets: Sequence[tuple[str, Decimal]], formatter: Callable[[float], s
 
 def dso_trend(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]],
               formatter: Callable[[float], str]) -> Markup:
-    chart = pygal.Line(**_COMMON, show_legend=True, value_formatter=formatter, dots_size=3, allow_interruptions=True,
-                       x_label_rotation=0, show_minor_x_labels=True)
+    chart = pygal.Line(**_COMMON, show_legend=True, value_formatter=formatter, dots_size=3, allow_interruptions=True)
     chart.x_labels = list(labels)
     for i, (name, values) in enumerate(series):
         if name.endswith("*"):  # the target: a flat dashed line
@@ -58,7 +58,8 @@ def dso_trend(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float 
 
 def weekly_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
                 formatter: Callable[[float], str], *, legend: bool = True) -> Markup:
-    chart = pygal.Bar(**_COMMON, show_legend=legend, value_formatter=formatter)
+    chart = pygal.Bar(**{**_COMMON, "legend_at_bottom_columns": 2}, show_legend=legend, value_formatter=formatter,
+                      x_labels_major_every=2 if len(labels) > 9 else None, show_minor_x_labels=len(labels) <= 9)
     chart.x_labels = list(labels)
     for name, values in series:
         chart.add(name, list(values))

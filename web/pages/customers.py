@@ -74,8 +74,10 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
     on = today_for(company)
     invoices = list(s.scalars(select(models.Invoice).where(
         models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer_id,
-        models.Invoice.deleted.is_(False)).order_by(
-        (models.Invoice.status != models.InvoiceStatus.open), models.Invoice.due_date.desc()).limit(200)))
+        models.Invoice.deleted.is_(False)).order_by(models.Invoice.due_date.desc()).limit(200)))
+    # open ones first, the latest-due of those first; then the rest, newest first
+    invoices.sort(key=lambda i: (i.status != models.InvoiceStatus.open,
+                                 (i.due_date or on).toordinal() * (1 if i.status == models.InvoiceStatus.open else -1)))
     payments = list(s.scalars(select(models.Payment).where(
         models.Payment.company_id == company.id, models.Payment.customer_qbo_id == customer_id,
         models.Payment.deleted.is_(False)).order_by(models.Payment.txn_date.desc()).limit(100)))

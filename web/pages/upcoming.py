@@ -16,6 +16,7 @@ from qbo_collector.rules import calendar as rules_calendar
 from web.pages import bp, company_session, message_of, services, today_for, user_id
 
 DAYS = 14
+KINDS = {"reminder": ("reminder",), "fee": ("fee",), "task": ("task", "alert", "note")}
 
 
 def _calendar(s, company: models.Company, on: dt.date) -> tuple[list[tuple[dt.date, list[dict[str, Any]]]], str | None]:  # type: ignore[no-untyped-def]
@@ -56,6 +57,11 @@ def upcoming(realm_id: str):  # type: ignore[no-untyped-def]
 def _render(s, company: models.Company, role: str, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     on = today_for(company)
     days, problem = _calendar(s, company, on)
+    kind = request.args.get("kind", "")
+    counts = {k: sum(1 for _d, rows in days for r in rows if r["kind"] in KINDS[k]) for k in KINDS}
+    if kind in KINDS:
+        days = [(d, [r for r in rows if r["kind"] in KINDS[kind]]) for d, rows in days]
+        days = [(d, rows) for d, rows in days if rows]
     names = dict(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
         models.Customer.company_id == company.id,
         models.Customer.qbo_id.in_({r["customer_id"] for _d, rows in days for r in rows if r["customer_id"]} or {""}))).all())
@@ -64,7 +70,8 @@ def _render(s, company: models.Company, role: str, error: str | None = None, sta
         .order_by(models.Outbox.sending_at)))
     return render_template("pages/upcoming.html", company=company, role=role, tab="upcoming", days=days, on=on,
                            names=names, unknown=unknown, problem=problem, error=error, horizon=DAYS,
-                           count=sum(len(rows) for _d, rows in days),
+                           count=sum(len(rows) for _d, rows in days), kind=kind if kind in KINDS else "",
+                           counts=counts,
                            dry_run=bool((company.settings or {}).get("dry_run"))), status
 
 

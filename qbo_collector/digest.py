@@ -1,0 +1,162 @@
+"""The weekly digest email to the owner: the dashboard's figures in a message.
+
+    build(db, realm, on, *, link=None) -> (subject, text, html)
+
+Written in the company's language (English or French), amounts and dates in its locale.
+The scheduler sends it (to ``company.settings["owner_email"]``); this module only writes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from decimal import Decimal
+
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from sqlalchemy import select
+
+from qbo_collector import dashboard
+from qbo_collector.db import models
+from qbo_collector.db.session import Database
+
+TOP = 5
+CASH_WEEKS = 4
+
+_WORDS = {
+    "en": {
+        "subject": "Receivables on {date}: {open} open, {late} overdue — {company}",
+        "subject_none": "Receivables on {date}: nothing is owed — {company}",
+        "hello": "Here is where the money stands for {company} on {date}.",
+        "aging": "Open invoices by days past due ({currency})",
+        "current": "Not yet due", "total": "Total open",
+        "dso": "Days sales outstanding (receivables ÷ credit sales × days)",
+        "dso_line": "Last {days} days: {value}",
+        "days": "{n} days", "none": "no credit sales",
+        "target": "Your target: {n} days.",
+        "cash": "Expected cash, weighted by the probability of payment ({currency})",
+        "week": "Week of {date}",
+        "late": "Customers owing the most on overdue invoices",
+        "late_line": "{name}: {amount}, oldest {days} day{s_days} late",
+        "nobody": "Nobody is late.",
+        "reminders": "Reminders in the last {days} days",
+        "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
+        "open": "Open the dashboard: {link}",
+        "bye": "— qbo-collector",
+    },
+    "fr": {
+        "subject": "Vos créances au {date} : {open} à encaisser, dont {late} en retard — {company}",
+        "subject_none": "Vos créances au {date} : rien à encaisser — {company}",
+        "hello": "Voici où en sont les encaissements de {company} au {date}.",
+        "aging": "Factures ouvertes selon le retard ({currency})",
+        "current": "Pas encore échues", "total": "Total à encaisser",
+        "dso": "Délai moyen de recouvrement, DSO (créances ÷ ventes à crédit × jours)",
+        "dso_line": "Sur les {days} derniers jours : {value}",
+        "days": "{n} jours", "none": "aucune vente à crédit",
+        "target": "Votre objectif : {n} jours.",
+        "cash": "Encaissements attendus, pondérés par la probabilité de paiement ({currency})",
+        "week": "Semaine du {date}",
+        "late": "Clients qui doivent le plus sur des factures en retard",
+        "late_line": "{name} : {amount}, la plus ancienne en retard de {days} jour{s_days}",
+        "nobody": "Aucun client n’est en retard.",
+        "reminders": "Relances des {days} derniers jours",
+        "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
+        "open": "Ouvrir le tableau de bord : {link}",
+        "bye": "— qbo-collector",
+    },
+}
+_BUCKETS = {"1-30": "1–30", "31-60": "31–60", "61-90": "61–90", "90+": "90+"}
+
+
+def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of the weekly digest for ``realm_id`` as of ``on``."""
+    with db.reading() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        language = company.language if company is not None and company.language in _WORDS else "en"
+        country = (company.country or "") if company is not None else ""
+    d = dashboard.build(db, realm_id, on)
+    w = _WORDS[language]
+    locale = f"{language}_{country}" if country and _known(f"{language}_{country}") else {"fr": "fr_FR"}.get(language, "en_US")
+
+    def money(amount: Decimal, currency: str) -> str:
+        return babel_numbers.format_currency(amount, currency, locale=locale)
+
+    def day(value: dt.date, style: str = "long") -> str:
+        return babel_dates.format_date(value, style, locale=locale)
+
+    def number(value: Decimal) -> str:
+        return babel_numbers.format_decimal(value, format="#,##0.#", locale=locale)
+
+    main = d.currency if d.currency in d.aging else next(iter(d.aging), None)
+    if main is None:
+        subject = w["subject_none"].format(date=day(on, "medium"), company=d.company_name)
+    else:
+        a = d.aging[main]
+        late = sum((a[b] for b in _BUCKETS), Decimal(0))
+        subject = w["subject"].format(date=day(on, "medium"), open=money(a["total"], main), late=money(late, main),
+                                      company=d.company_name)
+    sections: list[tuple[str, list[str]]] = []
+    for currency, a in d.aging.items():
+        lines = [f"{w['current']}: {money(a['current'], currency)}"]
+        lines += [f"{w['days'].format(n=label)}: {money(a[b], currency)}" for b, label in _BUCKETS.items()]
+        lines.append(f"{w['total']}: {money(a['total'], currency)}")
+        sections.append((w["aging"].format(currency=currency), [_colon(x, language) for x in lines]))
+    dso_lines = [f"{x.currency} — " + w["dso_line"].format(
+        days=x.days, value=w["days"].format(n=number(x.value)) if x.value is not None else w["none"]) for x in d.dso]
+    if d.dso_target is not None:
+        dso_lines.append(w["target"].format(n=number(d.dso_target)))
+    sections.append((w["dso"], dso_lines))
+    for currency, weeks in d.cash.items():
+        sections.append((w["cash"].format(currency=currency),
+                         [_colon(f"{w['week'].format(date=day(x.start, 'medium'))}: {money(x.expected, currency)}", language)
+                          for x in weeks[:CASH_WEEKS]]))
+    sections.append((w["late"], [w["late_line"].format(name=c.name, amount=money(c.overdue, c.currency), days=c.days_late,
+                                                       s_days=_s(c.days_late, language))
+                                 for c in d.top_late[:TOP]] or [w["nobody"]]))
+    r = d.reminders
+    sections.append((w["reminders"].format(days=r.days),
+                     [w["reminders_line"].format(sent=r.sent, paid=r.paid_after, within=r.within_days,
+                                                 s_sent=_s(r.sent, language) if language == "fr" else "",
+                                                 s_paid=_s(r.paid_after, language) if language == "fr" else "")]))
+
+    hello = w["hello"].format(company=d.company_name, date=day(on))
+    text_parts = [hello, ""]
+    for title, lines in sections:
+        text_parts += [title, *(f"  • {line}" for line in lines), ""]
+    if link:
+        text_parts.append(w["open"].format(link=link))
+    text_parts.append(w["bye"])
+    text = "\n".join(text_parts) + "\n"
+
+    body = [f"<p>{html.escape(hello)}</p>"]
+    for title, lines in sections:
+        body.append(f'<h2 style="font-size:16px;margin:18px 0 6px">{html.escape(title)}</h2>')
+        body.append('<ul style="margin:0;padding-left:18px">' + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+    if link:
+        body.append(f'<p style="margin-top:18px"><a href="{html.escape(link, quote=True)}">'
+                    f"{html.escape(w['open'].format(link='').rstrip(': ').rstrip(' :'))}</a></p>")
+    body.append(f'<p style="color:#5b6776">{html.escape(w["bye"])}</p>')
+    page = (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8"><title>{html.escape(subject)}</title></head>'
+            f'<body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2733;max-width:640px">'
+            + "".join(body) + "</body></html>")
+    return subject, text, page
+
+
+def _s(count: int, language: str) -> str:
+    """The plural "s": French counts 0 and 1 as singular, English only 1."""
+    return "" if (count < 2 if language == "fr" else count == 1) else "s"
+
+
+def _colon(line: str, language: str) -> str:
+    """French typography: a (narrow) no-break space before the colon."""
+    if language != "fr":
+        return line
+    head, sep, tail = line.partition(":")
+    return f"{head.rstrip()}\u00a0:{tail}" if sep else line
+
+
+def _known(locale: str) -> bool:
+    from babel import localedata
+
+    return localedata.exists(locale)
+
