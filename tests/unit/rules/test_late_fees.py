@@ -157,3 +157,20 @@ def test_fee_reason_explains_the_computation() -> None:
     assert isinstance(fee, rules.ChargeFee)
     assert (fee.fee_kind, fee.days, fee.annual_percent, fee.basis) == ("interest", 30, Decimal("12.15"), Money.of("600.00", "EUR"))
     assert "12.15% a year for 30 days" in fee.reason
+
+
+@pytest.mark.parametrize(
+    ("due", "expected"),
+    [
+        pytest.param(D(2028, 1, 31), [(D(2028, 3, 1), "interest", "9.53", "2028-02-01")],
+                     id="interest over February of a leap year counts 29 days"),
+        pytest.param(D(2027, 1, 31), [(D(2027, 3, 1), "interest", "9.21", "2027-02-01")],
+                     id="interest over February of a common year counts 28 days"),
+        pytest.param(D(2028, 2, 28), [(D(2028, 3, 29), "interest", "9.53", "2028-02-29")],
+                     id="a monthly period from the leap day ends on 29 March: 29 days"),
+    ],
+)
+def test_interest_around_a_leap_day(due: dt.date, expected: list[tuple[dt.date, str, str, str]]) -> None:
+    pol = fees_policy([{"kind": "interest", "percent": "12", "frequency": "monthly"}])
+    sent = simulate(start=due, days=32, invoices=[invoice(txn_date=due - dt.timedelta(days=30), due_date=due)], pol=pol)
+    assert [(a.on, a.fee_kind, str(a.amount.amount), a.period) for a in sent] == expected  # type: ignore[attr-defined]
