@@ -92,6 +92,9 @@ def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id
         try:
             _run(qbo, db, company_id, full_reads, incremental, cursors, summary=summary, progress=progress,
                  now=clock)
+        except errors.QboCollectorError as exc:   # ReconnectNeeded, InvalidInput: recorded, then raised
+            summary.errors.append(exc.message)
+            raise
         finally:
             summary.api_calls = qbo.api_calls
             summary.retries = qbo.retries
@@ -249,7 +252,9 @@ class SyncRequests:
             try:
                 self._sync(realm)
                 self.syncs_run += 1
-            except Exception:  # a failing sync must not stop the thread; it is logged and recorded
+            except errors.QboCollectorError as exc:  # e.g. ReconnectNeeded: already recorded on the company
+                log.warning("requested sync of realm %s failed: %s", realm, exc.message)
+            except Exception:  # a failing sync must not stop the thread
                 log.exception("requested sync of realm %s failed", realm)
             finally:
                 with self._cond:

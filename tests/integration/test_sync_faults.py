@@ -89,3 +89,8 @@ def test_a_revoked_grant_needs_a_reconnect(company, db, vault):
         sb.oauth.state.access.clear()
     with pytest.raises(errors.ReconnectNeeded):
         _sync(settings, db, vault, realm)
+    with db.session() as s:
+        company = s.scalar(select(models.Company))
+        assert company.status == models.CompanyStatus.needs_reconnect and company.last_sync_at is None
+        last = s.scalars(select(models.Activity).order_by(models.Activity.id.desc())).first()
+        assert last.kind == "sync.failed"

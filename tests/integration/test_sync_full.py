@@ -51,3 +51,15 @@ def test_full_sync_is_idempotent_and_keeps_the_programs_own_columns(sandbox, san
         assert s.scalar(select(func.count()).select_from(models.Invoice)) == count
         customer = s.scalar(select(models.Customer).where(models.Customer.qbo_id == key))
         assert customer.excluded is True and customer.policy_name == "gentle"
+
+
+def test_sync_all_syncs_every_connected_company(sandbox, sandbox_realms, settings_factory, db, vault):
+    settings = support.connect(settings_factory, db, vault, sandbox, sandbox_realms["en"])
+    support.connect(settings_factory, db, vault, sandbox, sandbox_realms["fr"])
+    results = run.sync_all(settings, db, vault, policy=support.FAST)
+    assert [r.realm for r in results] == [sandbox_realms["en"], sandbox_realms["fr"]]
+    assert all(r.ok and r.mode == "full" for r in results)
+    for realm in sandbox_realms.values():
+        support.assert_mirror_equals_source(db, sandbox, realm)
+    again = run.sync_all(settings, db, vault, policy=support.FAST)
+    assert [r.mode for r in again] == ["incremental", "incremental"]
