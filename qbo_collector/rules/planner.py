@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
@@ -140,18 +139,34 @@ def _done_steps(entries: Sequence[model.HistoryEntry], tz: str) -> dict[tuple[in
     return done
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(steps: tuple[policy_mod.Step, ...], repeat: policy_mod.Repeat | None
-              ) -> tuple[tuple[tuple[str, dt.timedelta], ...], tuple[dt.timedelta, ...]]:
-    """The steps as (anchor, offset) and the repeat offsets: plain values, computed once per policy."""
-    return (tuple((s.anchor, dt.timedelta(days=s.offset_days)) for s in steps),
-            tuple(dt.timedelta(days=k * repeat.every_days) for k in range(1, repeat.max_times + 1)) if repeat else ())
+_Compiled = tuple[tuple[tuple[str, dt.timedelta], ...], tuple[dt.timedelta, ...]]
+_COMPILED: dict[int, tuple[policy_mod.Policy, _Compiled]] = {}
+
+
+def _compiled(policy: policy_mod.Policy) -> _Compiled:
+    """The steps as (anchor, offset) and the repeat offsets: plain values, computed once per policy object.
+
+    Keyed by identity (hashing a pydantic model field by field costs more than the work saved);
+    the policy is kept alongside so a recycled id can never match another policy.
+    """
+    hit = _COMPILED.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    repeat = policy.repeat_last
+    value: _Compiled = (
+        tuple((s.anchor, dt.timedelta(days=s.offset_days)) for s in policy.steps),
+        tuple(dt.timedelta(days=k * repeat.every_days) for k in range(1, repeat.max_times + 1)) if repeat else (),
+    )
+    if len(_COMPILED) > 256:
+        _COMPILED.clear()
+    _COMPILED[id(policy)] = (policy, value)
+    return value
 
 
 def _slots(invoice: model.Invoice, due: dt.date, policy: policy_mod.Policy,
            done: dict[tuple[int, int], dt.date]) -> list[_Slot]:
     """The invoice's steps in order, each on or after the one before."""
-    steps, repeats = _compiled(policy.steps, policy.repeat_last)
+    steps, repeats = _compiled(policy)
     slots: list[_Slot] = []
     prev: dt.date | None = None
     for i, (anchor, offset) in enumerate(steps):
