@@ -378,7 +378,8 @@ class IntuitStore:
                     raise Fault("6000", "A business validation error has occurred while processing your request",
                                 f"Business Validation Error: the amount applied to {kind} {target['Id']} "
                                 f"is more than its open balance.")
-            applied += Decimal(str(amount)) * (1 if (links and links[0].get("TxnType", "Invoice") == "Invoice") else -1)
+            if links:   # money put on invoices, or credit taken from credit memos
+                applied += Decimal(str(amount)) * (1 if links[0].get("TxnType", "Invoice") == "Invoice" else -1)
             lines.append({"Amount": amount, "LinkedTxn": [{"TxnId": str(l["TxnId"]), "TxnType": l.get("TxnType", "Invoice")}
                                                            for l in links]})
         unapplied = round_money(Decimal(str(total)) - applied, currency)

@@ -145,3 +145,22 @@ def test_overdue_bucket_edges():
     assert [generator.overdue_bucket(day(n), today) for n in (-5, 0, 1, 30, 31, 60, 61, 90, 91, 500)] == [
         "current", "current", "1-30", "1-30", "31-60", "31-60", "61-90", "61-90", "90+", "90+"]
     assert generator.overdue_bucket(None, today) == "current"
+
+
+def test_applying_a_credit_memo_through_a_zero_payment(intuit):
+    realm = next(iter(intuit.companies))
+    inv = next(i for i in intuit.entities(realm, "Invoice") if i["Balance"] > 30 and not i["LinkedTxn"])
+    cust = inv["CustomerRef"]["value"]
+    before = intuit.get(realm, "Customer", cust)["Balance"]
+    memo = intuit.create(realm, "CreditMemo", {"CustomerRef": {"value": cust}, "Line": [{"Amount": 30}]})
+    assert memo["Balance"] == 30
+    assert intuit.get(realm, "Customer", cust)["Balance"] == pytest.approx(before - 30)
+    pay = intuit.create(realm, "Payment", {"CustomerRef": {"value": cust}, "TotalAmt": 0, "Line": [
+        {"Amount": 30, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]},
+        {"Amount": 30, "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"}]}]})
+    assert pay["UnappliedAmt"] == 0
+    assert intuit.get(realm, "CreditMemo", memo["Id"])["Balance"] == 0
+    assert intuit.get(realm, "Invoice", inv["Id"])["Balance"] == pytest.approx(inv["Balance"] - 30)
+    assert intuit.get(realm, "Customer", cust)["Balance"] == pytest.approx(before - 30)
+    unapplied = intuit.create(realm, "Payment", {"CustomerRef": {"value": cust}, "TotalAmt": 5})
+    assert unapplied["UnappliedAmt"] == 5
