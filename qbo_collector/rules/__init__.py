@@ -19,6 +19,18 @@ Public API::
 minimum gap is per customer). The daily run selects the customers having an invoice
 whose stored ``next_action_date <= today`` and plans those only.
 
+Dedupe keys (deterministic; the outbox holds them under a unique constraint)::
+
+    {realm}:reminder:{invoice_id}:step{n}[r{k}]:{channel}    step n (0-based), k-th repeat of the last step
+    {realm}:reminder:{invoice_id}:step{n}[r{k}]:unreachable  owner alert when no channel reaches the customer
+    {realm}:statement:{customer_id}:{digest16}:{channel}      statement; digest of the (invoice, step) pairs it completes
+    {realm}:fee:{invoice_id}:{kind}:{period}                  kind flat|percent|interest|indemnity; period = first day (ISO) or "once"
+    {realm}:task:{invoice_id}:call | :handoff                 escalation tasks
+    {realm}:alert:{invoice_id}:late                           invoice became late (if the policy asks)
+    {realm}:alert:{customer_id}:promise-broken:{made_on}:{until}
+    {realm}:plan:{plan_id}:inst{i}:before|after:{channel}     payment-plan reminders
+    {realm}:plan:{plan_id}:inst{i}:missed:owner               missed instalment alert
+
 Decisions where the issue is silent:
 
 - Catch-up: for each invoice only the newest step that came due and was not done is sent;
@@ -71,7 +83,14 @@ Decisions where the issue is silent:
 - Paid, voided, deleted, zero or negative balance, below the policy's minimum for its
   currency, excluded customer: nothing at all (no reminder, fee, task or alert).
 - ``now``: when given, only actions whose ``due_at`` has come are returned (an hourly
-  run); without it, the whole day's. An empty list means "nothing to do".
+  run); without it, the whole day's. An empty list means "nothing to do". Planning as
+  often as you like is safe: what was recorded is never decided again, and the same
+  undecided thing always gets the same key.
+- ``plan_calendar`` (the issue's ``plan(..., days=N)``) replays ``plan`` day by day,
+  recording each action as carried out; balances do not change, fees are not added.
+- ``next_action_date`` is a lower bound per invoice (ignores the statement grouping and
+  other invoices' contacts except the last one): store it, select ``<= today``, plan
+  those customers, and recompute it for the invoices selected or acted on.
 """
 
 from __future__ import annotations
