@@ -134,6 +134,14 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
             stamp_cache[key] = text
         return text
 
+    iso_cache: dict[date, str] = {}
+
+    def iso(day: date) -> str:   # one string per calendar day, shared by every row of that day
+        text = iso_cache.get(day)
+        if text is None:
+            text = iso_cache[day] = day.isoformat()
+        return text
+
     def money(value: float, currency: str) -> float | int:
         return int(round(value)) if currency in store.ZERO_DECIMAL_CURRENCIES else round(value, 2)
 
@@ -277,7 +285,7 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         lines.append({"Amount": total, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": empty})
         created = stamp(txn, 480 + int(rng.random() * 600))
         row = {
-            "DocNumber": str(1001 + i), "TxnDate": txn.isoformat(), "DueDate": due.isoformat(),
+            "DocNumber": str(1001 + i), "TxnDate": iso(txn), "DueDate": iso(due),
             "TotalAmt": total, "Balance": total,
             "CustomerRef": cust_refs[ci],
             "CurrencyRef": cust["CurrencyRef"], "SalesTermRef": term_refs[t], "Line": lines, "LinkedTxn": [],
@@ -336,7 +344,7 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         minute = 480 + int(rng.random() * 720)
         when = stamp(day, minute)
         pay = add("Payment", {
-            "TxnDate": day.isoformat(), "TotalAmt": amount, "UnappliedAmt": 0,
+            "TxnDate": iso(day), "TotalAmt": amount, "UnappliedAmt": 0,
             "CustomerRef": inv["CustomerRef"], "CurrencyRef": inv["CurrencyRef"], "ProcessPayment": False,
             "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}],
         }, {"CreateTime": when, "LastUpdatedTime": when})
@@ -354,7 +362,7 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         day = payment_day(target)
         when = stamp(day, rng.randrange(8 * 60, 18 * 60))
         memo = add("CreditMemo", {
-            "DocNumber": f"CM-{m + 1}", "TxnDate": day.isoformat(), "TotalAmt": total, "Balance": total,
+            "DocNumber": f"CM-{m + 1}", "TxnDate": iso(day), "TotalAmt": total, "Balance": total,
             "RemainingCredit": total, "CustomerRef": target["CustomerRef"], "CurrencyRef": target["CurrencyRef"],
             "Line": [{"Id": "1", "LineNum": 1, "Amount": total, "DetailType": "SalesItemLineDetail",
                       "Description": "Credit" if not fr else "Avoir",
@@ -364,7 +372,7 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         if m % 2 == 0 and target["Balance"] > 0:
             applied = min(total, target["Balance"])
             pay = add("Payment", {
-                "TxnDate": day.isoformat(), "TotalAmt": 0, "UnappliedAmt": 0,
+                "TxnDate": iso(day), "TotalAmt": 0, "UnappliedAmt": 0,
                 "CustomerRef": target["CustomerRef"], "CurrencyRef": target["CurrencyRef"], "ProcessPayment": False,
                 "Line": [{"Amount": applied, "LinkedTxn": [{"TxnId": target["Id"], "TxnType": "Invoice"}]},
                          {"Amount": applied, "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"}]}],
