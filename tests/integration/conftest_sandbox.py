@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,8 +106,8 @@ def sandbox_factory() -> Iterator[Callable[..., server.Sandbox]]:
 
 @pytest.fixture
 def fresh_sandbox(sandbox_factory: Callable[..., server.Sandbox]) -> server.Sandbox:
-    small_en = server.CompanySpec(**{**EN_SPEC.__dict__, "customers": 15, "invoices": 60, "payments": 30})
-    small_fr = server.CompanySpec(**{**FR_SPEC.__dict__, "customers": 10, "invoices": 40, "payments": 20})
+    small_en = dataclasses.replace(EN_SPEC, customers=15, invoices=60, payments=30)
+    small_fr = dataclasses.replace(FR_SPEC, customers=10, invoices=40, payments=20)
     return sandbox_factory(companies=[small_en, small_fr])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 from datetime import date, datetime, timedelta, timezone
 
@@ -20,7 +21,7 @@ def _dump(company: store.Company) -> str:
 
 def test_same_seed_same_company_different_seed_different():
     assert _dump(generator.generate(SPEC, now=NOW)) == _dump(generator.generate(SPEC, now=NOW))
-    other = generator.CompanySpec(**{**SPEC.__dict__, "seed": 10})
+    other = dataclasses.replace(SPEC, seed=10)
     assert _dump(generator.generate(other, now=NOW)) != _dump(generator.generate(SPEC, now=NOW))
     assert generator.realm_for(SPEC) == generator.generate(SPEC, now=NOW).realm
 
