@@ -12,6 +12,7 @@ import binascii
 import html
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -279,7 +280,6 @@ class OAuthServer:
     def token(self) -> flask.Response:
         fate = self.sb.oauth_faults.draw()
         if fate == "timeout":
-            import time
             time.sleep(self.sb.oauth_faults.timeout_seconds)
         elif fate in ("500", "429"):
             return self._token_error(int(fate), "server_error" if fate == "500" else "too_many_requests")
@@ -295,8 +295,6 @@ class OAuthServer:
                 code = self.state.codes.get(form.get("code", ""))
                 if (code is None or code.used or code.client_id != client_id or now >= code.expires
                         or code.redirect_uri != form.get("redirect_uri")):
-                    if code is not None and code.used:
-                        code.used = True
                     return self._token_error(400, "invalid_grant")
                 code.used = True
                 grant = Grant(realm=code.realm, client_id=client_id, scope=code.scope, created=now)
