@@ -35,6 +35,13 @@ def every_day_policy(base: str = "firm", **changes: Any) -> dict[str, Any]:
     return data
 
 
+def text_and_email_policy() -> dict[str, Any]:
+    """Every step by email and by text (the firm preset's later steps also ask for a letter task)."""
+    data = every_day_policy("firm")
+    data["steps"] = [{**step, "channels": ["email", "sms"]} for step in data["steps"]]
+    return data
+
+
 class _Quiet(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
