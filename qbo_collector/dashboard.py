@@ -39,6 +39,10 @@ from qbo_collector.db.session import Database
 from qbo_collector.rules import forecast
 
 DSO_WINDOWS = (30, 90)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext_noop: the page translates the message
+    return message
 _record = dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 
 
@@ -145,9 +149,9 @@ def parse_target(value: str) -> Decimal | None:
     try:
         days = Decimal(text.replace(",", "."))
     except ArithmeticError:
-        raise errors.InvalidInput("Enter a number of days, such as 45.", field="dso_target") from None
+        raise errors.InvalidInput(N_("Enter a number of days, such as 45."), field="dso_target") from None
     if not days.is_finite() or days != days.to_integral_value() or not 1 <= days <= 365:
-        raise errors.InvalidInput("Enter a whole number of days from 1 to 365.", field="dso_target")
+        raise errors.InvalidInput(N_("Enter a whole number of days from 1 to 365."), field="dso_target")
     return days
 
 

@@ -65,6 +65,8 @@ _WORDS = {
         "bye": "— qbo-collector",
     },
 }
+# French typography: a no-break space before ":" and ";".
+_WORDS["fr"] = {k: v.replace(" :", "\u00a0:").replace(" ;", "\u00a0;") for k, v in _WORDS["fr"].items()}
 _BUCKETS = {"1-30": "1–30", "31-60": "31–60", "61-90": "61–90", "90+": "90+"}
 
 

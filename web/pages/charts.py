@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
@@ -30,11 +31,16 @@ STYLE = Style(
 _COMMON = dict(style=STYLE, js=[], disable_xml_declaration=True, height=280, width=720,
                margin=8, margin_bottom=28, legend_at_bottom=True, legend_at_bottom_columns=3, show_y_guides=True,
                print_values=False, explicit_size=False, truncate_legend=-1, truncate_label=-1,
-               show_minor_y_labels=False, y_labels_major_count=6, show_minor_x_labels=True)
+               show_minor_y_labels=False, y_labels_major_count=6)
+
+
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
-    return Markup(chart.render(is_unicode=True))  # noqa: S704 - pygal escapes the labels it writes
+    # pygal embeds its tooltip configuration as an inline script even with js=[]; the page
+    # runs no script (and the CSP would refuse it), so it is dropped.
+    return Markup(_SCRIPT.sub("", chart.render(is_unicode=True)))  # noqa: S704 - pygal escapes the labels it writes
 
 
 def aging(buckets: Sequence[tuple[str, Decimal]], formatter: Callable[[float], str], title: str) -> Markup:

@@ -111,7 +111,8 @@ def _render(s, company: models.Company, role: str, key: str, language: str,  # t
         t=current, errors=problems, preview=preview, preview_error=preview_error, customers=customers,
         customer=customer, keys=templates.KEYS, languages=templates.LANGUAGES,
         edited={(lang, k) for lang, per in overrides.items() if isinstance(per, dict) for k in per},
-        placeholders=templates.PLACEHOLDERS, filters=templates.FILTERS,
+        placeholders={k: gettext(v) for k, v in templates.PLACEHOLDERS.items()},
+        filters={k: gettext(v) for k, v in templates.FILTERS.items()},
         sms_segments=templates.sms_segments(preview.sms) if preview and preview.sms else 0,
     ), status
 

@@ -1,0 +1,154 @@
+"""Dashboard figures from the mirror (SQLite and PostgreSQL), the dashboard page, and the weekly digest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import dashboard, digest
+from qbo_collector.db import models
+from qbo_collector.money import Money
+from qbo_collector.rules import forecast, model
+from tests.integration.test_pages_support import TODAY, frozen_today, owner, pages_app, seed, viewer  # noqa: F401
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def seeded(db):  # type: ignore[no-untyped-def]
+    seed(db)
+    return db
+
+
+def _company(s) -> models.Company:  # type: ignore[no-untyped-def]
+    return s.scalar(select(models.Company).where(models.Company.realm_id == "111"))
+
+
+def test_dso_is_receivables_over_credit_sales_times_days(seeded):
+    d = dashboard.build(seeded, "111", TODAY)
+    by_days = {x.days: x for x in d.dso}
+    # open balances: 1200 + 300 + 850.50 + 150 + 99.90
+    assert by_days[30].receivables == Decimal("2600.40")
+    # invoices issued in the last 30 days: 300 (20 days ago) + 99.90 (10 days ago)
+    assert by_days[30].credit_sales == Decimal("399.90")
+    assert by_days[30].value == (Decimal("2600.40") / Decimal("399.90") * 30).quantize(Decimal("0.1"))
+    # last 90 days also has 1200 (75 d) and 850.50 (40 d); the paid one issued exactly 90 days ago is outside
+    assert by_days[90].credit_sales == Decimal("399.90") + Decimal("1200") + Decimal("850.50")
+    assert d.trend[-1].values["EUR"][30] == by_days[30].value
+
+
+def test_receivables_in_the_past_add_back_what_was_paid_after(seeded):
+    with seeded.reading() as s:
+        company = _company(s)
+        # 100 days ago: the 400 invoice (issued 130 d ago, 250 paid 20 d ago) owed its full 400 in the mirror's view
+        past = TODAY - dt.timedelta(days=100)
+        receivables = dashboard._receivables_at(s, company, [past, TODAY])
+    paid_later = Decimal(0)
+    for k in range(12):  # paid invoices issued 200 - 10k days ago, paid 165 - 11k days ago
+        issued, paid_on = 200 - k * 10, 170 - k * 10 - (5 + k)
+        if issued >= 100 and paid_on < 100:
+            paid_later += Decimal(500)
+    assert receivables["EUR"][0] == Decimal("150") + Decimal("250") + paid_later
+    assert receivables["EUR"][1] == Decimal("2600.40")
+
+
+def test_aging_comes_from_reports_per_currency(seeded):
+    d = dashboard.build(seeded, "111", TODAY)
+    assert d.aging["EUR"] == {"current": Decimal("399.90"), "1-30": Decimal("850.50"), "31-60": Decimal("1200.00"),
+                              "61-90": Decimal("0.00"), "90+": Decimal("150.00"), "total": Decimal("2600.40")}
+
+
+def test_top_late_customers_are_ordered_by_overdue_amount(seeded):
+    d = dashboard.build(seeded, "111", TODAY)
+    assert [(c.name, c.overdue, c.days_late) for c in d.top_late] == [
+        ("Atelier Dubois", Decimal("1200.00"), 45), ("Boulangerie Martin", Decimal("850.50"), 10),
+        ("Café Lumière", Decimal("150.00"), 100)]
+
+
+def test_reminders_sent_and_followed_by_a_payment(seeded):
+    r = dashboard.build(seeded, "111", TODAY).reminders
+    # the reminder of 25 days ago was followed by the 250 payment 20 days ago; the one of 5 days ago by nothing yet
+    assert (r.sent, r.paid_after, r.collected) == (2, 1, {"EUR": Decimal("250.00")})
+    assert sum(w[1] for w in r.weeks) == 2 and sum(w[2] for w in r.weeks) == 1
+
+
+def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
+    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
+    with seeded.reading() as s:
+        company = _company(s)
+        cash, later = dashboard.expected_cash(s, company, TODAY)
+        invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
+        links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
+            models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
+    paid_on: dict[str, dt.date] = {}
+    for invoice_id, day in links:
+        paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
+    records = [forecast.PaidRecord(customer_id=i.customer_qbo_id, due_date=i.due_date, paid_on=paid_on[i.qbo_id])
+               for i in invoices if i.status == models.InvoiceStatus.paid]
+    open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
+                           total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
+                           due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
+    monday = TODAY - dt.timedelta(days=TODAY.weekday())
+    expected: dict[int, Decimal] = defaultdict(Decimal)
+    balances = {i.id: i.balance.amount for i in open_}
+    for f in forecast.forecast(open_, records, TODAY):
+        expected[(f.predicted_pay_date - monday).days // 7] += balances[f.invoice_id] * f.probability
+    weeks = cash["EUR"]
+    for n, week in enumerate(weeks):
+        assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
+    assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= len(weeks)), Decimal(0)),
+                                                 "EUR").rounded().amount
+
+
+def test_api_calls_today_add_up_syncs_and_runs(seeded):
+    now = dt.datetime(2026, 11, 23, 15, tzinfo=dt.timezone.utc)
+    with seeded.session() as s:
+        company = _company(s)
+        s.add(models.Activity(company_id=company.id, kind="dispatch.run", message="run", data={"api_calls": 3},
+                              at=now - dt.timedelta(hours=1)))
+        s.add(models.Activity(company_id=company.id, kind="sync", message="yesterday", data={"api_calls": 99},
+                              at=now - dt.timedelta(days=1)))
+    with seeded.reading() as s:
+        company = _company(s)
+        assert dashboard.api_calls_today(s, [company.id], now) == {company.id: 12 + 3}
+
+
+def test_the_digest_has_the_same_figures_in_the_company_language(seeded):
+    subject, text, html = digest.build(seeded, "111", TODAY, link="https://collector.example/companies/111/dashboard")
+    assert subject == ("Vos créances au 23 nov. 2026\u00a0: 2\u202f600,40\u00a0€ à encaisser, dont 2\u202f200,50\u00a0€ "
+                       "en retard — Company A")
+    assert "Atelier Dubois\u00a0: 1\u202f200,00\u00a0€, la plus ancienne en retard de 45 jours" in text
+    assert "2 envoyées\u00a0; 1 suivie d’un paiement dans les 30 jours." in text
+    assert "https://collector.example/companies/111/dashboard" in text and '<html lang="fr">' in html
+    assert "<script" not in html
+
+
+def test_dashboard_page_shows_buckets_formula_and_charts(owner):
+    page = owner.get("/companies/111/dashboard").get_data(as_text=True)
+    assert "DSO = receivables ÷ credit sales of the period × days in the period" in page
+    assert page.count("<svg") >= 4 and "<script" not in page
+    assert "€2,600.40" in page and "Atelier Dubois" in page
+
+
+def test_dso_target_is_validated_and_saved(owner, sqlite_db):
+    bad = owner.post("/companies/111/dashboard/target", {"dso_target": "soon"})
+    assert bad.status_code == 400 and "Enter a number of days" in bad.get_data(as_text=True)
+    with sqlite_db.reading() as s:
+        assert "dso_target" not in (_company(s).settings or {})
+    assert owner.post("/companies/111/dashboard/target", {"dso_target": "45"}).status_code == 302
+    with sqlite_db.reading() as s:
+        assert _company(s).settings["dso_target"] == "45"
+    assert "13.6 days over target" not in owner.get("/companies/111/dashboard").get_data(as_text=True)
+
+
+def test_dashboard_page_in_french(pages_app, sqlite_db):
+    from tests.integration.test_pages_support import browser
+
+    fr = browser(pages_app, sqlite_db, "fr@example.com", language="fr")
+    page = fr.get("/companies/111/dashboard").get_data(as_text=True)
+    assert '<html lang="fr">' in page
+    assert "Où en est l’argent" in page and "2\u202f600,40\u00a0€" in page
