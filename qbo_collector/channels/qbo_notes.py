@@ -60,7 +60,7 @@ def split_notes(notes: str | None) -> tuple[str, list[str], str]:
     text = notes or ""
     start = text.find(START_MARK)
     if start < 0:
-        return text, [], ""
+        return text.rstrip(), [], ""  # trailing blank lines are not words: the section goes right after
     end = text.find(END_MARK, start)
     before = text[:start].rstrip()
     if end < 0:  # the end marker was deleted by hand: our section runs to the end
