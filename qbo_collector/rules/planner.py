@@ -465,7 +465,10 @@ def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], cu
     ``invoices`` are this customer's invoices (all of them: statements list every open
     one). ``history`` is what was already done for this customer; ``pauses`` its
     promises, disputes, payment plans and manual pauses. With ``now`` (aware), only
-    actions whose ``due_at`` has come are returned; without it, the whole day's.
+    actions whose ``due_at`` has come are returned; without it, the whole day's (the
+    outbox way: insert them all, send each at its ``due_at``). Prefer the outbox way when
+    customers have their own time zones: a send hour that falls after the company's
+    local midnight is only reached by ``now`` on the next company day, one day late.
     Same inputs, same list, in a stable order.
     """
     if customer.excluded:
