@@ -1,0 +1,159 @@
+"""Dispatch at volume: about 10,000 due actions across 100 companies, against the local sandbox.
+
+Prints measured figures only (no assertion on time):
+- the QuickBooks calls used for the freshness checks and the notes write-back, beside the
+  optimum (⌈n/1000⌉ queries per company's batch of n invoices, ⌈c/30⌉ batch calls per
+  company's c customers with new notes lines);
+- messages per second excluding provider latency (the time spent inside the SendGrid and
+  Twilio calls is measured and taken out), and overall.
+
+    .venv/bin/python bench/dispatch.py [--companies 100] [--customers 12] [--invoices 30]
+
+Set BENCH_DATABASE_URL to a postgresql+psycopg:// URL to run on PostgreSQL (default: SQLite
+in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import logging
+
+import requests
+from sqlalchemy import select
+
+from qbo_collector import config, dispatch, rules
+from qbo_collector.db import migrate, models
+from qbo_collector.db.secrets import Vault
+from qbo_collector.db.session import Database
+from qbo_collector.dispatch import run as dispatch_run
+from qbo_collector.sandbox import server
+from qbo_collector.sync import auth, limiter
+from qbo_collector.sync import client as qbo_client
+from qbo_collector.sync import run as sync_run
+
+UNLIMITED = limiter.RateLimiter(windows=(limiter.Window(1_000_000, 1.0),))
+FAST = qbo_client.RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, max_retry_after=0.05)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--companies", type=int, default=100)
+    parser.add_argument("--customers", type=int, default=12)
+    parser.add_argument("--invoices", type=int, default=30)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    home = Path(tempfile.mkdtemp(prefix="qbo-bench-dispatch-"))
+    sb = server.Sandbox(seed=5, rate_limit_per_second=None, rate_limit_per_minute=None, batch_limit_per_minute=None)
+    realms = [sb.add_company(server.CompanySpec(name=f"Bench {n:03d}", customers=args.customers, invoices=args.invoices,
+                                                payments=args.invoices // 4, seed=1000 + n, timezone="America/Chicago"))
+              for n in range(args.companies)]
+    sb.start()
+    try:
+        settings = config.load(
+            env_file=None, qbo_collector_home=home,
+            qbo_collector_database_url=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{home / 'bench.db'}",
+            intuit_client_id=sb.client_id, intuit_client_secret=sb.client_secret, intuit_environment=sb.discovery_url,
+            intuit_api_base_url=sb.api_base_url, intuit_redirect_uri="http://127.0.0.1:9/connect/callback",
+            sendgrid_api_key=sb.sendgrid.api_key, sendgrid_api_host=sb.sendgrid_host,
+            sendgrid_from_email="billing@bench.example", twilio_account_sid=sb.twilio.account_sid,
+            twilio_auth_token=sb.twilio.auth_token, twilio_from_number="+15017122661",
+            twilio_api_base_url=sb.twilio_base_url)
+        db = Database(settings.database_url)
+        migrate.upgrade(db)
+        vault = Vault(settings.secret_key())
+        policy = rules.PRESETS["firm"].model_dump(mode="json")
+        policy["send_window"] = {"hour": 9, "minute": 0, "weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
+        started = time.perf_counter()
+        for realm in realms:
+            sb.next_realm = realm
+            url, _state = auth.begin(settings, db, origin="cli")
+            location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+            query = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+            auth.complete(settings, db, vault, state=query.get("state"), code=query.get("code"),
+                          realm_id=query.get("realmId"), error=None)
+            sync_run.sync_company(settings, db, vault, realm, policy=FAST, limiter=UNLIMITED)
+        with db.session() as s:
+            for company in s.scalars(select(models.Company)):
+                company.policy = policy
+                company.settings = {"owner_email": "owner@bench.example", "sender_name": "Bench"}
+        print(f"setup: {len(realms)} companies connected and synced in {time.perf_counter() - started:.1f} s")
+
+        # Time spent inside the providers' calls (HTTP to the stand-ins), measured around each call.
+        provider_time = [0.0]
+        real_send = dispatch_run.send_once
+
+        def timed_send(channel, message, retry):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return real_send(channel, message, retry)
+            finally:
+                provider_time[0] += time.perf_counter() - t0
+
+        dispatch_run.send_once = timed_send  # type: ignore[assignment]
+        queries0, batches0 = sb.log.count("intuit", "query"), sb.log.count("intuit", "batch")
+        t0 = time.perf_counter()
+        summaries = []
+        for realm in realms:
+            summaries.append(dispatch.run_company(settings, db, vault, realm, qbo_policy=FAST, limiter=UNLIMITED,
+                                                  now=_noon(sb)))
+        elapsed = time.perf_counter() - t0
+        dispatch_run.send_once = real_send  # type: ignore[assignment]
+
+        with db.session() as s:
+            rows = list(s.scalars(select(models.Outbox)))
+        due = [r for r in rows if r.kind != "note"]
+        statuses = collections.Counter(r.status.value for r in due)
+        per_company_invoices: dict[int, set[str]] = collections.defaultdict(set)
+        per_company_noted: dict[int, set[str]] = collections.defaultdict(set)
+        for r in due:
+            per_company_invoices[r.company_id].update(r.invoice_ids or ())
+        for r in rows:
+            if r.kind == "note" and r.status.value == "sent":
+                per_company_noted[r.company_id].add(r.customer_qbo_id or "")
+        fresh_used = sum(s.freshness_queries for s in summaries)
+        fresh_opt = sum(math.ceil(len(ids) / 1000) for ids in per_company_invoices.values())
+        notes_used = sum(s.note_batches for s in summaries)
+        notes_opt = sum(math.ceil(len(c) / 30) for c in per_company_noted.values())
+        messages = sum(s.channels[c] for s in summaries for c in ("email", "sms", "owner_email", "owner_sms"))
+        fees = sum(s.channels["qbo_fee"] for s in summaries)
+        api = sum(s.api_calls for s in summaries)
+        print(f"due actions: {len(due)} across {len(realms)} companies ({dict(statuses)})")
+        print(f"freshness checks: {fresh_used} QuickBooks queries for {sum(len(v) for v in per_company_invoices.values())} "
+              f"invoices; optimum ⌈n/1000⌉ per company = {fresh_opt}")
+        print(f"notes write-back: {notes_used} batch calls for {sum(len(v) for v in per_company_noted.values())} "
+              f"customers; optimum ⌈n/30⌉ per company = {notes_opt}")
+        print(f"other QuickBooks calls: {api - fresh_used - notes_used} (late-fee invoices: {fees}, 'Late fee' item "
+              f"lookups/creations, 5010 re-reads); sandbox log: {sb.log.count('intuit', 'query') - queries0} queries, "
+              f"{sb.log.count('intuit', 'batch') - batches0} batches")
+        print(f"run: {elapsed:.1f} s wall, {provider_time[0]:.1f} s inside SendGrid/Twilio calls")
+        print(f"messages: {messages} sent; {messages / max(elapsed - provider_time[0], 1e-9):.0f} messages/s excluding "
+              f"provider latency, {messages / elapsed:.0f} messages/s overall; "
+              f"{len(due) / max(elapsed, 1e-9):.0f} actions/s overall")
+    finally:
+        sb.stop()
+    return 0
+
+
+def _noon(sb: server.Sandbox):  # type: ignore[no-untyped-def]
+    import datetime as dt
+    import zoneinfo
+
+    zone = zoneinfo.ZoneInfo("America/Chicago")
+    today = sb.clock.now().astimezone(zone).date()
+    return dt.datetime(today.year, today.month, today.day, 12, tzinfo=zone).astimezone(dt.timezone.utc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
