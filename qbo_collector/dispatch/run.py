@@ -319,6 +319,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
                    qbo=qbo, notes=notes, qbo_problem=problem)
         _process_due(ctx)
         if not dry:
+            _pause_notes(ctx)
             _write_notes(ctx)
         if qbo is not None:
             summary.api_calls = qbo.api_calls
@@ -763,6 +764,33 @@ def block_contact(s: Any, channel: str, address: str, reason: str, *, company_id
 
 
 # --- notes write-back --------------------------------------------------------------------
+
+_PAUSE_WORDS = {"promise": ("Promise to pay{amount} by {until} recorded", "Promise closed"),
+                "dispute": ("Dispute recorded{invoices}", "Dispute resolved"),
+                "plan": ("Payment plan agreed{invoices}", "Payment plan ended"),
+                "manual": ("Reminders paused until {until}", "Reminders resumed")}
+
+
+def _pause_notes(ctx: _Ctx) -> None:
+    """Status changes a person recorded (promise, dispute, plan, pause) go to the notes section too."""
+    prefix = f"{ctx.realm}:note:pause:"
+    with ctx.db.session() as s:
+        done = set(s.scalars(select(models.Outbox.dedupe_key).where(
+            models.Outbox.company_id == ctx.company_id, models.Outbox.dedupe_key.startswith(prefix))))
+        for p in s.scalars(select(models.Pause).where(models.Pause.company_id == ctx.company_id)):
+            opened, closed = _PAUSE_WORDS.get(p.kind, ("{kind} recorded", "{kind} ended"))
+            amount = f" {p.amount} {p.currency or ''}".rstrip() if p.amount is not None else ""
+            invoices = f" (invoices {', '.join(p.invoice_ids)})" if p.invoice_ids else ""
+            words = {"amount": amount, "until": p.until_on or "further notice", "invoices": invoices, "kind": p.kind}
+            events = [(f"{prefix}{p.id}", p.start_on, opened.format(**words))]
+            if p.resolved_on is not None:
+                events.append((f"{prefix}{p.id}:end", p.resolved_on, closed.format(**words)))
+            for key, on, text in events:
+                if key not in done:
+                    outbox.enqueue(s, ctx.company_id, dedupe_key=key, kind="note", channel="qbo_notes", reason=text,
+                                   customer_id=p.customer_qbo_id, invoice_ids=p.invoice_ids or (),
+                                   payload={"line": f"{on.isoformat()} {text}"})
+
 
 def _write_notes(ctx: _Ctx) -> None:
     if ctx.notes is None:

@@ -76,7 +76,7 @@ class Env:
 
     def now_at(self, hour: int, days: int = 0) -> dt.datetime:
         """``hour``:00 in the company's zone on the sandbox's local today (+ ``days``), in UTC."""
-        zone = zoneinfo.ZoneInfo("America/Los_Angeles")
+        zone = zoneinfo.ZoneInfo(self.sb.intuit.companies[self.realm].timezone)
         today = self.sb.clock.now().astimezone(zone).date() + dt.timedelta(days=days)
         return dt.datetime(today.year, today.month, today.day, hour, tzinfo=zone).astimezone(dt.timezone.utc)
 

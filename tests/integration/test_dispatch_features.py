@@ -1,0 +1,121 @@
+"""Features around the sends: French customers, payment links, late-fee lines, status changes in the
+notes, reconnect alerts, the next action date the daily run reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import casework, dispatch
+from qbo_collector.channels import qbo_notes
+from qbo_collector.db import models
+from qbo_collector.sandbox import server
+from tests.integration import test_dispatch_support as ds
+
+FRENCH = server.CompanySpec(name="Boulangerie Martin", country="FR", currency="EUR", timezone="Europe/Paris",
+                            language="fr", customers=10, invoices=35, payments=10, seed=12)
+
+
+@pytest.fixture
+def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
+    made = []
+
+    def make(spec=ds.SMALL, **kwargs):  # type: ignore[no-untyped-def]
+        env = ds.build(sandbox_factory(companies=[spec]), settings_factory, sqlite_db, **kwargs)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        if env.web is not None:
+            env.web.stop()
+
+
+def test_french_customers_read_french_words_euros_and_the_payment_link(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(FRENCH)
+    with env.db.session() as s:
+        s.scalar(select(models.Company)).language = "fr"
+    env.run()
+    reminders = [m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example"]
+    assert reminders
+    french = [m for m in reminders if m["text"].startswith("Bonjour")]
+    assert french, [m["text"][:40] for m in reminders]
+    assert any(re.search(r"\d+,\d\d\s€", m["text"]) for m in french)
+    assert any(f"/pay/{env.realm}/" in m["text"] and f"/pay/{env.realm}/" in m["html"] for m in reminders)
+    texts = [m for m in env.sb.twilio.messages if "/pay/" in m["body"]]
+    assert all(m["body"].rstrip().split()[-1].startswith("http") for m in texts)  # the link is never cut
+
+
+def test_late_fees_as_a_line_on_the_invoice_are_added_once(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"late_fee_mode": "line"})
+    env.run()
+    fees = [r for r in env.rows(kind="fee") if r.status.value == "sent"]
+    assert fees and all(r.provider_id.startswith("line:") for r in fees)
+    invoice = env.sb.intuit.get(env.realm, "Invoice", fees[0].invoice_ids[0])
+    lines = [l for l in invoice["Line"] if fees[0].dedupe_key in str(l.get("Description", ""))]
+    assert len(lines) == 1 and lines[0]["SalesItemLineDetail"]["ItemRef"]["name"] == "Late fee"
+    # a crash after QuickBooks took the line: the retry finds it and adds nothing
+    with env.db.session() as s:
+        s.get(models.Outbox, fees[0].id).status = models.OutboxStatus.sending
+    env.run(now=env.now_at(13))
+    invoice = env.sb.intuit.get(env.realm, "Invoice", fees[0].invoice_ids[0])
+    assert len([l for l in invoice["Line"] if fees[0].dedupe_key in str(l.get("Description", ""))]) == 1
+
+
+def test_a_promise_recorded_on_the_page_goes_to_the_notes_and_pauses_reminders(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    today = env.now_at(12).date()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        invoice = s.scalars(select(models.Invoice).where(models.Invoice.status == models.InvoiceStatus.open,
+                                                         models.Invoice.due_date < today)).first()
+        customer_id = invoice.customer_qbo_id
+        casework.promise(s, company, customer_id, until=today + dt.timedelta(days=7), amount=str(invoice.balance),
+                         invoice_ids=[invoice.qbo_id], on=today)
+    env.run()
+    promised = [r for r in env.rows() if invoice.qbo_id in (r.invoice_ids or []) and r.kind in ("reminder", "fee")]
+    assert promised == []
+    notes = env.sb.intuit.get(env.realm, "Customer", customer_id)["Notes"]
+    assert "Promise to pay" in notes and qbo_notes.START_MARK in notes
+
+
+def test_a_company_that_needs_reconnecting_alerts_its_owner_once_a_day(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        company.status = models.CompanyStatus.needs_reconnect
+        company.status_reason = "Intuit refused the grant (invalid_grant)."
+    first = env.run()
+    second = env.run(now=env.now_at(13))
+    assert first.errors and second.errors
+    owner = [m for m in env.sb.sendgrid.messages if m["to"] == "owner@maple.example" and "reconnect" in m["text"]]
+    assert len(owner) == 1
+    assert not [m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example"]
+
+
+def test_next_action_dates_are_stored_and_later_runs_plan_only_what_is_due(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    env.run()
+    today = env.now_at(12).date()
+    with env.db.session() as s:
+        dates = [d for (d,) in s.execute(select(models.Invoice.next_action_on).where(
+            models.Invoice.status == models.InvoiceStatus.open))]
+    assert any(d is not None and d > today for d in dates)
+    # tomorrow: the first run of the day plans everyone; a second run the same day finds nothing new
+    env.run(now=env.now_at(12, days=1))
+    again = env.run(now=env.now_at(15, days=1))
+    assert again.planned == 0
+
+
+def test_plan_over_several_days_is_json_and_changes_nothing(make_env) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    env = make_env()
+    rows = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date(), days=30)
+    assert rows and json.loads(json.dumps([r.as_dict() for r in rows]))
+    assert len({r.dedupe_key for r in rows}) == len(rows)
+    assert {r.due_at.date() for r in rows} > {env.now_at(12).date()}
+    assert env.rows() == []
