@@ -152,7 +152,8 @@ def promise(s: Session, company: models.Company, customer_id: str, *, until: obj
     text = _note(note)
     row = models.Pause(company_id=company.id, kind="promise", customer_qbo_id=customer.qbo_id,
                        invoice_ids=_ids(invoices), start_on=on, until_on=until_on, amount=value, currency=currency,
-                       note=text, data={"open_balance_when_made": str(balance)}, created_by=user_id)
+                       note=text, data={"open_balance_when_made": str(money.Money(balance, currency).rounded().amount)},
+                       created_by=user_id)
     s.add(row)
     s.flush()
     _log(s, company, customer, "promise",

@@ -170,7 +170,7 @@ FIELDS = {
     "plan": ("instalments", "invoice_ids", "note"),
     "pause": ("until", "note"),
     "resume": ("customer",),
-    "resolve": ("pause_id",),
+    "resolve": (),
     "exclude": ("customer", "note"),
     "policy": ("policy_name",),
     "waive": ("invoice_id", "note"),

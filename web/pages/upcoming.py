@@ -88,23 +88,29 @@ def upcoming_dry_run(realm_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/companies/<realm_id>/upcoming/skip")
 def upcoming_skip(realm_id: str):  # type: ignore[no-untyped-def]
     key = request.form.get("dedupe_key", "")
-    with company_session(realm_id, write=True) as (s, company, role):
+    with company_session(realm_id, write=True) as (s, company, _role):
         on = today_for(company)
-        row: Any = s.scalar(select(models.Outbox).where(models.Outbox.company_id == company.id,
-                                                        models.Outbox.dedupe_key == key))
-        if row is None:
-            svc = services()
-            row = next((r for r in dispatch.plan_company(svc.settings, svc.db, realm_id, on=on, days=DAYS)
+        queued = s.scalar(select(models.Outbox.id).where(models.Outbox.company_id == company.id,
+                                                         models.Outbox.dedupe_key == key))
+    planned = None
+    if queued is None:  # planned, not yet in the outbox: find it in the plan (outside a write transaction)
+        svc = services()
+        planned = next((r for r in dispatch.plan_company(svc.settings, svc.db, realm_id, on=on, days=DAYS)
                         if r.dedupe_key == key), None)
+    with company_session(realm_id, write=True) as (s, company, role):
+        row: Any = s.get(models.Outbox, queued) if queued is not None else planned
         try:
             if row is None:
                 raise errors.InvalidInput(casework.N_("This action is no longer waiting to go out."), field="dedupe_key")
             with s.begin_nested():
                 casework.skip(s, company, row, reason=request.form.get("note", ""), on=on, user_id=user_id())
         except errors.InvalidInput as exc:
-            return _render(s, company, role, error=message_of(exc), status=400)
-    flash(gettext("Skipped. The following steps keep their own dates."))
-    return redirect(url_for("pages.upcoming", realm_id=realm_id))
+            error = message_of(exc)
+        else:
+            flash(gettext("Skipped. The following steps keep their own dates."))
+            return redirect(url_for("pages.upcoming", realm_id=realm_id))
+    with company_session(realm_id) as (s, company, role):
+        return _render(s, company, role, error=error, status=400)
 
 
 @bp.post("/companies/<realm_id>/upcoming/unknown/<int:outbox_id>")

@@ -1,0 +1,189 @@
+"""What people record on a customer's page, through the forms: the rows written, the calendar that follows, and refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from qbo_collector import dispatch
+from qbo_collector.db import models
+from tests.integration.test_pages_support import TODAY, frozen_today, owner, pages_app  # noqa: F401
+
+CUSTOMER = "/companies/111/customers/1"
+
+
+def _company(s) -> models.Company:  # type: ignore[no-untyped-def]
+    return s.scalar(select(models.Company).where(models.Company.realm_id == "111"))
+
+
+def _snapshot(db) -> str:  # type: ignore[no-untyped-def]
+    with db.reading() as s:
+        c = s.scalar(select(models.Customer).where(models.Customer.qbo_id == "1", models.Customer.company_id == _company(s).id))
+        counts = [s.scalar(select(func.count()).select_from(m)) for m in (models.Pause, models.Activity, models.Outbox)]
+        invoices = [(i.qbo_id, i.fees_waived) for i in s.scalars(select(models.Invoice))]
+        return json.dumps([c.excluded, c.fees_waived, c.policy_name, counts, invoices])
+
+
+def _planned_for(app, db, customer: str, days: int = 14) -> list[dispatch.PlannedRow]:  # type: ignore[no-untyped-def]
+    services = app.config["QBO"]
+    return [r for r in dispatch.plan_company(services.settings, db, "111", on=TODAY, days=days) if r.customer_id == customer]
+
+
+def _activity(db, kind: str) -> list[models.Activity]:  # type: ignore[no-untyped-def]
+    with db.reading() as s:
+        return list(s.scalars(select(models.Activity).where(models.Activity.kind == kind)))
+
+
+def test_a_promise_to_pay_pauses_the_customer_until_its_date(pages_app, owner, sqlite_db):
+    before = _planned_for(pages_app, sqlite_db, "1")
+    assert any(r.kind == "reminder" for r in before)
+    response = owner.post(f"{CUSTOMER}/promise", {"until": "2026-12-10", "amount": "1 200,00",
+                                                   "invoice_ids": "101", "note": "Called, will pay on the 10th"})
+    assert response.status_code == 302
+    page = owner.get(CUSTOMER).get_data(as_text=True)
+    assert "The promise to pay is recorded" in page and "Promised €1,200.00 by Dec 10, 2026" in page
+    with sqlite_db.reading() as s:
+        pause = s.scalar(select(models.Pause))
+        assert (pause.kind, pause.until_on, pause.amount, pause.invoice_ids, pause.data["open_balance_when_made"]) == \
+            ("promise", dt.date(2026, 12, 10), Decimal("1200.00"), ["101"], "1200.00")
+    (logged,) = _activity(sqlite_db, "promise")
+    assert logged.customer_qbo_id == "1" and logged.data["note"] == "Called, will pay on the 10th"
+    after = _planned_for(pages_app, sqlite_db, "1")
+    assert not [r for r in after if "101" in r.invoice_ids and r.due_at.date() <= dt.date(2026, 12, 11)]
+    assert len(after) < len(before)
+
+
+@pytest.mark.parametrize("action,data,field,message", [
+    # promise: a date in the past, a missing amount, someone else's invoice
+    ("promise", {"until": "2026-11-01", "amount": "10"}, "until", "A promise to pay is for today or a later date."),
+    ("promise", {"until": "2026-12-01", "amount": ""}, "amount", "Enter an amount such as 250.00."),
+    ("promise", {"until": "31/12/2026", "amount": "5"}, "until", "Enter a date such as 2026-12-31."),
+    ("promise", {"until": "2026-12-01", "amount": "-5"}, "amount", "The amount must be more than zero."),
+    ("promise", {"until": "2026-12-01", "amount": "5", "invoice_ids": "103"}, "invoice_ids", "Choose invoices of this customer."),
+    # dispute without saying what
+    ("dispute", {"note": "  "}, "note", "Say what the customer disputes."),
+    # payment plan: bad second line, past date, more than owed
+    ("plan", {"instalments": "2026-12-15 100\nsoon 100"}, "instalments", "Line 2: Enter a date such as 2026-12-31."),
+    ("plan", {"instalments": "2026-11-01 100"}, "instalments", "Line 1: An instalment cannot be in the past."),
+    ("plan", {"instalments": "2026-12-15 1000\n2027-01-15 1000"}, "instalments",
+     "The instalments add up to more than the customer owes."),
+    # pause in the past, resume when not paused
+    ("pause", {"until": "2026-11-23"}, "until", "Choose a resume date after today."),
+    ("resume", {}, "customer", "This customer is not paused."),
+    # exclude back when not excluded; a policy that does not exist
+    ("exclude", {"excluded": "0"}, "customer", "This customer is not excluded."),
+    ("policy", {"policy_name": "lenient"}, "policy_name", "Choose one of the listed policies."),
+    # waive on another customer's invoice, a made-up fee
+    ("waive", {"invoice_id": "invoice:103"}, "invoice_id", "Choose invoices of this customer."),
+    ("waive", {"invoice_id": "fee:99999"}, "invoice_id", "Choose one of this customer's late fees."),
+    # a call without an outcome, a reached call without notes, a note too long
+    ("call", {"outcome": ""}, "outcome", "Choose how the call went."),
+    ("call", {"outcome": "reached", "note": ""}, "note", "Write down what was said."),
+    ("note", {"note": "x" * 2001}, "note", "The note is too long: keep it under 2,000 characters."),
+    ("resolve", {"pause_id": "abc"}, "pause_id", "Choose one of this customer's pauses."),
+])
+def test_bad_input_is_shown_next_to_the_field_and_nothing_is_saved(pages_app, owner, sqlite_db, action, data, field, message):
+    before = _snapshot(sqlite_db)
+    response = owner.post(f"{CUSTOMER}/{action}", data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    if field in ("customer",) and action in ("resume", "exclude"):
+        assert f'id="{action}-customer-error"' in page
+    elif action == "resolve":
+        assert 'class="flash error" role="alert"' in page  # no field of its own: shown above the forms
+    else:
+        assert f'id="{action}-{field}-error"' in page, page[:200]
+    assert message.replace("'", "&#39;") in page
+    assert _snapshot(sqlite_db) == before
+
+
+def test_errors_are_translated_for_a_french_user(pages_app, sqlite_db):
+    from tests.integration.test_pages_support import browser
+
+    fr = browser(pages_app, sqlite_db, "fr@example.com", language="fr")
+    page = fr.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 100\nbientôt 100"}).get_data(as_text=True)
+    assert "Ligne 2\u00a0: Saisissez une date, par exemple 2026-12-31." in page
+
+
+def test_dispute_plan_pause_resume_exclude_policy_waive_call(pages_app, owner, sqlite_db):
+    assert owner.post(f"{CUSTOMER}/dispute", {"invoice_ids": "101", "note": "Wrong quantity"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 100\n2027-01-15 150,50"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/pause", {"until": "2026-12-24", "note": "Holidays"}).status_code == 302
+    assert "paused" in owner.get(CUSTOMER).get_data(as_text=True)
+    assert owner.post(f"{CUSTOMER}/resume").status_code == 302
+    assert owner.post(f"{CUSTOMER}/exclude", {"excluded": "1"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/policy", {"policy_name": "firm"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/waive", {"invoice_id": "invoice:102"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/waive", {"invoice_id": ""}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/call", {"outcome": "voicemail"}).status_code == 302
+    with sqlite_db.reading() as s:
+        pauses = {p.kind: p for p in s.scalars(select(models.Pause))}
+        customer = s.scalar(select(models.Customer).where(models.Customer.qbo_id == "1",
+                                                          models.Customer.company_id == _company(s).id))
+        invoice = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == "102"))
+        kinds = [a.kind for a in s.scalars(select(models.Activity).where(models.Activity.customer_qbo_id == "1")
+                                           .order_by(models.Activity.id))]
+    assert pauses["dispute"].invoice_ids == ["101"] and pauses["dispute"].resolved_on is None
+    assert pauses["plan"].data["instalments"] == [{"due_on": "2026-12-15", "amount": "100.00"},
+                                                  {"due_on": "2027-01-15", "amount": "150.50"}]
+    assert pauses["manual"].resolved_on == TODAY and pauses["manual"].until_on == TODAY
+    assert customer.excluded and customer.policy_name == "firm" and customer.fees_waived and invoice.fees_waived
+    assert kinds == ["dispute", "plan", "pause", "resume", "excluded", "policy.assigned", "fee.waived", "fee.waived", "call"]
+    assert _planned_for(pages_app, sqlite_db, "1") == []  # excluded: nothing at all
+    # the dispute is resolved from its "On hold" button
+    assert owner.post(f"{CUSTOMER}/resolve", {"pause_id": str(pauses["dispute"].id)}).status_code == 302
+    with sqlite_db.reading() as s:
+        assert s.get(models.Pause, pauses["dispute"].id).resolved_on == TODAY
+    timeline = owner.get(CUSTOMER).get_data(as_text=True)
+    for title in ("Dispute opened", "Payment plan agreed", "Reminders paused", "Reminders resumed", "Dispute resolved",
+                  "Excluded from reminders and fees", "Late fees waived", "Call", "Payment received"):
+        assert title in timeline, title
+
+
+def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
+    owner.post(f"{CUSTOMER}/promise", {"until": "2026-12-10", "amount": "100"})
+    page = owner.get("/companies/111/customers").get_data(as_text=True)
+    assert "4 customers" in page and "Durand &amp; Fils" not in page  # owes nothing
+    assert "promised" in page and "45 days late" in page
+    assert "Durand &amp; Fils" in owner.get("/companies/111/customers?all=1").get_data(as_text=True)
+    found = owner.get("/companies/111/customers?q=LUMI").get_data(as_text=True)
+    assert "Café Lumière" in found and "Atelier Dubois" not in found
+    assert "No customer matches" in owner.get("/companies/111/customers?q=zzz").get_data(as_text=True)
+
+
+def test_upcoming_skip_dry_run_and_unknown_rows(pages_app, owner, sqlite_db):
+    rows = _planned_for(pages_app, sqlite_db, "2")
+    first = rows[0]
+    page = owner.get("/companies/111/upcoming").get_data(as_text=True)
+    assert first.dedupe_key in page and "Boulangerie Martin" in page
+    assert owner.post("/companies/111/upcoming/skip", {"dedupe_key": first.dedupe_key}).status_code == 302
+    assert first.dedupe_key not in [r.dedupe_key for r in _planned_for(pages_app, sqlite_db, "2")]
+    with sqlite_db.reading() as s:
+        skipped = s.scalar(select(models.Outbox).where(models.Outbox.dedupe_key == first.dedupe_key))
+        assert skipped.status == models.OutboxStatus.cancelled and "Skipped" in skipped.status_reason
+    again = owner.post("/companies/111/upcoming/skip", {"dedupe_key": first.dedupe_key})
+    assert again.status_code == 400 and "no longer waiting to go out" in again.get_data(as_text=True)
+    assert owner.post("/companies/111/upcoming/skip", {"dedupe_key": "made-up"}).status_code == 400
+    # dry run on: planned keys carry the dry-run prefix, and the page says so
+    assert owner.post("/companies/111/upcoming/dry-run", {"dry_run": "1"}).status_code == 302
+    page = owner.get("/companies/111/upcoming").get_data(as_text=True)
+    assert "Dry run: on" in page and "dryrun:" in page
+    with sqlite_db.reading() as s:
+        assert _company(s).settings["dry_run"] is True
+    owner.post("/companies/111/upcoming/dry-run", {"dry_run": "0"})
+    # an unknown row: the owner decides
+    with sqlite_db.session() as s:
+        row = s.scalar(select(models.Outbox).where(models.Outbox.company_id == _company(s).id,
+                                                   models.Outbox.dedupe_key == "111:seed:1"))
+        row.status, row.sending_at = models.OutboxStatus.unknown, row.sent_at
+        row_id = row.id
+    assert "To resolve: did these go out?" in owner.get("/companies/111/upcoming").get_data(as_text=True)
+    assert owner.post(f"/companies/111/upcoming/unknown/{row_id}", {"decision": "sent"}).status_code == 302
+    with sqlite_db.reading() as s:
+        assert s.get(models.Outbox, row_id).status == models.OutboxStatus.sent
+    refused = owner.post(f"/companies/111/upcoming/unknown/{row_id}", {"decision": "sent"}, follow_redirects=True)
+    assert "not unknown" in refused.get_data(as_text=True)
