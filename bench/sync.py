@@ -10,8 +10,8 @@ measured sync runs in a fresh child process, so its peak RSS is the sync's alone
 - API calls: counted by the client and by the sandbox's request log; the optimum of a full
   sync is Σ ⌈rows/1000⌉ per entity (+1 for CompanyInfo), of an incremental sync of ≤ 1000
   changes 1 call. A stream of exactly N×1000 rows costs one extra, empty page (said below).
-- Floor: plain ``requests`` + ``json.loads`` of the same pages, paced at Intuit's 10/s like
-  the sync, then one bulk insert of (entity, Id, LastUpdatedTime) — what any sync must do
+- Floor: plain ``requests`` + ``json.loads`` of the same pages, paced by the same limiter as
+  the sync (Intuit's 10/s), then one bulk insert of (entity, Id, LastUpdatedTime) — what any sync must do
   at least. Target: full sync ≤ 1.5 × floor.
 - Peak RSS of the full sync of the company and of the company doubled. Target < 250 MB, flat.
 """
@@ -151,8 +151,9 @@ def _floor(settings, db, vault, realm: str) -> float:  # type: ignore[no-untyped
         while True:
             statement = stream.query(start=start) if stream.table else "SELECT * FROM CompanyInfo"
             params = {"minorversion": "75", **({"include": stream.include} if stream.include else {})}
-            pace.acquire(realm)
+            slot = pace.acquire(realm)
             answer = session.post(url, data=statement, params=params, timeout=120)
+            pace.done(slot)
             rows = json.loads(answer.text)["QueryResponse"].get(stream.entity) or []
             keep.extend((stream.entity, r["Id"], r.get("MetaData", {}).get("LastUpdatedTime", "")) for r in rows)
             if not stream.table or len(rows) < streams.PAGE_SIZE:

@@ -68,11 +68,14 @@ class _Transport(HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         owner = self.owner
-        owner.limiter.acquire(owner.realm_id)
+        slot = owner.limiter.acquire(owner.realm_id)
         owner.api_calls += 1
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (owner.policy.connect_timeout, owner.policy.read_timeout)
-        return super().send(request, *args, **kwargs)
+        try:
+            return super().send(request, *args, **kwargs)
+        finally:
+            owner.limiter.done(slot)
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -99,3 +99,14 @@ def test_a_failing_sync_does_not_stop_the_debouncer():
     assert requests_.wait_idle(5)
     assert ran == ["1", "2"]
     requests_.stop()
+
+
+def test_a_request_counts_from_its_answer():
+    clock = FakeClock()
+    rl = limiter.RateLimiter((limiter.Window(2, 1.0),), clock=clock, sleep=clock.sleep)
+    first = rl.acquire("r")
+    clock.now = 0.5                                   # a slow answer: Intuit may have seen it arrive late
+    rl.done(first)
+    rl.acquire("r")
+    rl.acquire("r")                                   # the third waits a full window after the first answer
+    assert clock.now == 1.5
