@@ -109,7 +109,7 @@ def child_main(mode: str, values_json: str, realm: str) -> None:
         from qbo_collector.sync import run
 
         started = time.perf_counter()
-        summary = run.sync_company(settings, db, vault, realm, full=mode == "full")
+        summary = run.sync_company(settings, db, vault, realm, full=mode == "full", limiter=_limiter())
         result = {"seconds": time.perf_counter() - started, "api_calls": summary.api_calls, "ok": summary.ok,
                   "mode": summary.mode, "written": summary.written, "errors": summary.errors,
                   "line": summary.line()}
@@ -131,6 +131,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _limiter():  # type: ignore[no-untyped-def]
+    from qbo_collector.sync import limiter
+
+    if os.environ.get("QBO_BENCH_NO_RATE_LIMIT"):
+        return limiter.RateLimiter((limiter.Window(1_000_000, 1.0),))
+    return None
+
+
 def _floor(settings, db, vault, realm: str) -> float:  # type: ignore[no-untyped-def]
     """Plain requests + json.loads of the same pages (paced at 10/s), then one bulk insert."""
     import requests
@@ -142,7 +150,7 @@ def _floor(settings, db, vault, realm: str) -> float:  # type: ignore[no-untyped
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json",
                             "Content-Type": "application/text"})
-    pace = limiter.RateLimiter()
+    pace = _limiter() or limiter.RateLimiter()
     url = f"{settings.intuit_api_base_url}/company/{realm}/query"
     started = time.perf_counter()
     keep: list[tuple[str, str, str]] = []
@@ -192,6 +200,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 100,000 invoices, 60,000 payments, 5,000 customers")
     parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary folder")
     parser.add_argument("--no-double", action="store_true", help="skip the doubled company (RSS flatness)")
+    parser.add_argument("--no-rate-limit", action="store_true",
+                        help="lift Intuit's 10/s on both sides: compares processing, not the rate limit")
     args = parser.parse_args()
 
     from qbo_collector.sandbox import server
@@ -200,7 +210,11 @@ def main() -> None:
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     tmp = Path(tempfile.mkdtemp(prefix="qbo-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    sb = server.Sandbox(seed=7, auto_approve=True)        # Intuit's limits on: 10/s, 500/min per realm
+    if args.no_rate_limit:
+        os.environ["QBO_BENCH_NO_RATE_LIMIT"] = "1"
+        sb = server.Sandbox(seed=7, auto_approve=True, rate_limit_per_second=None, rate_limit_per_minute=None)
+    else:
+        sb = server.Sandbox(seed=7, auto_approve=True)    # Intuit's limits on: 10/s, 500/min per realm
     n_inv, n_pay, n_cust = int(100_000 * args.scale), int(60_000 * args.scale), int(5_000 * args.scale)
     t0 = time.perf_counter()
     realm = sb.add_company(CompanySpec(name="Bench Co", customers=n_cust, invoices=n_inv, payments=n_pay, seed=1))
@@ -242,7 +256,8 @@ def main() -> None:
             doubled["optimum"], doubled["probes"], _ = optimum(sb, realm2)
 
         print()
-        print(f"database: {url.split('://')[0]}   company: {n_inv} invoices, {n_pay} payments, {n_cust} customers")
+        print(f"database: {url.split('://')[0]}   company: {n_inv} invoices, {n_pay} payments, {n_cust} customers"
+              f"   rate limit: {'lifted' if args.no_rate_limit else 'Intuit 10/s, 500/min (sandbox and client)'}")
         print(f"full sync         : {full['api_calls']} API calls (sandbox served {served}); optimum {best}"
               f"  -> {verdict(int(full['api_calls']), best, probes)}")
         for note in notes:

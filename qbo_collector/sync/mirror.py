@@ -50,12 +50,17 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
     # The statement is compiled once per shape and run through the driver's executemany with
     # SQLAlchemy's own bind processors applied here: the per-row machinery of Core execution
     # costs more than the database does on a page of 1000 rows.
-    get = [(fixed.get(n), n in fixed, n, processors[n]) for n in names]
+    template = [(processors[n](fixed[n]) if processors[n] is not None else fixed[n]) if n in fixed else None
+                for n in names]
+    slots = [(i, n, processors[n]) for i, n in enumerate(names) if n not in fixed]
+    positional = _positional(conn.dialect)
     params: list[Any] = []
     for row in unique.values():
-        values = [(const if is_fixed else row[n]) for const, is_fixed, n, _ in get]
-        values = [(proc(v) if proc is not None else v) for v, (_, _, _, proc) in zip(values, get)]
-        params.append(tuple(values) if _positional(conn.dialect) else dict(zip(names, values)))
+        values = template.copy()
+        for i, n, proc in slots:
+            v = row[n]
+            values[i] = proc(v) if proc is not None else v
+        params.append(tuple(values) if positional else dict(zip(names, values)))
     conn.exec_driver_sql(sql, params)
     return len(params)
 
