@@ -25,7 +25,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
-from collections import defaultdict
+import threading
+import time
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -59,6 +61,8 @@ class Dso:
 class DsoPoint:
     on: dt.date
     values: dict[str, dict[int, Decimal | None]]  # currency → {30: days, 90: days}
+    receivables: dict[str, Decimal]  # currency → receivables on that day
+    sales: dict[str, dict[int, Decimal]]  # currency → {30: credit sales of the 30 days before, 90: …}
 
 
 @_record
@@ -107,6 +111,7 @@ class Dashboard:
     cash_later: dict[str, Decimal]
     top_late: list[LateCustomer]
     reminders: ReminderEffect
+    version: tuple[Any, ...] = ()  # what the mirror-derived figures were computed from
 
     @property
     def currencies(self) -> list[str]:
@@ -115,22 +120,69 @@ class Dashboard:
 
 
 def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | None = None) -> Dashboard:
-    """Every figure of the dashboard for ``realm_id`` as of ``on``."""
-    aging = reports.aging(db, realm_id, on)
+    """Every figure of the dashboard for ``realm_id`` as of ``on``.
+
+    The figures drawn from the mirror alone (aging, DSO and trend, expected cash, late
+    customers) are kept in memory while the mirror does not change (``mirror_version``);
+    the reminders' figures read the outbox each time.
+    """
     with db.reading() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
         if company is None:
             raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
         if dso_target is None:
             dso_target = target_of(company)
-        trend = dso_trend(s, company, on)
-        cash, later = expected_cash(s, company, on)
+        version = (db.url, company.id, on, mirror_version(s, company))
+
+        def compute() -> tuple[Any, ...]:
+            aging = reports.aging(db, realm_id, on)
+            trend = dso_trend(s, company, on)
+            cash, later = expected_cash(s, company, on)
+            return ({cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
+                    trend, cash, later, top_late_customers(s, company, on))
+
+        aging, trend, cash, later, top_late = memo(version, compute)
         return Dashboard(
-            realm=realm_id, company_name=company.name, currency=company.currency, on=on,
-            aging={cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
-            dso=_current_dso(s, company, on), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
-            top_late=top_late_customers(s, company, on), reminders=reminder_effect(s, company, on),
+            realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
+            dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
+            top_late=top_late, reminders=reminder_effect(s, company, on), version=version,
         )
+
+
+def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
+    """Changes whenever the company's mirror does: a sync, or the dispatcher's fresh read of invoices."""
+    inv, pay = models.Invoice, models.Payment
+    invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
+    payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
+    return (company.last_sync_at, *invoices, *payments)
+
+
+MEMO_SIZE = 32
+MEMO_SECONDS = 900.0
+_memory: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+_memory_lock = threading.Lock()
+
+
+def memo(key: tuple[Any, ...], compute: Any) -> Any:
+    """``compute()``, or its value kept from an earlier call with the same key (at most MEMO_SECONDS old)."""
+    now = time.monotonic()
+    with _memory_lock:
+        hit = _memory.get(key)
+        if hit is not None and now - hit[0] < MEMO_SECONDS:
+            _memory.move_to_end(key)
+            return hit[1]
+    value = compute()
+    with _memory_lock:
+        _memory[key] = (now, value)
+        while len(_memory) > MEMO_SIZE:
+            _memory.popitem(last=False)
+    return value
+
+
+def forget() -> None:
+    """Drop the figures kept in memory (tests; a bench's cold run)."""
+    with _memory_lock:
+        _memory.clear()
 
 
 def target_of(company: models.Company) -> Decimal | None:
@@ -229,32 +281,30 @@ def dso_trend(s: Session, company: models.Company, on: dt.date, months: int = 12
     receivables = _receivables_at(s, company, points)
     longest = max(DSO_WINDOWS)
     sales = _sales_by_day(s, company, points[0] - dt.timedelta(days=longest), on)
+    currencies = sorted(set(receivables) | set(sales), key=lambda c: (c != company.currency, c))
     out = []
     for j, point in enumerate(points):
         values: dict[str, dict[int, Decimal | None]] = {}
-        for currency in sorted(set(receivables) | set(sales)):
+        ar: dict[str, Decimal] = {}
+        sold: dict[str, dict[int, Decimal]] = {}
+        for currency in currencies:
             days_sales = sales.get(currency, {})
-            values[currency] = {}
+            ar[currency] = receivables.get(currency, [Decimal(0)] * len(points))[j]
+            values[currency], sold[currency] = {}, {}
             for window in DSO_WINDOWS:
                 start = point - dt.timedelta(days=window)
-                total = sum((a for d, a in days_sales.items() if start < d <= point), Decimal(0))
-                values[currency][window] = _dso(receivables.get(currency, [Decimal(0)] * len(points))[j], total, window)
-        out.append(DsoPoint(on=point, values=values))
+                sold[currency][window] = sum((a for d, a in days_sales.items() if start < d <= point), Decimal(0))
+                values[currency][window] = _dso(ar[currency], sold[currency][window], window)
+        out.append(DsoPoint(on=point, values=values, receivables=ar, sales=sold))
     return out
 
 
-def _current_dso(s: Session, company: models.Company, on: dt.date) -> list[Dso]:
-    receivables = _receivables_at(s, company, [on])
-    sales = _sales_by_day(s, company, on - dt.timedelta(days=max(DSO_WINDOWS)), on)
-    out = []
-    for currency in sorted(set(receivables) | set(sales), key=lambda c: (c != company.currency, c)):
-        ar = receivables.get(currency, [Decimal(0)])[0]
-        for window in DSO_WINDOWS:
-            total = sum((a for d, a in sales.get(currency, {}).items() if d > on - dt.timedelta(days=window)),
-                        Decimal(0))
-            out.append(Dso(currency=currency, days=window, receivables=_round(ar, currency),
-                           credit_sales=_round(total, currency), value=_dso(ar, total, window)))
-    return out
+def current_dso(company: models.Company, trend: list[DsoPoint]) -> list[Dso]:
+    """The DSO figures of the last point of the trend (``on``), with their receivables and credit sales."""
+    last = trend[-1]
+    return [Dso(currency=currency, days=window, receivables=_round(last.receivables[currency], currency),
+                credit_sales=_round(last.sales[currency][window], currency), value=last.values[currency][window])
+            for currency in last.values for window in DSO_WINDOWS]
 
 
 # --- expected cash -----------------------------------------------------------------------
@@ -270,10 +320,17 @@ class _History:
 
     def __init__(self, rows: Iterable[tuple[str, int, int]]) -> None:
         self.by_customer: dict[str, dict[int, int]] = defaultdict(dict)
-        self.overall: dict[int, int] = defaultdict(int)
+        overall: dict[int, int] = defaultdict(int)
         for customer, delay, count in rows:
-            self.by_customer[customer][int(delay)] = self.by_customer[customer].get(int(delay), 0) + int(count)
-            self.overall[int(delay)] += int(count)
+            d, n = int(delay), int(count)
+            per = self.by_customer[customer]
+            per[d] = per.get(d, 0) + n
+            overall[d] += n
+        self.overall = dict(overall)
+        # forecast.predict's "usual delay": round(mean) of the customer's delays, else the company's
+        self._average = {c: round(sum(d * n for d, n in h.items()) / sum(h.values())) for c, h in self.by_customer.items()}
+        self._overall_average = (round(sum(d * n for d, n in self.overall.items()) / sum(self.overall.values()))
+                                 if self.overall else None)
         self._delays = sorted(self.overall)
         # suffix sums: how many paid invoices were at least d days late
         self._suffix = []
@@ -298,16 +355,17 @@ class _History:
 
     def predict(self, customer: str, due: dt.date, today: dt.date) -> dt.date:
         """``forecast.predict`` over the histogram."""
-        own = self.by_customer.get(customer)
-        pool, key = (own, customer) if own else (self.overall, None)
-        if not pool:
+        average = self._average.get(customer)
+        key: str | None = customer
+        if average is None:
+            average, key = self._overall_average, None
+        if average is None:
             return max(due, today)
-        count = sum(pool.values())
-        average = round(sum(d * n for d, n in pool.items()) / count)
         if due + dt.timedelta(days=average) >= today:
             return due + dt.timedelta(days=average)
         age = (today - due).days
         if (key, age) not in self._later:
+            pool = self.by_customer[customer] if key is not None else self.overall
             longer = [(d - age, n) for d, n in pool.items() if d > age]
             total = sum(n for _, n in longer)
             self._later[(key, age)] = (round(sum(x * n for x, n in longer) / total) if total
@@ -317,17 +375,17 @@ class _History:
 
 def _history(s: Session, company: models.Company) -> _History:
     inv, link, pay = models.Invoice, models.PaymentLink, models.Payment
-    paid_on = (select(link.invoice_qbo_id.label("invoice"), func.max(pay.txn_date).label("paid_on"))
-               .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
-               .where(link.company_id == company.id, pay.deleted.is_(False))
-               .group_by(link.invoice_qbo_id).subquery())
-    delay = _days_between(s, paid_on.c.paid_on, inv.due_date).label("delay")
-    rows = s.execute(
-        select(inv.customer_qbo_id, delay, func.count())
-        .join(paid_on, paid_on.c.invoice == inv.qbo_id)
+    # one row per paid invoice: its customer and the days from due date to its last payment
+    per_invoice = (
+        select(inv.customer_qbo_id.label("customer"),
+               _days_between(s, func.max(pay.txn_date), inv.due_date).label("delay"))
+        .join(link, and_(link.company_id == inv.company_id, link.invoice_qbo_id == inv.qbo_id))
+        .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
         .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.paid, inv.deleted.is_(False),
-               inv.due_date.is_not(None), paid_on.c.paid_on.is_not(None))
-        .group_by(inv.customer_qbo_id, delay))
+               inv.due_date.is_not(None), pay.deleted.is_(False), pay.txn_date.is_not(None))
+        .group_by(inv.id, inv.customer_qbo_id, inv.due_date).subquery())
+    rows = s.execute(select(per_invoice.c.customer, per_invoice.c.delay, func.count())
+                     .group_by(per_invoice.c.customer, per_invoice.c.delay))
     return _History((c, d, n) for c, d, n in rows if d is not None)
 
 
@@ -402,12 +460,19 @@ def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int 
         ob.sent_at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc))).all()
     link, pay = models.PaymentLink, models.Payment
     payments: dict[str, list[tuple[dt.date, Decimal, str]]] = defaultdict(list)
-    for invoice, day, amount, currency in s.execute(
-            select(link.invoice_qbo_id, pay.txn_date, link.amount, pay.currency)
-            .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
-            .where(link.company_id == company.id, pay.deleted.is_(False), pay.txn_date >= start)):
-        if day is not None:
-            payments[invoice].append((_as_date(day), _dec(amount), currency or company.currency))
+    paid_since = (select(link.invoice_qbo_id, pay.txn_date, link.amount, pay.currency)
+                  .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
+                  .where(link.company_id == company.id, pay.deleted.is_(False), pay.txn_date >= start))
+    if s.get_bind().dialect.name == "sqlite":
+        # SQLite would walk every payment link of the company: ask for the reminded invoices' ones (index on invoice)
+        reminded = sorted({str(i) for ids, _at in sent for i in (ids or [])})
+        queries = [paid_since.where(link.invoice_qbo_id.in_(reminded[k:k + 500])) for k in range(0, len(reminded), 500)]
+    else:  # PostgreSQL hashes the window's payments in one pass
+        queries = [paid_since] if sent else []
+    for query in queries:
+        for invoice, day, amount, currency in s.execute(query):
+            if day is not None:
+                payments[invoice].append((_as_date(day), _dec(amount), currency or company.currency))
     first_week = _monday(start)
     n_weeks = (_monday(on) - first_week).days // 7 + 1
     weeks = [[first_week + dt.timedelta(weeks=w), 0, 0] for w in range(n_weeks)]

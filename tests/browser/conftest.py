@@ -76,7 +76,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         qbo_collector_public_url=url, intuit_client_id=sandbox.client_id, intuit_client_secret=sandbox.client_secret,
         intuit_environment=sandbox.discovery_url, intuit_api_base_url=sandbox.api_base_url,
         intuit_redirect_uri=f"{url}/connect/callback", intuit_webhook_verifier_token=sandbox.webhook_verifier_token,
-        sendgrid_api_key="SG.test-key", sendgrid_api_host=sandbox.sendgrid_host,
+        sendgrid_api_key=sandbox.sendgrid.api_key, sendgrid_api_host=sandbox.sendgrid_host,
         sendgrid_from_email="reminders@example.com")
     db = Database(settings.database_url)
     migrate.upgrade(db)

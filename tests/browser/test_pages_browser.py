@@ -138,7 +138,20 @@ def test_the_dashboard(page, site: Site) -> None:
     shot(page, "09-dashboard")
     page.goto(f"{site.url}/companies/{_realm(site)}/customers")
     shot(page, "10-customers")
+
+def test_channels_and_a_test_send(page, site: Site) -> None:
     page.goto(f"{site.url}/companies/{_realm(site)}/channels")
+    page.fill("#owner_email", "not an address")
+    page.get_by_role("button", name="Save", exact=True).click()
+    assert page.locator("#owner_email-error").is_visible()
+    page.fill("#owner_email", "martin@boulangerie.example")
+    page.fill("#sender_name", "Boulangerie Martin")
+    page.get_by_role("button", name="Save", exact=True).click()
+    assert page.get_by_text("The channel settings are saved.").is_visible()
+    before = len(site.sandbox.sendgrid.messages)
+    page.get_by_role("button", name="Send a test").click()
+    assert page.get_by_text("A test message was sent to martin@boulangerie.example.").is_visible()
+    assert len(site.sandbox.sendgrid.messages) == before + 1
     shot(page, "11-channels")
 
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def seeded(db):  # type: ignore[no-untyped-def]
+    dashboard.forget()
     seed(db)
     return db
 
@@ -102,6 +103,17 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
         assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
     assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= len(weeks)), Decimal(0)),
                                                  "EUR").rounded().amount
+
+
+def test_figures_are_kept_until_the_mirror_changes(seeded):
+    first = dashboard.build(seeded, "111", TODAY)
+    assert dashboard.build(seeded, "111", TODAY).trend is first.trend  # kept
+    with seeded.session() as s:  # a sync (or the dispatcher's fresh read) rewrites an invoice
+        invoice = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == "103"))
+        invoice.balance, invoice.synced_at = Decimal(0), models.utcnow()
+        invoice.status = models.InvoiceStatus.paid
+    again = dashboard.build(seeded, "111", TODAY)
+    assert again.trend is not first.trend and again.aging["EUR"]["total"] == Decimal("1749.90")
 
 
 def test_api_calls_today_add_up_syncs_and_runs(seeded):

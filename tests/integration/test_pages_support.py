@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from qbo_collector import clock
+from qbo_collector import clock, dashboard
 from qbo_collector.db import models
 from tests.integration.web_helpers import csrf_token, login, make_user
 from web import auth, create_app
@@ -87,6 +87,7 @@ def frozen_today(monkeypatch):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def pages_app(settings_factory, sqlite_db, frozen_today):  # type: ignore[no-untyped-def]
     auth.throttle.clear()
+    dashboard.forget()
     app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=sqlite_db)
     app.config["TESTING"] = True  # CSRF stays on
     seed(sqlite_db)

@@ -43,6 +43,19 @@ def dso_target(realm_id: str):  # type: ignore[no-untyped-def]
 
 
 def _charts(d: figures.Dashboard) -> dict[str, object]:
+    """The SVG charts; those drawn from the mirror are kept while it does not change (pygal takes ~50 ms each)."""
+    key = ("charts", d.version, str(get_locale()), d.dso_target)
+    out = dict(figures.memo(key, lambda: _mirror_charts(d)))
+    r = d.reminders
+    out["reminders"] = charts.weekly_bars(
+        [format_date(w[0], "d MMM") for w in r.weeks],
+        [(gettext("Reminders sent"), [float(w[1]) for w in r.weeks]),
+         (gettext("Followed by a payment"), [float(w[2]) for w in r.weeks])],
+        lambda v: format_decimal(v, format="#,##0")) if r.sent else None
+    return out
+
+
+def _mirror_charts(d: figures.Dashboard) -> dict[str, object]:
     out: dict[str, object] = {"aging": {}, "cash": {}}
     for currency, buckets in d.aging.items():
         out["aging"][currency] = charts.aging(  # type: ignore[index]
@@ -64,12 +77,6 @@ def _charts(d: figures.Dashboard) -> dict[str, object]:
             [(gettext("Expected (weighted by probability)"), [float(w.expected) for w in weeks]),
              (gettext("Predicted to be paid"), [float(w.open_balance) for w in weeks])],
             _money(currency))
-    r = d.reminders
-    out["reminders"] = charts.weekly_bars(
-        [format_date(w[0], "d MMM") for w in r.weeks],
-        [(gettext("Reminders sent"), [float(w[1]) for w in r.weeks]),
-         (gettext("Followed by a payment"), [float(w[2]) for w in r.weeks])],
-        lambda v: format_decimal(v, format="#,##0"))
     return out
 
 

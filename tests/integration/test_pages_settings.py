@@ -1,0 +1,212 @@
+"""Policy editor, template editor and channel settings: what is saved, and bad input refused next to its field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from qbo_collector import rules
+from qbo_collector.db import models
+from tests.integration.test_pages_support import TODAY, browser, frozen_today, owner, pages_app  # noqa: F401
+from web.pages import forms
+
+POLICY = "/companies/111/policy"
+
+
+def _company(db) -> models.Company:  # type: ignore[no-untyped-def]
+    with db.reading() as s:
+        return s.scalar(select(models.Company).where(models.Company.realm_id == "111"))
+
+
+def _form(page: str) -> MultiDict[str, str]:
+    """The policy form's current values, as the browser would post them."""
+    form: MultiDict[str, str] = MultiDict()
+    for tag in re.findall(r"<(?:input|select)[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name or name.group(1) in ("csrf_token", "preset", "q"):
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        if "checkbox" in tag:
+            if " checked" in tag:
+                form.add(name.group(1), value.group(1) if value else "1")
+        elif tag.startswith("<input"):
+            form.add(name.group(1), value.group(1) if value else "")
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        if name == "preset":
+            continue
+        chosen = re.search(r'<option value="([^"]*)" selected', options) or re.search(r'<option value="([^"]*)"', options)
+        form[name] = chosen.group(1) if chosen else ""
+    return form
+
+
+def _post_policy(owner, form: MultiDict[str, str]):  # type: ignore[no-untyped-def]
+    data = MultiDict(form)
+    data["csrf_token"] = owner.token
+    return owner.client.post(POLICY, data=data)
+
+
+def test_form_round_trip_keeps_every_preset(pages_app):
+    for name, policy in rules.PRESETS.items():
+        data, kinds = forms.data_from(forms.values_of(policy, "EUR"), "EUR", policy)
+        parsed, problems = forms.validate(data, kinds)
+        assert problems == {} and parsed == policy, name
+
+
+def test_a_preset_is_loaded_edited_and_saved(pages_app, owner, sqlite_db):
+    page = owner.get(f"{POLICY}?preset=france_b2b").get_data(as_text=True)
+    assert "Preset loaded: review it, then save." in page
+    form = _form(page)
+    assert form["fee.indemnity.amount"] == "40" and form.getlist("fee.interest.enabled") == ["1"]
+    form["steps.0.offset_days"] = "-5"
+    form["late_fees.grace_days"] = "2"
+    form["send_window.hour"] = "10"
+    form["min_balance.EUR"] = "5,50"
+    form["discount_tiers.0.days_after_invoice"] = "10"
+    form["discount_tiers.0.percent"] = "2"
+    assert _post_policy(owner, form).status_code == 302
+    stored = rules.Policy.model_validate(_company(sqlite_db).policy)
+    assert stored.name == "france_b2b" and stored.steps[0].offset_days == -5 and stored.late_fees.grace_days == 2
+    assert str(stored.min_balance["EUR"]) == "5.50" and stored.send_window.hour == 10
+    assert stored.discount_tiers[0].percent == 2 and stored.fee_rule("indemnity").amount == {"EUR": 40}
+    assert "The policy is saved" in owner.get(POLICY).get_data(as_text=True)
+
+
+def test_the_worked_example_is_computed_by_the_rules_engine(pages_app, owner):
+    page = owner.get(f"{POLICY}?preset=france_b2b").get_data(as_text=True)
+    example = page.split('id="example"', 1)[1].split("</aside>", 1)[0]
+    # €1,000 due 90 days ago: the €40 indemnity once, and monthly interest at 12.15 % a year
+    assert "An invoice of €1,000.00 due on Aug 25, 2026, still unpaid 90 days later" in example
+    assert "Recovery indemnity" in example and "€40.00" in example and "12.15" in example
+    firm = owner.get(f"{POLICY}?preset=firm").get_data(as_text=True).split('id="example"', 1)[1]
+    assert "Percentage fee" in firm and "€15.00" in firm  # 1.5 % of €1,000 each month after 5 days of grace
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("steps.0.offset_days", "soon", "Enter a whole number."),
+    ("steps.0.offset_days", "5000", "Enter 3650 or less."),
+    ("send_window.hour", "25", "Enter 23 or less."),
+    ("min_gap_days", "-1", "Enter 0 or more."),
+    ("name", "", "This field is required."),
+    ("fee.percent.percent", "", "A percent fee needs a percent."),
+    ("fee.percent.percent", "abc", "Enter a number, such as 1.5."),
+    ("discount_tiers.0.percent", "80", "Enter 50 or less."),
+])
+def test_bad_policy_input_is_shown_next_to_the_field_and_nothing_is_saved(pages_app, owner, sqlite_db, field, value, message):
+    form = _form(owner.get(f"{POLICY}?preset=firm").get_data(as_text=True))
+    form["fee.percent.enabled"] = "1"
+    if field.startswith("discount_tiers"):
+        form["discount_tiers.0.days_after_invoice"] = "10"
+    form[field] = value
+    response = _post_policy(owner, form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    error_id = (field if field != "fee.percent.percent" or value else "fee.percent").replace(".", "-") + "-error"
+    found = re.search(rf'id="{re.escape(error_id)}">([^<]*)<', page)
+    assert found and found.group(1) == message, (error_id, page.count("field-error"))
+    assert "The policy was not saved" in page
+    assert _company(sqlite_db).policy is None
+
+
+def test_sms_hours_are_a_policy_wide_error(pages_app, owner, sqlite_db):
+    form = _form(owner.get(f"{POLICY}?preset=firm").get_data(as_text=True))
+    form["send_window.hour"] = "22"
+    page = _post_policy(owner, form).get_data(as_text=True)
+    assert "Text messages may only go out between 8:00 and 21:00" in page
+    assert _company(sqlite_db).policy is None
+
+
+# --- templates ---------------------------------------------------------------------------
+
+TEMPLATES = "/companies/111/templates"
+
+
+def test_template_preview_uses_a_real_customer_and_saving_stores_the_override(pages_app, owner, sqlite_db):
+    page = owner.get(f"{TEMPLATES}?key=reminder_overdue_gentle&language=fr&customer=2").get_data(as_text=True)
+    assert "Boulangerie Martin" in page and "{{ customer_name }}" in page  # placeholders listed
+    assert "customer_name" in page and "Le nom du client" not in page  # help in the user's language (en)
+    preview = owner.post(TEMPLATES, {"key": "reminder_overdue_gentle", "language": "fr", "customer": "2", "do": "preview",
+                                     "subject": "Facture {{ invoice.number }} pour {{ customer_name }}",
+                                     "text": "Bonjour {{ customer_name }}, il reste {{ invoice.balance|money }}.",
+                                     "html": "", "sms": ""})
+    body = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "Facture F-1003 pour Boulangerie Martin" in body
+    assert "il reste 850,50\u00a0€." in body
+    assert "templates" not in (_company(sqlite_db).settings or {})
+    saved = owner.post(TEMPLATES, {"key": "reminder_overdue_gentle", "language": "fr", "do": "save",
+                                   "subject": "Facture {{ invoice.number }}", "text": "Bonjour {{ customer_name }}",
+                                   "html": "", "sms": "Rappel {{ invoice.number }}"})
+    assert saved.status_code == 302
+    stored = _company(sqlite_db).settings["templates"]["fr"]["reminder_overdue_gentle"]
+    assert stored == {"subject": "Facture {{ invoice.number }}", "text": "Bonjour {{ customer_name }}", "html": "",
+                      "sms": "Rappel {{ invoice.number }}"}
+    assert "edited" in owner.get(f"{TEMPLATES}?key=reminder_overdue_gentle&language=fr").get_data(as_text=True)
+    owner.post(TEMPLATES, {"key": "reminder_overdue_gentle", "language": "fr", "do": "reset"})
+    assert "reminder_overdue_gentle" not in _company(sqlite_db).settings["templates"]["fr"]
+
+
+@pytest.mark.parametrize("part,source,expected", [
+    ("text", "Bonjour {{ customer_name }},\n{% if invoice %}\nMerci.", "Line 3"),
+    ("subject", "{{ customer_name", "Line 1"),
+    ("html", "<p>{{ invoice.nope.deeper }}</p>", "nope"),
+    ("text", "", "A message needs a text."),
+])
+def test_a_template_that_would_not_render_is_refused_with_its_line(pages_app, owner, sqlite_db, part, source, expected):
+    data = {"key": "reminder_due_today", "language": "en", "do": "save", "subject": "Invoice {{ invoice.number }}",
+            "text": "Hello {{ customer_name }}", "html": "", "sms": ""}
+    data[part] = source
+    response = owner.post(TEMPLATES, data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    error = re.search(rf'id="{part}-error" role="alert">([^<]*)<', page)
+    assert error and expected in error.group(1), page.count("field-error")
+    assert "templates" not in (_company(sqlite_db).settings or {})
+
+
+# --- channels ----------------------------------------------------------------------------
+
+CHANNELS = "/companies/111/channels"
+
+
+def test_channels_are_validated_and_saved(pages_app, owner, sqlite_db):
+    bad = owner.post(CHANNELS, {"sender_name": "Claire <x>", "reply_to": "not-an-address", "owner_phone": "12",
+                                "sms_from": "MGxyz", "owner_email": "owner@example.com"})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    for field in ("sender_name", "reply_to", "owner_phone", "sms_from"):
+        assert f'id="{field}-error"' in page, field
+    assert "Nothing was saved" in page
+    assert "sender_name" not in _company(sqlite_db).settings
+    good = owner.post(CHANNELS, {"sender_name": "Claire Dubois", "reply_to": "Compta@Dubois.example",
+                                 "owner_email": "claire@dubois.example", "owner_phone": "06 12 34 56 78",
+                                 "sms_from": "MG" + "a" * 32, "company_phone": "01 42 68 53 00", "dry_run": "1"})
+    assert good.status_code == 302
+    settings = _company(sqlite_db).settings
+    assert settings["sender_name"] == "Claire Dubois" and settings["owner_phone"] == "+33612345678"
+    assert settings["reply_to"] == "Compta@dubois.example" and settings["dry_run"] is True
+    assert settings["sms_from"] == "MG" + "a" * 32
+
+
+def test_test_send_without_a_configured_provider_says_so(pages_app, owner):
+    response = owner.post(f"{CHANNELS}/test", follow_redirects=True)
+    assert "Email is not configured on this server" in response.get_data(as_text=True)
+
+
+def test_test_send_reaches_the_sendgrid_stand_in(settings_factory, sqlite_db, frozen_today, sandbox):
+    from tests.integration.test_pages_support import seed
+    from web import auth, create_app
+
+    auth.throttle.clear()
+    app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret",
+                                      sendgrid_api_key=sandbox.sendgrid.api_key, sendgrid_api_host=sandbox.sendgrid_host,
+                                      sendgrid_from_email="reminders@example.com"), db=sqlite_db)
+    app.config["TESTING"] = True
+    seed(sqlite_db)
+    b = browser(app, sqlite_db, "owner@example.com")
+    before = len(sandbox.sendgrid.messages)
+    page = b.post(f"{CHANNELS}/test", follow_redirects=True).get_data(as_text=True)
+    assert "A test message was sent to owner@example.com." in page
+    assert len(sandbox.sendgrid.messages) == before + 1
+    assert "Test message from qbo-collector" in str(sandbox.sendgrid.messages[-1])
