@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
@@ -69,6 +69,7 @@ def sync_stream(qbo: client_mod.QboClient, db: Database, company_id: int, stream
         position, seen_since = cur.full_sync_position, cur.full_sync_started_at
     ctx = context(db, company_id, now())
     done = position - 1
+    cursors = models.SyncCursor.__table__
     pages = _Prefetch(qbo, stream, position)
     try:
         for position, rows, server_time in pages:
@@ -76,27 +77,39 @@ def sync_stream(qbo: client_mod.QboClient, db: Database, company_id: int, stream
             stamp = now()
             with db.session() as s:
                 mirror.write_page(s, stream, company_id, rows, ctx, stamp, summary)
-                cur = mirror.cursor(s, company_id, stream.entity)
-                if first:
-                    # Everything changed after this instant (server time) is for CDC to read.
-                    cur.changed_since = server_time or stamp
-                    first = False
-                if last:
-                    swept = mirror.mark_unseen_deleted(s, stream.table, company_id, seen_since, stamp)
-                    if swept:
-                        log.info("full sync of %s company=%s: %s rows no longer in QuickBooks marked deleted",
-                                 stream.entity, company_id, swept)
-                        summary.add(stream.entity, deleted=swept)
-                    cur.full_sync_at = stamp
-                    cur.full_sync_position = None
-                    cur.full_sync_started_at = None
+                if not (first or last):  # the common case, kept cheap: one UPDATE in the page's transaction
+                    s.connection().execute(update(cursors).where(
+                        cursors.c.company_id == company_id, cursors.c.entity == stream.entity,
+                    ).values(full_sync_position=position + len(rows)))
                 else:
-                    cur.full_sync_position = position + len(rows)
+                    _first_or_last(s, company_id, stream, position + len(rows), first=first, last=last,
+                                   server_time=server_time, stamp=stamp, seen_since=seen_since, summary=summary)
+                    first = False
             done += len(rows)
             if progress is not None:
                 progress(stream.entity, done, None)
     finally:
         pages.close()
+
+
+def _first_or_last(s: Any, company_id: int, stream: streams.Stream, next_position: int, *, first: bool, last: bool,
+                   server_time: datetime | None, stamp: datetime, seen_since: datetime, summary: SyncSummary) -> None:
+    cur = mirror.cursor(s, company_id, stream.entity)
+    if first:
+        # Everything changed after this instant (server time) is for CDC to read.
+        cur.changed_since = server_time or stamp
+    if last:
+        assert stream.table is not None
+        swept = mirror.mark_unseen_deleted(s, stream.table, company_id, seen_since, stamp)
+        if swept:
+            log.info("full sync of %s company=%s: %s rows no longer in QuickBooks marked deleted",
+                     stream.entity, company_id, swept)
+            summary.add(stream.entity, deleted=swept)
+        cur.full_sync_at = stamp
+        cur.full_sync_position = None
+        cur.full_sync_started_at = None
+    else:
+        cur.full_sync_position = next_position
 
 
 class _Prefetch:
@@ -105,8 +118,6 @@ class _Prefetch:
     At most three pages are in memory (being read, waiting, being written). Only committed
     pages count for resuming: a page read ahead and lost in a crash is simply read again.
     """
-
-    _DONE = object()
 
     def __init__(self, qbo: client_mod.QboClient, stream: streams.Stream, position: int) -> None:
         self.qbo, self.stream, self.position = qbo, stream, position
