@@ -73,9 +73,13 @@ def renew(db: Database, company_id: int, kind: str, owner: str, *, now: datetime
 
 
 def release(db: Database, company_id: int, kind: str, owner: str, *, now: datetime,
-            done_on: date | None = None, error: str | None = None) -> None:
-    """Give the lease back; record completion (``done_on``) or the error that stopped the work."""
-    values: dict[str, object] = {"owner": None, "lease_until": None, "last_error": error}
+            done_on: date | None = None, error: str | None = None, hold_for: timedelta | None = None) -> None:
+    """Give the lease back; record completion (``done_on``) or the error that stopped the work.
+
+    ``hold_for``: nobody may claim the work again before ``now + hold_for`` (back-off after a transient error).
+    """
+    values: dict[str, object] = {"owner": None, "lease_until": now + hold_for if hold_for else None,
+                                 "last_error": error}
     if error is None:
         values["done_at"] = now
         if done_on is not None:
@@ -84,6 +88,15 @@ def release(db: Database, company_id: int, kind: str, owner: str, *, now: dateti
         s.execute(update(models.WorkLease).where(
             models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
             models.WorkLease.owner == owner).values(**values).execution_options(synchronize_session=False))
+
+
+def release_hold(db: Database, company_id: int, kind: str, owner: str) -> None:
+    """Give back a lease taken only to exclude others, leaving its completion record as it was."""
+    with db.session() as s:
+        s.execute(update(models.WorkLease).where(
+            models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
+            models.WorkLease.owner == owner).values(owner=None, lease_until=None)
+            .execution_options(synchronize_session=False))
 
 
 def release_all(db: Database, owner: str) -> int:

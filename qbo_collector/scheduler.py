@@ -43,6 +43,7 @@ TOKEN_MARGIN = timedelta(minutes=15)
 HARD_EXPIRY_WARNING = timedelta(days=30)
 CATCHUP_HOUR = 2
 DEFAULT_SEND_HOUR = 9
+RETRY_AFTER = timedelta(minutes=5)  # a transient failure is retried after this, the same day
 TTL = {"sync": timedelta(minutes=20), "run": timedelta(minutes=30), "catchup": timedelta(minutes=30),
        "digest": timedelta(minutes=10)}
 
@@ -75,9 +76,9 @@ def due_work(company: models.Company, now: datetime) -> list[Due]:
     due: list[Due] = []
     if company.last_sync_at is None or now - company.last_sync_at >= SYNC_EVERY:
         due.append(Due("sync", None, not_done_since=now - SYNC_EVERY))
-    if local.hour >= CATCHUP_HOUR:
+    if local.hour >= CATCHUP_HOUR and company.last_sync_at is not None:  # nothing to catch up before a first sync
         due.append(Due("catchup", today))
-    if local.hour >= send_hour(company):
+    if local.hour >= send_hour(company) and company.last_sync_at is not None:  # never plan on an empty mirror
         due.append(Due("run", today))
         if local.weekday() == 0:
             due.append(Due("digest", today))
@@ -114,7 +115,13 @@ def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
     def run(realm: str, now: datetime) -> Any:
         from qbo_collector import dispatch
 
-        return dispatch.run_company(settings, db, vault, realm, now=now)
+        summary = dispatch.run_company(settings, db, vault, realm, now=now)
+        contended = bool(summary.errors) and summary.errors[0].startswith("Another worker")
+        if summary.deferred or contended:
+            # nothing was lost, but the day's work is not finished: try again in a few minutes
+            raise errors.TransientFailure(f"daily run incomplete ({summary.deferred} row(s) deferred): "
+                                          f"{summary.errors[0] if summary.errors else 'QuickBooks unavailable'}")
+        return summary
 
     def digest(realm: str, now: datetime) -> Any:
         return send_digest(settings, db, realm, now)
@@ -183,10 +190,29 @@ class Ticker:
                             once_for=due.once_for, not_done_since=due.not_done_since):
             report.skipped += 1
             return
+        # A catch-up is a sync, and a daily run must not plan on a mirror being rewritten: both also
+        # hold the company's sync lease, so none of the three overlap for one company.
+        also = "sync" if due.kind in ("catchup", "run") else None
+        if also and not leases.claim(self.db, company.id, also, self.owner, now=now, ttl=TTL[also]):
+            leases.release(self.db, company.id, due.kind, self.owner, now=now, error="sync in progress elsewhere")
+            report.skipped += 1
+            return
         job: Job = getattr(self.jobs, due.kind)
+        try:
+            self._run(company, due, now, report, job)
+        finally:
+            if also:
+                leases.release_hold(self.db, company.id, also, self.owner)
+
+    def _run(self, company: models.Company, due: Due, now: datetime, report: TickReport, job: Job) -> None:
         with logs.context(realm=company.realm_id, work=due.kind):
             try:
                 job(company.realm_id, now)
+            except errors.TransientFailure as exc:
+                leases.release(self.db, company.id, due.kind, self.owner, now=now, error=exc.message,
+                               hold_for=RETRY_AFTER)
+                report.failed.append((company.realm_id, due.kind, exc.message))
+                return
             except errors.ReconnectNeeded as exc:
                 # the token manager marked the company; the work is "done" for today, nothing to retry
                 leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)

@@ -51,11 +51,11 @@ class Recorder:
                               digest=self.job("digest"))
 
 
-def _companies(db, zones: dict[str, str], send_hour: int = 9) -> dict[str, str]:
+def _companies(db, zones: dict[str, str], send_hour: int = 9, last_sync_at: datetime | None = None) -> dict[str, str]:
     with db.session() as s:
         for realm, tz in zones.items():
             s.add(models.Company(realm_id=realm, name=realm, currency="USD", timezone=tz,
-                                 settings={"send_hour": send_hour}))
+                                 settings={"send_hour": send_hour}, last_sync_at=last_sync_at))
     return zones
 
 
@@ -72,7 +72,7 @@ class FakeClock:
 
 
 def test_daily_run_once_per_local_day_across_dst_and_time_zones(settings_factory, db, vault):
-    _companies(db, ZONES)
+    _companies(db, ZONES, last_sync_at=datetime(2026, 9, 25, tzinfo=timezone.utc))
     recorder = Recorder()
     start = datetime(2026, 9, 26, 0, 7, tzinfo=timezone.utc)
     clock = FakeClock(start)
@@ -100,7 +100,7 @@ def test_daily_run_once_per_local_day_across_dst_and_time_zones(settings_factory
 
 
 def test_a_missed_day_is_caught_up_once_on_restart(settings_factory, db, vault):
-    _companies(db, {"paris": "Europe/Paris"})
+    _companies(db, {"paris": "Europe/Paris"}, last_sync_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
     recorder = Recorder()
     clock = FakeClock(datetime(2026, 11, 2, 8, 30, tzinfo=timezone.utc))  # 09:30 in Paris
     ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
@@ -114,9 +114,10 @@ def test_a_missed_day_is_caught_up_once_on_restart(settings_factory, db, vault):
 
 
 def test_many_tickers_at_the_same_instant_run_each_work_once(settings_factory, db, vault):
-    _companies(db, {f"r{i}": "America/Chicago" for i in range(5)})
+    at = datetime(2026, 11, 23, 16, 0, tzinfo=timezone.utc)  # 10:00 in Chicago, a Monday
+    _companies(db, {f"r{i}": "America/Chicago" for i in range(5)}, last_sync_at=at - timedelta(hours=1))
     recorder = Recorder()
-    clock = FakeClock(datetime(2026, 11, 23, 16, 0, tzinfo=timezone.utc))  # 10:00 in Chicago, a Monday
+    clock = FakeClock(at)
     tickers = [_ticker(settings_factory, db, vault, recorder, f"proc-{i}", clock) for i in range(4)]
     threads = [threading.Thread(target=t.tick) for t in tickers]
     for t in threads:
@@ -129,7 +130,7 @@ def test_many_tickers_at_the_same_instant_run_each_work_once(settings_factory, d
 
 
 def test_a_failed_job_is_retried_next_tick_and_others_go_on(settings_factory, db, vault):
-    _companies(db, {"good": "UTC", "bad": "UTC"})
+    _companies(db, {"good": "UTC", "bad": "UTC"}, last_sync_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
     recorder = Recorder(fail={("bad", "run"): RuntimeError("QBO exploded")})
     clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
     ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
@@ -144,7 +145,7 @@ def test_a_failed_job_is_retried_next_tick_and_others_go_on(settings_factory, db
 
 
 def test_reconnect_needed_is_not_retried_all_day(settings_factory, db, vault):
-    _companies(db, {"gone": "UTC"})
+    _companies(db, {"gone": "UTC"}, last_sync_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
     recorder = Recorder(fail={("gone", "run"): errors.ReconnectNeeded()})
     clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
     ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
@@ -186,8 +187,8 @@ KILLED_WORKER = textwrap.dedent("""
 
 
 def test_a_worker_killed_mid_run_is_taken_over_after_its_lease(settings_factory, db, vault, home):
-    _companies(db, {"r": "UTC"})
     now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    _companies(db, {"r": "UTC"}, last_sync_at=now - timedelta(hours=1))
     env = {k: v for k, v in os.environ.items() if not k.startswith("QBO_COLLECTOR_")}
     env.update(QBO_COLLECTOR_HOME=str(home), QBO_COLLECTOR_DATABASE_URL=db.url)
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, now.isoformat()], env=env, cwd=ROOT,
@@ -226,6 +227,39 @@ def test_due_work_reads_the_company_local_clock(zone, utc, expected):
 
 
 def test_unknown_time_zone_falls_back_to_utc_with_a_log(caplog):
-    company = models.Company(realm_id="r", name="r", currency="USD", timezone="Mars/Olympus", settings={})
+    company = models.Company(realm_id="r", name="r", currency="USD", timezone="Mars/Olympus", settings={},
+                             last_sync_at=datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
     kinds = {d.kind for d in scheduler.due_work(company, datetime(2026, 11, 23, 10, tzinfo=timezone.utc))}
     assert "run" in kinds and "unknown time zone" in caplog.text
+
+
+def test_a_transient_failure_is_retried_the_same_day_after_a_back_off(settings_factory, db, vault):
+    _companies(db, {"flaky": "UTC"}, last_sync_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    recorder = Recorder(fail={("flaky", "run"): errors.TransientFailure("QuickBooks unavailable")})
+    clock = FakeClock(datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    ticker.tick()
+    recorder.fail.clear()
+    clock.at += timedelta(minutes=2)
+    assert ("flaky", "run") not in ticker.tick().done  # backing off
+    clock.at += scheduler.RETRY_AFTER
+    assert ("flaky", "run") in ticker.tick().done
+    assert sum(1 for kind, _r, _a in recorder.calls if kind == "run") == 2
+
+
+def test_no_daily_run_before_a_first_sync_nor_during_one(settings_factory, db, vault):
+    _companies(db, {"new": "UTC"})
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    assert {d.kind for d in scheduler.due_work(models.Company(timezone="UTC", settings={}), now)} == {"sync"}
+    with db.session() as s:
+        company = s.scalar(select(models.Company))
+        company.last_sync_at = now - timedelta(minutes=5)
+        company_id = company.id
+    assert leases.claim(db, company_id, "sync", "another-process", now=now, ttl=timedelta(minutes=20))
+    recorder = Recorder()
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", FakeClock(now))
+    ticker.tick()
+    assert not [c for c in recorder.calls if c[0] == "run"], "ran while another process was syncing"
+    leases.release(db, company_id, "sync", "another-process", now=now)
+    ticker.tick()
+    assert [c[0] for c in recorder.calls if c[0] == "run"] == ["run"]
