@@ -27,12 +27,12 @@ from qbo_collector.db.session import Database
 from qbo_collector.sync import cdc, full, mirror, streams
 from qbo_collector.sync import client as client_mod
 from qbo_collector.sync import limiter as limiter_mod
-from qbo_collector.sync.summary import SyncSummary
+from qbo_collector.sync.summary import SyncSummary  # re-exported: ``run.SyncSummary``
 
 log = logging.getLogger(__name__)
 
 Progress = full.Progress
-SyncSummary = SyncSummary  # re-exported: ``run.SyncSummary``
+__all__ = ["Progress", "SyncRequests", "SyncSummary", "plan", "sync_all", "sync_company"]
 
 _guard = threading.Lock()
 _running: dict[str, threading.Lock] = {}
