@@ -9,6 +9,7 @@ import datetime as dt
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from qbo_collector.db.secrets import Vault
 from qbo_collector.sync import run as sync_run
@@ -62,9 +63,14 @@ def test_edit_the_policy(page, site: Site) -> None:
     assert page.locator("#steps-0-offset_days-error").inner_text() == "Enter a whole number."
     assert page.get_by_text("The policy was not saved").is_visible()
     page.fill("input[name='steps.0.offset_days']", "-5")
+    example = page.locator("#example")
+    expect(example).to_contain_text("Recovery indemnity")
+    # the example follows the form as it is typed (no click): 40 days of grace leave one month of interest
+    page.fill("input[name='late_fees.grace_days']", "40")
+    expect(example).to_contain_text("period from Oct 5, 2026")
+    expect(example).to_contain_text("€50.32")
     page.fill("input[name='late_fees.grace_days']", "3")
     page.get_by_role("button", name="Update the example").click()
-    example = page.locator("#example")
     assert "Recovery indemnity" in example.inner_text() and "€40.00" in example.inner_text()
     page.get_by_role("button", name="Save the policy").click()
     assert page.get_by_text("The policy is saved").is_visible()

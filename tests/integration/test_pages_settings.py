@@ -79,7 +79,7 @@ def test_the_worked_example_is_computed_by_the_rules_engine(pages_app, owner):
     example = page.split('id="example"', 1)[1].split("</aside>", 1)[0]
     # €1,000 due 90 days ago: the €40 indemnity once, and monthly interest at 12.15 % a year
     assert "An invoice of €1,000.00 due on Aug 25, 2026, still unpaid 90 days later" in example
-    assert "Recovery indemnity" in example and "€40.00" in example and "12.15" in example
+    assert "Recovery indemnity" in example and "€40.00" in example and "12.15% a year" in example
     firm = owner.get(f"{POLICY}?preset=firm").get_data(as_text=True).split('id="example"', 1)[1]
     assert "Percentage fee" in firm and "€15.00" in firm  # 1.5 % of €1,000 each month after 5 days of grace
 

@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request
-from flask_babel import Babel, format_currency, format_date, format_datetime, format_decimal, format_time, gettext, lazy_gettext
+from flask_babel import (Babel, format_currency, format_date, format_datetime, format_decimal, format_percent, format_time,
+                         gettext, lazy_gettext)
 from flask_login import current_user
 
 from qbo_collector import clock, errors
@@ -104,16 +105,24 @@ def number_filter(value: object, digits: int = 1) -> str:
 
 
 def percent_filter(value: object) -> str:
+    """A share (0.25) as the user writes it: "25%" / "25 %"."""
     if value is None:
         return "—"
-    return format_decimal(Decimal(str(value)) * 100, format="#,##0") + "\u00a0%"  # type: ignore[no-any-return]
+    return format_percent(Decimal(str(value)), format="#,##0.##%")  # type: ignore[no-any-return]
+
+
+def rate_filter(value: object) -> str:
+    """A rate given in percent (12.15) as the user writes it: "12.15%" / "12,15 %"."""
+    if value is None:
+        return "—"
+    return format_percent(Decimal(str(value)) / 100, format="#,##0.##%")  # type: ignore[no-any-return]
 
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en_US")
     Babel(app, locale_selector=_locale, timezone_selector=_timezone)
     app.jinja_env.filters.update(money=money_filter, date=date_filter, time=time_filter, number=number_filter,
-                                 percent=percent_filter)
+                                 percent=percent_filter, rate=rate_filter)
     app.jinja_env.add_extension("jinja2.ext.do")
 
     @app.context_processor
