@@ -123,8 +123,8 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
     """Every figure of the dashboard for ``realm_id`` as of ``on``.
 
     The figures drawn from the mirror alone (aging, DSO and trend, expected cash, late
-    customers) are kept in memory while the mirror does not change (``mirror_version``);
-    the reminders' figures read the outbox each time.
+    customers) are kept in memory while the mirror does not change (``mirror_version``),
+    the reminders' figures while no reminder is newly sent either (``outbox_version``).
     """
     with db.reading() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
@@ -145,7 +145,8 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
         return Dashboard(
             realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
             dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
-            top_late=top_late, reminders=reminder_effect(s, company, on), version=version,
+            top_late=top_late, version=version,
+            reminders=memo((*version, outbox_version(s, company)), lambda: reminder_effect(s, company, on)),
         )
 
 
@@ -155,6 +156,13 @@ def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
     invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
     payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
     return (company.last_sync_at, *invoices, *payments)
+
+
+def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
+    """Changes whenever a reminder of the company is marked sent."""
+    ob = models.Outbox
+    return tuple(s.execute(select(func.max(ob.updated_at), func.count()).where(
+        ob.company_id == company.id, ob.status == models.OutboxStatus.sent, ob.kind == "reminder")).one())
 
 
 MEMO_SIZE = 32
