@@ -45,6 +45,7 @@ def _row(r: Any, *, queued: bool) -> dict[str, Any]:
             "customer": None if queued else r.customer, "invoices": list(r.invoice_ids) if queued else list(r.invoice_numbers),
             "template_key": r.template_key, "amount": r.amount, "currency": r.currency, "reason": r.reason,
             "dedupe_key": r.dedupe_key, "queued": queued, "id": r.id if queued else None,
+            "step": r.step, "payload": r.payload or {},
             "dry_run": r.dedupe_key.startswith("dryrun:")}
 
 
