@@ -94,6 +94,17 @@ def date_filter(value: object, style: str = "medium") -> str:
     return format_date(value, style)  # type: ignore[no-any-return]
 
 
+def local_filter(value: dt.datetime | None, zone: str | None) -> str:
+    """A UTC instant in the company's time zone: "Nov 23, 2026, 11:02 AM" / "23 nov. 2026, 11:02"."""
+    if value is None:
+        return ""
+    try:
+        local = value.astimezone(rules_calendar.zone(zone or "UTC")).replace(tzinfo=None)
+    except Exception:  # noqa: BLE001 - an unknown zone in the mirror: show UTC
+        local = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return f"{format_date(local, 'medium', rebase=False)}, {format_time(local, 'short', rebase=False)}"
+
+
 def time_filter(value: dt.datetime | None) -> str:
     return format_time(value, "short") if value else ""  # type: ignore[no-any-return]
 
@@ -121,7 +132,7 @@ def rate_filter(value: object) -> str:
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en_US")
     Babel(app, locale_selector=_locale, timezone_selector=_timezone)
-    app.jinja_env.filters.update(money=money_filter, date=date_filter, time=time_filter, number=number_filter,
+    app.jinja_env.filters.update(money=money_filter, date=date_filter, time=time_filter, local=local_filter, number=number_filter,
                                  percent=percent_filter, rate=rate_filter)
     app.jinja_env.add_extension("jinja2.ext.do")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -93,8 +94,15 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         errors_[field] = message_of(error)
         if error.context.get("line"):
             errors_[field] = gettext("Line %(line)s: %(message)s", line=error.context["line"], message=message_of(error))
+    owed: dict[str, list[Any]] = {}
+    for i in invoices:
+        if i.status == models.InvoiceStatus.open and i.balance > 0:
+            row_ = owed.setdefault(i.currency, [Decimal(0), Decimal(0)])
+            row_[0] += i.balance
+            if i.due_date is not None and i.due_date < on:
+                row_[1] += i.balance
     return render_template(
-        "pages/customer.html", company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
+        "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=[i for i in invoices if i.status == models.InvoiceStatus.open and i.balance > 0],
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
