@@ -53,24 +53,38 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
     template = [(processors[n](fixed[n]) if processors[n] is not None else fixed[n]) if n in fixed else None
                 for n in names]
     slots = [(i, n, processors[n]) for i, n in enumerate(names) if n not in fixed]
-    positional = _positional(conn.dialect)
-    params: list[Any] = []
+    params: list[list[Any]] = []
     for row in unique.values():
         values = template.copy()
         for i, n, proc in slots:
             v = row[n]
             values[i] = proc(v) if proc is not None else v
-        params.append(tuple(values) if positional else dict(zip(names, values)))
-    conn.exec_driver_sql(sql, params)
+        params.append(values)
+    if conn.dialect.name == "postgresql":
+        # One multi-row INSERT per page: psycopg's executemany is one statement per row.
+        update_columns = [c for c in columns if c not in KEY and c not in keep]
+        _pg_multi_insert(conn, table_name, names, params,
+                         "ON CONFLICT (company_id, qbo_id) DO UPDATE SET "
+                         + ", ".join(f"{c} = excluded.{c}" for c in update_columns))
+    else:
+        conn.exec_driver_sql(sql, [tuple(v) for v in params])
     return len(params)
+
+
+_PG_ROWS_PER_STATEMENT = 1000  # × at most ~25 columns: well under PostgreSQL's 65535 parameters
+
+
+def _pg_multi_insert(conn: Any, table_name: str, names: list[str], rows: list[list[Any]], suffix: str) -> None:
+    head = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
+    one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    for i in range(0, len(rows), _PG_ROWS_PER_STATEMENT):
+        chunk = rows[i:i + _PG_ROWS_PER_STATEMENT]
+        sql = head + ", ".join([one] * len(chunk)) + " " + suffix
+        conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
 
 
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]],
                   tuple[str, list[str], dict[str, Any], dict[str, Any]]] = {}
-
-
-def _positional(dialect: Any) -> bool:
-    return bool(dialect.positional)
 
 
 def _upsert_statement(dialect: Any, table_name: str, columns: tuple[str, ...],
@@ -139,7 +153,14 @@ def replace_links(s: Session, company_id: int, links: Mapping[str, Mapping[str, 
     conn.execute(delete(LINKS).where(LINKS.c.company_id == company_id, LINKS.c.payment_qbo_id.in_(sorted(links))))
     params = [{"company_id": company_id, "payment_qbo_id": payment, "invoice_qbo_id": invoice, "amount": amount}
               for payment, per_invoice in links.items() for invoice, amount in per_invoice.items() if amount != 0]
-    if params:
+    if not params:
+        return
+    if conn.dialect.name == "postgresql":
+        amount = LINKS.c.amount.type._cached_bind_processor(conn.dialect)
+        _pg_multi_insert(conn, "payment_link", ["company_id", "payment_qbo_id", "invoice_qbo_id", "amount"],
+                         [[p["company_id"], p["payment_qbo_id"], p["invoice_qbo_id"], amount(p["amount"])]
+                          for p in params], "")
+    else:
         conn.execute(insert(LINKS), params)
 
 
