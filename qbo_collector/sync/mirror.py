@@ -9,6 +9,7 @@ touched by a sync. Deleted and voided rows are marked, never removed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -61,7 +62,7 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
             values[i] = proc(v) if proc is not None else v
         params.append(values)
     if conn.dialect.name == "postgresql":
-        # One multi-row INSERT per page: psycopg's executemany is one statement per row.
+        # One statement per page: psycopg's executemany is one statement per row.
         update_columns = [c for c in columns if c not in KEY and c not in keep]
         _pg_multi_insert(conn, table_name, names, params,
                          "ON CONFLICT (company_id, qbo_id) DO UPDATE SET "
@@ -71,16 +72,17 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
     return len(params)
 
 
-_PG_ROWS_PER_STATEMENT = 1000  # × at most ~25 columns: well under PostgreSQL's 65535 parameters
-
-
 def _pg_multi_insert(conn: Any, table_name: str, names: list[str], rows: list[list[Any]], suffix: str) -> None:
-    head = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES "
-    one = "(" + ", ".join(["%s"] * len(names)) + ")"
-    for i in range(0, len(rows), _PG_ROWS_PER_STATEMENT):
-        chunk = rows[i:i + _PG_ROWS_PER_STATEMENT]
-        sql = head + ", ".join([one] * len(chunk)) + " " + suffix
-        conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+    """One ``INSERT … SELECT FROM unnest(column arrays)``: the statement text does not depend on the
+    page's size, so PostgreSQL parses and plans it once, and each column travels as one array."""
+    table = TABLES.get(table_name) if table_name != "payment_link" else LINKS
+    assert table is not None
+    # VARCHAR without its length: an explicit cast would silently cut a long value; the
+    # column's own length check then applies, as for any INSERT.
+    types = [re.sub(r"\(\d+\)", "", table.c[n].type.compile(dialect=conn.dialect)) for n in names]
+    sql = (f"INSERT INTO {table_name} ({', '.join(names)}) SELECT * FROM unnest("
+           + ", ".join(f"%s::{t}[]" for t in types) + f") {suffix}")
+    conn.exec_driver_sql(sql, tuple([row[i] for row in rows] for i in range(len(names))))
 
 
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]],
