@@ -101,7 +101,18 @@ def main() -> int:
             finally:
                 provider_time[0] += time.perf_counter() - t0
 
+        qbo_time = [0.0]
+        real_call = qbo_client.QboClient.call
+
+        def timed_call(self, action, fn):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return real_call(self, action, fn)
+            finally:
+                qbo_time[0] += time.perf_counter() - t0
+
         dispatch_run.send_once = timed_send  # type: ignore[assignment]
+        qbo_client.QboClient.call = timed_call  # type: ignore[method-assign]
         queries0, batches0 = sb.log.count("intuit", "query"), sb.log.count("intuit", "batch")
         t0 = time.perf_counter()
         summaries = []
@@ -110,6 +121,7 @@ def main() -> int:
                                                   now=_noon(sb)))
         elapsed = time.perf_counter() - t0
         dispatch_run.send_once = real_send  # type: ignore[assignment]
+        qbo_client.QboClient.call = real_call  # type: ignore[method-assign]
 
         with db.session() as s:
             rows = list(s.scalars(select(models.Outbox)))
@@ -137,10 +149,13 @@ def main() -> int:
         print(f"other QuickBooks calls: {api - fresh_used - notes_used} (late-fee invoices: {fees}, 'Late fee' item "
               f"lookups/creations, 5010 re-reads); sandbox log: {sb.log.count('intuit', 'query') - queries0} queries, "
               f"{sb.log.count('intuit', 'batch') - batches0} batches")
-        print(f"run: {elapsed:.1f} s wall, {provider_time[0]:.1f} s inside SendGrid/Twilio calls")
+        print(f"run: {elapsed:.1f} s wall, {provider_time[0]:.1f} s inside SendGrid/Twilio calls, "
+              f"{qbo_time[0]:.1f} s inside QuickBooks calls (sandbox on loopback)")
         print(f"messages: {messages} sent; {messages / max(elapsed - provider_time[0], 1e-9):.0f} messages/s excluding "
               f"provider latency, {messages / elapsed:.0f} messages/s overall; "
-              f"{len(due) / max(elapsed, 1e-9):.0f} actions/s overall")
+              f"{len(due) / max(elapsed, 1e-9):.0f} actions/s overall, "
+              f"{len(due) / max(elapsed - provider_time[0] - qbo_time[0], 1e-9):.0f} actions/s excluding every "
+              f"network call")
     finally:
         sb.stop()
     return 0
