@@ -124,7 +124,9 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
 
     The figures drawn from the mirror alone (aging, DSO and trend, expected cash, late
     customers) are kept in memory while the mirror does not change (``mirror_version``),
-    the reminders' figures while no reminder is newly sent either (``outbox_version``).
+    the reminders' figures while no reminder is newly sent either (``outbox_version``). The
+    paid-invoice history behind the cash forecast and the trend's past month-ends are read
+    once a day.
     """
     with db.reading() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
@@ -132,12 +134,16 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
             raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
         if dso_target is None:
             dso_target = target_of(company)
-        version = (db.url, company.id, on, mirror_version(s, company))
+        mirror = mirror_version(s, company)
+        version = (db.url, company.id, on, mirror)
+        # The payment record behind the forecast and the DSO of past month-ends move slowly: read once a day.
+        history, day_trend = memo((db.url, company.id, on, "daily"),
+                                  lambda: (_history(s, company), dso_trend(s, company, on)))
 
         def compute() -> tuple[Any, ...]:
             aging = reports.aging(db, realm_id, on)
-            trend = dso_trend(s, company, on)
-            cash, later = expected_cash(s, company, on)
+            trend = [*day_trend[:-1], *dso_trend(s, company, on, months=1)]  # today's point read fresh
+            cash, later = expected_cash(s, company, on, history=history)
             return ({cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
                     trend, cash, later, top_late_customers(s, company, on))
 
@@ -146,12 +152,16 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
             realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
             dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
             top_late=top_late, version=version,
-            reminders=memo((*version, outbox_version(s, company)), lambda: reminder_effect(s, company, on)),
+            # reminders and the payments that followed them: the outbox and the payments only
+            reminders=memo((db.url, company.id, on, "reminders", mirror[3:], outbox_version(s, company)),
+                           lambda: reminder_effect(s, company, on)),
         )
 
 
 def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
-    """Changes whenever the company's mirror does: a sync, or the dispatcher's fresh read of invoices."""
+    """Changes whenever the company's mirror does: a sync, or the dispatcher's fresh read of invoices.
+
+    (last sync, newest invoice write, invoices, newest payment write, payments)."""
     inv, pay = models.Invoice, models.Payment
     invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
     payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
@@ -237,6 +247,10 @@ def _receivables_at(s: Session, company: models.Company, points: list[dt.date]) 
                                          .where(live, inv.balance != 0).group_by(inv.currency, issued)):
         for j in range(int(i), len(points)):
             out[currency][j] += _dec(amount)
+    later = s.scalar(select(func.count()).where(pay.company_id == company.id, pay.deleted.is_(False),
+                                                pay.txn_date > points[0]))
+    if not later:  # e.g. only today's point: nothing was paid after it, no join to walk
+        return out
     paid = _bucket(pay.txn_date, points)
     rows = s.execute(
         select(inv.currency, issued, paid, func.sum(link.amount))
@@ -401,10 +415,10 @@ def _monday(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def expected_cash(s: Session, company: models.Company, on: dt.date,
-                  weeks: int = 8) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal]]:
+def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int = 8, *,
+                  history: _History | None = None) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal]]:
     """Probability-weighted cash per week for the next ``weeks`` weeks (from this Monday), and what comes later."""
-    history = _history(s, company)
+    history = history if history is not None else _history(s, company)
     inv = models.Invoice
     due = func.coalesce(inv.due_date, inv.txn_date)
     rows = s.execute(
