@@ -63,13 +63,17 @@ def _read(qbo: client_mod.QboClient, entities: list[str], since: datetime) -> di
 
 def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selected: list[streams.Stream],
                  since: datetime, *, summary: SyncSummary, progress: full.Progress | None = None,
-                 now: Callable[[], datetime] = full.utcnow) -> list[streams.Stream]:
-    """Apply every change since ``since`` to the mirror. Returns the streams that need a full sync instead."""
+                 now: Callable[[], datetime] = full.utcnow, overlap: timedelta = OVERLAP) -> list[streams.Stream]:
+    """Apply every change since ``since`` to the mirror. Returns the streams that need a full sync instead.
+
+    ``overlap``: how far before the cursor to start reading (a periodic catch-up passes a day).
+    """
     if not selected:
         return []
     ctx = full.context(db, company_id, now())
     entities = [s.entity for s in selected]
-    changes = _read(qbo, entities, since - OVERLAP)
+    start = max(since - overlap, now() - MAX_AGE + AGE_MARGIN)  # a wide catch-up never asks beyond 30 days
+    changes = _read(qbo, entities, start)
     answered_at = qbo.last_time or now()
     total = sum(len(rows) for rows in changes.values())
     if len(entities) > 1 and total >= MAX_OBJECTS:
@@ -92,17 +96,16 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
     fallback: list[streams.Stream] = []
     for stream in split:
         try:
-            _split(qbo, db, company_id, stream, since, ctx, summary=summary, progress=progress, now=now)
+            _split(qbo, db, company_id, stream, start, ctx, summary=summary, progress=progress, now=now)
         except CannotSplit as exc:
             log.warning("%s company=%s: %s", stream.entity, company_id, exc.message)
             fallback.append(stream)
     return fallback
 
 
-def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: streams.Stream, since: datetime,
+def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: streams.Stream, start: datetime,
            ctx: streams.Context, *, summary: SyncSummary, progress: full.Progress | None,
            now: Callable[[], datetime]) -> None:
-    start = since - OVERLAP
     done = 0
     while True:
         rows = _read(qbo, [stream.entity], start)[stream.entity]

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -72,9 +72,14 @@ def _mode(full_reads: list[tuple[streams.Stream, bool]], incremental: list[strea
 
 def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *, full: bool = False,
                  progress: Progress | None = None, policy: client_mod.RetryPolicy | None = None,
-                 limiter: limiter_mod.RateLimiter | None = None,
+                 limiter: limiter_mod.RateLimiter | None = None, overlap: timedelta | None = None,
                  now: Callable[[], datetime] | None = None) -> SyncSummary:
-    """Bring the mirror of one company up to date. Raises ``ReconnectNeeded``; other failures are in the summary."""
+    """Bring the mirror of one company up to date. Raises ``ReconnectNeeded``; other failures are in the summary.
+
+    ``overlap``: read changes from this long before the cursor (default 30 s). Intuit calls
+    webhooks a hint, not the truth; a daily catch-up with a day's overlap re-reads anything a
+    lost notification or a lagging Intuit server could have hidden (still one call for ≤ 1000).
+    """
     clock = now or _utcnow
     started = time.monotonic()
     summary = SyncSummary(realm=realm_id)
@@ -91,7 +96,7 @@ def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id
         summary.mode = _mode(full_reads, incremental)
         try:
             _run(qbo, db, company_id, full_reads, incremental, cursors, summary=summary, progress=progress,
-                 now=clock)
+                 now=clock, overlap=overlap or cdc.OVERLAP)
         except errors.QboCollectorError as exc:   # ReconnectNeeded, InvalidInput: recorded, then raised
             summary.errors.append(exc.message)
             raise
@@ -107,7 +112,7 @@ def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id
 def _run(qbo: client_mod.QboClient, db: Database, company_id: int,
          full_reads: list[tuple[streams.Stream, bool]], incremental: list[streams.Stream],
          cursors: dict[str, models.SyncCursor], *, summary: SyncSummary, progress: Progress | None,
-         now: Callable[[], datetime]) -> None:
+         now: Callable[[], datetime], overlap: timedelta) -> None:
     def read_full(stream: streams.Stream, fresh: bool) -> None:
         try:
             full.sync_stream(qbo, db, company_id, stream, summary=summary, fresh=fresh, progress=progress, now=now)
@@ -122,7 +127,7 @@ def _run(qbo: client_mod.QboClient, db: Database, company_id: int,
     since = min(c.changed_since for c in (cursors[s.entity] for s in incremental) if c.changed_since is not None)
     try:
         fallback = cdc.sync_streams(qbo, db, company_id, incremental, since, summary=summary, progress=progress,
-                                    now=now)
+                                    now=now, overlap=overlap)
     except cdc.WindowTooOld as exc:
         log.warning("CDC refused company=%s (%s); reading in full", company_id, exc.message)
         fallback = incremental

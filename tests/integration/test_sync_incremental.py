@@ -103,3 +103,23 @@ def test_a_cursor_older_than_30_days_falls_back_to_a_full_sync(fresh_sandbox, se
     assert victim in support.deleted_ids(db, realm, models.Invoice)  # not seen by the full sync → marked
     again = _sync(settings, db, vault, realm)
     assert again.mode == "incremental" and again.api_calls == 1
+
+
+def test_a_catch_up_with_a_wide_overlap_finds_a_change_hidden_behind_the_cursor(fresh_sandbox, settings_factory, db,
+                                                                               vault):
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    invoice_id = next(r["Id"] for r in sb.intuit.entities(realm, "Invoice") if r["Balance"] > 0)
+    sb.intuit.pay_invoice(realm, invoice_id)
+    with db.session() as s:                          # a lagging Intuit server: the cursor got ahead of a change
+        for cursor in s.scalars(select(models.SyncCursor)):
+            if cursor.changed_since is not None:
+                cursor.changed_since = cursor.changed_since + timedelta(minutes=10)
+    sb.clock.advance(timedelta(minutes=11))
+    missed = _sync(settings, db, vault, realm)
+    assert missed.written.get("Payment", 0) == 0
+    caught = _sync(settings, db, vault, realm, overlap=timedelta(days=1))
+    assert caught.api_calls == 1 and caught.written["Payment"] >= 1    # (and whatever else changed that day)
+    support.assert_mirror_equals_source(db, sb, realm)
