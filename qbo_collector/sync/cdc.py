@@ -83,9 +83,12 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
         split = [s for s in selected if len(changes[s.entity]) >= MAX_OBJECTS]
         complete = [s for s in selected if s not in split]
     new_invoices: list[str] = []
+    fallback: list[streams.Stream] = []
     with db.session() as s:
         touched: set[str] = set()
         for stream in complete:
+            if _shifted(s, company_id, stream, changes[stream.entity]):
+                fallback.append(stream)
             touched |= _apply(s, stream, company_id, changes[stream.entity], ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, answered_at)
         mirror.recompute_customer_balances(s, company_id, touched)
@@ -93,7 +96,6 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
     for stream in complete:
         if progress is not None:
             progress(stream.entity, len(changes[stream.entity]), len(changes[stream.entity]))
-    fallback: list[streams.Stream] = []
     for stream in split:
         try:
             _split(qbo, db, company_id, stream, start, ctx, summary=summary, progress=progress, now=now)
@@ -119,6 +121,8 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
             moved_to = newest - STEP_BACK
         new_invoices: list[str] = []
         with db.session() as s:
+            if _shifted(s, company_id, stream, rows):
+                raise CannotSplit(f"a {stream.entity} was deleted while it was read in full; it is read again")
             touched = _apply(s, stream, company_id, rows, ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, moved_to + OVERLAP if truncated else answered_at)
             mirror.recompute_customer_balances(s, company_id, touched)
@@ -182,6 +186,28 @@ def _pay_links(qbo: client_mod.QboClient, db: Database, company_id: int, new_inv
                 for qbo_id, link in links.items():
                     s.connection().execute(update(table).where(table.c.company_id == company_id,
                                                                table.c.qbo_id == qbo_id).values(invoice_link=link))
+
+
+def _shifted(s, company_id: int, stream: streams.Stream, rows: list[dict]) -> bool:  # type: ignore[no-untyped-def,type-arg]
+    """True when a row of ``stream`` was deleted while the stream's last full sync was reading it.
+
+    Pages are positions, not a snapshot: such a deletion moves the rows after it one place up,
+    and the one that crossed a page boundary was never read. The full sync ran from the
+    cursor (its first page's server time) to ``full_sync_at`` (its last page's).
+    """
+    if stream.table not in ("invoice", "payment", "credit_memo"):
+        return False
+    cur = mirror.cursor(s, company_id, stream.entity)
+    if cur.full_sync_at is None or cur.changed_since is None or cur.changed_since >= cur.full_sync_at:
+        return False
+    for row in rows:
+        if isinstance(row, dict) and str(row.get("status", "")).lower() == "deleted":
+            moment = _row_time(row)
+            if moment is not None and cur.changed_since <= moment < cur.full_sync_at:
+                log.warning("%s %s company=%s was deleted during the full sync of %s; reading it again",
+                            stream.entity, row.get("Id"), company_id, stream.entity)
+                return True
+    return False
 
 
 def _advance(s, company_id: int, entity: str, to: datetime) -> None:  # type: ignore[no-untyped-def]

@@ -11,8 +11,9 @@ sync picks up whatever changed while the full sync was reading. When the last pa
 committed, rows the full sync did not see are marked deleted: QBO deleted them longer
 ago than CDC reaches back.
 
-Known limit (QBO paging has no snapshot): a row deleted during a full sync shifts the
-rows after it up by one position, so one row may be missed until the next full sync.
+QBO paging has no snapshot: a row deleted during a full sync shifts the rows after it up
+by one position, so one row may be skipped. The first CDC read after the full sync sees
+that deletion (its time falls inside the full sync) and reads the stream in full again.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def _first_or_last(s: Any, company_id: int, stream: streams.Stream, next_positio
             log.info("full sync of %s company=%s: %s rows no longer in QuickBooks marked deleted",
                      stream.entity, company_id, swept)
             summary.add(stream.entity, deleted=swept)
-        cur.full_sync_at = stamp
+        # Server time, like the CDC cursor: CDC compares deletions with it (see cdc._shifted).
+        cur.full_sync_at = server_time or stamp
         cur.full_sync_position = None
         cur.full_sync_started_at = None
     else:

@@ -63,3 +63,36 @@ def test_sync_all_syncs_every_connected_company(sandbox, sandbox_realms, setting
         support.assert_mirror_equals_source(db, sandbox, realm)
     again = run.sync_all(settings, db, vault, policy=support.FAST)
     assert [r.mode for r in again] == ["incremental", "incremental"]
+
+
+def test_a_deletion_during_a_full_sync_makes_the_next_sync_read_the_stream_again(sandbox_factory, settings_factory,
+                                                                                 db, vault):
+    from datetime import timedelta
+
+    from qbo_collector.sandbox import server
+
+    sb = sandbox_factory(companies=[server.CompanySpec(name="Shifty Co", customers=30, invoices=3600, payments=50,
+                                                       seed=4)])
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    first_id = min((r["Id"] for r in sb.intuit.entities(realm, "Invoice")), key=int)
+    deleted = []
+
+    def progress(entity, done, total):  # type: ignore[no-untyped-def]
+        if entity == "Invoice" and done == 1000 and not deleted:
+            sb.intuit.delete(realm, "Invoice", first_id)     # every later row moves one position up
+            deleted.append(first_id)
+            sb.clock.advance(timedelta(seconds=2))
+
+    summary = run.sync_company(settings, db, vault, realm, progress=progress, policy=support.FAST,
+                               limiter=support.UNLIMITED)
+    assert summary.ok and deleted
+    live = {r["Id"] for r in sb.intuit.entities(realm, "Invoice")}
+    mirrored = set(support.mirror(db, realm, models.Invoice, ["qbo_id"]))
+    assert len(live - mirrored) == 1                          # the row that crossed a page boundary
+    again = run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED)
+    assert again.ok and again.mode == "mixed"                 # CDC saw the deletion, then Invoice in full
+    support.assert_mirror_equals_source(db, sb, realm)
+    assert first_id in support.deleted_ids(db, realm, models.Invoice)
+    calm = run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED)
+    assert calm.mode == "incremental" and calm.api_calls == 1
