@@ -20,7 +20,7 @@ from qbo_collector.channels import base, email, registry, sms
 
 
 def test_the_built_in_channels_are_registered_by_identifier() -> None:
-    assert list(registry.CHANNELS) == ["email", "sms"]
+    assert list(registry.CHANNELS) == ["email", "sms", "qbo_notes"]
     assert registry.get("email") is email.SendGridEmail and registry.get("sms") is sms.TwilioSms
 
 
@@ -38,7 +38,7 @@ def test_a_duplicate_identifier_fails_loudly() -> None:
 def test_a_channel_without_identifier_is_refused_and_an_unknown_one_is_named() -> None:
     with pytest.raises(errors.ConfigError, match="identifier"):
         registry.Registry().register(object)  # type: ignore[arg-type]
-    with pytest.raises(errors.ConfigError, match="known channels: email, sms"):
+    with pytest.raises(errors.ConfigError, match="known channels: email, qbo_notes, sms"):
         registry.get("pigeon")
 
 
