@@ -149,6 +149,11 @@ def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
     page = owner.get("/companies/111/customers").get_data(as_text=True)
     assert "4 customers" in page and "Durand &amp; Fils" not in page  # owes nothing
     assert "promised" in page and "45 days late" in page
+    # next planned action, from the rules engine: Zola's invoice is due Dec 13, reminded 3 days before
+    zola = page.split("Épicerie Zola", 1)[1].split("</tr>", 1)[0]
+    assert "Dec 10, 2026" in zola
+    dubois = page.split("Atelier Dubois", 1)[1].split("</tr>", 1)[0]
+    assert "Nov 23, 2026" not in dubois  # promised until Dec 10: nothing before
     assert "Durand &amp; Fils" in owner.get("/companies/111/customers?all=1").get_data(as_text=True)
     found = owner.get("/companies/111/customers?q=LUMI").get_data(as_text=True)
     assert "Café Lumière" in found and "Atelier Dubois" not in found

@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import func, or_, select
 
-from qbo_collector import casework, errors, rules
+from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
 from web.pages import bp, company_session, message_of, services, today_for, user_id
 
@@ -50,12 +50,47 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
     found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     states = casework.states(s, company, [r[0] for r in found], on)
+    missing = [c.qbo_id for c, balance, _o, next_on, _n in found if next_on is None and balance]
+    planned = _next_action_dates(s, company, missing, on)
     rows = []
     for customer, balance, oldest, next_on, n in found:
+        next_on = next_on or planned.get(customer.qbo_id)
         rows.append({"customer": customer, "balance": balance, "currency": customer.currency or company.currency,
                      "oldest": oldest if oldest is not None and oldest < on else None,
                      "next_on": next_on, "invoices": n or 0, "states": states.get(customer.qbo_id, [])})
     return rows, total
+
+
+SMALL_COMPANY = 5000  # open invoices: above this, the list waits for the daily run's stored dates
+
+
+def _next_action_dates(s, company: models.Company, customer_ids: list[str], on) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The rules engine's next action date for customers the daily run has not dated yet (new, or just changed).
+
+    ``snapshot.load`` reads every open invoice of the company, so this is only done for small companies.
+    """
+    if not customer_ids:
+        return {}
+    open_count = s.scalar(select(func.count()).select_from(models.Invoice).where(
+        models.Invoice.company_id == company.id, models.Invoice.status == models.InvoiceStatus.open)) or 0
+    if open_count > SMALL_COMPANY:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        context = snapshot.company_context(company)
+        snaps = snapshot.load(s, company, customer_ids=customer_ids,
+                              dry_run=bool((company.settings or {}).get("dry_run")))
+    except errors.QboCollectorError:
+        return out
+    for snap in snaps:
+        if snap.policy is None:
+            continue
+        dates = [rules.next_action_date(company=context, invoice=i, customer=snap.customer, policy=snap.policy,
+                                        history=snap.history, pauses=snap.pauses, today=on) for i in snap.invoices]
+        dates = [d for d in dates if d is not None]
+        if dates:
+            out[snap.customer.id] = min(dates)
+    return out
 
 
 # --- one customer ------------------------------------------------------------------------
