@@ -142,7 +142,7 @@ def send_digest(settings: config.Settings, db: Database, realm: str, now: dateti
     if not owner or not settings.sendgrid_api_key or not settings.sendgrid_from_email:
         log.info("weekly digest skipped realm=%s: no owner_email or SendGrid settings", realm)
         return False
-    subject, text, html = digest.build(db, realm, today)
+    subject, text, html = digest.build(db, realm, today, link=f"{settings.public_url}/companies/{realm}/dashboard")
     channel = email.SendGridEmail(settings.sendgrid_api_key, settings.sendgrid_from_email,
                                   host=settings.sendgrid_api_host)
     channel.send(base.OutboundMessage(outbox_id=f"digest-{realm}-{today.isoformat()}", realm=realm, to=owner,
