@@ -90,7 +90,9 @@ def _child(mode: str, values: dict[str, str], realm: str) -> dict[str, object]:
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["retry_reasons"] = [line.split("reason=", 1)[-1] for line in out.stderr.splitlines() if "retried" in line]
+    return result
 
 
 def child_main(mode: str, values_json: str, realm: str) -> None:
@@ -101,6 +103,7 @@ def child_main(mode: str, values_json: str, realm: str) -> None:
     from qbo_collector.db.session import Database
 
     logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("qbo_collector.sync.client").setLevel(logging.INFO)  # retries, with their reason
     settings = config.load(env_file=None, **json.loads(values_json))
     db = Database(settings.database_url)
     vault = Vault(settings.secret_key())
@@ -111,6 +114,7 @@ def child_main(mode: str, values_json: str, realm: str) -> None:
         started = time.perf_counter()
         summary = run.sync_company(settings, db, vault, realm, full=mode == "full", limiter=_limiter())
         result = {"seconds": time.perf_counter() - started, "api_calls": summary.api_calls, "ok": summary.ok,
+                  "retries": summary.retries,
                   "mode": summary.mode, "written": summary.written, "errors": summary.errors,
                   "line": summary.line()}
     else:
@@ -187,7 +191,9 @@ def optimum(sb, realm: str) -> tuple[int, int, list[str]]:  # type: ignore[no-un
     return calls, probes, notes
 
 
-def verdict(calls: int, best: int, probes: int) -> str:
+def verdict(calls: int, best: int, probes: int, retries: int = 0) -> str:
+    if retries:
+        return verdict(calls - retries, best, probes) + f" (+{retries} retried after a transient failure)"
     if calls == best:
         return "EQUAL"
     if calls == best + probes:
@@ -259,7 +265,7 @@ def main() -> None:
         print(f"database: {url.split('://')[0]}   company: {n_inv} invoices, {n_pay} payments, {n_cust} customers"
               f"   rate limit: {'lifted' if args.no_rate_limit else 'Intuit 10/s, 500/min (sandbox and client)'}")
         print(f"full sync         : {full['api_calls']} API calls (sandbox served {served}); optimum {best}"
-              f"  -> {verdict(int(full['api_calls']), best, probes)}")
+              f"  -> {verdict(int(full['api_calls']), best, probes, int(full['retries']))}")
         for note in notes:
             print(f"                    note: {note}")
         print(f"incremental sync  : {incremental['api_calls']} API call(s) for {changes} changed objects "
@@ -271,9 +277,12 @@ def main() -> None:
         print(f"peak RSS          : full sync {full['maxrss_mb']:.0f} MB (target < 250 MB)")
         if doubled is not None:
             print(f"doubled company   : {doubled['api_calls']} API calls (optimum {doubled['optimum']}: "
-                  f"{verdict(int(doubled['api_calls']), int(doubled['optimum']), int(doubled['probes']))}), "
+                  f"{verdict(int(doubled['api_calls']), int(doubled['optimum']), int(doubled['probes']), int(doubled['retries']))}), "
                   f"{doubled['seconds']:.1f} s, peak RSS {doubled['maxrss_mb']:.0f} MB"
                   f" ({doubled['maxrss_mb'] - full['maxrss_mb']:+.0f} MB vs the company)")
+        for name, result in (("full sync", full), ("doubled company", doubled or {})):
+            for reason in result.get("retry_reasons", []):
+                print(f"retried ({name}) : {reason}")
         print(f"summary line      : {full['line']}")
     finally:
         sb.stop()
