@@ -45,7 +45,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import select
 
-from qbo_collector import alerts, config, errors, leases, rules, snapshot, templates
+from qbo_collector import alerts, config, errors, leases, rules, snapshot
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
