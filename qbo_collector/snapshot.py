@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -82,7 +83,26 @@ def company_context(company: models.Company) -> rules.CompanyContext:
         country = "US"
     return rules.CompanyContext(realm=company.realm_id, time_zone=company.timezone or "UTC", country=country,
                                 currency=company.currency or "USD",
-                                subdivision=(company.settings or {}).get("holiday_subdivision"))
+                                subdivision=(company.settings or {}).get("holiday_subdivision"),
+                                fees_from=fees_from(company))
+
+
+def fees_from(company: models.Company) -> dt.date | None:
+    """The first fee day: ``settings["fees_from"]`` (ISO date, set by the owner to back-charge on purpose),
+    else the local date the company was first connected — no pile of back-dated fees on day one."""
+    chosen = (company.settings or {}).get("fees_from")
+    if isinstance(chosen, str):
+        try:
+            return dt.date.fromisoformat(chosen)
+        except ValueError:
+            log.warning("ignoring malformed settings.fees_from %r realm=%s", chosen, company.realm_id)
+    if company.created_at is None:
+        return None
+    try:
+        zone = zoneinfo.ZoneInfo(company.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    return company.created_at.astimezone(zone).date()
 
 
 def _validate_policy(data: Any, where: str) -> rules.Policy:

@@ -29,7 +29,10 @@ class CompanyContext:
 
     ``time_zone`` is an IANA name ("Europe/Paris"); ``country`` an ISO 3166 code the
     ``holidays`` package knows ("FR", "US"), ``subdivision`` optional ("CA", "75");
-    ``currency`` the home currency.
+    ``currency`` the home currency. ``fees_from``: the first day a fee may be charged for
+    (the day the company started using the program): periods that fell before it are never
+    billed afterwards, so connecting a company with year-old invoices does not post a pile
+    of back-dated fees. None charges every missed period.
     """
 
     realm: str
@@ -37,6 +40,7 @@ class CompanyContext:
     country: str
     currency: str
     subdivision: str | None = None
+    fees_from: dt.date | None = None
 
     def __post_init__(self) -> None:
         import zoneinfo

@@ -329,6 +329,21 @@ def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> It
             return
 
 
+def _chargeable(period: _FeePeriod, fees_from: dt.date | None) -> bool:
+    """No back-charging: a period whose charge day came before ``fees_from`` is never billed."""
+    return fees_from is None or period.charge_on >= fees_from
+
+
+def _from(period: _FeePeriod, fees_from: dt.date | None) -> _FeePeriod:
+    """Interest straddling ``fees_from`` is billed only for the days from it."""
+    if fees_from is None or period.kind != "interest" or period.days is None:
+        return period
+    begin = period.charge_on - dt.timedelta(days=period.days)
+    if begin >= fees_from:
+        return period
+    return dataclasses.replace(period, days=(period.charge_on - fees_from).days)
+
+
 def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Invoice,
                 policy: policy_mod.Policy) -> tuple[money.Money, Decimal | None]:
     currency = invoice.balance.currency
@@ -362,7 +377,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     if start > until:
         return []
     periods = sorted(
-        (p for rule in fees.rules for p in _fee_periods(rule, start, until)),
+        (p for rule in fees.rules for p in _fee_periods(rule, start, until) if _chargeable(p, inp.company.fees_from)),
         key=lambda p: (p.charge_on, _KIND_ORDER[p.kind]),
     )
     currency = invoice.balance.currency
@@ -382,6 +397,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
             continue  # fees do not run while a promise, dispute, plan or manual pause holds
         if fees.max_count is not None and count >= fees.max_count:
             break
+        period = _from(period, inp.company.fees_from)
         amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy)  # type: ignore[arg-type]
         amount = amount.rounded()
         if limits:
@@ -414,6 +430,8 @@ def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: S
         if rule.kind in ("flat", "indemnity") and invoice.balance.currency not in rule.amount:
             continue
         for period in _fee_periods(rule, start, horizon if best is None else best):
+            if not _chargeable(period, inp.company.fees_from):
+                continue
             if fee_key(invoice.realm, invoice.id, period.kind, period.period) in inp.keys:
                 continue
             if _paused_on(pauses, inp.policy, period.charge_on) is not None:

@@ -9,7 +9,7 @@ import pytest
 
 from qbo_collector import rules
 from qbo_collector.money import Money
-from tests.unit.rules.conftest import D, customer, invoice, plan, policy, simulate
+from tests.unit.rules.conftest import D, company, customer, invoice, plan, policy, simulate
 
 NO_STEPS = dict(steps=[], repeat_last=None, escalation={"call_task_after_days": None, "handoff_after_days": None})
 
@@ -174,3 +174,26 @@ def test_interest_around_a_leap_day(due: dt.date, expected: list[tuple[dt.date, 
     pol = fees_policy([{"kind": "interest", "percent": "12", "frequency": "monthly"}])
     sent = simulate(start=due, days=32, invoices=[invoice(txn_date=due - dt.timedelta(days=30), due_date=due)], pol=pol)
     assert [(a.on, a.fee_kind, str(a.amount.amount), a.period) for a in sent] == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("pol", "fees_from", "expected"),
+    [
+        pytest.param(policy("us_net30", **NO_STEPS), None,
+                     [("percent", f"2026-{m:02d}-02", "15.00") for m in range(4, 12)],
+                     id="without a start day every missed monthly fee is charged at once"),
+        pytest.param(policy("us_net30", **NO_STEPS), D(2026, 11, 20), [],
+                     id="a company connected on 20 November is not back-charged for April to November"),
+        pytest.param(policy("us_net30", **NO_STEPS), D(2026, 11, 2), [("percent", "2026-11-02", "15.00")],
+                     id="the period starting on the first fee day is charged"),
+        pytest.param(policy("france_b2b", **NO_STEPS), D(2026, 10, 17),
+                     [("interest", "2026-10-02", "5.33")],  # 1000 × 12.15 % × 16/365
+                     id="interest straddling the first fee day counts only the days from it"),
+    ],
+)
+def test_no_back_charging_before_the_company_started(pol, fees_from, expected):
+    currency = "EUR" if pol.name == "france_b2b" else "USD"
+    actions = plan(today=D(2026, 11, 23), pol=pol, invoices=[invoice(currency=currency)],
+                   co=company(fees_from=fees_from))
+    got = [(a.fee_kind, a.period, str(a.amount.amount)) for a in actions if isinstance(a, rules.ChargeFee)]
+    assert got == expected
