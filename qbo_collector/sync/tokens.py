@@ -136,7 +136,9 @@ class TokenManager:
         """Run ``fn(qb)``; on a 401, refresh once, put the new token on the session and try once more."""
         try:
             return fn(qb)
-        except qb_exceptions.AuthorizationException:
+        except qb_exceptions.AuthorizationException as exc:
+            if exc.error_code != 401:  # a 1–499 fault code in a body is not an expired token: no refresh
+                raise
             rejected = qb.session.access_token
             log.info("access token rejected (401) realm=%s; refreshing", self.realm_id)
             qb.session.access_token = self.refresh(rejected=rejected)
