@@ -13,19 +13,11 @@ import tomllib
 from importlib import resources
 
 from qbo_collector import errors
+from qbo_collector.rules.policy import TEMPLATE_KEYS
 from qbo_collector.templates.context import LANGUAGES
 
-KEYS = (
-    "reminder_before_due",
-    "reminder_due_today",
-    "reminder_overdue_gentle",
-    "reminder_overdue_firm",
-    "reminder_final",
-    "statement",
-    "late_fee_notice",
-    "promise_broken",
-    "owner_alert",
-)
+# The rules engine names the steps; a template exists for each name it can emit.
+KEYS = TEMPLATE_KEYS
 
 PARTS = ("subject", "text", "html", "sms")
 
