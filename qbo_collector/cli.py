@@ -368,14 +368,11 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     on = args.on or date.today()
     db = ctx.upgraded_db()
     for realm in ctx.realms(args.realm):
-        if args.kind == "aging":
-            figures = reports.aging(db, realm, on)
-        else:
-            raise errors.InvalidInput(f"Unknown report {args.kind}.", field="kind")
-        if args.json:
+        figures = {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind](db, realm, on)
+        if args.json or args.kind != "aging":
             print(json.dumps(figures, indent=2, sort_keys=False))
         else:
-            print(reports.format_aging(figures) if hasattr(reports, "format_aging") else json.dumps(figures, indent=2))
+            print(reports.format_aging(figures))
     return EXIT_OK
 
 
@@ -461,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--full", action="store_true", help="re-read everything instead of changes since the last sync")
 
     rp = add("report", cmd_report, "figures from the mirror")
-    rp.add_argument("kind", choices=["aging"])
+    rp.add_argument("kind", choices=["aging", "dso", "forecast"])
     rp.add_argument("--realm")
     rp.add_argument("--on", type=_date, help="as of this date (default today)")
     rp.add_argument("--json", action="store_true")

@@ -90,3 +90,32 @@ def format_aging(figures: dict[str, Any]) -> str:
     for r in [header, *rows]:
         lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
     return "\n".join(lines)
+
+
+# -- DSO and expected cash: the dashboard's figures, for `qbo-collector report dso|forecast` --------
+
+
+def dso(db: Database, realm_id: str, on: date) -> dict[str, Any]:
+    """Days sales outstanding over 30 and 90 days per currency: receivables ÷ credit sales × days."""
+    from qbo_collector import dashboard
+
+    board = dashboard.build(db, realm_id, on)
+    currencies: dict[str, dict[str, Any]] = {}
+    for d in board.dso:
+        currencies.setdefault(d.currency, {})[f"{d.days}d"] = {
+            "dso": None if d.value is None else str(d.value.quantize(Decimal("0.1"))),
+            "receivables": str(d.receivables), "credit_sales": str(d.credit_sales)}
+    return {"realm": realm_id, "on": on.isoformat(), "formula": "receivables / credit sales x days",
+            "target": None if board.dso_target is None else str(board.dso_target), "currencies": currencies}
+
+
+def forecast(db: Database, realm_id: str, on: date) -> dict[str, Any]:
+    """Expected cash by week (Monday), weighted by the probability of collection, per currency."""
+    from qbo_collector import dashboard
+
+    board = dashboard.build(db, realm_id, on)
+    return {"realm": realm_id, "on": on.isoformat(), "currencies": {
+        currency: {"weeks": [{"week_of": w.start.isoformat(), "expected": str(w.expected),
+                              "predicted_unweighted": str(w.open_balance)} for w in weeks],
+                   "later": str(board.cash_later.get(currency, Decimal(0)))}
+        for currency, weeks in board.cash.items()}}

@@ -1,0 +1,65 @@
+"""`qbo-collector report aging|dso|forecast` and `plan --json` over a synced sandbox company, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from qbo_collector.sync import run as sync_run
+from tests.integration import oauth_helpers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def synced(settings_factory, sqlite_db, vault, sandbox, sandbox_realms):
+    settings = oauth_helpers.sandbox_settings(settings_factory, sandbox, qbo_collector_database_url=sqlite_db.url)
+    realm = sandbox_realms["en"]
+    oauth_helpers.connect(settings, sqlite_db, vault, realm=realm, sandbox=sandbox)
+    sync_run.sync_company(settings, sqlite_db, vault, realm, full=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QBO_COLLECTOR_", "INTUIT_"))}
+    env.update(QBO_COLLECTOR_HOME=str(settings.home), QBO_COLLECTOR_DATABASE_URL=sqlite_db.url,
+               INTUIT_CLIENT_ID=settings.intuit_client_id, INTUIT_CLIENT_SECRET=settings.intuit_client_secret,
+               INTUIT_ENVIRONMENT=settings.intuit_environment, INTUIT_API_BASE_URL=settings.intuit_api_base_url)
+    return realm, env
+
+
+def _cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "qbo_collector.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_report_dso_and_forecast_print_json(synced):
+    realm, env = synced
+    dso = _cli(env, "report", "dso", "--realm", realm, "--on", "2026-11-23")
+    assert dso.returncode == 0, dso.stderr
+    figures = json.loads(dso.stdout)
+    assert figures["realm"] == realm and figures["formula"] == "receivables / credit sales x days"
+    usd = figures["currencies"]["USD"]
+    assert set(usd) == {"30d", "90d"} and Decimal(usd["30d"]["receivables"]) >= 0
+    forecast = _cli(env, "report", "forecast", "--realm", realm, "--on", "2026-11-23")
+    assert forecast.returncode == 0, forecast.stderr
+    weeks = json.loads(forecast.stdout)["currencies"]["USD"]["weeks"]
+    assert weeks and all(Decimal(w["expected"]) <= Decimal(w["predicted_unweighted"]) for w in weeks)
+
+
+def test_plan_json_changes_nothing(synced):
+    realm, env = synced
+    first = _cli(env, "plan", "--realm", realm, "--days", "7", "--json")
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)[realm]
+    assert all({"dedupe_key", "due_at", "reason"} <= set(r) for r in rows)
+    again = _cli(env, "plan", "--realm", realm, "--days", "7", "--json")
+    assert json.loads(again.stdout)[realm] == rows  # nothing was written: the same plan twice
+
+
+def test_unknown_realm_is_exit_2_with_a_sentence(synced):
+    _realm, env = synced
+    result = _cli(env, "report", "dso", "--realm", "nope")
+    assert result.returncode == 2 and "No company with realm nope" in result.stderr
