@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -79,7 +81,8 @@ def fee_example(company: models.Company, policy: rules.Policy, on: dt.date) -> d
                             doc_number="1001")
     customer = rules.Customer(id="example", display_name="Example", has_email=False)
     try:
-        context = snapshot.company_context(company)
+        # the example shows what the policy charges, not this company's first fee day (no back-charging)
+        context = dataclasses.replace(snapshot.company_context(company), fees_from=None)
         actions = rules.plan(company=context, invoices=[invoice], customer=customer, policy=policy, today=on)
     except errors.QboCollectorError:
         return None
