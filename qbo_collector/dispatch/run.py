@@ -206,10 +206,17 @@ def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.d
 class _Channels:
     """The configured ways out, built lazily; a missing configuration is a reason, not a crash."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, *, sms_from: str | None = None) -> None:
         self.settings = settings
         self._built: dict[str, Any] = {}
         self.disabled: dict[str, str] = {}
+        # The company's own sender from the Channels page wins over the server-wide one.
+        self.from_number, self.messaging_service_sid = settings.twilio_from_number, settings.twilio_messaging_service_sid
+        if sms_from:
+            if sms_from.startswith("MG"):
+                self.from_number, self.messaging_service_sid = None, sms_from
+            else:
+                self.from_number, self.messaging_service_sid = sms_from, None
 
     def reason_missing(self, name: str) -> str | None:
         st = self.settings
@@ -218,7 +225,7 @@ class _Channels:
         if name == "email" and not (st.sendgrid_api_key and st.sendgrid_from_email):
             return "Email is not configured (SENDGRID_API_KEY and SENDGRID_FROM_EMAIL): skipped."
         if name == "sms" and not (st.twilio_account_sid and st.twilio_auth_token
-                                  and (st.twilio_from_number or st.twilio_messaging_service_sid)):
+                                  and (self.from_number or self.messaging_service_sid)):
             return ("Text messages are not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER or "
                     "TWILIO_MESSAGING_SERVICE_SID): skipped.")
         return None
@@ -232,8 +239,8 @@ class _Channels:
                                         host=st.sendgrid_api_host)
             else:
                 self._built[name] = cls(account_sid=st.twilio_account_sid, auth_token=st.twilio_auth_token,  # type: ignore[call-arg]
-                                        from_number=st.twilio_from_number,
-                                        messaging_service_sid=st.twilio_messaging_service_sid,
+                                        from_number=self.from_number,
+                                        messaging_service_sid=self.messaging_service_sid,
                                         api_base_url=st.twilio_api_base_url)
         return self._built[name]
 
@@ -289,6 +296,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         company = _company(s, realm_id)
         company_id = company.id
         dry = dry_run or bool((company.settings or {}).get("dry_run"))
+        company_sms_from = (company.settings or {}).get("sms_from") or None
         today = local_today(company, now)
         connected = company.status == models.CompanyStatus.connected
         status_reason = company.status_reason or "the QuickBooks grant was refused"
@@ -315,7 +323,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
             problem = f"QuickBooks is not connected ({status_reason})"
             alerts.reconnect_needed(db, realm_id, status_reason, on=today)
         ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
-                   dry_run=dry, summary=summary, channels=_Channels(settings), retry=retry or SendRetry(),
+                   dry_run=dry, summary=summary, channels=_Channels(settings, sms_from=company_sms_from), retry=retry or SendRetry(),
                    qbo=qbo, notes=notes, qbo_problem=problem)
         _process_due(ctx)
         if not dry:

@@ -119,3 +119,11 @@ def test_plan_over_several_days_is_json_and_changes_nothing(make_env) -> None:  
     assert len({r.dedupe_key for r in rows}) == len(rows)
     assert {r.due_at.date() for r in rows} > {env.now_at(12).date()}
     assert env.rows() == []
+
+
+def test_the_company_sms_sender_from_the_channels_page_is_used(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"sms_from": "+15005550123"})
+    env.sb.twilio.owned_numbers = {"+15005550123"}  # any other From is refused by Twilio (21606)
+    env.run()
+    texts = env.sb.twilio.messages
+    assert texts and {m["from"] for m in texts} == {"+15005550123"}
