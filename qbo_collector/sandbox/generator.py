@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import phonenumbers
+
 from qbo_collector.sandbox import store
 
 BUCKETS = (  # (name, lowest, highest days past due, share of invoices)
@@ -90,6 +92,15 @@ def realm_for(spec: CompanySpec) -> str:
 
 
 def _phone(rng: random.Random, country: str, mobile: bool) -> str:
+    """A number in the country's local format that is really allocated (the same seed, the same number)."""
+    for _ in range(50):
+        raw = _draw_phone(rng, country, mobile)
+        if phonenumbers.is_valid_number(phonenumbers.parse(raw, "US" if country == "CA" else country)):
+            return raw
+    return raw
+
+
+def _draw_phone(rng: random.Random, country: str, mobile: bool) -> str:
     d = lambda n: "".join(str(rng.randrange(10)) for _ in range(n))  # noqa: E731
     if country == "FR":
         return f"0{rng.choice('67') if mobile else rng.choice('12345')} {d(2)} {d(2)} {d(2)} {d(2)}"
