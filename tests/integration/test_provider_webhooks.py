@@ -7,13 +7,13 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import time
 from urllib.parse import urlencode
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
+from qbo_collector import clock
 from qbo_collector.db import models
 from qbo_collector.sandbox import twilio as twilio_standin
 from tests.integration import test_dispatch_support as ds
@@ -41,7 +41,7 @@ def _activity(env, kind: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def _signed_sendgrid(env, body: bytes, timestamp: str | None = None) -> requests.Response:  # type: ignore[no-untyped-def]
-    timestamp = timestamp or str(int(time.time()))
+    timestamp = timestamp or str(int(clock.now().timestamp()))
     return requests.post(f"{env.web.url}/webhooks/sendgrid", data=body, timeout=5, headers={
         "Content-Type": "application/json",
         "X-Twilio-Email-Event-Webhook-Signature": env.sb.sendgrid.sign(body, timestamp),
@@ -72,7 +72,7 @@ def test_sendgrid_refuses_a_body_signed_by_another_key(env) -> None:  # type: ig
 
     other = sendgrid_standin.SendGridStandIn(common.Clock(), common.FaultKnobs(), common.RequestLog())
     body = b'[{"event":"delivered","email":"a@b.example","timestamp":1}]'
-    ts = str(int(time.time()))
+    ts = str(int(clock.now().timestamp()))
     response = requests.post(f"{env.web.url}/webhooks/sendgrid", data=body, timeout=5, headers={
         "X-Twilio-Email-Event-Webhook-Signature": other.sign(body, ts), "X-Twilio-Email-Event-Webhook-Timestamp": ts})
     assert response.status_code == 401
@@ -94,7 +94,7 @@ def test_sendgrid_replayed_and_duplicated_events_are_ignored(env) -> None:  # ty
 def test_sendgrid_refuses_a_stale_signed_delivery(env, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.WARNING)
     body = b'[{"event":"delivered","email":"a@b.example","timestamp":1}]'
-    response = _signed_sendgrid(env, body, timestamp=str(int(time.time()) - 3600))
+    response = _signed_sendgrid(env, body, timestamp=str(int(clock.now().timestamp()) - 3600))
     assert response.status_code == 401 and "replay window" in response.json()["error"]
     assert "replay window" in caplog.text
 
@@ -115,7 +115,7 @@ def test_sendgrid_one_malformed_event_does_not_stop_the_others(env) -> None:  # 
     env.run()
     env.flush()
     message = next(m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example")
-    good = {"event": "open", "email": message["to"], "timestamp": int(time.time()), "sg_event_id": "ev-1",
+    good = {"event": "open", "email": message["to"], "timestamp": int(clock.now().timestamp()), "sg_event_id": "ev-1",
             "sg_message_id": f"{message['message_id']}.filter.1", **message["custom_args"]}
     response = _signed_sendgrid(env, json.dumps([{"event": "open"}, good]).encode())
     assert response.status_code == 200 and response.json() == {"accepted": 1, "duplicates": 0, "skipped": 1}
