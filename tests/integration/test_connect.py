@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def sb():
-    sandbox = server.Sandbox(seed=11, auto_approve=True)
+    # OAuth is the subject here; throttling has its own tests (sandbox, sync), and these call
+    # TokenManager.call without the retrying client, so Intuit's 10/s limit is lifted.
+    sandbox = server.Sandbox(seed=11, auto_approve=True, rate_limit_per_second=None, rate_limit_per_minute=None)
     realm_us = sandbox.add_company(server.CompanySpec(name="Acme Plumbing", country="US", currency="USD",
                                                       timezone="America/Chicago", language="en",
                                                       customers=8, invoices=20, payments=5, seed=3))
