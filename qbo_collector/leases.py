@@ -99,6 +99,31 @@ def release_hold(db: Database, company_id: int, kind: str, owner: str) -> None:
             .execution_options(synchronize_session=False))
 
 
+def mark_done(db: Database, company_id: int, kind: str, owner: str, *, once_for: date) -> bool:
+    """Record daily work as done for ``once_for`` *before* doing it; False if it already was.
+
+    For work a second attempt would repeat visibly (an email with no dedupe key at the provider):
+    a compare-and-set on ``done_on`` that holds whatever the clocks of the processes say about
+    lease expiry. At most once: a crash after this and before the send loses that one message.
+    """
+    with db.session() as s:
+        result = s.execute(update(models.WorkLease).where(
+            models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
+            models.WorkLease.owner == owner,
+            or_(models.WorkLease.done_on.is_(None), models.WorkLease.done_on < once_for))
+            .values(done_on=once_for).execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+
+def unmark_done(db: Database, company_id: int, kind: str, owner: str, *, once_for: date) -> None:
+    """Undo ``mark_done`` when the work provably did not happen (so the next tick retries it)."""
+    with db.session() as s:
+        s.execute(update(models.WorkLease).where(
+            models.WorkLease.company_id == company_id, models.WorkLease.kind == kind,
+            models.WorkLease.owner == owner, models.WorkLease.done_on == once_for)
+            .values(done_on=once_for - timedelta(days=1)).execution_options(synchronize_session=False))
+
+
 def release_all(db: Database, owner: str) -> int:
     """On shutdown: free every lease this process still holds (the work was finished or not started)."""
     with db.session() as s:

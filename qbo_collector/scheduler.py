@@ -44,6 +44,10 @@ HARD_EXPIRY_WARNING = timedelta(days=30)
 CATCHUP_HOUR = 2
 DEFAULT_SEND_HOUR = 9
 RETRY_AFTER = timedelta(minutes=5)  # a transient failure is retried after this, the same day
+# Work a second attempt would visibly repeat (the digest is one email with no outbox row): it is
+# marked done *before* it runs, by compare-and-set, so two processes whose clocks disagree about
+# a lease's expiry still send it once. Undone only when the failure proves nothing was sent.
+AT_MOST_ONCE = frozenset({"digest"})
 TTL = {"sync": timedelta(minutes=20), "run": timedelta(minutes=30), "catchup": timedelta(minutes=30),
        "digest": timedelta(minutes=10)}
 
@@ -205,27 +209,44 @@ class Ticker:
                 leases.release_hold(self.db, company.id, also, self.owner)
 
     def _run(self, company: models.Company, due: Due, now: datetime, report: TickReport, job: Job) -> None:
+        once = due.kind in AT_MOST_ONCE and due.once_for is not None
+        if once and not leases.mark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for):
+            leases.release_hold(self.db, company.id, due.kind, self.owner)
+            report.skipped += 1
+            return
         with logs.context(realm=company.realm_id, work=due.kind):
             try:
                 job(company.realm_id, now)
-            except errors.TransientFailure as exc:
-                leases.release(self.db, company.id, due.kind, self.owner, now=now, error=exc.message,
-                               hold_for=RETRY_AFTER)
-                report.failed.append((company.realm_id, due.kind, exc.message))
-                return
-            except errors.ReconnectNeeded as exc:
-                # the token manager marked the company; the work is "done" for today, nothing to retry
-                leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
-                report.failed.append((company.realm_id, due.kind, exc.message))
-                return
-            except Exception as exc:  # one company's failure never stops the others (invariant 8)
-                log.exception("%s failed realm=%s", due.kind, company.realm_id)
-                leases.release(self.db, company.id, due.kind, self.owner, now=now,
-                               error=f"{type(exc).__name__}: {exc}"[:500])
-                report.failed.append((company.realm_id, due.kind, str(exc)))
+            except Exception as exc:
+                if once and self._nothing_sent(exc):
+                    leases.unmark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for)
+                elif once:
+                    log.warning("%s realm=%s may have gone out (%s): not retried", due.kind, company.realm_id,
+                                type(exc).__name__)
+                self._failed(company, due, now, report, exc)
                 return
         leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
         report.done.append((company.realm_id, due.kind))
+
+    @staticmethod
+    def _nothing_sent(exc: Exception) -> bool:
+        from qbo_collector.channels.base import OutcomeUnknown
+
+        return not isinstance(exc, (OutcomeUnknown, errors.PermanentFailure))
+
+    def _failed(self, company: models.Company, due: Due, now: datetime, report: TickReport, exc: Exception) -> None:
+        if isinstance(exc, errors.TransientFailure):
+            leases.release(self.db, company.id, due.kind, self.owner, now=now, error=exc.message, hold_for=RETRY_AFTER)
+            report.failed.append((company.realm_id, due.kind, exc.message))
+        elif isinstance(exc, errors.ReconnectNeeded):
+            # the token manager marked the company; the work is "done" for today, nothing to retry
+            leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
+            report.failed.append((company.realm_id, due.kind, exc.message))
+        else:  # one company's failure never stops the others (invariant 8)
+            log.error("%s failed realm=%s", due.kind, company.realm_id, exc_info=exc)
+            leases.release(self.db, company.id, due.kind, self.owner, now=now,
+                           error=f"{type(exc).__name__}: {exc}"[:500])
+            report.failed.append((company.realm_id, due.kind, str(exc)))
 
     def heartbeat(self, now: datetime) -> None:
         with self.db.session() as s:

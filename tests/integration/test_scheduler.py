@@ -263,3 +263,51 @@ def test_no_daily_run_before_a_first_sync_nor_during_one(settings_factory, db, v
     leases.release(db, company_id, "sync", "another-process", now=now)
     ticker.tick()
     assert [c[0] for c in recorder.calls if c[0] == "run"] == ["run"]
+
+
+def test_the_digest_goes_out_once_even_when_clocks_disagree_about_its_lease(settings_factory, db, vault):
+    # 2026-11-23 is a Monday. Process A claims the digest at 10:00 by its clock; while A is still
+    # sending, process B ticks with a clock two hours ahead, for which A's 10-minute lease has run
+    # out. Only the compare-and-set on done_on stands between B and a second email.
+    _companies(db, {"r": "UTC"}, last_sync_at=datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+    recorder = Recorder()
+    ahead = FakeClock(datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc))
+    other = _ticker(settings_factory, db, vault, recorder, "proc-b", ahead)
+    inner: list[scheduler.TickReport] = []
+
+    def slow_digest(realm: str, now: datetime) -> None:
+        recorder.calls.append(("digest", realm, now))
+        inner.append(other.tick())
+
+    jobs = recorder.jobs()
+    jobs.digest = slow_digest
+    first = scheduler.Ticker(settings_factory(), db, vault, owner="proc-a", jobs=jobs,
+                             now=FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)))
+    report = first.tick()
+    assert ("r", "digest") in report.done
+    assert ("r", "digest") not in inner[0].done
+    assert Counter(k for k, _r, _a in recorder.calls)["digest"] == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "retried"),
+    [
+        pytest.param(errors.TransientFailure("SendGrid said 429"), True, id="429 proves nothing was sent: retried"),
+        pytest.param(RuntimeError("the digest could not be built"), True, id="a failure before sending: retried"),
+        pytest.param("unknown", False, id="a timeout after sending: never sent twice"),
+        pytest.param(errors.PermanentFailure("invalid owner address"), False, id="a refused address: not retried"),
+    ],
+)
+def test_a_failed_digest_is_retried_only_when_nothing_went_out(settings_factory, db, vault, failure, retried):
+    from qbo_collector.channels.base import OutcomeUnknown
+
+    failure = OutcomeUnknown("SendGrid timed out") if failure == "unknown" else failure
+    _companies(db, {"r": "UTC"}, last_sync_at=datetime(2026, 11, 23, 9, tzinfo=timezone.utc))
+    recorder = Recorder(fail={("r", "digest"): failure})
+    clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc))
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    assert [f[:2] for f in ticker.tick().failed] == [("r", "digest")]
+    recorder.fail.clear()
+    clock.at += scheduler.RETRY_AFTER + timedelta(minutes=1)
+    ticker.tick()
+    assert Counter(k for k, _r, _a in recorder.calls)["digest"] == (2 if retried else 1)
