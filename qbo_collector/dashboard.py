@@ -5,6 +5,7 @@ give the same figures. Every query aggregates in SQL, so a company with 100,000 
 renders quickly (``bench/web.py``); Python only sees grouped rows.
 
     build(db, realm, on, *, dso_target=None) -> Dashboard
+    refresh(db, realm, on) -> bool      after a sync: compute and store the figures the page reads
     dso_trend(s, company, on, months=12) -> list[DsoPoint]
     expected_cash(s, company, on, weeks=8) -> dict[currency, list[CashWeek]]
     top_late_customers(s, company, on, limit=10) -> list[LateCustomer]
@@ -25,6 +26,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -33,12 +36,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from qbo_collector import errors, money, reports
 from qbo_collector.db import models
-from qbo_collector.db.session import Database
+from qbo_collector.db.session import Database, is_sqlite
 from qbo_collector.rules import forecast
+
+log = logging.getLogger(__name__)
 
 DSO_WINDOWS = (30, 90)
 
@@ -123,10 +130,9 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
     """Every figure of the dashboard for ``realm_id`` as of ``on``.
 
     The figures drawn from the mirror alone (aging, DSO and trend, expected cash, late
-    customers) are kept in memory while the mirror does not change (``mirror_version``),
-    the reminders' figures while no reminder is newly sent either (``outbox_version``). The
-    paid-invoice history behind the cash forecast and the trend's past month-ends are read
-    once a day.
+    customers) come, in this order, from memory, from the row ``refresh`` stored after the last
+    sync, or are computed — each only while the mirror is as it was (``mirror_version``). The
+    reminders' figures are kept while no reminder is newly sent either (``outbox_version``).
     """
     with db.reading() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
@@ -136,36 +142,43 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
             dso_target = target_of(company)
         mirror = mirror_version(s, company)
         version = (db.url, company.id, on, mirror)
-        # The payment record behind the forecast and the DSO of past month-ends move slowly: read once a day.
-        history, day_trend = memo((db.url, company.id, on, "daily"),
-                                  lambda: (_history(s, company), dso_trend(s, company, on)))
-
-        def compute() -> tuple[Any, ...]:
-            aging = reports.aging(db, realm_id, on)
-            trend = [*day_trend[:-1], *dso_trend(s, company, on, months=1)]  # today's point read fresh
-            cash, later = expected_cash(s, company, on, history=history)
-            return ({cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
-                    trend, cash, later, top_late_customers(s, company, on))
-
-        aging, trend, cash, later, top_late = memo(version, compute)
+        aging, trend, cash, later, top_late = memo(
+            version, lambda: _stored(s, company, on, mirror) or _compute(db, s, company, on))
         return Dashboard(
             realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
             dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
             top_late=top_late, version=version,
             # reminders and the payments that followed them: the outbox and the payments only
-            reminders=memo((db.url, company.id, on, "reminders", mirror[3:], outbox_version(s, company)),
+            reminders=memo((db.url, company.id, on, "reminders", mirror[4:], outbox_version(s, company)),
                            lambda: reminder_effect(s, company, on)),
         )
 
 
-def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
-    """Changes whenever the company's mirror does: a sync, or the dispatcher's fresh read of invoices.
+_Figures = tuple[dict[str, dict[str, Decimal]], list["DsoPoint"], dict[str, list["CashWeek"]], dict[str, Decimal],
+                 list["LateCustomer"]]
 
-    (last sync, newest invoice write, invoices, newest payment write, payments)."""
-    inv, pay = models.Invoice, models.Payment
+
+def _compute(db: Database, s: Session, company: models.Company, on: dt.date) -> _Figures:
+    # The payment record behind the forecast and the DSO of past month-ends move slowly: read once a day.
+    history, day_trend = memo((db.url, company.id, on, "daily"),
+                              lambda: (_history(s, company), dso_trend(s, company, on)))
+    aging = reports.aging(db, company.realm_id, on)
+    trend = [*day_trend[:-1], *dso_trend(s, company, on, months=1)]  # today's point read fresh
+    cash, later = expected_cash(s, company, on, history=history)
+    return ({cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
+            trend, cash, later, top_late_customers(s, company, on))
+
+
+def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
+    """Changes whenever the mirror rows the figures read do: a sync that changed something, or the
+    dispatcher's fresh read of invoices. A sync that found nothing new leaves it as it was.
+
+    (newest invoice write, invoices, newest customer write, customers, newest payment write, payments)."""
+    inv, cust, pay = models.Invoice, models.Customer, models.Payment
     invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
+    customers = s.execute(select(func.max(cust.synced_at), func.count()).where(cust.company_id == company.id)).one()
     payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
-    return (company.last_sync_at, *invoices, *payments)
+    return (*invoices, *customers, *payments)
 
 
 def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
@@ -173,6 +186,99 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
     ob = models.Outbox
     return tuple(s.execute(select(func.max(ob.updated_at), func.count()).where(
         ob.company_id == company.id, ob.status == models.OutboxStatus.sent, ob.kind == "reminder")).one())
+
+
+# --- figures computed after a sync -------------------------------------------------------
+
+FIGURES_FORMAT = 1  # bump when the stored shape changes: older rows are then ignored
+
+
+def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
+    text = repr((FIGURES_FORMAT, on.isoformat(), *(v.isoformat() if isinstance(v, dt.datetime) else v for v in mirror)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def refresh(db: Database, realm_id: str, on: dt.date, *, now: dt.datetime | None = None) -> bool:
+    """Compute and store the company's figures for ``on`` unless those stored are still current.
+
+    Called by the scheduler after each sync, catch-up and daily run, so the page reads one row
+    instead of aggregating the mirror. Returns whether anything was computed.
+    """
+    with db.reading() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            return False
+        mirror = mirror_version(s, company)
+        digest = _digest(on, mirror)
+        if s.scalar(select(models.DashboardFigures.version).where(
+                models.DashboardFigures.company_id == company.id, models.DashboardFigures.on == on)) == digest:
+            return False
+        started = time.perf_counter()
+        figures = memo((db.url, company.id, on, mirror), lambda: _compute(db, s, company, on))
+        company_id = company.id
+    values = {"company_id": company_id, "on": on, "version": digest, "computed_at": now or models.utcnow(),
+              "data": _encode(figures)}
+    insert = sqlite_insert if is_sqlite(db.engine) else pg_insert
+    with db.session() as w:
+        statement = insert(models.DashboardFigures).values(**values)
+        w.execute(statement.on_conflict_do_update(
+            index_elements=[models.DashboardFigures.company_id],
+            set_={k: statement.excluded[k] for k in ("on", "version", "computed_at", "data")}))
+    log.info("dashboard figures refreshed realm=%s on=%s in %.0f ms", realm_id, on,
+             (time.perf_counter() - started) * 1000)
+    return True
+
+
+def _stored(s: Session, company: models.Company, on: dt.date, mirror: tuple[Any, ...]) -> _Figures | None:
+    row = s.execute(select(models.DashboardFigures.version, models.DashboardFigures.data).where(
+        models.DashboardFigures.company_id == company.id, models.DashboardFigures.on == on)).first()
+    if row is None or row.version != _digest(on, mirror):
+        return None
+    try:
+        return _decode(row.data)
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        log.warning("stored dashboard figures of realm=%s unreadable; computing them", company.realm_id)
+        return None
+
+
+def _encode(figures: _Figures) -> dict[str, Any]:
+    aging, trend, cash, later, top_late = figures
+    return {
+        "format": FIGURES_FORMAT,
+        "aging": {cur: {k: str(v) for k, v in buckets.items()} for cur, buckets in aging.items()},
+        "trend": [{"on": p.on.isoformat(),
+                   "values": {cur: {str(w): (str(v) if v is not None else None) for w, v in by.items()}
+                              for cur, by in p.values.items()},
+                   "receivables": {cur: str(v) for cur, v in p.receivables.items()},
+                   "sales": {cur: {str(w): str(v) for w, v in by.items()} for cur, by in p.sales.items()}}
+                  for p in trend],
+        "cash": {cur: [{"start": w.start.isoformat(), "expected": str(w.expected), "open": str(w.open_balance)}
+                       for w in weeks] for cur, weeks in cash.items()},
+        "later": {cur: str(v) for cur, v in later.items()},
+        "top_late": [{"id": c.customer_id, "name": c.name, "currency": c.currency, "overdue": str(c.overdue),
+                      "oldest_due": c.oldest_due.isoformat(), "days_late": c.days_late, "invoices": c.invoices}
+                     for c in top_late],
+    }
+
+
+def _decode(data: dict[str, Any]) -> _Figures:
+    if data.get("format") != FIGURES_FORMAT:
+        raise ValueError("another format")
+    day = dt.date.fromisoformat
+    aging = {cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in data["aging"].items()}
+    trend = [DsoPoint(on=day(p["on"]),
+                      values={cur: {int(w): (Decimal(v) if v is not None else None) for w, v in by.items()}
+                              for cur, by in p["values"].items()},
+                      receivables={cur: Decimal(v) for cur, v in p["receivables"].items()},
+                      sales={cur: {int(w): Decimal(v) for w, v in by.items()} for cur, by in p["sales"].items()})
+             for p in data["trend"]]
+    cash = {cur: [CashWeek(start=day(w["start"]), expected=Decimal(w["expected"]), open_balance=Decimal(w["open"]))
+                  for w in weeks] for cur, weeks in data["cash"].items()}
+    later = {cur: Decimal(v) for cur, v in data["later"].items()}
+    top_late = [LateCustomer(customer_id=c["id"], name=c["name"], currency=c["currency"], overdue=Decimal(c["overdue"]),
+                             oldest_due=day(c["oldest_due"]), days_late=int(c["days_late"]), invoices=int(c["invoices"]))
+                for c in data["top_late"]]
+    return aging, trend, cash, later, top_late
 
 
 MEMO_SIZE = 32

@@ -102,11 +102,28 @@ class Jobs:
     digest: Job
 
 
+def refresh_figures(db: Database, realm: str, now: datetime) -> None:
+    """After the mirror may have changed: the dashboard's figures for the company's local date, in
+    the background, so the page reads one row (a failure here never fails the sync or the run)."""
+    from qbo_collector import dashboard
+
+    try:
+        with db.reading() as s:
+            company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+            on = local_now(company, now).date() if company is not None else None
+        if on is not None:
+            dashboard.refresh(db, realm, on, now=now)
+    except Exception:
+        log.exception("refreshing the dashboard figures failed realm=%s; the page computes them itself", realm)
+
+
 def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
     def sync(realm: str, now: datetime) -> Any:
         from qbo_collector.sync import run as sync_run
 
-        return sync_run.sync_company(settings, db, vault, realm)
+        result = sync_run.sync_company(settings, db, vault, realm)
+        refresh_figures(db, realm, now)
+        return result
 
     def catchup(realm: str, now: datetime) -> Any:
         from qbo_collector.sync import run as sync_run
@@ -114,12 +131,15 @@ def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
         kwargs: dict[str, Any] = {}
         if "overlap" in sync_run.sync_company.__code__.co_varnames:
             kwargs["overlap"] = timedelta(days=1)
-        return sync_run.sync_company(settings, db, vault, realm, **kwargs)
+        result = sync_run.sync_company(settings, db, vault, realm, **kwargs)
+        refresh_figures(db, realm, now)
+        return result
 
     def run(realm: str, now: datetime) -> Any:
         from qbo_collector import dispatch
 
         summary = dispatch.run_company(settings, db, vault, realm, now=now)
+        refresh_figures(db, realm, now)  # the run's fresh read of balances rewrote invoices
         contended = bool(summary.errors) and summary.errors[0].startswith("Another worker")
         if summary.deferred or contended:
             # nothing was lost, but the day's work is not finished: try again in a few minutes

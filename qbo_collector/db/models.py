@@ -407,6 +407,22 @@ class WorkLease(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class DashboardFigures(Base):
+    """A company's dashboard figures, computed in the background after a sync (``dashboard.refresh``).
+
+    Valid for one local date and one state of the mirror (``version``, a digest of
+    ``dashboard.mirror_version``); the page reads them instead of aggregating 100,000 invoices.
+    """
+
+    __tablename__ = "dashboard_figures"
+
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"), primary_key=True)
+    on: Mapped[date]
+    version: Mapped[str] = mapped_column(String(64))
+    computed_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class Worker(Base):
     """A scheduler process's heartbeat (``/healthz`` reads it)."""
 

@@ -192,13 +192,21 @@ class SyncRequests:
                  max_delay: float = 30.0, sync: Callable[[str], object] | None = None) -> None:
         self.settings, self.db, self.vault = settings, db, vault
         self.delay, self.max_delay = delay, max_delay
-        self._sync = sync or (lambda realm: sync_company(self.settings, self.db, self.vault, realm))
+        self._sync = sync or self._sync_and_refresh
         self._due: dict[str, tuple[float, float]] = {}   # realm → (first request, last request)
         self._busy: set[str] = set()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.syncs_run = 0
+
+    def _sync_and_refresh(self, realm: str) -> object:
+        from qbo_collector import clock as app_clock
+        from qbo_collector import scheduler
+
+        summary = sync_company(self.settings, self.db, self.vault, realm)
+        scheduler.refresh_figures(self.db, realm, app_clock.now())
+        return summary
 
     def request(self, realm_id: str) -> None:
         now = time.monotonic()

@@ -164,3 +164,76 @@ def test_dashboard_page_in_french(pages_app, sqlite_db):
     page = fr.get("/companies/111/dashboard").get_data(as_text=True)
     assert '<html lang="fr">' in page
     assert "Où en est l’argent" in page and "2\u202f600,40\u00a0€" in page
+
+
+# --- figures computed after a sync (dashboard.refresh) ------------------------------------
+
+def _figures(d: dashboard.Dashboard) -> tuple:
+    return d.aging, d.dso, d.trend, d.cash, d.cash_later, d.top_late
+
+
+def _no_computing(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def refuse(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the figures were computed instead of read back")
+    monkeypatch.setattr(dashboard, "_compute", refuse)
+
+
+def test_figures_refreshed_after_a_sync_are_read_back_exactly_without_computing(seeded, monkeypatch):
+    computed = dashboard.build(seeded, "111", TODAY)
+    assert dashboard.refresh(seeded, "111", TODAY) is True
+    dashboard.forget()  # another process (a web worker) that never computed them
+    _no_computing(monkeypatch)
+    read = dashboard.build(seeded, "111", TODAY)
+    assert _figures(read) == _figures(computed)
+    assert read.aging["EUR"]["total"] == Decimal("2600.40")
+
+
+def test_refresh_skips_an_unchanged_mirror_and_redoes_a_changed_one(seeded):
+    assert dashboard.refresh(seeded, "111", TODAY) is True
+    with seeded.session() as s:  # a sync that found nothing new only moves last_sync_at
+        _company(s).last_sync_at = models.utcnow()
+    assert dashboard.refresh(seeded, "111", TODAY) is False
+    with seeded.session() as s:  # a payment arrived: the sync rewrote the invoice
+        invoice = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == "103"))
+        invoice.balance, invoice.status, invoice.synced_at = Decimal(0), models.InvoiceStatus.paid, models.utcnow()
+    assert dashboard.refresh(seeded, "111", TODAY) is True
+    dashboard.forget()
+    assert dashboard.build(seeded, "111", TODAY).aging["EUR"]["total"] == Decimal("1749.90")
+
+
+def test_stale_or_unreadable_stored_figures_are_never_shown(seeded, monkeypatch, caplog):
+    dashboard.refresh(seeded, "111", TODAY - dt.timedelta(days=1))  # yesterday's
+    calls = []
+    real = dashboard._compute
+    monkeypatch.setattr(dashboard, "_compute", lambda *a: calls.append(1) or real(*a))
+    dashboard.forget()
+    dashboard.build(seeded, "111", TODAY)
+    assert calls == [1], "yesterday's figures were shown today"
+    dashboard.refresh(seeded, "111", TODAY)
+    with seeded.session() as s:  # a row written by another version of the program
+        row = s.scalar(select(models.DashboardFigures))
+        row.data = {**row.data, "format": dashboard.FIGURES_FORMAT + 1}
+    dashboard.forget()
+    assert dashboard.build(seeded, "111", TODAY).aging["EUR"]["total"] == Decimal("2600.40")
+    assert calls == [1, 1]  # (refresh took today's figures from memory) the unreadable row was not used
+    with seeded.session() as s:
+        row = s.scalar(select(models.DashboardFigures))
+        row.data = {"format": dashboard.FIGURES_FORMAT, "aging": {"EUR": {"total": "not a number"}}}
+    dashboard.forget()
+    assert dashboard.build(seeded, "111", TODAY).aging["EUR"]["total"] == Decimal("2600.40")
+    assert "unreadable" in caplog.text
+
+
+def test_the_scheduler_refreshes_figures_for_the_company_local_date_and_survives_a_failure(seeded, monkeypatch, caplog):
+    from qbo_collector import scheduler
+
+    late_evening = dt.datetime(2026, 11, 22, 23, 30, tzinfo=dt.timezone.utc)  # already the 23rd in Paris
+    scheduler.refresh_figures(seeded, "111", late_evening)
+    with seeded.reading() as s:
+        assert s.scalar(select(models.DashboardFigures.on)) == TODAY
+
+    def broken(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(dashboard, "refresh", broken)
+    scheduler.refresh_figures(seeded, "111", late_evening)  # logged, never raised into the sync
+    assert "refreshing the dashboard figures failed" in caplog.text
