@@ -6,7 +6,9 @@ inputs → same actions. Nothing reads the clock, the database or the network.
 
 Public API::
 
-    plan(*, company, invoices, customer, policy, history=(), pauses=(), today, now=None) -> list[Action]
+    plan(*, company, invoices, customer, policy, history=(), pauses=(), today, now=None, focus=None) -> list[Action]
+    plan_and_next(*, company, invoices, customer, policy, history=(), pauses=(), today, focus=None)
+        -> (list[Action], {invoice_id: next_action_date from tomorrow, after those actions})
     plan_calendar(*, company, invoices, customer, policy, history=(), pauses=(), today, days) -> list[Action]
     next_action_date(*, company, invoice, customer, policy, history=(), pauses=(), today) -> date | None
     record(action, *, at=None) -> tuple[HistoryEntry, ...]
@@ -17,7 +19,9 @@ Public API::
 
 ``plan`` works one customer at a time (statements need all of a customer's invoices; the
 minimum gap is per customer). The daily run selects the customers having an invoice
-whose stored ``next_action_date <= today`` and plans those only.
+whose stored ``next_action_date <= today`` and plans those only, with ``focus`` = those
+invoices (the others are only listed and weighed), using ``plan_and_next`` to get the
+dates to store in the same pass.
 
 Dedupe keys (deterministic; the outbox holds them under a unique constraint)::
 
@@ -90,7 +94,9 @@ Decisions where the issue is silent:
   recording each action as carried out; balances do not change, fees are not added.
 - ``next_action_date`` is a lower bound per invoice (ignores the statement grouping and
   other invoices' contacts except the last one): store it, select ``<= today``, plan
-  those customers, and recompute it for the invoices selected or acted on.
+  those customers focused on those invoices, and recompute it for the invoices selected
+  or acted on (``plan_and_next`` does both). An invoice left out keeps a valid lower
+  bound: what others did can only delay its own next action (the gap), never advance it.
 """
 
 from __future__ import annotations
@@ -126,6 +132,7 @@ from qbo_collector.rules.planner import (
     fee_key,
     next_action_date,
     plan,
+    plan_and_next,
     plan_calendar,
     reminder_key,
     statement_key,
@@ -137,6 +144,7 @@ __all__ = [
     "CHANNELS", "PRESETS", "TEMPLATE_KEYS", "Action", "AlertOwner", "AnyAction", "ChargeFee", "CompanyContext",
     "CreateTask", "Customer", "DiscountOffer", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
     "Pause", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
-    "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_calendar",
+    "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_and_next",
+    "plan_calendar",
     "policy_for", "record", "reminder_key", "statement_key", "task_key",
 ]

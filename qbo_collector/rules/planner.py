@@ -5,10 +5,11 @@ Read ``qbo_collector.rules`` (the package docstring) for the decisions this enco
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
@@ -81,31 +82,67 @@ class _Slot(NamedTuple):
 
 @dataclasses.dataclass(slots=True)
 class _Inputs:
+    """One customer's inputs, with the history indexed once: each invoice's entries, the steps done, the contact days."""
+
     company: model.CompanyContext
     customer: model.Customer
     policy: policy_mod.Policy
-    history: Sequence[model.HistoryEntry]
-    pauses: Sequence[model.Pause]
+    history: tuple[model.HistoryEntry, ...]
+    pauses: tuple[model.Pause, ...]
     keys: frozenset[str]
     contact_tz: str
+    by_invoice: dict[str, list[model.HistoryEntry]]
+    done: dict[str, dict[tuple[int, int], dt.date]] = dataclasses.field(default_factory=dict)
+    reminder_days: list[dt.date] | None = None  # sorted; built on first use
 
     @classmethod
     def build(cls, company: model.CompanyContext, customer: model.Customer, policy: policy_mod.Policy,
               history: Iterable[model.HistoryEntry], pauses: Iterable[model.Pause]) -> "_Inputs":
         history = tuple(history)
-        return cls(company, customer, policy, history, tuple(pauses),
-                   frozenset(h.dedupe_key for h in history), customer.time_zone or company.time_zone)
+        by_invoice: dict[str, list[model.HistoryEntry]] = {}
+        for h in history:
+            for invoice_id in h.invoice_ids:
+                by_invoice.setdefault(invoice_id, []).append(h)
+        return cls(company, customer, policy, history, tuple(pauses), frozenset(h.dedupe_key for h in history),
+                   customer.time_zone or company.time_zone, by_invoice)
+
+    def extended(self, entries: Sequence[model.HistoryEntry]) -> "_Inputs":
+        """The same inputs with ``entries`` appended to the history; what they do not touch is kept."""
+        if not entries:
+            return self
+        by_invoice = dict(self.by_invoice)
+        done = dict(self.done)
+        for h in entries:
+            for invoice_id in h.invoice_ids:
+                by_invoice[invoice_id] = [*by_invoice.get(invoice_id, ()), h]
+                done.pop(invoice_id, None)
+        days = None
+        if self.reminder_days is not None:
+            days = sorted(self.reminder_days + [calendar.local_date(h.at, self.contact_tz) for h in entries
+                                                if h.kind == "reminder"])
+        return _Inputs(self.company, self.customer, self.policy, self.history + tuple(entries), self.pauses,
+                       self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, days)
 
     def pauses_of(self, invoice_id: str) -> list[model.Pause]:
         return [p for p in self.pauses if model.covers(p, invoice_id)]
 
-    def entries_of(self, invoice_id: str) -> list[model.HistoryEntry]:
-        return [h for h in self.history if invoice_id in h.invoice_ids]
+    def entries_of(self, invoice_id: str) -> Sequence[model.HistoryEntry]:
+        return self.by_invoice.get(invoice_id, ())
+
+    def done_steps(self, invoice_id: str) -> dict[tuple[int, int], dt.date]:
+        """The first day each (step, repeat) of the invoice went out, in the contact's time zone. Read-only."""
+        done = self.done.get(invoice_id)
+        if done is None:
+            done = self.done[invoice_id] = _done_steps(self.entries_of(invoice_id), self.contact_tz)
+        return done
 
     def last_contact(self, today: dt.date) -> dt.date | None:
-        days = [calendar.local_date(h.at, self.contact_tz) for h in self.history if h.kind == "reminder"]
-        days = [d for d in days if d <= today]
-        return max(days, default=None)
+        days = self.reminder_days
+        if days is None:
+            days = self.reminder_days = sorted(calendar.local_date(h.at, self.contact_tz) for h in self.history
+                                               if h.kind == "reminder")
+        n = bisect.bisect_right(days, today)
+        return days[n - 1] if n else None
 
     def gap_allows(self, today: dt.date) -> bool:
         last = self.last_contact(today)
@@ -218,8 +255,7 @@ class _Schedule:
 
 def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
               today: dt.date) -> _Schedule:
-    entries = inp.entries_of(invoice.id)
-    done = _done_steps(entries, inp.contact_tz)
+    done = inp.done_steps(invoice.id)
     slots = _slots(invoice, due, inp.policy, done)
     progress = -1
     if done:
@@ -477,7 +513,7 @@ def _active(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
 def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], customer: model.Customer,
          policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
          pauses: Iterable[model.Pause] = (), today: dt.date,
-         now: dt.datetime | None = None) -> list[actions.Action]:
+         now: dt.datetime | None = None, focus: Collection[str] | None = None) -> list[actions.Action]:
     """What is due for this customer's invoices on the company-local date ``today``.
 
     ``invoices`` are this customer's invoices (all of them: statements list every open
@@ -488,14 +524,56 @@ def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], cu
     customers have their own time zones: a send hour that falls after the company's
     local midnight is only reached by ``now`` on the next company day, one day late.
     Same inputs, same list, in a stable order.
+
+    ``focus``: the ids of the invoices to evaluate one by one (fees, steps, escalation,
+    alerts); None evaluates all. The others still count for the customer as a whole: a
+    statement lists them, promises and payment plans weigh their balances. Since
+    ``next_action_date`` is a lower bound, an invoice whose date is after ``today`` has
+    nothing of its own due: with ``focus`` holding at least every invoice whose date is
+    ``<= today``, the result is the same as without it.
     """
     if customer.excluded:
         return []
     inp = _Inputs.build(company, customer, policy, history, pauses)
+    out = _plan(inp, invoices, today, focus)
+    if now is not None:
+        out = [a for a in out if a.due_at <= now]
+    return out
+
+
+def plan_and_next(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], customer: model.Customer,
+                  policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
+                  pauses: Iterable[model.Pause] = (), today: dt.date,
+                  focus: Collection[str] | None = None) -> tuple[list[actions.Action], dict[str, dt.date | None]]:
+    """``plan`` for ``today``, and each focused invoice's next-action date from tomorrow on.
+
+    The dates are what ``next_action_date(history=history + record(each action),
+    today=today + 1)`` returns, computed in the same pass over the same indexed inputs:
+    the daily run stores them right after inserting the day's actions. One date per
+    invoice in ``invoices`` (in their order) that ``focus`` holds, all when it is None.
+    There is no ``now``: the dates assume the whole day's actions are carried out.
+    """
+    wanted = [i for i in invoices if focus is None or i.id in focus]
+    if customer.excluded:
+        return [], {i.id: None for i in wanted}
+    inp = _Inputs.build(company, customer, policy, history, pauses)
+    out = _plan(inp, invoices, today, focus)
+    after = inp.extended([h for a in out for h in actions.record(a)])
+    tomorrow = today + DAY
+    return out, {i.id: _next_action(after, i, tomorrow) for i in wanted}
+
+
+def _by_id(invoice: model.Invoice) -> str:
+    return invoice.id
+
+
+def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
+          focus: Collection[str] | None) -> list[actions.Action]:
+    company, customer, policy = inp.company, inp.customer, inp.policy
     out: list[actions.Action] = []
     pending: list[_Pending] = []
     listed: list[model.Invoice] = []
-    for invoice in sorted(invoices, key=lambda i: i.id):
+    for invoice in sorted(invoices, key=_by_id):
         if invoice.customer_id != customer.id:
             continue
         active = _active(invoice, inp)
@@ -505,9 +583,11 @@ def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], cu
         pauses_here = inp.pauses_of(invoice.id)
         if _paused_on(pauses_here, policy, today) is not None:
             continue  # nothing at all while paused; earlier fee periods wait for the resume day
+        listed.append(invoice)
+        if focus is not None and invoice.id not in focus:
+            continue  # its next-action date is after today: nothing of its own is due, it is only listed
         if _fees_allowed(invoice, inp):
             out.extend(_charge(inp, invoice, due, pauses_here, today))
-        listed.append(invoice)
         if policy.alert_owner_when_late and due < today:
             key = f"{company.realm}:alert:{invoice.id}:late"
             if key not in inp.keys:
@@ -528,8 +608,6 @@ def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], cu
         else:
             for p in pending:
                 out.extend(_remind(inp, p, today))
-    if now is not None:
-        out = [a for a in out if a.due_at <= now]
     return out
 
 
@@ -636,7 +714,7 @@ def _escalation_days(inp: _Inputs, invoice: model.Invoice, due: dt.date,
     after = base
     if call_day is not None:
         ck = task_key(inp.company.realm, invoice.id, "call")
-        done = [h.at for h in inp.history if h.dedupe_key == ck]
+        done = [h.at for h in inp.history if h.dedupe_key == ck] if ck in inp.keys else []
         if not done:
             return call_day, None  # hand-off only after the call task
         after = calendar.local_date(min(done), inp.company.time_zone)
@@ -764,7 +842,11 @@ def next_action_date(*, company: model.CompanyContext, invoice: model.Invoice, c
     """
     if customer.excluded:
         return None
-    inp = _Inputs.build(company, customer, policy, history, pauses)
+    return _next_action(_Inputs.build(company, customer, policy, history, pauses), invoice, today)
+
+
+def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.date | None:
+    company, customer, policy = inp.company, inp.customer, inp.policy
     active = _active(invoice, inp)
     if active is None:
         return None

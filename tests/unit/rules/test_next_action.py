@@ -80,6 +80,52 @@ def test_next_action_date_never_later_than_what_the_planner_does() -> None:
             stored = nad(inv, today=day + dt.timedelta(days=1), pol=pol, history=tuple(history))
 
 
+DUE_TODAY = invoice(id="a", due_date=D(2026, 4, 1))
+DUE_LATER = invoice(id="b", txn_date=D(2026, 4, 20), due_date=D(2026, 5, 20))  # next action 18 May
+PROMISE = rules.Promise(made_on=D(2026, 4, 2), until=D(2026, 4, 15), amount=money(500),
+                        open_balance_when_made=money(2000))  # kept only if the two still owe 1500 or less
+PAYMENT_PLAN = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 2), instalments=(
+    rules.Instalment(due_on=D(2026, 4, 30), amount=money(1000)), rules.Instalment(due_on=D(2026, 5, 30), amount=money(1000))))
+
+
+@pytest.mark.parametrize(
+    ("pol", "pauses", "today", "focus", "expected", "as_without_focus"),
+    [
+        pytest.param(FRIENDLY, (), D(2026, 4, 1), {"a"}, [("r1:reminder:a:step1:email", ("a",))], True,
+                     id="the invoice not yet due is left out: its sibling's reminder goes out as without focus"),
+        pytest.param(policy(group_by_customer=True), (), D(2026, 4, 1), {"a"},
+                     [("r1:statement:c1:510a6c2de36695d2:email", ("a", "b"))], True,
+                     id="a statement still lists the invoice left out"),
+        pytest.param(FRIENDLY, (PROMISE,), D(2026, 4, 20), {"a"},
+                     [("r1:alert:c1:promise-broken:2026-04-02:2026-04-15", ("a", "b")), ("r1:reminder:a:step1:email", ("a",))],
+                     True, id="a promise is judged broken on the balance of every invoice, the one left out included"),
+        pytest.param(FRIENDLY, (PAYMENT_PLAN,), D(2026, 4, 27), set(), [("r1:plan:p1:inst0:before:email", ("a", "b"))], True,
+                     id="payment-plan reminders are the customer's: they go out with no invoice focused"),
+        pytest.param(FRIENDLY, (), D(2026, 4, 1), set(), [], False,
+                     id="an invoice left out is not evaluated: the caller vouches that nothing of its own is due"),
+    ],
+)
+def test_plan_focused_on_some_invoices(pol: rules.Policy, pauses: tuple[rules.Pause, ...], today: dt.date,
+                                       focus: set[str], expected: list[tuple[str, tuple[str, ...]]],
+                                       as_without_focus: bool) -> None:
+    kwargs = dict(company=company(), invoices=[DUE_TODAY, DUE_LATER], customer=customer(has_phone=False), policy=pol,
+                  pauses=pauses, today=today)
+    focused = rules.plan(**kwargs, focus=focus)  # type: ignore[arg-type]
+    assert [(a.dedupe_key, a.invoice_ids) for a in focused] == expected
+    assert (focused == rules.plan(**kwargs)) is as_without_focus  # type: ignore[arg-type]
+
+
+def test_plan_and_next_stores_tomorrow_s_dates_of_the_focused_invoices_only() -> None:
+    kwargs = dict(company=company(), customer=customer(has_phone=False), policy=FRIENDLY)
+    actions, dates = rules.plan_and_next(**kwargs, invoices=[DUE_TODAY, DUE_LATER], today=D(2026, 4, 1),  # type: ignore[arg-type]
+                                         focus={"a"})
+    assert [a.dedupe_key for a in actions] == ["r1:reminder:a:step1:email"]
+    history = [h for a in actions for h in rules.record(a)]
+    assert dates == {"a": D(2026, 4, 8)}  # the next step, a week after the due date
+    assert dates["a"] == rules.next_action_date(**kwargs, invoice=DUE_TODAY, history=history,  # type: ignore[arg-type]
+                                                today=D(2026, 4, 2))
+
+
 def test_plan_calendar_lists_the_coming_days() -> None:
     pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"}], repeat_last=None, escalation=NO_ESCALATION,
                  late_fees={"rules": [{"kind": "flat", "amount": {"USD": "10"}}]})

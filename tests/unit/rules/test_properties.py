@@ -172,3 +172,44 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
 def test_same_inputs_same_actions(sc: dict[str, object], offset: int) -> None:
     day = START + dt.timedelta(days=offset)
     assert rules.plan(today=day, **sc) == rules.plan(today=day, **sc)  # type: ignore[arg-type]
+
+
+def _next_action_dates(sc: dict[str, object], history: list[rules.HistoryEntry],
+                       today: dt.date) -> dict[str, dt.date | None]:
+    return {inv.id: rules.next_action_date(company=sc["company"], invoice=inv, customer=sc["customer"],  # type: ignore[arg-type]
+                                           policy=sc["policy"], history=history, pauses=sc["pauses"], today=today)  # type: ignore[arg-type]
+            for inv in sc["invoices"]}  # type: ignore[attr-defined]
+
+
+def _due(dates: dict[str, dt.date | None], today: dt.date) -> set[str]:
+    """What the daily run's index selects: the invoices whose next-action date has come."""
+    return {inv_id for inv_id, day in dates.items() if day is not None and day <= today}
+
+
+@settings(max_examples=30, deadline=None)
+@given(scenarios())
+def test_a_plan_focused_on_the_invoices_due_decides_exactly_what_a_full_plan_does(sc: dict[str, object]) -> None:
+    history: list[rules.HistoryEntry] = []
+    for n in range(DAYS):
+        day = START + dt.timedelta(days=n)
+        todays = rules.plan(today=day, history=history, **sc)  # type: ignore[arg-type]
+        focus = _due(_next_action_dates(sc, history, day), day)
+        assert rules.plan(today=day, history=history, focus=focus, **sc) == todays  # type: ignore[arg-type]
+        for a in todays:
+            history.extend(rules.record(a))
+
+
+@settings(max_examples=30, deadline=None)
+@given(scenarios(), st.booleans())
+def test_plan_and_next_gives_the_plan_and_the_dates_next_action_date_gives_for_tomorrow(
+        sc: dict[str, object], focused: bool) -> None:
+    history: list[rules.HistoryEntry] = []
+    for n in range(DAYS):
+        day = START + dt.timedelta(days=n)
+        focus = _due(_next_action_dates(sc, history, day), day) if focused else None
+        todays, dates = rules.plan_and_next(today=day, history=history, focus=focus, **sc)  # type: ignore[arg-type]
+        assert todays == rules.plan(today=day, history=history, focus=focus, **sc)  # type: ignore[arg-type]
+        for a in todays:
+            history.extend(rules.record(a))
+        expected = _next_action_dates(sc, history, day + dt.timedelta(days=1))
+        assert dates == {inv_id: d for inv_id, d in expected.items() if focus is None or inv_id in focus}
