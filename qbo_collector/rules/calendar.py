@@ -51,7 +51,12 @@ def local_instant(day: dt.date, window: policy_mod.SendWindow, time_zone: str) -
     with the offset before the change, i.e. shifted forward by the gap; an ambiguous one
     (fall-back) takes the first occurrence.
     """
-    local = dt.datetime(day.year, day.month, day.day, window.hour, window.minute, tzinfo=zone(time_zone))
+    return _local_instant(day, window.hour, window.minute, time_zone)
+
+
+@functools.lru_cache(maxsize=4096)  # a calendar fact: every action of a day in one zone shares it
+def _local_instant(day: dt.date, hour: int, minute: int, time_zone: str) -> dt.datetime:
+    local = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone(time_zone))
     return local.astimezone(UTC)
 
 

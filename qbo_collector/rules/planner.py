@@ -9,7 +9,7 @@ import bisect
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
@@ -112,14 +112,25 @@ class _Inputs:
             return self
         by_invoice = dict(self.by_invoice)
         done = dict(self.done)
+        copied: set[str] = set()
+        days = None if self.reminder_days is None else list(self.reminder_days)
         for h in entries:
             for invoice_id in h.invoice_ids:
                 by_invoice[invoice_id] = [*by_invoice.get(invoice_id, ()), h]
-                done.pop(invoice_id, None)
-        days = None
-        if self.reminder_days is not None:
-            days = sorted(self.reminder_days + [calendar.local_date(h.at, self.contact_tz) for h in entries
-                                                if h.kind == "reminder"])
+            if h.kind != "reminder" and h.step is None:
+                continue
+            day = calendar.local_date(h.at, self.contact_tz)
+            if days is not None and h.kind == "reminder":
+                bisect.insort(days, day)
+            for invoice_id in h.invoice_ids if h.step is not None else ():
+                steps = done.get(invoice_id)
+                if steps is None:
+                    continue  # worked out from all its entries when first asked
+                if invoice_id not in copied:  # the dicts of the inputs extended stay as they were
+                    steps = done[invoice_id] = dict(steps)
+                    copied.add(invoice_id)
+                key = (h.step, h.repeat)
+                steps[key] = min(day, steps.get(key, day))
         return _Inputs(self.company, self.customer, self.policy, self.history + tuple(entries), self.pauses,
                        self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, days)
 
@@ -176,12 +187,23 @@ def _done_steps(entries: Sequence[model.HistoryEntry], tz: str) -> dict[tuple[in
     return done
 
 
-_Compiled = tuple[tuple[tuple[str, dt.timedelta], ...], tuple[dt.timedelta, ...]]
+@dataclasses.dataclass(slots=True)
+class _Compiled:
+    """A policy's steps as plain values, and the slot days already worked out for it."""
+
+    steps: tuple[tuple[str, dt.timedelta], ...]  # (anchor, offset)
+    repeats: tuple[dt.timedelta, ...]  # offsets of the repeats of the last step
+    by_invoice_date: bool  # a step counts from the invoice date
+    depends_on: tuple[tuple[int, int], ...]  # the done steps the days are counted from
+    slots: dict[tuple[object, ...], tuple[_Slot, ...]]  # (due, invoice date, days of depends_on) → slots
+
+
 _COMPILED: dict[int, tuple[policy_mod.Policy, _Compiled]] = {}
+_MAX_SLOT_MEMO = 4096
 
 
 def _compiled(policy: policy_mod.Policy) -> _Compiled:
-    """The steps as (anchor, offset) and the repeat offsets: plain values, computed once per policy object.
+    """The policy's plain values, computed once per policy object.
 
     Keyed by identity (hashing a pydantic model field by field costs more than the work saved);
     the policy is kept alongside so a recycled id can never match another policy.
@@ -190,10 +212,12 @@ def _compiled(policy: policy_mod.Policy) -> _Compiled:
     if hit is not None and hit[0] is policy:
         return hit[1]
     repeat = policy.repeat_last
-    value: _Compiled = (
-        tuple((s.anchor, dt.timedelta(days=s.offset_days)) for s in policy.steps),
-        tuple(dt.timedelta(days=k * repeat.every_days) for k in range(1, repeat.max_times + 1)) if repeat else (),
-    )
+    steps = tuple((s.anchor, dt.timedelta(days=s.offset_days)) for s in policy.steps)
+    repeats = tuple(dt.timedelta(days=k * repeat.every_days) for k in range(1, repeat.max_times + 1)) if repeat else ()
+    depends_on = [(i - 1, 0) for i, (anchor, _) in enumerate(steps) if anchor == "previous_step"]
+    if steps and repeats:
+        depends_on.append((len(steps) - 1, 0))
+    value = _Compiled(steps, repeats, any(anchor == "invoice_date" for anchor, _ in steps), tuple(depends_on), {})
     if len(_COMPILED) > 256:
         _COMPILED.clear()
     _COMPILED[id(policy)] = (policy, value)
@@ -201,46 +225,62 @@ def _compiled(policy: policy_mod.Policy) -> _Compiled:
 
 
 def _slots(invoice: model.Invoice, due: dt.date, policy: policy_mod.Policy,
-           done: dict[tuple[int, int], dt.date]) -> list[_Slot]:
-    """The invoice's steps in order, each on or after the one before."""
-    steps, repeats = _compiled(policy)
+           done: dict[tuple[int, int], dt.date]) -> tuple[_Slot, ...]:
+    """The invoice's steps in order, each on or after the one before.
+
+    A function of the due date, the invoice date and the days a few steps were done only:
+    invoices sharing those share the answer, worked out once per policy.
+    """
+    compiled = _compiled(policy)
+    key = (due, invoice.txn_date if compiled.by_invoice_date else None, *[done.get(k) for k in compiled.depends_on])
+    slots = compiled.slots.get(key)
+    if slots is None:
+        if len(compiled.slots) >= _MAX_SLOT_MEMO:
+            compiled.slots.clear()
+        slots = compiled.slots[key] = _slot_days(compiled, invoice.txn_date, due, done)
+    return slots
+
+
+def _slot_days(compiled: _Compiled, txn_date: dt.date | None, due: dt.date,
+               done: dict[tuple[int, int], dt.date]) -> tuple[_Slot, ...]:
     slots: list[_Slot] = []
     prev: dt.date | None = None
-    for i, (anchor, offset) in enumerate(steps):
+    for i, (anchor, offset) in enumerate(compiled.steps):
         if anchor == "due_date":
             day = due + offset
         elif anchor == "invoice_date":
-            day = (invoice.txn_date or due) + offset
+            day = (txn_date or due) + offset
         else:
             assert prev is not None  # the policy refuses a first step counted from a previous one
             day = done.get((i - 1, 0), prev) + offset
         prev = day if prev is None or day > prev else prev
         slots.append(_Slot(i, 0, prev))
-    if slots and repeats:
-        last = len(steps) - 1
+    if slots and compiled.repeats:
+        last = len(compiled.steps) - 1
         base = done.get((last, 0), slots[-1].day)
-        for k, offset in enumerate(repeats, start=1):
+        for k, offset in enumerate(compiled.repeats, start=1):
             day = base + offset
             prev = day if day > prev else prev  # type: ignore[operator]
             slots.append(_Slot(last, k, prev))  # type: ignore[arg-type]
-    return slots
+    return tuple(slots)
 
 
 @dataclasses.dataclass(slots=True)
 class _Schedule:
     """Where an invoice stands in its steps."""
 
-    slots: list[_Slot]
+    slots: tuple[_Slot, ...]
     progress: int  # index of the last slot done (-1: none)
     done: dict[tuple[int, int], dt.date]
 
     def pending(self, today: dt.date) -> _Slot | None:
         """The newest slot due by ``today`` and not done: missed older ones are never sent in a burst."""
         found = None
-        for slot in self.slots[self.progress + 1:]:
-            if slot.day > today:
+        slots = self.slots
+        for pos in range(self.progress + 1, len(slots)):
+            if slots[pos].day > today:
                 break
-            found = slot
+            found = slots[pos]
         return found
 
     def upcoming(self) -> _Slot | None:
@@ -258,15 +298,13 @@ def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     done = inp.done_steps(invoice.id)
     slots = _slots(invoice, due, inp.policy, done)
     progress = -1
-    if done:
-        top = max(done)
-        for pos, slot in enumerate(slots):
-            if (slot.step, slot.repeat) <= top:
-                progress = pos
+    if done:  # the last slot at or before the most advanced step done (slots are in (step, repeat) order)
+        step, repeat = max(done)
+        progress = bisect.bisect_right(slots, (step, repeat, dt.date.max)) - 1
     # After a pause (broken promise, resolved dispute, manual resume, finished plan) the next
     # step goes out on the resume day and the later ones keep their spacing.
     # The shift is fixed by what was done before the resume day, so it does not move again.
-    resume = _resume_day(pauses, inp.policy, today)
+    resume = _resume_day(pauses, inp.policy, today) if pauses else None
     if resume is not None:
         before = -1
         for pos, slot in enumerate(slots):
@@ -274,7 +312,7 @@ def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
                 before = pos
         if before + 1 < len(slots) and slots[before + 1].day < resume:
             delta = resume - slots[before + 1].day
-            slots = slots[:before + 1] + [_Slot(s.step, s.repeat, s.day + delta) for s in slots[before + 1:]]
+            slots = slots[:before + 1] + tuple(_Slot(s.step, s.repeat, s.day + delta) for s in slots[before + 1:])
     return _Schedule(slots, progress, done)
 
 
@@ -296,6 +334,11 @@ def statement_key(realm: str, customer_id: str, refs: Sequence[actions.StepRef],
 
 def fee_key(realm: str, invoice_id: str, kind: str, period: str) -> str:
     return f"{realm}:fee:{invoice_id}:{kind}:{period}"
+
+
+def _fee_prefix(invoice: model.Invoice) -> str:
+    """``fee_key(invoice.realm, invoice.id, p.kind, p.period) == _fee_prefix(invoice) + p.tail``."""
+    return f"{invoice.realm}:fee:{invoice.id}:"
 
 
 def task_key(realm: str, invoice_id: str, task: str) -> str:
@@ -336,33 +379,99 @@ class _FeePeriod:
     charge_on: dt.date
     period: str
     days: int | None = None
+    tail: str = dataclasses.field(init=False, repr=False, compare=False)  # the end of its fee key
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tail", f"{self.kind}:{self.period}")
 
 
-def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> Iterable[_FeePeriod]:
+def _period_order(period: _FeePeriod) -> tuple[dt.date, int]:
+    return period.charge_on, _KIND_ORDER[period.kind]
+
+
+def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> Iterator[_FeePeriod]:
     """Fee periods charged on or before ``until`` (lazily, in date order)."""
-    def boundary(k: int) -> dt.date:
-        if rule.frequency == "monthly":
-            return calendar.add_months(start, k)
-        return start + dt.timedelta(days=k * (rule.every_days or 1))
+    key = (rule.kind, rule.frequency, rule.every_days, start)
+    periods = _PERIODS.get(key)
+    if periods is None:
+        if len(_PERIODS) >= _MAX_PERIOD_MEMO:
+            _PERIODS.clear()
+        periods = _PERIODS[key] = _Periods(*key)
+    return periods.until(until)
 
-    if rule.kind == "indemnity":
-        if start <= until:
-            yield _FeePeriod("indemnity", start, "once")
-        return
-    if rule.kind == "interest":  # billed in arrears at each period's end
-        for k in range(1, _MAX_PERIODS):
-            begin, end = boundary(k - 1), boundary(k)
-            if end > until:
+
+class _Periods:
+    """The periods of one kind of fee rule from one start day: a calendar fact, worked out once, as far as asked.
+
+    ``known`` only ever grows into a new list, so a thread reading it while another extends it is safe.
+    """
+
+    __slots__ = ("kind", "frequency", "every_days", "start", "known", "complete")
+
+    def __init__(self, kind: str, frequency: str, every_days: int | None, start: dt.date) -> None:
+        self.kind, self.frequency, self.every_days, self.start = kind, frequency, every_days, start
+        self.known: list[_FeePeriod] = []
+        self.complete = False
+
+    def until(self, day: dt.date) -> Iterator[_FeePeriod]:
+        known = self.known
+        n = 0
+        while True:
+            if n == len(known):
+                if self.complete:
+                    return
+                known = self._grow(n)
+                if n == len(known):
+                    return
+            period = known[n]
+            if period.charge_on > day:
                 return
-            yield _FeePeriod("interest", end, begin.isoformat(), (end - begin).days)
-        return
-    for k in range(_MAX_PERIODS):
-        day = boundary(k)
-        if day > until:
-            return
-        yield _FeePeriod(rule.kind, day, "once" if rule.frequency == "once" else day.isoformat())
-        if rule.frequency == "once":
-            return
+            yield period
+            n += 1
+
+    def _grow(self, have: int) -> list[_FeePeriod]:
+        known = self.known
+        if len(known) > have:
+            return known
+        more: list[_FeePeriod] = []
+        period: _FeePeriod | None = None
+        for n in range(have, have + max(8, have)):
+            period = self._nth(n)
+            if period is None:
+                break
+            more.append(period)
+        self.known = known = known + more
+        if period is None:
+            self.complete = True  # after ``known`` holds them all
+        return known
+
+    def _nth(self, n: int) -> _FeePeriod | None:
+        """The ``n``-th period (from 0), None past the last one."""
+        start = self.start
+
+        def boundary(k: int) -> dt.date:
+            if self.frequency == "monthly":
+                return calendar.add_months(start, k)
+            return start + dt.timedelta(days=k * (self.every_days or 1))
+
+        if self.kind == "indemnity":
+            return _FeePeriod("indemnity", start, "once") if n == 0 else None
+        if self.kind == "interest":  # billed in arrears at each period's end
+            if n + 1 >= _MAX_PERIODS:
+                return None
+            begin, end = boundary(n), boundary(n + 1)
+            return _FeePeriod("interest", end, begin.isoformat(), (end - begin).days)
+        if self.frequency == "once":
+            return _FeePeriod(self.kind, boundary(0), "once") if n == 0 else None
+        if n >= _MAX_PERIODS:
+            return None
+        day = boundary(n)
+        return _FeePeriod(self.kind, day, day.isoformat())
+
+
+# Keyed by (kind, frequency, every_days, start): invoices due the same day share their periods.
+_PERIODS: dict[tuple[str, str, int | None, dt.date], _Periods] = {}
+_MAX_PERIOD_MEMO = 8192
 
 
 def _chargeable(period: _FeePeriod, fees_from: dt.date | None) -> bool:
@@ -412,10 +521,15 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     start = due + dt.timedelta(days=fees.grace_days + 1)
     if start > until:
         return []
+    fees_from, prefix = inp.company.fees_from, _fee_prefix(invoice)
     periods = sorted(
-        (p for rule in fees.rules for p in _fee_periods(rule, start, until) if _chargeable(p, inp.company.fees_from)),
-        key=lambda p: (p.charge_on, _KIND_ORDER[p.kind]),
+        (p for rule in fees.rules for p in _fee_periods(rule, start, until)
+         if _chargeable(p, fees_from) and prefix + p.tail not in inp.keys
+         and not (pauses and _paused_on(pauses, inp.policy, p.charge_on))),  # fees do not run while paused
+        key=_period_order,
     )
+    if not periods:
+        return []
     currency = invoice.balance.currency
     charged = [h.amount for h in inp.entries_of(invoice.id) if h.kind == "fee" and h.amount is not None]
     count = len(charged)
@@ -427,10 +541,6 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
         limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
     out: list[_Fee] = []
     for period in periods:
-        if fee_key(invoice.realm, invoice.id, period.kind, period.period) in inp.keys:
-            continue
-        if _paused_on(pauses, inp.policy, period.charge_on) is not None:
-            continue  # fees do not run while a promise, dispute, plan or manual pause holds
         if fees.max_count is not None and count >= fees.max_count:
             break
         period = _from(period, inp.company.fees_from)
@@ -462,15 +572,16 @@ def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: S
     start = due + dt.timedelta(days=fees.grace_days + 1)
     horizon = max(start, due) + dt.timedelta(days=_MAX_PERIODS)
     best: dt.date | None = None
+    fees_from, prefix = inp.company.fees_from, _fee_prefix(invoice)
     for rule in fees.rules:
         if rule.kind in ("flat", "indemnity") and invoice.balance.currency not in rule.amount:
             continue
         for period in _fee_periods(rule, start, horizon if best is None else best):
-            if not _chargeable(period, inp.company.fees_from):
+            if not _chargeable(period, fees_from):
                 continue
-            if fee_key(invoice.realm, invoice.id, period.kind, period.period) in inp.keys:
+            if prefix + period.tail in inp.keys:
                 continue
-            if _paused_on(pauses, inp.policy, period.charge_on) is not None:
+            if pauses and _paused_on(pauses, inp.policy, period.charge_on) is not None:
                 continue
             best = period.charge_on if best is None else min(best, period.charge_on)
             break
@@ -576,16 +687,20 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
     for invoice in sorted(invoices, key=_by_id):
         if invoice.customer_id != customer.id:
             continue
+        # Outside the focus, its next-action date is after today: nothing of its own is due.
+        only_listed = focus is not None and invoice.id not in focus
+        if only_listed and not policy.group_by_customer:
+            continue  # and no statement lists it
         active = _active(invoice, inp)
         if active is None:
             continue
         due, note = active
         pauses_here = inp.pauses_of(invoice.id)
-        if _paused_on(pauses_here, policy, today) is not None:
+        if pauses_here and _paused_on(pauses_here, policy, today) is not None:
             continue  # nothing at all while paused; earlier fee periods wait for the resume day
         listed.append(invoice)
-        if focus is not None and invoice.id not in focus:
-            continue  # its next-action date is after today: nothing of its own is due, it is only listed
+        if only_listed:
+            continue
         if _fees_allowed(invoice, inp):
             out.extend(_charge(inp, invoice, due, pauses_here, today))
         if policy.alert_owner_when_late and due < today:
@@ -600,8 +715,9 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
         if slot is not None:
             pending.append(_Pending(invoice, due, note, slot))
         out.extend(_escalate(inp, invoice, due, schedule, today))
-    out.extend(_promises(inp, invoices, today))
-    out.extend(_payment_plans(inp, invoices, today))
+    if inp.pauses:
+        out.extend(_promises(inp, invoices, today))
+        out.extend(_payment_plans(inp, invoices, today))
     if pending and inp.send_day(today) and inp.gap_allows(today):
         if policy.group_by_customer:
             out.extend(_statement(inp, pending, listed, today))
