@@ -561,13 +561,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
 def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause]) -> dt.date | None:
     """The first fee period not yet charged (None when the caps are reached): a lower bound for next_action_date."""
     fees = inp.policy.late_fees
-    charged = [h.amount.amount for h in inp.entries_of(invoice.id) if h.kind == "fee" and h.amount is not None]
-    if fees.max_count is not None and len(charged) >= fees.max_count:
-        return None
-    limits = [fees.max_amount[c] for c in [invoice.balance.currency] if c in fees.max_amount]
-    if fees.max_percent_of_principal is not None:
-        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
-    if limits and sum(charged, Decimal(0)) >= min(limits):
+    if _caps_reached(inp, invoice):
         return None
     start = due + dt.timedelta(days=fees.grace_days + 1)
     horizon = max(start, due) + dt.timedelta(days=_MAX_PERIODS)
@@ -586,6 +580,20 @@ def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: S
             best = period.charge_on if best is None else min(best, period.charge_on)
             break
     return best
+
+
+def _caps_reached(inp: _Inputs, invoice: model.Invoice) -> bool:
+    fees = inp.policy.late_fees
+    currency = invoice.balance.currency
+    if fees.max_count is None and currency not in fees.max_amount and fees.max_percent_of_principal is None:
+        return False  # no cap: no need to add up what was charged
+    charged = [h.amount.amount for h in inp.entries_of(invoice.id) if h.kind == "fee" and h.amount is not None]
+    if fees.max_count is not None and len(charged) >= fees.max_count:
+        return True
+    limits = [fees.max_amount[c] for c in [currency] if c in fees.max_amount]
+    if fees.max_percent_of_principal is not None:
+        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
+    return bool(limits) and sum(charged, Decimal(0)) >= min(limits)
 
 
 # --- planning ----------------------------------------------------------------------------
