@@ -3,8 +3,8 @@
     company_context(company) -> rules.CompanyContext
     policy_for(company, customer_row) -> rules.Policy
     load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
-    refresh_next_action(s, company, snapshots, *, today, dry_run=False) -> int
-    candidate_customers(s, company, *, today, since=None) -> set[str]
+    refresh_next_action(s, snapshots, *, dates) -> int
+    candidate_customers(s, company, *, today, since=None) -> {customer_id: invoice ids to evaluate, or None: all}
 
 Decisions where the issue is silent:
 
@@ -25,8 +25,11 @@ Decisions where the issue is silent:
   ``<key>#cancelled<id>`` so that the step is planned again on fresh figures). Dry-run rows are a separate history: a company trying the program in dry-run
   mode never blocks the real reminders it later sends.
 - ``Invoice.next_action_on`` is the earliest ``rules.next_action_date`` of the invoice,
-  recomputed after every plan of its customer; None means nothing will happen unless
-  something changes (the daily first run re-plans everything to catch such changes).
+  from the day after the run that evaluated it (a run plans the whole day's actions;
+  ``rules.plan_and_next`` gives the dates in the same pass). None means nothing will happen
+  unless something changes (the daily first run re-plans everything to catch such changes).
+  Later runs of the day evaluate only the invoices whose date has come or is unknown: the
+  others of the same customer keep theirs, still a lower bound.
 """
 
 from __future__ import annotations
@@ -333,21 +336,21 @@ def _blocked(s: Session, channel: str) -> set[str]:
     return {a for (a,) in s.execute(select(models.ContactBlock.address).where(models.ContactBlock.channel == channel))}
 
 
-def refresh_next_action(s: Session, company: models.Company, snapshots: Iterable[CustomerSnapshot], *,
-                        today: dt.date, extra_history: dict[str, list[rules.HistoryEntry]] | None = None) -> int:
-    """Store ``rules.next_action_date`` on each snapshot invoice; returns how many rows changed."""
-    ctx = company_context(company)
+def refresh_next_action(s: Session, snapshots: Iterable[CustomerSnapshot], *,
+                        dates: dict[str, dict[str, dt.date | None]]) -> int:
+    """Store the next-action dates a run worked out (``dates``: customer → invoice → date, from
+    ``rules.plan_and_next``) on the snapshot invoices; returns how many rows changed.
+
+    A customer without a valid policy gets None (planned again, and its problem reported, at
+    each run). An invoice without a date (outside the run's focus, or its customer failed to
+    plan) keeps its stored one.
+    """
     changed = 0
     for snap in snapshots:
-        history = list(snap.history) + list((extra_history or {}).get(snap.customer.id, ()))
-        for invoice in snap.invoices:
-            if snap.policy is None:
-                nxt = None
-            else:
-                nxt = rules.next_action_date(company=ctx, invoice=invoice, customer=snap.customer, policy=snap.policy,
-                                             history=history, pauses=snap.pauses, today=today)
-            row = snap.invoice_rows[invoice.id]
-            if row.next_action_on != nxt:
+        found = dates.get(snap.customer.id, {}) if snap.policy is not None else dict.fromkeys(snap.invoice_rows)
+        for invoice_id, nxt in found.items():
+            row = snap.invoice_rows.get(invoice_id)
+            if row is not None and row.next_action_on != nxt:
                 s.execute(update(models.Invoice).where(models.Invoice.id == row.id).values(next_action_on=nxt)
                           .execution_options(synchronize_session=False))
                 changed += 1
@@ -355,16 +358,19 @@ def refresh_next_action(s: Session, company: models.Company, snapshots: Iterable
 
 
 def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
-                        since: dt.datetime | None = None) -> set[str]:
-    """Customers to plan in a later run of the day: an invoice is due for action, new, or changed since ``since``;
-    or a pause of theirs was recorded since ``since``."""
+                        since: dt.datetime | None = None) -> dict[str, set[str] | None]:
+    """Customers to plan in a later run of the day, each with the invoices to evaluate (``rules.plan``'s
+    ``focus``): those whose next action is due or unknown. None evaluates all of the customer's
+    invoices: one of them is new or changed since ``since``, or a pause of theirs was recorded since."""
     inv = models.Invoice
-    cond = or_(inv.next_action_on.is_(None), inv.next_action_on <= today)
+    open_ = (inv.company_id == company.id, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open)
+    found: dict[str, set[str] | None] = {}
+    for customer_id, invoice_id in s.execute(select(inv.customer_qbo_id, inv.qbo_id).where(
+            *open_, or_(inv.next_action_on.is_(None), inv.next_action_on <= today))):
+        found.setdefault(customer_id, set()).add(invoice_id)  # type: ignore[union-attr]
     if since is not None:
-        cond = or_(cond, inv.synced_at >= since)
-    found = set(s.scalars(select(inv.customer_qbo_id).where(
-        inv.company_id == company.id, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open, cond)))
-    if since is not None:
-        found |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
+        changed = set(s.scalars(select(inv.customer_qbo_id).where(*open_, inv.synced_at >= since)))
+        changed |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
             models.Pause.company_id == company.id, models.Pause.created_at >= since)))
+        found.update(dict.fromkeys(changed))
     return found

@@ -8,7 +8,9 @@
 2. Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
    actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. The first run of a local day plans
    every customer with open invoices; later runs only those whose ``next_action_on`` has come
-   (or is unknown), whose invoices were synced since the last run, or who got a pause since.
+   (or is unknown), evaluating only those invoices, and, in full, the customers whose invoices
+   were synced since the last run or who got a pause since. The next-action dates of the
+   invoices evaluated are stored from the same pass (``rules.plan_and_next``).
 3. Claim the due rows (``due_at <= now``). Texts outside 8:00–21:00 in the recipient's time
    zone wait: their ``due_at`` moves to the next allowed minute. Rows for a channel that is
    not configured, an address that bounced or a number that opted out are cancelled with the
@@ -152,10 +154,14 @@ def _rows_of(company: models.Company, snap: snapshot.CustomerSnapshot, actions: 
 
 
 def _plan_snapshots(company: models.Company, snaps: list[snapshot.CustomerSnapshot], *, today: dt.date,
-                    days: int, dry_run: bool, problems: list[str]) -> tuple[list[PlannedRow], dict[str, list[rules.HistoryEntry]]]:
+                    days: int, dry_run: bool, problems: list[str],
+                    focus: dict[str, set[str] | None] | None = None,
+                    ) -> tuple[list[PlannedRow], dict[str, dict[str, dt.date | None]]]:
+    """The rows to insert and, for a one-day plan, the next-action dates (from tomorrow) of the invoices
+    evaluated, per customer. ``focus``: customer → the invoices to evaluate (None or absent: all)."""
     ctx = snapshot.company_context(company)
     rows: list[PlannedRow] = []
-    done: dict[str, list[rules.HistoryEntry]] = {}
+    dates: dict[str, dict[str, dt.date | None]] = {}
     for snap in snaps:
         if snap.policy is None:
             problems.append(f"customer {snap.customer.display_name}: {snap.policy_error}")
@@ -163,14 +169,17 @@ def _plan_snapshots(company: models.Company, snaps: list[snapshot.CustomerSnapsh
         try:
             kwargs = dict(company=ctx, invoices=snap.invoices, customer=snap.customer, policy=snap.policy,
                           history=snap.history, pauses=snap.pauses, today=today)
-            actions = rules.plan_calendar(days=days, **kwargs) if days > 1 else rules.plan(**kwargs)  # type: ignore[arg-type]
+            if days > 1:
+                actions = rules.plan_calendar(days=days, **kwargs)  # type: ignore[arg-type]
+            else:
+                actions, dates[snap.customer.id] = rules.plan_and_next(  # type: ignore[arg-type]
+                    focus=(focus or {}).get(snap.customer.id), **kwargs)
         except Exception as exc:  # noqa: BLE001 - one bad customer never stops a run (invariant 8)
             log.exception("planning customer %s of %s failed", snap.customer.id, company.realm_id)
             problems.append(f"customer {snap.customer.display_name} skipped: {exc}")
             continue
         rows.extend(_rows_of(company, snap, actions, dry_run))
-        done[snap.customer.id] = [h for a in actions for h in rules.record(a)]
-    return rows, done
+    return rows, dates
 
 
 def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: dt.date,
@@ -181,7 +190,7 @@ def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: 
         dry = bool((company.settings or {}).get("dry_run"))
         snaps = snapshot.load(s, company, dry_run=dry)
         problems: list[str] = []
-        rows, _done = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=problems)
+        rows, _dates = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=problems)
         for p in problems:
             log.warning("plan %s: %s", realm_id, p)
         s.rollback()
@@ -193,12 +202,15 @@ def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.d
     with db.session() as s:
         company = s.get(models.Company, company_id)
         assert company is not None
-        ids = None if full else snapshot.candidate_customers(s, company, today=today, since=since)
-        snaps = snapshot.load(s, company, customer_ids=ids, dry_run=dry_run) if ids is None or ids else []
-        rows, done = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors)
+        # customer → the invoices to evaluate (None: all of them); None: every customer, in full
+        candidates = None if full else snapshot.candidate_customers(s, company, today=today, since=since)
+        snaps = (snapshot.load(s, company, customer_ids=candidates, dry_run=dry_run)
+                 if candidates is None or candidates else [])
+        rows, dates = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors,
+                                      focus=candidates)
         summary.planned += outbox.insert_rows(s, company.id, rows, dry_run=dry_run, now=now)
         if not dry_run:  # the scheduler's index follows the real history only
-            snapshot.refresh_next_action(s, company, snaps, today=today, extra_history=done)
+            snapshot.refresh_next_action(s, snaps, dates=dates)
 
 
 # --- channels ----------------------------------------------------------------------------

@@ -110,6 +110,31 @@ def test_next_action_dates_are_stored_and_later_runs_plan_only_what_is_due(make_
     assert again.planned == 0
 
 
+
+def test_a_later_run_evaluates_the_invoices_due_and_leaves_the_others_dates_alone(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    env.run()
+    today = env.now_at(12).date()
+    with env.db.session() as s:
+        dated = list(s.scalars(select(models.Invoice).where(
+            models.Invoice.status == models.InvoiceStatus.open, models.Invoice.next_action_on.is_not(None))
+            .order_by(models.Invoice.customer_qbo_id, models.Invoice.qbo_id)))
+        by_customer: dict[str, list[models.Invoice]] = {}
+        for row in dated:
+            by_customer.setdefault(row.customer_qbo_id, []).append(row)
+        due, other = next(rows for rows in by_customer.values() if len(rows) >= 2)[:2]
+        due.next_action_on = None  # unknown: this one is evaluated again
+        far = today + dt.timedelta(days=300)
+        other.next_action_on = far  # still a lower bound: a run that does not evaluate it keeps it
+        due_id, other_id = due.id, other.id
+    again = env.run(now=env.now_at(15))
+    assert again.planned == 0
+    with env.db.session() as s:
+        refreshed, kept = s.get(models.Invoice, due_id).next_action_on, s.get(models.Invoice, other_id).next_action_on
+    assert refreshed is not None and refreshed > today
+    assert kept == far
+
+
 def test_plan_over_several_days_is_json_and_changes_nothing(make_env) -> None:  # type: ignore[no-untyped-def]
     import json
 
