@@ -122,7 +122,9 @@ class _Inputs:
             day = calendar.local_date(h.at, self.contact_tz)
             if days is not None and h.kind == "reminder":
                 bisect.insort(days, day)
-            for invoice_id in h.invoice_ids if h.step is not None else ():
+            if h.step is None:
+                continue
+            for invoice_id in h.invoice_ids:
                 steps = done.get(invoice_id)
                 if steps is None:
                     continue  # worked out from all its entries when first asked
