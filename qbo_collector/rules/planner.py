@@ -9,6 +9,7 @@ import bisect
 import dataclasses
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
@@ -405,7 +406,8 @@ def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> It
 class _Periods:
     """The periods of one kind of fee rule from one start day: a calendar fact, worked out once, as far as asked.
 
-    ``known`` only ever grows into a new list, so a thread reading it while another extends it is safe.
+    ``known`` is only replaced by a longer list (under a lock), and ``complete`` set once it holds
+    them all, so threads may read while another extends it.
     """
 
     __slots__ = ("kind", "frequency", "every_days", "start", "known", "complete")
@@ -420,9 +422,7 @@ class _Periods:
         n = 0
         while True:
             if n == len(known):
-                if self.complete:
-                    return
-                known = self._grow(n)
+                known = self._grow(n)  # or the longer list another thread made meanwhile
                 if n == len(known):
                     return
             period = known[n]
@@ -432,20 +432,21 @@ class _Periods:
             n += 1
 
     def _grow(self, have: int) -> list[_FeePeriod]:
-        known = self.known
-        if len(known) > have:
-            return known
-        more: list[_FeePeriod] = []
-        period: _FeePeriod | None = None
-        for n in range(have, have + max(8, have)):
-            period = self._nth(n)
+        with _GROWING:
+            known = self.known
+            if len(known) > have or self.complete:
+                return known
+            more: list[_FeePeriod] = []
+            period: _FeePeriod | None = None
+            for n in range(have, have + max(8, have)):
+                period = self._nth(n)
+                if period is None:
+                    break
+                more.append(period)
+            self.known = known = known + more
             if period is None:
-                break
-            more.append(period)
-        self.known = known = known + more
-        if period is None:
-            self.complete = True  # after ``known`` holds them all
-        return known
+                self.complete = True  # after ``known`` holds them all
+            return known
 
     def _nth(self, n: int) -> _FeePeriod | None:
         """The ``n``-th period (from 0), None past the last one."""
@@ -474,6 +475,7 @@ class _Periods:
 # Keyed by (kind, frequency, every_days, start): invoices due the same day share their periods.
 _PERIODS: dict[tuple[str, str, int | None, dt.date], _Periods] = {}
 _MAX_PERIOD_MEMO = 8192
+_GROWING = threading.Lock()
 
 
 def _chargeable(period: _FeePeriod, fees_from: dt.date | None) -> bool:

@@ -197,3 +197,18 @@ def test_no_back_charging_before_the_company_started(pol, fees_from, expected):
                    co=company(fees_from=fees_from))
     got = [(a.fee_kind, a.period, str(a.amount.amount)) for a in actions if isinstance(a, rules.ChargeFee)]
     assert got == expected
+
+
+
+def test_fee_periods_shared_between_plans_are_never_cut_short() -> None:
+    """A rule's periods are worked out once and shared by every plan, threads included: a plan that
+    started reading them before another one extended them to their end still reads them all."""
+    from qbo_collector.rules import planner
+
+    periods = planner._Periods("flat", "every_n_days", 1, D(2016, 6, 1))  # a daily fee, ten years late
+    first = periods.until(D(2026, 4, 1))
+    read = [next(first) for _ in range(8)]  # the first chunk worked out
+    everything = list(periods.until(D(2026, 4, 1)))  # meanwhile another plan runs them to their end (3,660)
+    read.extend(first)
+    assert read == everything
+    assert len(everything) == (D(2026, 4, 1) - D(2016, 6, 1)).days + 1
