@@ -12,7 +12,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from qbo_collector import money
 from qbo_collector.rules import actions, calendar, model, policy as policy_mod
@@ -397,8 +397,9 @@ def _fee_periods(rule: policy_mod.FeeRule, start: dt.date, until: dt.date) -> It
     key = (rule.kind, rule.frequency, rule.every_days, start)
     periods = _PERIODS.get(key)
     if periods is None:
-        if len(_PERIODS) >= _MAX_PERIOD_MEMO:
+        if len(_PERIODS) >= _MAX_PERIOD_MEMO or _Periods.held > _MAX_PERIODS_HELD:
             _PERIODS.clear()
+            _Periods.held = 0
         periods = _PERIODS[key] = _Periods(*key)
     return periods.until(until)
 
@@ -411,6 +412,7 @@ class _Periods:
     """
 
     __slots__ = ("kind", "frequency", "every_days", "start", "known", "complete")
+    held: ClassVar[int] = 0  # periods held by all of them (about 250 bytes each)
 
     def __init__(self, kind: str, frequency: str, every_days: int | None, start: dt.date) -> None:
         self.kind, self.frequency, self.every_days, self.start = kind, frequency, every_days, start
@@ -444,6 +446,7 @@ class _Periods:
                     break
                 more.append(period)
             self.known = known = known + more
+            _Periods.held += len(more)
             if period is None:
                 self.complete = True  # after ``known`` holds them all
             return known
@@ -475,6 +478,7 @@ class _Periods:
 # Keyed by (kind, frequency, every_days, start): invoices due the same day share their periods.
 _PERIODS: dict[tuple[str, str, int | None, dt.date], _Periods] = {}
 _MAX_PERIOD_MEMO = 8192
+_MAX_PERIODS_HELD = 200_000  # about 50 MB, when daily fees run for years
 _GROWING = threading.Lock()
 
 
