@@ -300,6 +300,39 @@ class QboNotes:
             return answer.get("Invoice") or {}
         raise errors.TransientFailure("The invoice kept changing in QuickBooks (5010); the fee line will be tried again.")
 
+    def remove_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, max_rounds: int = 3) -> dict[str, Any]:
+        """Waive a fee posted in mode ``line``: take its line (marked ``[key]``) off the original
+        invoice (full Line array, current SyncToken, re-read on 5010). Idempotent: an invoice
+        without the line is returned as it is.
+
+        Refused (``PermanentFailure``) when the invoice's open balance is smaller than the fee: the
+        customer has already paid part of it, and taking the line off would leave a payment larger
+        than the invoice; a credit memo in QuickBooks is the right tool then.
+        """
+        marker = f"[{key}]"
+        for _ in range(max_rounds):
+            current = self.client.call("read an invoice", lambda qb: qb.get(
+                f"{qb.api_url}/company/{qb.company_id}/invoice/{invoice_id}", params={"minorversion": qb.minorversion}))
+            invoice = current.get("Invoice") or {}
+            lines = [l for l in invoice.get("Line") or [] if l.get("DetailType") != "SubTotalLineDetail"]
+            kept = [l for l in lines if marker not in str(l.get("Description", ""))]
+            if len(kept) == len(lines):
+                return invoice  # not there (already removed, or removed by hand in QuickBooks)
+            if Decimal(str(invoice.get("Balance", 0))) < amount:
+                raise errors.PermanentFailure(
+                    f"Invoice {invoice.get('DocNumber') or invoice_id} has less left to pay than the fee: the customer "
+                    "has paid part of it. Issue a credit memo for the fee in QuickBooks instead.", code="fee_paid")
+            body = {"Id": invoice_id, "SyncToken": invoice.get("SyncToken"), "sparse": True, "Line": kept}
+            try:
+                answer = self.client.call("remove a late-fee line", lambda qb: qb.update_object(
+                    "Invoice", json.dumps(body, default=_decimal_json)))
+            except errors.PermanentFailure as exc:
+                if str(exc.code) == "5010":
+                    continue
+                raise
+            return answer.get("Invoice") or {}
+        raise errors.TransientFailure("The invoice kept changing in QuickBooks (5010); try waiving the fee again.")
+
     def void_fee(self, fee_invoice_id: str) -> dict[str, Any]:
         """Waive a posted fee: void its invoice (re-read first for the current SyncToken)."""
         row = self.client.call("read a fee invoice", lambda qb: qb.get(

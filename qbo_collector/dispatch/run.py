@@ -861,8 +861,13 @@ def _write_notes(ctx: _Ctx) -> None:
 
 # --- fees waived -------------------------------------------------------------------------
 
-def waive_fee(settings: config.Settings, db: Database, vault: Vault, outbox_id: int, user_id: int | None) -> None:
-    """Void a posted late fee in QuickBooks and record it (the settings page's "waive" button)."""
+def waive_fee(settings: config.Settings, db: Database, vault: Vault, outbox_id: int, user_id: int | None) -> str | None:
+    """Undo a posted late fee in QuickBooks and record it (the settings page's "waive" button).
+
+    A fee invoice is voided; a fee posted as a line of the original invoice (``late_fee_mode``
+    ``line``) has that line taken off. Returns ``"invoice"`` or ``"line"`` for what was done,
+    None when the fee was already waived.
+    """
     with db.session() as s:
         row = s.get(models.Outbox, outbox_id)
         if row is None or row.kind != "fee":
@@ -870,25 +875,33 @@ def waive_fee(settings: config.Settings, db: Database, vault: Vault, outbox_id: 
         if row.status != S.sent or not row.provider_id or row.provider_id == "dry-run":
             raise errors.InvalidInput("This fee was never posted to QuickBooks; nothing to void.", field="outbox_id")
         if (row.payload or {}).get("waived"):
-            return
+            return None
         company = s.get(models.Company, row.company_id)
         assert company is not None
-        realm, provider_id = company.realm_id, row.provider_id
-    if provider_id.startswith("line:"):
-        raise errors.InvalidInput("Fees posted as invoice lines are removed by editing the invoice in QuickBooks.",
-                                  field="outbox_id")
+        realm, provider_id, key = company.realm_id, row.provider_id, row.dedupe_key
+        amount, invoice_id = Decimal(row.amount or 0), (row.invoice_ids or [""])[0]
     writer = qbo_notes.QboNotes(qbo_client.QboClient(settings, db, vault, realm))
-    writer.void_fee(provider_id)
+    line = provider_id.startswith("line:")
+    if line:
+        try:
+            writer.remove_fee_line(key=key, invoice_id=invoice_id, amount=amount)
+        except errors.PermanentFailure as exc:
+            log.warning("fee %s: the line could not be taken off invoice %s: %s", outbox_id, invoice_id, exc.message)
+            raise
+    else:
+        writer.void_fee(provider_id)
     with db.session() as s:
         row = s.get(models.Outbox, outbox_id)
         assert row is not None
         row.payload = {**(row.payload or {}), "waived": True, "waived_by": user_id}
-        text = f"Late fee {row.amount} {row.currency} waived (fee invoice {provider_id} voided)"
+        done = (f"its line taken off invoice {invoice_id}" if line else f"fee invoice {provider_id} voided")
+        text = f"Late fee {row.amount} {row.currency} waived ({done})"
         outbox.activity(s, row.company_id, "fee.waived", text, row=row, data={"user_id": user_id})
         today = dt.date.today()
         outbox.enqueue(s, row.company_id, dedupe_key=f"{realm}:note:waive:{row.id}", kind="note", channel="qbo_notes",
                        reason=text, customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (),
                        payload={"line": f"{today.isoformat()} {text}"})
+    return "line" if line else "invoice"
 
 
 def run_all(settings: config.Settings, db: Database, vault: Vault, *, now: dt.datetime | None = None,

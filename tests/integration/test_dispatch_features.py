@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import casework, dispatch
+from qbo_collector import casework, dispatch, errors
 from qbo_collector.channels import qbo_notes
 from qbo_collector.db import models
 from qbo_collector.sandbox import server
@@ -63,6 +64,47 @@ def test_late_fees_as_a_line_on_the_invoice_are_added_once(make_env) -> None:  #
     env.run(now=env.now_at(13))
     invoice = env.sb.intuit.get(env.realm, "Invoice", fees[0].invoice_ids[0])
     assert len([l for l in invoice["Line"] if fees[0].dedupe_key in str(l.get("Description", ""))]) == 1
+
+
+def test_waiving_a_fee_posted_as_a_line_takes_the_line_off_the_invoice(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"late_fee_mode": "line"})
+    env.run()
+    fee = next(r for r in env.rows(kind="fee") if r.status.value == "sent")
+    invoice_id = fee.invoice_ids[0]
+    before = env.sb.intuit.get(env.realm, "Invoice", invoice_id)
+
+    def D(value) -> Decimal:  # type: ignore[no-untyped-def]  # the sandbox keeps JSON numbers
+        return Decimal(str(value))
+
+    def fee_lines(invoice):  # type: ignore[no-untyped-def]
+        return [l for l in invoice["Line"] if fee.dedupe_key in str(l.get("Description", ""))]
+
+    # The customer paid part of the invoice, fee included: taking the line off would leave a payment
+    # larger than the invoice. Refused with the reason; the fee stays, nothing is marked waived.
+    payment = env.sb.intuit.pay_invoice(env.realm, invoice_id, D(before["Balance"]) - fee.amount / 2)
+    with pytest.raises(errors.PermanentFailure) as refused:
+        dispatch.waive_fee(env.settings, env.db, env.vault, fee.id, user_id=None)
+    assert refused.value.code == "fee_paid" and "credit memo" in refused.value.message
+    assert fee_lines(env.sb.intuit.get(env.realm, "Invoice", invoice_id))
+    with env.db.session() as s:
+        assert not (s.get(models.Outbox, fee.id).payload or {}).get("waived")
+    env.sb.intuit.delete(env.realm, "Payment", payment["Id"])  # the payment was a mistake: the balance is whole again
+
+    before = env.sb.intuit.get(env.realm, "Invoice", invoice_id)
+    assert dispatch.waive_fee(env.settings, env.db, env.vault, fee.id, user_id=None) == "line"
+    after = env.sb.intuit.get(env.realm, "Invoice", invoice_id)
+    assert not fee_lines(after)
+    assert D(after["TotalAmt"]) == D(before["TotalAmt"]) - fee.amount
+    assert D(after["Balance"]) == D(before["Balance"]) - fee.amount
+    sales = [l for l in after["Line"] if l.get("DetailType") == "SalesItemLineDetail"]
+    assert len(sales) == len([l for l in before["Line"] if l.get("DetailType") == "SalesItemLineDetail"]) - 1
+    with env.db.session() as s:
+        assert s.get(models.Outbox, fee.id).payload["waived"] is True
+        waived = s.scalars(select(models.Activity).where(models.Activity.kind == "fee.waived")).one()
+        assert f"line taken off invoice {invoice_id}" in waived.message
+        assert s.scalars(select(models.Outbox).where(models.Outbox.dedupe_key == f"{env.realm}:note:waive:{fee.id}")).one()
+    assert dispatch.waive_fee(env.settings, env.db, env.vault, fee.id, user_id=None) is None  # twice: nothing more
+    assert env.sb.intuit.get(env.realm, "Invoice", invoice_id)["SyncToken"] == after["SyncToken"]
 
 
 def test_a_promise_recorded_on_the_page_goes_to_the_notes_and_pauses_reminders(make_env) -> None:  # type: ignore[no-untyped-def]

@@ -241,11 +241,18 @@ def _void_fee(outbox_id: int) -> None:
 
     svc = services()
     try:
-        dispatch.waive_fee(svc.settings, svc.db, svc.vault, outbox_id, user_id())
+        done = dispatch.waive_fee(svc.settings, svc.db, svc.vault, outbox_id, user_id())
     except errors.QboCollectorError as exc:
-        flash(gettext("The fee could not be voided in QuickBooks: %(reason)s", reason=message_of(exc)), "error")
+        if getattr(exc, "code", None) == "fee_paid":
+            flash(gettext("The customer has already paid part of this invoice, so the fee line cannot be taken off: "
+                          "issue a credit memo for the fee in QuickBooks instead."), "error")
+        else:
+            flash(gettext("The fee could not be voided in QuickBooks: %(reason)s", reason=message_of(exc)), "error")
     else:
-        flash(gettext("The fee invoice is voided in QuickBooks."))
+        if done == "line":
+            flash(gettext("The fee line is taken off the invoice in QuickBooks."))
+        else:
+            flash(gettext("The fee invoice is voided in QuickBooks."))
 
 
 @bp.post("/companies/<realm_id>/customers/<customer_id>/<action>")
