@@ -10,13 +10,17 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import requests
 import tenacity
 from intuitlib.client import AuthClient
+from intuitlib.config import DISCOVERY_URL as DISCOVERY_URLS
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
@@ -60,7 +64,6 @@ def allow_loopback_http(settings: config.Settings) -> None:
 @contextlib.contextmanager
 def map_intuit_errors(action: str) -> Iterator[None]:
     """Translate intuit-oauth / python-quickbooks / network errors into our tree, once."""
-    import requests
 
     try:
         yield
@@ -84,6 +87,68 @@ def map_intuit_errors(action: str) -> Iterator[None]:
         raise errors.TransientFailure(f"Could not reach Intuit to {action}: {type(exc).__name__}.") from None
 
 
+DISCOVERY_TTL = 3600.0  # seconds a process keeps Intuit's discovery document
+
+
+class _DiscoveryCache:
+    """Intuit's OpenID discovery document, per URL, kept for ``DISCOVERY_TTL`` in this process.
+
+    ``AuthClient`` fetches it in its constructor, and one is built for every run of every company
+    and every token refresh: without this, a worker serving 1,000 companies would read the same
+    document thousands of times a day, and a slow discovery endpoint would slow every run. Only a
+    200 answer is kept; a failure is fetched again next time.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._docs: dict[str, tuple[float, bytes, str | None]] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def get(self, url: str, fetch: Callable[[], requests.Response]) -> requests.Response:
+        with self._lock:
+            kept = self._docs.get(url)
+        if kept is not None and self.clock() - kept[0] < DISCOVERY_TTL:
+            response = requests.Response()
+            response.status_code, response._content, response.url = 200, kept[1], url
+            response.encoding = kept[2]
+            response.headers["Content-Type"] = "application/json"
+            return response
+        response = fetch()
+        self.fetches += 1
+        if response.status_code == 200:
+            with self._lock:
+                self._docs[url] = (self.clock(), response.content, response.encoding)
+        return response
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+
+
+DISCOVERY = _DiscoveryCache(time.monotonic)
+
+
+def discovery_url(environment: str) -> str:
+    """The URL ``intuitlib`` reads the discovery document from for ``INTUIT_ENVIRONMENT``."""
+    if environment.lower() in ("production", "prod"):
+        return str(DISCOVERY_URLS["production"])
+    if environment.lower() in ("sandbox", "sand"):
+        return str(DISCOVERY_URLS["sandbox"])
+    return environment
+
+
+class CachingAuthClient(AuthClient):  # type: ignore[misc]
+    """``intuitlib``'s AuthClient, unchanged except that its constructor's GET of the discovery
+    document goes through ``DISCOVERY`` (the client is a ``requests.Session``; every other request
+    passes straight through)."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if method.upper() == "GET" and url == discovery_url(getattr(self, "environment", None) or ""):
+            return DISCOVERY.get(url, lambda: super(CachingAuthClient, self).request(method, url, *args, **kwargs))
+        return super().request(method, url, *args, **kwargs)  # type: ignore[no-any-return]
+
+
 def new_auth_client(settings: config.Settings, *, access_token: str | None = None,
                     refresh_token: str | None = None, realm_id: str | None = None) -> AuthClient:
     settings.require("INTUIT_CLIENT_ID", "INTUIT_CLIENT_SECRET")
@@ -92,9 +157,9 @@ def new_auth_client(settings: config.Settings, *, access_token: str | None = Non
     logs.secret(access_token)
     logs.secret(refresh_token)
     with map_intuit_errors("read the OpenID discovery document"):
-        return AuthClient(settings.intuit_client_id, settings.intuit_client_secret, settings.redirect_uri,
-                          settings.intuit_environment, access_token=access_token, refresh_token=refresh_token,
-                          realm_id=realm_id)
+        return CachingAuthClient(settings.intuit_client_id, settings.intuit_client_secret, settings.redirect_uri,
+                                 settings.intuit_environment, access_token=access_token,
+                                 refresh_token=refresh_token, realm_id=realm_id)
 
 
 def quickbooks_client(settings: config.Settings, auth_client: AuthClient, realm_id: str) -> QuickBooks:

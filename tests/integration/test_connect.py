@@ -339,3 +339,33 @@ def test_two_processes_racing_to_refresh_never_lose_the_refresh_token(settings, 
         assert tokens.TokenManager(settings, db, vault, sb.realms["us"]).refresh(rejected="x")
     finally:
         sb.refresh_grace_seconds = grace
+
+
+def test_the_discovery_document_is_read_once_an_hour_per_process(settings, db, sb, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(auth, "DISCOVERY", auth._DiscoveryCache(lambda: clock[0]))
+    seen = sb.log.count("oauth", "discovery")
+    clients = [auth.new_auth_client(settings) for _ in range(3)]
+    assert sb.log.count("oauth", "discovery") == seen + 1  # three clients, one GET
+    assert {c.token_endpoint for c in clients} == {json.loads(requests.get(sb.discovery_url, timeout=5).text)["token_endpoint"]}
+    seen = sb.log.count("oauth", "discovery")
+    # the cached client is a working one: authorize URL, and a refresh through the real token endpoint
+    url, _state = auth.begin(settings, db, origin="cli")
+    assert url.startswith(clients[0].auth_endpoint)
+    clock[0] += auth.DISCOVERY_TTL - 1
+    auth.new_auth_client(settings)
+    assert sb.log.count("oauth", "discovery") == seen
+    clock[0] += 2  # an hour later: read again
+    auth.new_auth_client(settings)
+    assert sb.log.count("oauth", "discovery") == seen + 1
+
+
+def test_a_failed_discovery_read_is_not_kept(settings_factory, sb, monkeypatch):
+    monkeypatch.setattr(auth, "DISCOVERY", auth._DiscoveryCache(time.monotonic))
+    missing = sb.discovery_url.rsplit("/", 1)[0] + "/no-such-document"
+    settings = settings_factory(intuit_client_id=sb.client_id, intuit_client_secret=sb.client_secret,
+                                intuit_environment=missing)
+    for _ in range(2):
+        with pytest.raises(errors.TransientFailure, match="discovery document"):
+            auth.new_auth_client(settings)
+    assert auth.DISCOVERY.fetches == 2
