@@ -151,13 +151,16 @@ def insert_rows(s: Session, company_id: int, rows: Sequence[PlannedRow], *, dry_
 
 def enqueue(s: Session, company_id: int, *, dedupe_key: str, kind: str, channel: str, reason: str,
             customer_id: str | None = None, invoice_ids: Iterable[str] = (), payload: dict[str, Any] | None = None,
-            template_key: str | None = None, due_at: dt.datetime | None = None, dry_run: bool = False) -> bool:
-    """Add one row outside a plan (owner alerts from webhooks, notes write-back). True if it was new."""
+            template_key: str | None = None, due_at: dt.datetime | None = None, dry_run: bool = False,
+            amount: Decimal | None = None, currency: str | None = None) -> bool:
+    """Add one row outside a plan (owner alerts from webhooks, notes write-back, late-fee notices).
+    True if it was new."""
     now = utcnow()
     table = models.Outbox.__table__
     stmt = _insert(s, table).values(
         company_id=company_id, dedupe_key=dedupe_key, kind=kind, channel=channel, status=S.planned.value,
         customer_qbo_id=customer_id, invoice_ids=list(invoice_ids), template_key=template_key,
+        amount=amount, currency=currency,
         due_at=due_at or now, payload=payload or {}, reason=reason, attempts=0, dry_run=dry_run,
         created_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)

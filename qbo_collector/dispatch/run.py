@@ -23,7 +23,9 @@
 5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
    the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
    COMMIT. Retries (tenacity) only for errors that prove nothing was sent.
-6. Each email, text and fee adds a line to the customer's notes section in QuickBooks; the
+6. A posted fee queues an email telling the customer (``late_fee_notice``, when the policy's
+   ``late_fees.notify_customer`` is on), sent at the end of the run on the balances it read.
+7. Each email, text and fee adds a line to the customer's notes section in QuickBooks; the
    lines are written in batches of ≤ 30 sparse updates.
 
 Per-company settings read (``company.settings``): ``dry_run`` (bool), ``sender_name``,
@@ -294,6 +296,7 @@ class _Ctx:
     qbo: qbo_client.QboClient | None
     notes: qbo_notes.QboNotes | None
     qbo_problem: str | None = None
+    notices: list[int] = dataclasses.field(default_factory=list)  # late-fee notices queued by this run
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -414,6 +417,34 @@ def _process_due(ctx: _Ctx) -> None:
                 if current is not None and current.status == S.sending:
                     target = S.unknown if _provider(row.channel) else S.planned
                     outbox.set_status(s, row.id, target, f"Unexpected error while carrying it out: {exc!r}")
+            ctx.summary.errors.append(f"row {row.id}: {exc}")
+    if ctx.notices:
+        _send_notices(ctx, company, customers, blocked, fresh or {}, mirrors)
+
+
+def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, models.Customer],
+                  blocked: set[tuple[str, str]], fresh: dict[str, dict[str, Any]],
+                  mirrors: dict[str, models.Invoice]) -> None:
+    """The late-fee notices the fees of this run queued, on the invoices as this run read them."""
+    with ctx.db.session() as s:
+        rows = list(s.scalars(select(models.Outbox).where(models.Outbox.id.in_(ctx.notices),
+                                                          models.Outbox.status == S.planned)))
+        for r in rows:
+            s.expunge(r)
+    ctx.notices.clear()
+    for row in rows:
+        customer = customers.get(row.customer_qbo_id or "")
+        address = _precheck(ctx, company, customer, row, blocked)
+        if address is False:
+            continue
+        try:
+            _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the run
+            log.exception("outbox row %s failed", row.id)
+            with ctx.db.session() as s:
+                current = s.get(models.Outbox, row.id)
+                if current is not None and current.status == S.sending:
+                    outbox.set_status(s, row.id, S.unknown, f"Unexpected error while carrying it out: {exc!r}")
             ctx.summary.errors.append(f"row {row.id}: {exc}")
 
 
@@ -584,12 +615,13 @@ def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | N
         ctx.summary.channels[row.channel or "task"] += 1
         return
     if row.kind == "fee":
-        _post_fee(ctx, company, row, fresh)
+        _post_fee(ctx, company, customer, row, fresh)
         return
     _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
 
 
-def _post_fee(ctx: _Ctx, company: models.Company, row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> None:
+def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
+              fresh: dict[str, dict[str, Any]]) -> None:
     invoice = fresh.get((row.invoice_ids or [""])[0]) or {}
     number = str(invoice.get("DocNumber") or (row.invoice_ids or ["?"])[0])
     amount = Decimal(row.amount or 0)
@@ -610,6 +642,8 @@ def _post_fee(ctx: _Ctx, company: models.Company, row: models.Outbox, fresh: dic
             posted = ctx.notes.add_fee_line(key=row.dedupe_key, invoice_id=row.invoice_ids[0], amount=amount,
                                             description=description)
             provider_id = f"line:{posted.get('Id', row.invoice_ids[0])}"
+            if posted.get("Id"):
+                fresh[str(posted["Id"])] = posted  # the balance now includes the fee
         else:
             posted = ctx.notes.post_fee(key=row.dedupe_key, customer_id=row.customer_qbo_id or "",
                                         invoice_number=number, amount=amount, currency=currency, on=ctx.today,
@@ -635,8 +669,35 @@ def _post_fee(ctx: _Ctx, company: models.Company, row: models.Outbox, fresh: dic
         outbox.set_status(s, row.id, S.sent, "Posted in QuickBooks.", sent_at=utcnow(), provider_id=provider_id)
         outbox.activity(s, ctx.company_id, "fee.charged", text, row=row, data={"qbo_id": provider_id})
         _note(s, ctx, row, text)
+        if _notify_fee(ctx, company, customer):
+            # Sent at the end of this run, on the balances just read (no planned balance in the payload:
+            # the fee itself changes it in line mode); a run that stops before leaves it to the next one,
+            # whose freshness check cancels it if the invoice is paid by then.
+            queued = outbox.enqueue(s, ctx.company_id, dedupe_key=f"{row.dedupe_key}:notice", kind="reminder", channel="email",
+                           template_key="late_fee_notice", customer_id=row.customer_qbo_id,
+                           invoice_ids=row.invoice_ids or (), amount=amount, currency=currency, due_at=ctx.now,
+                           payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key},
+                           reason=f"Tell the customer that a late fee of {amount} {currency} was added for "
+                                  f"invoice {number}.")
+            if queued:
+                notice = s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == f"{row.dedupe_key}:notice"))
+                ctx.notices.append(int(notice))  # type: ignore[arg-type]
     ctx.summary.statuses["sent"] += 1
     ctx.summary.channels["qbo_fee"] += 1
+
+
+def _notify_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | None) -> bool:
+    """Whether a posted fee is followed by an email to the customer (the policy's ``notify_customer``;
+    not when the customer has no usable email or email is not configured)."""
+    if customer is None or not (customer.email or "").strip() or customer.email_stopped:
+        return False
+    if ctx.channels.reason_missing("email"):
+        return False
+    try:
+        policy = snapshot.policy_for(company, customer)
+    except errors.InvalidInput:
+        return False
+    return policy.late_fees.notify_customer
 
 
 def _owner_text(row: models.Outbox) -> str:

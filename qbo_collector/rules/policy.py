@@ -16,7 +16,8 @@ Shape (every field has a default; ``PRESETS`` holds the shipped ones)::
      "group_by_customer": false,
      "late_fees": {"grace_days": 0, "rules": [{"kind": "interest", "percent": "10",
                    "add_ecb_rate": true, "frequency": "monthly"}],
-                   "max_count": null, "max_amount": {}, "max_percent_of_principal": null},
+                   "max_count": null, "max_amount": {}, "max_percent_of_principal": null,
+                   "notify_customer": true},
      "ecb_rate_percent": "2.15",
      "discount_tiers": [{"days_after_invoice": 10, "percent": "2"}],
      "escalation": {"call_task_after_days": 7, "handoff_after_days": 21},
@@ -151,10 +152,15 @@ class FeeRule(_Model):
 
 
 class LateFees(_Model):
-    """Late fees: rules (at most one per kind), grace days after the due date, and caps per invoice."""
+    """Late fees: rules (at most one per kind), grace days after the due date, and caps per invoice.
+
+    ``notify_customer``: once a fee is posted in QuickBooks, the customer gets an email saying so
+    (template ``late_fee_notice``), in the next run.
+    """
 
     rules: tuple[FeeRule, ...] = ()
     grace_days: int = Field(default=0, ge=0, le=365)
+    notify_customer: bool = True
     max_count: int | None = Field(default=None, ge=1)
     max_amount: dict[str, Amount] = {}
     max_percent_of_principal: Percent | None = None

@@ -107,6 +107,67 @@ def test_waiving_a_fee_posted_as_a_line_takes_the_line_off_the_invoice(make_env)
     assert env.sb.intuit.get(env.realm, "Invoice", invoice_id)["SyncToken"] == after["SyncToken"]
 
 
+def _notices(env):  # type: ignore[no-untyped-def]
+    return [r for r in env.rows(kind="reminder") if r.template_key == "late_fee_notice"]
+
+
+def test_each_posted_fee_is_told_to_the_customer_once_by_email(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    env.run()
+    fees = [r for r in env.rows(kind="fee") if r.status.value == "sent"]
+    notices = _notices(env)
+    with env.db.session() as s:
+        with_email = {c.qbo_id for c in s.scalars(select(models.Customer)) if c.email}
+    told = [f for f in fees if f.customer_qbo_id in with_email]
+    assert told and sorted(n.dedupe_key for n in notices) == sorted(f"{f.dedupe_key}:notice" for f in told)
+    assert all(n.status.value == "sent" and n.channel == "email" for n in notices)  # in the same run
+    by_id = {m["custom_args"]["outbox_id"]: m for m in env.sb.sendgrid.messages}
+    fee = next(f for f in told)
+    notice = next(n for n in notices if n.dedupe_key == f"{fee.dedupe_key}:notice")
+    mail = by_id[str(notice.id)]
+    original = env.sb.intuit.get(env.realm, "Invoice", fee.invoice_ids[0])
+    assert mail["subject"] == f"A late fee was added for invoice {original['DocNumber']}"
+    assert f"a late fee of ${fee.amount:,.2f} has been added to your account" in mail["text"]
+    assert f"/pay/{env.realm}/" in mail["text"]  # the payment link
+    with env.db.session() as s:
+        assert s.get(models.Outbox, notice.id).amount == fee.amount
+    again = env.run(now=env.now_at(13))
+    assert not again.statuses and len(_notices(env)) == len(notices)  # never twice
+
+
+def test_a_notice_left_by_a_stopped_run_is_cancelled_if_the_invoice_is_paid_meanwhile(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    env.run()
+    notice = _notices(env)[0]
+    with env.db.session() as s:  # as if the run had stopped between the fee and its notice
+        row = s.get(models.Outbox, notice.id)
+        row.status, row.sent_at, row.provider_id = models.OutboxStatus.planned, None, None
+    sent_before = len(env.sb.sendgrid.messages)
+    env.sb.intuit.pay_invoice(env.realm, notice.invoice_ids[0])
+    env.run(now=env.now_at(13))
+    with env.db.session() as s:
+        row = s.get(models.Outbox, notice.id)
+        assert row.status == models.OutboxStatus.cancelled and "paid" in row.status_reason
+    assert not [m for m in env.sb.sendgrid.messages[sent_before:] if m["custom_args"]["outbox_id"] == str(notice.id)]
+
+
+def test_a_fee_line_notice_shows_the_balance_with_the_fee(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"late_fee_mode": "line"})
+    env.run()
+    notice = _notices(env)[0]
+    fee = next(r for r in env.rows(kind="fee") if f"{r.dedupe_key}:notice" == notice.dedupe_key)
+    invoice = env.sb.intuit.get(env.realm, "Invoice", fee.invoice_ids[0])
+    mail = next(m for m in env.sb.sendgrid.messages if m["custom_args"]["outbox_id"] == str(notice.id))
+    assert f"still has ${Decimal(str(invoice['Balance'])):,.2f} unpaid" in mail["text"]  # the fee line included
+
+
+def test_the_policy_can_turn_fee_notices_off(make_env) -> None:  # type: ignore[no-untyped-def]
+    quiet = make_env(policy=ds.every_day_policy("firm", late_fees={**ds.every_day_policy("firm")["late_fees"],
+                                                                    "notify_customer": False}))
+    quiet.run()
+    assert [r for r in quiet.rows(kind="fee") if r.status.value == "sent"] and not _notices(quiet)
+
+
 def test_a_promise_recorded_on_the_page_goes_to_the_notes_and_pauses_reminders(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env()
     today = env.now_at(12).date()

@@ -74,6 +74,19 @@ def test_a_preset_is_loaded_edited_and_saved(pages_app, owner, sqlite_db):
     assert "The policy is saved" in owner.get(POLICY).get_data(as_text=True)
 
 
+def test_fee_notices_are_on_by_default_and_unchecking_the_box_turns_them_off(pages_app, owner, sqlite_db):
+    form = _form(owner.get(f"{POLICY}?preset=us_net30").get_data(as_text=True))
+    assert form.getlist("late_fees.notify_customer") == ["1"]
+    del form["late_fees.notify_customer"]  # the browser posts nothing for an unchecked box
+    assert _post_policy(owner, form).status_code == 302
+    assert rules.Policy.model_validate(_company(sqlite_db).policy).late_fees.notify_customer is False
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    assert "late_fees.notify_customer" not in form
+    form["late_fees.notify_customer"] = "1"
+    assert _post_policy(owner, form).status_code == 302
+    assert rules.Policy.model_validate(_company(sqlite_db).policy).late_fees.notify_customer is True
+
+
 def test_the_worked_example_is_computed_by_the_rules_engine(pages_app, owner):
     page = owner.get(f"{POLICY}?preset=france_b2b").get_data(as_text=True)
     example = page.split('id="example"', 1)[1].split("</aside>", 1)[0]

@@ -59,6 +59,7 @@ def values_of(policy: rules.Policy, currency: str) -> MultiDict[str, str]:
     v["alert_owner_when_late"] = _s(policy.alert_owner_when_late)
     fees = policy.late_fees
     v["late_fees.grace_days"] = _s(fees.grace_days)
+    v["late_fees.notify_customer"] = _s(fees.notify_customer)
     v["late_fees.max_count"] = _s(fees.max_count)
     v[f"late_fees.max_amount.{currency}"] = _s(fees.max_amount.get(currency))
     v["late_fees.max_percent_of_principal"] = _s(fees.max_percent_of_principal)
@@ -142,6 +143,7 @@ def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | N
         "max_amount": _merge(stored.late_fees.max_amount if stored else {}, currency,
                              _num(f(f"late_fees.max_amount.{currency}"))),
         "max_percent_of_principal": _num(f("late_fees.max_percent_of_principal")),
+        "notify_customer": bool(f("late_fees.notify_customer")),
     }
     data["ecb_rate_percent"] = _num(f("ecb_rate_percent")) or "0"
     tiers = []
