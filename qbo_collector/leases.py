@@ -73,15 +73,18 @@ def renew(db: Database, company_id: int, kind: str, owner: str, *, now: datetime
 
 
 def release(db: Database, company_id: int, kind: str, owner: str, *, now: datetime,
-            done_on: date | None = None, error: str | None = None, hold_for: timedelta | None = None) -> None:
+            done_on: date | None = None, error: str | None = None, hold_for: timedelta | None = None,
+            done_at: datetime | None = None) -> None:
     """Give the lease back; record completion (``done_on``) or the error that stopped the work.
 
     ``hold_for``: nobody may claim the work again before ``now + hold_for`` (back-off after a transient error).
+    ``done_at``: the moment the work's data was read (default ``now``): the next run looks for
+    changes from there, so that one made while this run was working is not missed.
     """
     values: dict[str, object] = {"owner": None, "lease_until": now + hold_for if hold_for else None,
                                  "last_error": error}
     if error is None:
-        values["done_at"] = now
+        values["done_at"] = done_at or now
         if done_on is not None:
             values["done_on"] = done_on
     with db.session() as s:

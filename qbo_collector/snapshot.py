@@ -27,15 +27,21 @@ Decisions where the issue is silent:
 - ``Invoice.next_action_on`` is the earliest ``rules.next_action_date`` of the invoice,
   from the day after the run that evaluated it (a run plans the whole day's actions;
   ``rules.plan_and_next`` gives the dates in the same pass). None means nothing will happen
-  unless something changes (the daily first run re-plans everything to catch such changes).
-  Later runs of the day evaluate only the invoices whose date has come or is unknown: the
-  others of the same customer keep theirs, still a lower bound.
+  unless something changes. A run evaluates only the invoices whose date has come or is
+  unknown (``candidate_customers``): the others of the same customer keep theirs, still a
+  lower bound. What could move a date earlier makes the customer a candidate in full: its
+  invoices or its own row synced since the last run, a pause recorded, a change made here
+  (``Customer.changed_at``: flags, bounces, STOPs; the case-work functions also clear the
+  dates). A change that concerns every customer (policy, settings, zone, terms, engine
+  version: ``plan_fingerprint``) makes the next run a full plan, and so does a week without one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
 import zoneinfo
 from collections import defaultdict
@@ -45,7 +51,7 @@ from typing import Any
 
 import holidays as holidays_lib
 import pydantic
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qbo_collector import errors, rules
@@ -214,7 +220,10 @@ def history_entries(row: models.Outbox) -> list[rules.HistoryEntry]:
     kind = _KIND_TO_HISTORY.get(row.kind)
     if kind is None:
         return []
-    at = row.sent_at or row.due_at
+    # Never before its due time: a row is only claimed once due, so a sent_at earlier than due_at
+    # means clocks that disagree (a skewed worker, a simulated "now"); the planner and the stored
+    # next-action dates count from the due time.
+    at = max(row.sent_at or row.due_at, row.due_at)
     key = row.dedupe_key.removeprefix(DRY_PREFIX)
     steps = (row.payload or {}).get("steps") or []
     if steps:
@@ -372,5 +381,25 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
         changed = set(s.scalars(select(inv.customer_qbo_id).where(*open_, inv.synced_at >= since)))
         changed |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
             models.Pause.company_id == company.id, models.Pause.created_at >= since)))
+        cus = models.Customer  # the customer's own row: synced, or changed here (flags, bounce, STOP)
+        changed |= set(s.scalars(select(inv.customer_qbo_id).distinct().join(
+            cus, (cus.company_id == inv.company_id) & (cus.qbo_id == inv.customer_qbo_id)).where(
+            *open_, or_(cus.synced_at >= since, cus.changed_at >= since))))
         found.update(dict.fromkeys(changed))
     return found
+
+
+PLAN_INPUTS_VERSION = 1  # bump when the planner or what it reads changes: every company is planned in full again
+
+
+def plan_fingerprint(s: Session, company: models.Company) -> str:
+    """A digest of what the plan of every customer of ``company`` reads beyond its own rows:
+    the policy (with the named ones), the company's settings, zone, country, currency and
+    language, the terms (which give due dates to invoices without one) and the engine's version.
+    When it differs from the stored one, the daily run plans every customer again."""
+    terms = s.execute(select(func.count(), func.max(models.Term.synced_at)).where(
+        models.Term.company_id == company.id)).one()
+    data = {"v": PLAN_INPUTS_VERSION, "policy": company.policy, "settings": company.settings,
+            "zone": company.timezone, "country": company.country, "currency": company.currency,
+            "language": company.language, "terms": [terms[0], terms[1].isoformat() if terms[1] else None]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()

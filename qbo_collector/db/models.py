@@ -74,6 +74,10 @@ class Company(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     connected_at: Mapped[datetime | None]
     last_sync_at: Mapped[datetime | None]
+    # The daily run's index (``snapshot.plan_fingerprint``): a full plan when the company's planning
+    # inputs changed since the last one, or when it is a week old; otherwise only what is due.
+    plan_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    full_plan_on: Mapped[date | None]
 
     token: Mapped["Token | None"] = relationship(back_populates="company", cascade="all, delete-orphan",
                                                  uselist=False)
@@ -143,6 +147,9 @@ class Customer(_Mirrored, Base):
     fees_waived: Mapped[bool] = mapped_column(Boolean, default=False)
     email_stopped: Mapped[str | None] = mapped_column(String(64))  # "bounce", "spamreport", "invalid"…
     sms_stopped: Mapped[str | None] = mapped_column(String(64))    # "stop", "21610", "21211"…
+    # Set by any change made here (a page, a bounce, a STOP), not by the sync (``synced_at``):
+    # the next daily run plans this customer in full.
+    changed_at: Mapped[datetime | None] = mapped_column(onupdate=utcnow)
 
 
 class Term(_Mirrored, Base):

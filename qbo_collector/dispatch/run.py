@@ -6,11 +6,14 @@
    at once, so rows found ``sending`` are a crash's leftovers (``recover_sending``) and
    ``unknown`` rows are reconciled from provider events first.
 2. Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
-   actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. The first run of a local day plans
-   every customer with open invoices; later runs only those whose ``next_action_on`` has come
-   (or is unknown), evaluating only those invoices, and, in full, the customers whose invoices
-   were synced since the last run or who got a pause since. The next-action dates of the
-   invoices evaluated are stored from the same pass (``rules.plan_and_next``).
+   actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. A run plans the customers with an
+   invoice whose ``next_action_on`` has come (or is unknown), evaluating only those invoices,
+   and, in full, the customers whose invoices or own row changed since the last run or who got
+   a pause since (``snapshot.candidate_customers``). Every customer is planned (a full plan)
+   on the first run, in dry runs, when ``snapshot.plan_fingerprint`` (policy, settings, zone,
+   terms, engine version) differs from the one stored by the last full plan, and when that
+   full plan is ``FULL_PLAN_EVERY`` days old. The next-action dates of the invoices evaluated
+   are stored from the same pass (``rules.plan_and_next``).
 3. Claim the due rows (``due_at <= now``). Texts outside 8:00–21:00 in the recipient's time
    zone wait: their ``due_at`` moves to the next allowed minute. Rows for a channel that is
    not configured, an address that bounced or a number that opted out are cancelled with the
@@ -67,6 +70,7 @@ from qbo_collector.sync import mirror, streams
 log = logging.getLogger(__name__)
 S = models.OutboxStatus
 LEASE_KIND = "dispatch"
+FULL_PLAN_EVERY = 7  # days: a full plan at least this often, whatever the index says
 QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
@@ -99,6 +103,8 @@ class RunSummary:
     reconciled: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     duration: float = 0.0
+    full_plan: bool = False                # every customer planned (else only the candidates)
+    planned_customers: int = 0
 
     @property
     def ok(self) -> bool:
@@ -119,6 +125,7 @@ class RunSummary:
                 "freshness_queries": self.freshness_queries, "note_batches": self.note_batches,
                 "notes_written": self.notes_written, "waiting": self.waiting, "deferred": self.deferred,
                 "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
+                "full_plan": self.full_plan, "planned_customers": self.planned_customers,
                 "duration": round(self.duration, 3)}
 
 
@@ -200,7 +207,7 @@ def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: 
 
 
 def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.datetime, dry_run: bool,
-                     full: bool, since: dt.datetime | None, summary: RunSummary) -> None:
+                     full: bool, since: dt.datetime | None, summary: RunSummary, fingerprint: str) -> None:
     with db.session() as s:
         company = s.get(models.Company, company_id)
         assert company is not None
@@ -210,9 +217,12 @@ def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.d
                  if candidates is None or candidates else [])
         rows, dates = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors,
                                       focus=candidates)
+        summary.full_plan, summary.planned_customers = full, len(snaps)
         summary.planned += outbox.insert_rows(s, company.id, rows, dry_run=dry_run, now=now)
         if not dry_run:  # the scheduler's index follows the real history only
             snapshot.refresh_next_action(s, snaps, dates=dates)
+            if full:
+                company.plan_fingerprint, company.full_plan_on = fingerprint, today
 
 
 # --- channels ----------------------------------------------------------------------------
@@ -317,18 +327,21 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         status_reason = company.status_reason or "the QuickBooks grant was refused"
         lease = s.get(models.WorkLease, (company_id, LEASE_KIND))
         last_day, last_at = (lease.done_on, lease.done_at) if lease is not None else (None, None)
+        fingerprint = snapshot.plan_fingerprint(s, company)
+        full = (dry or last_day is None or last_at is None or company.plan_fingerprint != fingerprint
+                or company.full_plan_on is None or (today - company.full_plan_on).days >= FULL_PLAN_EVERY)
     summary = RunSummary(realm=realm_id, dry_run=dry)
     owner = f"{leases.default_owner()}:{uuid.uuid4().hex[:8]}"
     if not leases.claim(db, company_id, LEASE_KIND, owner, now=utcnow(), ttl=lease_ttl):
         summary.errors.append("Another worker is dispatching this company right now; nothing done.")
         return summary
     failure: str | None = None
+    read_at = utcnow()  # changes from here on are the next run's to see (``candidate_customers``)
     try:
         summary.recovered = outbox.recover_sending(db, company_id=company_id)
         summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
-        full = dry or last_day is None or last_day < today
         _plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
-                         summary=summary)
+                         summary=summary, fingerprint=fingerprint)
         qbo = notes = None
         problem = None
         if connected:
@@ -352,7 +365,8 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
     finally:
         summary.duration = time.monotonic() - started
         leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(),
-                       done_on=today if failure is None and not dry else None, error=failure)
+                       done_on=today if failure is None and not dry else None, error=failure,
+                       done_at=(last_at or read_at) if dry else read_at)  # a dry run does not move the index on
         if failure is None:
             with db.session() as s:
                 outbox.activity(s, company_id, "dispatch.run" if summary.ok else "dispatch.run.problems",
@@ -538,10 +552,18 @@ def _freshness(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) ->
 
 
 def _refresh_mirror(ctx: _Ctx, company: models.Company, found: dict[str, dict[str, Any]], gone: list[str]) -> None:
+    """Write what the freshness check read to the mirror: only the invoices QuickBooks changed since
+    (another SyncToken), so that an unchanged one does not look synced (``synced_at``) to the next
+    run's candidate selection."""
     with ctx.db.session() as s:
+        known = {r.qbo_id: r for r in snapshot._chunked(s, models.Invoice, ctx.company_id, sorted(found))}
+        changed = [raw for iid, raw in found.items() if iid not in known or known[iid].deleted
+                   or known[iid].sync_token != str(raw.get("SyncToken"))]
+        if not changed and not gone:
+            return
         context = streams.Context(home_currency=company.currency or "USD", term_days=mirror.term_days(s, ctx.company_id))
         values = []
-        for raw in found.values():
+        for raw in changed:
             try:
                 values.append(streams.map_row(streams.INVOICE, raw, context).values)
             except streams.BadRecord as exc:
@@ -908,7 +930,8 @@ def _write_notes(ctx: _Ctx) -> None:
                 notes_text, token = result.written[cid]
                 s.execute(models.Customer.__table__.update().where(
                     models.Customer.company_id == ctx.company_id, models.Customer.qbo_id == cid)
-                    .values(notes=notes_text, sync_token=token))
+                    .values(notes=notes_text, sync_token=token,
+                            changed_at=models.Customer.changed_at))  # our own notes change no plan
                 for r in mine:
                     outbox.set_status(s, r.id, S.sent, "Written to the customer's notes in QuickBooks.",
                                       sent_at=utcnow(), provider_id=cid)

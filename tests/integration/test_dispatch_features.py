@@ -207,8 +207,12 @@ def test_next_action_dates_are_stored_and_later_runs_plan_only_what_is_due(make_
         dates = [d for (d,) in s.execute(select(models.Invoice.next_action_on).where(
             models.Invoice.status == models.InvoiceStatus.open))]
     assert any(d is not None and d > today for d in dates)
-    # tomorrow: the first run of the day plans everyone; a second run the same day finds nothing new
-    env.run(now=env.now_at(12, days=1))
+    # tomorrow: the first run plans the candidates only; a second run the same day finds nothing new
+    tomorrow = env.run(now=env.now_at(12, days=1))
+    with env.db.session() as s:
+        with_open = set(s.scalars(select(models.Invoice.customer_qbo_id).where(
+            models.Invoice.status == models.InvoiceStatus.open)))
+    assert not tomorrow.full_plan and tomorrow.planned_customers < len(with_open)
     again = env.run(now=env.now_at(15, days=1))
     assert again.planned == 0
 
@@ -236,6 +240,91 @@ def test_a_later_run_evaluates_the_invoices_due_and_leaves_the_others_dates_alon
         refreshed, kept = s.get(models.Invoice, due_id).next_action_on, s.get(models.Invoice, other_id).next_action_on
     assert refreshed is not None and refreshed > today
     assert kept == far
+
+
+def _local_day(env, days: int) -> dt.date:  # type: ignore[no-untyped-def]
+    return env.now_at(12, days=days).astimezone(
+        __import__("zoneinfo").ZoneInfo(env.sb.intuit.companies[env.realm].timezone)).date()
+
+
+def _keys(env) -> set[str]:  # type: ignore[no-untyped-def]
+    with env.db.session() as s:  # a key given up by a cancelled row ("…#cancelled<id>") still counts as inserted
+        return {k.split("#cancelled")[0] for k in s.scalars(select(models.Outbox.dedupe_key))}
+
+
+def test_the_indexed_daily_run_inserts_everything_a_full_plan_would_whatever_changes(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Two weeks of daily runs: each day, what a full plan would insert (``plan_company``, computed
+    just before) is inserted by the run, which plans only the candidates — while payments arrive
+    through the sync, a customer is excluded and taken back, an address bounces and the policy
+    changes. Full plans happen only on the first day, after the policy change, and a week later."""
+    env = make_env()
+    assert env.run().full_plan
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        customers = sorted(c.qbo_id for c in s.scalars(select(models.Customer).where(models.Customer.email.is_not(None))))
+        total = len(list(s.scalars(select(models.Customer))))
+        open_invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.status == models.InvoiceStatus.open)))
+    full_on: list[int] = []
+    indexed_customers: list[int] = []
+    for day in range(1, 15):
+        on = _local_day(env, day)
+        if day == 2:  # a payment in QuickBooks, mirrored by the sync
+            env.sb.intuit.pay_invoice(env.realm, open_invoices[0].qbo_id, Decimal("1.00"))
+            env.sync()
+        if day == 3:
+            with env.db.session() as s:
+                casework.exclude(s, s.scalar(select(models.Company)), customers[0], on=on)
+        if day == 5:
+            with env.db.session() as s:
+                casework.exclude(s, s.scalar(select(models.Company)), customers[0], excluded=False, on=on)
+                dispatch.run.block_contact(s, "email", s.scalar(select(models.Customer.email).where(
+                    models.Customer.qbo_id == customers[1])), "bounce", company_id=company.id, customer_id=customers[1])
+        if day == 6:
+            with env.db.session() as s:
+                s.scalar(select(models.Company)).policy = ds.every_day_policy("us_net30")
+        expected = {r.dedupe_key for r in dispatch.plan_company(env.settings, env.db, env.realm, on=on)}
+        summary = env.run(now=env.now_at(12, days=day))
+        assert not summary.errors, summary.errors
+        missing = expected - _keys(env)
+        assert not missing, (day, sorted(missing)[:5])
+        if summary.full_plan:
+            full_on.append(day)
+        else:
+            indexed_customers.append(summary.planned_customers)
+    assert full_on == [6, 13]  # the policy changed; a week after that full plan
+    assert max(indexed_customers) < total  # the other days planned only some customers
+
+
+def test_the_next_run_looks_for_changes_from_when_this_one_read_not_from_when_it_ended(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    env.run()
+    with env.db.session() as s:
+        lease = s.get(models.WorkLease, (s.scalar(select(models.Company.id)), "dispatch"))
+        first_row = min(s.scalars(select(models.Outbox.created_at)))
+        last_change = max(s.scalars(select(models.Outbox.updated_at)))
+    # the rows were inserted and sent while the run worked: all after the mark the next run starts from
+    assert lease.done_at <= first_row < last_change
+
+
+def test_the_plan_fingerprint_follows_what_every_customer_s_plan_reads(make_env) -> None:  # type: ignore[no-untyped-def]
+    from qbo_collector import snapshot
+
+    env = make_env()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        first = snapshot.plan_fingerprint(s, company)
+        assert snapshot.plan_fingerprint(s, company) == first  # stable
+        company.settings = {**company.settings, "holiday_subdivision": "CA"}
+        s.flush()
+        second = snapshot.plan_fingerprint(s, company)
+        company.timezone = "America/Denver"
+        s.flush()
+        third = snapshot.plan_fingerprint(s, company)
+        term = s.scalars(select(models.Term)).first()
+        term.synced_at = term.synced_at + dt.timedelta(seconds=1)
+        s.flush()
+        fourth = snapshot.plan_fingerprint(s, company)
+    assert len({first, second, third, fourth}) == 4
 
 
 def test_plan_over_several_days_is_json_and_changes_nothing(make_env) -> None:  # type: ignore[no-untyped-def]
