@@ -425,13 +425,7 @@ def _process_due(ctx: _Ctx) -> None:
         try:
             _carry_out(ctx, company, customers.get(row.customer_qbo_id or ""), row, address, fresh or {}, mirrors)
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the run (invariant 8)
-            log.exception("outbox row %s failed", row.id)
-            with ctx.db.session() as s:
-                current = s.get(models.Outbox, row.id)
-                if current is not None and current.status == S.sending:
-                    target = S.unknown if _provider(row.channel) else S.planned
-                    outbox.set_status(s, row.id, target, f"Unexpected error while carrying it out: {exc!r}")
-            ctx.summary.errors.append(f"row {row.id}: {exc}")
+            _row_failed(ctx, row, exc)
     if ctx.notices:
         _send_notices(ctx, company, customers, blocked, fresh or {}, mirrors)
 
@@ -454,12 +448,18 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
         try:
             _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the run
-            log.exception("outbox row %s failed", row.id)
-            with ctx.db.session() as s:
-                current = s.get(models.Outbox, row.id)
-                if current is not None and current.status == S.sending:
-                    outbox.set_status(s, row.id, S.unknown, f"Unexpected error while carrying it out: {exc!r}")
-            ctx.summary.errors.append(f"row {row.id}: {exc}")
+            _row_failed(ctx, row, exc)
+
+
+def _row_failed(ctx: _Ctx, row: models.Outbox, exc: Exception) -> None:
+    """An unexpected error while carrying a row out: logged, and a row left ``sending`` settled."""
+    log.exception("outbox row %s failed", row.id)
+    with ctx.db.session() as s:
+        current = s.get(models.Outbox, row.id)
+        if current is not None and current.status == S.sending:
+            target = S.unknown if _provider(row.channel) else S.planned
+            outbox.set_status(s, row.id, target, f"Unexpected error while carrying it out: {exc!r}")
+    ctx.summary.errors.append(f"row {row.id}: {exc}")
 
 
 def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
@@ -695,15 +695,14 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
             # Sent at the end of this run, on the balances just read (no planned balance in the payload:
             # the fee itself changes it in line mode); a run that stops before leaves it to the next one,
             # whose freshness check cancels it if the invoice is paid by then.
-            queued = outbox.enqueue(s, ctx.company_id, dedupe_key=f"{row.dedupe_key}:notice", kind="reminder", channel="email",
-                           template_key="late_fee_notice", customer_id=row.customer_qbo_id,
-                           invoice_ids=row.invoice_ids or (), amount=amount, currency=currency, due_at=ctx.now,
-                           payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key},
-                           reason=f"Tell the customer that a late fee of {amount} {currency} was added for "
-                                  f"invoice {number}.")
+            key = f"{row.dedupe_key}:notice"
+            queued = outbox.enqueue(
+                s, ctx.company_id, dedupe_key=key, kind="reminder", channel="email", template_key="late_fee_notice",
+                customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (), amount=amount, currency=currency,
+                due_at=ctx.now, payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key},
+                reason=f"Tell the customer that a late fee of {amount} {currency} was added for invoice {number}.")
             if queued:
-                notice = s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == f"{row.dedupe_key}:notice"))
-                ctx.notices.append(int(notice))  # type: ignore[arg-type]
+                ctx.notices.append(int(s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == key))))  # type: ignore[arg-type]
     ctx.summary.statuses["sent"] += 1
     ctx.summary.channels["qbo_fee"] += 1
 
