@@ -368,9 +368,10 @@ def refresh_next_action(s: Session, snapshots: Iterable[CustomerSnapshot], *,
 
 def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
                         since: dt.datetime | None = None) -> dict[str, set[str] | None]:
-    """Customers to plan in a later run of the day, each with the invoices to evaluate (``rules.plan``'s
-    ``focus``): those whose next action is due or unknown. None evaluates all of the customer's
-    invoices: one of them is new or changed since ``since``, or a pause of theirs was recorded since."""
+    """Customers to plan in a run that is not a full plan, each with the invoices to evaluate
+    (``rules.plan``'s ``focus``): those whose next action is due or unknown. None evaluates all of
+    the customer's invoices: one of them (open or not) or the customer's own row was synced or
+    changed since ``since``, or a pause of theirs was recorded since."""
     inv = models.Invoice
     open_ = (inv.company_id == company.id, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open)
     found: dict[str, set[str] | None] = {}
@@ -378,7 +379,9 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
             *open_, or_(inv.next_action_on.is_(None), inv.next_action_on <= today))):
         found.setdefault(customer_id, set()).add(invoice_id)  # type: ignore[union-attr]
     if since is not None:
-        changed = set(s.scalars(select(inv.customer_qbo_id).where(*open_, inv.synced_at >= since)))
+        # any invoice of theirs: one paid, voided or deleted since can bring a statement back for the others
+        changed = set(s.scalars(select(inv.customer_qbo_id).distinct().where(
+            inv.company_id == company.id, inv.synced_at >= since)))
         changed |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
             models.Pause.company_id == company.id, models.Pause.created_at >= since)))
         cus = models.Customer  # the customer's own row: synced, or changed here (flags, bounce, STOP)

@@ -306,6 +306,30 @@ def test_the_next_run_looks_for_changes_from_when_this_one_read_not_from_when_it
     assert lease.done_at <= first_row < last_change
 
 
+def test_a_customer_whose_invoice_was_voided_or_whose_row_changed_is_planned_in_full(make_env) -> None:  # type: ignore[no-untyped-def]
+    from qbo_collector import snapshot
+
+    env = make_env()
+    env.run()
+    with env.db.session() as s:
+        lease = s.get(models.WorkLease, (s.scalar(select(models.Company.id)), "dispatch"))
+        since = lease.done_at
+        by_customer: dict[str, list[str]] = {}
+        for inv in s.scalars(select(models.Invoice).where(models.Invoice.status == models.InvoiceStatus.open)):
+            by_customer.setdefault(inv.customer_qbo_id, []).append(inv.qbo_id)
+        voided_for, (voided, *_rest) = next((c, ids) for c, ids in by_customer.items() if len(ids) >= 2)
+        flagged = next(c for c in by_customer if c != voided_for)
+    env.sb.intuit.void_invoice(env.realm, voided)
+    env.sync()  # the voided invoice is no longer open, but its customer's other invoices may need a new plan
+    with env.db.session() as s:
+        s.scalar(select(models.Customer).where(models.Customer.qbo_id == flagged)).sms_stopped = "stop"
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        found = snapshot.candidate_customers(s, company, today=env.now_at(12).date(), since=since)
+    assert found[voided_for] is None and found[flagged] is None
+    assert [c for c in by_customer if found.get(c, "") is not None]  # the others are not all planned in full
+
+
 def test_the_plan_fingerprint_follows_what_every_customer_s_plan_reads(make_env) -> None:  # type: ignore[no-untyped-def]
     from qbo_collector import snapshot
 
