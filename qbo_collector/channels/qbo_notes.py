@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -43,6 +43,8 @@ from qbo_collector import errors
 from qbo_collector.channels import base
 
 log = logging.getLogger(__name__)
+# (the invoice as read, its lines without the subtotal) → the new lines, or None when nothing is to change
+LineEdit = Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[str, Any]] | None]
 
 NOTES_LIMIT = 1000
 BATCH_LIMIT = 30
@@ -275,30 +277,43 @@ class QboNotes:
             raise errors.PermanentFailure("QuickBooks answered the late-fee invoice without an Invoice.")
         return invoice
 
-    def add_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, description: str,
-                     max_rounds: int = 3) -> dict[str, Any]:
-        """Mode ``line``: add the fee as a line of the original invoice (full Line array, current SyncToken)."""
-        item = self.fee_item()
-        marker = f"[{key}]"
+    def _edit_lines(self, invoice_id: str, action: str, edit: LineEdit, *, max_rounds: int,
+                    gave_up: str) -> dict[str, Any]:
+        """Read the invoice, let ``edit`` give its new Line array (None: nothing to do, the invoice
+        is returned as read) and write it whole with the current SyncToken; re-read on 5010."""
         for _ in range(max_rounds):
-            current = self.client.call("read an invoice", lambda qb: qb.get(f"{qb.api_url}/company/{qb.company_id}/invoice/{invoice_id}",
-                                                                             params={"minorversion": qb.minorversion}))
+            current = self.client.call("read an invoice", lambda qb: qb.get(
+                f"{qb.api_url}/company/{qb.company_id}/invoice/{invoice_id}", params={"minorversion": qb.minorversion}))
             invoice = current.get("Invoice") or {}
-            lines = [l for l in invoice.get("Line") or [] if l.get("DetailType") != "SubTotalLineDetail"]
-            if any(marker in str(l.get("Description", "")) for l in lines):
-                return invoice  # already there: a retry after a crash adds nothing
-            lines.append({"Amount": amount, "DetailType": "SalesItemLineDetail", "Description": f"{description} {marker}",
-                          "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}})
+            lines = edit(invoice, [l for l in invoice.get("Line") or [] if l.get("DetailType") != "SubTotalLineDetail"])
+            if lines is None:
+                return invoice
             body = {"Id": invoice_id, "SyncToken": invoice.get("SyncToken"), "sparse": True, "Line": lines}
             try:
-                answer = self.client.call("add a late-fee line", lambda qb: qb.update_object(
+                answer = self.client.call(action, lambda qb: qb.update_object(
                     "Invoice", json.dumps(body, default=_decimal_json)))
             except errors.PermanentFailure as exc:
                 if str(exc.code) == "5010":
                     continue
                 raise
             return answer.get("Invoice") or {}
-        raise errors.TransientFailure("The invoice kept changing in QuickBooks (5010); the fee line will be tried again.")
+        raise errors.TransientFailure(f"The invoice kept changing in QuickBooks (5010); {gave_up}")
+
+    def add_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, description: str,
+                     max_rounds: int = 3) -> dict[str, Any]:
+        """Mode ``line``: add the fee as a line of the original invoice (full Line array, current SyncToken)."""
+        item = self.fee_item()
+        marker = f"[{key}]"
+
+        def add(_invoice: dict[str, Any], lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+            if any(marker in str(l.get("Description", "")) for l in lines):
+                return None  # already there: a retry after a crash adds nothing
+            return [*lines, {"Amount": amount, "DetailType": "SalesItemLineDetail",
+                             "Description": f"{description} {marker}",
+                             "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}}]
+
+        return self._edit_lines(invoice_id, "add a late-fee line", add, max_rounds=max_rounds,
+                                gave_up="the fee line will be tried again.")
 
     def remove_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, max_rounds: int = 3) -> dict[str, Any]:
         """Waive a fee posted in mode ``line``: take its line (marked ``[key]``) off the original
@@ -310,28 +325,19 @@ class QboNotes:
         than the invoice; a credit memo in QuickBooks is the right tool then.
         """
         marker = f"[{key}]"
-        for _ in range(max_rounds):
-            current = self.client.call("read an invoice", lambda qb: qb.get(
-                f"{qb.api_url}/company/{qb.company_id}/invoice/{invoice_id}", params={"minorversion": qb.minorversion}))
-            invoice = current.get("Invoice") or {}
-            lines = [l for l in invoice.get("Line") or [] if l.get("DetailType") != "SubTotalLineDetail"]
+
+        def remove(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             kept = [l for l in lines if marker not in str(l.get("Description", ""))]
             if len(kept) == len(lines):
-                return invoice  # not there (already removed, or removed by hand in QuickBooks)
+                return None  # not there (already removed, or removed by hand in QuickBooks)
             if Decimal(str(invoice.get("Balance", 0))) < amount:
                 raise errors.PermanentFailure(
                     f"Invoice {invoice.get('DocNumber') or invoice_id} has less left to pay than the fee: the customer "
                     "has paid part of it. Issue a credit memo for the fee in QuickBooks instead.", code="fee_paid")
-            body = {"Id": invoice_id, "SyncToken": invoice.get("SyncToken"), "sparse": True, "Line": kept}
-            try:
-                answer = self.client.call("remove a late-fee line", lambda qb: qb.update_object(
-                    "Invoice", json.dumps(body, default=_decimal_json)))
-            except errors.PermanentFailure as exc:
-                if str(exc.code) == "5010":
-                    continue
-                raise
-            return answer.get("Invoice") or {}
-        raise errors.TransientFailure("The invoice kept changing in QuickBooks (5010); try waiving the fee again.")
+            return kept
+
+        return self._edit_lines(invoice_id, "remove a late-fee line", remove, max_rounds=max_rounds,
+                                gave_up="try waiving the fee again.")
 
     def void_fee(self, fee_invoice_id: str) -> dict[str, Any]:
         """Waive a posted fee: void its invoice (re-read first for the current SyncToken)."""
