@@ -26,9 +26,9 @@ Decisions where the issue is silent:
   mode never blocks the real reminders it later sends.
 - ``Invoice.next_action_on`` is the earliest ``rules.next_action_date`` of the invoice,
   from the day after the run that evaluated it (a run plans the whole day's actions;
-  ``rules.plan_and_next`` gives the dates in the same pass). None means nothing will happen
-  unless something changes. A run evaluates only the invoices whose date has come or is
-  unknown (``candidate_customers``): the others of the same customer keep theirs, still a
+  ``rules.plan_and_next`` gives the dates in the same pass). ``NEVER`` (9999-12-31) means
+  nothing will happen unless something changes; None means not known yet. A run evaluates
+  only the invoices whose date has come or is unknown (``candidate_customers``): the others of the same customer keep theirs, still a
   lower bound. What could move a date earlier makes the customer a candidate in full: its
   invoices or its own row synced since the last run, a pause recorded, a change made here
   (``Customer.changed_at``: flags, bounces, STOPs; the case-work functions also clear the
@@ -345,18 +345,24 @@ def _blocked(s: Session, channel: str) -> set[str]:
     return {a for (a,) in s.execute(select(models.ContactBlock.address).where(models.ContactBlock.channel == channel))}
 
 
+NEVER = dt.date(9999, 12, 31)  # stored for "nothing will happen unless something changes"
+
+
 def refresh_next_action(s: Session, snapshots: Iterable[CustomerSnapshot], *,
                         dates: dict[str, dict[str, dt.date | None]]) -> int:
     """Store the next-action dates a run worked out (``dates``: customer → invoice → date, from
     ``rules.plan_and_next``) on the snapshot invoices; returns how many rows changed.
 
-    A customer without a valid policy gets None (planned again, and its problem reported, at
-    each run). An invoice without a date (outside the run's focus, or its customer failed to
-    plan) keeps its stored one.
+    An invoice the engine says nothing will ever happen to (past every step, fee and task, an
+    excluded customer…) gets ``NEVER``, so that runs stop selecting it; what could change that
+    clears or bypasses the date (see ``candidate_customers``). A customer without a valid policy
+    gets None (unknown: planned again, and its problem reported, at each run). An invoice
+    without a date (outside the run's focus, or its customer failed to plan) keeps its stored one.
     """
     changed = 0
     for snap in snapshots:
-        found = dates.get(snap.customer.id, {}) if snap.policy is not None else dict.fromkeys(snap.invoice_rows)
+        found = ({i: NEVER if d is None else d for i, d in dates.get(snap.customer.id, {}).items()}
+                 if snap.policy is not None else dict.fromkeys(snap.invoice_rows))
         for invoice_id, nxt in found.items():
             row = snap.invoice_rows.get(invoice_id)
             if row is not None and row.next_action_on != nxt:

@@ -330,6 +330,31 @@ def test_a_customer_whose_invoice_was_voided_or_whose_row_changed_is_planned_in_
     assert [c for c in by_customer if found.get(c, "") is not None]  # the others are not all planned in full
 
 
+def test_an_invoice_nothing_will_happen_to_is_not_selected_again_until_something_changes(make_env) -> None:  # type: ignore[no-untyped-def]
+    from qbo_collector import snapshot
+
+    env = make_env()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        customer = s.scalar(select(models.Invoice.customer_qbo_id).where(
+            models.Invoice.status == models.InvoiceStatus.open))
+        casework.exclude(s, company, customer, on=env.now_at(12).date())
+    env.run()
+    with env.db.session() as s:
+        dates = set(s.scalars(select(models.Invoice.next_action_on).where(
+            models.Invoice.customer_qbo_id == customer, models.Invoice.status == models.InvoiceStatus.open)))
+        since = s.get(models.WorkLease, (s.scalar(select(models.Company.id)), "dispatch")).done_at
+        found = snapshot.candidate_customers(s, s.scalar(select(models.Company)), today=env.now_at(12, days=1).date(),
+                                             since=since)
+    assert dates == {snapshot.NEVER} and customer not in found  # excluded: nothing ever, not selected every run
+    with env.db.session() as s:
+        casework.exclude(s, s.scalar(select(models.Company)), customer, excluded=False, on=env.now_at(12).date())
+    with env.db.session() as s:
+        found = snapshot.candidate_customers(s, s.scalar(select(models.Company)), today=env.now_at(12, days=1).date(),
+                                             since=since)
+    assert customer in found  # taken back: its dates are cleared, so it is planned again
+
+
 def test_the_plan_fingerprint_follows_what_every_customer_s_plan_reads(make_env) -> None:  # type: ignore[no-untyped-def]
     from qbo_collector import snapshot
 

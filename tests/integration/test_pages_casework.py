@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from qbo_collector import dispatch
+from qbo_collector import dispatch, snapshot
 from qbo_collector.db import models
 from tests.integration.test_pages_support import TODAY, frozen_today, owner, pages_app  # noqa: F401
 
@@ -158,6 +158,13 @@ def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
     found = owner.get("/companies/111/customers?q=LUMI").get_data(as_text=True)
     assert "Café Lumière" in found and "Atelier Dubois" not in found
     assert "No customer matches" in owner.get("/companies/111/customers?q=zzz").get_data(as_text=True)
+    # a run found that nothing will ever happen to Zola's invoices: the list says so, not "Dec 31, 9999"
+    with sqlite_db.session() as s:
+        zola_id = s.scalar(select(models.Customer.qbo_id).where(models.Customer.display_name == "Épicerie Zola"))
+        for inv in s.scalars(select(models.Invoice).where(models.Invoice.customer_qbo_id == zola_id)):
+            inv.next_action_on = snapshot.NEVER
+    zola = owner.get("/companies/111/customers").get_data(as_text=True).split("Épicerie Zola", 1)[1].split("</tr>", 1)[0]
+    assert "9999" not in zola and "Dec 10, 2026" not in zola and "—" in zola
 
 
 def test_upcoming_skip_dry_run_and_unknown_rows(pages_app, owner, sqlite_db):

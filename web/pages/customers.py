@@ -54,7 +54,7 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
     planned = _next_action_dates(s, company, missing, on)
     rows = []
     for customer, balance, oldest, next_on, n in found:
-        next_on = next_on or planned.get(customer.qbo_id)
+        next_on = None if next_on == snapshot.NEVER else (next_on or planned.get(customer.qbo_id))
         rows.append({"customer": customer, "balance": balance, "currency": customer.currency or company.currency,
                      "oldest": oldest if oldest is not None and oldest < on else None,
                      "next_on": next_on, "invoices": n or 0, "states": states.get(customer.qbo_id, [])})
