@@ -28,8 +28,8 @@ Decisions where the issue is silent:
   from the day after the run that evaluated it (a run plans the whole day's actions;
   ``rules.plan_and_next`` gives the dates in the same pass). ``NEVER`` (9999-12-31) means
   nothing will happen unless something changes; None means not known yet. A run evaluates
-  only the invoices whose date has come or is unknown (``candidate_customers``): the others of the same customer keep theirs, still a
-  lower bound. What could move a date earlier makes the customer a candidate in full: its
+  only the invoices whose date has come or is unknown (``candidate_customers``): the others
+  of the same customer keep theirs, still a lower bound. What could move a date earlier makes the customer a candidate in full: its
   invoices or its own row synced since the last run, a pause recorded, a change made here
   (``Customer.changed_at``: flags, bounces, STOPs; the case-work functions also clear the
   dates). A change that concerns every customer (policy, settings, zone, terms, engine

@@ -121,10 +121,6 @@ class _DiscoveryCache:
                 self._docs[url] = (self.clock(), response.content, response.encoding)
         return response
 
-    def clear(self) -> None:
-        with self._lock:
-            self._docs.clear()
-
 
 DISCOVERY = _DiscoveryCache(time.monotonic)
 
