@@ -40,18 +40,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import holidays as holidays_lib
 import pydantic
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qbo_collector import errors, rules
@@ -116,11 +117,18 @@ def fees_from(company: models.Company) -> dt.date | None:
 
 def _validate_policy(data: Any, where: str) -> rules.Policy:
     try:
-        return rules.Policy.model_validate(data)
+        return _parsed_policy(json.dumps(data, sort_keys=True, default=str))
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{k}: {v}" for k, v in rules.field_errors(exc).items())
         raise errors.InvalidInput(f"The stored {where} policy is not valid ({problems}); fix it on the settings page.",
                                   field="policy") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_policy(text: str) -> rules.Policy:
+    """One validated (frozen) ``Policy`` per stored JSON: validating costs far more than planning a
+    customer, and the engine's per-policy memos (slot days) only help when customers share the object."""
+    return rules.Policy.model_validate(json.loads(text))
 
 
 def policy_for(company: models.Company, customer: models.Customer | None = None) -> rules.Policy:
@@ -271,48 +279,58 @@ def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None
 
 def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | None = None,
          dry_run: bool = False) -> list[CustomerSnapshot]:
-    """Snapshots of the company's customers that have open invoices (all, or ``customer_ids``)."""
+    """Snapshots of the company's customers that have open invoices (all, or ``customer_ids``).
+
+    With ``customer_ids``, only those customers' rows are read (invoices, history, pauses, contact
+    blocks, through the ``(company_id, customer_qbo_id)`` indexes, 500 ids per query): an indexed
+    run reads what its candidates need, not the whole company."""
     inv = models.Invoice
-    query = select(inv).where(inv.company_id == company.id, inv.deleted.is_(False),
-                              inv.status == models.InvoiceStatus.open, inv.balance > 0)
-    wanted = set(customer_ids) if customer_ids is not None else None
+    open_ = (inv.deleted.is_(False), inv.status == models.InvoiceStatus.open, inv.balance > 0)
     by_customer: dict[str, list[models.Invoice]] = defaultdict(list)
-    for row in s.scalars(query):
-        if wanted is None or row.customer_qbo_id in wanted:
-            by_customer[row.customer_qbo_id].append(row)
+    if customer_ids is None:
+        invoice_rows: Iterable[models.Invoice] = s.scalars(select(inv).where(inv.company_id == company.id, *open_))
+    else:
+        invoice_rows = _of_customers(s, inv, company.id, sorted(set(customer_ids)), *open_)
+    for row in invoice_rows:
+        by_customer[row.customer_qbo_id].append(row)
     if not by_customer:
         return []
     ids = sorted(by_customer)
+    whole = customer_ids is None  # every customer with an open invoice: one scan of the company is cheaper
     customers = {c.qbo_id: c for c in _chunked(s, models.Customer, company.id, ids)}
     terms = {t.qbo_id: t for t in s.scalars(select(models.Term).where(models.Term.company_id == company.id))}
     history: dict[str, list[rules.HistoryEntry]] = defaultdict(list)
-    out_q = select(models.Outbox).where(models.Outbox.company_id == company.id,
-                                        ~models.Outbox.dedupe_key.contains(FREED_MARK),
-                                        models.Outbox.dry_run.is_(dry_run),
-                                        models.Outbox.kind.in_(tuple(_KIND_TO_HISTORY)))
-    for row in s.scalars(out_q):
-        if row.customer_qbo_id in by_customer:
-            history[row.customer_qbo_id].extend(history_entries(row))
+    out = models.Outbox
+    kept = (~out.dedupe_key.contains(FREED_MARK), out.dry_run.is_(dry_run), out.kind.in_(tuple(_KIND_TO_HISTORY)))
+    outbox_rows = (s.scalars(select(out).where(out.company_id == company.id, *kept)) if whole
+                   else _of_customers(s, out, company.id, ids, *kept))
+    for orow in outbox_rows:
+        if orow.customer_qbo_id in by_customer:
+            history[orow.customer_qbo_id].extend(history_entries(orow))
     pauses: dict[str, list[rules.Pause]] = defaultdict(list)
-    for prow in s.scalars(select(models.Pause).where(models.Pause.company_id == company.id)):
+    pause_rows = (s.scalars(select(models.Pause).where(models.Pause.company_id == company.id)) if whole
+                  else _of_customers(s, models.Pause, company.id, ids))
+    for prow in pause_rows:
         if prow.customer_qbo_id in by_customer:
             record = pause_record(prow, company.currency or "USD")
             if record is not None:
                 pauses[prow.customer_qbo_id].append(record)
-    blocked_emails = _blocked(s, "email")
-    blocked_phones = _blocked(s, "sms")
+    live = {cid: crow for cid, crow in customers.items() if not crow.deleted}
+    emails = {cid: (crow.email or "").strip() or None for cid, crow in live.items()}
+    phones = {cid: phone_e164(company, crow) for cid, crow in live.items()}
+    blocked_emails = _blocked(s, "email", {e.lower() for e in emails.values() if e})
+    blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
     realm = company.realm_id
-    out: list[CustomerSnapshot] = []
+    snaps: list[CustomerSnapshot] = []
     for cid in ids:
-        crow = customers.get(cid)
-        if crow is None or crow.deleted:
+        crow = live.get(cid)
+        if crow is None:
             log.warning("invoices of customer %s (company %s) skipped: the customer is not in the mirror", cid, realm)
             continue
-        email = (crow.email or "").strip() or None
+        email, phone = emails[cid], phones[cid]
         opted: set[str] = set()
         if email and (crow.email_stopped or email.lower() in blocked_emails):
             opted.add("email")
-        phone = phone_e164(company, crow)
         if phone and (crow.sms_stopped or phone in blocked_phones):
             opted.add("sms")
         try:
@@ -326,23 +344,41 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
             opted_out=frozenset(opted))
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
-        out.append(CustomerSnapshot(
+        snaps.append(CustomerSnapshot(
             row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
             invoice_rows={r.qbo_id: r for r in rows}, history=history.get(cid, []), pauses=pauses.get(cid, []),
             policy=policy, policy_error=problem, email=email, phone=phone))
-    return out
+    return snaps
+
+
+_IN_CHUNK = 500
 
 
 def _chunked(s: Session, model: Any, company_id: int, ids: Sequence[str]) -> list[Any]:
     found: list[Any] = []
-    for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
+    for start in range(0, len(ids), _IN_CHUNK):
+        part = ids[start:start + _IN_CHUNK]
         found.extend(s.scalars(select(model).where(model.company_id == company_id, model.qbo_id.in_(part))))
     return found
 
 
-def _blocked(s: Session, channel: str) -> set[str]:
-    return {a for (a,) in s.execute(select(models.ContactBlock.address).where(models.ContactBlock.channel == channel))}
+def _of_customers(s: Session, model: Any, company_id: int, customer_ids: Sequence[str], *where: Any) -> Iterator[Any]:
+    """The company's ``model`` rows (with ``where``) of these customers, ``_IN_CHUNK`` ids per query."""
+    for start in range(0, len(customer_ids), _IN_CHUNK):
+        part = customer_ids[start:start + _IN_CHUNK]
+        yield from s.scalars(select(model).where(model.company_id == company_id,
+                                                 model.customer_qbo_id.in_(part), *where))
+
+
+def _blocked(s: Session, channel: str, addresses: set[str]) -> set[str]:
+    """Which of ``addresses`` are blocked on ``channel`` (blocks hold for every company)."""
+    ordered = sorted(addresses)
+    found: set[str] = set()
+    block = models.ContactBlock
+    for start in range(0, len(ordered), _IN_CHUNK):
+        part = ordered[start:start + _IN_CHUNK]
+        found.update(s.scalars(select(block.address).where(block.channel == channel, block.address.in_(part))))
+    return found
 
 
 NEVER = dt.date(9999, 12, 31)  # stored for "nothing will happen unless something changes"
@@ -359,17 +395,19 @@ def refresh_next_action(s: Session, snapshots: Iterable[CustomerSnapshot], *,
     gets None (unknown: planned again, and its problem reported, at each run). An invoice
     without a date (outside the run's focus, or its customer failed to plan) keeps its stored one.
     """
-    changed = 0
+    changes = []
     for snap in snapshots:
         found = ({i: NEVER if d is None else d for i, d in dates.get(snap.customer.id, {}).items()}
                  if snap.policy is not None else dict.fromkeys(snap.invoice_rows))
         for invoice_id, nxt in found.items():
             row = snap.invoice_rows.get(invoice_id)
             if row is not None and row.next_action_on != nxt:
-                s.execute(update(models.Invoice).where(models.Invoice.id == row.id).values(next_action_on=nxt)
-                          .execution_options(synchronize_session=False))
-                changed += 1
-    return changed
+                changes.append({"row_id": row.id, "next_on": nxt})
+    if changes:  # one executemany
+        table = models.Invoice.__table__
+        s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
+                               .values(next_action_on=bindparam("next_on")), changes)
+    return len(changes)
 
 
 def candidate_customers(s: Session, company: models.Company, *, today: dt.date,

@@ -306,6 +306,55 @@ def test_the_next_run_looks_for_changes_from_when_this_one_read_not_from_when_it
     assert lease.done_at <= first_row < last_change
 
 
+def test_loading_some_customers_reads_only_their_rows_and_sees_what_a_full_load_sees(make_env) -> None:  # type: ignore[no-untyped-def]
+    """An indexed run loads its candidates only: no invoice, history row, pause or customer of
+    another customer is read, and each loaded customer looks exactly as in a full load (history,
+    pauses, a number blocked by an earlier STOP)."""
+    from sqlalchemy import event
+
+    from qbo_collector import snapshot
+
+    env = make_env()
+    env.run()  # history to read
+    today = env.now_at(12).date()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        everyone = sorted({snap.customer.id for snap in snapshot.load(s, company)})
+        chosen, others = everyone[:2], everyone[2:]
+        assert others
+        casework.pause(s, company, chosen[0], until=today + dt.timedelta(days=9), on=today)
+        casework.pause(s, company, others[0], until=today + dt.timedelta(days=9), on=today)
+        number = next(snap.phone for snap in snapshot.load(s, company) if snap.customer.id in chosen and snap.phone)
+        s.add(models.ContactBlock(channel="sms", address=number, reason="stop"))
+    with env.db.session() as s:
+        full = {snap.customer.id: snap for snap in snapshot.load(s, s.scalar(select(models.Company)))}
+    read: list[object] = []
+
+    def on_load(target: object, _context: object) -> None:
+        read.append(target)
+
+    watched = (models.Invoice, models.Outbox, models.Pause, models.Customer)
+    for model in watched:
+        event.listen(model, "load", on_load)
+    try:
+        with env.db.session() as s:
+            part = snapshot.load(s, s.scalar(select(models.Company)), customer_ids=chosen)
+    finally:
+        for model in watched:
+            event.remove(model, "load", on_load)
+    assert [snap.customer.id for snap in part] == chosen
+    assert {type(r).__name__ for r in read} >= {"Invoice", "Outbox", "Pause", "Customer"}
+    strangers = [r for r in read
+                 if (r.qbo_id if isinstance(r, models.Customer) else r.customer_qbo_id) not in chosen]  # type: ignore[attr-defined]
+    assert strangers == []
+    for snap in part:
+        whole = full[snap.customer.id]
+        assert (snap.customer, snap.invoices, snap.history, snap.pauses) == \
+            (whole.customer, whole.invoices, whole.history, whole.pauses)
+    assert any("sms" in snap.customer.opted_out for snap in part)
+    assert any(snap.pauses for snap in part)
+
+
 def test_a_customer_whose_invoice_was_voided_or_whose_row_changed_is_planned_in_full(make_env) -> None:  # type: ignore[no-untyped-def]
     from qbo_collector import snapshot
 
