@@ -10,12 +10,11 @@ Every refusal is logged with its reason.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from qbo_collector import errors
+from qbo_collector import clock, errors
 from qbo_collector.channels import webhooks
 from qbo_collector.dispatch import events
 
@@ -45,7 +44,7 @@ def sendgrid():  # type: ignore[no-untyped-def]
     try:
         parsed = webhooks.verify_sendgrid_event(
             key, body, request.headers.get(webhooks.SENDGRID_SIGNATURE_HEADER),
-            request.headers.get(webhooks.SENDGRID_TIMESTAMP_HEADER), now=dt.datetime.now(dt.timezone.utc),
+            request.headers.get(webhooks.SENDGRID_TIMESTAMP_HEADER), now=clock.now(),
             window_seconds=REPLAY_WINDOW_SECONDS)
     except errors.ConfigError as exc:
         log.error("SendGrid webhook refused: %s", exc.message)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from qbo_collector import alerts, errors, snapshot
+from qbo_collector import alerts, clock, errors, snapshot
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.channels import webhooks as channel_webhooks
 from qbo_collector.db import models
@@ -135,7 +135,7 @@ def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) ->
 
 def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, outbox_id: str | None) -> bool:
     """Store one verified status callback; False for a duplicate."""
-    at = dt.datetime.now(dt.timezone.utc)
+    at = clock.now()
     with db.session() as s:
         row = _row(s, outbox_id) if outbox_id else None
         if row is None:
@@ -196,7 +196,7 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
         number = sms_channel.to_e164(sender, None)
     except errors.InvalidInput:
         number = sender
-    at = dt.datetime.now(dt.timezone.utc)
+    at = clock.now()
     keyword = sms_channel.parse_keyword(body)
     with db.session() as s:
         if not _keep_once(s, "twilio-inbound", sid, outbox_id=None, event=keyword or "reply", at=at, data=dict(form)):

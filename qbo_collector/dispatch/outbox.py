@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from qbo_collector import errors, rules
+from qbo_collector import clock, errors, rules
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
 
@@ -41,7 +41,7 @@ REFUSED_EVENTS = {"sendgrid": {"dropped"}, "twilio": {"failed", "canceled"}}
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return clock.now()  # UTC; the demo's "advance one day" moves it
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -141,12 +141,10 @@ def insert_rows(s: Session, company_id: int, rows: Sequence[PlannedRow], *, dry_
         "due_at": r.due_at, "payload": r.payload, "reason": r.reason, "attempts": 0, "dry_run": dry_run,
         "created_at": now, "updated_at": now,
     } for r in rows]
-    inserted = 0
-    for start in range(0, len(values), 500):
-        stmt = (_insert(s, table).values(values[start:start + 500])
-                .on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id))
-        inserted += len(s.execute(stmt).all())
-    return inserted
+    # one statement compiled once, sent as multi-row batches by SQLAlchemy's "insertmanyvalues"
+    # (a .values([...]) statement is compiled anew for every batch: ~0.5 ms a row)
+    stmt = _insert(s, table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    return len(s.connection().execute(stmt, values).all())
 
 
 def enqueue(s: Session, company_id: int, *, dedupe_key: str, kind: str, channel: str, reason: str,

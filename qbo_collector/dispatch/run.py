@@ -52,7 +52,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import select
 
-from qbo_collector import alerts, config, errors, leases, rules, snapshot
+from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -130,7 +130,7 @@ class RunSummary:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return clock.now()  # UTC; the demo's "advance one day" moves it
 
 
 def _company(s: Any, realm_id: str) -> models.Company:
@@ -206,8 +206,10 @@ def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: 
     return sorted(rows, key=lambda r: (r.due_at, r.customer, r.dedupe_key))
 
 
-def _plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.datetime, dry_run: bool,
-                     full: bool, since: dt.datetime | None, summary: RunSummary, fingerprint: str) -> None:
+def plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.datetime, dry_run: bool,
+                    full: bool, since: dt.datetime | None, summary: RunSummary, fingerprint: str) -> None:
+    """Step 2 of ``run_company``: plan every customer (``full``) or the candidates changed since
+    ``since`` or due by ``today``, insert the actions, store the next-action dates."""
     with db.session() as s:
         company = s.get(models.Company, company_id)
         assert company is not None
@@ -340,8 +342,8 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
     try:
         summary.recovered = outbox.recover_sending(db, company_id=company_id)
         summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
-        _plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
-                         summary=summary, fingerprint=fingerprint)
+        plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
+                        summary=summary, fingerprint=fingerprint)
         qbo = notes = None
         problem = None
         if connected:

@@ -5,6 +5,7 @@ forged signatures (401), replays (ignored), malformed payloads (400, logged), ST
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import logging
 from urllib.parse import urlencode
@@ -76,6 +77,18 @@ def test_sendgrid_refuses_a_body_signed_by_another_key(env) -> None:  # type: ig
     response = requests.post(f"{env.web.url}/webhooks/sendgrid", data=body, timeout=5, headers={
         "X-Twilio-Email-Event-Webhook-Signature": other.sign(body, ts), "X-Twilio-Email-Event-Webhook-Timestamp": ts})
     assert response.status_code == 401
+
+
+def test_sendgrid_reads_the_replay_window_on_the_program_s_clock(env) -> None:  # type: ignore[no-untyped-def]
+    """The demo moves the program's clock and the sandbox's a day on together: the sandbox signs its
+    events at its time, and they must still be inside the window (they were all refused before)."""
+    body = b'[{"event":"delivered","email":"a@b.example","timestamp":1,"sg_event_id":"ev-clock"}]'
+    clock.advance(dt.timedelta(days=1))
+    try:
+        assert _signed_sendgrid(env, body).status_code == 200
+    finally:
+        clock.reset()
+    assert _signed_sendgrid(env, body, timestamp=str(int(clock.now().timestamp()) + 86400)).status_code == 401
 
 
 def test_sendgrid_replayed_and_duplicated_events_are_ignored(env) -> None:  # type: ignore[no-untyped-def]
