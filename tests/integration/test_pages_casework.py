@@ -172,6 +172,16 @@ def test_upcoming_skip_dry_run_and_unknown_rows(pages_app, owner, sqlite_db):
     first = rows[0]
     page = owner.get("/companies/111/upcoming").get_data(as_text=True)
     assert first.dedupe_key in page and "Boulangerie Martin" in page
+    # a row already queued in the outbox names its invoice by number too, not by QuickBooks id
+    with sqlite_db.session() as s:
+        company = _company(s)
+        invoice = s.scalar(select(models.Invoice).where(models.Invoice.company_id == company.id,
+                                                        models.Invoice.qbo_id == "101"))
+        s.add(models.Outbox(company_id=company.id, dedupe_key="111:queued:test", kind="reminder", channel="email",
+                            customer_qbo_id=invoice.customer_qbo_id, invoice_ids=["101"],
+                            due_at=dt.datetime.combine(TODAY, dt.time(9), dt.timezone.utc), reason="queued"))
+    queued = owner.get("/companies/111/upcoming").get_data(as_text=True).split("111:queued:test", 1)[0]
+    assert f"Invoice {invoice.doc_number}" in queued.rsplit("<tr", 1)[1]
     assert owner.post("/companies/111/upcoming/skip", {"dedupe_key": first.dedupe_key}).status_code == 302
     assert first.dedupe_key not in [r.dedupe_key for r in _planned_for(pages_app, sqlite_db, "2")]
     with sqlite_db.reading() as s:

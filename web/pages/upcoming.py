@@ -28,21 +28,25 @@ def _calendar(s, company: models.Company, on: dt.date) -> tuple[list[tuple[dt.da
         planned, problem = [], message_of(exc)
     tz = company.timezone or "UTC"
     end = dt.datetime.combine(on + dt.timedelta(days=DAYS), dt.time(), dt.timezone.utc)
-    queued = s.scalars(select(models.Outbox).where(
+    queued = list(s.scalars(select(models.Outbox).where(
         models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.planned,
-        models.Outbox.due_at < end).order_by(models.Outbox.due_at).limit(500))
+        models.Outbox.due_at < end).order_by(models.Outbox.due_at).limit(500)))
+    ids = {i for o in queued for i in (o.invoice_ids or ())}
+    numbers = dict(s.execute(select(models.Invoice.qbo_id, models.Invoice.doc_number).where(
+        models.Invoice.company_id == company.id, models.Invoice.qbo_id.in_(ids))).all()) if ids else {}
     days: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
-    for o in queued:
-        days[max(rules_calendar.local_date(o.due_at, tz), on)].append(_row(o, queued=True))
+    for o in queued:  # a queued row names invoices by QuickBooks id: shown by their number, as planned ones are
+        days[max(rules_calendar.local_date(o.due_at, tz), on)].append(
+            _row(o, queued=True, invoices=[numbers.get(i) or i for i in (o.invoice_ids or ())]))
     for r in planned:
-        days[rules_calendar.local_date(r.due_at, tz)].append(_row(r, queued=False))
+        days[rules_calendar.local_date(r.due_at, tz)].append(_row(r, queued=False, invoices=list(r.invoice_numbers)))
     return sorted(days.items()), problem
 
 
-def _row(r: Any, *, queued: bool) -> dict[str, Any]:
+def _row(r: Any, *, queued: bool, invoices: list[str]) -> dict[str, Any]:
     customer_id = r.customer_qbo_id if queued else r.customer_id
     return {"due_at": r.due_at, "kind": r.kind, "channel": r.channel, "customer_id": customer_id,
-            "customer": None if queued else r.customer, "invoices": list(r.invoice_ids) if queued else list(r.invoice_numbers),
+            "customer": None if queued else r.customer, "invoices": invoices,
             "template_key": r.template_key, "amount": r.amount, "currency": r.currency, "reason": r.reason,
             "dedupe_key": r.dedupe_key, "queued": queued, "id": r.id if queued else None,
             "step": r.step, "payload": r.payload or {},
