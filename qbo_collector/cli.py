@@ -274,7 +274,7 @@ def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"realm {realm}: {len(rows)} action(s) from {on.isoformat()} over {args.days} day(s)")
             for row in rows:
-                print("  " + row.line() if hasattr(row, "line") else f"  {row}")
+                print("  " + row.line())
     if args.json:
         print(json.dumps({realm: [r.as_dict() for r in rows] for realm, rows in everything.items()}, indent=2,
                          default=str))

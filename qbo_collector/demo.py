@@ -233,7 +233,7 @@ def _sync_all(settings: config.Settings, db: Database, realms: list[str]) -> Non
     vault = Vault(settings.secret_key())
     for realm in realms:
         summary = sync_run.sync_company(settings, db, vault, realm, full=True)
-        print(f"  synced realm {realm}: {summary.line()}", flush=True)
+        print(f"  synced {summary.line()}", flush=True)
 
 
 def main(home: Path, *, port: int, host: str) -> int:
@@ -246,7 +246,7 @@ qbo-collector demo is running.
   Log in:    {DEMO_EMAIL}
   Password:  {demo.password}   (kept in {home / 'demo-password'})
   Sandbox:   {demo.sandbox.url}  (QuickBooks, SendGrid and Twilio stand-ins)
-  Clock:     {demo.url}/demo  ("Advance one day" shows reminders, fees, opens and payments happen)
+  Clock:     {demo.url}/demo  ("Advance one day": customers pay and open emails, reminders and fees follow)
 
 Two sandbox companies were connected through the OAuth flow: {', '.join(demo.realms)}.
 Press Ctrl-C to stop.

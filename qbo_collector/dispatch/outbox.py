@@ -63,6 +63,14 @@ class PlannedRow:
     step: int | None = None
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def line(self) -> str:
+        """One line for a person (``qbo-collector plan``): when, what, for whom, why."""
+        what = f"{self.kind} by {self.channel}" if self.channel else self.kind
+        numbers = f" (invoice{'s' if len(self.invoice_numbers) > 1 else ''} {', '.join(self.invoice_numbers)})" \
+            if self.invoice_numbers else ""
+        amount = f" {self.amount} {self.currency}" if self.amount is not None else ""
+        return f"{self.due_at:%Y-%m-%d %H:%M} UTC  {what}{amount}, {self.customer}{numbers}: {self.reason}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "due_at": self.due_at.isoformat(), "kind": self.kind, "channel": self.channel,

@@ -209,8 +209,9 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
             summary.skip(stream.entity, str(ident), str(exc))
             continue
         for warning in mapped.warnings:
-            # an invoice without BillEmail is common and not an error: it only cannot be emailed
-            _log.log(logging.INFO if warning == "no BillEmail" else logging.WARNING,"%s Id=%s company=%s: %s", stream.entity, mapped.values["qbo_id"], company_id, warning)
+            # an invoice without BillEmail is common and not an error: reminders use the customer's address
+            _log.log(logging.DEBUG if warning == "no BillEmail" else logging.WARNING, "%s Id=%s company=%s: %s",
+                     stream.entity, mapped.values["qbo_id"], company_id, warning)
         live.append(mapped.values)
         if mapped.links is not None:
             links[mapped.values["qbo_id"]] = mapped.links

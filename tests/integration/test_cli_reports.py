@@ -57,6 +57,12 @@ def test_plan_json_changes_nothing(synced):
     assert all({"dedupe_key", "due_at", "reason"} <= set(r) for r in rows)
     again = _cli(env, "plan", "--realm", realm, "--days", "7", "--json")
     assert json.loads(again.stdout)[realm] == rows  # nothing was written: the same plan twice
+    text = _cli(env, "plan", "--realm", realm, "--days", "7")
+    lines = text.stdout.splitlines()
+    assert text.returncode == 0 and lines[0].startswith(f"realm {realm}: {len(rows)} action(s)")
+    first_row = rows[0]
+    assert lines[1].startswith("  " + first_row["due_at"][:16].replace("T", " ") + " UTC  ")
+    assert first_row["reason"] in lines[1] and "PlannedRow(" not in text.stdout
 
 
 def test_unknown_realm_is_exit_2_with_a_sentence(synced):
