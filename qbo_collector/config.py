@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from qbo_collector import errors
+from qbo_collector import errors, logs
 
 
 @dataclass(frozen=True)
@@ -209,13 +209,18 @@ def _home_secret_key(home: Path) -> bytes:
 def load(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read the settings; one ``ConfigError`` naming the variable when a value is malformed."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
         name = _ENV_NAMES.get(field, field.upper())
         message = str(first["msg"]).removeprefix("Value error, ")
         raise errors.ConfigError(f"{name} {message}.", variable=name) from None
+    for declared in SETTINGS:  # a secret setting never appears in a log line, whatever logs it
+        if declared.secret:
+            value = getattr(settings, declared.name.lower(), None)
+            logs.secret(value if isinstance(value, str) else None)
+    return settings
 
 
 def markdown_table() -> str:

@@ -19,3 +19,16 @@ def test_bearer_headers_are_redacted_even_if_unregistered(caplog):
         logging.getLogger("x").debug("body refresh_token=RT1-abcdefghijklmno")
     assert "abcdefghijklmnop1234" not in caplog.text
     assert "RT1-abcdefghijklmno" not in caplog.text
+
+
+def test_every_secret_setting_is_redacted_once_the_settings_are_read(caplog, tmp_path):
+    from qbo_collector import config
+
+    values = {"sendgrid_api_key": "SG.key-abcdefghijklmnopqrstuvwxyz", "twilio_auth_token": "twilio-token-0123456789abcdef",
+              "intuit_webhook_verifier_token": "verifier-0123456789", "intuit_client_secret": "client-secret-0123456789"}
+    config.load(env_file=None, qbo_collector_home=tmp_path, **values)
+    with caplog.at_level(logging.DEBUG):
+        for value in values.values():
+            logging.getLogger("urllib3").debug("sent %s", value)
+    assert not any(value in caplog.text for value in values.values())
+    assert caplog.text.count("[redacted]") == len(values)
