@@ -479,7 +479,7 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
     owner_email, owner_phone = alerts.owner_contacts(company)
     if row.channel == "owner_email":
         if not owner_email:
-            _cancel(ctx, row, "No owner email is set (settings → owner_email): the alert stays in the activity log.")
+            _cancel(ctx, row, f"{row.reason} Not emailed: no owner email is set (settings → owner_email).")
             return False
         return owner_email
     if row.channel == "owner_sms":

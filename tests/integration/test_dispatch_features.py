@@ -168,6 +168,14 @@ def test_the_policy_can_turn_fee_notices_off(make_env) -> None:  # type: ignore[
     assert [r for r in quiet.rows(kind="fee") if r.status.value == "sent"] and not _notices(quiet)
 
 
+def test_an_owner_alert_with_no_owner_email_says_what_it_was_about(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(policy=ds.every_day_policy("firm"), company_settings={"owner_email": ""})
+    env.run()
+    alerts = [r for r in env.rows(kind="alert") if r.channel == "owner_email"]
+    assert alerts and all(r.status.value == "cancelled" for r in alerts)
+    assert all(r.status_reason.startswith(r.reason) and "no owner email is set" in r.status_reason for r in alerts)
+
+
 def test_a_promise_recorded_on_the_page_goes_to_the_notes_and_pauses_reminders(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env()
     today = env.now_at(12).date()
