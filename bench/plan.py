@@ -11,7 +11,7 @@ those invoices, taking their next dates for tomorrow from the same pass
     .venv/bin/python bench/plan.py --invoices 100000 --days 3
 
 Invoices are generated lazily from their number (arrays of due dates and balances, no
-objects kept). Four invoices per customer, 1,000 companies cycling through 16 profiles
+objects kept). Two invoices per customer by default (``--per-customer``), 1,000 companies cycling through 16 profiles
 (presets × time zones × currencies). The history an invoice would have on the first
 morning (what the engine itself decided over the previous 1–30 daily runs) is made by the engine once per
 distinct (profile, due date, balance) and reused with the invoice's own ids — the engine
