@@ -50,6 +50,20 @@ PRESETS = ["friendly", "firm", "france_b2b", "us_net30"]
 BALANCES = [Decimal(v) for v in ("480.5", "1500", "9999.99")]
 
 
+def due_offset(rng: random.Random) -> int:
+    """Days from today to an invoice's due date in an ordinary book on net-30 terms (DSO around 40
+    days): 70 % not yet due (up to 45 days ahead), 20 % up to 30 days late, 7 % 31–90 days late,
+    3 % 91–180 days late."""
+    r = rng.random()
+    if r < 0.70:
+        return rng.randint(0, 45)
+    if r < 0.90:
+        return -rng.randint(1, 30)
+    if r < 0.97:
+        return -rng.randint(31, 90)
+    return -rng.randint(91, 180)
+
+
 class Profile:
     def __init__(self, n: int) -> None:
         tz, country, currency = ZONES[n % len(ZONES)]
@@ -67,21 +81,8 @@ class Book:
     def __init__(self, invoices: int, seed: int = 7) -> None:
         rng = random.Random(seed)
         self.n = invoices
-        # An ordinary book on net-30 terms (DSO around 40 days): 70 % not yet due (up to 45 days
-        # ahead), 20 % up to 30 days late, 7 % 31–90 days late, 3 % 91–180 days late.
         base = TODAY.toordinal()
-
-        def offset() -> int:
-            r = rng.random()
-            if r < 0.70:
-                return rng.randint(0, 45)
-            if r < 0.90:
-                return -rng.randint(1, 30)
-            if r < 0.97:
-                return -rng.randint(31, 90)
-            return -rng.randint(91, 180)
-
-        self.due = array.array("i", (base + offset() for _ in range(invoices)))
+        self.due = array.array("i", (base + due_offset(rng) for _ in range(invoices)))
         self.bal = array.array("b", (rng.randrange(len(BALANCES)) for _ in range(invoices)))
 
     @staticmethod

@@ -47,12 +47,8 @@ from qbo_collector import rules, snapshot  # noqa: E402
 from qbo_collector.db import migrate, models  # noqa: E402
 from qbo_collector.db.session import Database  # noqa: E402
 from qbo_collector.dispatch import run as dispatch_run  # noqa: E402
+from bench.plan import BALANCES, PRESETS, TODAY, ZONES, due_offset  # noqa: E402  (the same book as bench/plan.py)
 
-TODAY = dt.date(2026, 6, 10)  # a Wednesday
-ZONES = [("America/Los_Angeles", "US", "USD"), ("Europe/Paris", "FR", "EUR"),
-         ("Pacific/Auckland", "NZ", "NZD"), ("Asia/Tokyo", "JP", "JPY")]
-PRESETS = ["friendly", "firm", "france_b2b", "us_net30"]
-BALANCES = [Decimal(v) for v in ("480.5", "1500", "9999.99")]
 PER_CUSTOMER = 2
 WARM_DAYS = 30
 SYNCED = dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc)  # the mirror's rows, synced long before the runs
@@ -67,17 +63,6 @@ def build(db: Database, *, companies: int, invoices: int, seed: int = 7) -> list
     """The mirror; returns (company id, first run day) per company."""
     rng = random.Random(seed)
     base = TODAY.toordinal()
-
-    def due_offset() -> int:
-        r = rng.random()
-        if r < 0.70:
-            return rng.randint(0, 45)
-        if r < 0.90:
-            return -rng.randint(1, 30)
-        if r < 0.97:
-            return -rng.randint(31, 90)
-        return -rng.randint(91, 180)
-
     out = []
     with db.session() as s:
         for k in range(companies):
@@ -98,7 +83,7 @@ def build(db: Database, *, companies: int, invoices: int, seed: int = 7) -> list
                  "balance": Decimal(0), "synced_at": SYNCED} for c in range(n_customers)])
             rows = []
             for n in range(invoices):
-                due = dt.date.fromordinal(base + due_offset())
+                due = dt.date.fromordinal(base + due_offset(rng))
                 amount = BALANCES[rng.randrange(len(BALANCES))]
                 if currency == "JPY":
                     amount = amount.quantize(Decimal(1))
