@@ -354,31 +354,26 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
 _IN_CHUNK = 500
 
 
+def _in_chunks(s: Session, query: Any, column: Any, values: Sequence[str]) -> Iterator[Any]:
+    """``query`` with ``column IN values``, ``_IN_CHUNK`` values per statement."""
+    for start in range(0, len(values), _IN_CHUNK):
+        yield from s.scalars(query.where(column.in_(values[start:start + _IN_CHUNK])))
+
+
 def _chunked(s: Session, model: Any, company_id: int, ids: Sequence[str]) -> list[Any]:
-    found: list[Any] = []
-    for start in range(0, len(ids), _IN_CHUNK):
-        part = ids[start:start + _IN_CHUNK]
-        found.extend(s.scalars(select(model).where(model.company_id == company_id, model.qbo_id.in_(part))))
-    return found
+    return list(_in_chunks(s, select(model).where(model.company_id == company_id), model.qbo_id, ids))
 
 
 def _of_customers(s: Session, model: Any, company_id: int, customer_ids: Sequence[str], *where: Any) -> Iterator[Any]:
-    """The company's ``model`` rows (with ``where``) of these customers, ``_IN_CHUNK`` ids per query."""
-    for start in range(0, len(customer_ids), _IN_CHUNK):
-        part = customer_ids[start:start + _IN_CHUNK]
-        yield from s.scalars(select(model).where(model.company_id == company_id,
-                                                 model.customer_qbo_id.in_(part), *where))
+    """The company's ``model`` rows (with ``where``) of these customers."""
+    return _in_chunks(s, select(model).where(model.company_id == company_id, *where), model.customer_qbo_id,
+                      customer_ids)
 
 
 def _blocked(s: Session, channel: str, addresses: set[str]) -> set[str]:
     """Which of ``addresses`` are blocked on ``channel`` (blocks hold for every company)."""
-    ordered = sorted(addresses)
-    found: set[str] = set()
     block = models.ContactBlock
-    for start in range(0, len(ordered), _IN_CHUNK):
-        part = ordered[start:start + _IN_CHUNK]
-        found.update(s.scalars(select(block.address).where(block.channel == channel, block.address.in_(part))))
-    return found
+    return set(_in_chunks(s, select(block.address).where(block.channel == channel), block.address, sorted(addresses)))
 
 
 NEVER = dt.date(9999, 12, 31)  # stored for "nothing will happen unless something changes"
