@@ -30,7 +30,7 @@ import pytest
 
 RUNS = 200
 RUNS_PER_DAY = 2
-MAX_KILL_DELAY = 0.9
+KILL_SPAN = 1.25  # kill delays are drawn up to this many times the last finished run's length
 
 
 def _child_main(argv: list[str]) -> int:
@@ -53,9 +53,14 @@ def _child_main(argv: list[str]) -> int:
     retry = dispatch.SendRetry(attempts=2, initial_wait=0.01, max_wait=0.05)
     rng = random.Random(seed)
     killed = 0
+    # Kills land mid-run on a fast machine as on a slow one: the delays scale with how long a run
+    # takes here (the first run is not killed and gives the first measure; a run that finishes
+    # before its kill moment replaces it, a killed one lasted at least its delay).
+    run_length: float | None = None
     for k in range(runs):
         now = base + dt.timedelta(days=k // RUNS_PER_DAY)
-        delay = rng.uniform(0.0, MAX_KILL_DELAY)
+        delay = float("inf") if run_length is None else rng.uniform(0.0, KILL_SPAN * run_length)
+        started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -67,14 +72,16 @@ def _child_main(argv: list[str]) -> int:
                 print(f"run {k}: {exc!r}", file=sys.stderr, flush=True)
                 code = 1
             os._exit(code)
-        deadline = time.monotonic() + delay
+        deadline = started + delay
         finished, status = 0, 0
         while time.monotonic() < deadline:  # a run that ends before its kill moment does not hold the next one up
             finished, status = os.waitpid(pid, os.WNOHANG)
             if finished:
+                run_length = time.monotonic() - started
                 break
             time.sleep(0.005)
         if not finished:
+            run_length = max(run_length or 0.0, delay)  # a killed run lasted at least this long
             os.kill(pid, signal.SIGKILL)
             _pid, status = os.waitpid(pid, 0)
         killed += os.WIFSIGNALED(status)
