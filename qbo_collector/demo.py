@@ -78,25 +78,42 @@ def advance_day(demo: "Demo", *, seed: int | None = None) -> dict[str, int]:
 
 
 def _demo_blueprint(get_demo: Callable[[], "Demo | None"]):  # type: ignore[no-untyped-def]
-    """``/demo``: today's demo date and the "advance one day" button (login + CSRF like every page)."""
-    from flask import Blueprint, flash, redirect, render_template_string, url_for
+    """``/demo``: today's demo date and the "advance one day" button (login + CSRF like every page).
+
+    Advancing moves the clock of the whole process and runs the scheduler for every company, so
+    only a user who may change every company (an admin, or the owner of each) may press it; any
+    other user gets 403, like a viewer who posts on a company page, and the refusal is logged.
+    """
+    from flask import Blueprint, abort, current_app, flash, redirect, render_template_string, url_for
+    from flask_login import current_user
     from markupsafe import escape
 
-    from qbo_collector import clock
+    from qbo_collector import clock, users
 
     bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+    def may_advance() -> bool:
+        with current_app.config["QBO"].db.reading() as s:
+            return users.owns_every_company(s, int(current_user.get_id()))
 
     @bp.get("")
     def page():  # type: ignore[no-untyped-def]
         demo = get_demo()
-        return render_template_string(_DEMO_PAGE, today=clock.now().date(), sandbox=escape(demo.sandbox.url if demo else ""))
+        return render_template_string(_DEMO_PAGE, today=clock.now().date(), may_advance=may_advance(),
+                                      sandbox=escape(demo.sandbox.url if demo else ""))
 
     @bp.post("/advance")
     def advance():  # type: ignore[no-untyped-def]
+        if not may_advance():
+            log.warning("demo advance refused: user %s is not an owner of every company, and the demo clock "
+                        "runs the scheduler for all of them", current_user.get_id())
+            abort(403, description="Only an owner of every company can advance the demo clock: "
+                                   "it runs reminders, fees and notes for all of them.")
         demo = get_demo()
         if demo is None:
             return ("The demo is still starting.", 503)
         result = demo.advance_day()
+        log.info("demo advanced one day by user %s: now %s", current_user.get_id(), clock.now().date().isoformat())
         flash(f"One day later: {result['paid']} invoice(s) paid by customers, {result['opened']} email(s) opened, "
               f"{result['done']} unit(s) of work done.")
         return redirect(url_for("demo.page"))
@@ -110,10 +127,14 @@ _DEMO_PAGE = """{% extends "base.html" %}
 <p>It is <strong>{{ today.isoformat() }}</strong> in the demo. Advancing a day lets the sandbox's customers pay
 some overdue invoices and open some reminders, then runs the scheduler at once: syncs, reminders, fees and notes
 happen as they would overnight.</p>
+{% if may_advance %}
 <form method="post" action="{{ url_for('demo.advance') }}">
   <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
   <button type="submit" class="primary">Advance one day</button>
 </form>
+{% else %}
+<p>Only an owner of every company can advance the demo clock: it runs reminders, fees and notes for all of them.</p>
+{% endif %}
 <p><small>Sandbox (QuickBooks, SendGrid and Twilio stand-ins): {{ sandbox }}</small></p>
 {% endblock %}"""
 

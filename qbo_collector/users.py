@@ -65,6 +65,23 @@ def role_in(s: Session, user_id: int, company: models.Company) -> str | None:
                                                          models.Membership.company_id == company.id))
 
 
+def owns_every_company(s: Session, user_id: int) -> bool:
+    """Whether the user may change every company: an admin, or the owner of each one.
+
+    Actions that touch all companies at once (the demo's clock, which runs the scheduler for
+    everyone) need this: "owner changes things" applied to every company they change.
+    """
+    user = s.get(models.User, user_id)
+    if user is None:
+        return False
+    if user.is_admin:
+        return True
+    companies = set(s.scalars(select(models.Company.id)))
+    owned = set(s.scalars(select(models.Membership.company_id).where(models.Membership.user_id == user_id,
+                                                                     models.Membership.role == "owner")))
+    return bool(companies) and companies <= owned
+
+
 def visible_companies(s: Session, user_id: int) -> list[models.Company]:
     user = s.get(models.User, user_id)
     if user is None:

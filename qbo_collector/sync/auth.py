@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets as pysecrets
 import threading
 import time
@@ -37,6 +38,7 @@ T = TypeVar("T")
 
 MINOR_VERSION = 75
 STATE_TTL = timedelta(minutes=15)
+REALM_ID = re.compile(r"[0-9]{1,32}")  # QuickBooks company ids are digits (company.realm_id is String(32))
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # QBO has no time-zone field we can rely on; a country's main zone is the starting point and
 # the owner corrects it on the settings page.
@@ -207,6 +209,10 @@ def complete(settings: config.Settings, db: Database, vault: Vault, *, state: st
                                   field="error")
     if not code or not realm_id:
         raise errors.InvalidInput("The authorization came back without a code or a company id.", field="code")
+    if not REALM_ID.fullmatch(realm_id):  # it goes into every API path; Intuit's are digits
+        log.warning("oauth callback refused: the realmId is not a QuickBooks company id (%d characters)", len(realm_id))
+        raise errors.InvalidInput("The authorization came back with a company id that is not one; nothing was "
+                                  "stored. Start again from “Connect to QuickBooks”.", field="realmId")
     client = new_auth_client(settings)
     with map_intuit_errors("exchange the authorization code"):
         client.get_bearer_token(code, realm_id=realm_id)
@@ -286,8 +292,27 @@ def _retrying(qb: QuickBooks, fn: Callable[[], T], *, attempts: int = 4) -> T:
 
 
 def fetch_company_info(settings: config.Settings, client: AuthClient, realm_id: str) -> dict[str, str]:
+    """CompanyInfo and Preferences, read with the tokens the callback has just received.
+
+    Intuit's tokens open only the realm the person authorised; the callback's ``realmId`` is a query
+    parameter anyone can change. A 401 or 403 on this first read (Intuit's 403 is fault 3100,
+    ApplicationAuthorizationFailed) therefore means the company id is not the one authorised, and
+    the connection is refused with ``InvalidInput`` before anything is stored.
+    """
     qb = quickbooks_client(settings, client, realm_id)
-    raw = _retrying(qb, lambda: qb.get_single_object("CompanyInfo", realm_id)).get("CompanyInfo", {})
+    statuses: list[int] = []
+    qb.session.hooks["response"].append(lambda response, *a, **k: statuses.append(response.status_code))
+    try:
+        raw = _retrying(qb, lambda: qb.get_single_object("CompanyInfo", realm_id)).get("CompanyInfo", {})
+    except qb_exceptions.QuickbooksException as exc:
+        if not statuses or statuses[-1] not in (401, 403):
+            raise
+        log.warning("oauth callback refused realm=%s: QuickBooks answered HTTP %s (code %s) to the CompanyInfo "
+                    "read, so this company id is not the one authorised at Intuit", realm_id, statuses[-1],
+                    exc.error_code)
+        raise errors.InvalidInput(f"The authorization Intuit returned does not give access to company {realm_id}; "
+                                  "nothing was stored. Start again from “Connect to QuickBooks” and choose the "
+                                  "company there.", field="realmId") from None
     prefs: dict[str, Any] = {}
     try:
         prefs = _retrying(qb, lambda: qb.get(f"{qb.api_url}/company/{realm_id}/preferences")).get("Preferences", {})

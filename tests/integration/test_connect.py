@@ -12,6 +12,7 @@ import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -369,3 +370,39 @@ def test_a_failed_discovery_read_is_not_kept(settings_factory, sb, monkeypatch):
         with pytest.raises(errors.TransientFailure, match="discovery document"):
             auth.new_auth_client(settings)
     assert auth.DISCOVERY.fetches == 2
+
+
+@pytest.mark.parametrize("swapped", ["other company in the sandbox", "unknown realm"])
+def test_a_callback_with_a_swapped_realm_id_stores_nothing(settings, sqlite_db, sb, caplog, swapped):
+    """Intuit's tokens open only the realm the person authorised: a callback whose ``realmId`` was
+    changed to another company fails on the CompanyInfo read, and nothing is kept."""
+    from web import create_app
+
+    app = create_app(settings, db=sqlite_db)
+    make_user(sqlite_db, "owner@example.com")
+    client = app.test_client()
+    login(client, "owner@example.com")
+    sb.next_realm = sb.realms["us"]  # the person consents to Acme Plumbing…
+    start = client.post("/connect/start", data={"csrf_token": csrf_token(client, "/companies")})
+    callback = requests.get(start.headers["Location"], allow_redirects=False, timeout=10).headers["Location"]
+    query = {k: v[0] for k, v in parse_qs(urlparse(callback).query).items()}
+    assert query["realmId"] == sb.realms["us"]
+    other = sb.realms["fr"] if swapped == "other company in the sandbox" else "9130000000000000"
+    with caplog.at_level(logging.WARNING):  # …and the realmId that comes back names another company
+        response = client.get("/connect/callback", query_string={**query, "realmId": other})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "does not give access to company" in page and "nothing was stored" in page
+    assert f"realm={other}" in caplog.text and "not the one authorised at Intuit" in caplog.text
+    assert any(e.endpoint == "companyinfo" and e.status == 403 and e.realm == other for e in sb.log.entries())
+    assert _count(sqlite_db, models.Company) == 0 and _count(sqlite_db, models.Token) == 0
+    assert _count(sqlite_db, models.Membership) == 0
+
+
+def test_a_callback_whose_realm_id_is_not_a_company_id_stores_nothing(settings, db, vault, sb, caplog):
+    query = oauth_helpers.authorize(settings, db, realm=sb.realms["us"], sandbox=sb)
+    with caplog.at_level(logging.WARNING), pytest.raises(errors.InvalidInput, match="company id that is not one"):
+        auth.complete(settings, db, vault, state=query["state"], code=query["code"],
+                      realm_id=f"{sb.realms['us']}/../{sb.realms['fr']}")
+    assert "realmId is not a QuickBooks company id" in caplog.text
+    assert _count(db, models.Company) == 0 and _count(db, models.Token) == 0

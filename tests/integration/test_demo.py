@@ -5,9 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import logging
+
 import requests
 
-from qbo_collector import demo
+from qbo_collector import clock, demo
+from tests.integration.web_helpers import CSRF, make_user
+
+
+def _login(running, email: str, password: str = "correct horse battery") -> requests.Session:  # type: ignore[no-untyped-def]
+    session = requests.Session()
+    token = CSRF.search(session.get(f"{running.url}/login", timeout=10).text).group(1)
+    response = session.post(f"{running.url}/login", timeout=10,
+                            data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 200 and response.url.endswith("/companies")
+    return session
+
+
+def _advance(session: requests.Session, running) -> requests.Response:  # type: ignore[no-untyped-def]
+    token = CSRF.search(session.get(f"{running.url}/demo", timeout=10).text).group(1)
+    return session.post(f"{running.url}/demo/advance", data={"csrf_token": token}, timeout=60)
 
 
 def test_demo_serves_a_page_with_companies_connected_through_oauth(tmp_path):
@@ -31,7 +48,6 @@ def test_advancing_the_demo_a_day_keeps_opens_and_stamps_sends_with_the_demo_dat
     is stamped with the demo's date, and the email events the sandbox signs at its time are accepted."""
     from sqlalchemy import select
 
-    from qbo_collector import clock
     from qbo_collector.db import models
 
     running = demo.start(tmp_path / "demo", port=0, sync=True, schedule=False)
@@ -49,6 +65,45 @@ def test_advancing_the_demo_a_day_keeps_opens_and_stamps_sends_with_the_demo_dat
             opens, runs = days("email.open"), days("dispatch.run")
         assert opens and set(opens) == {day}  # signed at the demo's time, accepted, stamped then
         assert runs[-1] == day and runs[0] == day - dt.timedelta(days=1)  # the timeline follows the demo's clock
+    finally:
+        clock.reset()
+        running.stop()
+
+
+def test_only_an_owner_of_every_company_may_advance_the_demo_clock(tmp_path, caplog):
+    """The demo clock runs the scheduler for every company: a viewer, or the owner of only one of
+    them, is refused with 403 and a log line, and neither clock moves."""
+    running = demo.start(tmp_path / "demo", port=0, sync=False, schedule=False)
+    try:
+        first, second = running.realms
+        make_user(running.db, "viewer@example.com", companies={first: "viewer", second: "viewer"})
+        make_user(running.db, "half@example.com", companies={first: "owner", second: "viewer"})
+        before, sandbox_before = clock.now(), running.sandbox.clock.now()
+        for email in ("viewer@example.com", "half@example.com"):
+            session = _login(running, email)
+            assert "Advance one day" not in session.get(f"{running.url}/demo", timeout=10).text
+            with caplog.at_level(logging.WARNING, logger="qbo_collector.demo"):
+                response = _advance(session, running)
+            assert response.status_code == 403, email
+            assert "Only an owner of every company can advance the demo clock" in response.text
+            assert "demo advance refused" in caplog.text
+        assert clock.offset() == dt.timedelta(0)
+        assert clock.now() - before < dt.timedelta(hours=1)
+        assert running.sandbox.clock.now() - sandbox_before < dt.timedelta(hours=1)
+    finally:
+        clock.reset()
+        running.stop()
+
+
+def test_an_owner_of_every_company_advances_the_demo_clock_a_day(tmp_path):
+    running = demo.start(tmp_path / "demo", port=0, sync=False, schedule=False)
+    try:
+        make_user(running.db, "owner@example.com", companies={realm: "owner" for realm in running.realms})
+        session = _login(running, "owner@example.com")
+        response = _advance(session, running)
+        assert response.status_code == 200 and response.url.endswith("/demo")
+        assert "One day later" in response.text
+        assert clock.offset() == dt.timedelta(days=1)
     finally:
         clock.reset()
         running.stop()
