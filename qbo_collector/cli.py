@@ -1,7 +1,8 @@
 """The ``qbo-collector`` command: a thin door into the same functions the web app calls.
 
-Exit codes: 0 done, 1 something failed at run time (Intuit down, company needs reconnecting),
-2 the command or the configuration is wrong (the message names what to fix).
+Exit codes: 0 done, 1 something failed at run time (Intuit down, company needs reconnecting; for
+``run``, any of ``RunSummary.problems``), 2 the command or the configuration is wrong, or there is
+nothing to work on: no company connected, ``--realm`` naming none (the message names what to fix).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import webbrowser
 from collections.abc import Callable, Sequence
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from qbo_collector import config, errors, logs
 from qbo_collector.db import migrate, models
@@ -28,6 +30,8 @@ from qbo_collector.db.session import Database
 
 log = logging.getLogger("qbo_collector")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROBLEMS_LISTED = 20  # per company; a company policy that does not validate skips every customer
+CONNECT_HOW = "on the Connect page of the web app (`qbo-collector serve`) or with `qbo-collector connect`"
 
 
 class Context:
@@ -57,15 +61,54 @@ class Context:
         migrate.upgrade(self.db)
         return self.db
 
-    def realms(self, realm: str | None) -> list[str]:
+    def companies(self) -> list[Row[Any]]:
+        """Every company in the database (realm_id, name, status, status_reason), oldest first."""
         with self.db.session() as s:
-            query = select(models.Company.realm_id).where(models.Company.status == models.CompanyStatus.connected)
-            if realm:
-                query = select(models.Company.realm_id).where(models.Company.realm_id == realm)
-            found = list(s.scalars(query))
-        if realm and not found:
-            raise errors.InvalidInput(f"No company with realm {realm}; `qbo-collector connect` adds one.", field="realm")
-        return found
+            return list(s.execute(select(models.Company.realm_id, models.Company.name, models.Company.status,
+                                         models.Company.status_reason).order_by(models.Company.id)))
+
+    def realms(self, realm: str | None, *, doing: str, none_ok: bool = False) -> list[str]:
+        """The realms a command works on: ``realm`` (any company in the database: a disconnected one
+        keeps its mirror and history), else every connected company. InvalidInput (exit 2) saying what
+        to do when there is none, unless ``none_ok``."""
+        companies = self.companies()
+        if realm:
+            if any(c.realm_id == realm for c in companies):
+                return [realm]
+            raise errors.InvalidInput(f"No company with realm {realm}. {_listing(companies)}", field="realm")
+        connected = [c.realm_id for c in companies if c.status == models.CompanyStatus.connected]
+        if not connected and not none_ok:
+            if not companies:
+                raise errors.InvalidInput(f"No QuickBooks company is connected, so there is nothing to {doing}. "
+                                          f"Connect one {CONNECT_HOW}.", field="realm")
+            raise errors.InvalidInput(f"No QuickBooks company is connected, so there is nothing to {doing}. "
+                                      f"{_listing(companies)} Reconnect one {CONNECT_HOW}, or name one with "
+                                      "--realm to use what was last synced.", field="realm")
+        return connected
+
+    def waiting_for_reconnect(self, realm: str | None, *, left_out: str) -> list[str]:
+        """Without ``--realm``: the companies that need reconnecting, each told on stderr (they are
+        left out of the connected companies a command works on)."""
+        if realm:
+            return []
+        waiting = [c for c in self.companies() if c.status == models.CompanyStatus.needs_reconnect]
+        for c in waiting:
+            print(f"realm {c.realm_id}: “{c.name}” needs reconnecting ({_reason(c)}), so it was {left_out}. "
+                  f"Reconnect it {CONNECT_HOW}.", file=sys.stderr)
+        return [c.realm_id for c in waiting]
+
+
+def _reason(company: Row[Any]) -> str:
+    return (company.status_reason or "the QuickBooks grant was refused").rstrip(".")
+
+
+def _listing(companies: list[Row[Any]]) -> str:
+    if not companies:
+        return f"No company has been connected yet: connect one {CONNECT_HOW}."
+    states = {models.CompanyStatus.connected: lambda c: "connected",
+              models.CompanyStatus.needs_reconnect: lambda c: f"needs reconnecting: {_reason(c)}",
+              models.CompanyStatus.disconnected: lambda c: "disconnected"}
+    return "Companies: " + "; ".join(f"{c.realm_id} “{c.name}” ({states[c.status](c)})" for c in companies) + "."
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -267,7 +310,10 @@ def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
 
     db = ctx.upgraded_db()
     everything = {}
-    for realm in ctx.realms(args.realm):
+    realms = ctx.realms(args.realm, doing="plan")
+    ctx.waiting_for_reconnect(args.realm,
+                              left_out="not planned (name it with --realm to plan from what was last synced)")
+    for realm in realms:
         on = args.on or _company_today(db, realm)
         rows = dispatch.plan_company(ctx.settings, db, realm, on=on, days=args.days)
         everything[realm] = rows
@@ -296,8 +342,9 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     from qbo_collector import clock, dispatch, scheduler
 
     db = ctx.upgraded_db()
-    failed = 0
-    for realm in ctx.realms(args.realm):
+    waiting = ctx.waiting_for_reconnect(args.realm, left_out="not run")
+    why_failed = [f"realm {realm} needs reconnecting" for realm in waiting]
+    for realm in ctx.realms(args.realm, doing="run", none_ok=bool(waiting)):
         now = clock.now()
         if args.on:
             with db.session() as s:
@@ -308,28 +355,46 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         try:
             summary = dispatch.run_company(ctx.settings, db, ctx.vault, realm, now=now, dry_run=args.dry_run)
         except errors.ReconnectNeeded as exc:
-            failed += 1
+            why_failed.append(f"realm {realm} needs reconnecting")
             print(f"realm {realm}: {exc.message}", file=sys.stderr)
             continue
         print(f"realm {realm}: {summary.line()}")
-    return EXIT_FAILED if failed else EXIT_OK
+        for warning in summary.warnings:
+            print(f"realm {realm}: note: {warning}", file=sys.stderr)
+        problems = summary.problems
+        for problem in problems[:PROBLEMS_LISTED]:
+            print(f"realm {realm}: problem: {problem}", file=sys.stderr)
+        if len(problems) > PROBLEMS_LISTED:
+            print(f"realm {realm}: … and {len(problems) - PROBLEMS_LISTED} more problem(s)", file=sys.stderr)
+        if problems:
+            why_failed.append(f"realm {realm} has {len(problems)} problem(s) to act on")
+    if why_failed:
+        print(f"qbo-collector: exit code 1: {'; '.join(why_failed)} (see above).", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     from qbo_collector.sync import run as sync_run
 
     db = ctx.upgraded_db()
-    failed = 0
-    for realm in ctx.realms(args.realm):
+    waiting = ctx.waiting_for_reconnect(args.realm, left_out="not synced")
+    why_failed = [f"realm {realm} needs reconnecting" for realm in waiting]
+    for realm in ctx.realms(args.realm, doing="sync", none_ok=bool(waiting)):
         with _progress(enabled=sys.stderr.isatty()) as progress:
             try:
                 summary = sync_run.sync_company(ctx.settings, db, ctx.vault, realm, full=args.full, progress=progress)
             except errors.QboCollectorError as exc:
-                failed += 1
+                why_failed.append(f"realm {realm} was not synced")
                 print(f"realm {realm}: {exc.message}", file=sys.stderr)
                 continue
-        print(f"realm {realm}: {summary.line()}")
-    return EXIT_FAILED if failed else EXIT_OK
+        print(summary.line())  # "realm R: …", with what failed (QuickBooks unreachable for an entity)
+        if not summary.ok:
+            why_failed.append(f"realm {realm} was synced only in part")
+    if why_failed:
+        print(f"qbo-collector: exit code 1: {'; '.join(why_failed)} (see above).", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 class _progress:
@@ -367,7 +432,10 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
 
     on = args.on or date.today()
     db = ctx.upgraded_db()
-    for realm in ctx.realms(args.realm):
+    realms = ctx.realms(args.realm, doing="report on")
+    ctx.waiting_for_reconnect(args.realm,
+                              left_out="left out (name it with --realm to report on what was last synced)")
+    for realm in realms:
         figures = {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind](db, realm, on)
         if args.json or args.kind != "aging":
             print(json.dumps(figures, indent=2, sort_keys=False))

@@ -87,6 +87,10 @@ class SendRetry:
 
 @dataclasses.dataclass
 class RunSummary:
+    """What one run of one company did. ``errors`` are the problems recorded along the way (``ok``:
+    none, which names the run's activity); ``problems`` adds the outcomes a person must act on, and
+    is what makes ``qbo-collector run`` exit 1; ``warnings`` are told and change nothing."""
+
     realm: str
     dry_run: bool = False
     planned: int = 0                       # new outbox rows this run
@@ -105,15 +109,50 @@ class RunSummary:
     duration: float = 0.0
     full_plan: bool = False                # every customer planned (else only the candidates)
     planned_customers: int = 0
+    contended: bool = False                # another worker holds the company: nothing done here, nothing lost
+    # reason → rows cancelled because their channel is not configured, to customers / to the owner
+    unconfigured: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    owner_unconfigured: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def problems(self) -> list[str]:
+        """What a person must act on, as sentences: the errors (QuickBooks unreachable or to be
+        reconnected, customers skipped for an invalid policy, notes not written, a provider refusing
+        our credentials), rows deferred, failed for good or of unknown outcome, and messages to
+        customers cancelled because their channel is not configured (the policy asks for it)."""
+        if self.contended:
+            return []  # the worker holding the company does the work and reports it
+        found = list(self.errors)
+        found += [f"{n} message(s) to customers cancelled: {why} Configure it, or take that channel out of the "
+                  "policy's steps." for why, n in sorted(self.unconfigured.items())]
+        if self.deferred:
+            found.append(f"{self.deferred} row(s) deferred: nothing was sent, the next run tries again.")
+        if self.statuses["failed"]:
+            found.append(f"{self.statuses['failed']} row(s) failed for good (a template that cannot be written, "
+                         "an address or number the provider refused, a fee QuickBooks refused): see their "
+                         "reasons on the Upcoming page.")
+        if self.statuses["unknown"]:
+            found.append(f"{self.statuses['unknown']} message(s) with an unknown outcome: never resent; provider "
+                         "events settle them, or decide on the Upcoming page.")
+        return found
+
+    @property
+    def warnings(self) -> list[str]:
+        """Told, not failures: another worker holding the company, owner alerts with no configured channel."""
+        found = list(self.errors) if self.contended else []
+        found += [f"{n} owner alert(s) not sent that way: {why}" for why, n in sorted(self.owner_unconfigured.items())]
+        return found
+
     def line(self) -> str:
         done = ", ".join(f"{n} {k}" for k, n in sorted(self.statuses.items())) or "nothing due"
         mode = " (dry run)" if self.dry_run else ""
-        extra = f"; {len(self.errors)} problem(s): {self.errors[0]}" if self.errors else ""
+        problems = self.problems
+        extra = (f"; {len(problems)} problem(s): {problems[0]}" if problems
+                 else f"; {self.warnings[0]}" if self.warnings else "")
         return (f"run {self.realm}{mode}: {self.planned} planned, {done}; {self.waiting} waiting for daytime, "
                 f"{self.deferred} deferred; {self.api_calls} QuickBooks API calls ({self.freshness_queries} freshness "
                 f"quer{'y' if self.freshness_queries == 1 else 'ies'}, {self.note_batches} note batch(es)) "
@@ -125,6 +164,7 @@ class RunSummary:
                 "freshness_queries": self.freshness_queries, "note_batches": self.note_batches,
                 "notes_written": self.notes_written, "waiting": self.waiting, "deferred": self.deferred,
                 "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
+                "problems": self.problems, "warnings": self.warnings,
                 "full_plan": self.full_plan, "planned_customers": self.planned_customers,
                 "duration": round(self.duration, 3)}
 
@@ -336,6 +376,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
     owner = f"{leases.default_owner()}:{uuid.uuid4().hex[:8]}"
     if not leases.claim(db, company_id, LEASE_KIND, owner, now=utcnow(), ttl=lease_ttl):
         summary.errors.append("Another worker is dispatching this company right now; nothing done.")
+        summary.contended = True
         return summary
     failure: str | None = None
     read_at = utcnow()  # changes from here on are the next run's to see (``candidate_customers``)
@@ -352,6 +393,8 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         else:
             problem = f"QuickBooks is not connected ({status_reason})"
             alerts.reconnect_needed(db, realm_id, status_reason, on=today)
+            summary.errors.append(f"{problem}: reconnect the company (the Connect page, or `qbo-collector connect`); "
+                                  "until then nothing naming an invoice is sent and no note or fee is written.")
         ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
                    dry_run=dry, summary=summary, channels=_Channels(settings, sms_from=company_sms_from), retry=retry or SendRetry(),
                    qbo=qbo, notes=notes, qbo_problem=problem)
@@ -453,6 +496,13 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
             _row_failed(ctx, row, exc)
 
 
+def _cancel_unconfigured(ctx: _Ctx, row: models.Outbox, reason: str) -> None:
+    """A row whose channel is not configured: cancelled (the step counts as done) and counted by reason."""
+    _cancel(ctx, row, reason)
+    owner = row.channel not in CUSTOMER_CHANNELS
+    (ctx.summary.owner_unconfigured if owner else ctx.summary.unconfigured)[reason] += 1
+
+
 def _row_failed(ctx: _Ctx, row: models.Outbox, exc: Exception) -> None:
     """An unexpected error while carrying a row out: logged, and a row left ``sending`` settled."""
     log.exception("outbox row %s failed", row.id)
@@ -474,7 +524,7 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
     if missing:
         if row.channel in CUSTOMER_CHANNELS or row.channel.startswith("owner_"):
             log.warning("%s: %s", ctx.realm, missing)
-            _cancel(ctx, row, missing)
+            _cancel_unconfigured(ctx, row, missing)
             return False
     owner_email, owner_phone = alerts.owner_contacts(company)
     if row.channel == "owner_email":
@@ -529,8 +579,7 @@ def _freshness(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) ->
     if not ids:
         return {}
     if ctx.qbo is None:
-        ctx.summary.errors.append(f"{ctx.qbo_problem}: rows naming invoices wait.")
-        return None
+        return None  # run_company recorded why (ctx.qbo_problem); the rows wait, counted as deferred
     found: dict[str, dict[str, Any]] = {}
     try:
         for start in range(0, len(ids), QUERY_LIMIT):
@@ -785,7 +834,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         channel = ctx.channels.get(provider)
     except errors.ConfigError as exc:
         ctx.channels.disabled[provider] = exc.message
-        _cancel(ctx, row, f"The {provider} channel is misconfigured: {exc.message}")
+        _cancel_unconfigured(ctx, row, f"The {provider} channel is misconfigured: {exc.message}")
         return
     _mark_sending(ctx, row)
     try:
