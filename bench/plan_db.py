@@ -208,6 +208,9 @@ def main() -> int:
           f"({customers:,} customers planned; {total / (full_total / len(measured)):,.0f} invoices/s)")
     print(f"  speed-up over the days               {full_total / indexed_total:.1f}x "
           f"(planned customers: {planned_total / len(measured) / customers:.1%} of all a day)")
+    print(f"  ceiling at equal cost                {customers * len(measured) / planned_total:.1f}x "
+          "(customers x days / planned customers: what an indexed run could reach if a planned customer "
+          "cost no more than a customer in a full plan)")
     week = (6 * indexed_total / len(measured) + full_total / len(measured)) / 7
     print(f"  the product's average day            {week:.2f} s  (a full plan every {dispatch_run.FULL_PLAN_EVERY} days "
           f"as a safety net: {full_total / len(measured) / week:.1f}x less than a full plan daily)")
