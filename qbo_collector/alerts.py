@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qbo_collector import timeline
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
 from qbo_collector.dispatch import outbox
@@ -38,12 +39,12 @@ def owner_contacts(company: models.Company) -> tuple[str | None, str | None]:
     return email, phone
 
 
-def enqueue(s: Session, company: models.Company, *, topic: str, text: str, dedupe_key: str,
+def enqueue(s: Session, company: models.Company, *, topic: str, text: timeline.Text, dedupe_key: str,
             customer_id: str | None = None, invoice_ids: tuple[str, ...] = (), action_link: str | None = None,
             due_at: dt.datetime | None = None) -> int:
     """Queue an owner alert (email, and SMS when ``owner_phone`` is set). Returns how many rows were new."""
     _email, phone = owner_contacts(company)
-    payload: dict[str, Any] = {"topic": topic, "alert": text, "action_link": action_link}
+    payload: dict[str, Any] = {"topic": topic, "alert": text.english(), "action_link": action_link}
     new = 0
     channels = ["owner_email"] + (["owner_sms"] if phone else [])
     for channel in channels:
@@ -65,8 +66,7 @@ def reconnect_needed(db: Database, realm_id: str, reason: str, *, on: dt.date | 
         if company is None:
             return 0
         return enqueue(s, company, topic="reconnect",
-                       text=f"QuickBooks needs to be reconnected for {company.name}: {reason} Nothing is sent "
-                            "until it is reconnected on the settings page.",
+                       text=timeline.text("alert.reconnect", company=company.name, reason=timeline.error(reason)),
                        dedupe_key=f"{realm_id}:alert:reconnect:{on.isoformat()}", action_link="/connect")
 
 
@@ -75,6 +75,6 @@ def customer_replied(s: Session, company: models.Company, *, customer: models.Cu
     """A customer answered a text with something other than a keyword: log it and tell the owner."""
     who = customer.display_name if customer is not None else sender
     excerpt = " ".join(body.split())[:300]
-    return enqueue(s, company, topic="reply", text=f"{who} replied by text: “{excerpt}”",
+    return enqueue(s, company, topic="reply", text=timeline.text("alert.reply", name=who, body=excerpt),
                    dedupe_key=f"{company.realm_id}:alert:reply:{message_sid}",
                    customer_id=customer.qbo_id if customer is not None else None)

@@ -18,8 +18,9 @@ the record the planner reads (a ``Pause`` row or a flag on the customer / invoic
     states(s, company, customer_ids, on) -> {customer_id: ["paused", "promised", …]}
     active_pauses(s, company, customer_id, on) -> list[Pause]
 
-Messages are fixed sentences (marked with ``N_`` for the translation catalogue), so the page
-can show them in the user's language.
+Error messages are fixed sentences (marked with ``N_`` for the translation catalogue), and the
+timeline's sentences are ``timeline`` keys with their arguments, so the page can show both in
+the user's language. A person's note is stored as typed and never translated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from qbo_collector import errors, money
+from qbo_collector import errors, money, timeline
 from qbo_collector.db import models
 
 MAX_NOTE = 2000
@@ -106,10 +107,12 @@ def _open_balance(s: Session, company: models.Company, customer: models.Customer
     return sum((r.balance for r in rows if r.currency == currency), Decimal(0)), currency
 
 
-def _log(s: Session, company: models.Company, customer: models.Customer, kind: str, message: str, *,
+def _log(s: Session, company: models.Company, customer: models.Customer, kind: str, message: timeline.Text | str, *,
          invoice_id: str | None = None, user_id: int | None = None, **data: object) -> models.Activity:
+    """A timeline line: a ``timeline.Text``, or a person's own words (a plain ``str``, shown as typed)."""
+    key, args = (message.key, message.stored_args()) if isinstance(message, timeline.Text) else (None, None)
     row = models.Activity(company_id=company.id, kind=kind, customer_qbo_id=customer.qbo_id,
-                          invoice_qbo_id=invoice_id, message=message,
+                          invoice_qbo_id=invoice_id, message=str(message), message_key=key, message_args=args,
                           data={k: v for k, v in {**data, "user_id": user_id}.items() if v not in (None, "", [])})
     s.add(row)
     return row
@@ -131,8 +134,8 @@ def _ids(invoices: Sequence[models.Invoice]) -> list[str]:
     return [i.qbo_id for i in invoices]
 
 
-def _labels(invoices: Sequence[models.Invoice]) -> str:
-    return ", ".join(i.doc_number or i.qbo_id for i in invoices) if invoices else "all invoices"
+def _labels(invoices: Sequence[models.Invoice]) -> dict[str, list[str]]:
+    return timeline.invoices(i.doc_number or i.qbo_id for i in invoices)  # none: "all invoices"
 
 
 # --- what people record ------------------------------------------------------------------
@@ -157,7 +160,8 @@ def promise(s: Session, company: models.Company, customer_id: str, *, until: obj
     s.add(row)
     s.flush()
     _log(s, company, customer, "promise",
-         f"Promise to pay {money.Money(value, currency)} by {until_on.isoformat()} ({_labels(invoices)}).",
+         timeline.text("promise", amount=timeline.money(money.Money(value, currency).rounded().amount, currency),
+                       until=timeline.date(until_on), invoices=_labels(invoices)),
          user_id=user_id, pause_id=row.id, note=text, until=until_on.isoformat(), amount=str(value),
          currency=currency, invoice_ids=_ids(invoices))
     _touch(s, company, customer)
@@ -176,7 +180,7 @@ def dispute(s: Session, company: models.Company, customer_id: str, *, invoice_id
                        invoice_ids=_ids(invoices), start_on=on, note=text, created_by=user_id)
     s.add(row)
     s.flush()
-    _log(s, company, customer, "dispute", f"Dispute opened ({_labels(invoices)}): {text}",
+    _log(s, company, customer, "dispute", timeline.text("dispute", invoices=_labels(invoices), note=text),
          user_id=user_id, pause_id=row.id, invoice_ids=_ids(invoices))
     _touch(s, company, customer)
     return row
@@ -229,7 +233,9 @@ def payment_plan(s: Session, company: models.Company, customer_id: str, *, insta
     s.add(row)
     s.flush()
     _log(s, company, customer, "plan",
-         f"Payment plan: {len(items)} instalments, {money.Money(planned, currency)} until {items[-1]['due_on']}.",
+         timeline.text("plan", num=len(items), total=timeline.money(money.Money(planned, currency).rounded().amount,
+                                                                      currency),
+                       until=timeline.date(items[-1]["due_on"])),
          user_id=user_id, pause_id=row.id, note=text, instalments=items, invoice_ids=_ids(invoices))
     _touch(s, company, customer)
     return row
@@ -249,7 +255,7 @@ def pause(s: Session, company: models.Company, customer_id: str, *, until: objec
                        start_on=on, until_on=resume_on, note=text, created_by=user_id)
     s.add(row)
     s.flush()
-    _log(s, company, customer, "pause", f"Reminders paused until {resume_on.isoformat()}.",
+    _log(s, company, customer, "pause", timeline.text("pause", until=timeline.date(resume_on)),
          user_id=user_id, pause_id=row.id, note=text, until=resume_on.isoformat())
     _touch(s, company, customer)
     return row
@@ -272,8 +278,7 @@ def resolve(s: Session, company: models.Company, customer_id: str, pause_id: obj
     if row.kind == "manual" and (row.until_on is None or row.until_on > on):
         row.until_on = on  # the planner reads [start, resume): lifted from today
     text = _note(note)
-    what = {"promise": "Promise to pay", "dispute": "Dispute", "plan": "Payment plan", "manual": "Pause"}[row.kind]
-    _log(s, company, customer, f"{row.kind}.resolved", f"{what} closed." + (f" {text}" if text else ""),
+    _log(s, company, customer, f"{row.kind}.resolved", timeline.text(f"{row.kind}.resolved", note=text),
          user_id=user_id, pause_id=row.id, note=text)
     _touch(s, company, customer)
     return row
@@ -289,7 +294,7 @@ def resume(s: Session, company: models.Company, customer_id: str, *, on: dt.date
     for row in rows:
         row.resolved_on = on
         row.until_on = on
-    _log(s, company, customer, "resume", "Reminders resumed.", user_id=user_id, pause_ids=[p.id for p in rows])
+    _log(s, company, customer, "resume", timeline.text("resume"), user_id=user_id, pause_ids=[p.id for p in rows])
     _touch(s, company, customer)
     return len(rows)
 
@@ -304,7 +309,7 @@ def exclude(s: Session, company: models.Company, customer_id: str, *, excluded: 
     customer.excluded = excluded
     text = _note(note)
     _log(s, company, customer, "excluded" if excluded else "included",
-         "Excluded from reminders and fees." if excluded else "Included in reminders and fees again.",
+         timeline.text("excluded" if excluded else "included"),
          user_id=user_id, note=text)
     _touch(s, company, customer)
 
@@ -318,7 +323,7 @@ def assign_policy(s: Session, company: models.Company, customer_id: str, policy_
         raise errors.InvalidInput(N_("Choose one of the listed policies."), field="policy_name")
     customer.policy_name = name
     _log(s, company, customer, "policy.assigned",
-         f"Policy set to {name}." if name else "Policy set to the company's policy.", user_id=user_id,
+         timeline.text("policy.named", name=name) if name else timeline.text("policy.company"), user_id=user_id,
          policy_name=name)
     _touch(s, company, customer)
 
@@ -362,7 +367,8 @@ def waive_fee(s: Session, company: models.Company, customer_id: str, *, invoice_
             invoice.fees_waived = True  # the fee invoice, and no more fees on the invoice it was for
         amount = money.Money(row.amount, row.currency) if row.amount is not None and row.currency else None
         _log(s, company, customer, "fee.waive_requested",
-             f"Late fee {amount or ''} waived; it is being voided in QuickBooks.".replace("  ", " "),
+             timeline.text("fee.waive_requested", amount=timeline.money(amount.rounded().amount, amount.currency))
+             if amount is not None else timeline.text("fee.waive_requested.no_amount"),
              invoice_id=(row.invoice_ids or [None])[0], user_id=user_id, note=text, outbox_id=row.id)
         _touch(s, company, customer)
         return row.id
@@ -370,7 +376,7 @@ def waive_fee(s: Session, company: models.Company, customer_id: str, *, invoice_
         if customer.fees_waived:
             raise errors.InvalidInput(N_("Fees are already waived for this customer."), field="invoice_id")
         customer.fees_waived = True
-        _log(s, company, customer, "fee.waived", "Late fees waived for every invoice of this customer.",
+        _log(s, company, customer, "fee.waived", timeline.text("fee.waived.customer"),
              user_id=user_id, note=text)
         _touch(s, company, customer)
         return None
@@ -378,7 +384,8 @@ def waive_fee(s: Session, company: models.Company, customer_id: str, *, invoice_
     if invoice.fees_waived:
         raise errors.InvalidInput(N_("Fees are already waived on this invoice."), field="invoice_id")
     invoice.fees_waived = True
-    _log(s, company, customer, "fee.waived", f"No more late fees on invoice {invoice.doc_number or invoice.qbo_id}.",
+    _log(s, company, customer, "fee.waived",
+         timeline.text("fee.waived.invoice", invoice=invoice.doc_number or invoice.qbo_id),
          invoice_id=invoice.qbo_id, user_id=user_id, note=text)
     _touch(s, company, customer)
     return None
@@ -393,7 +400,8 @@ def log_call(s: Session, company: models.Company, customer_id: str, *, outcome: 
     text = _note(note)
     if outcome == "reached" and not text:
         raise errors.InvalidInput(N_("Write down what was said."), field="note")
-    return _log(s, company, customer, "call", f"Call ({outcome.replace('_', ' ')})." + (f" {text}" if text else ""),
+    return _log(s, company, customer, "call",
+                timeline.text("call", outcome=timeline.term("call_outcome", outcome), note=text),
                 user_id=user_id, outcome=outcome, note=text)
 
 
@@ -403,7 +411,7 @@ def add_note(s: Session, company: models.Company, customer_id: str, *, note: str
     text = _note(note)
     if not text:
         raise errors.InvalidInput(N_("Write the note first."), field="note")
-    return _log(s, company, customer, "note", text, user_id=user_id)
+    return _log(s, company, customer, "note", text, user_id=user_id)  # the person's words, never translated
 
 
 # --- what the pages read -----------------------------------------------------------------
@@ -484,7 +492,7 @@ def skip(s: Session, company: models.Company, row: object, *, reason: str = "", 
         row.status = models.OutboxStatus.cancelled
         row.status_reason = "Skipped by a person on the Upcoming page." + (f" {text}" if text else "")
         row.updated_at = models.utcnow()
-        key, customer_id, what = row.dedupe_key, row.customer_qbo_id, row.reason
+        key, customer_id, what = row.dedupe_key, row.customer_qbo_id, timeline.action(row)
     else:
         key = getattr(row, "dedupe_key")
         if s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == key)) is not None:
@@ -498,12 +506,14 @@ def skip(s: Session, company: models.Company, row: object, *, reason: str = "", 
             currency=getattr(row, "currency"), due_at=getattr(row, "due_at"), payload=dict(getattr(row, "payload", {}) or {}),
             reason=getattr(row, "reason"), status_reason="Skipped by a person on the Upcoming page." + (f" {text}" if text else ""),
             dry_run=key.startswith("dryrun:"), created_at=now, updated_at=now))
-        customer_id, what = getattr(row, "customer_id"), getattr(row, "reason")
+        customer_id, what = getattr(row, "customer_id"), timeline.action(row)
     s.flush()
     customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
                                                       models.Customer.qbo_id == customer_id)) if customer_id else None
+    skipped = timeline.text("skipped", action=what)
     s.add(models.Activity(company_id=company.id, kind="skipped", customer_qbo_id=customer_id,
-                          message=f"Skipped: {what}", data={"dedupe_key": key, "user_id": user_id, "note": text}))
+                          message=skipped.english(), message_key=skipped.key, message_args=skipped.stored_args(),
+                          data={"dedupe_key": key, "user_id": user_id, "note": text}))
     if customer is not None:
         _touch(s, company, customer)
 

@@ -270,7 +270,11 @@ class Activity(Base):
     customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
     invoice_qbo_id: Mapped[str | None] = mapped_column(String(32))
     outbox_id: Mapped[int | None]
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)  # in English; a person's note as typed
+    # ``message`` as a sentence of ``timeline.MESSAGES`` and its arguments, shown in the reader's
+    # language; None for rows written before keys existed and for what a person typed
+    message_key: Mapped[str | None] = mapped_column(String(64))
+    message_args: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -334,7 +338,11 @@ class Outbox(Base):
     due_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reason: Mapped[str] = mapped_column(Text, default="")
-    status_reason: Mapped[str | None] = mapped_column(Text)  # why cancelled / failed / unknown
+    # ``reason`` as a sentence of ``timeline.MESSAGES`` when the program wrote it (a notes line, an
+    # alert, a fee notice); None for the rules engine's reasons, which are described from the row
+    reason_key: Mapped[str | None] = mapped_column(String(64))
+    reason_args: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # why cancelled / failed / unknown (English)
     provider_id: Mapped[str | None] = mapped_column(String(128), index=True)  # SendGrid message id, Twilio SID, QBO Id
     provider_status: Mapped[str | None] = mapped_column(String(32))  # delivered, opened, bounced… (moves forward only)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from qbo_collector import alerts, clock, errors, snapshot
+from qbo_collector import alerts, clock, errors, snapshot, timeline
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.channels import webhooks as channel_webhooks
 from qbo_collector.db import models
@@ -77,8 +77,9 @@ def _settle_unknown(s: Session, row: models.Outbox, event: str, accepted: bool, 
         outbox.set_status(s, row.id, S.sent, f"Reconciled: the provider reported '{event}', so it went out.", sent_at=at)
     else:
         outbox.set_status(s, row.id, S.failed, f"Reconciled: the provider reported '{event}': it was not delivered.")
-    outbox.activity(s, row.company_id, "outbox.reconciled", f"Settled from a provider event ({event}): {row.reason}",
-                    row=row)
+    outbox.activity(s, row.company_id, "outbox.reconciled",
+                    timeline.text("outbox.reconciled.event", event=timeline.term("event", event),
+                                  action=timeline.action(row)), row=row)
 
 
 # --- SendGrid ------------------------------------------------------------------------------
@@ -119,15 +120,16 @@ def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) ->
                 row.provider_id = channel_webhooks.sendgrid_message_id(event)
             _settle_unknown(s, row, name, name != "dropped", at)
             detail = event.get("reason") or event.get("url") or event.get("response") or ""
-            outbox.activity(s, row.company_id, f"email.{name}", f"Email to {email}: {name}" + (f" ({detail})" if detail else ""),
-                            row=row, at=at, data={"sg_event_id": event_id})
+            said = (timeline.text("email.event.detail", address=email, event=timeline.term("event", name), detail=str(detail))
+                    if detail else timeline.text("email.event", address=email, event=timeline.term("event", name)))
+            outbox.activity(s, row.company_id, f"email.{name}", said, row=row, at=at, data={"sg_event_id": event_id})
             stop = EMAIL_STOPS.get(name)
             if name == "dropped" and "invalid" in str(event.get("reason", "")).lower():
                 stop = "invalid"
             if stop and not (row.channel or "").startswith("owner_"):
                 dispatch_run.block_contact(s, "email", email, stop)
                 outbox.activity(s, row.company_id, "email.stopped",
-                                f"Email to {email} is stopped ({stop}): no more reminders go to this address.", row=row)
+                                timeline.text("email.stopped", address=email, reason=timeline.term("stop", stop)), row=row)
     return result
 
 
@@ -153,8 +155,10 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
         if not row.provider_id:
             row.provider_id = status.message_sid
         _settle_unknown(s, row, status.status, status.status not in ("failed", "canceled"), at)
-        code = f" (error {status.error_code})" if status.error_code else ""
-        outbox.activity(s, row.company_id, f"sms.{status.status}", f"Text to {status.to}: {status.status}{code}",
+        event = timeline.term("event", status.status)
+        said = (timeline.text("sms.event.error", address=status.to or "", event=event, code=status.error_code)
+                if status.error_code else timeline.text("sms.event", address=status.to or "", event=event))
+        outbox.activity(s, row.company_id, f"sms.{status.status}", said,
                         row=row, at=at, data={"sid": status.message_sid, "error_code": status.error_code})
         stop = SMS_STOP_CODES.get(status.error_code or 0)
         if stop and status.to and not (row.channel or "").startswith("owner_"):
@@ -204,8 +208,9 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
         if keyword == "stop":
             matched = _stop_number(s, number, "stop")
             for company, customer in matched:
-                outbox.activity(s, company.id, "sms.opt_out", f"{customer.display_name} ({number}) replied "
-                                f"“{body.strip()[:40]}”: no more texts.", customer_id=customer.qbo_id)
+                outbox.activity(s, company.id, "sms.opt_out",
+                                timeline.text("sms.opt_out", name=customer.display_name, number=number,
+                                              body=body.strip()[:40]), customer_id=customer.qbo_id)
             return "stop"
         matched = _customers_with_number(s, number)
         if keyword == "start":
@@ -213,21 +218,24 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
                                                         models.ContactBlock.address == number))
             for company, customer in matched:
                 customer.sms_stopped = None
-                outbox.activity(s, company.id, "sms.opt_in", f"{customer.display_name} ({number}) opted back in to texts.",
+                outbox.activity(s, company.id, "sms.opt_in",
+                                timeline.text("sms.opt_in", name=customer.display_name, number=number),
                                 customer_id=customer.qbo_id)
             return "start"
         if keyword == "help":
             for company, customer in matched:
-                outbox.activity(s, company.id, "sms.help", f"{customer.display_name} ({number}) asked for help by text.",
+                outbox.activity(s, company.id, "sms.help",
+                                timeline.text("sms.help", name=customer.display_name, number=number),
                                 customer_id=customer.qbo_id)
             return "help"
         if not matched:
-            outbox.activity(s, None, "sms.reply", f"Text from unknown number {number}: “{body[:300]}”",
+            outbox.activity(s, None, "sms.reply", timeline.text("sms.reply.unknown", number=number, body=body[:300]),
                             data={"sid": sid, "from": number})
             log.info("reply from %s matches no customer", number)
             return "reply"
         for company, customer in matched:
-            outbox.activity(s, company.id, "sms.reply", f"{customer.display_name} replied: “{body[:500]}”",
+            outbox.activity(s, company.id, "sms.reply", timeline.text("sms.reply", name=customer.display_name,
+                                                                      body=body[:500]),
                             customer_id=customer.qbo_id, data={"sid": sid, "from": number})
             alerts.customer_replied(s, company, customer=customer, sender=number, body=body, message_sid=sid)
         return "reply"

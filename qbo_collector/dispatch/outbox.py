@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from qbo_collector import clock, errors, rules
+from qbo_collector import clock, errors, rules, timeline
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
 
@@ -155,30 +155,34 @@ def insert_rows(s: Session, company_id: int, rows: Sequence[PlannedRow], *, dry_
     return len(s.connection().execute(stmt, values).all())
 
 
-def enqueue(s: Session, company_id: int, *, dedupe_key: str, kind: str, channel: str, reason: str,
+def enqueue(s: Session, company_id: int, *, dedupe_key: str, kind: str, channel: str, reason: str | timeline.Text,
             customer_id: str | None = None, invoice_ids: Iterable[str] = (), payload: dict[str, Any] | None = None,
             template_key: str | None = None, due_at: dt.datetime | None = None, dry_run: bool = False,
             amount: Decimal | None = None, currency: str | None = None) -> bool:
     """Add one row outside a plan (owner alerts from webhooks, notes write-back, late-fee notices).
-    True if it was new."""
+    True if it was new. A ``timeline.Text`` reason is stored in English with its key and arguments."""
     now = utcnow()
+    key, args = (reason.key, reason.stored_args()) if isinstance(reason, timeline.Text) else (None, None)
     table = models.Outbox.__table__
     stmt = _insert(s, table).values(
         company_id=company_id, dedupe_key=dedupe_key, kind=kind, channel=channel, status=S.planned.value,
         customer_qbo_id=customer_id, invoice_ids=list(invoice_ids), template_key=template_key,
         amount=amount, currency=currency,
-        due_at=due_at or now, payload=payload or {}, reason=reason, attempts=0, dry_run=dry_run,
+        due_at=due_at or now, payload=payload or {}, reason=str(reason), reason_key=key, reason_args=args,
+        attempts=0, dry_run=dry_run,
         created_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
     return s.execute(stmt).first() is not None
 
 
-def set_status(s: Session, row_id: int, status: models.OutboxStatus, reason: str | None = None, *,
+def set_status(s: Session, row_id: int, status: models.OutboxStatus, reason: str | timeline.Text | None = None, *,
                now: dt.datetime | None = None, **values: Any) -> None:
+    """Move a row on; ``reason`` becomes its ``status_reason``, in English (the timeline shows the
+    activity row written beside it, which keeps the sentence's key)."""
     now = now or utcnow()
     extra: dict[str, Any] = {"status": status.value, "updated_at": now, **values}
     if reason is not None:
-        extra["status_reason"] = reason
+        extra["status_reason"] = str(reason)
     s.execute(update(models.Outbox).where(models.Outbox.id == row_id).values(**extra)
               .execution_options(synchronize_session=False))
 
@@ -190,11 +194,13 @@ def free_key(s: Session, row: models.Outbox) -> None:
               .execution_options(synchronize_session=False))
 
 
-def activity(s: Session, company_id: int | None, kind: str, message: str, *, row: models.Outbox | None = None,
-             customer_id: str | None = None, invoice_id: str | None = None, data: dict[str, Any] | None = None,
-             at: dt.datetime | None = None) -> None:
+def activity(s: Session, company_id: int | None, kind: str, message: str | timeline.Text, *,
+             row: models.Outbox | None = None, customer_id: str | None = None, invoice_id: str | None = None,
+             data: dict[str, Any] | None = None, at: dt.datetime | None = None) -> None:
+    """One timeline line; a ``timeline.Text`` keeps its key and arguments beside the English sentence."""
+    key, args = (message.key, message.stored_args()) if isinstance(message, timeline.Text) else (None, None)
     s.add(models.Activity(
-        company_id=company_id, kind=kind, message=message, at=at or utcnow(),
+        company_id=company_id, kind=kind, message=str(message), message_key=key, message_args=args, at=at or utcnow(),
         customer_qbo_id=customer_id or (row.customer_qbo_id if row is not None else None),
         invoice_qbo_id=invoice_id or ((row.invoice_ids or [None])[0] if row is not None else None),
         outbox_id=row.id if row is not None else None, data=data or {}))
@@ -222,7 +228,8 @@ def recover_sending(db: Database, *, company_id: int | None = None) -> int:
                 set_status(s, row.id, S.unknown, "The run stopped after this message was handed to the provider and "
                            "before its answer was recorded: it may or may not have gone out. It will not be resent "
                            "automatically; provider events settle it, or decide on the outbox page.", now=now)
-                activity(s, row.company_id, "outbox.unknown", f"Outcome unknown after a crash: {row.reason}", row=row)
+                activity(s, row.company_id, "outbox.unknown", timeline.text("outbox.unknown", action=timeline.action(row)),
+                         row=row)
             moved += 1
     if moved:
         log.warning("recovered %d outbox row(s) left in sending", moved)
@@ -271,7 +278,8 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
                            "delivered.", now=now)
             else:
                 continue
-            activity(s, row.company_id, "outbox.reconciled", f"Settled from provider events: {row.reason}", row=row)
+            activity(s, row.company_id, "outbox.reconciled",
+                     timeline.text("outbox.reconciled", action=timeline.action(row)), row=row)
             settled += 1
     return settled
 
@@ -297,8 +305,11 @@ def resolve_unknown(db: Database, outbox_id: int, decision: Literal["sent", "res
         else:
             set_status(s, row.id, S.planned, f"Resend decided by {who} after an unknown outcome.", now=now, due_at=now,
                        provider_id=None)
-        activity(s, row.company_id, f"outbox.resolved.{decision}", f"{who.capitalize()} decided '{decision}' for: "
-                 f"{row.reason}", row=row, data={"user_id": user_id})
+        said = (timeline.text("outbox.resolved.user", user=user_id, decision=timeline.term("decision", decision),
+                              action=timeline.action(row)) if user_id is not None else
+                timeline.text("outbox.resolved.person", decision=timeline.term("decision", decision),
+                              action=timeline.action(row)))
+        activity(s, row.company_id, f"outbox.resolved.{decision}", said, row=row, data={"user_id": user_id})
         s.flush()
         s.refresh(row)
         return row

@@ -52,7 +52,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import select
 
-from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot
+from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -284,16 +284,15 @@ class _Channels:
             else:
                 self.from_number, self.messaging_service_sid = sms_from, None
 
-    def reason_missing(self, name: str) -> str | None:
+    def reason_missing(self, name: str) -> timeline.Text | None:
         st = self.settings
         if name in self.disabled:
-            return self.disabled[name]
+            return timeline.text("error", error=timeline.error(self.disabled[name]))
         if name == "email" and not (st.sendgrid_api_key and st.sendgrid_from_email):
-            return "Email is not configured (SENDGRID_API_KEY and SENDGRID_FROM_EMAIL): skipped."
+            return timeline.text("cancel.email_not_configured")
         if name == "sms" and not (st.twilio_account_sid and st.twilio_auth_token
                                   and (self.from_number or self.messaging_service_sid)):
-            return ("Text messages are not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER or "
-                    "TWILIO_MESSAGING_SERVICE_SID): skipped.")
+            return timeline.text("cancel.sms_not_configured")
         return None
 
     def get(self, name: str) -> channel_base.Channel:
@@ -428,7 +427,7 @@ def _due_rows(ctx: _Ctx) -> list[models.Outbox]:
             models.Outbox.kind != "note").order_by(models.Outbox.due_at, models.Outbox.id)))
 
 
-def _cancel(ctx: _Ctx, row: models.Outbox, reason: str, *, free: bool = False) -> None:
+def _cancel(ctx: _Ctx, row: models.Outbox, reason: timeline.Text, *, free: bool = False) -> None:
     with ctx.db.session() as s:
         outbox.set_status(s, row.id, S.cancelled, reason, now=utcnow())
         if free:
@@ -496,11 +495,11 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
             _row_failed(ctx, row, exc)
 
 
-def _cancel_unconfigured(ctx: _Ctx, row: models.Outbox, reason: str) -> None:
+def _cancel_unconfigured(ctx: _Ctx, row: models.Outbox, reason: timeline.Text) -> None:
     """A row whose channel is not configured: cancelled (the step counts as done) and counted by reason."""
     _cancel(ctx, row, reason)
     owner = row.channel not in CUSTOMER_CHANNELS
-    (ctx.summary.owner_unconfigured if owner else ctx.summary.unconfigured)[reason] += 1
+    (ctx.summary.owner_unconfigured if owner else ctx.summary.unconfigured)[reason.english()] += 1
 
 
 def _row_failed(ctx: _Ctx, row: models.Outbox, exc: Exception) -> None:
@@ -529,34 +528,36 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
     owner_email, owner_phone = alerts.owner_contacts(company)
     if row.channel == "owner_email":
         if not owner_email:
-            _cancel(ctx, row, f"{row.reason} Not emailed: no owner email is set (settings → owner_email).")
+            _cancel(ctx, row, timeline.text("cancel.no_owner_email", action=timeline.action(row)))
             return False
         return owner_email
     if row.channel == "owner_sms":
         try:
             number = sms_channel.to_e164(owner_phone or "", snapshot.country_code(company.country))
         except errors.InvalidInput as exc:
-            _cancel(ctx, row, f"The owner phone cannot receive texts: {exc.message}")
+            _cancel(ctx, row, timeline.text("cancel.owner_phone", error=timeline.error(exc.message)))
             return False
         return number if _daytime(ctx, row, company.timezone or "UTC") else False
     if customer is None:
-        _cancel(ctx, row, "The customer is no longer in the mirror.")
+        _cancel(ctx, row, timeline.text("cancel.customer_gone"))
         return False
     if row.channel == "email":
         email = (customer.email or "").strip()
         if not email:
-            _cancel(ctx, row, f"{customer.display_name} has no email address any more.")
+            _cancel(ctx, row, timeline.text("cancel.no_email", name=customer.display_name))
             return False
         if customer.email_stopped or ("email", email.lower()) in blocked:
-            _cancel(ctx, row, f"Email to {email} is stopped ({customer.email_stopped or 'blocked'}): not sent.")
+            _cancel(ctx, row, timeline.text("cancel.email_stopped", address=email,
+                                            reason=timeline.term("stop", customer.email_stopped or "blocked")))
             return False
         return email
     number = snapshot.phone_e164(company, customer)
     if number is None:
-        _cancel(ctx, row, f"{customer.display_name} has no phone number that can receive texts.")
+        _cancel(ctx, row, timeline.text("cancel.no_phone", name=customer.display_name))
         return False
     if customer.sms_stopped or ("sms", number) in blocked:
-        _cancel(ctx, row, f"{customer.display_name} opted out of texts ({customer.sms_stopped or 'STOP'}): not sent.")
+        _cancel(ctx, row, timeline.text("cancel.sms_stopped", name=customer.display_name,
+                                        reason=timeline.term("stop", customer.sms_stopped or "stop")))
         return False
     zone = snapshot.time_zone_of(company, customer) or company.timezone or "UTC"
     return number if _daytime(ctx, row, zone) else False
@@ -633,32 +634,32 @@ def _mirror_invoices(ctx: _Ctx, ids: set[str]) -> dict[str, models.Invoice]:
     return {r.qbo_id: r for r in rows}
 
 
-def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[str, bool] | None:
+def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeline.Text, bool] | None:
     """Why the row must not go out any more, and whether its dedupe key is given up (re-plan on fresh figures)."""
     payload = row.payload or {}
     numbers = dict(zip(row.invoice_ids or [], (payload.get("numbers") or row.invoice_ids or [])))
     several = len(row.invoice_ids or ()) > 1
     for iid in row.invoice_ids or ():
         current = fresh.get(iid)
-        label = f"invoice {current.get('DocNumber') if current else numbers.get(iid, iid)}"
+        label = str(current.get("DocNumber") if current else numbers.get(iid, iid))
         if current is None:
-            return f"Cancelled: {label} was deleted in QuickBooks.", several
+            return timeline.text("cancel.deleted", invoice=label), several
         balance = to_decimal(current.get("Balance", 0))
         if balance <= 0:
             voided = str(current.get("PrivateNote") or "").strip().lower().startswith("voided")
-            return f"Cancelled: {label} was {'voided' if voided else 'paid'} in QuickBooks before sending.", several
+            return timeline.text("cancel.voided" if voided else "cancel.paid", invoice=label), several
         if row.kind in ("alert", "task"):
             continue  # still open: a task or an alert stays relevant whatever the amount
         if row.kind == "fee" and (payload.get("fee_kind") in ("flat", "indemnity")):
             continue
         planned = (payload.get("balances") or {}).get(iid)
         if planned is not None and Decimal(str(planned)) != balance:
-            return (f"Cancelled: the balance of {label} changed in QuickBooks ({planned} → {balance}) since it was "
-                    "planned; the next run plans it again on the new figures.", True)
+            return timeline.text("cancel.balance_changed", invoice=label, before=timeline.number(planned),
+                                 after=timeline.number(balance)), True
         due = (payload.get("due_dates") or {}).get(iid)
         if due and current.get("DueDate") and str(current["DueDate"])[:10] != due:
-            return (f"Cancelled: the due date of {label} changed in QuickBooks ({due} → {current['DueDate']}); "
-                    "the next run plans it again.", True)
+            return timeline.text("cancel.due_date_changed", invoice=label, before=timeline.date(due),
+                                 after=timeline.date(str(current["DueDate"]))), True
     return None
 
 
@@ -670,12 +671,12 @@ def _mark_sending(ctx: _Ctx, row: models.Outbox) -> None:
     # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
 
 
-def _note(s: Any, ctx: _Ctx, row: models.Outbox, text: str) -> None:
+def _note(s: Any, ctx: _Ctx, row: models.Outbox, text: timeline.Text) -> None:
     if ctx.dry_run or not row.customer_qbo_id:
         return
     outbox.enqueue(s, ctx.company_id, dedupe_key=f"{ctx.realm}:note:{row.id}", kind="note", channel="qbo_notes",
                    reason=text, customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (),
-                   payload={"line": f"{ctx.today.isoformat()} {text}"})
+                   payload={"line": f"{ctx.today.isoformat()} {text.english()}"})
 
 
 def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
@@ -683,7 +684,8 @@ def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | N
     if row.kind == "task":
         with ctx.db.session() as s:
             outbox.set_status(s, row.id, S.sent, "Task created for a person.", sent_at=utcnow())
-            outbox.activity(s, ctx.company_id, f"task.{(row.payload or {}).get('task', 'call')}", row.reason, row=row)
+            outbox.activity(s, ctx.company_id, f"task.{(row.payload or {}).get('task', 'call')}",
+                            timeline.text("task", action=timeline.action(row)), row=row)
         ctx.summary.statuses["sent"] += 1
         ctx.summary.channels[row.channel or "task"] += 1
         return
@@ -725,8 +727,9 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
             provider_id = str(posted.get("Id"))
     except errors.PermanentFailure as exc:
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.failed, f"QuickBooks refused the late fee: {exc.message}")
-            outbox.activity(s, ctx.company_id, "fee.failed", exc.message, row=row)
+            refused = timeline.text("fee.refused", error=timeline.error(exc.message))
+            outbox.set_status(s, row.id, S.failed, refused)
+            outbox.activity(s, ctx.company_id, "fee.failed", refused, row=row)
         ctx.summary.statuses["failed"] += 1
         return
     except errors.QboCollectorError as exc:
@@ -736,8 +739,9 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                               "run posts it with the same requestid.")
         ctx.summary.deferred += 1
         return
-    text = f"Late fee {amount} {currency} posted for invoice {number}" + (
-        f" (fee invoice {posted.get('DocNumber') or provider_id})" if mode != "line" else " (line on the invoice)")
+    text = (timeline.text("fee.charged", amount=timeline.money(amount, currency), invoice=number,
+                          fee_invoice=str(posted.get("DocNumber") or provider_id)) if mode != "line" else
+            timeline.text("fee.charged.line", amount=timeline.money(amount, currency), invoice=number))
     with ctx.db.session() as s:
         outbox.set_status(s, row.id, S.sent, "Posted in QuickBooks.", sent_at=utcnow(), provider_id=provider_id)
         outbox.activity(s, ctx.company_id, "fee.charged", text, row=row, data={"qbo_id": provider_id})
@@ -751,7 +755,7 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                 s, ctx.company_id, dedupe_key=key, kind="reminder", channel="email", template_key="late_fee_notice",
                 customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (), amount=amount, currency=currency,
                 due_at=ctx.now, payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key},
-                reason=f"Tell the customer that a late fee of {amount} {currency} was added for invoice {number}.")
+                reason=timeline.text("fee.notice", amount=timeline.money(amount, currency), invoice=number))
             if queued:
                 ctx.notices.append(int(s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == key))))  # type: ignore[arg-type]
     ctx.summary.statuses["sent"] += 1
@@ -807,9 +811,10 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         else:
             text = rendered.text
     except errors.InvalidInput as exc:
+        unwritable = timeline.text("message.unwritable", error=timeline.error(exc.message))
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.failed, f"The message could not be written: {exc.message}")
-            outbox.activity(s, ctx.company_id, "message.failed", exc.message, row=row)
+            outbox.set_status(s, row.id, S.failed, unwritable)
+            outbox.activity(s, ctx.company_id, "message.failed", unwritable, row=row)
         ctx.summary.statuses["failed"] += 1
         return
     settings = company.settings or {}
@@ -834,7 +839,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         channel = ctx.channels.get(provider)
     except errors.ConfigError as exc:
         ctx.channels.disabled[provider] = exc.message
-        _cancel_unconfigured(ctx, row, f"The {provider} channel is misconfigured: {exc.message}")
+        _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
+                                                     error=timeline.error(exc.message)))
         return
     _mark_sending(ctx, row)
     try:
@@ -843,7 +849,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         with ctx.db.session() as s:
             outbox.set_status(s, row.id, S.unknown, f"{exc.message} Provider events settle it, or decide on the "
                               "outbox page.")
-            outbox.activity(s, ctx.company_id, f"{provider}.unknown", exc.message, row=row)
+            outbox.activity(s, ctx.company_id, f"{provider}.unknown", timeline.text("error", error=timeline.error(exc.message)),
+                            row=row)
         ctx.summary.statuses["unknown"] += 1
         return
     except errors.TransientFailure as exc:
@@ -855,16 +862,19 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         ctx.channels.disabled[provider] = exc.message
         with ctx.db.session() as s:
             outbox.set_status(s, row.id, S.planned, f"Nothing was sent: {exc.message}")
-            outbox.activity(s, ctx.company_id, f"{provider}.config", exc.message, row=row)
+            outbox.activity(s, ctx.company_id, f"{provider}.config", timeline.text("error", error=timeline.error(exc.message)),
+                            row=row)
         ctx.summary.errors.append(exc.message)
         ctx.summary.deferred += 1
         return
     except errors.PermanentFailure as exc:
         _permanent(ctx, row, provider, address, exc, owner)
         return
-    what = "Reminder" if row.kind == "reminder" else "Alert"
-    numbers = ", ".join(l.number for l in lines)
-    text_note = f"{what} sent by {'email' if provider == 'email' else 'text'}" + (f": invoice {numbers}" if numbers else "")
+    what = "reminder" if row.kind == "reminder" else "alert"
+    numbers = [l.number for l in lines]
+    by = timeline.term("channel", provider)
+    sent = (timeline.text(f"{what}.sent", channel=by, invoices=timeline.invoices(numbers), num=len(numbers), address=address)
+            if numbers else timeline.text(f"{what}.sent.no_invoice", channel=by, address=address))
     with ctx.db.session() as s:
         # A status callback may have landed before this line: statuses only move forward.
         current = s.get(models.Outbox, row.id)
@@ -872,10 +882,11 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
         outbox.set_status(s, row.id, S.sent, f"Accepted by the provider ({receipt.raw_status}).", sent_at=utcnow(),
                           provider_id=receipt.provider_id or None, provider_status=status[:32])
-        outbox.activity(s, ctx.company_id, f"{provider}.sent", f"{text_note} to {address}.", row=row,
-                        data={"provider_id": receipt.provider_id})
+        outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=row, data={"provider_id": receipt.provider_id})
         if not owner:
-            _note(s, ctx, row, text_note)
+            _note(s, ctx, row, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
+                                             num=len(numbers)) if numbers else
+                  timeline.text("note.reminder.sent.no_invoice", channel=by))
     ctx.summary.statuses["sent"] += 1
     ctx.summary.channels[row.channel or "?"] += 1
 
@@ -889,8 +900,9 @@ def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: 
     elif provider == "sms" and isinstance(code, int) and code in BLOCKING_SMS_CODES:
         block = BLOCKING_SMS_CODES[code] if code != 21610 else "21610"
     with ctx.db.session() as s:
-        outbox.set_status(s, row.id, S.failed, f"Refused for good: {exc.message}")
-        outbox.activity(s, ctx.company_id, f"{provider}.failed", exc.message, row=row, data={"code": code})
+        refused = timeline.text("send.refused", error=timeline.error(exc.message))
+        outbox.set_status(s, row.id, S.failed, refused)
+        outbox.activity(s, ctx.company_id, f"{provider}.failed", refused, row=row, data={"code": code})
         if block and not owner:
             block_contact(s, provider, address, block, company_id=ctx.company_id, customer_id=row.customer_qbo_id)
     ctx.summary.statuses["failed"] += 1
@@ -918,10 +930,19 @@ def block_contact(s: Any, channel: str, address: str, reason: str, *, company_id
 
 # --- notes write-back --------------------------------------------------------------------
 
-_PAUSE_WORDS = {"promise": ("Promise to pay{amount} by {until} recorded", "Promise closed"),
-                "dispute": ("Dispute recorded{invoices}", "Dispute resolved"),
-                "plan": ("Payment plan agreed{invoices}", "Payment plan ended"),
-                "manual": ("Reminders paused until {until}", "Reminders resumed")}
+def _pause_words(p: models.Pause) -> tuple[timeline.Text, timeline.Text]:
+    """The notes lines of a pause: when it was recorded, and when it ended."""
+    if p.kind == "promise":
+        amount = timeline.money(p.amount if p.amount is not None else "", p.currency)
+        until = timeline.date(p.until_on) if p.until_on else "further notice"
+        return timeline.text("note.promise", amount=amount, until=until), timeline.text("note.promise.end")
+    if p.kind in ("dispute", "plan"):
+        opened = (timeline.text(f"note.{p.kind}.invoices", invoices=timeline.invoices(p.invoice_ids)) if p.invoice_ids
+                  else timeline.text(f"note.{p.kind}"))
+        return opened, timeline.text(f"note.{p.kind}.end")
+    opened = (timeline.text("note.manual", until=timeline.date(p.until_on)) if p.until_on
+              else timeline.text("note.manual.open"))
+    return opened, timeline.text("note.manual.end")
 
 
 def _pause_notes(ctx: _Ctx) -> None:
@@ -931,18 +952,15 @@ def _pause_notes(ctx: _Ctx) -> None:
         done = set(s.scalars(select(models.Outbox.dedupe_key).where(
             models.Outbox.company_id == ctx.company_id, models.Outbox.dedupe_key.startswith(prefix))))
         for p in s.scalars(select(models.Pause).where(models.Pause.company_id == ctx.company_id)):
-            opened, closed = _PAUSE_WORDS.get(p.kind, ("{kind} recorded", "{kind} ended"))
-            amount = f" {p.amount} {p.currency or ''}".rstrip() if p.amount is not None else ""
-            invoices = f" (invoices {', '.join(p.invoice_ids)})" if p.invoice_ids else ""
-            words = {"amount": amount, "until": p.until_on or "further notice", "invoices": invoices, "kind": p.kind}
-            events = [(f"{prefix}{p.id}", p.start_on, opened.format(**words))]
+            opened, closed = _pause_words(p)
+            events = [(f"{prefix}{p.id}", p.start_on, opened)]
             if p.resolved_on is not None:
-                events.append((f"{prefix}{p.id}:end", p.resolved_on, closed.format(**words)))
+                events.append((f"{prefix}{p.id}:end", p.resolved_on, closed))
             for key, on, text in events:
                 if key not in done:
                     outbox.enqueue(s, ctx.company_id, dedupe_key=key, kind="note", channel="qbo_notes", reason=text,
                                    customer_id=p.customer_qbo_id, invoice_ids=p.invoice_ids or (),
-                                   payload={"line": f"{on.isoformat()} {text}"})
+                                   payload={"line": f"{on.isoformat()} {text.english()}"})
 
 
 def _write_notes(ctx: _Ctx) -> None:
@@ -1028,13 +1046,14 @@ def waive_fee(settings: config.Settings, db: Database, vault: Vault, outbox_id: 
         row = s.get(models.Outbox, outbox_id)
         assert row is not None
         row.payload = {**(row.payload or {}), "waived": True, "waived_by": user_id}
-        done = (f"its line taken off invoice {invoice_id}" if line else f"fee invoice {provider_id} voided")
-        text = f"Late fee {row.amount} {row.currency} waived ({done})"
+        fee = timeline.money(row.amount if row.amount is not None else "", row.currency)
+        text = (timeline.text("fee.waived.line", amount=fee, invoice=invoice_id) if line else
+                timeline.text("fee.waived.voided", amount=fee, fee_invoice=provider_id))
         outbox.activity(s, row.company_id, "fee.waived", text, row=row, data={"user_id": user_id})
         today = dt.date.today()
         outbox.enqueue(s, row.company_id, dedupe_key=f"{realm}:note:waive:{row.id}", kind="note", channel="qbo_notes",
                        reason=text, customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (),
-                       payload={"line": f"{today.isoformat()} {text}"})
+                       payload={"line": f"{today.isoformat()} {text.english()}"})
     return "line" if line else "invoice"
 
 

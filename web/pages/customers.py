@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 
 from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
-from web.pages import bp, company_session, message_of, services, today_for, user_id
+from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
 
 PAGE_SIZE = 50
 
@@ -154,12 +154,14 @@ def _posted_fees(s, company: models.Company, customer_id: str) -> list[models.Ou
 
 
 def _timeline(activity, payments, outbox, company):  # type: ignore[no-untyped-def]
+    """The customer's entries, newest first, each sentence in the reader's language (``timeline``)."""
     from datetime import datetime, time, timezone
 
     items = []
     logged_outbox = {a.outbox_id for a in activity if a.outbox_id}
     for a in activity:
-        items.append({"at": a.at, "kind": a.kind, "group": a.kind.split(".")[0], "text": a.message, "data": a.data})
+        items.append({"at": a.at, "kind": a.kind, "group": a.kind.split(".")[0], "data": a.data,
+                      "text": timeline.sentence(a.message_key, a.message_args, a.message)})
     for p in payments:
         if p.txn_date is None:
             continue
@@ -169,8 +171,8 @@ def _timeline(activity, payments, outbox, company):  # type: ignore[no-untyped-d
         if o.id in logged_outbox or o.status == models.OutboxStatus.planned:
             continue
         items.append({"at": o.sent_at or o.updated_at or o.due_at, "kind": f"{o.kind}.{o.status.value}",
-                      "group": o.kind, "text": o.reason, "channel": o.channel,
-                      "provider_status": o.provider_status, "dry_run": o.dry_run})
+                      "group": o.kind, "text": timeline.outbox_text(o), "channel": timeline.term("channel", o.channel),
+                      "provider_status": timeline.term("event", o.provider_status), "dry_run": o.dry_run})
     return sorted(items, key=lambda i: i["at"], reverse=True)
 
 
