@@ -1,7 +1,7 @@
 """The ``qbo-collector`` command: a thin door into the same functions the web app calls.
 
 Exit codes: 0 done, 1 something failed at run time (Intuit down, company needs reconnecting; for
-``run``, any of ``RunSummary.problems``), 2 the command or the configuration is wrong, or there is
+``run``, any of ``RunSummary.problems``; for ``plan``, a customer left out of the plan), 2 the command or the configuration is wrong, or there is
 nothing to work on: no company connected, ``--realm`` naming none (the message names what to fix).
 """
 
@@ -313,18 +313,34 @@ def cmd_plan(ctx: Context, args: argparse.Namespace) -> int:
     realms = ctx.realms(args.realm, doing="plan")
     ctx.waiting_for_reconnect(args.realm,
                               left_out="not planned (name it with --realm to plan from what was last synced)")
+    why_failed = []
     for realm in realms:
         on = args.on or _company_today(db, realm)
-        rows = dispatch.plan_company(ctx.settings, db, realm, on=on, days=args.days)
+        problems: list[str] = []
+        rows = dispatch.plan_company(ctx.settings, db, realm, on=on, days=args.days, problems=problems)
         everything[realm] = rows
         if not args.json:
             print(f"realm {realm}: {len(rows)} action(s) from {on.isoformat()} over {args.days} day(s)")
             for row in rows:
                 print("  " + row.line())
+        _print_problems(realm, problems)
+        if problems:
+            why_failed.append(f"realm {realm} has {len(problems)} customer(s) left out of the plan")
     if args.json:
         print(json.dumps({realm: [r.as_dict() for r in rows] for realm, rows in everything.items()}, indent=2,
                          default=str))
+    if why_failed:
+        print(f"qbo-collector: exit code 1: {'; '.join(why_failed)} (see above).", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _print_problems(realm: str, problems: Sequence[str]) -> None:
+    """On stderr, the first ``PROBLEMS_LISTED`` and how many more."""
+    for problem in problems[:PROBLEMS_LISTED]:
+        print(f"realm {realm}: problem: {problem}", file=sys.stderr)
+    if len(problems) > PROBLEMS_LISTED:
+        print(f"realm {realm}: … and {len(problems) - PROBLEMS_LISTED} more problem(s)", file=sys.stderr)
 
 
 def _company_today(db: Database, realm: str) -> date:
@@ -362,10 +378,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         for warning in summary.warnings:
             print(f"realm {realm}: note: {warning}", file=sys.stderr)
         problems = summary.problems
-        for problem in problems[:PROBLEMS_LISTED]:
-            print(f"realm {realm}: problem: {problem}", file=sys.stderr)
-        if len(problems) > PROBLEMS_LISTED:
-            print(f"realm {realm}: … and {len(problems) - PROBLEMS_LISTED} more problem(s)", file=sys.stderr)
+        _print_problems(realm, problems)
         if problems:
             why_failed.append(f"realm {realm} has {len(problems)} problem(s) to act on")
     if why_failed:

@@ -232,16 +232,21 @@ def _plan_snapshots(company: models.Company, snaps: list[snapshot.CustomerSnapsh
 
 
 def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: dt.date,
-                 days: int = 1) -> list[PlannedRow]:
-    """What would happen on ``on`` and the ``days - 1`` days after, if nothing changes. Changes nothing."""
+                 days: int = 1, problems: list[str] | None = None) -> list[PlannedRow]:
+    """What would happen on ``on`` and the ``days - 1`` days after, if nothing changes. Changes nothing.
+
+    A customer that cannot be planned (a stored policy that does not validate…) is left out of the
+    rows, logged, and described in ``problems`` when given."""
     with db.sessions() as s:
         company = _company(s, realm_id)
         dry = bool((company.settings or {}).get("dry_run"))
         snaps = snapshot.load(s, company, dry_run=dry)
-        problems: list[str] = []
-        rows, _dates = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=problems)
-        for p in problems:
+        found: list[str] = []
+        rows, _dates = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=found)
+        for p in found:
             log.warning("plan %s: %s", realm_id, p)
+        if problems is not None:
+            problems.extend(found)
         s.rollback()
     return sorted(rows, key=lambda r: (r.due_at, r.customer, r.dedupe_key))
 

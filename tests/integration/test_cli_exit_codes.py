@@ -181,6 +181,30 @@ def test_run_exits_1_when_a_customer_is_skipped_for_an_invalid_policy(make_env) 
     assert said.endswith(f"qbo-collector: exit code 1: realm {env.realm} has 1 problem(s) to act on (see above).")
 
 
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "--json"])
+def test_plan_exits_1_and_names_the_customer_it_left_out_for_an_invalid_policy(make_env, json_out) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(policy={"default": ds.every_day_policy(), "policies": {"vip": {"steps": "every day"}}})
+    clean = _cli(_env(env.settings, env.db), "plan", "--on", env.on, "--json")
+    assert clean.returncode == 0, clean.stderr
+    assert "problem" not in _said(clean) and "exit code" not in _said(clean)
+    with env.db.session() as s:
+        customer = s.scalars(select(models.Customer).order_by(models.Customer.id)).first()
+        customer.policy_name, name, left_out = "vip", customer.display_name, customer.qbo_id
+    result = _cli(_env(env.settings, env.db), "plan", "--on", env.on, *(["--json"] if json_out else []))
+    assert result.returncode == 1, result.stderr
+    said = _said(result)
+    assert f"realm {env.realm}: problem: customer {name}: The stored 'vip' policy is not valid (" in said
+    assert said.endswith(f"qbo-collector: exit code 1: realm {env.realm} has 1 customer(s) left out of the plan "
+                         "(see above).")
+    if json_out:  # stdout is still the whole plan of the others, as one JSON document
+        planned = json.loads(result.stdout)[env.realm]
+        before = json.loads(clean.stdout)[env.realm]
+        assert planned and {r["customer_id"] for r in planned} == {r["customer_id"] for r in before} - {left_out}
+    else:
+        assert result.stdout.startswith(f"realm {env.realm}: ")
+    assert env.rows() == []  # a plan changes nothing
+
+
 def test_run_while_another_worker_dispatches_the_company_is_not_a_failure(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env()
     with env.db.session() as s:
