@@ -5,7 +5,9 @@ number of invoices: the run selects candidates by their stored next-action date 
 index: here a calendar queue of day → invoice numbers, as the database's
 ``(company_id, next_action_on)`` index would) and plans only their customers, focused on
 those invoices, taking their next dates for tomorrow from the same pass
-(``rules.plan_and_next``). It is compared with planning every customer, every invoice.
+(``rules.plan_and_next``). It is compared with planning every customer, every invoice, and
+with a bound measured beside it: only the selected invoices read, planned and recorded, no
+next-action date worked out (what no indexed run can go below).
 
     .venv/bin/python bench/plan.py                # 1,000,000 invoices, a week from a Wednesday
     .venv/bin/python bench/plan.py --invoices 100000 --days 3
