@@ -2,7 +2,7 @@
 
 Public API (the CLI and the scheduler call these)::
 
-    plan_company(settings, db, realm_id, *, on, days=1) -> list[PlannedRow]      # changes nothing
+    plan_company(settings, db, realm_id, *, on, days=1, problems=None) -> list[PlannedRow]  # changes nothing
     run_company(settings, db, vault, realm_id, *, now=None, dry_run=False) -> RunSummary
     run_all(settings, db, vault, *, now=None, dry_run=False) -> list[RunSummary]
     recover_sending(db) -> int          # rows left in "sending" by a crash → unknown (messages)
