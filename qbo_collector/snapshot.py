@@ -321,6 +321,9 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
     blocked_emails = _blocked(s, "email", {e.lower() for e in emails.values() if e})
     blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
     realm = company.realm_id
+    # One policy lookup per policy name, not per customer (it serialises the stored JSON to find the
+    # validated copy; an unknown name is then logged once a load, not once per customer).
+    policies: dict[str | None, tuple[rules.Policy | None, str | None]] = {}
     snaps: list[CustomerSnapshot] = []
     for cid in ids:
         crow = live.get(cid)
@@ -333,10 +336,12 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             opted.add("email")
         if phone and (crow.sms_stopped or phone in blocked_phones):
             opted.add("sms")
-        try:
-            policy, problem = policy_for(company, crow), None
-        except errors.InvalidInput as exc:
-            policy, problem = None, exc.message
+        if crow.policy_name not in policies:
+            try:
+                policies[crow.policy_name] = policy_for(company, crow), None
+            except errors.InvalidInput as exc:
+                policies[crow.policy_name] = None, exc.message
+        policy, problem = policies[crow.policy_name]
         record = rules.Customer(
             id=cid, display_name=crow.display_name, language=language_of(company, crow),  # type: ignore[arg-type]
             country=customer_region(company, crow), time_zone=time_zone_of(company, crow),
