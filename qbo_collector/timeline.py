@@ -166,6 +166,10 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "alert.promise_broken": N_("%(name)s promised to pay %(amount)s by %(until)s and has not: reminders resume at "
                                "the next step."),
     "alert.instalment_missed": N_("%(name)s missed instalment %(n)s of %(amount)s due %(due)s."),
+    # why a row's outcome is unknown (its ``status_reason``, shown on the Upcoming page)
+    "outbox.unknown.crash": N_("The run stopped after this message was handed to the provider and before its answer "
+                               "was recorded: it may or may not have gone out. It will not be resent automatically; "
+                               "provider events settle it, or decide on the outbox page."),
 }
 
 # Words inside sentences, by group. Unknown values are shown as they are.

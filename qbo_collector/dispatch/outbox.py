@@ -248,9 +248,7 @@ def recover_sending(db: Database, *, company_id: int | None = None) -> int:
                 set_status(s, row.id, S.planned, "The run stopped while writing to QuickBooks; the write is safe to "
                            "redo (same requestid / same notes) and will be retried.", now=now)
             else:
-                set_status(s, row.id, S.unknown, "The run stopped after this message was handed to the provider and "
-                           "before its answer was recorded: it may or may not have gone out. It will not be resent "
-                           "automatically; provider events settle it, or decide on the outbox page.", now=now)
+                set_status(s, row.id, S.unknown, timeline.text("outbox.unknown.crash"), now=now)
                 activity(s, row.company_id, "outbox.unknown", timeline.text("outbox.unknown", action=timeline.action(row)),
                          row=row)
             moved += 1

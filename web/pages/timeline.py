@@ -41,3 +41,13 @@ def outbox_text(row: models.Outbox) -> str:
     """What an outbox row shown on the timeline is about."""
     return action(timeline.action(row)["action"])
 
+
+def outbox_reason(row: Any, invoices: list[str]) -> str | None:
+    """Why an outbox row (or a planned one) exists; None when only its fields could tell, as the Upcoming
+    page's columns do. ``invoices``: its invoice numbers."""
+    return reader().reason({**timeline.action(row)["action"], "invoices": invoices})
+
+
+def status_text(reason: str | None) -> str:
+    """An outbox row's ``status_reason`` (stored in English): translated when the catalogue has the sentence."""
+    return reader().value(timeline.error(reason)) if reason else ""
