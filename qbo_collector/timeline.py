@@ -4,9 +4,9 @@ An ``Activity`` row (and an outbox row's ``reason`` when the program, not the ru
 wrote it) stores three things: the English sentence (``message`` / ``reason``, read by the
 CLI, the logs and any older reader), and beside it the key of the sentence in ``MESSAGES``
 and its arguments as JSON (``message_key`` / ``message_args``, ``reason_key`` /
-``reason_args``). The pages look the key up in the translation catalogue and format the
-arguments in the reader's locale (``web/pages/timeline.py``); a row without a key (written
-before keys existed, or typed by a person) is shown as stored.
+``reason_args``). A reader (``translation.Reader``: the pages for their user, the dispatcher for a
+company's owner) looks the key up in the translation catalogue and formats the arguments in its
+locale; a row without a key (written before keys existed, or typed by a person) is shown as stored.
 
     text = timeline.text("pause", until=timeline.date(resume_on), note="Back in January")
     text.english()   # "Reminders paused until 2027-01-04. Back in January" (plain: ISO dates, "1200.00 EUR")
@@ -21,14 +21,19 @@ the page formats for its reader:
     {"number": "850.50"}                     a number without currency (Babel)
     {"invoices": ["F-1001", "F-1002"]}       invoice numbers; none: "all invoices"
     {"term": "open", "of": "event"}          a word of ``TERMS`` (channel, provider event, call outcome…)
+    {"terms": ["email", "sms"], "of": "channel"}  several words of ``TERMS``, listed
     {"error": "…"}                           one of the program's error sentences, translated when the
                                              catalogue has it (as ``web.pages.message_of`` does)
     {"action": {…}}                          an outbox row (``action(row)``): in English its own reason,
-                                             in another language a description built from its fields
+                                             in another language its ``sentence`` (engine alerts) or a
+                                             description built from its fields
 
 ``note`` is what a person typed; it follows the sentence verbatim and is never translated. The
-rules engine's reasons (``rules/``, pure and English) get no key: a page shows them to English
-readers and describes the row from its fields (kind, step, template, invoices, amount) to others.
+rules engine's reasons (``rules/``, pure and English) get no key: English readers see them, others
+a description of the row from its fields (kind, step, template, invoices, amount) — or, for the
+engine's owner alerts, the sentence ``dispatch.outbox.rows_for`` built from the alert's figures and
+keeps in ``payload["sentence"]`` (``{"key": "alert.late", "args": {…}}``). ``translation.Reader``
+turns all of these into a reader's language, with or without Flask.
 
 Sentences marked ``N_`` / ``Np_`` are extracted into the catalogue (``web/translations/babel.cfg``).
 Add a key here, use it, and translate it in ``web/translations/fr/LC_MESSAGES/messages.po``:
@@ -147,6 +152,24 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "alert.reply": N_("%(name)s replied by text: “%(body)s”"),
     "alert.reconnect": N_("QuickBooks needs to be reconnected for %(company)s: %(reason)s Nothing is sent until it is "
                           "reconnected on the settings page."),
+    # the rules engine's owner alerts told from their fields, for readers in another language: the engine's own
+    # English stays in ``reason`` (``dispatch.outbox.rows_for`` keeps these under ``payload["sentence"]``)
+    "alert.late": N_("Invoice %(invoice)s of %(name)s became late: it was due on %(due)s."),
+    "alert.step": Np_("Step %(step)s for invoice %(invoices)s of %(name)s: the policy asks you to follow up with "
+                      "them yourself.",
+                      "Step %(step)s for invoices %(invoices)s of %(name)s: the policy asks you to follow up with "
+                      "them yourself."),
+    "alert.unreachable": Np_("Step %(step)s for invoice %(invoices)s: %(name)s cannot be reached by %(channels)s "
+                             "(no address or opted out): contact them another way.",
+                             "Step %(step)s for invoices %(invoices)s: %(name)s cannot be reached by %(channels)s "
+                             "(no address or opted out): contact them another way."),
+    "alert.promise_broken": N_("%(name)s promised to pay %(amount)s by %(until)s and has not: reminders resume at "
+                               "the next step."),
+    "alert.instalment_missed": N_("%(name)s missed instalment %(n)s of %(amount)s due %(due)s."),
+    # why a row's outcome is unknown (its ``status_reason``, shown on the Upcoming page)
+    "outbox.unknown.crash": N_("The run stopped after this message was handed to the provider and before its answer "
+                               "was recorded: it may or may not have gone out. It will not be resent automatically; "
+                               "provider events settle it, or decide on the outbox page."),
 }
 
 # Words inside sentences, by group. Unknown values are shown as they are.
@@ -218,6 +241,8 @@ def plain(value: Any) -> str:
         return ", ".join(map(str, value["invoices"])) or "all invoices"
     if "term" in value:
         return TERMS.get(value.get("of", ""), {}).get(value["term"], str(value["term"]))
+    if "terms" in value:
+        return ", ".join(TERMS.get(value.get("of", ""), {}).get(t, str(t)) for t in value["terms"])
     if "error" in value:
         return str(value["error"])
     if "action" in value:
@@ -247,6 +272,10 @@ def term(group: str, value: str) -> dict[str, str]:
     return {"term": value, "of": group}
 
 
+def terms(group: str, values: Iterable[str]) -> dict[str, Any]:
+    return {"terms": [str(v) for v in values], "of": group}
+
+
 def error(message: str) -> dict[str, str]:
     return {"error": message}
 
@@ -263,6 +292,6 @@ def action(row: Any) -> dict[str, Any]:
         "amount": str(amount) if amount is not None else None, "currency": getattr(row, "currency", None),
         "task": payload.get("task"), "topic": payload.get("topic"), "fee_kind": payload.get("fee_kind"),
         "reason": row.reason, "reason_key": getattr(row, "reason_key", None),
-        "reason_args": getattr(row, "reason_args", None),
+        "reason_args": getattr(row, "reason_args", None), "sentence": payload.get("sentence"),
     }
     return {"action": {k: v for k, v in fields.items() if v is not None}}

@@ -125,12 +125,35 @@ def rows_for(action: rules.Action, *, customer_name: str, numbers: dict[str, str
         return [PlannedRow(kind="task", channel="call_task", template_key=None, amount=None, currency=None,
                            dedupe_key=key, payload={**payload, "task": "call"},
                            **{**common, "reason": action.reason.replace("contact them another way", "call them")})]
+    said = alert_sentence(action, customer_name=customer_name, numbers=payload["numbers"])
+    if said is not None:
+        payload["sentence"] = {"key": said.key, "args": said.stored_args()}
     rows = [PlannedRow(kind="alert", channel="owner_email", template_key="owner_alert", amount=None, currency=None,
                        dedupe_key=key, payload=payload, **common)]
     if owner_phone:
         rows.append(PlannedRow(kind="alert", channel="owner_sms", template_key="owner_alert", amount=None,
                                currency=None, dedupe_key=key + ":sms", payload=payload, **common))
     return rows
+
+
+def alert_sentence(action: rules.AlertOwner, *, customer_name: str, numbers: Sequence[str]) -> timeline.Text | None:
+    """The engine's owner alert as a sentence of ``timeline`` built from its figures, for an owner who reads
+    another language than the engine's English (which stays the row's ``reason``). None: nothing to tell it from."""
+    step = max((r.step for r in action.steps), default=None)
+    if action.topic == "late" and action.due_on is not None and numbers:
+        return timeline.text("alert.late", invoice=numbers[0], name=customer_name, due=timeline.date(action.due_on))
+    if action.topic in ("step", "unreachable") and step is not None and numbers:
+        channels = {"channels": timeline.terms("channel", action.channels)} if action.topic == "unreachable" else {}
+        return timeline.text(f"alert.{action.topic}", step=step + 1, invoices=timeline.invoices(numbers),
+                             num=len(numbers), name=customer_name, **channels)
+    if action.topic == "promise_broken" and action.amount is not None and action.until is not None:
+        return timeline.text("alert.promise_broken", name=customer_name, until=timeline.date(action.until),
+                             amount=timeline.money(action.amount.amount, action.amount.currency))
+    if action.topic == "instalment_missed" and action.amount is not None and action.due_on is not None:
+        return timeline.text("alert.instalment_missed", name=customer_name, n=action.instalment or "",
+                             amount=timeline.money(action.amount.amount, action.amount.currency),
+                             due=timeline.date(action.due_on))
+    return None
 
 
 def _insert(s: Session, table: Any) -> Any:
@@ -225,9 +248,7 @@ def recover_sending(db: Database, *, company_id: int | None = None) -> int:
                 set_status(s, row.id, S.planned, "The run stopped while writing to QuickBooks; the write is safe to "
                            "redo (same requestid / same notes) and will be retried.", now=now)
             else:
-                set_status(s, row.id, S.unknown, "The run stopped after this message was handed to the provider and "
-                           "before its answer was recorded: it may or may not have gone out. It will not be resent "
-                           "automatically; provider events settle it, or decide on the outbox page.", now=now)
+                set_status(s, row.id, S.unknown, timeline.text("outbox.unknown.crash"), now=now)
                 activity(s, row.company_id, "outbox.unknown", timeline.text("outbox.unknown", action=timeline.action(row)),
                          row=row)
             moved += 1

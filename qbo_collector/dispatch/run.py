@@ -52,7 +52,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import select
 
-from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline
+from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -781,8 +781,12 @@ def _notify_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | 
     return policy.late_fees.notify_customer
 
 
-def _owner_text(row: models.Outbox) -> str:
-    return str((row.payload or {}).get("alert") or row.reason)
+def _owner_text(row: models.Outbox, language: str, locale: str) -> str:
+    """The alert's sentence in the company's language. In English, as the program or the engine wrote it;
+    in another, the row's sentence key, or the engine's alert told from its figures (``payload["sentence"]``)."""
+    if language == "en":
+        return str((row.payload or {}).get("alert") or row.reason)
+    return translation.reader(language, locale).action(timeline.action(row)["action"])
 
 
 def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
@@ -803,7 +807,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     try:
         context = messages.reminder_context(
             company=company, row=row, customer=customer, language=language, country=country, lines=lines,
-            policy=policy, today=ctx.today, alert=_owner_text(row) if owner else None,
+            policy=policy, today=ctx.today,
+            alert=_owner_text(row, language, messages.locale_for(language, country)) if owner else None,
             action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
                          if owner and (row.payload or {}).get("action_link") else None))
         rendered = messages.render(company, key, language, context)

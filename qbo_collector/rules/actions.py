@@ -140,6 +140,12 @@ class AlertOwner(Action):
     topic: Literal["late", "promise_broken", "instalment_missed", "unreachable", "step"]
     invoices: tuple[str, ...]
     steps: tuple[StepRef, ...] = ()
+    # What ``reason`` states, as data, so the alert can be told in the owner's language (``reason`` is English).
+    due_on: dt.date | None = None       # late: the invoice's due date; instalment_missed: the instalment's
+    amount: money.Money | None = None   # promise_broken: the amount promised; instalment_missed: the instalment
+    until: dt.date | None = None        # promise_broken: the date promised
+    instalment: int | None = None       # instalment_missed: its number, from 1
+    channels: tuple[str, ...] = ()      # unreachable: the step's channels the customer cannot receive
 
     @property
     def invoice_ids(self) -> tuple[str, ...]:

@@ -724,7 +724,7 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
             if key not in inp.keys:
                 out.append(actions.AlertOwner(
                     realm=company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today),
-                    on=today, topic="late", invoices=(invoice.id,),
+                    on=today, topic="late", invoices=(invoice.id,), due_on=due,
                     reason=f"{_invoice_label(invoice).capitalize()} of {customer.display_name} became late: it was due on {due}{note}."))
         schedule = _schedule(inp, invoice, due, pauses_here, today)
         slot = schedule.pending(today)
@@ -772,7 +772,7 @@ def _step_actions(inp: _Inputs, step: policy_mod.Step, refs: tuple[actions.StepR
         if key not in inp.keys:
             out.append(actions.AlertOwner(
                 realm=realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
-                topic="unreachable", invoices=invoices, steps=refs,
+                topic="unreachable", invoices=invoices, steps=refs, channels=tuple(step.channels),
                 reason=f"{what}, but {customer.display_name} cannot be reached by {', '.join(step.channels)} "
                        "(no address or opted out): contact them another way."))
     return out
@@ -902,7 +902,7 @@ def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -
         ids = tuple(sorted(i.id for i in mine if model.covers(p, i.id) and i.is_open))
         out.append(actions.AlertOwner(
             realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=key, due_at=inp.company_at(today),
-            on=today, topic="promise_broken", invoices=ids,
+            on=today, topic="promise_broken", invoices=ids, amount=p.amount, until=p.until,
             reason=f"{inp.customer.display_name} promised to pay {p.amount} by {p.until} and has not: "
                    "reminders resume at the next step."))
     return out
@@ -938,6 +938,7 @@ def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
                     out.append(actions.AlertOwner(
                         realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=alert,
                         due_at=inp.company_at(today), on=today, topic="instalment_missed", invoices=ids,
+                        due_on=inst.due_on, amount=inst.amount, instalment=n + 1,
                         reason=f"{inp.customer.display_name} missed instalment {n + 1} of {inst.amount} due {inst.due_on}."))
             elif today >= before:
                 when, template, tone = "before", "reminder_before_due", "friendly"

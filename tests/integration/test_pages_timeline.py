@@ -235,3 +235,54 @@ def test_what_the_dispatcher_wrote_reads_in_english_for_an_english_user(dispatch
     with env.db.reading() as s:
         number = s.scalar(select(models.Invoice.doc_number).where(models.Invoice.qbo_id == env.paid.invoice_ids[0]))
     assert f"Cancelled: invoice {number} was paid in QuickBooks before sending." in _page(en, env, env.paid.customer_id)
+
+
+# --- the Upcoming page: the same sentences, for rows still to go out --------------------------
+
+@pytest.fixture
+def upcoming(pages_app, sqlite_db):  # type: ignore[no-untyped-def]
+    """Company A on the firm policy (the engine alerts the owner of late invoices), a reconnect alert queued
+    by the program, and a reminder whose outcome a crash left unknown."""
+    from qbo_collector import alerts, rules
+    from qbo_collector.dispatch import outbox
+
+    with sqlite_db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == "111"))
+        company.policy = rules.PRESETS["firm"].model_dump(mode="json")
+        s.scalar(select(models.Outbox).where(models.Outbox.dedupe_key == "111:seed:1")).status = \
+            models.OutboxStatus.sending
+        company_id = company.id
+    assert alerts.reconnect_needed(sqlite_db, "111", "Disconnected by a user.", on=dt.date(2026, 11, 23)) == 1
+    assert outbox.recover_sending(sqlite_db, company_id=company_id) == 1
+    return pages_app
+
+
+def _upcoming(client) -> str:  # type: ignore[no-untyped-def]
+    response = client.get("/companies/111/upcoming")
+    assert response.status_code == 200
+    return _text(response.get_data(as_text=True))
+
+
+def test_a_french_user_reads_the_upcoming_rows_in_french(upcoming, sqlite_db):
+    page = _upcoming(browser(upcoming, sqlite_db, "fr@example.com", language="fr"))
+    # queued by the program, with its sentence key (an error sentence the catalogue lacks stays as written)
+    assert "QuickBooks doit être reconnecté pour Company A : Disconnected by a user. Rien n’est envoyé" in page, page
+    # planned by the rules engine: told from the alert's figures
+    assert re.search(r"La facture F-1001 de Atelier Dubois est passée en retard : elle était due le \d+ \w+\.? 2026\.",
+                     page), page
+    # the row a crash left unknown, and why
+    assert "Relance « En retard, aimable », étape 3, facture 101, par e-mail" in page
+    assert "L’exécution s’est arrêtée après la remise de ce message au fournisseur" in page
+    for english in ("needs to be reconnected", "Nothing is sent", "became late", "it was due on", "Step 3 of invoice",
+                    "The run stopped"):
+        assert english not in page, english
+
+
+def test_an_english_user_reads_the_upcoming_rows_in_english(upcoming, owner):
+    page = _upcoming(owner)
+    assert "QuickBooks needs to be reconnected for Company A: Disconnected by a user." in page
+    # the engine's own words ("Invoice f-1001": its label is capitalized as a whole)
+    assert re.search(r"Invoice f-1001 of Atelier Dubois became late: it was due on 2026-\d\d-\d\d\.", page), page
+    assert "Step 3 of invoice 101 by email." in page
+    assert "The run stopped after this message was handed to the provider" in page
+    assert "Relance" not in page and "QuickBooks doit" not in page

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from qbo_collector import casework, dispatch, errors
 from qbo_collector.db import models
 from qbo_collector.rules import calendar as rules_calendar
-from web.pages import bp, company_session, message_of, services, today_for, user_id
+from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
 
 DAYS = 14
 KINDS = {"reminder": ("reminder",), "fee": ("fee",), "task": ("task", "alert", "note")}
@@ -47,7 +47,8 @@ def _row(r: Any, *, queued: bool, invoices: list[str]) -> dict[str, Any]:
     customer_id = r.customer_qbo_id if queued else r.customer_id
     return {"due_at": r.due_at, "kind": r.kind, "channel": r.channel, "customer_id": customer_id,
             "customer": None if queued else r.customer, "invoices": invoices,
-            "template_key": r.template_key, "amount": r.amount, "currency": r.currency, "reason": r.reason,
+            "template_key": r.template_key, "amount": r.amount, "currency": r.currency,
+            "said": timeline.outbox_reason(r, invoices),  # why, for the reader; None: the columns say it all
             "dedupe_key": r.dedupe_key, "queued": queued, "id": r.id if queued else None,
             "step": r.step, "payload": r.payload or {},
             "dry_run": r.dedupe_key.startswith("dryrun:")}
@@ -70,9 +71,10 @@ def _render(s, company: models.Company, role: str, error: str | None = None, sta
     names = dict(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
         models.Customer.company_id == company.id,
         models.Customer.qbo_id.in_({r["customer_id"] for _d, rows in days for r in rows if r["customer_id"]} or {""}))).all())
-    unknown = list(s.scalars(select(models.Outbox).where(
-        models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.unknown)
-        .order_by(models.Outbox.sending_at)))
+    unknown = [{"row": o, "said": timeline.outbox_text(o), "why": timeline.status_text(o.status_reason)}
+               for o in s.scalars(select(models.Outbox).where(
+                   models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.unknown)
+                   .order_by(models.Outbox.sending_at))]
     return render_template("pages/upcoming.html", company=company, role=role, tab="upcoming", days=days, on=on,
                            names=names, unknown=unknown, problem=problem, error=error, horizon=DAYS,
                            count=sum(len(rows) for _d, rows in days), kind=kind if kind in KINDS else "",

@@ -1,0 +1,130 @@
+"""Owner alerts read in the company's language: the email's subject and body and the owner's text message,
+sent through the SendGrid and Twilio stand-ins by the real daily run. The rules engine writes its reasons in
+English; a French owner reads them told from the alert's figures, an English owner exactly as the engine wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import casework
+from qbo_collector.db import models
+from qbo_collector.sandbox import server
+from tests.integration import test_dispatch_support as ds
+
+FRENCH = server.CompanySpec(name="Boulangerie Martin", country="FR", currency="EUR", timezone="Europe/Paris",
+                            language="fr", customers=10, invoices=35, payments=10, seed=12)
+OWNER_EMAIL, OWNER_PHONE = "owner@maple.example", "+33612345678"
+# Words of the rules engine's English reasons (planner.py) and of the English alert sentences.
+ENGLISH = ("became late", "was due on", "the policy asks you", "follow up with", "cannot be reached",
+           "contact them another way", "promised to pay", "reminders resume", "missed instalment", "Invoice ",
+           "invoice ", "Step ", "needs to be reconnected", "Nothing is sent until")
+FRENCH_DATE = re.compile(r"\d{1,2} (janv|févr|mars|avr|mai|juin|juil|août|sept|oct|nov|déc)\.? 20\d\d")
+
+
+@pytest.fixture
+def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
+    made = []
+
+    def make(spec: server.CompanySpec, **kwargs: Any) -> ds.Env:
+        env = ds.build(sandbox_factory(companies=[spec]), settings_factory, sqlite_db,
+                       company_settings={"owner_phone": OWNER_PHONE}, **kwargs)
+        with env.db.session() as s:
+            s.scalar(select(models.Company)).language = spec.language
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        if env.web is not None:
+            env.web.stop()
+
+
+def _alerting_policy() -> dict[str, Any]:
+    """Firm, any day, owner alerted when an invoice becomes late and asked to follow the second step up himself."""
+    data = ds.every_day_policy("firm")
+    data["steps"][1] = {**data["steps"][1], "channels": ["email", "owner_alert"]}
+    return data
+
+
+def _break_a_promise(env: ds.Env) -> None:
+    """A promise made ten days ago for five days ago, not kept: the engine alerts the owner."""
+    today = env.now_at(12).date()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        invoice = s.scalars(select(models.Invoice).where(
+            models.Invoice.status == models.InvoiceStatus.open, models.Invoice.balance > 0,
+            models.Invoice.due_date < today).order_by(models.Invoice.qbo_id)).first()
+        casework.promise(s, company, invoice.customer_qbo_id, until=today - dt.timedelta(days=5),
+                         amount=str(invoice.balance), invoice_ids=[invoice.qbo_id], on=today - dt.timedelta(days=10))
+
+
+def _sent_to_owner(env: ds.Env) -> tuple[list[models.Outbox], list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = [r for r in env.rows(kind="alert") if r.status.value == "sent"]
+    mails = [m for m in env.sb.sendgrid.messages if m["to"] == OWNER_EMAIL]
+    texts = [m for m in env.sb.twilio.messages if m["to"] == OWNER_PHONE]
+    assert len(mails) == len([r for r in rows if r.channel == "owner_email"])
+    assert len(texts) == len([r for r in rows if r.channel == "owner_sms"])
+    return rows, mails, texts
+
+
+def test_a_french_company_owner_reads_the_engine_alerts_in_french(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(FRENCH, policy=_alerting_policy())
+    _break_a_promise(env)
+    summary = env.run()
+    assert summary.ok, summary.errors
+    rows, mails, texts = _sent_to_owner(env)
+    assert {"late", "step", "promise_broken"} <= {r.payload["topic"] for r in rows}
+    assert all(r.reason_key is None and r.reason for r in rows)  # the engine's English stays in the row
+    for part in [m[k] for m in mails for k in ("subject", "text", "html")] + [t["body"] for t in texts]:
+        for english in ENGLISH:
+            assert english not in part, (english, part)
+    subjects = " ".join(m["subject"] for m in mails)
+    assert "est passée en retard" in subjects and "la politique vous demande de relancer" in subjects
+    late = next(m for m in mails if "est passée en retard" in m["subject"])
+    assert late["text"].startswith("Bonjour") and FRENCH_DATE.search(late["text"]), late["text"]
+    promise = next(m for m in mails if "avait promis de payer" in m["text"])
+    assert re.search(r"payer [\d\s,]+€ d’ici le \d", promise["text"]), promise["text"]
+    assert "les relances reprennent à l’étape suivante" in promise["text"]
+    assert any("est passée en retard" in t["body"] for t in texts)
+
+
+def test_a_french_owner_reads_the_reconnect_alert_in_french(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(FRENCH)
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        company.status = models.CompanyStatus.needs_reconnect
+        company.status_reason = "Intuit refused the grant (invalid_grant)."
+    # alerts.reconnect_needed queues the alert, due at the wall clock's now (the run's "now" is later)
+    env.run(now=env.now_at(12, days=1))
+    rows, mails, texts = _sent_to_owner(env)
+    assert {(r.reason_key, r.payload["topic"]) for r in rows} == {("alert.reconnect", "reconnect")}
+    assert all(r.reason.startswith("QuickBooks needs to be reconnected for Boulangerie Martin") for r in rows)
+    assert len(mails) == 1 and len(texts) == 1
+    mail, text = mails[0], texts[0]
+    assert mail["subject"].startswith("[Boulangerie Martin] QuickBooks doit être reconnecté pour Boulangerie Martin")
+    assert "Rien n’est envoyé tant" in mail["text"] and "Rien n’est envoyé tant" in mail["html"]
+    assert "QuickBooks doit être reconnecté" in text["body"]
+    for part in (mail["subject"], mail["text"], mail["html"], text["body"]):
+        assert "needs to be reconnected" not in part and "Nothing is sent" not in part
+
+
+def test_an_english_company_owner_reads_the_engine_reasons_as_before(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(ds.SMALL, policy=_alerting_policy())
+    _break_a_promise(env)
+    assert env.run().ok
+    rows, mails, texts = _sent_to_owner(env)
+    assert {"late", "step", "promise_broken"} <= {r.payload["topic"] for r in rows}
+    by_id = {m["custom_args"]["outbox_id"]: m for m in mails}
+    for row in (r for r in rows if r.channel == "owner_email"):
+        mail = by_id[str(row.id)]
+        assert mail["text"].startswith(f"Hello,\n\n{row.reason}\n"), mail["text"]
+        assert f"<strong>{row.reason}</strong>" in mail["html"].replace("&#39;", "'")
+        assert mail["subject"].startswith(f"[Sandbox Company US] {row.reason[:60]}")
+    for text in texts:
+        assert any(text["body"].startswith(f"Sandbox Company US: {r.reason[:60]}") for r in rows), text["body"]
