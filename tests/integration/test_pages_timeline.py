@@ -286,3 +286,24 @@ def test_an_english_user_reads_the_upcoming_rows_in_english(upcoming, owner):
     assert "Step 3 of invoice 101 by email." in page
     assert "The run stopped after this message was handed to the provider" in page
     assert "Relance" not in page and "QuickBooks doit" not in page
+
+
+def test_the_upcoming_page_names_the_customers_its_plan_leaves_out(pages_app, sqlite_db, owner):  # type: ignore[no-untyped-def]
+    """A named policy that no longer validates: its customers are neither in the calendar nor in the runs, and
+    the page says so in the reader's language (the reason, the dispatcher's, as stored)."""
+    from qbo_collector import rules
+
+    assert "left out of this calendar" not in _upcoming(owner)
+    with sqlite_db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == "111"))
+        company.policy = {"default": rules.PRESETS["firm"].model_dump(mode="json"),
+                          "policies": {"vip": {"steps": "every day"}}}
+        customer = s.scalars(select(models.Customer).where(models.Customer.company_id == company.id)
+                             .order_by(models.Customer.id)).first()
+        customer.policy_name, name = "vip", customer.display_name
+    page = _upcoming(owner)
+    assert (f"1 customer is left out of this calendar, and of the daily runs, until this is fixed: customer {name}: "
+            "The stored 'vip' policy is not valid (") in page, page
+    french = _upcoming(browser(pages_app, sqlite_db, "fr-left-out@example.com", language="fr"))
+    assert (f"1 client est exclu de ce calendrier, et des exécutions quotidiennes, tant que ceci n’est pas corrigé : "
+            f"customer {name}: ") in french, french

@@ -19,11 +19,14 @@ DAYS = 14
 KINDS = {"reminder": ("reminder",), "fee": ("fee",), "task": ("task", "alert", "note")}
 
 
-def _calendar(s, company: models.Company, on: dt.date) -> tuple[list[tuple[dt.date, list[dict[str, Any]]]], str | None]:  # type: ignore[no-untyped-def]
+def _calendar(s, company: models.Company, on: dt.date,  # type: ignore[no-untyped-def]
+              left_out: list[str]) -> tuple[list[tuple[dt.date, list[dict[str, Any]]]], str | None]:
+    """The days' rows, and a problem that stopped the plan; ``left_out`` receives the customers the
+    plan had to leave out (a stored policy that does not validate…), as the dispatcher words them."""
     svc = services()
     problem = None
     try:
-        planned = dispatch.plan_company(svc.settings, svc.db, company.realm_id, on=on, days=DAYS)
+        planned = dispatch.plan_company(svc.settings, svc.db, company.realm_id, on=on, days=DAYS, problems=left_out)
     except errors.QboCollectorError as exc:
         planned, problem = [], message_of(exc)
     tz = company.timezone or "UTC"
@@ -62,7 +65,8 @@ def upcoming(realm_id: str):  # type: ignore[no-untyped-def]
 
 def _render(s, company: models.Company, role: str, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     on = today_for(company)
-    days, problem = _calendar(s, company, on)
+    left_out: list[str] = []
+    days, problem = _calendar(s, company, on, left_out)
     kind = request.args.get("kind", "")
     counts = {k: sum(1 for _d, rows in days for r in rows if r["kind"] in KINDS[k]) for k in KINDS}
     if kind in KINDS:
@@ -76,7 +80,8 @@ def _render(s, company: models.Company, role: str, error: str | None = None, sta
                    models.Outbox.company_id == company.id, models.Outbox.status == models.OutboxStatus.unknown)
                    .order_by(models.Outbox.sending_at))]
     return render_template("pages/upcoming.html", company=company, role=role, tab="upcoming", days=days, on=on,
-                           names=names, unknown=unknown, problem=problem, error=error, horizon=DAYS,
+                           names=names, unknown=unknown, problem=problem, left_out=left_out, error=error,
+                           horizon=DAYS,
                            count=sum(len(rows) for _d, rows in days), kind=kind if kind in KINDS else "",
                            counts=counts,
                            dry_run=bool((company.settings or {}).get("dry_run"))), status
