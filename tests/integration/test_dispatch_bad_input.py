@@ -36,9 +36,7 @@ def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-u
         return env
 
     yield make
-    for env in made:
-        if env.web is not None:
-            env.web.stop()
+    ds.stop(made)
 
 
 def test_a_customer_with_no_email_and_no_phone_gets_a_call_task_instead(make_env) -> None:  # type: ignore[no-untyped-def]

@@ -30,9 +30,7 @@ def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-u
         return env
 
     yield make
-    for env in made:
-        if env.web is not None:
-            env.web.stop()
+    ds.stop(made)
 
 
 def test_french_customers_read_french_words_euros_and_the_payment_link(make_env) -> None:  # type: ignore[no-untyped-def]

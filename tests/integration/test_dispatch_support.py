@@ -118,6 +118,13 @@ def provider_settings(sb: server.Sandbox, public_url: str | None, *, email: bool
     return values
 
 
+def stop(envs: list[Env]) -> None:
+    """Stop the web stand-ins of the environments a fixture built, once its test is over."""
+    for env in envs:
+        if env.web is not None:
+            env.web.stop()
+
+
 def build(sb: server.Sandbox, settings_factory: Any, db: Database, *, web: bool = True, email: bool = True,
           sms: bool = True, company_settings: dict[str, Any] | None = None,
           policy: dict[str, Any] | None = None) -> Env:

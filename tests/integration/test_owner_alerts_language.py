@@ -40,9 +40,7 @@ def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-u
         return env
 
     yield make
-    for env in made:
-        if env.web is not None:
-            env.web.stop()
+    ds.stop(made)
 
 
 def _alerting_policy() -> dict[str, Any]:
