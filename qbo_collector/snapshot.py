@@ -302,13 +302,16 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
     history: dict[str, list[rules.HistoryEntry]] = defaultdict(list)
     out = models.Outbox
     kept = (~out.dedupe_key.contains(FREED_MARK), out.dry_run.is_(dry_run), out.kind.in_(tuple(_KIND_TO_HISTORY)))
-    outbox_rows = (s.scalars(select(out).where(out.company_id == company.id, *kept)) if whole
+    # Ordered by id, in both loads: a customer's history and pauses come in the same order whether
+    # the run loads every customer or only some (the database owes no order without ORDER BY).
+    outbox_rows = (s.scalars(select(out).where(out.company_id == company.id, *kept).order_by(out.id)) if whole
                    else _of_customers(s, out, company.id, ids, *kept))
     for orow in outbox_rows:
         if orow.customer_qbo_id in by_customer:
             history[orow.customer_qbo_id].extend(history_entries(orow))
     pauses: dict[str, list[rules.Pause]] = defaultdict(list)
-    pause_rows = (s.scalars(select(models.Pause).where(models.Pause.company_id == company.id)) if whole
+    pause_rows = (s.scalars(select(models.Pause).where(models.Pause.company_id == company.id).order_by(models.Pause.id))
+                  if whole
                   else _of_customers(s, models.Pause, company.id, ids))
     for prow in pause_rows:
         if prow.customer_qbo_id in by_customer:
@@ -371,8 +374,8 @@ def _chunked(s: Session, model: Any, company_id: int, ids: Sequence[str]) -> lis
 
 def _of_customers(s: Session, model: Any, company_id: int, customer_ids: Sequence[str], *where: Any) -> Iterator[Any]:
     """The company's ``model`` rows (with ``where``) of these customers."""
-    return _in_chunks(s, select(model).where(model.company_id == company_id, *where), model.customer_qbo_id,
-                      customer_ids)
+    return _in_chunks(s, select(model).where(model.company_id == company_id, *where).order_by(model.id),
+                      model.customer_qbo_id, customer_ids)
 
 
 def _blocked(s: Session, channel: str, addresses: set[str]) -> set[str]:
