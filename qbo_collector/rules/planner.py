@@ -624,8 +624,9 @@ def _reachable(customer: model.Customer, channel: str) -> bool:
     return True
 
 
-def _invoice_label(invoice: model.Invoice) -> str:
-    return f"invoice {invoice.doc_number or invoice.id}"
+def _invoice_label(invoice: model.Invoice, *, first: bool = False) -> str:
+    """"invoice F-1001" ("Invoice F-1001" at the start of a sentence: the number keeps its case)."""
+    return f"{'Invoice' if first else 'invoice'} {invoice.doc_number or invoice.id}"
 
 
 def _active(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
@@ -725,7 +726,7 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
                 out.append(actions.AlertOwner(
                     realm=company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today),
                     on=today, topic="late", invoices=(invoice.id,), due_on=due,
-                    reason=f"{_invoice_label(invoice).capitalize()} of {customer.display_name} became late: it was due on {due}{note}."))
+                    reason=f"{_invoice_label(invoice, first=True)} of {customer.display_name} became late: it was due on {due}{note}."))
         schedule = _schedule(inp, invoice, due, pauses_here, today)
         slot = schedule.pending(today)
         if slot is not None:
@@ -868,7 +869,7 @@ def _escalate(inp: _Inputs, invoice: model.Invoice, due: dt.date, schedule: _Sch
             continue
         text = (f"Call {inp.customer.display_name} about {_invoice_label(invoice)} (due {due}): the reminders are done."
                 if task == "call" else
-                f"{_invoice_label(invoice).capitalize()} of {inp.customer.display_name} (due {due}) is still unpaid after "
+                f"{_invoice_label(invoice, first=True)} of {inp.customer.display_name} (due {due}) is still unpaid after "
                 "the reminders and the call: decide whether to hand it to a collections agency or a lawyer.")
         out.append(actions.CreateTask(realm=realm, customer_id=inp.customer.id, dedupe_key=key,
                                       due_at=inp.company_at(today), on=today, task=task,  # type: ignore[arg-type]

@@ -281,8 +281,8 @@ def test_a_french_user_reads_the_upcoming_rows_in_french(upcoming, sqlite_db):
 def test_an_english_user_reads_the_upcoming_rows_in_english(upcoming, owner):
     page = _upcoming(owner)
     assert "QuickBooks needs to be reconnected for Company A: Disconnected by a user." in page
-    # the engine's own words ("Invoice f-1001": its label is capitalized as a whole)
-    assert re.search(r"Invoice f-1001 of Atelier Dubois became late: it was due on 2026-\d\d-\d\d\.", page), page
+    # the engine's own words (the invoice number keeps its case)
+    assert re.search(r"Invoice F-1001 of Atelier Dubois became late: it was due on 2026-\d\d-\d\d\.", page), page
     assert "Step 3 of invoice 101 by email." in page
     assert "The run stopped after this message was handed to the provider" in page
     assert "Relance" not in page and "QuickBooks doit" not in page

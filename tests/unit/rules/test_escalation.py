@@ -67,3 +67,12 @@ def test_owner_alert_when_an_invoice_becomes_late() -> None:
     pol = policy(steps=[], alert_owner_when_late=True, escalation={"call_task_after_days": None, "handoff_after_days": None})
     sent = simulate(start=D(2026, 3, 28), days=30, pol=pol)
     assert [(a.on, a.kind, a.dedupe_key) for a in sent] == [(D(2026, 4, 2), "alert_owner", "r1:alert:i1:late")]
+
+
+def test_a_reason_that_starts_with_the_invoice_keeps_its_number_as_quickbooks_wrote_it() -> None:
+    pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"}], repeat_last=None, send_window=EVERY_DAY,
+                 escalation={"call_task_after_days": None, "handoff_after_days": 1}, alert_owner_when_late=True)
+    sent = simulate(start=D(2026, 3, 30), days=8, pol=pol, cust=customer(has_phone=False),
+                    invoices=[invoice(doc_number="INV-2026/A7")])
+    starting = [a.reason for a in sent if a.reason.startswith("Invoice ")]
+    assert len(starting) == 2 and all(r.startswith("Invoice INV-2026/A7 of ") for r in starting), starting
