@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from qbo_collector import rules
-from tests.unit.rules.conftest import D, customer, invoice, money, policy, simulate
+from tests.unit.rules.conftest import D, customer, invoice, money, policy, reminders, simulate
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
 STEPS = [
@@ -86,6 +86,41 @@ NO_PAUSE = [
 )
 def test_pauses(pauses: list[rules.Pause], expected: list[tuple[dt.date, str, str]]) -> None:
     assert run(pauses) == expected
+
+
+FROM_PREVIOUS = policy(steps=[STEPS[0], *[{**s, "offset_days": 7, "anchor": "previous_step"} for s in STEPS[1:]]],
+                       repeat_last=None, min_gap_days=0, send_window=EVERY_DAY,
+                       escalation={"call_task_after_days": None, "handoff_after_days": None})
+REPEATING = policy(steps=[STEPS[0], STEPS[3]], repeat_last={"every_days": 10, "max_times": 2}, min_gap_days=0,
+                   send_window=EVERY_DAY, escalation={"call_task_after_days": None, "handoff_after_days": None})
+
+
+@pytest.mark.parametrize(
+    ("pol", "pauses", "expected"),
+    [
+        pytest.param(
+            POL, [rules.ManualPause(start=D(2026, 4, 6), resume_on=D(2026, 4, 10)),
+                  rules.ManualPause(start=D(2026, 4, 12), resume_on=D(2026, 4, 14))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 10), "reminder_overdue_gentle"),
+             (D(2026, 4, 17), "reminder_overdue_firm"),  # a week after the last one, as with the first pause alone
+             (D(2026, 4, 24), "reminder_final")],
+            id="a second pause between two steps keeps the shift the first one made"),
+        pytest.param(
+            FROM_PREVIOUS, [rules.ManualPause(start=D(2026, 4, 6), resume_on=D(2026, 4, 20))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 20), "reminder_overdue_gentle"),
+             (D(2026, 4, 27), "reminder_overdue_firm"), (D(2026, 5, 4), "reminder_final")],
+            id="steps counted from the previous step keep their seven days after a pause"),
+        pytest.param(
+            REPEATING, [rules.Dispute(opened_on=D(2026, 4, 5), resolved_on=D(2026, 4, 25))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 25), "reminder_final"),
+             (D(2026, 5, 5), "reminder_final"), (D(2026, 5, 15), "reminder_final")],
+            id="repeats of the last step count from the day it went out after a resolved dispute"),
+    ],
+)
+def test_later_steps_keep_their_spacing_after_pauses(pol: rules.Policy, pauses: list[rules.Pause],
+                                                     expected: list[tuple[dt.date, str]]) -> None:
+    sent = simulate(start=D(2026, 3, 30), days=60, invoices=[invoice()], pol=pol, pauses=pauses, cust=EMAIL)
+    assert reminders(sent) == expected
 
 
 @pytest.mark.parametrize(
