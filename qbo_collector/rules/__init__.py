@@ -76,7 +76,8 @@ Decisions where the issue is silent:
   when its invoices still owe more than ``open_balance_when_made − amount`` (or anything,
   without that figure): the owner is alerted once. A payment plan reminds
   ``remind_days_before`` each instalment and, when missed, ``remind_days_after`` it (plus
-  an owner alert), one instalment at a time.
+  an owner alert), one instalment at a time; these wait, too, while a promise, a dispute
+  or a manual pause holds one of its invoices.
 - Escalation: after the last step (and its repeats) a call task, then — counted from the
   day the call task was created — a hand-off task for the owner. Never a message to the
   customer; the tones are friendly, neutral and firm, never threatening.

@@ -923,6 +923,12 @@ def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -
     return out
 
 
+def _held(inp: _Inputs, invoice_id: str, today: dt.date) -> bool:
+    """Paused on ``today`` by something other than a payment plan."""
+    others = [p for p in inp.pauses_of(invoice_id) if not isinstance(p, model.PaymentPlan)]
+    return bool(others) and _paused_on(others, inp.policy, today) is not None
+
+
 def plan_key(realm: str, plan_id: str, index: int, when: str, channel: str) -> str:
     return f"{realm}:plan:{plan_id}:inst{index}:{when}:{channel}"
 
@@ -935,8 +941,8 @@ def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
         if not isinstance(plan_, model.PaymentPlan) or not plan_.agreed_on <= today < _plan_end(plan_, inp.policy):
             continue
         open_ = [i for i in mine if model.covers(plan_, i.id) and i.is_open and not _below_minimum(i, inp.policy)]
-        if not open_:
-            continue
+        if not open_ or any(_held(inp, i.id, today) for i in open_):
+            continue  # a promise, dispute or manual pause on one of its invoices holds the plan's reminders too
         owed = sum((i.balance.amount for i in open_), Decimal(0))
         insts = sorted(plan_.instalments, key=lambda i: i.due_on)
         ids = tuple(i.id for i in open_)

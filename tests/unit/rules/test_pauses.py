@@ -158,6 +158,31 @@ def test_payment_plan_reminders_follow_the_instalments() -> None:
     assert paid_half[2:] == [(D(2026, 5, 12), "send_reminder", "reminder_before_due")]
 
 
+BEFORE_THE_PLAN = [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02")]
+
+
+@pytest.mark.parametrize(
+    ("hold", "expected"),
+    [
+        pytest.param(rules.ManualPause(start=D(2026, 4, 5), resume_on=D(2026, 5, 20)), BEFORE_THE_PLAN,
+                     id="a manual pause of the customer holds the plan's reminders and alerts"),
+        pytest.param(rules.Dispute(opened_on=D(2026, 4, 5), invoice_ids=frozenset({"i1"})), BEFORE_THE_PLAN,
+                     id="an open dispute on the plan's invoice holds its reminders and alerts"),
+        pytest.param(rules.ManualPause(start=D(2026, 4, 5), resume_on=D(2026, 4, 14)),
+                     [*BEFORE_THE_PLAN, (D(2026, 4, 14), "send_reminder", "reminder_before_due"),  # on the resume day
+                      (D(2026, 4, 16), "alert_owner", "instalment_missed"),
+                      (D(2026, 4, 16), "send_reminder", "reminder_overdue_gentle")],
+                     id="the instalment reminder held by a manual pause goes out on the resume day"),
+    ],
+)
+def test_payment_plan_waits_while_its_invoice_is_otherwise_paused(hold: rules.Pause,
+                                                                  expected: list[tuple[dt.date, str, str]]) -> None:
+    plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3),
+                             instalments=(rules.Instalment(due_on=D(2026, 4, 15), amount=money(1000)),))
+    # the plan ends on 17 April (one day after its late reminder): the invoice's steps resume then
+    assert [got for got in run([plan, hold]) if got[0] < D(2026, 4, 17)] == expected
+
+
 def test_payment_plan_keys() -> None:
     plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3),
                              instalments=(rules.Instalment(due_on=D(2026, 4, 15), amount=money(1000)),))
