@@ -472,14 +472,13 @@ class _History:
 
     def probability(self, days_late: int) -> Decimal:
         """``forecast.probability`` over the histogram."""
-        age = max(days_late, 0)
-        if age not in self._probability:
-            k = bisect.bisect_left(self._delays, age)
+        if days_late not in self._probability:
+            k = bisect.bisect_left(self._delays, days_late)
             reached = self._suffix[k] if k < len(self._suffix) else 0
-            prior = forecast.prior_probability(age)
+            prior = forecast.prior_probability(days_late)
             value = (prior * forecast.PRIOR_WEIGHT + reached) / (forecast.PRIOR_WEIGHT + reached)
-            self._probability[age] = value.quantize(Decimal("0.0001"))
-        return self._probability[age]
+            self._probability[days_late] = value.quantize(Decimal("0.0001"))
+        return self._probability[days_late]
 
     def predict(self, customer: str, due: dt.date, today: dt.date) -> dt.date:
         """``forecast.predict`` over the histogram."""

@@ -439,7 +439,7 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
     return found
 
 
-PLAN_INPUTS_VERSION = 1  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 2  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

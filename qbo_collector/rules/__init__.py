@@ -71,10 +71,13 @@ Decisions where the issue is silent:
   resolved), manual (until the resume date), payment plan (from agreement until the day
   after the last instalment's late reminder). Nothing happens to a paused invoice. When
   a pause ends, the next step (not the newest) goes out on the resume day and later
-  steps keep their spacing. A promise is broken when its invoices still owe more than
-  ``open_balance_when_made − amount`` (or anything, without that figure): the owner is
-  alerted once. A payment plan reminds ``remind_days_before`` each instalment and,
-  when missed, ``remind_days_after`` it (plus an owner alert), one instalment at a time.
+  steps keep their spacing (a later pause moves them from there; a step counted from the
+  previous one, or a repeat, counts from the day that one went out). A promise is broken
+  when its invoices still owe more than ``open_balance_when_made − amount`` (or anything,
+  without that figure): the owner is alerted once. A payment plan reminds
+  ``remind_days_before`` each instalment and, when missed, ``remind_days_after`` it (plus
+  an owner alert), one instalment at a time; these wait, too, while a promise, a dispute
+  or a manual pause holds one of its invoices.
 - Escalation: after the last step (and its repeats) a call task, then — counted from the
   day the call task was created — a hand-off task for the owner. Never a message to the
   customer; the tones are friendly, neutral and firm, never threatening.

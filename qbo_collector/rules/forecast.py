@@ -79,11 +79,14 @@ def profile(customer_id: str, records: Iterable[PaidRecord]) -> CustomerProfile:
 
 
 def probability(days_late: int, records: Sequence[PaidRecord], today: dt.date) -> Decimal:
-    """Prior for ``days_late`` refined by the company's invoices that were at least that late."""
-    age = max(days_late, 0)
-    reached = [r for r in records if r.days_late(today) >= age]
+    """Prior for ``days_late`` refined by the company's invoices that were at least that late.
+
+    Not yet due (``days_late`` < 0) counts as well: an invoice due in ten days is weighed by
+    the invoices still unpaid ten days before their due date, those paid early included.
+    """
+    reached = [r for r in records if r.days_late(today) >= days_late]
     paid = sum(1 for r in reached if r.paid_on is not None)
-    prior = prior_probability(age)
+    prior = prior_probability(days_late)
     value = (prior * PRIOR_WEIGHT + paid) / (PRIOR_WEIGHT + len(reached))
     return value.quantize(Decimal("0.0001"))
 

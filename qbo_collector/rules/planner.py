@@ -68,9 +68,9 @@ def _paused_on(pauses: Sequence[model.Pause], policy: policy_mod.Policy, day: dt
     return None
 
 
-def _resume_day(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> dt.date | None:
-    ends = [end for p in pauses for start, end in [_pause_span(p, policy)] if end is not None and end <= today]
-    return max(ends, default=None)
+def _resume_days(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> list[dt.date]:
+    """The days pauses ended on, up to ``today``, oldest first."""
+    return sorted({end for p in pauses for _, end in [_pause_span(p, policy)] if end is not None and end <= today})
 
 
 # --- the per-invoice state ---------------------------------------------------------------
@@ -196,9 +196,10 @@ class _Compiled:
 
     steps: tuple[tuple[str, dt.timedelta], ...]  # (anchor, offset)
     repeats: tuple[dt.timedelta, ...]  # offsets of the repeats of the last step
+    order: tuple[tuple[int, int], ...]  # (step, repeat) of each slot
     by_invoice_date: bool  # a step counts from the invoice date
     depends_on: tuple[tuple[int, int], ...]  # the done steps the days are counted from
-    slots: dict[tuple[object, ...], tuple[_Slot, ...]]  # (due, invoice date, days of depends_on) → slots
+    slots: dict[tuple[object, ...], tuple[_Slot, ...]]  # (due, invoice date, days of depends_on, floors) → slots
 
 
 _COMPILED: dict[int, tuple[policy_mod.Policy, _Compiled]] = {}
@@ -220,7 +221,10 @@ def _compiled(policy: policy_mod.Policy) -> _Compiled:
     depends_on = [(i - 1, 0) for i, (anchor, _) in enumerate(steps) if anchor == "previous_step"]
     if steps and repeats:
         depends_on.append((len(steps) - 1, 0))
-    value = _Compiled(steps, repeats, any(anchor == "invoice_date" for anchor, _ in steps), tuple(depends_on), {})
+    order = tuple((i, 0) for i in range(len(steps)))
+    if steps:  # the last step's repeats
+        order += tuple((len(steps) - 1, k) for k in range(1, len(repeats) + 1))
+    value = _Compiled(steps, repeats, order, any(anchor == "invoice_date" for anchor, _ in steps), tuple(depends_on), {})
     if len(_COMPILED) > 256:
         _COMPILED.clear()
     _COMPILED[id(policy)] = (policy, value)
@@ -228,43 +232,61 @@ def _compiled(policy: policy_mod.Policy) -> _Compiled:
 
 
 def _slots(invoice: model.Invoice, due: dt.date, policy: policy_mod.Policy,
-           done: dict[tuple[int, int], dt.date]) -> tuple[_Slot, ...]:
-    """The invoice's steps in order, each on or after the one before.
+           done: dict[tuple[int, int], dt.date], resumes: Sequence[dt.date] = ()) -> tuple[_Slot, ...]:
+    """The invoice's steps in order, each on or after the one before, moved by the pauses that ended on ``resumes``.
 
-    A function of the due date, the invoice date and the days a few steps were done only:
-    invoices sharing those share the answer, worked out once per policy.
+    A function of the due date, the invoice date, the days a few steps were done and the
+    resume days only: invoices sharing those share the answer, worked out once per policy.
     """
     compiled = _compiled(policy)
-    key = (due, invoice.txn_date if compiled.by_invoice_date else None, *[done.get(k) for k in compiled.depends_on])
+    floors = tuple((_first_not_done_before(compiled, done, resume), resume) for resume in resumes)
+    key = (due, invoice.txn_date if compiled.by_invoice_date else None, *[done.get(k) for k in compiled.depends_on],
+           floors)
     slots = compiled.slots.get(key)
     if slots is None:
         if len(compiled.slots) >= _MAX_SLOT_MEMO:
             compiled.slots.clear()
-        slots = compiled.slots[key] = _slot_days(compiled, invoice.txn_date, due, done)
+        slots = compiled.slots[key] = _slot_days(compiled, invoice.txn_date, due, done, floors)
     return slots
 
 
+def _first_not_done_before(compiled: _Compiled, done: dict[tuple[int, int], dt.date], resume: dt.date) -> int:
+    """The position of the slot after the last one done before ``resume``."""
+    return 1 + max((pos for pos, ref in enumerate(compiled.order) if done.get(ref, resume) < resume), default=-1)
+
+
 def _slot_days(compiled: _Compiled, txn_date: dt.date | None, due: dt.date,
-               done: dict[tuple[int, int], dt.date]) -> tuple[_Slot, ...]:
+               done: dict[tuple[int, int], dt.date], floors: Sequence[tuple[int, dt.date]]) -> tuple[_Slot, ...]:
+    """Each slot's day; ``floors`` (position, resume day): that slot goes out no earlier than the resume day.
+
+    When a floor moves a slot, the later ones keep their spacing: a day counted from the
+    due date, the invoice date or an earlier step's day moves as much; a day counted from
+    a step done after the resume (it went out on the moved day) is not moved again.
+    """
     slots: list[_Slot] = []
-    prev: dt.date | None = None
-    for i, (anchor, offset) in enumerate(compiled.steps):
+    moves: list[tuple[dt.date, dt.timedelta]] = []  # (resume day, how far it moved the slots)
+
+    def moved(since: dt.date | None = None) -> dt.timedelta:
+        return sum((by for resume, by in moves if since is None or resume > since), dt.timedelta())
+
+    last = len(compiled.steps) - 1
+    for pos, (step, repeat) in enumerate(compiled.order):
+        anchor, offset = compiled.steps[step] if repeat == 0 else ("repeat", compiled.repeats[repeat - 1])
         if anchor == "due_date":
-            day = due + offset
+            day = due + offset + moved()
         elif anchor == "invoice_date":
-            day = (txn_date or due) + offset
-        else:
-            assert prev is not None  # the policy refuses a first step counted from a previous one
-            day = done.get((i - 1, 0), prev) + offset
-        prev = day if prev is None or day > prev else prev
-        slots.append(_Slot(i, 0, prev))
-    if slots and compiled.repeats:
-        last = len(compiled.steps) - 1
-        base = done.get((last, 0), slots[-1].day)
-        for k, offset in enumerate(compiled.repeats, start=1):
-            day = base + offset
-            prev = day if day > prev else prev  # type: ignore[operator]
-            slots.append(_Slot(last, k, prev))  # type: ignore[arg-type]
+            day = (txn_date or due) + offset + moved()
+        else:  # counted from the step before, or for a repeat from the last step
+            base = step - 1 if anchor == "previous_step" else last  # the policy refuses a first step counted from a previous one
+            done_on = done.get((base, 0))
+            day = slots[base].day + offset if done_on is None else done_on + offset + moved(done_on)
+        if slots and day < slots[-1].day:
+            day = slots[-1].day
+        for at, resume in floors:
+            if at == pos and day < resume:
+                moves.append((resume, resume - day))
+                day = resume
+        slots.append(_Slot(step, repeat, day))
     return tuple(slots)
 
 
@@ -299,23 +321,16 @@ class _Schedule:
 def _schedule(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
               today: dt.date) -> _Schedule:
     done = inp.done_steps(invoice.id)
-    slots = _slots(invoice, due, inp.policy, done)
+    # After a pause (broken promise, resolved dispute, manual resume, finished plan) the next
+    # step goes out on the resume day and the later ones keep their spacing; each pause that
+    # ended moves the steps from where the ones before left them. A move is fixed by what was
+    # done before its resume day, so it does not move again.
+    resumes = _resume_days(pauses, inp.policy, today) if pauses else ()
+    slots = _slots(invoice, due, inp.policy, done, resumes)
     progress = -1
     if done:  # the last slot at or before the most advanced step done (slots are in (step, repeat) order)
         step, repeat = max(done)
         progress = bisect.bisect_right(slots, (step, repeat, dt.date.max)) - 1
-    # After a pause (broken promise, resolved dispute, manual resume, finished plan) the next
-    # step goes out on the resume day and the later ones keep their spacing.
-    # The shift is fixed by what was done before the resume day, so it does not move again.
-    resume = _resume_day(pauses, inp.policy, today) if pauses else None
-    if resume is not None:
-        before = -1
-        for pos, slot in enumerate(slots):
-            if done.get((slot.step, slot.repeat), resume) < resume:
-                before = pos
-        if before + 1 < len(slots) and slots[before + 1].day < resume:
-            delta = resume - slots[before + 1].day
-            slots = slots[:before + 1] + tuple(_Slot(s.step, s.repeat, s.day + delta) for s in slots[before + 1:])
     return _Schedule(slots, progress, done)
 
 
@@ -909,6 +924,12 @@ def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -
     return out
 
 
+def _held(inp: _Inputs, invoice_id: str, today: dt.date) -> bool:
+    """Paused on ``today`` by something other than a payment plan."""
+    others = [p for p in inp.pauses_of(invoice_id) if not isinstance(p, model.PaymentPlan)]
+    return bool(others) and _paused_on(others, inp.policy, today) is not None
+
+
 def plan_key(realm: str, plan_id: str, index: int, when: str, channel: str) -> str:
     return f"{realm}:plan:{plan_id}:inst{index}:{when}:{channel}"
 
@@ -921,8 +942,8 @@ def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
         if not isinstance(plan_, model.PaymentPlan) or not plan_.agreed_on <= today < _plan_end(plan_, inp.policy):
             continue
         open_ = [i for i in mine if model.covers(plan_, i.id) and i.is_open and not _below_minimum(i, inp.policy)]
-        if not open_:
-            continue
+        if not open_ or any(_held(inp, i.id, today) for i in open_):
+            continue  # a promise, dispute or manual pause on one of its invoices holds the plan's reminders too
         owed = sum((i.balance.amount for i in open_), Decimal(0))
         insts = sorted(plan_.instalments, key=lambda i: i.due_on)
         ids = tuple(i.id for i in open_)

@@ -48,6 +48,21 @@ def test_company_history_refines_the_prior() -> None:
 
 
 @pytest.mark.parametrize(
+    ("days_late", "low", "high"),
+    [
+        pytest.param(-10, Decimal("0.91"), Decimal("0.92"), id="due in ten days: weighed by every invoice, the early ones paid"),
+        pytest.param(-5, Decimal("0.91"), Decimal("0.92"), id="due in five days: the invoices paid five days early count"),
+        pytest.param(0, Decimal("0.65"), Decimal("0.66"), id="due today: only the invoices still unpaid on their due date"),
+    ],
+)
+def test_history_of_early_payers_refines_invoices_not_yet_late(days_late: int, low: Decimal, high: Decimal) -> None:
+    # nine in ten invoices paid five days early, one in ten never paid
+    early = [record(D(2025, 1, 1), D(2024, 12, 27)) for _ in range(90)]
+    never = [record(D(2025, 1, 1), None) for _ in range(10)]
+    assert low <= forecast.probability(days_late, early + never, TODAY) <= high
+
+
+@pytest.mark.parametrize(
     ("records", "due", "expected"),
     [
         pytest.param([record(D(2026, 1, 1), D(2026, 1, 11)), record(D(2026, 2, 1), D(2026, 2, 21))], D(2026, 6, 10),

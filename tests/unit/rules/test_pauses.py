@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from qbo_collector import rules
-from tests.unit.rules.conftest import D, customer, invoice, money, policy, simulate
+from tests.unit.rules.conftest import D, customer, invoice, money, policy, reminders, simulate
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
 STEPS = [
@@ -88,6 +88,41 @@ def test_pauses(pauses: list[rules.Pause], expected: list[tuple[dt.date, str, st
     assert run(pauses) == expected
 
 
+FROM_PREVIOUS = policy(steps=[STEPS[0], *[{**s, "offset_days": 7, "anchor": "previous_step"} for s in STEPS[1:]]],
+                       repeat_last=None, min_gap_days=0, send_window=EVERY_DAY,
+                       escalation={"call_task_after_days": None, "handoff_after_days": None})
+REPEATING = policy(steps=[STEPS[0], STEPS[3]], repeat_last={"every_days": 10, "max_times": 2}, min_gap_days=0,
+                   send_window=EVERY_DAY, escalation={"call_task_after_days": None, "handoff_after_days": None})
+
+
+@pytest.mark.parametrize(
+    ("pol", "pauses", "expected"),
+    [
+        pytest.param(
+            POL, [rules.ManualPause(start=D(2026, 4, 6), resume_on=D(2026, 4, 10)),
+                  rules.ManualPause(start=D(2026, 4, 12), resume_on=D(2026, 4, 14))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 10), "reminder_overdue_gentle"),
+             (D(2026, 4, 17), "reminder_overdue_firm"),  # a week after the last one, as with the first pause alone
+             (D(2026, 4, 24), "reminder_final")],
+            id="a second pause between two steps keeps the shift the first one made"),
+        pytest.param(
+            FROM_PREVIOUS, [rules.ManualPause(start=D(2026, 4, 6), resume_on=D(2026, 4, 20))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 20), "reminder_overdue_gentle"),
+             (D(2026, 4, 27), "reminder_overdue_firm"), (D(2026, 5, 4), "reminder_final")],
+            id="steps counted from the previous step keep their seven days after a pause"),
+        pytest.param(
+            REPEATING, [rules.Dispute(opened_on=D(2026, 4, 5), resolved_on=D(2026, 4, 25))],
+            [(D(2026, 4, 1), "reminder_due_today"), (D(2026, 4, 25), "reminder_final"),
+             (D(2026, 5, 5), "reminder_final"), (D(2026, 5, 15), "reminder_final")],
+            id="repeats of the last step count from the day it went out after a resolved dispute"),
+    ],
+)
+def test_later_steps_keep_their_spacing_after_pauses(pol: rules.Policy, pauses: list[rules.Pause],
+                                                     expected: list[tuple[dt.date, str]]) -> None:
+    sent = simulate(start=D(2026, 3, 30), days=60, invoices=[invoice()], pol=pol, pauses=pauses, cust=EMAIL)
+    assert reminders(sent) == expected
+
+
 @pytest.mark.parametrize(
     ("balance", "when_made", "broken"),
     [
@@ -121,6 +156,31 @@ def test_payment_plan_reminders_follow_the_instalments() -> None:
                        (D(2026, 4, 16), "send_reminder", "reminder_overdue_gentle")]
     paid_half = run([plan], invoices=[invoice(balance=500)])
     assert paid_half[2:] == [(D(2026, 5, 12), "send_reminder", "reminder_before_due")]
+
+
+BEFORE_THE_PLAN = [(D(2026, 4, 1), "send_reminder", "reminder_due_today"), (D(2026, 4, 2), "charge_fee", "2026-04-02")]
+
+
+@pytest.mark.parametrize(
+    ("hold", "expected"),
+    [
+        pytest.param(rules.ManualPause(start=D(2026, 4, 5), resume_on=D(2026, 5, 20)), BEFORE_THE_PLAN,
+                     id="a manual pause of the customer holds the plan's reminders and alerts"),
+        pytest.param(rules.Dispute(opened_on=D(2026, 4, 5), invoice_ids=frozenset({"i1"})), BEFORE_THE_PLAN,
+                     id="an open dispute on the plan's invoice holds its reminders and alerts"),
+        pytest.param(rules.ManualPause(start=D(2026, 4, 5), resume_on=D(2026, 4, 14)),
+                     [*BEFORE_THE_PLAN, (D(2026, 4, 14), "send_reminder", "reminder_before_due"),  # on the resume day
+                      (D(2026, 4, 16), "alert_owner", "instalment_missed"),
+                      (D(2026, 4, 16), "send_reminder", "reminder_overdue_gentle")],
+                     id="the instalment reminder held by a manual pause goes out on the resume day"),
+    ],
+)
+def test_payment_plan_waits_while_its_invoice_is_otherwise_paused(hold: rules.Pause,
+                                                                  expected: list[tuple[dt.date, str, str]]) -> None:
+    plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3),
+                             instalments=(rules.Instalment(due_on=D(2026, 4, 15), amount=money(1000)),))
+    # the plan ends on 17 April (one day after its late reminder): the invoice's steps resume then
+    assert [got for got in run([plan, hold]) if got[0] < D(2026, 4, 17)] == expected
 
 
 def test_payment_plan_keys() -> None:
