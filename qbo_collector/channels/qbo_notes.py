@@ -168,12 +168,14 @@ class QboNotes:
     # --- reads ------------------------------------------------------------------------
 
     def read_customers(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The customers named, inactive ones included (a list entity's query hides them otherwise)."""
         wanted = sorted(set(ids), key=lambda x: (len(x), x))
         out: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), QUERY_LIMIT):
             part = wanted[start:start + QUERY_LIMIT]
             quoted = ", ".join("'" + i.replace("'", "") + "'" for i in part)
-            page = self.client.query(f"SELECT * FROM Customer WHERE Id IN ({quoted}) MAXRESULTS {QUERY_LIMIT}")
+            page = self.client.query(f"SELECT * FROM Customer WHERE Id IN ({quoted}) AND Active IN (true, false) "
+                                     f"MAXRESULTS {QUERY_LIMIT}")
             for row in page.get("Customer") or ():
                 out[str(row["Id"])] = row
         return out

@@ -136,14 +136,21 @@ def discovery_url(environment: str) -> str:
     return environment
 
 
+HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+
+
 class CachingAuthClient(AuthClient):  # type: ignore[misc]
     """``intuitlib``'s AuthClient, unchanged except that its constructor's GET of the discovery
-    document goes through ``DISCOVERY`` (the client is a ``requests.Session``; every other request
-    passes straight through)."""
+    document goes through ``DISCOVERY``, and that its token requests ask for the refresh token's
+    hard expiry (Intuit's 5-year cap, answered only to ``HARD_EXPIRY_HEADER: true``; intuitlib
+    sets the answer's ``x_refresh_token_hard_expires_in`` on the client). The client is a
+    ``requests.Session``; every other request passes straight through."""
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if method.upper() == "GET" and url == discovery_url(getattr(self, "environment", None) or ""):
             return DISCOVERY.get(url, lambda: super(CachingAuthClient, self).request(method, url, *args, **kwargs))
+        if method.upper() == "POST" and url == getattr(self, "token_endpoint", None):
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), HARD_EXPIRY_HEADER: "true"}
         return super().request(method, url, *args, **kwargs)  # type: ignore[no-any-return]
 
 

@@ -7,9 +7,13 @@ ones as ``{"Id", "status": "Deleted"}`` and are marked; voided invoices are ordi
 updates (Balance 0, "Voided") that the mapper recognises.
 
 A window of 1000 objects or more is truncated by QBO, so it is split: each such entity is
-read again on its own, and while it still fills a response the window's start moves to the
-newest change read (CDC answers oldest first). The cursor of an entity moves, in the same
-transaction as its rows, only to a point up to which everything has been committed.
+read again on its own, and while it still fills a response the window's start moves forward.
+CDC answers oldest first, but deleted objects after all the active ones: a full answer that
+holds deletions holds every active change, and the start moves to the newest deletion read;
+a full answer of active changes only says nothing about the deletions of its window, which
+no narrower window can show, so that entity is read in full instead (its deletions are then
+the rows the full sync does not see). The cursor of an entity moves, in the same transaction
+as its rows, only to a point up to which everything has been committed.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ def too_old(changed_since: datetime | None, now: datetime) -> bool:
 def _row_time(row: dict) -> datetime | None:  # type: ignore[type-arg]
     meta = row.get("MetaData") if isinstance(row, dict) else None
     return streams.parse_time(meta.get("LastUpdatedTime")) if isinstance(meta, dict) else None
+
+
+def _is_deleted(row: dict) -> bool:  # type: ignore[type-arg]
+    return isinstance(row, dict) and str(row.get("status", "")).lower() == "deleted"
 
 
 def _read(qbo: client_mod.QboClient, entities: list[str], since: datetime) -> dict[str, list[dict]]:  # type: ignore[type-arg]
@@ -114,8 +122,12 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
         answered_at = qbo.last_time or now()
         truncated = len(rows) >= MAX_OBJECTS
         if truncated:
-            newest = max((t for t in map(_row_time, rows) if t is not None), default=None)
-            if newest is None or newest - STEP_BACK <= start:
+            # Deleted objects come after every active one: only they say how far this answer reached.
+            newest = max((t for r in rows if _is_deleted(r) for t in [_row_time(r)] if t is not None), default=None)
+            if newest is None:
+                raise CannotSplit(f"{MAX_OBJECTS} changes of {stream.entity} fill the answer before its deletions; "
+                                  "a full sync of it follows")
+            if newest - STEP_BACK <= start:
                 raise CannotSplit(f"more than {MAX_OBJECTS} changes of {stream.entity} in one second; "
                                   "a full sync of it follows")
             moved_to = newest - STEP_BACK
@@ -201,7 +213,7 @@ def _shifted(s, company_id: int, stream: streams.Stream, rows: list[dict]) -> bo
     if cur.full_sync_at is None or cur.changed_since is None or cur.changed_since >= cur.full_sync_at:
         return False
     for row in rows:
-        if isinstance(row, dict) and str(row.get("status", "")).lower() == "deleted":
+        if _is_deleted(row):
             moment = _row_time(row)
             if moment is not None and cur.changed_since <= moment < cur.full_sync_at:
                 log.warning("%s %s company=%s was deleted during the full sync of %s; reading it again",

@@ -60,7 +60,8 @@ class _Retry(Exception):
 
 
 class _Transport(HTTPAdapter):
-    """Every request: wait for the limiter, count it, give it a timeout."""
+    """Every request: wait for the limiter (a batch request for the batch limiter too), count it,
+    give it a timeout."""
 
     def __init__(self, owner: "QboClient") -> None:
         super().__init__(pool_connections=1, pool_maxsize=2)
@@ -68,6 +69,8 @@ class _Transport(HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         owner = self.owner
+        batch = (request.path_url or "").split("?", 1)[0].endswith("/batch")
+        batch_slot = owner.batch_limiter.acquire(owner.realm_id) if batch else None
         slot = owner.limiter.acquire(owner.realm_id)
         owner.api_calls += 1
         if kwargs.get("timeout") is None:
@@ -76,6 +79,8 @@ class _Transport(HTTPAdapter):
             return super().send(request, *args, **kwargs)
         finally:
             owner.limiter.done(slot)
+            if batch_slot is not None:
+                owner.batch_limiter.done(batch_slot)
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -92,10 +97,12 @@ class QboClient:
     """Reads one realm. Not shared between threads; cheap to build (the token is fetched lazily)."""
 
     def __init__(self, settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
-                 policy: RetryPolicy | None = None, limiter: limiter_mod.RateLimiter | None = None) -> None:
+                 policy: RetryPolicy | None = None, limiter: limiter_mod.RateLimiter | None = None,
+                 batch_limiter: limiter_mod.RateLimiter | None = None) -> None:
         self.realm_id = realm_id
         self.policy = policy or RetryPolicy()
         self.limiter = limiter or limiter_mod.DEFAULT
+        self.batch_limiter = batch_limiter or limiter_mod.BATCHES
         self.tokens = tokens.TokenManager(settings, db, vault, realm_id)
         self.api_calls = 0        # HTTP requests sent to the Accounting API, retries included
         self.retries = 0

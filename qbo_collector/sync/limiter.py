@@ -1,4 +1,5 @@
-"""Client-side rate limit: keep each realm under Intuit's 500 requests/min and 10 requests/s.
+"""Client-side rate limit: keep each realm under Intuit's 500 requests/min and 10 requests/s,
+and its batch requests under 40/min (``BATCHES``, a second limiter a batch also passes).
 
 Sliding windows over the last requests, per realm, shared by every client of this process
 (one ``DEFAULT`` limiter). A request counts from the moment it is let through until its
@@ -24,6 +25,7 @@ class Window:
 
 
 INTUIT_WINDOWS = (Window(10, 1.02), Window(500, 61.0))
+INTUIT_BATCH_WINDOWS = (Window(40, 61.0),)
 
 
 class RateLimiter:
@@ -70,3 +72,4 @@ class RateLimiter:
 
 
 DEFAULT = RateLimiter()
+BATCHES = RateLimiter(INTUIT_BATCH_WINDOWS)

@@ -29,6 +29,7 @@ TABLES: dict[str, Table] = {
     "credit_memo": models.CreditMemo.__table__,  # type: ignore[dict-item]
 }
 LINKS: Table = models.PaymentLink.__table__  # type: ignore[assignment]
+BALANCE_TABLES = ("invoice", "payment", "credit_memo")  # the tables a customer's balance is derived from
 KEY = ("company_id", "qbo_id")
 _log = logging.getLogger("qbo_collector.sync")
 
@@ -240,6 +241,11 @@ def customers_touched(s: Session, table_name: str, company_id: int, rows: list[A
         found.update(c for c in s.connection().execute(select(table.c.customer_qbo_id).where(
             table.c.company_id == company_id, table.c.qbo_id.in_(gone))).scalars() if c)
     return found
+
+
+def customer_ids(s: Session, company_id: int) -> list[str]:
+    table = TABLES["customer"]
+    return list(s.connection().execute(select(table.c.qbo_id).where(table.c.company_id == company_id)).scalars())
 
 
 def recompute_customer_balances(s: Session, company_id: int, customer_ids: Iterable[str]) -> int:

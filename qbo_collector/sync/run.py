@@ -139,6 +139,11 @@ def _run(qbo: client_mod.QboClient, db: Database, company_id: int,
         summary.mode = "mixed"
     for stream in fallback:
         read_full(stream, True)
+    if any(stream.table in mirror.BALANCE_TABLES for stream in fallback):
+        # The customers were read through CDC, which does not report QBO's changes to their
+        # balance: derive the balances from the transactions just read, as a CDC read does.
+        with db.session() as s:
+            mirror.recompute_customer_balances(s, company_id, mirror.customer_ids(s, company_id))
 
 
 def _record(db: Database, company_id: int, summary: SyncSummary, at: datetime) -> None:

@@ -115,6 +115,23 @@ def test_refresh_happens_before_expiry_without_a_401(settings, db, vault, sb):
     assert late.refreshes == 1 and sb.log.count("oauth", "token") == before + 1
 
 
+def test_the_refresh_tokens_hard_expiry_is_asked_for_and_kept_at_connect_and_at_each_refresh(settings, db, vault, sb):
+    # Intuit tells the 5-year cap only to a token request carrying x-include-refresh-token-hard-expires-in.
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["us"], sandbox=sb)
+    five_years = timedelta(days=5 * 365)
+    with db.session() as s:
+        token = s.scalar(select(models.Token))
+        assert token.refresh_hard_expires_at is not None
+        assert abs(token.refresh_hard_expires_at - (token.updated_at + five_years)) < timedelta(minutes=5)
+        connected_hard = token.refresh_hard_expires_at
+    tokens.TokenManager(settings, db, vault, sb.realms["us"], margin=timedelta(hours=2)).access_token()
+    with db.session() as s:
+        token = s.scalar(select(models.Token))
+        assert token.version == 2
+        assert token.refresh_hard_expires_at is not None
+        assert abs(token.refresh_hard_expires_at - connected_hard) < timedelta(minutes=5)   # the cap does not roll
+
+
 @pytest.mark.parametrize(
     ("state", "message"),
     [

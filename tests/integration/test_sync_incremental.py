@@ -79,13 +79,39 @@ def test_a_window_over_1000_changes_is_split(sandbox_factory, settings_factory, 
     settings = support.connect(settings_factory, db, vault, sb, realm)
     _sync(settings, db, vault, realm)
     ids = [r["Id"] for r in sb.intuit.entities(realm, "Invoice")]
+    for n, invoice_id in enumerate(ids[:100]):
+        sb.intuit.update(realm, "Invoice", invoice_id, PrivateNote=f"note {n}", DueDate="2031-02-03")
+    for n, invoice_id in enumerate(ids[100:1250]):
+        if n % 200 == 0:
+            sb.clock.advance(timedelta(seconds=2))                  # changes spread over several seconds
+        sb.intuit.delete(realm, "Invoice", invoice_id)
+    summary = _sync(settings, db, vault, realm)
+    assert summary.mode == "incremental"
+    assert summary.api_calls >= 3                                   # the capped answer, then the split reads
+    support.assert_mirror_equals_source(db, sb, realm)
+    assert set(ids[100:1250]) <= support.deleted_ids(db, realm, models.Invoice)
+
+
+def test_a_window_of_over_1000_updates_is_read_in_full(sandbox_factory, settings_factory, db, vault):
+    # Intuit lists deleted objects after all the active ones: 1000 updates fill the answer and
+    # hide the window's deletions, which no narrower window shows; only a full read finds them.
+    spec = server.CompanySpec(name="Busy Co", customers=20, invoices=1300, payments=10, seed=5)
+    sb = sandbox_factory(companies=[spec])
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    ids = [r["Id"] for r in sb.intuit.entities(realm, "Invoice")]
+    victims = ids[-5:]
+    sb.clock.advance(timedelta(seconds=2))
+    for invoice_id in victims:
+        sb.intuit.delete(realm, "Invoice", invoice_id)
     for n, invoice_id in enumerate(ids[:1250]):
         if n % 200 == 0:
             sb.clock.advance(timedelta(seconds=2))                  # changes spread over several seconds
         sb.intuit.update(realm, "Invoice", invoice_id, PrivateNote=f"note {n}", DueDate="2031-02-03")
     summary = _sync(settings, db, vault, realm)
-    assert summary.mode == "incremental"
-    assert summary.api_calls >= 3                                   # the capped answer, then the split reads
+    assert summary.mode == "mixed"                                  # Invoice read in full, the rest through CDC
+    assert set(victims) <= support.deleted_ids(db, realm, models.Invoice)
     support.assert_mirror_equals_source(db, sb, realm)
 
 
