@@ -64,3 +64,7 @@ def test_batch_requests_are_held_to_intuits_batch_window_and_other_requests_are_
         assert answer["BatchItemResponse"][0]["QueryResponse"]["Term"]
     assert clock.slept == [60.0]                                    # the third waited for the first to leave
     assert limiter.INTUIT_BATCH_WINDOWS == (limiter.Window(40, 61.0),)
+    # the product's clients share Intuit's windows; a caller that chose its own limiter (the tests,
+    # the benchmarks) and no batch one is held by its limiter alone
+    assert sync_client.QboClient(settings, db, vault, realm).batch_limiter is limiter.BATCHES
+    assert sync_client.QboClient(settings, db, vault, realm, limiter=support.UNLIMITED).batch_limiter is None
