@@ -565,15 +565,24 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                                         reason=timeline.term("stop", customer.sms_stopped or "stop")))
         return False
     zone = snapshot.time_zone_of(company, customer) or company.timezone or "UTC"
-    return number if _daytime(ctx, row, zone) else False
+    # The recipient's local time is the number's (a New York company texting a 415 number texts
+    # someone in Los Angeles); the customer's country or the company's zone when the number says nothing.
+    return number if _daytime(ctx, row, zone, sms_channel.number_time_zones(number)) else False
 
 
-def _daytime(ctx: _Ctx, row: models.Outbox, zone: str) -> bool:
-    allowed = sms_channel.next_allowed_send(ctx.now, zone)
+def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, ...] = ()) -> bool:
+    allowed, where = None, zone
+    if number_zones:
+        try:
+            allowed, where = sms_channel.next_allowed_send(ctx.now, number_zones), ", ".join(number_zones)
+        except errors.InvalidInput:  # zones with no daytime in common (a non-geographic number)
+            allowed = None
+    if allowed is None:
+        allowed = sms_channel.next_allowed_send(ctx.now, zone)
     if allowed <= ctx.now:
         return True
     with ctx.db.session() as s:
-        outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {zone}: texts go out only 8:00–21:00.",
+        outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {where}: texts go out only 8:00–21:00.",
                           due_at=allowed)
     ctx.summary.waiting += 1
     return False

@@ -5,14 +5,16 @@ QuickBooks → provider events in the activity log. On SQLite and PostgreSQL (th
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import math
+import zoneinfo
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dispatch
-from qbo_collector.channels import qbo_notes
+from qbo_collector import dispatch, snapshot
+from qbo_collector.channels import qbo_notes, sms
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
 
@@ -135,11 +137,43 @@ def test_texts_wait_for_daytime_instead_of_failing(env) -> None:  # type: ignore
     sms_rows = env.rows(channel="sms")
     assert sms_rows and summary.waiting >= len(sms_rows)
     assert all(r.status.value == "planned" and "daytime" in r.status_reason for r in sms_rows)
-    assert all(r.due_at == env.now_at(8, days=1) for r in sms_rows)
+    # 8:00 the next morning where each number is (the sandbox's customers have 415, 512 and 617 numbers)
+    assert all(r.due_at == _eight_next_morning_for(env, r, late) for r in sms_rows)
     assert not env.sb.twilio.messages
     morning = env.run(now=env.now_at(8, days=1))
     assert morning.statuses["sent"] >= len(sms_rows)
     assert all(r.status.value == "sent" for r in env.rows(channel="sms"))
+
+
+def _eight_next_morning_for(env, row, now):  # type: ignore[no-untyped-def]
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == env.realm))
+        customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
+                                                          models.Customer.qbo_id == row.customer_qbo_id))
+        (zone,) = sms.number_time_zones(snapshot.phone_e164(company, customer))
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    day = local.date() + dt.timedelta(days=1 if local.hour >= 8 else 0)
+    return dt.datetime.combine(day, dt.time(8), tzinfo=zoneinfo.ZoneInfo(zone)).astimezone(dt.timezone.utc)
+
+
+def test_a_text_waits_for_daytime_where_the_number_is_not_where_the_company_is(env) -> None:  # type: ignore[no-untyped-def]
+    # A Los Angeles company sending at 9:00, a customer with a Honolulu mobile: 6:00 or 7:00 in Hawaii.
+    morning = env.now_at(9)
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=morning.date())
+    texted = next(p.customer_id for p in planned if p.channel == "sms")
+    env.sb.intuit.update(env.realm, "Customer", texted, Mobile={"FreeFormNumber": "(808) 555-0142"})
+    env.sync()
+    env.run(now=morning)
+    texts = [r for r in env.rows(channel="sms") if r.customer_qbo_id == texted]
+    assert texts
+    honolulu = zoneinfo.ZoneInfo("Pacific/Honolulu")
+    eight_in_hawaii = dt.datetime.combine(morning.astimezone(honolulu).date(), dt.time(8), tzinfo=honolulu)
+    assert all(r.status.value == "planned" and "Pacific/Honolulu" in r.status_reason for r in texts)
+    assert all(r.due_at == eight_in_hawaii.astimezone(dt.timezone.utc) for r in texts)
+    env.flush()
+    assert not [m for m in env.sb.twilio.messages if m["to"] == "+18085550142"]
+    env.run(now=eight_in_hawaii.astimezone(dt.timezone.utc))
+    assert all(r.status.value == "sent" for r in env.rows(channel="sms") if r.customer_qbo_id == texted)
 
 
 def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no-untyped-def]
