@@ -102,6 +102,7 @@ class RunSummary:
     note_batches: int = 0
     notes_written: int = 0
     waiting: int = 0                       # texts moved out of quiet hours
+    wake_at: dt.datetime | None = None     # the earliest moment one of those may go (the scheduler comes back then)
     deferred: int = 0                      # nothing sent, tried again next run
     recovered: int = 0
     reconciled: int = 0
@@ -585,6 +586,7 @@ def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, 
         outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {where}: texts go out only 8:00–21:00.",
                           due_at=allowed)
     ctx.summary.waiting += 1
+    ctx.summary.wake_at = min(ctx.summary.wake_at or allowed, allowed)
     return False
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dispatch, snapshot
+from qbo_collector import dispatch, scheduler, snapshot
 from qbo_collector.channels import qbo_notes, sms
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
@@ -163,17 +163,39 @@ def test_a_text_waits_for_daytime_where_the_number_is_not_where_the_company_is(e
     texted = next(p.customer_id for p in planned if p.channel == "sms")
     env.sb.intuit.update(env.realm, "Customer", texted, Mobile={"FreeFormNumber": "(808) 555-0142"})
     env.sync()
-    env.run(now=morning)
+    summary = env.run(now=morning)
     texts = [r for r in env.rows(channel="sms") if r.customer_qbo_id == texted]
     assert texts
     honolulu = zoneinfo.ZoneInfo("Pacific/Honolulu")
     eight_in_hawaii = dt.datetime.combine(morning.astimezone(honolulu).date(), dt.time(8), tzinfo=honolulu)
     assert all(r.status.value == "planned" and "Pacific/Honolulu" in r.status_reason for r in texts)
     assert all(r.due_at == eight_in_hawaii.astimezone(dt.timezone.utc) for r in texts)
+    assert summary.wake_at == min(r.due_at for r in env.rows(channel="sms") if r.status.value == "planned")
     env.flush()
     assert not [m for m in env.sb.twilio.messages if m["to"] == "+18085550142"]
     env.run(now=eight_in_hawaii.astimezone(dt.timezone.utc))
     assert all(r.status.value == "sent" for r in env.rows(channel="sms") if r.customer_qbo_id == texted)
+
+
+def test_the_scheduler_sends_a_waiting_text_when_its_recipient_wakes_up(env) -> None:  # type: ignore[no-untyped-def]
+    # A customer in India: the Los Angeles company's 9:00 run is 21:30 there, every day.
+    morning = env.now_at(9)
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=morning.date())
+    texted = next(p.customer_id for p in planned if p.channel == "sms")
+    env.sb.intuit.update(env.realm, "Customer", texted, Mobile={"FreeFormNumber": "+91 98765 43210"},
+                         BillAddr={"Line1": "12 MG Road", "City": "Bengaluru", "Country": "India"})
+    env.sync()
+    clock = {"now": morning}
+    ticker = scheduler.Ticker(env.settings, env.db, env.vault, owner="proc", now=lambda: clock["now"])
+    sent_at = []  # the scheduler's moments at which a text to India went out
+    while clock["now"] < morning + dt.timedelta(hours=48):
+        before = sum(1 for m in env.sb.twilio.messages if m["to"] == "+919876543210")
+        ticker.tick()
+        sent_at += [clock["now"]] * (sum(1 for m in env.sb.twilio.messages if m["to"] == "+919876543210") - before)
+        clock["now"] += dt.timedelta(minutes=30)
+    assert sent_at, "the text went out once it was daytime in India"
+    kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")
+    assert all(8 <= at.astimezone(kolkata).hour < 21 for at in sent_at)
 
 
 def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no-untyped-def]
