@@ -548,15 +548,16 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         _cancel(ctx, row, timeline.text("cancel.customer_gone"))
         return False
     if row.channel == "email":
-        email = (customer.email or "").strip()
-        if not email:
+        addresses = snapshot.email_addresses(customer.email)
+        if not addresses:
             _cancel(ctx, row, timeline.text("cancel.no_email", name=customer.display_name))
             return False
-        if customer.email_stopped or ("email", email.lower()) in blocked:
-            _cancel(ctx, row, timeline.text("cancel.email_stopped", address=email,
+        reachable = [a for a in addresses if ("email", a.lower()) not in blocked]
+        if customer.email_stopped or not reachable:
+            _cancel(ctx, row, timeline.text("cancel.email_stopped", address=", ".join(addresses),
                                             reason=timeline.term("stop", customer.email_stopped or "blocked")))
             return False
-        return email
+        return ", ".join(reachable)
     number = snapshot.phone_e164(company, customer)
     if number is None:
         _cancel(ctx, row, timeline.text("cancel.no_phone", name=customer.display_name))

@@ -198,6 +198,32 @@ def test_the_scheduler_sends_a_waiting_text_when_its_recipient_wakes_up(env) -> 
     assert all(8 <= at.astimezone(kolkata).hour < 21 for at in sent_at)
 
 
+def test_a_customer_with_several_addresses_in_quickbooks_gets_the_email_at_each(env) -> None:  # type: ignore[no-untyped-def]
+    # QuickBooks takes several addresses in one email field, separated by commas (≤ 100 characters).
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date())
+    emailed = next(p.customer_id for p in planned if p.kind == "reminder" and p.channel == "email")
+    env.sb.intuit.update(env.realm, "Customer", emailed,
+                         PrimaryEmailAddr={"Address": "ap@dubois.example, Claire@Dubois.example"})
+    env.sync()
+    env.run()
+    rows = [r for r in env.rows(channel="email") if r.customer_qbo_id == emailed and r.kind == "reminder"]
+    assert rows and all(r.status.value == "sent" for r in rows), [r.status_reason for r in rows]
+    sent = [m for m in env.sb.sendgrid.messages if str(m["custom_args"].get("outbox_id")) in {str(r.id) for r in rows}]
+    assert sent and all(m["recipients"] == ["ap@dubois.example", "Claire@Dubois.example"] for m in sent)
+    with env.db.session() as s:
+        assert not s.scalars(select(models.ContactBlock)).all()
+    # one of them bounces: email to the customer is still possible, at the other address
+    env.flush()
+    env.sb.sendgrid.emit(sent[0]["message_id"], "bounce", email="Claire@Dubois.example", type="bounce",
+                         reason="550 5.1.1 unknown user")
+    env.flush()
+    with env.db.session() as s:
+        assert [b.address for b in s.scalars(select(models.ContactBlock))] == ["claire@dubois.example"]
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == env.realm))
+        (snap,) = snapshot.load(s, company, customer_ids=[emailed])
+        assert "email" not in snap.customer.opted_out
+
+
 def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no-untyped-def]
     from qbo_collector import leases
 
