@@ -8,7 +8,8 @@ once whatever the number of processes:
 - ``sync``     incremental sync (CDC) when the last one is older than 15 minutes;
 - ``run``      the daily run, once per local date, from the company's send hour on. A machine
                that was off for days runs once on restart; the rules send only the newest
-               due step, never a burst (catch-up without bursts);
+               due step, never a burst (catch-up without bursts). Texts that wait for daytime
+               where their recipient is bring it back at the moment they may go (``Again``);
 - ``catchup``  nightly, from 02:00 local: a CDC pass with a day of overlap, because webhooks
                are a hint, not the truth;
 - ``digest``   weekly, Mondays from the send hour: the owner's digest email;
@@ -92,6 +93,16 @@ def due_work(company: models.Company, now: datetime) -> list[Due]:
 Job = Callable[[str, datetime], Any]
 
 
+@dataclass(frozen=True)
+class Again:
+    """A job's answer when the day's work is done except what may only happen from ``at`` (texts
+    waiting for daytime where their recipient is): the work is not marked done for the day, and
+    nobody claims it again before ``at``. Without it, a text to someone whose night always covers
+    the send hour (a Paris company's 9:00 is 3:00 in New York) would wait for ever."""
+
+    at: datetime
+
+
 @dataclass
 class Jobs:
     """What the tick calls for each kind of work, per realm. Tests swap in recorders."""
@@ -145,6 +156,8 @@ def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
             # nothing was lost, but the day's work is not finished: try again in a few minutes
             raise errors.TransientFailure(f"daily run incomplete ({summary.deferred} row(s) deferred): "
                                           f"{summary.errors[0] if summary.errors else 'QuickBooks unavailable'}")
+        if summary.wake_at is not None:
+            return Again(summary.wake_at)
         return summary
 
     def digest(realm: str, now: datetime) -> Any:
@@ -236,7 +249,7 @@ class Ticker:
             return
         with logs.context(realm=company.realm_id, work=due.kind):
             try:
-                job(company.realm_id, now)
+                result = job(company.realm_id, now)
             except Exception as exc:
                 if once and self._nothing_sent(exc):
                     leases.unmark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for)
@@ -245,7 +258,12 @@ class Ticker:
                                 type(exc).__name__)
                 self._failed(company, due, now, report, exc)
                 return
-        leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
+        if isinstance(result, Again) and result.at > now:
+            if once:
+                leases.unmark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for)
+            leases.release(self.db, company.id, due.kind, self.owner, now=now, hold_for=result.at - now)
+        else:
+            leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
         report.done.append((company.realm_id, due.kind))
 
     @staticmethod

@@ -44,6 +44,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -157,6 +158,12 @@ def policy_for(company: models.Company, customer: models.Customer | None = None)
 
 def customer_region(company: models.Company, customer: models.Customer) -> str | None:
     return country_code(customer.country) or country_code(company.country)
+
+
+def email_addresses(raw: str | None) -> list[str]:
+    """The addresses in a QuickBooks email field: one, or several separated by commas (QuickBooks
+    takes "ap@acme.com, bob@acme.com" and sends its own invoices to each)."""
+    return [a.strip() for a in re.split(r"[,;]", raw or "") if a.strip()]
 
 
 def phone_e164(company: models.Company, customer: models.Customer) -> str | None:
@@ -321,7 +328,7 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
     live = {cid: crow for cid, crow in customers.items() if not crow.deleted}
     emails = {cid: (crow.email or "").strip() or None for cid, crow in live.items()}
     phones = {cid: phone_e164(company, crow) for cid, crow in live.items()}
-    blocked_emails = _blocked(s, "email", {e.lower() for e in emails.values() if e})
+    blocked_emails = _blocked(s, "email", {a.lower() for e in emails.values() for a in email_addresses(e)})
     blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
     realm = company.realm_id
     # One policy lookup per policy name, not per customer (it serialises the stored JSON to find the
@@ -335,7 +342,7 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             continue
         email, phone = emails[cid], phones[cid]
         opted: set[str] = set()
-        if email and (crow.email_stopped or email.lower() in blocked_emails):
+        if email and (crow.email_stopped or all(a.lower() in blocked_emails for a in email_addresses(email))):
             opted.add("email")
         if phone and (crow.sms_stopped or phone in blocked_phones):
             opted.add("sms")

@@ -51,7 +51,7 @@ class OutboundMessage:
 
     outbox_id: str                      # travels with the message; provider events carry it back
     realm: str                          # the QuickBooks company it is sent for
-    to: str                             # an email address, or an E.164 phone number for SMS
+    to: str                             # an email address (several: comma-separated), or an E.164 number for SMS
     text: str                           # plain text (the whole body of an SMS)
     subject: str | None = None
     html: str | None = None

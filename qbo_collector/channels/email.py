@@ -151,13 +151,14 @@ class SendGridEmail:
 
         Raises PermanentFailure (code "invalid_address") for a recipient SendGrid's helper
         would mangle, and ConfigError for a malformed reply-to (a company setting)."""
-        if not _plain_address(message.to):
+        recipients = [a.strip() for a in message.to.split(",")]
+        if not all(_plain_address(a) for a in recipients):
             raise errors.PermanentFailure(f"{message.to!r} is not one plain email address; nothing was sent.", code="invalid_address")
         if message.reply_to and not _plain_address(message.reply_to):
             raise errors.ConfigError(f"The reply-to address {message.reply_to!r} is not one plain email address.", variable="reply_to")
         built = mail.Mail(
             from_email=mail.From(self.from_email, message.from_name),
-            to_emails=mail.To(message.to),
+            to_emails=[mail.To(a) for a in recipients],  # several: one message, as QuickBooks sends its own
             subject=message.subject or "",
             plain_text_content=message.text,
             html_content=message.html,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers import timezone as phonenumbers_timezone
 import requests
 import urllib3.exceptions
 from twilio.base import exceptions as twilio_exceptions
@@ -137,10 +138,40 @@ def is_quiet_hours(local_dt: datetime, start: int = 8, end: int = 21) -> bool:
     return not (start <= local_dt.hour < end)
 
 
-def next_allowed_send(now_utc: datetime, tz: str | tzinfo, start: int = 8, end: int = 21) -> datetime:
-    """The earliest moment, in UTC, at or after ``now_utc`` when a text may go to someone in ``tz``."""
+def number_time_zones(e164: str) -> tuple[str, ...]:
+    """The time zones ``e164`` belongs to, as phonenumbers knows them: its area code in North America
+    ("+1 415…" → Los Angeles), its country elsewhere; () when unknown. A US number may sit in a
+    zone other than the company's, and the 8:00–21:00 rule is the recipient's local time."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(z for z in phonenumbers_timezone.time_zones_for_number(number) if z != "Etc/Unknown")
+
+
+def next_allowed_send(now_utc: datetime, tz: str | tzinfo | Sequence[str | tzinfo], start: int = 8,
+                      end: int = 21) -> datetime:
+    """The earliest moment, in UTC, at or after ``now_utc`` when a text may go to someone in ``tz``,
+    or, given several zones (a number whose area spans two), when it is daytime in all of them.
+    Raises InvalidInput when the zones share no daytime (a number that could be anywhere)."""
     if now_utc.tzinfo is None:
         raise ValueError("now_utc must be timezone-aware")
+    if isinstance(tz, (str, tzinfo)):
+        return _next_allowed_in(now_utc, tz, start, end)
+    zones = [_zone(z) for z in tz]
+    if not zones:
+        raise errors.InvalidInput("No time zone to send the text in.", field="time_zone")
+    at = now_utc.astimezone(timezone.utc)
+    for _ in range(2 * len(zones) + 2):  # each pass moves to an opening; with a common window it settles
+        later = max(_next_allowed_in(at, zone, start, end) for zone in zones)
+        if later == at:
+            return at
+        at = later
+    raise errors.InvalidInput(f"The time zones {', '.join(map(str, zones))} have no daytime hours in common.",
+                              field="time_zone")
+
+
+def _next_allowed_in(now_utc: datetime, tz: str | tzinfo, start: int, end: int) -> datetime:
     zone = _zone(tz)
     local = now_utc.astimezone(zone)
     if not is_quiet_hours(local, start, end):
@@ -336,5 +367,5 @@ def _as_datetime(value: object) -> datetime | None:
 
 __all__ = [
     "TwilioSms", "map_twilio_errors", "rebase_url", "to_e164", "segments", "is_gsm7", "fit_sms",
-    "is_quiet_hours", "next_allowed_send", "parse_keyword", "STOP_WORDS", "START_WORDS",
+    "is_quiet_hours", "next_allowed_send", "number_time_zones", "parse_keyword", "STOP_WORDS", "START_WORDS",
 ]

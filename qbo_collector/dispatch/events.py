@@ -6,9 +6,11 @@ authenticated data; everything here is storage. Each event is kept once
 timestamp) — which also catches a retry that came back under a new ``sg_event_id`` —,
 Twilio's SID + status, an inbound message's SID), so a replayed or duplicated delivery
 changes nothing. Statuses only move forward. An ``unknown`` outbox row is settled as soon as
-an event proves the provider took it. A bounce, a spam report, an unsubscribe or a "dropped:
-invalid" stops email to that address; STOP (and Twilio's 21610) stops texts to that number,
-START lifts it. Any other reply is logged on the customer's timeline and the owner is alerted.
+an event proves the provider took it. A bounce (not a block: ``type`` "blocked" is about our
+message), a spam report, an unsubscribe, or a "dropped" naming a suppression list (bounced,
+unsubscribed, spam reporting, invalid address) stops email to that address; STOP (and Twilio's
+21610) stops texts to that number, START lifts it. Any other reply is logged on the customer's
+timeline and the owner is alerted.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ EMAIL_ORDER = {"processed": 1, "deferred": 2, "delivered": 3, "open": 4, "click"
                "bounce": 9, "dropped": 9, "spamreport": 9, "unsubscribe": 8, "group_unsubscribe": 8}
 EMAIL_STOPS = {"bounce": "bounce", "spamreport": "spamreport", "unsubscribe": "unsubscribe",
                "group_unsubscribe": "unsubscribe"}
+# A "dropped" event's reason names the suppression list the address is on; other drops
+# ("Invalid SMTPAPI header", "Spam Content", "Recipient List over Package Quota") are about our message.
+DROPPED_STOPS = {"bounced address": "bounce", "unsubscribed address": "unsubscribe",
+                 "spam reporting address": "spamreport", "invalid": "invalid"}
 SMS_STOP_CODES = {21610: "21610", 30004: "blocked", 30005: "unknown number", 30006: "landline", 21211: "invalid",
                   21614: "landline"}
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -123,14 +129,24 @@ def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) ->
             said = (timeline.text("email.event.detail", address=email, event=timeline.term("event", name), detail=str(detail))
                     if detail else timeline.text("email.event", address=email, event=timeline.term("event", name)))
             outbox.activity(s, row.company_id, f"email.{name}", said, row=row, at=at, data={"sg_event_id": event_id})
-            stop = EMAIL_STOPS.get(name)
-            if name == "dropped" and "invalid" in str(event.get("reason", "")).lower():
-                stop = "invalid"
+            stop = _email_stop(event)
             if stop and not (row.channel or "").startswith("owner_"):
                 dispatch_run.block_contact(s, "email", email, stop)
                 outbox.activity(s, row.company_id, "email.stopped",
                                 timeline.text("email.stopped", address=email, reason=timeline.term("stop", stop)), row=row)
     return result
+
+
+def _email_stop(event: Mapping[str, Any]) -> str | None:
+    """Why this event stops email to its address, if it does."""
+    name = event.get("event")
+    if name == "bounce" and str(event.get("type", "")).strip().lower() == "blocked":
+        # A block: the receiving server refused this message (our sending IP, its content), not the
+        # address; SendGrid does not suppress later emails to it, and neither do we.
+        return None
+    if name == "dropped":
+        return DROPPED_STOPS.get(str(event.get("reason", "")).strip().lower())
+    return EMAIL_STOPS.get(str(name))
 
 
 # --- Twilio ---------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ class RunSummary:
     note_batches: int = 0
     notes_written: int = 0
     waiting: int = 0                       # texts moved out of quiet hours
+    wake_at: dt.datetime | None = None     # the earliest moment one of those may go (the scheduler comes back then)
     deferred: int = 0                      # nothing sent, tried again next run
     recovered: int = 0
     reconciled: int = 0
@@ -547,15 +548,16 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         _cancel(ctx, row, timeline.text("cancel.customer_gone"))
         return False
     if row.channel == "email":
-        email = (customer.email or "").strip()
-        if not email:
+        addresses = snapshot.email_addresses(customer.email)
+        if not addresses:
             _cancel(ctx, row, timeline.text("cancel.no_email", name=customer.display_name))
             return False
-        if customer.email_stopped or ("email", email.lower()) in blocked:
-            _cancel(ctx, row, timeline.text("cancel.email_stopped", address=email,
+        reachable = [a for a in addresses if ("email", a.lower()) not in blocked]
+        if customer.email_stopped or not reachable:
+            _cancel(ctx, row, timeline.text("cancel.email_stopped", address=", ".join(addresses),
                                             reason=timeline.term("stop", customer.email_stopped or "blocked")))
             return False
-        return email
+        return ", ".join(reachable)
     number = snapshot.phone_e164(company, customer)
     if number is None:
         _cancel(ctx, row, timeline.text("cancel.no_phone", name=customer.display_name))
@@ -565,17 +567,27 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                                         reason=timeline.term("stop", customer.sms_stopped or "stop")))
         return False
     zone = snapshot.time_zone_of(company, customer) or company.timezone or "UTC"
-    return number if _daytime(ctx, row, zone) else False
+    # The recipient's local time is the number's (a New York company texting a 415 number texts
+    # someone in Los Angeles); the customer's country or the company's zone when the number says nothing.
+    return number if _daytime(ctx, row, zone, sms_channel.number_time_zones(number)) else False
 
 
-def _daytime(ctx: _Ctx, row: models.Outbox, zone: str) -> bool:
-    allowed = sms_channel.next_allowed_send(ctx.now, zone)
+def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, ...] = ()) -> bool:
+    allowed, where = None, zone
+    if number_zones:
+        try:
+            allowed, where = sms_channel.next_allowed_send(ctx.now, number_zones), ", ".join(number_zones)
+        except errors.InvalidInput:  # zones with no daytime in common (a non-geographic number)
+            allowed = None
+    if allowed is None:
+        allowed = sms_channel.next_allowed_send(ctx.now, zone)
     if allowed <= ctx.now:
         return True
     with ctx.db.session() as s:
-        outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {zone}: texts go out only 8:00–21:00.",
+        outbox.set_status(s, row.id, S.planned, f"Waits for daytime in {where}: texts go out only 8:00–21:00.",
                           due_at=allowed)
     ctx.summary.waiting += 1
+    ctx.summary.wake_at = min(ctx.summary.wake_at or allowed, allowed)
     return False
 
 

@@ -5,14 +5,16 @@ QuickBooks → provider events in the activity log. On SQLite and PostgreSQL (th
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import math
+import zoneinfo
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dispatch
-from qbo_collector.channels import qbo_notes
+from qbo_collector import dispatch, scheduler, snapshot
+from qbo_collector.channels import qbo_notes, sms
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
 
@@ -135,11 +137,91 @@ def test_texts_wait_for_daytime_instead_of_failing(env) -> None:  # type: ignore
     sms_rows = env.rows(channel="sms")
     assert sms_rows and summary.waiting >= len(sms_rows)
     assert all(r.status.value == "planned" and "daytime" in r.status_reason for r in sms_rows)
-    assert all(r.due_at == env.now_at(8, days=1) for r in sms_rows)
+    # 8:00 the next morning where each number is (the sandbox's customers have 415, 512 and 617 numbers)
+    assert all(r.due_at == _eight_next_morning_for(env, r, late) for r in sms_rows)
     assert not env.sb.twilio.messages
     morning = env.run(now=env.now_at(8, days=1))
     assert morning.statuses["sent"] >= len(sms_rows)
     assert all(r.status.value == "sent" for r in env.rows(channel="sms"))
+
+
+def _eight_next_morning_for(env, row, now):  # type: ignore[no-untyped-def]
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == env.realm))
+        customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
+                                                          models.Customer.qbo_id == row.customer_qbo_id))
+        (zone,) = sms.number_time_zones(snapshot.phone_e164(company, customer))
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    day = local.date() + dt.timedelta(days=1 if local.hour >= 8 else 0)
+    return dt.datetime.combine(day, dt.time(8), tzinfo=zoneinfo.ZoneInfo(zone)).astimezone(dt.timezone.utc)
+
+
+def test_a_text_waits_for_daytime_where_the_number_is_not_where_the_company_is(env) -> None:  # type: ignore[no-untyped-def]
+    # A Los Angeles company sending at 9:00, a customer with a Honolulu mobile: 6:00 or 7:00 in Hawaii.
+    morning = env.now_at(9)
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=morning.date())
+    texted = next(p.customer_id for p in planned if p.channel == "sms")
+    env.sb.intuit.update(env.realm, "Customer", texted, Mobile={"FreeFormNumber": "(808) 555-0142"})
+    env.sync()
+    summary = env.run(now=morning)
+    texts = [r for r in env.rows(channel="sms") if r.customer_qbo_id == texted]
+    assert texts
+    honolulu = zoneinfo.ZoneInfo("Pacific/Honolulu")
+    eight_in_hawaii = dt.datetime.combine(morning.astimezone(honolulu).date(), dt.time(8), tzinfo=honolulu)
+    assert all(r.status.value == "planned" and "Pacific/Honolulu" in r.status_reason for r in texts)
+    assert all(r.due_at == eight_in_hawaii.astimezone(dt.timezone.utc) for r in texts)
+    assert summary.wake_at == min(r.due_at for r in env.rows(channel="sms") if r.status.value == "planned")
+    env.flush()
+    assert not [m for m in env.sb.twilio.messages if m["to"] == "+18085550142"]
+    env.run(now=eight_in_hawaii.astimezone(dt.timezone.utc))
+    assert all(r.status.value == "sent" for r in env.rows(channel="sms") if r.customer_qbo_id == texted)
+
+
+def test_the_scheduler_sends_a_waiting_text_when_its_recipient_wakes_up(env) -> None:  # type: ignore[no-untyped-def]
+    # A customer in India: the Los Angeles company's 9:00 run is 21:30 there, every day.
+    morning = env.now_at(9)
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=morning.date())
+    texted = next(p.customer_id for p in planned if p.channel == "sms")
+    env.sb.intuit.update(env.realm, "Customer", texted, Mobile={"FreeFormNumber": "+91 98765 43210"},
+                         BillAddr={"Line1": "12 MG Road", "City": "Bengaluru", "Country": "India"})
+    env.sync()
+    clock = {"now": morning}
+    ticker = scheduler.Ticker(env.settings, env.db, env.vault, owner="proc", now=lambda: clock["now"])
+    sent_at = []  # the scheduler's moments at which a text to India went out
+    while clock["now"] < morning + dt.timedelta(hours=48):
+        before = sum(1 for m in env.sb.twilio.messages if m["to"] == "+919876543210")
+        ticker.tick()
+        sent_at += [clock["now"]] * (sum(1 for m in env.sb.twilio.messages if m["to"] == "+919876543210") - before)
+        clock["now"] += dt.timedelta(minutes=30)
+    assert sent_at, "the text went out once it was daytime in India"
+    kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")
+    assert all(8 <= at.astimezone(kolkata).hour < 21 for at in sent_at)
+
+
+def test_a_customer_with_several_addresses_in_quickbooks_gets_the_email_at_each(env) -> None:  # type: ignore[no-untyped-def]
+    # QuickBooks takes several addresses in one email field, separated by commas (≤ 100 characters).
+    planned = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date())
+    emailed = next(p.customer_id for p in planned if p.kind == "reminder" and p.channel == "email")
+    env.sb.intuit.update(env.realm, "Customer", emailed,
+                         PrimaryEmailAddr={"Address": "ap@dubois.example, Claire@Dubois.example"})
+    env.sync()
+    env.run()
+    rows = [r for r in env.rows(channel="email") if r.customer_qbo_id == emailed and r.kind == "reminder"]
+    assert rows and all(r.status.value == "sent" for r in rows), [r.status_reason for r in rows]
+    sent = [m for m in env.sb.sendgrid.messages if str(m["custom_args"].get("outbox_id")) in {str(r.id) for r in rows}]
+    assert sent and all(m["recipients"] == ["ap@dubois.example", "Claire@Dubois.example"] for m in sent)
+    with env.db.session() as s:
+        assert not s.scalars(select(models.ContactBlock)).all()
+    # one of them bounces: email to the customer is still possible, at the other address
+    env.flush()
+    env.sb.sendgrid.emit(sent[0]["message_id"], "bounce", email="Claire@Dubois.example", type="bounce",
+                         reason="550 5.1.1 unknown user")
+    env.flush()
+    with env.db.session() as s:
+        assert [b.address for b in s.scalars(select(models.ContactBlock))] == ["claire@dubois.example"]
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == env.realm))
+        (snap,) = snapshot.load(s, company, customer_ids=[emailed])
+        assert "email" not in snap.customer.opted_out
 
 
 def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no-untyped-def]

@@ -149,6 +149,42 @@ def test_a_bounce_or_spam_report_stops_email_to_that_address(env) -> None:  # ty
     assert _activity(env, "email.spamreport") == 1
 
 
+@pytest.mark.parametrize(("event", "fields", "stop"), [
+    ("bounce", {"type": "bounce", "reason": "550 5.1.1 The email account does not exist.",
+                "bounce_classification": "Invalid Address"}, "bounce"),
+    ("bounce", {"type": "blocked", "reason": "554 5.7.1 Service unavailable; client host blocked using Spamhaus",
+                "bounce_classification": "Reputation"}, None),
+    ("dropped", {"reason": "Bounced Address"}, "bounce"),
+    ("dropped", {"reason": "Unsubscribed Address"}, "unsubscribe"),
+    ("dropped", {"reason": "Spam Reporting Address"}, "spamreport"),
+    ("dropped", {"reason": "Invalid"}, "invalid"),
+    ("dropped", {"reason": "Invalid SMTPAPI header"}, None),
+], ids=[
+    "a hard bounce stops email to the address",
+    "a block (our sending ip refused) does not stop email to a good address",
+    "a drop because the address bounced before stops it",
+    "a drop because the address unsubscribed stops it",
+    "a drop because the address reported spam stops it",
+    "a drop because the address is invalid stops it",
+    "a drop for a bad header of ours does not stop the address",
+])
+def test_which_bounces_and_drops_stop_email_to_the_address(env, event, fields, stop) -> None:  # type: ignore[no-untyped-def]
+    env.run()
+    env.flush()
+    message = next(m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example")
+    env.sb.sendgrid.emit(message["message_id"], event, email=message["to"], **fields)
+    env.flush()
+    assert _activity(env, f"email.{event}") >= 1
+    with env.db.session() as s:
+        blocks = s.scalars(select(models.ContactBlock).where(models.ContactBlock.channel == "email")).all()
+        customer = s.scalar(select(models.Customer).where(models.Customer.email == message["to"]))
+        if stop is None:
+            assert blocks == [] and customer.email_stopped is None
+        else:
+            assert [(b.address, b.reason) for b in blocks] == [(message["to"].lower(), stop)]
+            assert customer.email_stopped == stop
+
+
 def test_twilio_status_forged_is_401_and_malformed_is_400(env) -> None:  # type: ignore[no-untyped-def]
     params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered", "To": NUMBER}
     assert _signed_twilio(env, "/webhooks/twilio/status", params, token="not-the-token").status_code == 401

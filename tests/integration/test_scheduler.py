@@ -36,14 +36,16 @@ class Recorder:
     def __init__(self, fail: dict[tuple[str, str], BaseException] | None = None) -> None:
         self.calls: list[tuple[str, str, datetime]] = []
         self.fail = fail or {}
+        self.answers: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 
     def job(self, kind: str):  # type: ignore[no-untyped-def]
-        def run(realm: str, now: datetime) -> None:
+        def run(realm: str, now: datetime) -> object:
             with self._lock:
                 self.calls.append((kind, realm, now))
             if (realm, kind) in self.fail:
                 raise self.fail[(realm, kind)]
+            return self.answers.pop((realm, kind), None)
         return run
 
     def jobs(self) -> scheduler.Jobs:
@@ -245,6 +247,37 @@ def test_a_transient_failure_is_retried_the_same_day_after_a_back_off(settings_f
     clock.at += scheduler.RETRY_AFTER
     assert ("flaky", "run") in ticker.tick().done
     assert sum(1 for kind, _r, _a in recorder.calls if kind == "run") == 2
+
+
+def test_a_run_whose_texts_wait_for_daytime_comes_back_when_they_may_go(settings_factory, db, vault):
+    # A Paris company's 9:00 run is 3:00 in New York: its texts there may go from 14:00 Paris time.
+    _companies(db, {"paris": "Europe/Paris"}, last_sync_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    recorder = Recorder()
+    clock = FakeClock(datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc))  # 9:00 in Paris
+    wake = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc)             # 8:00 in New York
+    recorder.answers[("paris", "run")] = scheduler.Again(wake)
+    ticker = _ticker(settings_factory, db, vault, recorder, "proc", clock)
+    assert ("paris", "run") in ticker.tick().done
+    clock.at = wake - timedelta(minutes=1)
+    assert ("paris", "run") not in ticker.tick().done  # not before the texts may go
+    clock.at = wake + timedelta(minutes=1)
+    assert ("paris", "run") in ticker.tick().done      # then again at the next tick, the same day
+    clock.at = wake + timedelta(hours=2)
+    assert ("paris", "run") not in ticker.tick().done  # and that run finished the day
+    assert sum(1 for kind, _r, _a in recorder.calls if kind == "run") == 2
+
+
+def test_the_daily_run_job_asks_to_come_back_when_texts_wait(settings_factory, db, vault, monkeypatch):
+    from qbo_collector import dispatch
+
+    wake = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc)
+    answers = iter([dispatch.RunSummary(realm="r1", waiting=2, wake_at=wake), dispatch.RunSummary(realm="r1")])
+    monkeypatch.setattr(dispatch, "run_company", lambda *args, **kwargs: next(answers))
+    monkeypatch.setattr(scheduler, "refresh_figures", lambda *args: None)
+    jobs = scheduler.default_jobs(settings_factory(), db, vault)
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+    assert jobs.run("r1", now) == scheduler.Again(wake)
+    assert isinstance(jobs.run("r1", now), dispatch.RunSummary)
 
 
 def test_no_daily_run_before_a_first_sync_nor_during_one(settings_factory, db, vault):

@@ -83,10 +83,10 @@ def test_the_client_timeout_is_set() -> None:
     assert adapter._client.client.timeout == 3.5
 
 
-@pytest.mark.parametrize("to", ["ada@@example.com", "ada@exa mple.com", "ada@x.com, bob@y.com", "Ada <ada@x.com>", "ada", ""], ids=[
+@pytest.mark.parametrize("to", ["ada@@example.com", "ada@exa mple.com", "ada@x.com, bob@@y.com", "Ada <ada@x.com>", "ada", ""], ids=[
     "double at sign crashes the helper",
     "space in the domain would be silently removed",
-    "second recipient would be silently dropped",
+    "one bad address among several",
     "display name form is not a bare address",
     "no at sign",
     "empty address",
@@ -95,6 +95,11 @@ def test_addresses_the_sendgrid_helper_would_mangle_are_refused_before_sending(t
     with pytest.raises(errors.PermanentFailure) as caught:
         email.SendGridEmail("SG.key", "billing@acme.example").build(message(to=to))
     assert caught.value.code == "invalid_address"
+
+
+def test_several_addresses_as_quickbooks_holds_them_each_get_the_email() -> None:
+    payload = email.SendGridEmail("SG.key", "billing@acme.example").build(message(to="ada@x.com, bob@y.com")).get()
+    assert [r["email"] for p in payload["personalizations"] for r in p["to"]] == ["ada@x.com", "bob@y.com"]
 
 
 def test_a_bad_sender_or_reply_to_is_a_config_error() -> None:

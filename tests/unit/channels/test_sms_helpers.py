@@ -205,6 +205,44 @@ def test_next_allowed_send_refuses_naive_times_and_unknown_zones() -> None:
         sms.next_allowed_send(utc(2026, 6, 1, 12), "Mars/Olympus_Mons")
 
 
+@pytest.mark.parametrize(("number", "zones"), [
+    ("+14155552671", ("America/Los_Angeles",)),
+    ("+12125550100", ("America/New_York",)),
+    ("+18085550142", ("Pacific/Honolulu",)),
+    ("+33612345678", ("Europe/Paris",)),
+    ("not a number", ()),
+], ids=[
+    "a san francisco number is in los angeles time",
+    "a manhattan number is in new york time",
+    "a honolulu number is in hawaii time",
+    "a french mobile is in paris time",
+    "garbage has no zone",
+])
+def test_number_time_zones(number: str, zones: tuple[str, ...]) -> None:
+    assert sms.number_time_zones(number) == zones
+
+
+@pytest.mark.parametrize(("now", "zones", "expected"), [
+    (utc(2026, 6, 1, 13, 0), ("America/New_York", "America/Chicago"), utc(2026, 6, 1, 13, 0)),   # 9:00 / 8:00: now
+    (utc(2026, 6, 1, 12, 30), ("America/New_York", "America/Chicago"), utc(2026, 6, 1, 13, 0)),  # 8:30 NY, 7:30 Chicago
+    (utc(2026, 6, 2, 0, 30), ("America/New_York", "America/Chicago"), utc(2026, 6, 2, 0, 30)),   # 20:30 NY, 19:30 Chicago
+    (utc(2026, 6, 2, 1, 30), ("America/New_York", "America/Chicago"), utc(2026, 6, 2, 13, 0)),  # 21:30 NY: next day, 8:00 Chicago
+], ids=[
+    "daytime in both zones is now",
+    "waits for eight in the later zone",
+    "evening in both zones is still allowed",
+    "after nine in the earlier zone waits for the next morning in the later one",
+])
+def test_next_allowed_send_in_several_zones_is_daytime_in_all(now: datetime, zones: tuple[str, ...],
+                                                              expected: datetime) -> None:
+    assert sms.next_allowed_send(now, zones) == expected
+
+
+def test_zones_with_no_daytime_in_common_are_refused() -> None:
+    with pytest.raises(errors.InvalidInput, match="no daytime"):
+        sms.next_allowed_send(utc(2026, 6, 1, 12), ("UTC", "Asia/Shanghai", "America/Los_Angeles"))
+
+
 # ------------------------------------------------------------------ keywords
 
 
