@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 import tenacity
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
@@ -942,7 +942,8 @@ def block_contact(s: Any, channel: str, address: str, reason: str, *, company_id
     if company_id is not None and customer_id is not None:
         q = q.where(models.Customer.company_id == company_id, models.Customer.qbo_id == customer_id)
     elif channel == "email":
-        q = q.where(models.Customer.email.ilike(addr))
+        # equality, not ILIKE: "_" and "%" are characters of an address, not patterns
+        q = q.where(func.lower(func.trim(models.Customer.email)) == addr)
     else:
         q = None  # numbers are matched by the caller (they are stored as typed, not E.164)
     if q is not None:

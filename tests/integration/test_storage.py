@@ -143,3 +143,23 @@ def test_an_outbox_dedupe_key_exists_once(db):
                                 kind="reminder", due_at=due))
     with db.session() as s:
         assert s.scalar(select(models.Outbox.status)) == models.OutboxStatus.planned
+
+
+def test_a_stopped_email_address_stops_the_customers_using_it_and_no_lookalike(db):
+    """``_`` and ``%`` are ordinary characters of an address, not patterns; case and spaces do not matter."""
+    from qbo_collector.dispatch.run import block_contact
+
+    with db.session() as s:
+        c = _company(s)
+        s.add_all([models.Customer(company_id=c.id, qbo_id="1", display_name="Ann", email=" Ann_Lee@Example.com "),
+                   models.Customer(company_id=c.id, qbo_id="2", display_name="Annx", email="annxlee@example.com"),
+                   models.Customer(company_id=c.id, qbo_id="3", display_name="Pct", email="a%b@example.com"),
+                   models.Customer(company_id=c.id, qbo_id="4", display_name="Pc2", email="azzb@example.com")])
+    with db.session() as s:
+        block_contact(s, "email", "ann_lee@example.com", "bounce")
+        block_contact(s, "email", "A%B@example.com", "spamreport")
+    with db.session() as s:
+        stopped = dict(s.execute(select(models.Customer.qbo_id, models.Customer.email_stopped)).all())
+        blocks = sorted(s.scalars(select(models.ContactBlock.address)))
+    assert stopped == {"1": "bounce", "2": None, "3": "spamreport", "4": None}
+    assert blocks == ["a%b@example.com", "ann_lee@example.com"]
