@@ -443,12 +443,12 @@ class _progress:
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     from qbo_collector import reports
 
-    on = args.on or date.today()
     db = ctx.upgraded_db()
     realms = ctx.realms(args.realm, doing="report on")
     ctx.waiting_for_reconnect(args.realm,
                               left_out="left out (name it with --realm to report on what was last synced)")
     for realm in realms:
+        on = args.on or _company_today(db, realm)  # as the dashboard: the company's date, not the server's
         figures = {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind](db, realm, on)
         if args.json or args.kind != "aging":
             print(json.dumps(figures, indent=2, sort_keys=False))
@@ -541,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = add("report", cmd_report, "figures from the mirror")
     rp.add_argument("kind", choices=["aging", "dso", "forecast"])
     rp.add_argument("--realm")
-    rp.add_argument("--on", type=_date, help="as of this date (default today)")
+    rp.add_argument("--on", type=_date, help="as of this date (default: today in the company's time zone)")
     rp.add_argument("--json", action="store_true")
     return parser
 

@@ -69,3 +69,22 @@ def test_unknown_realm_is_exit_2_with_a_sentence(synced):
     _realm, env = synced
     result = _cli(env, "report", "dso", "--realm", "nope")
     assert result.returncode == 2 and "No company with realm nope" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["aging", "dso", "forecast"])
+def test_report_without_on_is_as_of_today_in_the_company_time_zone(kind, sqlite_db, home, monkeypatch, capsys):
+    """Without --on, a report is as of the company's local date on the program's clock, as the dashboard is —
+    not the server's date (here the company is 14 hours ahead of UTC, already on the next day)."""
+    from datetime import date, datetime, timezone
+
+    from qbo_collector import cli, clock
+    from tests.integration.test_pages_support import seed
+
+    seed(sqlite_db, realm="111", timezone="Pacific/Kiritimati", today=date(2031, 3, 1))
+    monkeypatch.setattr(clock, "now", lambda: datetime(2031, 3, 1, 20, tzinfo=timezone.utc))
+    for name in [k for k in os.environ if k.startswith(("QBO_COLLECTOR_", "INTUIT_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QBO_COLLECTOR_HOME", str(home))
+    monkeypatch.setenv("QBO_COLLECTOR_DATABASE_URL", sqlite_db.url)
+    assert cli.main(["report", kind, "--realm", "111", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["on"] == "2031-03-02"
