@@ -86,7 +86,7 @@ def _amount(value: object, currency: str, field: str) -> Decimal:
 
 
 def _invoices(s: Session, company: models.Company, customer: models.Customer,
-              invoice_ids: Iterable[str], field: str = "invoice_ids") -> list[models.Invoice]:
+              invoice_ids: Iterable[str], field: str = "invoice_ids", *, open_only: bool = False) -> list[models.Invoice]:
     wanted = [i for i in dict.fromkeys(str(i).strip() for i in invoice_ids) if i]
     if not wanted:
         return []
@@ -95,7 +95,21 @@ def _invoices(s: Session, company: models.Company, customer: models.Customer,
         models.Invoice.qbo_id.in_(wanted))))
     if len(rows) != len(wanted):
         raise errors.InvalidInput(N_("Choose invoices of this customer."), field=field)
+    # A promise, dispute or plan on an invoice paid, voided or deleted since the page was drawn would hold nothing.
+    if open_only and any(r.deleted or r.status != models.InvoiceStatus.open for r in rows):
+        raise errors.InvalidInput(N_("Choose open invoices: one of these is already paid, voided or deleted."),
+                                  field=field)
     return rows
+
+
+def _owed(s: Session, company: models.Company, customer: models.Customer,
+          invoices: Sequence[models.Invoice]) -> tuple[Decimal, str]:
+    """What a promise or a plan is about: the open balance of the invoices (all when none is chosen); never nothing."""
+    balance, currency = _open_balance(s, company, customer, invoices)
+    balance = money.Money(balance, currency).rounded().amount
+    if balance <= 0:
+        raise errors.InvalidInput(N_("Nothing is owed: there is nothing to promise or to plan."), field="customer")
+    return balance, currency
 
 
 def _open_balance(s: Session, company: models.Company, customer: models.Customer,
@@ -149,9 +163,11 @@ def promise(s: Session, company: models.Company, customer_id: str, *, until: obj
         raise errors.InvalidInput(N_("A promise to pay is for today or a later date."), field="until")
     if until_on > on + dt.timedelta(days=366):
         raise errors.InvalidInput(N_("A promise to pay must be within a year."), field="until")
-    invoices = _invoices(s, company, customer, invoice_ids)
-    balance, currency = _open_balance(s, company, customer, invoices)
+    invoices = _invoices(s, company, customer, invoice_ids, open_only=True)
+    balance, currency = _owed(s, company, customer, invoices)
     value = _amount(amount, currency, "amount")
+    if value > balance:
+        raise errors.InvalidInput(N_("The promise is for more than the customer owes."), field="amount")
     text = _note(note)
     row = models.Pause(company_id=company.id, kind="promise", customer_qbo_id=customer.qbo_id,
                        invoice_ids=_ids(invoices), start_on=on, until_on=until_on, amount=value, currency=currency,
@@ -172,7 +188,7 @@ def dispute(s: Session, company: models.Company, customer_id: str, *, invoice_id
             note: str = "", on: dt.date, user_id: int | None = None) -> models.Pause:
     """The customer disputes these invoices (all when none is chosen): nothing happens to them until resolved."""
     customer = _customer(s, company, customer_id)
-    invoices = _invoices(s, company, customer, invoice_ids)
+    invoices = _invoices(s, company, customer, invoice_ids, open_only=True)
     text = _note(note)
     if not text:
         raise errors.InvalidInput(N_("Say what the customer disputes."), field="note")
@@ -219,12 +235,16 @@ def payment_plan(s: Session, company: models.Company, customer_id: str, *, insta
                  user_id: int | None = None) -> models.Pause:
     """An agreed schedule: reminders follow the instalments instead of the due dates."""
     customer = _customer(s, company, customer_id)
-    invoices = _invoices(s, company, customer, invoice_ids)
-    balance, currency = _open_balance(s, company, customer, invoices)
+    invoices = _invoices(s, company, customer, invoice_ids, open_only=True)
+    balance, currency = _owed(s, company, customer, invoices)
     items = parse_instalments(instalments, currency, on)
     planned = sum((Decimal(i["amount"]) for i in items), Decimal(0))
-    if balance > 0 and planned > balance:
+    if planned > balance:
         raise errors.InvalidInput(N_("The instalments add up to more than the customer owes."), field="instalments")
+    # The planner counts an instalment paid once what is owed is no more than the instalments after it:
+    # a plan for less than the balance would never see its first instalment paid.
+    if planned < balance:
+        raise errors.InvalidInput(N_("The instalments add up to less than the customer owes."), field="instalments")
     text = _note(note)
     row = models.Pause(company_id=company.id, kind="plan", customer_qbo_id=customer.qbo_id,
                        invoice_ids=_ids(invoices), start_on=on, until_on=dt.date.fromisoformat(items[-1]["due_on"]),

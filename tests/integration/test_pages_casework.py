@@ -64,13 +64,26 @@ def test_a_promise_to_pay_pauses_the_customer_until_its_date(pages_app, owner, s
     ("promise", {"until": "31/12/2026", "amount": "5"}, "until", "Enter a date such as 2026-12-31."),
     ("promise", {"until": "2026-12-01", "amount": "-5"}, "amount", "The amount must be more than zero."),
     ("promise", {"until": "2026-12-01", "amount": "5", "invoice_ids": "103"}, "invoice_ids", "Choose invoices of this customer."),
-    # dispute without saying what
+    # promise: more than the chosen invoice owes (1,200.00), more than the customer owes (1,500.00); a paid invoice
+    ("promise", {"until": "2026-12-01", "amount": "1200.01", "invoice_ids": "101"}, "amount",
+     "The promise is for more than the customer owes."),
+    ("promise", {"until": "2026-12-01", "amount": "1500.01"}, "amount", "The promise is for more than the customer owes."),
+    ("promise", {"until": "2026-12-01", "amount": "5", "invoice_ids": "106"}, "invoice_ids",
+     "Choose open invoices: one of these is already paid, voided or deleted."),
+    # dispute without saying what, or on an invoice already paid
     ("dispute", {"note": "  "}, "note", "Say what the customer disputes."),
+    ("dispute", {"note": "Wrong quantity", "invoice_ids": "106"}, "invoice_ids",
+     "Choose open invoices: one of these is already paid, voided or deleted."),
     # payment plan: bad second line, past date, more than owed
     ("plan", {"instalments": "2026-12-15 100\nsoon 100"}, "instalments", "Line 2: Enter a date such as 2026-12-31."),
     ("plan", {"instalments": "2026-11-01 100"}, "instalments", "Line 1: An instalment cannot be in the past."),
     ("plan", {"instalments": "2026-12-15 1000\n2027-01-15 1000"}, "instalments",
      "The instalments add up to more than the customer owes."),
+    # payment plan: less than owed (1,500.00: the first instalment would never count as paid), a paid invoice
+    ("plan", {"instalments": "2026-12-15 100\n2027-01-15 150.50"}, "instalments",
+     "The instalments add up to less than the customer owes."),
+    ("plan", {"instalments": "2026-12-15 500", "invoice_ids": "106"}, "invoice_ids",
+     "Choose open invoices: one of these is already paid, voided or deleted."),
     # pause in the past, resume when not paused
     ("pause", {"until": "2026-11-23"}, "until", "Choose a resume date after today."),
     ("resume", {}, "customer", "This customer is not paused."),
@@ -101,17 +114,60 @@ def test_bad_input_is_shown_next_to_the_field_and_nothing_is_saved(pages_app, ow
     assert _snapshot(sqlite_db) == before
 
 
+@pytest.mark.parametrize("action,data", [
+    ("promise", {"until": "2026-12-01", "amount": "100"}),
+    ("plan", {"instalments": "2026-12-15 100"}),
+])
+def test_nothing_to_promise_or_plan_when_the_customer_owes_nothing(pages_app, owner, sqlite_db, caplog, action, data):
+    """Customer 4 has only paid invoices: the refusal is shown above the forms and logged for the operator."""
+    before = _snapshot(sqlite_db)
+    with caplog.at_level("INFO"):
+        response = owner.post(f"/companies/111/customers/4/{action}", data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'class="flash error" role="alert"' in page
+    assert "Nothing is owed: there is nothing to promise or to plan." in page
+    assert _snapshot(sqlite_db) == before
+    (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert f"{action} refused" in line and "realm=111 customer=4" in line and "Nothing is owed" in line
+
+
+def test_a_paid_invoice_of_a_customer_who_owes_nothing_is_refused_above_the_forms(pages_app, owner, sqlite_db):
+    """Customer 4 has no open invoice, so no list to show the error under: it is shown above the forms."""
+    response = owner.post("/companies/111/customers/4/dispute", {"note": "Never ordered", "invoice_ids": "109"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'class="flash error" role="alert"' in page
+    assert "Choose open invoices: one of these is already paid, voided or deleted." in page
+
+
+def test_a_deleted_or_voided_invoice_cannot_be_disputed(pages_app, owner, sqlite_db):
+    for status in (models.InvoiceStatus.deleted, models.InvoiceStatus.voided):
+        with sqlite_db.session() as s:
+            invoice = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == "102",
+                                                            models.Invoice.company_id == _company(s).id))
+            invoice.status, invoice.deleted = status, status == models.InvoiceStatus.deleted
+        before = _snapshot(sqlite_db)
+        response = owner.post(f"{CUSTOMER}/dispute", {"note": "Never ordered", "invoice_ids": "102"})
+        assert response.status_code == 400, status
+        assert "Choose open invoices: one of these is already paid, voided or deleted." in response.get_data(as_text=True)
+        assert _snapshot(sqlite_db) == before
+
+
 def test_errors_are_translated_for_a_french_user(pages_app, sqlite_db):
     from tests.integration.test_pages_support import browser
 
     fr = browser(pages_app, sqlite_db, "fr@example.com", language="fr")
     page = fr.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 100\nbientôt 100"}).get_data(as_text=True)
     assert "Ligne 2\u00a0: Saisissez une date, par exemple 2026-12-31." in page
+    page = fr.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 100"}).get_data(as_text=True)
+    assert "Le total des échéances est inférieur à ce que doit le client." in page
+    page = fr.post(f"{CUSTOMER}/dispute", {"note": "Déjà payée", "invoice_ids": "106"}).get_data(as_text=True)
+    assert "Choisissez des factures ouvertes\u00a0: l’une d’elles est déjà payée, annulée ou supprimée." in page
 
 
 def test_dispute_plan_pause_resume_exclude_policy_waive_call(pages_app, owner, sqlite_db):
     assert owner.post(f"{CUSTOMER}/dispute", {"invoice_ids": "101", "note": "Wrong quantity"}).status_code == 302
-    assert owner.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 100\n2027-01-15 150,50"}).status_code == 302
+    assert owner.post(f"{CUSTOMER}/plan", {"instalments": "2026-12-15 149,50\n2027-01-15 150,50",
+                                           "invoice_ids": "102"}).status_code == 302
     assert owner.post(f"{CUSTOMER}/pause", {"until": "2026-12-24", "note": "Holidays"}).status_code == 302
     assert "paused" in owner.get(CUSTOMER).get_data(as_text=True)
     assert owner.post(f"{CUSTOMER}/resume").status_code == 302
@@ -128,7 +184,7 @@ def test_dispute_plan_pause_resume_exclude_policy_waive_call(pages_app, owner, s
         kinds = [a.kind for a in s.scalars(select(models.Activity).where(models.Activity.customer_qbo_id == "1")
                                            .order_by(models.Activity.id))]
     assert pauses["dispute"].invoice_ids == ["101"] and pauses["dispute"].resolved_on is None
-    assert pauses["plan"].data["instalments"] == [{"due_on": "2026-12-15", "amount": "100.00"},
+    assert pauses["plan"].data["instalments"] == [{"due_on": "2026-12-15", "amount": "149.50"},
                                                   {"due_on": "2027-01-15", "amount": "150.50"}]
     assert pauses["manual"].resolved_on == TODAY and pauses["manual"].until_on == TODAY
     assert customer.excluded and customer.policy_name == "firm" and customer.fees_waived and invoice.fees_waived

@@ -43,7 +43,7 @@ def _record_everything(owner, db) -> None:  # type: ignore[no-untyped-def]
     for action, data in (
         ("promise", {"until": "2026-12-10", "amount": "1 200,00", "invoice_ids": "101", "note": "Appelé"}),
         ("dispute", {"invoice_ids": "102", "note": "Quantité erronée"}),
-        ("plan", {"instalments": "2026-12-15 100\n2027-01-15 150,50"}),
+        ("plan", {"instalments": "2026-12-15 149,50\n2027-01-15 150,50", "invoice_ids": "102"}),
         ("pause", {"until": "2026-12-24", "note": "Fêtes"}),
         ("resume", {}),
         ("exclude", {"excluded": "1"}),
@@ -84,7 +84,7 @@ def test_a_french_user_reads_every_entry_in_french(recorded, sqlite_db):
     for french in (
         "Promesse de payer 1 200,00 € d’ici le 10 déc. 2026 (F-1001).",
         "Litige ouvert (F-1002) : Quantité erronée",
-        "Échéancier : 2 échéances, 250,50 € jusqu’au 15 janv. 2027.",
+        "Échéancier : 2 échéances, 300,00 € jusqu’au 15 janv. 2027.",
         "Relances suspendues jusqu’au 24 déc. 2026.",
         "Relances reprises.",
         "Exclu des relances et des frais.",
@@ -114,7 +114,7 @@ def test_an_english_user_reads_the_same_entries_in_english(recorded, owner):
     for english in (
         "Promise to pay €1,200.00 by Dec 10, 2026 (F-1001).",
         "Dispute opened (F-1002): Quantité erronée",
-        "Payment plan: 2 instalments, €250.50 until Jan 15, 2027.",
+        "Payment plan: 2 instalments, €300.00 until Jan 15, 2027.",
         "Reminders paused until Dec 24, 2026.",
         "Call (left a voicemail). Rappeler jeudi",
         "Email to compta@dubois.example: delivered",

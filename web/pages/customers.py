@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy import func, or_, select
 from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
 from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 
@@ -123,9 +126,12 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
     planned = list(s.scalars(select(models.Outbox).where(
         models.Outbox.company_id == company.id, models.Outbox.customer_qbo_id == customer_id)
         .order_by(models.Outbox.due_at.desc()).limit(100)))
+    open_invoices = [i for i in invoices if i.status == models.InvoiceStatus.open and i.balance > 0]
     errors_ = {}
     if error is not None:
         field = error.field if error.field in FIELDS.get(action or "", ()) else "form"
+        if field == "invoice_ids" and not open_invoices:
+            field = "form"  # no invoice to tick: the form has no list to show it under
         errors_[field] = message_of(error)
         if error.context.get("line"):
             errors_[field] = gettext("Line %(line)s: %(message)s", line=error.context["line"], message=message_of(error))
@@ -138,7 +144,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
                 row_[1] += i.balance
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
-        open_invoices=[i for i in invoices if i.status == models.InvoiceStatus.open and i.balance > 0],
+        open_invoices=open_invoices,
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
@@ -268,7 +274,9 @@ def customer_action(realm_id: str, customer_id: str, action: str):  # type: igno
         try:
             with s.begin_nested():  # refused input leaves nothing behind
                 result = ACTIONS[action](s, company, customer_id, request.form, today_for(company), user_id())
-        except errors.InvalidInput as exc:
+        except errors.InvalidInput as exc:  # the person sees it in their language; the operator, here in English
+            log.info("customer page: %s refused realm=%s customer=%s field=%s%s: %s", action, realm_id, customer_id,
+                     exc.field, f" line {exc.context['line']}" if exc.context.get("line") else "", exc.message)
             return _render_customer(s, company, role, customer_id, action=action, error=exc, status=400)
     flash(str(DONE[action]))
     if action == "waive" and result:  # a posted fee: void its invoice in QuickBooks
