@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 import tenacity
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
@@ -682,10 +682,17 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
 
 # --- carrying a row out ------------------------------------------------------------------
 
-def _mark_sending(ctx: _Ctx, row: models.Outbox) -> None:
+def _mark_sending(ctx: _Ctx, row: models.Outbox) -> bool:
+    """planned → sending, committed, by compare-and-set: False when the row is no longer ``planned``
+    (a run whose lease ran out while this one worked took it first): then it is not ours to send."""
     with ctx.db.session() as s:
-        outbox.set_status(s, row.id, S.sending, None, sending_at=utcnow(), attempts=(row.attempts or 0) + 1)
-    # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
+        taken = s.execute(update(models.Outbox).where(models.Outbox.id == row.id, models.Outbox.status == S.planned)
+                          .values(status=S.sending.value, updated_at=utcnow(), sending_at=utcnow(),
+                                  attempts=(row.attempts or 0) + 1)
+                          .execution_options(synchronize_session=False)).rowcount == 1
+    if not taken:
+        log.warning("outbox row %s was taken by another run; not sent by this one", row.id)
+    return taken  # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
 
 
 def _note(s: Any, ctx: _Ctx, row: models.Outbox, text: timeline.Text) -> None:
@@ -727,7 +734,8 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         ctx.summary.statuses["sent"] += 1
         return
     assert ctx.notes is not None
-    _mark_sending(ctx, row)
+    if not _mark_sending(ctx, row):
+        return
     mode = (company.settings or {}).get("late_fee_mode", "invoice")
     try:
         if mode == "line":
@@ -864,7 +872,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
                                                      error=timeline.error(exc.message)))
         return
-    _mark_sending(ctx, row)
+    if not _mark_sending(ctx, row):
+        return
     try:
         receipt = send_once(channel, message, ctx.retry)
     except channel_base.OutcomeUnknown as exc:
