@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, exc as sa_exc, make_url, select
 
 from qbo_collector import config, errors, logs
 from qbo_collector.db import migrate, models
@@ -546,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_problem(url: str, exc: sa_exc.OperationalError) -> str:
+    """One sentence for a database that cannot be used, with the URL's password hidden."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    cause = logs.redact((str(exc.orig or exc).strip().splitlines() or ["no answer"])[0])
+    if not url.startswith("sqlite"):
+        hint = "Check QBO_COLLECTOR_DATABASE_URL, and that the database server is running and reachable from here."
+    elif "locked" in cause:
+        hint = "Another process held its write lock for over 30 s; try again, or use PostgreSQL for several processes."
+    else:
+        hint = "Check QBO_COLLECTOR_DATABASE_URL and the file's permissions."
+    return f"The database at {shown} cannot be used ({cause}). {hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logs.install()
     parser = build_parser()
@@ -559,6 +572,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except errors.QboCollectorError as exc:
         print(f"qbo-collector: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except sa_exc.OperationalError as exc:  # unreachable, refused, or a SQLite file locked past the busy timeout
+        print(f"qbo-collector: {_database_problem(ctx.settings.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

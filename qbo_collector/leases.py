@@ -5,14 +5,19 @@ the lease is free (``lease_until`` passed) and, for daily work, the work is not 
 that local date (``done_on < today``). On PostgreSQL the row is first taken with
 ``SELECT … FOR UPDATE SKIP LOCKED``, so a busy row is skipped instead of waited for; on SQLite
 the transaction holds the write lock (``BEGIN IMMEDIATE``). A worker that dies stops renewing
-and its lease runs out after ``ttl``; the next tick elsewhere takes the work over. The outbox's
+and its lease runs out after ``ttl``; the next tick elsewhere takes the work over. A live one
+renews its leases while it works (``kept``), however long the work takes. The outbox's
 dedupe keys make a second attempt harmless anyway — leases save the API calls.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -21,6 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
+
+log = logging.getLogger(__name__)
 
 
 def default_owner() -> str:
@@ -70,6 +77,31 @@ def renew(db: Database, company_id: int, kind: str, owner: str, *, now: datetime
             models.WorkLease.owner == owner).values(lease_until=now + ttl)
             .execution_options(synchronize_session=False))
         return result.rowcount == 1
+
+
+@contextlib.contextmanager
+def kept(db: Database, company_id: int, ttls: Mapping[str, timedelta], owner: str, *,
+         now: Callable[[], datetime], every: float) -> Iterator[None]:
+    """Renew the leases ``ttls`` (kind → ttl) every ``every`` seconds while the block runs, so that
+    work longer than its ttl is not taken over by another process while this one still does it."""
+    stop = threading.Event()
+
+    def renewing() -> None:
+        while not stop.wait(every):
+            for kind, ttl in ttls.items():
+                try:
+                    if not renew(db, company_id, kind, owner, now=now(), ttl=ttl) and not stop.is_set():
+                        log.warning("lease %s of company %s was lost while its work went on", kind, company_id)
+                except Exception:  # the database is away for a moment: the next renewal may succeed
+                    log.exception("renewing lease %s of company %s failed", kind, company_id)
+
+    thread = threading.Thread(target=renewing, name=f"lease-{company_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def release(db: Database, company_id: int, kind: str, owner: str, *, now: datetime,

@@ -52,7 +52,16 @@ def _factory(*args, **kwargs):  # type: ignore[no-untyped-def]
     cleaned = redact(message)
     if cleaned != message or record.args:
         record.msg, record.args = cleaned, None
+    if record.exc_info and not record.exc_text:
+        # Handlers format the traceback themselves and reuse a cached ``exc_text``: cache a clean one,
+        # for an exception's message may hold a secret (a library echoing a rejected request).
+        record.exc_text = redact(_plain.formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
     return record
+
+
+_plain = logging.Formatter()
 
 
 _context: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("qbo_log_context", default={})

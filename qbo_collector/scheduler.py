@@ -49,6 +49,7 @@ RETRY_AFTER = timedelta(minutes=5)  # a transient failure is retried after this,
 # marked done *before* it runs, by compare-and-set, so two processes whose clocks disagree about
 # a lease's expiry still send it once. Undone only when the failure proves nothing was sent.
 AT_MOST_ONCE = frozenset({"digest"})
+RENEW_EVERY = timedelta(minutes=1)  # a unit of work renews its leases this often while it runs
 TTL = {"sync": timedelta(minutes=20), "run": timedelta(minutes=30), "catchup": timedelta(minutes=30),
        "digest": timedelta(minutes=10)}
 
@@ -204,6 +205,7 @@ class Ticker:
         self.owner = owner or leases.default_owner()
         self.jobs = jobs or default_jobs(settings, db, vault)
         self.now = now
+        self.renew_every = RENEW_EVERY.total_seconds()
         self.stopping = threading.Event()
 
     def tick(self) -> TickReport:
@@ -235,8 +237,10 @@ class Ticker:
             report.skipped += 1
             return
         job: Job = getattr(self.jobs, due.kind)
+        held = {due.kind: TTL[due.kind], **({also: TTL[also]} if also else {})}
         try:
-            self._run(company, due, now, report, job)
+            with leases.kept(self.db, company.id, held, self.owner, now=self.now, every=self.renew_every):
+                self._run(company, due, now, report, job)
         finally:
             if also:
                 leases.release_hold(self.db, company.id, also, self.owner)

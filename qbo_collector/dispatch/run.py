@@ -39,6 +39,7 @@ Per-company settings read (``company.settings``): ``dry_run`` (bool), ``sender_n
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -50,7 +51,7 @@ from decimal import Decimal
 from typing import Any
 
 import tenacity
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
@@ -383,44 +384,48 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         summary.errors.append("Another worker is dispatching this company right now; nothing done.")
         summary.contended = True
         return summary
-    failure: str | None = None
-    read_at = utcnow()  # changes from here on are the next run's to see (``candidate_customers``)
-    try:
-        summary.recovered = outbox.recover_sending(db, company_id=company_id)
-        summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
-        plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
-                        summary=summary, fingerprint=fingerprint)
-        qbo = notes = None
-        problem = None
-        if connected:
-            qbo = qbo_client.QboClient(settings, db, vault, realm_id, policy=qbo_policy, limiter=limiter)
-            notes = qbo_notes.QboNotes(qbo)
-        else:
-            problem = f"QuickBooks is not connected ({status_reason})"
-            alerts.reconnect_needed(db, realm_id, status_reason, on=today)
-            summary.errors.append(f"{problem}: reconnect the company (the Connect page, or `qbo-collector connect`); "
-                                  "until then nothing naming an invoice is sent and no note or fee is written.")
-        ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
-                   dry_run=dry, summary=summary, channels=_Channels(settings, sms_from=company_sms_from), retry=retry or SendRetry(),
-                   qbo=qbo, notes=notes, qbo_problem=problem)
-        _process_due(ctx)
-        if not dry:
-            _pause_notes(ctx)
-            _write_notes(ctx)
-        if qbo is not None:
-            summary.api_calls = qbo.api_calls
-    except Exception as exc:
-        failure = str(exc)
-        raise
-    finally:
-        summary.duration = time.monotonic() - started
-        leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(),
-                       done_on=today if failure is None and not dry else None, error=failure,
-                       done_at=(last_at or read_at) if dry else read_at)  # a dry run does not move the index on
-        if failure is None:
-            with db.session() as s:
-                outbox.activity(s, company_id, "dispatch.run" if summary.ok else "dispatch.run.problems",
-                                summary.line(), data=summary.as_dict())
+    # a long run keeps its lease: another process's run would take the rows it is sending for a crash's leftovers
+    keeping = (leases.kept(db, company_id, {LEASE_KIND: lease_ttl}, owner, now=utcnow,
+                           every=lease_ttl.total_seconds() / 3) if lease_ttl > dt.timedelta(0) else contextlib.nullcontext())
+    with keeping:
+        failure: str | None = None
+        read_at = utcnow()  # changes from here on are the next run's to see (``candidate_customers``)
+        try:
+            summary.recovered = outbox.recover_sending(db, company_id=company_id)
+            summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
+            plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
+                            summary=summary, fingerprint=fingerprint)
+            qbo = notes = None
+            problem = None
+            if connected:
+                qbo = qbo_client.QboClient(settings, db, vault, realm_id, policy=qbo_policy, limiter=limiter)
+                notes = qbo_notes.QboNotes(qbo)
+            else:
+                problem = f"QuickBooks is not connected ({status_reason})"
+                alerts.reconnect_needed(db, realm_id, status_reason, on=today)
+                summary.errors.append(f"{problem}: reconnect the company (the Connect page, or `qbo-collector connect`); "
+                                      "until then nothing naming an invoice is sent and no note or fee is written.")
+            ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
+                       dry_run=dry, summary=summary, channels=_Channels(settings, sms_from=company_sms_from), retry=retry or SendRetry(),
+                       qbo=qbo, notes=notes, qbo_problem=problem)
+            _process_due(ctx)
+            if not dry:
+                _pause_notes(ctx)
+                _write_notes(ctx)
+            if qbo is not None:
+                summary.api_calls = qbo.api_calls
+        except Exception as exc:
+            failure = str(exc)
+            raise
+        finally:
+            summary.duration = time.monotonic() - started
+            leases.release(db, company_id, LEASE_KIND, owner, now=utcnow(),
+                           done_on=today if failure is None and not dry else None, error=failure,
+                           done_at=(last_at or read_at) if dry else read_at)  # a dry run does not move the index on
+            if failure is None:
+                with db.session() as s:
+                    outbox.activity(s, company_id, "dispatch.run" if summary.ok else "dispatch.run.problems",
+                                    summary.line(), data=summary.as_dict())
     log.info(summary.line())
     return summary
 
@@ -682,10 +687,17 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
 
 # --- carrying a row out ------------------------------------------------------------------
 
-def _mark_sending(ctx: _Ctx, row: models.Outbox) -> None:
+def _mark_sending(ctx: _Ctx, row: models.Outbox) -> bool:
+    """planned → sending, committed, by compare-and-set: False when the row is no longer ``planned``
+    (a run whose lease ran out while this one worked took it first): then it is not ours to send."""
     with ctx.db.session() as s:
-        outbox.set_status(s, row.id, S.sending, None, sending_at=utcnow(), attempts=(row.attempts or 0) + 1)
-    # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
+        taken = s.execute(update(models.Outbox).where(models.Outbox.id == row.id, models.Outbox.status == S.planned)
+                          .values(status=S.sending.value, updated_at=utcnow(), sending_at=utcnow(),
+                                  attempts=(row.attempts or 0) + 1)
+                          .execution_options(synchronize_session=False)).rowcount == 1
+    if not taken:
+        log.warning("outbox row %s was taken by another run; not sent by this one", row.id)
+    return taken  # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
 
 
 def _note(s: Any, ctx: _Ctx, row: models.Outbox, text: timeline.Text) -> None:
@@ -727,7 +739,8 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         ctx.summary.statuses["sent"] += 1
         return
     assert ctx.notes is not None
-    _mark_sending(ctx, row)
+    if not _mark_sending(ctx, row):
+        return
     mode = (company.settings or {}).get("late_fee_mode", "invoice")
     try:
         if mode == "line":
@@ -864,7 +877,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
                                                      error=timeline.error(exc.message)))
         return
-    _mark_sending(ctx, row)
+    if not _mark_sending(ctx, row):
+        return
     try:
         receipt = send_once(channel, message, ctx.retry)
     except channel_base.OutcomeUnknown as exc:

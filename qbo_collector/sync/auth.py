@@ -359,7 +359,13 @@ def disconnect(settings: config.Settings, db: Database, vault: Vault, realm_id: 
         if company is None:
             raise errors.InvalidInput(f"No company with realm {realm_id} is connected.", field="realm")
         token = s.get(models.Token, company.id)
-        refresh = vault.decrypt(token.refresh_token) if token else None
+        ciphertext = token.refresh_token if token else None
+    refresh = None
+    if ciphertext:
+        try:
+            refresh = vault.decrypt(ciphertext)
+        except errors.ConfigError as exc:  # the key changed: the tokens are forgotten all the same
+            log.warning("revoke skipped realm=%s: %s", realm_id, exc.message)
     revoked = False
     if refresh:
         try:

@@ -215,3 +215,18 @@ def test_run_while_another_worker_dispatches_the_company_is_not_a_failure(make_e
     assert (f"realm {env.realm}: note: Another worker is dispatching this company right now; nothing done."
             in _said(result))
     assert env.rows() == []
+
+
+# -- the database cannot be used -------------------------------------------------------------------
+
+def test_a_database_that_cannot_be_reached_is_one_sentence_without_its_password_and_exit_1(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    env = _env(settings_factory())
+    env["QBO_COLLECTOR_DATABASE_URL"] = "postgresql+psycopg://collector:hunter2-secret@127.0.0.1:1/collector"
+    result = _cli(env, "run")
+    assert result.returncode == 1 and result.stdout == ""
+    said = _said(result)
+    assert "Traceback" not in result.stderr and "hunter2-secret" not in result.stderr
+    assert said.startswith("qbo-collector: The database at postgresql+psycopg://collector:***@127.0.0.1:1/collector "
+                           "cannot be used (connection failed"), said
+    assert said.endswith("Check QBO_COLLECTOR_DATABASE_URL, and that the database server is running "
+                         "and reachable from here."), said

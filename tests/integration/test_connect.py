@@ -423,3 +423,19 @@ def test_a_callback_whose_realm_id_is_not_a_company_id_stores_nothing(settings, 
                       realm_id=f"{sb.realms['us']}/../{sb.realms['fr']}")
     assert "realmId is not a QuickBooks company id" in caplog.text
     assert _count(db, models.Company) == 0 and _count(db, models.Token) == 0
+
+
+def test_disconnect_after_a_secret_key_change_still_forgets_the_tokens(settings, db, vault, sb):
+    # The old key is lost: the tokens cannot be read, so Intuit cannot be told, but the company
+    # must still be disconnected (nothing else would stop the scheduler from trying it every tick).
+    from cryptography.fernet import Fernet
+
+    from qbo_collector.db.secrets import Vault
+
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["fr"], sandbox=sb)
+    auth.disconnect(settings, db, Vault(Fernet.generate_key()), sb.realms["fr"])
+    with db.session() as s:
+        row = s.scalar(select(models.Company).where(models.Company.realm_id == sb.realms["fr"]))
+        assert row.status == models.CompanyStatus.disconnected and row.token is None
+        said = s.scalar(select(models.Activity.message).where(models.Activity.kind == "disconnected"))
+    assert said == "Disconnected from QuickBooks (Intuit could not be told; the grant expires by itself)."

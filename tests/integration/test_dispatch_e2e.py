@@ -235,6 +235,46 @@ def test_a_second_process_finds_the_lease_taken(env) -> None:  # type: ignore[no
     assert "Another worker" in summary.errors[0] and not env.rows()
 
 
+def test_a_run_that_outlives_its_lease_and_a_second_run_never_send_one_row_twice(env) -> None:  # type: ignore[no-untyped-def]
+    # A run longer than its dispatch lease (here a lease of zero: slow providers, many rows) is
+    # joined by another process's run; both read the same planned rows. Each row goes out once.
+    import threading
+    import time
+
+    for knobs in (env.sb.sendgrid_faults, env.sb.twilio_faults):
+        knobs.latency_seconds = 0.2
+    first = threading.Thread(target=lambda: env.run(lease_ttl=ds.dt.timedelta(0)))
+    first.start()
+    deadline = time.monotonic() + 30
+    while not (env.sb.sendgrid.messages or env.sb.twilio.messages) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = env.run(lease_ttl=ds.dt.timedelta(0))
+    first.join(timeout=120)
+    assert not second.contended
+    emails, texts = _messages_by_outbox(env.sb)
+    assert sum(emails.values()) + sum(texts.values()) >= 3
+    assert max(emails.values()) == 1, [k for k, n in emails.items() if n > 1]
+    assert max(texts.values(), default=1) == 1, [k for k, n in texts.items() if n > 1]
+
+
+def test_a_run_longer_than_its_lease_keeps_it_and_a_second_run_finds_it_taken(env) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    for knobs in (env.sb.sendgrid_faults, env.sb.twilio_faults):
+        knobs.latency_seconds = 0.2
+    first = threading.Thread(target=lambda: env.run(lease_ttl=ds.dt.timedelta(seconds=0.6)))
+    first.start()
+    deadline = time.monotonic() + 30
+    while not (env.sb.sendgrid.messages or env.sb.twilio.messages) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(1.0)  # the first lease's ttl is long past; the run is still sending
+    second = env.run()
+    first.join(timeout=120)
+    assert second.contended and second.recovered == 0
+    assert not env.rows(status=models.OutboxStatus.unknown)
+
+
 def test_dry_run_renders_and_checks_but_sends_and_writes_nothing(env) -> None:  # type: ignore[no-untyped-def]
     sb = env.sb
     batches = sb.log.count("intuit", "batch")

@@ -211,6 +211,39 @@ def test_a_worker_killed_mid_run_is_taken_over_after_its_lease(settings_factory,
     assert Counter(k for k, _r, _a in recorder.calls)["run"] == 1
 
 
+def test_a_run_longer_than_its_lease_keeps_it_while_its_process_lives(settings_factory, db, vault):
+    # A daily run of a big company outlasts the run lease (30 min) and the sync lease it holds (20 min):
+    # its process renews them, so another process neither runs the day again nor syncs under it.
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    _companies(db, {"r": "UTC"}, last_sync_at=now - timedelta(minutes=5))
+    clock = FakeClock(now)
+    working, finish = threading.Event(), threading.Event()
+    long_calls: list[str] = []
+
+    def long_run(realm: str, at: datetime) -> None:
+        long_calls.append(realm)
+        working.set()
+        assert finish.wait(30)
+
+    busy = scheduler.Ticker(settings_factory(), db, vault, owner="busy", now=clock,
+                            jobs=scheduler.Jobs(sync=long_run, run=long_run, catchup=lambda r, a: None,
+                                                digest=lambda r, a: None))
+    busy.renew_every = 0.02
+    busy_tick = threading.Thread(target=busy.tick)
+    busy_tick.start()
+    try:
+        assert working.wait(30)
+        clock.at = now + timedelta(minutes=45)
+        time.sleep(0.5)  # a few renewals at the new time
+        recorder = Recorder()
+        _ticker(settings_factory, db, vault, recorder, "other", clock).tick()
+        assert {kind for kind, _r, _a in recorder.calls} <= {"digest"}, recorder.calls
+    finally:
+        finish.set()
+        busy_tick.join(30)
+    assert long_calls == ["r"]
+
+
 @pytest.mark.parametrize(
     ("zone", "utc", "expected"),
     [

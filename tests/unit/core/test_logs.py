@@ -32,3 +32,18 @@ def test_every_secret_setting_is_redacted_once_the_settings_are_read(caplog, tmp
             logging.getLogger("urllib3").debug("sent %s", value)
     assert not any(value in caplog.text for value in values.values())
     assert caplog.text.count("[redacted]") == len(values)
+
+
+def test_a_secret_in_a_logged_exception_never_reaches_a_handler(caplog):
+    # A library's exception message may hold a key (a rejected request echoed back); the
+    # traceback that log.exception adds is formatted by the handler, after the message was cleaned.
+    key = "SG.leaked-in-an-exception-0123456789"
+    logs.secret(key)
+    with caplog.at_level(logging.DEBUG):
+        try:
+            raise RuntimeError(f"HTTP Error 400: the request carried {key}")
+        except RuntimeError:
+            logging.getLogger("qbo_collector.dispatch").exception("outbox row %s failed", 7)
+    assert "outbox row 7 failed" in caplog.text and "RuntimeError" in caplog.text
+    assert key not in caplog.text
+    assert key not in logging.Formatter().format(caplog.records[-1])
