@@ -72,13 +72,18 @@ def test_incremental_sync_picks_up_creates_updates_payments_voids_and_deletes_in
     assert quiet.api_calls == 1
 
 
-def test_a_window_over_1000_changes_is_split(sandbox_factory, settings_factory, db, vault):
+def _busy_company(sandbox_factory, settings_factory, db, vault):
+    """A company of 1300 invoices, connected and synced: (sandbox, realm, settings, invoice ids)."""
     spec = server.CompanySpec(name="Busy Co", customers=20, invoices=1300, payments=10, seed=5)
     sb = sandbox_factory(companies=[spec])
     realm = next(iter(sb.intuit.companies))
     settings = support.connect(settings_factory, db, vault, sb, realm)
     _sync(settings, db, vault, realm)
-    ids = [r["Id"] for r in sb.intuit.entities(realm, "Invoice")]
+    return sb, realm, settings, [r["Id"] for r in sb.intuit.entities(realm, "Invoice")]
+
+
+def test_a_window_over_1000_changes_is_split(sandbox_factory, settings_factory, db, vault):
+    sb, realm, settings, ids = _busy_company(sandbox_factory, settings_factory, db, vault)
     for n, invoice_id in enumerate(ids[:100]):
         sb.intuit.update(realm, "Invoice", invoice_id, PrivateNote=f"note {n}", DueDate="2031-02-03")
     for n, invoice_id in enumerate(ids[100:1250]):
@@ -95,12 +100,7 @@ def test_a_window_over_1000_changes_is_split(sandbox_factory, settings_factory, 
 def test_a_window_of_over_1000_updates_is_read_in_full(sandbox_factory, settings_factory, db, vault):
     # Intuit lists deleted objects after all the active ones: 1000 updates fill the answer and
     # hide the window's deletions, which no narrower window shows; only a full read finds them.
-    spec = server.CompanySpec(name="Busy Co", customers=20, invoices=1300, payments=10, seed=5)
-    sb = sandbox_factory(companies=[spec])
-    realm = next(iter(sb.intuit.companies))
-    settings = support.connect(settings_factory, db, vault, sb, realm)
-    _sync(settings, db, vault, realm)
-    ids = [r["Id"] for r in sb.intuit.entities(realm, "Invoice")]
+    sb, realm, settings, ids = _busy_company(sandbox_factory, settings_factory, db, vault)
     victims = ids[-5:]
     sb.clock.advance(timedelta(seconds=2))
     for invoice_id in victims:
