@@ -58,16 +58,16 @@ def enqueue(s: Session, company: models.Company, *, topic: str, text: timeline.T
     return new
 
 
-def reconnect_needed(db: Database, realm_id: str, reason: str, *, on: dt.date | None = None) -> int:
-    """The QuickBooks grant is gone: alert the owner (once per day at most)."""
-    on = on or dt.date.today()
+def reconnect_needed(db: Database, realm_id: str, reason: str, *, on: dt.date, at: dt.datetime | None = None) -> int:
+    """The QuickBooks grant is gone: alert the owner (once per day at most: ``on`` is the company's
+    local date). ``at`` is when it is due: the run's time, so the run that noticed sends it."""
     with db.session() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
         if company is None:
             return 0
         return enqueue(s, company, topic="reconnect",
                        text=timeline.text("alert.reconnect", company=company.name, reason=timeline.error(reason)),
-                       dedupe_key=f"{realm_id}:alert:reconnect:{on.isoformat()}", action_link="/connect")
+                       dedupe_key=f"{realm_id}:alert:reconnect:{on.isoformat()}", action_link="/connect", due_at=at)
 
 
 def customer_replied(s: Session, company: models.Company, *, customer: models.Customer | None, sender: str,

@@ -402,7 +402,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
                 notes = qbo_notes.QboNotes(qbo)
             else:
                 problem = f"QuickBooks is not connected ({status_reason})"
-                alerts.reconnect_needed(db, realm_id, status_reason, on=today)
+                alerts.reconnect_needed(db, realm_id, status_reason, on=today, at=now)
                 summary.errors.append(f"{problem}: reconnect the company (the Connect page, or `qbo-collector connect`); "
                                       "until then nothing naming an invoice is sent and no note or fee is written.")
             ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
@@ -614,7 +614,7 @@ def _freshness(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) ->
             for row in page.get("Invoice") or ():
                 found[str(row["Id"])] = row
     except errors.ReconnectNeeded as exc:
-        alerts.reconnect_needed(ctx.db, ctx.realm, exc.message, on=ctx.today)
+        alerts.reconnect_needed(ctx.db, ctx.realm, exc.message, on=ctx.today, at=ctx.now)
         ctx.summary.errors.append(f"QuickBooks needs reconnecting: {exc.message}")
         return None
     except errors.QboCollectorError as exc:
