@@ -43,6 +43,20 @@ def test_demo_serves_a_page_with_companies_connected_through_oauth(tmp_path):
         running.stop()
 
 
+def _working_afternoon(after: dt.datetime) -> dt.datetime:
+    """15:30 UTC (afternoon in Paris, morning in Chicago) on the first Tuesday or Wednesday after
+    ``after`` that, with the day after, is a working day in France and in the US: both demo companies
+    send that day and the next, whatever the day and hour the suite runs at."""
+    import holidays
+
+    off = holidays.country_holidays("FR", years=range(after.year, after.year + 2)) | holidays.country_holidays(
+        "US", years=range(after.year, after.year + 2))
+    day = after.date() + dt.timedelta(days=1)
+    while day.weekday() not in (1, 2) or day in off or day + dt.timedelta(days=1) in off:
+        day += dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, 15, 30, tzinfo=dt.timezone.utc)
+
+
 def test_advancing_the_demo_a_day_keeps_opens_and_stamps_sends_with_the_demo_date(tmp_path):
     """"Advance one day" moves the program's clock and the sandbox's together: what is sent that day
     is stamped with the demo's date, and the email events the sandbox signs at its time are accepted."""
@@ -52,6 +66,10 @@ def test_advancing_the_demo_a_day_keeps_opens_and_stamps_sends_with_the_demo_dat
 
     running = demo.start(tmp_path / "demo", port=0, sync=True, schedule=False)
     try:
+        # a working afternoon for both companies (on a Sunday, or at night, the first day sends nothing)
+        ahead = _working_afternoon(clock.now()) - clock.now()
+        clock.advance(ahead)
+        running.sandbox.clock.advance(ahead)
         running.ticker.tick()
         running.sandbox.sendgrid.flush()  # the first day's events are in before the click, as for a person
         result = demo.advance_day(running, seed=1)
