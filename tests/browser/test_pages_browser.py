@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
+from calendar import monthrange
+from decimal import Decimal
 
 import pytest
+from babel.dates import format_date
+from babel.numbers import format_currency
 from playwright.sync_api import expect
 
 from qbo_collector.db.secrets import Vault
@@ -54,6 +59,18 @@ def test_connect_a_sandbox_company_through_the_consent_page(page, site: Site) ->
     shot(page, "03-companies")
 
 
+def _one_month_of_interest(*, grace_days: int) -> tuple[dt.date, Decimal]:
+    """The page's sample (EUR 1,000 unpaid 90 days, France B2B: ECB 2.15 % + 10 points a year, billed
+    by calendar month from the day after the grace) on today's date in Paris: the one period ended by
+    then, its first day and its interest."""
+    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")).date()
+    start = today - dt.timedelta(days=90 - grace_days - 1)
+    month, year = (start.month % 12) + 1, start.year + (start.month == 12)
+    end = dt.date(year, month, min(start.day, monthrange(year, month)[1]))
+    interest = (Decimal(1000) * Decimal("0.1215") * (end - start).days / 365).quantize(Decimal("0.01"))
+    return start, interest
+
+
 def test_edit_the_policy(page, site: Site) -> None:
     page.goto(f"{site.url}/companies/{_realm(site)}/policy")
     page.select_option("select#preset", "france_b2b")
@@ -67,8 +84,9 @@ def test_edit_the_policy(page, site: Site) -> None:
     expect(example).to_contain_text("Recovery indemnity")
     # the example follows the form as it is typed (no click): 40 days of grace leave one month of interest
     page.fill("input[name='late_fees.grace_days']", "40")
-    expect(example).to_contain_text("period from Oct 5, 2026")
-    expect(example).to_contain_text("€50.32")
+    start, interest = _one_month_of_interest(grace_days=40)
+    expect(example).to_contain_text(f"period from {format_date(start, 'medium', locale='en')}")
+    expect(example).to_contain_text(format_currency(Decimal(40) + interest, "EUR", locale="en"))
     page.fill("input[name='late_fees.grace_days']", "3")
     page.get_by_role("button", name="Update the example").click()
     assert "Recovery indemnity" in example.inner_text() and "€40.00" in example.inner_text()

@@ -58,7 +58,6 @@ def test_money_filter(context_factory, language: str, locale: str, amount: str, 
         ("fr", "fr_CA", "{{ today|date }}", "23 novembre 2026"),
         ("en", "en_US", "{{ 1|days }}, {{ 3|days }}", "1 day, 3 days"),
         ("fr", "fr_FR", "{{ 1|days }}, {{ 3|days }}", "1\xa0jour, 3\xa0jours"),
-        ("fr", "fr_CA", "{{ 0|days }}", "0 jour"),
         ("en", "en_US", "{{ discount.percent|percent }}", "2%"),
         ("fr", "fr_FR", "{{ discount.percent|percent }}", "2\xa0%"),
     ],
@@ -71,13 +70,18 @@ def test_money_filter(context_factory, language: str, locale: str, amount: str, 
         "French Canada",
         "English plural of days",
         "French plural of days",
-        "zero days is singular in French",
         "percent in English",
         "percent in French",
     ],
 )
 def test_date_days_and_percent_filters(context_factory, language: str, locale: str, source: str, expected: str) -> None:
     assert render_text(context_factory(language, locale=locale), source) == expected
+
+
+def test_zero_days_is_singular_in_french(context_factory) -> None:
+    # the space before the unit differs between CLDR releases (Babel 2.19 puts a no-break space in
+    # fr_CA too): the rule under test is the singular
+    assert render_text(context_factory("fr", locale="fr_CA"), "{{ 0|days }}").replace("\xa0", " ") == "0 jour"
 
 
 def test_a_french_customer_of_an_english_canadian_company_reads_french_dates(context_factory) -> None:
