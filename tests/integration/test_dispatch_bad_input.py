@@ -9,7 +9,7 @@ import collections
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dispatch, errors, templates
+from qbo_collector import clock, dispatch, errors, templates
 from qbo_collector.channels import qbo_notes
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
@@ -122,7 +122,7 @@ def test_an_ambiguous_answer_is_unknown_never_resent_and_a_person_decides(make_e
     assert ids[str(unknown[0].id)] == 0 and env.rows(status=models.OutboxStatus.unknown)
     decided = dispatch.resolve_unknown(env.db, unknown[0].id, "resend", user_id=None)
     assert decided.status.value == "planned"
-    env.run(now=env.now_at(14))
+    env.run(now=max(env.now_at(14), clock.now()))  # due from when the person decided, on the wall clock
     env.flush()
     ids = collections.Counter(m["custom_args"]["outbox_id"] for m in env.sb.sendgrid.messages)
     assert ids[str(unknown[0].id)] == 1
