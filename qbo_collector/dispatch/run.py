@@ -1030,7 +1030,9 @@ def _write_notes(ctx: _Ctx) -> None:
     ctx.summary.note_batches += result.batches
     ctx.summary.notes_written += len(result.written)
     with ctx.db.session() as s:
-        for cid, mine in by_customer.items():
+        # customers in one order in every run: two overlapping runs (one outlived its lease) lock their rows
+        # in the same order, never each waiting for the other's (PostgreSQL's "deadlock detected")
+        for cid, mine in sorted(by_customer.items()):
             if cid in result.written:
                 notes_text, token = result.written[cid]
                 s.execute(models.Customer.__table__.update().where(
