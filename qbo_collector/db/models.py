@@ -8,7 +8,7 @@ marked, never removed: history and the activity log keep pointing at them.
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from qbo_collector import clock
 from qbo_collector.db.types import UTC, Amount, EncryptedText
 
 NAMING = {
@@ -40,7 +41,9 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """UTC now on the program's clock (``qbo_collector.clock``: the demo's "advance one day" moves it),
+    so that every stamp — synced, changed, sent, a run's mark — is on one clock."""
+    return clock.now()
 
 
 class Base(DeclarativeBase):

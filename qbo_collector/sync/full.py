@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -39,7 +39,7 @@ Progress = Callable[[str, int, "int | None"], None]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return models.utcnow()  # the program's clock: what the sync stamps compares with the dispatcher's marks
 
 
 def context(db: Database, company_id: int, now: datetime) -> streams.Context:

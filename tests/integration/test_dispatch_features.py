@@ -454,3 +454,33 @@ def test_the_company_sms_sender_from_the_channels_page_is_used(make_env) -> None
     env.run()
     texts = env.sb.twilio.messages
     assert texts and {m["from"] for m in texts} == {"+15005550123"}
+
+
+def test_after_the_clock_moves_on_a_synced_change_is_still_seen_by_the_next_daily_run(make_env) -> None:  # type: ignore[no-untyped-def]
+    """The demo's "advance one day" moves the program's clock: the sync stamps what it mirrors on that
+    clock too, so a change synced after a run is after the run's mark and the next indexed run plans
+    that customer in full (on the wall clock, it looked a day older than the mark and was skipped)."""
+    from qbo_collector import snapshot
+
+    env = make_env()
+    env.run()
+    try:
+        ahead = dt.timedelta(days=1)
+        clock.advance(ahead)
+        env.sb.clock.advance(ahead)
+        env.run()  # tomorrow's run: its mark is on the moved clock
+        with env.db.session() as s:
+            company = s.scalar(select(models.Company))
+            mark = s.get(models.WorkLease, (company.id, "dispatch")).done_at
+            customer = s.scalar(select(models.Invoice.customer_qbo_id).where(
+                models.Invoice.status == models.InvoiceStatus.open).order_by(models.Invoice.id))
+        env.sb.intuit.update(env.realm, "Customer", customer, PrimaryEmailAddr={"Address": "new@example.com"})
+        env.sync()
+        with env.db.session() as s:
+            company = s.scalar(select(models.Company))
+            synced = s.scalar(select(models.Customer.synced_at).where(models.Customer.qbo_id == customer))
+            found = snapshot.candidate_customers(s, company, today=_local_day(env, 0), since=mark)
+        assert synced >= mark
+        assert customer in found and found[customer] is None  # changed: all its invoices evaluated
+    finally:
+        clock.reset()
