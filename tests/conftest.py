@@ -25,6 +25,27 @@ if importlib.util.find_spec("tests.integration.conftest_sandbox") is not None:
 
 PG_URL = os.environ.get("QBO_COLLECTOR_TEST_POSTGRES_URL")
 
+# QBO_COLLECTOR_TEST_WALL_CLOCK=2026-12-08T06:30:00+00:00 runs the suite as if the wall clock read that
+# time (time-machine, ticking; PostgreSQL and subprocesses keep the real clock). Tests give runs a
+# time of day in the company's zone: the suite must pass whatever the hour and day it runs at.
+WALL_CLOCK = os.environ.get("QBO_COLLECTOR_TEST_WALL_CLOCK")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if WALL_CLOCK:
+        import datetime
+
+        import time_machine
+
+        travel = time_machine.travel(datetime.datetime.fromisoformat(WALL_CLOCK), tick=True)
+        travel.start()
+        config.add_cleanup(travel.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"wall clock moved to {WALL_CLOCK} (QBO_COLLECTOR_TEST_WALL_CLOCK)" if WALL_CLOCK else None
+
+
 # Tests never read a developer's .env or environment by accident.
 for _name in [s.name for s in config.SETTINGS]:
     os.environ.pop(_name, None)
