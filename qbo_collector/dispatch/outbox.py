@@ -243,7 +243,7 @@ def recover_sending(db: Database, *, company_id: int | None = None) -> int:
         q = select(models.Outbox).where(models.Outbox.status == S.sending)
         if company_id is not None:
             q = q.where(models.Outbox.company_id == company_id)
-        for row in s.scalars(q.with_for_update()):
+        for row in s.scalars(q.order_by(models.Outbox.id).with_for_update()):  # id order, as every run locks them
             if row.kind in REDO_KINDS:
                 set_status(s, row.id, S.planned, "The run stopped while writing to QuickBooks; the write is safe to "
                            "redo (same requestid / same notes) and will be retried.", now=now)
@@ -266,7 +266,7 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
         q = select(models.Outbox).where(models.Outbox.status == S.unknown)
         if company_id is not None:
             q = q.where(models.Outbox.company_id == company_id)
-        rows = list(s.scalars(q))
+        rows = list(s.scalars(q.order_by(models.Outbox.id)))
         if not rows:
             return 0
         ids = [r.id for r in rows]

@@ -1004,15 +1004,21 @@ def _write_notes(ctx: _Ctx) -> None:
     if ctx.notes is None:
         return
     with ctx.db.session() as s:
-        rows = list(s.scalars(select(models.Outbox).where(
+        # claimed in id order, rows another run holds skipped and rows it took meanwhile left to it:
+        # two overlapping runs (one outlived its lease) neither write a note twice nor wait on each other
+        # (PostgreSQL's "deadlock detected"); SQLite has one writer at a time and ignores FOR UPDATE
+        candidates = list(s.scalars(select(models.Outbox).where(
             models.Outbox.company_id == ctx.company_id, models.Outbox.kind == "note",
-            models.Outbox.status == S.planned).order_by(models.Outbox.id.desc())))
+            models.Outbox.status == S.planned).order_by(models.Outbox.id).with_for_update(skip_locked=True)))
+        rows = [r for r in candidates if s.execute(
+            update(models.Outbox).where(models.Outbox.id == r.id, models.Outbox.status == S.planned)
+            .values(status=S.sending.value, updated_at=utcnow(), sending_at=utcnow(), attempts=(r.attempts or 0) + 1)
+            .execution_options(synchronize_session=False)).rowcount == 1]
         if not rows:
             return
+        rows.reverse()  # a customer's new lines newest first
         ids = sorted({r.customer_qbo_id for r in rows if r.customer_qbo_id})
         customers = {c.qbo_id: (c.notes, c.sync_token) for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
-        for r in rows:
-            outbox.set_status(s, r.id, S.sending, None, sending_at=utcnow(), attempts=(r.attempts or 0) + 1)
     by_customer: dict[str, list[models.Outbox]] = collections.defaultdict(list)
     for r in rows:
         by_customer[r.customer_qbo_id or ""].append(r)
@@ -1023,31 +1029,29 @@ def _write_notes(ctx: _Ctx) -> None:
         result = ctx.notes.write_notes(updates)
     except errors.QboCollectorError as exc:
         with ctx.db.session() as s:
-            for r in rows:
+            for r in sorted(rows, key=lambda r: r.id):
                 outbox.set_status(s, r.id, S.planned, f"Notes not written yet: {exc.message}")
         ctx.summary.errors.append(f"Customer notes not written: {exc.message}")
         return
     ctx.summary.note_batches += result.batches
     ctx.summary.notes_written += len(result.written)
     with ctx.db.session() as s:
-        # customers in one order in every run: two overlapping runs (one outlived its lease) lock their rows
-        # in the same order, never each waiting for the other's (PostgreSQL's "deadlock detected")
-        for cid, mine in sorted(by_customer.items()):
+        # every transaction locks customers in id order, then outbox rows in id order: two overlapping runs
+        # (one outlived its lease) never each wait for the other (PostgreSQL's "deadlock detected")
+        for cid, (notes_text, token) in sorted(result.written.items()):
+            s.execute(models.Customer.__table__.update().where(
+                models.Customer.company_id == ctx.company_id, models.Customer.qbo_id == cid)
+                .values(notes=notes_text, sync_token=token,
+                        changed_at=models.Customer.changed_at))  # our own notes change no plan
+        for r in sorted(rows, key=lambda r: r.id):
+            cid = r.customer_qbo_id or ""
             if cid in result.written:
-                notes_text, token = result.written[cid]
-                s.execute(models.Customer.__table__.update().where(
-                    models.Customer.company_id == ctx.company_id, models.Customer.qbo_id == cid)
-                    .values(notes=notes_text, sync_token=token,
-                            changed_at=models.Customer.changed_at))  # our own notes change no plan
-                for r in mine:
-                    outbox.set_status(s, r.id, S.sent, "Written to the customer's notes in QuickBooks.",
-                                      sent_at=utcnow(), provider_id=cid)
+                outbox.set_status(s, r.id, S.sent, "Written to the customer's notes in QuickBooks.",
+                                  sent_at=utcnow(), provider_id=cid)
             elif cid in result.failed and "try again" not in result.failed[cid]:
-                for r in mine:
-                    outbox.set_status(s, r.id, S.failed, result.failed[cid])
+                outbox.set_status(s, r.id, S.failed, result.failed[cid])
             else:
-                for r in mine:
-                    outbox.set_status(s, r.id, S.planned, result.failed.get(cid, "The customer is not in the mirror."))
+                outbox.set_status(s, r.id, S.planned, result.failed.get(cid, "The customer is not in the mirror."))
 
 
 # --- fees waived -------------------------------------------------------------------------

@@ -257,6 +257,44 @@ def test_a_run_that_outlives_its_lease_and_a_second_run_never_send_one_row_twice
     assert max(texts.values(), default=1) == 1, [k for k, n in texts.items() if n > 1]
 
 
+def test_a_note_another_run_holds_is_left_to_it_and_the_rest_are_written_without_waiting(env) -> None:  # type: ignore[no-untyped-def]
+    # Two overlapping runs (one outlived its lease) both find the same planned notes. The one that is
+    # second to a row skips it rather than wait: waiting, with the rows locked in another order by the
+    # other run, was PostgreSQL's "deadlock detected" (CI, 2026-12-06).
+    import threading
+
+    if env.db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    env.run()
+    other = next(c["Id"] for c in env.sb.intuit.entities(env.realm, "Customer") if c["Id"] != env.chosen)
+    with env.db.session() as s:
+        for cid in (env.chosen, other):
+            dispatch.outbox.enqueue(s, _company_id(env, s),
+                                    dedupe_key=f"test-note:{cid}", kind="note", channel="qbo_notes",
+                                    reason="note", customer_id=cid, payload={"line": f"2026-12-06 line for {cid}"})
+    held = env.rows(dedupe_key=f"test-note:{other}")[0]
+    with env.db.engine.connect() as holder:
+        holder.execute(select(models.Outbox).where(models.Outbox.id == held.id).with_for_update())
+        done = threading.Event()
+        runner = threading.Thread(target=lambda: (env.run(), done.set()))
+        runner.start()
+        finished = done.wait(timeout=60)
+        holder.rollback()  # the "other run" lets go
+    runner.join(timeout=60)
+    assert finished, "the run waited for the row another run holds"
+    notes = lambda cid: env.sb.intuit.get(env.realm, "Customer", cid).get("Notes") or ""  # noqa: E731
+    assert f"line for {env.chosen}" in notes(env.chosen)
+    assert f"line for {other}" not in notes(other)
+    assert env.rows(dedupe_key=f"test-note:{other}")[0].status.value == "planned"
+    env.run(now=env.now_at(13))  # the next run writes it, once
+    assert notes(other).count(f"line for {other}") == 1
+    assert env.rows(dedupe_key=f"test-note:{other}")[0].status.value == "sent"
+
+
+def _company_id(env, s) -> int:  # type: ignore[no-untyped-def]
+    return s.scalars(select(models.Company.id).where(models.Company.realm_id == env.realm)).one()
+
+
 def test_a_run_longer_than_its_lease_keeps_it_and_a_second_run_finds_it_taken(env) -> None:  # type: ignore[no-untyped-def]
     import threading
     import time
