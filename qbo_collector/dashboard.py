@@ -7,7 +7,7 @@ renders quickly (``bench/web.py``); Python only sees grouped rows.
     build(db, realm, on, *, dso_target=None) -> Dashboard
     refresh(db, realm, on) -> bool      after a sync: compute and store the figures the page reads
     dso_trend(s, company, on, months=12) -> list[DsoPoint]
-    expected_cash(s, company, on, weeks=8) -> dict[currency, list[CashWeek]]
+    expected_cash(s, company, on, weeks=8) -> (weeks, later, disputed), each per currency
     top_late_customers(s, company, on, limit=10) -> list[LateCustomer]
     reminder_effect(s, company, on, days=90, within_days=30) -> ReminderEffect
 
@@ -18,7 +18,9 @@ the mirror: today's open balances of invoices issued by d, plus what was paid on
 Expected cash: each open invoice's balance × its probability of collection, in the week of
 its predicted pay date — the model of ``rules.forecast`` (the customer's usual delay, the
 industry prior refined by the company's own payment record), evaluated over grouped rows
-instead of one record per invoice.
+instead of one record per invoice. The invoices of customers with an active promise, payment
+plan or dispute are read one by one: what was promised or is owed under the plan counts on
+its date, a disputed balance not at all until resolved (``forecast.commitments``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from qbo_collector import errors, money, reports
+from qbo_collector import errors, money, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
+from qbo_collector.money import Money
 from qbo_collector.rules import forecast
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class Dashboard:
     trend: list[DsoPoint]
     cash: dict[str, list[CashWeek]]
     cash_later: dict[str, Decimal]
+    cash_disputed: dict[str, Decimal]  # open balances in dispute: not expected until resolved
     top_late: list[LateCustomer]
     reminders: ReminderEffect
     version: tuple[Any, ...] = ()  # what the mirror-derived figures were computed from
@@ -142,19 +146,20 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
             dso_target = target_of(company)
         mirror = mirror_version(s, company)
         version = (db.url, company.id, on, mirror)
-        aging, trend, cash, later, top_late = memo(
+        aging, trend, cash, later, disputed, top_late = memo(
             version, lambda: _stored(s, company, on, mirror) or _compute(db, s, company, on))
         return Dashboard(
             realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
             dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
-            top_late=top_late, version=version,
+            cash_disputed=disputed,            top_late=top_late, version=version,
             # reminders and the payments that followed them: the outbox and the payments only
-            reminders=memo((db.url, company.id, on, "reminders", mirror[4:], outbox_version(s, company)),
+            reminders=memo((db.url, company.id, on, "reminders", mirror[4:6], outbox_version(s, company)),
                            lambda: reminder_effect(s, company, on)),
         )
 
 
 _Figures = tuple[dict[str, dict[str, Decimal]], list["DsoPoint"], dict[str, list["CashWeek"]], dict[str, Decimal],
+                 dict[str, Decimal],
                  list["LateCustomer"]]
 
 
@@ -164,21 +169,27 @@ def _compute(db: Database, s: Session, company: models.Company, on: dt.date) -> 
                               lambda: (_history(s, company), dso_trend(s, company, on)))
     aging = reports.aging(db, company.realm_id, on)
     trend = [*day_trend[:-1], *dso_trend(s, company, on, months=1)]  # today's point read fresh
-    cash, later = expected_cash(s, company, on, history=history)
+    cash, later, disputed = expected_cash(s, company, on, history=history)
     return ({cur: {k: Decimal(v) for k, v in buckets.items()} for cur, buckets in aging["currencies"].items()},
-            trend, cash, later, top_late_customers(s, company, on))
+            trend, cash, later, disputed, top_late_customers(s, company, on))
 
 
 def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
     """Changes whenever the mirror rows the figures read do: a sync that changed something, or the
     dispatcher's fresh read of invoices. A sync that found nothing new leaves it as it was.
 
-    (newest invoice write, invoices, newest customer write, customers, newest payment write, payments)."""
-    inv, cust, pay = models.Invoice, models.Customer, models.Payment
+    Also a person's promise, dispute or payment plan (expected cash reads them): pauses are only
+    added or resolved, so their count, newest id and resolved count tell.
+
+    (newest invoice write, invoices, newest customer write, customers, newest payment write, payments,
+    pauses, newest pause, resolved pauses)."""
+    inv, cust, pay, pause = models.Invoice, models.Customer, models.Payment, models.Pause
     invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
     customers = s.execute(select(func.max(cust.synced_at), func.count()).where(cust.company_id == company.id)).one()
     payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
-    return (*invoices, *customers, *payments)
+    pauses = s.execute(select(func.count(), func.max(pause.id), func.count(pause.resolved_on))
+                       .where(pause.company_id == company.id)).one()
+    return (*invoices, *customers, *payments, *pauses)
 
 
 def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
@@ -190,7 +201,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 1  # bump when the stored shape changes: older rows are then ignored
+FIGURES_FORMAT = 2  # bump when the stored shape changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
@@ -242,7 +253,7 @@ def _stored(s: Session, company: models.Company, on: dt.date, mirror: tuple[Any,
 
 
 def _encode(figures: _Figures) -> dict[str, Any]:
-    aging, trend, cash, later, top_late = figures
+    aging, trend, cash, later, disputed, top_late = figures
     return {
         "format": FIGURES_FORMAT,
         "aging": {cur: {k: str(v) for k, v in buckets.items()} for cur, buckets in aging.items()},
@@ -255,6 +266,7 @@ def _encode(figures: _Figures) -> dict[str, Any]:
         "cash": {cur: [{"start": w.start.isoformat(), "expected": str(w.expected), "open": str(w.open_balance)}
                        for w in weeks] for cur, weeks in cash.items()},
         "later": {cur: str(v) for cur, v in later.items()},
+        "disputed": {cur: str(v) for cur, v in disputed.items()},
         "top_late": [{"id": c.customer_id, "name": c.name, "currency": c.currency, "overdue": str(c.overdue),
                       "oldest_due": c.oldest_due.isoformat(), "days_late": c.days_late, "invoices": c.invoices}
                      for c in top_late],
@@ -275,10 +287,11 @@ def _decode(data: dict[str, Any]) -> _Figures:
     cash = {cur: [CashWeek(start=day(w["start"]), expected=Decimal(w["expected"]), open_balance=Decimal(w["open"]))
                   for w in weeks] for cur, weeks in data["cash"].items()}
     later = {cur: Decimal(v) for cur, v in data["later"].items()}
+    disputed = {cur: Decimal(v) for cur, v in data["disputed"].items()}
     top_late = [LateCustomer(customer_id=c["id"], name=c["name"], currency=c["currency"], overdue=Decimal(c["overdue"]),
                              oldest_due=day(c["oldest_due"]), days_late=int(c["days_late"]), invoices=int(c["invoices"]))
                 for c in data["top_late"]]
-    return aging, trend, cash, later, top_late
+    return aging, trend, cash, later, disputed, top_late
 
 
 MEMO_SIZE = 32
@@ -520,25 +533,67 @@ def _monday(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def _committed_customers(s: Session, company: models.Company, on: dt.date) -> dict[str, list[rules.Pause]]:
+    """The customers whose promise, payment plan or dispute is active on ``on``, with those pauses."""
+    p = models.Pause
+    rows = s.scalars(select(p).where(
+        p.company_id == company.id, p.kind.in_(("promise", "plan", "dispute")), p.start_on <= on,
+        (p.resolved_on.is_(None)) | (p.resolved_on > on)).order_by(p.start_on, p.id))
+    out: dict[str, list[rules.Pause]] = defaultdict(list)
+    for row in rows:
+        record = snapshot.pause_record(row, company.currency)
+        if record is not None:
+            out[row.customer_qbo_id].append(record)
+    return dict(out)
+
+
 def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int = 8, *,
-                  history: _History | None = None) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal]]:
-    """Probability-weighted cash per week for the next ``weeks`` weeks (from this Monday), and what comes later."""
+                  history: _History | None = None
+                  ) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal], dict[str, Decimal]]:
+    """Probability-weighted cash per week for the next ``weeks`` weeks (from this Monday), what comes
+    later, and the open balances in dispute (not expected until resolved), per currency."""
     history = history if history is not None else _history(s, company)
     inv = models.Invoice
     due = func.coalesce(inv.due_date, inv.txn_date)
-    rows = s.execute(
-        select(inv.customer_qbo_id, due, inv.currency, func.sum(inv.balance))
-        .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
-               inv.balance > 0, due.is_not(None))
-        .group_by(inv.customer_qbo_id, due, inv.currency))
+    committed = _committed_customers(s, company, on)
+    open_ = and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
+                 inv.balance > 0, due.is_not(None))
+    # (customer, when, due date, currency, amount): when is None for the predicted pay date
+    parts: list[tuple[str, dt.date | None, dt.date, str, Decimal]] = []
+    grouped = select(inv.customer_qbo_id, due, inv.currency, func.sum(inv.balance)).where(open_)
+    if committed:
+        grouped = grouped.where(inv.customer_qbo_id.not_in(list(committed)))
+    for customer, due_on, currency, balance in s.execute(grouped.group_by(inv.customer_qbo_id, due, inv.currency)):
+        parts.append((customer, None, _as_date(due_on), currency, _dec(balance)))
+    disputed: dict[str, Decimal] = defaultdict(Decimal)
+    if committed:
+        mine: dict[str, list[rules.Invoice]] = defaultdict(list)
+        for qbo_id, customer, due_on, currency, balance in s.execute(
+                select(inv.qbo_id, inv.customer_qbo_id, due, inv.currency, inv.balance)
+                .where(open_, inv.customer_qbo_id.in_(list(committed)))):
+            amount = Money(_dec(balance), currency)
+            mine[customer].append(rules.Invoice(realm=company.realm_id, id=qbo_id, customer_id=customer,
+                                                currency=currency, total=amount, balance=amount, txn_date=None,
+                                                due_date=_as_date(due_on)))
+        for customer, invoices in mine.items():
+            said = forecast.commitments(invoices, committed[customer], on)
+            for invoice in invoices:
+                assert invoice.due_date is not None
+                if invoice.id in said.disputed:
+                    disputed[invoice.currency] += invoice.balance.amount
+                    continue
+                rest = invoice.balance.amount
+                for when, amount, _basis in said.parts.get(invoice.id, ()):
+                    parts.append((customer, when, invoice.due_date, invoice.currency, amount))
+                    rest -= amount
+                if rest > 0:
+                    parts.append((customer, None, invoice.due_date, invoice.currency, rest))
     first = _monday(on)
     expected: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * weeks)
     unweighted: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * weeks)
     later: dict[str, Decimal] = defaultdict(Decimal)
-    for customer, due_on, currency, balance in rows:
-        due_on = _as_date(due_on)
-        amount = _dec(balance)
-        predicted = history.predict(customer, due_on, on)
+    for customer, when, due_on, currency, amount in parts:
+        predicted = when if when is not None else history.predict(customer, due_on, on)
         weighted = amount * history.probability((on - due_on).days)
         week = (predicted - first).days // 7
         if week < weeks:
@@ -552,7 +607,8 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
         un = unweighted.get(currency, [Decimal(0)] * weeks)
         out[currency] = [CashWeek(start=first + dt.timedelta(weeks=w), expected=_round(ex[w], currency),
                                   open_balance=_round(un[w], currency)) for w in range(weeks)]
-    return out, {c: _round(v, c) for c, v in later.items()}
+    return (out, {c: _round(v, c) for c, v in later.items()},
+            {c: _round(v, c) for c, v in sorted(disputed.items(), key=lambda x: (x[0] != company.currency, x[0]))})
 
 
 # --- late customers and reminders ---------------------------------------------------------

@@ -36,6 +36,7 @@ _WORDS = {
         "target": "Your target: {n} days.",
         "cash": "Expected cash, weighted by the probability of payment ({currency})",
         "week": "Week of {date}",
+        "disputed": "In dispute, not expected until resolved: {amount}",
         "late": "Customers owing the most on overdue invoices",
         "late_line": "{name}: {amount}, oldest {days} day{s_days} late",
         "nobody": "Nobody is late.",
@@ -56,6 +57,7 @@ _WORDS = {
         "target": "Votre objectif : {n} jours.",
         "cash": "Encaissements attendus, pondérés par la probabilité de paiement ({currency})",
         "week": "Semaine du {date}",
+        "disputed": "En litige, non attendu avant résolution : {amount}",
         "late": "Clients qui doivent le plus sur des factures en retard",
         "late_line": "{name} : {amount}, la plus ancienne en retard de {days} jour{s_days}",
         "nobody": "Aucun client n’est en retard.",
@@ -111,7 +113,9 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
     for currency, weeks in d.cash.items():
         sections.append((w["cash"].format(currency=currency),
                          [_colon(f"{w['week'].format(date=day(x.start, 'medium'))}: {money(x.expected, currency)}", language)
-                          for x in weeks[:CASH_WEEKS]]))
+                          for x in weeks[:CASH_WEEKS]]
+                         + ([w["disputed"].format(amount=money(d.cash_disputed[currency], currency))]
+                            if d.cash_disputed.get(currency) else [])))
     sections.append((w["late"], [w["late_line"].format(name=c.name, amount=money(c.overdue, c.currency), days=c.days_late,
                                                        s_days=_s(c.days_late, language))
                                  for c in d.top_late[:TOP]] or [w["nobody"]]))

@@ -110,12 +110,14 @@ def dso(db: Database, realm_id: str, on: date) -> dict[str, Any]:
 
 
 def forecast(db: Database, realm_id: str, on: date) -> dict[str, Any]:
-    """Expected cash by week (Monday), weighted by the probability of collection, per currency."""
+    """Expected cash by week (Monday), weighted by the probability of collection, per currency; promises and
+    payment plans count on their dates, and what is in dispute is given apart ("disputed"), not expected."""
     from qbo_collector import dashboard
 
     board = dashboard.build(db, realm_id, on)
     return {"realm": realm_id, "on": on.isoformat(), "currencies": {
         currency: {"weeks": [{"week_of": w.start.isoformat(), "expected": str(w.expected),
                               "predicted_unweighted": str(w.open_balance)} for w in weeks],
-                   "later": str(board.cash_later.get(currency, Decimal(0)))}
+                   "later": str(board.cash_later.get(currency, Decimal(0))),
+                   "disputed": str(board.cash_disputed.get(currency, Decimal(0)))}
         for currency, weeks in board.cash.items()}}

@@ -5,6 +5,13 @@ with ``paid_on=None`` is an invoice that was never paid, e.g. written off) and t
 Output per open invoice: a predicted pay date and the probability it is collected, which
 the dashboard multiplies into expected cash.
 
+What a person recorded comes first (``commitments``, ``expected``): a promise to pay puts the
+promised amount on the promise date, a payment plan puts the instalments still owed on their
+dates, and a disputed invoice is not expected at all until the dispute is resolved; only what
+is left of a balance follows the prediction. A commitment moves *when* money is expected, not
+*whether*: it keeps the invoice's probability by age. A promise whose date has passed, or a
+plan past its last instalment, no longer predicts anything. A manual pause changes nothing.
+
 The probability starts from the industry prior by days late (about −10 % a month from
 30 days, ~70 % at 90, ~50 % at 180, under 10 % after a year) and is refined by the
 company's own record: among its past invoices that reached the same age, the share that
@@ -45,6 +52,29 @@ class PaidRecord:
 
     def days_late(self, today: dt.date) -> int:
         return ((self.paid_on or today) - self.due_date).days
+
+
+@_record
+class CashPart:
+    """Part (or all) of an open invoice's balance, expected on ``on`` with ``probability``.
+
+    ``basis``: "forecast" (the prediction), "promise", "plan" (what a person recorded), or
+    "dispute" (``on`` is None: not expected until the dispute is resolved)."""
+
+    invoice_id: str
+    customer_id: str
+    on: dt.date | None
+    amount: Decimal
+    probability: Decimal
+    basis: str
+
+
+@_record
+class Commitments:
+    """What the customer's pauses say about its invoices: dated amounts per invoice, and the disputed ones."""
+
+    parts: dict[str, list[tuple[dt.date, Decimal, str]]]
+    disputed: frozenset[str]
 
 
 @_record
@@ -121,4 +151,78 @@ def forecast(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], t
             predicted_pay_date=predict(invoice, due, records, today),
             probability=probability(days_late, records, today),
         ))
+    return out
+
+
+def _oldest_first(invoices: Sequence[model.Invoice]) -> list[tuple[model.Invoice, dt.date]]:
+    dated = [(i, planner.effective_due_date(i)[0]) for i in invoices if i.is_open and i.balance.amount > 0]
+    return sorted(((i, d) for i, d in dated if d is not None), key=lambda x: (x[1], x[0].id))
+
+
+def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> Commitments:
+    """Which amounts of one customer's open ``invoices`` its ``pauses`` put on which dates, as of ``today``.
+
+    An active dispute takes its invoices out. An active promise (``today`` ≤ its date) puts
+    min(promised, balance) on its date; an active plan (``today`` ≤ its last instalment) the
+    instalments still owed — the last ones adding up to the balance, as payments settle the
+    earliest first — each on its date, or today when it is past. Amounts go to the covered
+    invoices oldest due date first; pauses apply in the order given, each on what is left.
+    """
+    disputed = frozenset(
+        i.id for p in pauses if isinstance(p, model.Dispute) and p.opened_on <= today
+        and (p.resolved_on is None or p.resolved_on > today) for i in invoices if model.covers(p, i.id))
+    left = {i.id: i.balance.amount for i, _ in _oldest_first(invoices) if i.id not in disputed}
+    parts: dict[str, list[tuple[dt.date, Decimal, str]]] = {}
+    for p in pauses:
+        if isinstance(p, model.Promise) and p.made_on <= today <= p.until:
+            dated = [(p.until, p.amount.amount)]
+            basis = "promise"
+        elif isinstance(p, model.PaymentPlan) and p.instalments and p.agreed_on <= today <= max(
+                x.due_on for x in p.instalments):
+            covered = sum((v for k, v in left.items() if model.covers(p, k)), Decimal(0))
+            dated, basis = [], "plan"
+            for x in sorted(p.instalments, key=lambda x: x.due_on, reverse=True):  # the last ones are still owed
+                take = min(x.amount.amount, covered)
+                if take > 0:
+                    dated.append((max(x.due_on, today), take))
+                    covered -= take
+            dated.reverse()
+        else:
+            continue
+        for on, amount in dated:
+            for invoice_id in [k for k in left if model.covers(p, k)]:
+                take = min(amount, left[invoice_id])
+                if take <= 0:
+                    continue
+                parts.setdefault(invoice_id, []).append((on, take, basis))
+                left[invoice_id] -= take
+                amount -= take
+    return Commitments(parts=parts, disputed=disputed)
+
+
+def expected(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], today: dt.date,
+             pauses: dict[str, Sequence[model.Pause]] | None = None) -> list[CashPart]:
+    """The open invoices' balances as dated, weighted parts: what the customers' pauses commit first
+    (``commitments``), the rest on the predicted pay date (``forecast``). ``pauses``: by customer id."""
+    invoices = list(invoices)
+    by_customer: dict[str, list[model.Invoice]] = {}
+    for invoice in invoices:
+        by_customer.setdefault(invoice.customer_id, []).append(invoice)
+    committed = {c: commitments(mine, (pauses or {}).get(c, ()), today) for c, mine in by_customer.items()}
+    balances = {i.id: i.balance.amount for i in invoices}
+    out = []
+    for f in forecast(invoices, records, today):
+        mine = committed[f.customer_id]
+        if f.invoice_id in mine.disputed:
+            out.append(CashPart(invoice_id=f.invoice_id, customer_id=f.customer_id, on=None,
+                                amount=balances[f.invoice_id], probability=f.probability, basis="dispute"))
+            continue
+        rest = balances[f.invoice_id]
+        for on, amount, basis in mine.parts.get(f.invoice_id, ()):
+            out.append(CashPart(invoice_id=f.invoice_id, customer_id=f.customer_id, on=on, amount=amount,
+                                probability=f.probability, basis=basis))
+            rest -= amount
+        if rest > 0:
+            out.append(CashPart(invoice_id=f.invoice_id, customer_id=f.customer_id, on=f.predicted_pay_date,
+                                amount=rest, probability=f.probability, basis="forecast"))
     return out

@@ -45,8 +45,10 @@ def test_report_dso_and_forecast_print_json(synced):
     assert set(usd) == {"30d", "90d"} and Decimal(usd["30d"]["receivables"]) >= 0
     forecast = _cli(env, "report", "forecast", "--realm", realm, "--on", "2026-11-23")
     assert forecast.returncode == 0, forecast.stderr
-    weeks = json.loads(forecast.stdout)["currencies"]["USD"]["weeks"]
+    usd = json.loads(forecast.stdout)["currencies"]["USD"]
+    weeks = usd["weeks"]
     assert weeks and all(Decimal(w["expected"]) <= Decimal(w["predicted_unweighted"]) for w in weeks)
+    assert Decimal(usd["disputed"]) == 0  # nothing in dispute (the dashboard tests cover a dispute)
 
 
 def test_plan_json_changes_nothing(synced):

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dashboard, digest
+from qbo_collector import dashboard, digest, snapshot
 from qbo_collector.db import models
 from qbo_collector.money import Money
 from qbo_collector.rules import forecast, model
@@ -81,7 +81,7 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
     """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
     with seeded.reading() as s:
         company = _company(s)
-        cash, later = dashboard.expected_cash(s, company, TODAY)
+        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
         invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
         links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
             models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
@@ -103,6 +103,71 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
         assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
     assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= len(weeks)), Decimal(0)),
                                                  "EUR").rounded().amount
+    assert disputed == {}
+
+
+def _pauses(db) -> None:  # type: ignore[no-untyped-def]
+    """Atelier Dubois (1) promised 500 in 12 days; Boulangerie Martin (2) agreed a plan of 3 × 300, the first
+    missed; Café Lumière (3) disputes its invoice; Épicerie Zola (5) is paused by hand."""
+    day = lambda n: TODAY + dt.timedelta(days=n)  # noqa: E731
+    with db.session() as s:
+        company_id = _company(s).id
+        s.add(models.Pause(company_id=company_id, kind="promise", customer_qbo_id="1", invoice_ids=[],
+                           start_on=day(-2), until_on=day(12), amount=Decimal("500.00"), currency="EUR"))
+        s.add(models.Pause(company_id=company_id, kind="plan", customer_qbo_id="2", invoice_ids=["103"],
+                           start_on=day(-10), until_on=day(28), currency="EUR", data={"instalments": [
+                               {"due_on": day(n).isoformat(), "amount": "300.00"} for n in (-3, 14, 28)]}))
+        s.add(models.Pause(company_id=company_id, kind="dispute", customer_qbo_id="3", invoice_ids=["104"],
+                           start_on=day(-5)))
+        s.add(models.Pause(company_id=company_id, kind="manual", customer_qbo_id="5", invoice_ids=[],
+                           start_on=day(-1), until_on=day(30)))
+
+
+def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_disputes_out(seeded):
+    """The dashboard's grouped evaluation with pauses gives what ``rules.forecast.expected`` gives invoice by invoice."""
+    before = dashboard.build(seeded, "111", TODAY)
+    _pauses(seeded)
+    with seeded.reading() as s:
+        company = _company(s)
+        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
+        invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
+        links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
+            models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
+        pauses: dict[str, list] = defaultdict(list)
+        for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
+            pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
+    paid_on: dict[str, dt.date] = {}
+    for invoice_id, day in links:
+        paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
+    records = [forecast.PaidRecord(customer_id=i.customer_qbo_id, due_date=i.due_date, paid_on=paid_on[i.qbo_id])
+               for i in invoices if i.status == models.InvoiceStatus.paid]
+    open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
+                           total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
+                           due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
+    parts = forecast.expected(open_, records, TODAY, pauses)
+    monday = TODAY - dt.timedelta(days=TODAY.weekday())
+    expected: dict[int, Decimal] = defaultdict(Decimal)
+    for p in parts:
+        if p.on is not None:
+            expected[max((p.on - monday).days // 7, 0)] += p.amount * p.probability
+    for n, week in enumerate(cash["EUR"]):
+        assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
+    assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= 8), Decimal(0)),
+                                                 "EUR").rounded().amount
+    # what the pauses say, in figures: 150 disputed; 500 promised in 12 days; 250.50 of the plan now, then 300, 300
+    assert disputed == {"EUR": Decimal("150.00")}
+    by = defaultdict(list)
+    for p in parts:
+        by[(p.customer_id, p.basis)].append((p.on, p.amount))
+    assert by[("1", "promise")] == [(TODAY + dt.timedelta(days=12), Decimal("500.00"))]
+    assert sorted(by[("2", "plan")]) == [(TODAY, Decimal("250.50")), (TODAY + dt.timedelta(days=14), Decimal("300.00")),
+                                         (TODAY + dt.timedelta(days=28), Decimal("300.00"))]
+    # the pauses changed the figures the page shows: recorded after it was last drawn, they are not missed
+    after = dashboard.build(seeded, "111", TODAY)
+    assert after.cash_disputed == {"EUR": Decimal("150.00")} and before.cash_disputed == {}
+    assert after.cash != before.cash
+    # the open balance: every euro either in a week, later, or in dispute
+    assert sum(w.open_balance for w in after.cash["EUR"]) + disputed["EUR"] <= Decimal("2600.40")
 
 
 def test_figures_are_kept_until_the_mirror_changes(seeded):
@@ -146,6 +211,21 @@ def test_dashboard_page_shows_buckets_formula_and_charts(owner):
     assert "€2,600.40" in page and "Atelier Dubois" in page
 
 
+def test_the_page_and_the_digest_say_what_is_in_dispute_and_that_promises_count_on_their_dates(
+        owner, pages_app, sqlite_db):
+    from tests.integration.test_pages_support import browser
+
+    assert "In dispute" not in owner.get("/companies/111/dashboard").get_data(as_text=True)
+    _pauses(sqlite_db)
+    page = owner.get("/companies/111/dashboard").get_data(as_text=True)
+    assert "In dispute, not expected until resolved: €150.00" in page
+    assert "A promise to pay or a payment plan counts on its dates" in page
+    fr = browser(pages_app, sqlite_db, "fr@example.com", language="fr").get("/companies/111/dashboard")
+    assert "En litige, non attendu avant résolution\u00a0: 150,00\u00a0€" in fr.get_data(as_text=True)
+    _subject, text, _html = digest.build(sqlite_db, "111", TODAY, link="https://collector.example/d")
+    assert "En litige, non attendu avant résolution\u00a0: 150,00\u00a0€" in text
+
+
 def test_dso_target_is_validated_and_saved(owner, sqlite_db):
     bad = owner.post("/companies/111/dashboard/target", {"dso_target": "soon"})
     assert bad.status_code == 400 and "Enter a number of days" in bad.get_data(as_text=True)
@@ -169,7 +249,7 @@ def test_dashboard_page_in_french(pages_app, sqlite_db):
 # --- figures computed after a sync (dashboard.refresh) ------------------------------------
 
 def _figures(d: dashboard.Dashboard) -> tuple:
-    return d.aging, d.dso, d.trend, d.cash, d.cash_later, d.top_late
+    return d.aging, d.dso, d.trend, d.cash, d.cash_later, d.cash_disputed, d.top_late
 
 
 def _no_computing(monkeypatch) -> None:  # type: ignore[no-untyped-def]

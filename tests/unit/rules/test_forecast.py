@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from qbo_collector import rules
+from qbo_collector.money import Money
 from qbo_collector.rules import forecast
 from tests.unit.rules.conftest import D, invoice
 
@@ -85,3 +87,85 @@ def test_forecast_skips_paid_invoices_and_profiles_customers() -> None:
     records = [record(D(2026, 1, 1), D(2026, 1, 11)), record(D(2026, 2, 1), D(2026, 1, 30))]
     assert forecast.forecast([invoice(status="paid", balance=0)], records, TODAY) == []
     assert forecast.profile("c1", records).average_days_late == Decimal("4.0")
+
+
+# --- what a person recorded: promises, payment plans, disputes ------------------------------
+
+def _usd(amount: str) -> Money:
+    return Money(Decimal(amount), "USD")
+
+
+OLD = invoice(id="old", due_date=D(2026, 4, 1), total=Decimal(1000))            # 61 days late on TODAY
+NEW = invoice(id="new", due_date=D(2026, 5, 20), total=Decimal(400))            # 12 days late
+
+
+def _plan(*instalments: tuple[dt.date, str], ids: frozenset[str] = frozenset(), agreed: dt.date = D(2026, 5, 1)
+          ) -> rules.PaymentPlan:
+    return rules.PaymentPlan(id="p1", agreed_on=agreed, invoice_ids=ids,
+                             instalments=tuple(rules.Instalment(due_on=d, amount=_usd(a)) for d, a in instalments))
+
+
+@pytest.mark.parametrize(
+    ("pauses", "parts", "disputed"),
+    [
+        pytest.param([], {}, set(), id="nothing recorded: nothing committed"),
+        pytest.param([rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("1200"))],
+                     {"old": [(D(2026, 6, 10), Decimal(1000), "promise")], "new": [(D(2026, 6, 10), Decimal(200), "promise")]},
+                     set(), id="a promise covers the oldest invoice first, then the next"),
+        pytest.param([rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("5000"))],
+                     {"old": [(D(2026, 6, 10), Decimal(1000), "promise")], "new": [(D(2026, 6, 10), Decimal(400), "promise")]},
+                     set(), id="never more than the balance"),
+        pytest.param([rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("300"),
+                                    invoice_ids=frozenset({"new"}))],
+                     {"new": [(D(2026, 6, 10), Decimal(300), "promise")]}, set(), id="a promise on one invoice"),
+        pytest.param([rules.Promise(made_on=D(2026, 5, 1), until=D(2026, 5, 31), amount=_usd("300"))],
+                     {}, set(), id="a promise whose date has passed predicts nothing"),
+        pytest.param([rules.Promise(made_on=D(2026, 6, 2), until=D(2026, 6, 30), amount=_usd("300"))],
+                     {}, set(), id="a promise recorded after today predicts nothing yet"),
+        pytest.param([_plan((D(2026, 5, 15), "500"), (D(2026, 6, 15), "500"), (D(2026, 7, 15), "500"))],
+                     {"old": [(D(2026, 6, 1), Decimal(400), "plan"), (D(2026, 6, 15), Decimal(500), "plan"),
+                              (D(2026, 7, 15), Decimal(100), "plan")],
+                      "new": [(D(2026, 7, 15), Decimal(400), "plan")]},
+                     set(), id="a plan: the last instalments are still owed, a missed one counts from today"),
+        pytest.param([_plan((D(2026, 5, 15), "500"), (D(2026, 5, 30), "500"))], {}, set(),
+                     id="a plan past its last instalment predicts nothing"),
+        pytest.param([rules.Dispute(opened_on=D(2026, 5, 20), invoice_ids=frozenset({"old"}))], {}, {"old"},
+                     id="a dispute takes its invoice out"),
+        pytest.param([rules.Dispute(opened_on=D(2026, 5, 20), resolved_on=D(2026, 5, 30))], {}, set(),
+                     id="a resolved dispute no longer does"),
+        pytest.param([rules.Dispute(opened_on=D(2026, 5, 20), invoice_ids=frozenset({"old"})),
+                      rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("600"))],
+                     {"new": [(D(2026, 6, 10), Decimal(400), "promise")]}, {"old"},
+                     id="a promise does not reach a disputed invoice"),
+        pytest.param([rules.ManualPause(start=D(2026, 5, 20), resume_on=D(2026, 7, 1))], {}, set(),
+                     id="a manual pause says nothing about payment"),
+    ],
+)
+def test_commitments(pauses: list[rules.Pause], parts: dict[str, list[tuple[dt.date, Decimal, str]]],
+                     disputed: set[str]) -> None:
+    said = forecast.commitments([NEW, OLD], pauses, TODAY)
+    assert said.parts == parts and said.disputed == disputed
+
+
+def test_expected_puts_the_recorded_parts_on_their_dates_and_the_rest_on_the_prediction() -> None:
+    records = [record(D(2026, 1, 1), D(2026, 1, 11)), record(D(2026, 2, 1), D(2026, 2, 11))]  # 10 days late
+    other = invoice(id="other", customer_id="c2", due_date=D(2026, 5, 25), total=Decimal(250))
+    pauses = {"c1": [rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("300"),
+                                   invoice_ids=frozenset({"old"})),
+                     rules.Dispute(opened_on=D(2026, 5, 21), invoice_ids=frozenset({"new"}))]}
+    parts = forecast.expected([OLD, NEW, other], records, TODAY, pauses)
+    by = {(p.invoice_id, p.basis): p for p in parts}
+    assert by[("old", "promise")].on == D(2026, 6, 10) and by[("old", "promise")].amount == Decimal(300)
+    assert by[("old", "forecast")].amount == Decimal(700)
+    assert by[("new", "dispute")].on is None and by[("new", "dispute")].amount == Decimal(400)
+    assert by[("other", "forecast")].on == forecast.forecast([other], records, TODAY)[0].predicted_pay_date
+    # a commitment moves when, not whether: the invoice's probability by age
+    probability = {f.invoice_id: f.probability for f in forecast.forecast([OLD, NEW, other], records, TODAY)}
+    assert all(p.probability == probability[p.invoice_id] for p in parts)
+    # every open balance is accounted for exactly once
+    assert sum(p.amount for p in parts) == Decimal(1000 + 400 + 250)
+    assert forecast.expected([OLD, NEW, other], records, TODAY) == [
+        forecast.CashPart(invoice_id=f.invoice_id, customer_id=f.customer_id, on=f.predicted_pay_date,
+                          amount={"old": Decimal(1000), "new": Decimal(400), "other": Decimal(250)}[f.invoice_id],
+                          probability=f.probability, basis="forecast")
+        for f in forecast.forecast([OLD, NEW, other], records, TODAY)]
