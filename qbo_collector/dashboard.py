@@ -182,14 +182,15 @@ def mirror_version(s: Session, company: models.Company) -> tuple[Any, ...]:
     added or resolved, so their count, newest id and resolved count tell.
 
     (newest invoice write, invoices, newest customer write, customers, newest payment write, payments,
-    pauses, newest pause, resolved pauses)."""
-    inv, cust, pay, pause = models.Invoice, models.Customer, models.Payment, models.Pause
+    pauses, newest pause, resolved pauses, newest credit memo write, credit memos)."""
+    inv, cust, pay, pause, memo = models.Invoice, models.Customer, models.Payment, models.Pause, models.CreditMemo
     invoices = s.execute(select(func.max(inv.synced_at), func.count()).where(inv.company_id == company.id)).one()
     customers = s.execute(select(func.max(cust.synced_at), func.count()).where(cust.company_id == company.id)).one()
     payments = s.execute(select(func.max(pay.synced_at), func.count()).where(pay.company_id == company.id)).one()
     pauses = s.execute(select(func.count(), func.max(pause.id), func.count(pause.resolved_on))
                        .where(pause.company_id == company.id)).one()
-    return (*invoices, *customers, *payments, *pauses)
+    memos = s.execute(select(func.max(memo.synced_at), func.count()).where(memo.company_id == company.id)).one()
+    return (*invoices, *customers, *payments, *pauses, *memos)
 
 
 def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:

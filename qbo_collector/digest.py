@@ -30,6 +30,7 @@ _WORDS = {
         "hello": "Here is where the money stands for {company} on {date}.",
         "aging": "Open invoices by days past due ({currency})",
         "current": "Not yet due", "total": "Total open",
+        "net": "Less unused credits and unapplied payments ({credits}): {net} net",
         "dso": "Days sales outstanding (receivables ÷ credit sales × days)",
         "dso_line": "Last {days} days: {value}",
         "days": "{n} days", "none": "no credit sales",
@@ -51,6 +52,7 @@ _WORDS = {
         "hello": "Voici où en sont les encaissements de {company} au {date}.",
         "aging": "Factures ouvertes selon le retard ({currency})",
         "current": "Pas encore échues", "total": "Total à encaisser",
+        "net": "Moins les avoirs et paiements non imputés ({credits}) : {net} net",
         "dso": "Délai moyen de recouvrement, DSO (créances ÷ ventes à crédit × jours)",
         "dso_line": "Sur les {days} derniers jours : {value}",
         "days": "{n} jours", "none": "aucune vente à crédit",
@@ -104,6 +106,8 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
         lines = [f"{w['current']}: {money(a['current'], currency)}"]
         lines += [f"{w['days'].format(n=label)}: {money(a[b], currency)}" for b, label in _BUCKETS.items()]
         lines.append(f"{w['total']}: {money(a['total'], currency)}")
+        if a.get("credits"):
+            lines.append(w["net"].format(credits=money(a["credits"], currency), net=money(a["net"], currency)))
         sections.append((w["aging"].format(currency=currency), [_colon(x, language) for x in lines]))
     dso_lines = [f"{x.currency} — " + w["dso_line"].format(
         days=x.days, value=w["days"].format(n=number(x.value)) if x.value is not None else w["none"]) for x in d.dso]

@@ -1,6 +1,11 @@
 """Figures read straight from the mirror; the CLI and the dashboard call the same functions.
 
-    aging(db, realm_id, on) -> {"realm", "on", "currencies": {"USD": {"current", "1-30", "31-60", "61-90", "90+", "total"}}}
+    aging(db, realm_id, on) -> {"realm", "on", "currencies": {"USD": {"current", "1-30", "31-60", "61-90", "90+", "total",
+                                                                       "credits", "net"}}}
+
+``total`` is what the open invoices still owe; ``credits`` what the customers have to their credit
+and not yet applied (credit memos' remaining credit, payments' unapplied amounts); ``net`` = total −
+credits, the sum of QuickBooks' customer balances. Credits are today's, as the invoice balances are.
 
 Amounts are decimal strings with the currency's own decimals ("1234.50", JPY "1200").
 """
@@ -36,6 +41,10 @@ def aging_bucket(due: date | None, on: date) -> str:
     return "90+"
 
 
+def _dec(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else money.to_decimal(value or 0)
+
+
 def _amount(value: Decimal, currency: str) -> str:
     try:
         return str(money.Money(value, currency).rounded().amount)
@@ -44,12 +53,14 @@ def _amount(value: Decimal, currency: str) -> str:
 
 
 def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
-    """Open invoice balances per currency and days past due, as of ``on``."""
-    inv = models.Invoice
+    """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net."""
+    inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
     with db.session() as s:
-        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm_id))
-        if company_id is None:
+        company = s.execute(select(models.Company.id, models.Company.currency)
+                            .where(models.Company.realm_id == realm_id)).first()
+        if company is None:
             raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
+        company_id = company.id
         due = func.coalesce(inv.due_date, inv.txn_date)
         # Compared with bound dates, so the same SQL runs on SQLite and PostgreSQL.
         bucket = case(
@@ -66,22 +77,32 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
                    inv.status == models.InvoiceStatus.open, inv.balance > 0)
             .group_by(inv.currency, bucket)
         ).all()
+        credits: dict[str, Decimal] = {}
+        for table, column in ((memo, memo.balance), (pay, pay.unapplied)):
+            currency = func.coalesce(table.currency, company.currency)
+            for code, amount in s.execute(
+                    select(currency, func.sum(column))
+                    .where(table.company_id == company_id, table.deleted.is_(False), column > 0).group_by(currency)):
+                credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
     totals: dict[str, dict[str, Decimal]] = {}
     for currency, name, amount in rows:
         per = totals.setdefault(currency, {b: Decimal(0) for b in AGING_BUCKETS})
-        per[name] += amount if isinstance(amount, Decimal) else money.to_decimal(amount or 0)
+        per[name] += _dec(amount)
     currencies = {}
-    for currency in sorted(totals):
-        per = totals[currency]
+    for currency in sorted(set(totals) | set(credits)):
+        per = totals.get(currency) or {b: Decimal(0) for b in AGING_BUCKETS}
+        total = sum(per.values(), Decimal(0))
         currencies[currency] = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
-        currencies[currency]["total"] = _amount(sum(per.values(), Decimal(0)), currency)
+        currencies[currency]["total"] = _amount(total, currency)
+        currencies[currency]["credits"] = _amount(credits.get(currency, Decimal(0)), currency)
+        currencies[currency]["net"] = _amount(total - credits.get(currency, Decimal(0)), currency)
     return {"realm": realm_id, "on": on.isoformat(), "currencies": currencies}
 
 
 def format_aging(figures: dict[str, Any]) -> str:
     """The aging report as a plain text table, one line per currency (the CLI without --json)."""
-    header = ["currency", *AGING_BUCKETS, "total"]
-    rows = [[currency, *(per[b] for b in (*AGING_BUCKETS, "total"))]
+    header = ["currency", *AGING_BUCKETS, "total", "credits", "net"]
+    rows = [[currency, *(per[b] for b in (*AGING_BUCKETS, "total", "credits", "net"))]
             for currency, per in figures["currencies"].items()]
     if not rows:
         return f"realm {figures['realm']} on {figures['on']}: no open balances"

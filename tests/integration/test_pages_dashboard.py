@@ -60,7 +60,8 @@ def test_receivables_in_the_past_add_back_what_was_paid_after(seeded):
 def test_aging_comes_from_reports_per_currency(seeded):
     d = dashboard.build(seeded, "111", TODAY)
     assert d.aging["EUR"] == {"current": Decimal("399.90"), "1-30": Decimal("850.50"), "31-60": Decimal("1200.00"),
-                              "61-90": Decimal("0.00"), "90+": Decimal("150.00"), "total": Decimal("2600.40")}
+                              "61-90": Decimal("0.00"), "90+": Decimal("150.00"), "total": Decimal("2600.40"),
+                              "credits": Decimal("0.00"), "net": Decimal("2600.40")}
 
 
 def test_top_late_customers_are_ordered_by_overdue_amount(seeded):
@@ -224,6 +225,32 @@ def test_the_page_and_the_digest_say_what_is_in_dispute_and_that_promises_count_
     assert "En litige, non attendu avant résolution\u00a0: 150,00\u00a0€" in fr.get_data(as_text=True)
     _subject, text, _html = digest.build(sqlite_db, "111", TODAY, link="https://collector.example/d")
     assert "En litige, non attendu avant résolution\u00a0: 150,00\u00a0€" in text
+
+
+def test_unused_credits_are_netted_on_the_page_in_the_digest_and_in_the_report(owner, pages_app, sqlite_db):
+    from tests.integration.test_pages_support import browser
+
+    assert "Net owed to you" not in owner.get("/companies/111/dashboard").get_data(as_text=True)
+    with sqlite_db.session() as s:  # a sync brings a credit memo not yet applied and a payment left unapplied
+        company_id = _company(s).id
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM1", customer_qbo_id="1", txn_date=TODAY,
+                                total=Decimal("100.00"), balance=Decimal("100.00"), currency="EUR"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-over", customer_qbo_id="2", txn_date=TODAY,
+                             total=Decimal("60.40"), unapplied=Decimal("60.40"), currency="EUR"))
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM2", customer_qbo_id="1", txn_date=TODAY,
+                                total=Decimal("999.00"), balance=Decimal("999.00"), currency="EUR", deleted=True))
+    aging = dashboard.build(sqlite_db, "111", TODAY).aging["EUR"]
+    assert (aging["total"], aging["credits"], aging["net"]) == (Decimal("2600.40"), Decimal("160.40"), Decimal("2440.00"))
+    page = owner.get("/companies/111/dashboard").get_data(as_text=True)
+    assert "Less unused credits and unapplied payments: €160.40. Net owed to you: €2,440.00." in page
+    fr = browser(pages_app, sqlite_db, "fr@example.com", language="fr").get("/companies/111/dashboard")
+    assert "Net dû\u00a0: 2\u202f440,00\u00a0€" in fr.get_data(as_text=True)
+    _subject, text, _html = digest.build(sqlite_db, "111", TODAY, link="https://collector.example/d")
+    assert "Moins les avoirs et paiements non imputés (160,40\u00a0€)\u00a0: 2\u202f440,00\u00a0€ net" in text
+    with sqlite_db.session() as s:  # a credit memo alone (no invoice or payment changed) redraws the figures
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM3", customer_qbo_id="3", txn_date=TODAY,
+                                total=Decimal("10.00"), balance=Decimal("10.00"), currency="EUR"))
+    assert dashboard.build(sqlite_db, "111", TODAY).aging["EUR"]["credits"] == Decimal("170.40")
 
 
 def test_dso_target_is_validated_and_saved(owner, sqlite_db):

@@ -41,12 +41,29 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
     assert set(report["currencies"]) == set(want)
     for currency, per in want.items():
         got = report["currencies"][currency]
-        assert list(got) == [*BUCKETS, "total"]
+        assert list(got) == [*BUCKETS, "total", "credits", "net"]
         for name in BUCKETS:
             assert Decimal(got[name]) == per[name], (currency, name)
             assert len(got[name].split(".")[1]) == 2                 # cents, as a decimal string
         assert Decimal(got["total"]) == sum(per.values())
         assert all(Decimal(got[b]) > 0 for b in BUCKETS)             # the generator fills every bucket
+    # net of unused credit: what QuickBooks gives as the customers' balances, currency by currency
+    company = sandbox.intuit.companies[realm]
+    balances: dict[str, Decimal] = {}
+    for customer in sandbox.intuit.entities(realm, "Customer"):
+        code = customer.get("CurrencyRef", {}).get("value") or company.currency
+        balances[code] = balances.get(code, Decimal(0)) + Decimal(str(customer.get("Balance") or 0))
+    credits: dict[str, Decimal] = {}
+    for memo in sandbox.intuit.entities(realm, "CreditMemo"):
+        code = memo.get("CurrencyRef", {}).get("value") or company.currency
+        credits[code] = credits.get(code, Decimal(0)) + Decimal(str(memo.get("Balance") or 0))
+    for payment in sandbox.intuit.entities(realm, "Payment"):
+        code = payment.get("CurrencyRef", {}).get("value") or company.currency
+        credits[code] = credits.get(code, Decimal(0)) + Decimal(str(payment.get("UnappliedAmt") or 0))
+    assert any(credits.values())                                     # the generator leaves unused credit
+    for currency, got in report["currencies"].items():
+        assert Decimal(got["credits"]) == credits.get(currency, 0), currency
+        assert Decimal(got["net"]) == Decimal(got["total"]) - Decimal(got["credits"]) == balances[currency], currency
     later = reports.aging(db, realm, on + timedelta(days=400))       # everything open is then 90+
     for currency, got in later["currencies"].items():
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0

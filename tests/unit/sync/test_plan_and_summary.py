@@ -85,8 +85,11 @@ def test_aging_bucket_edges(due, bucket):  # type: ignore[no-untyped-def]
 
 def test_aging_as_text():
     figures = {"realm": "1", "on": "2026-11-23", "currencies": {"USD": {
-        "current": "10.00", "1-30": "5.00", "31-60": "0.00", "61-90": "0.00", "90+": "1234.50", "total": "1249.50"}}}
+        "current": "10.00", "1-30": "5.00", "31-60": "0.00", "61-90": "0.00", "90+": "1234.50", "total": "1249.50",
+        "credits": "49.50", "net": "1200.00"}}}
     text = reports.format_aging(figures)
-    assert text.splitlines()[1].split() == ["currency", "current", "1-30", "31-60", "61-90", "90+", "total"]
-    assert text.splitlines()[2].split() == ["USD", "10.00", "5.00", "0.00", "0.00", "1234.50", "1249.50"]
+    assert text.splitlines()[1].split() == ["currency", "current", "1-30", "31-60", "61-90", "90+", "total", "credits",
+                                            "net"]
+    assert text.splitlines()[2].split() == ["USD", "10.00", "5.00", "0.00", "0.00", "1234.50", "1249.50", "49.50",
+                                            "1200.00"]
     assert "no open balances" in reports.format_aging({"realm": "1", "on": "2026-11-23", "currencies": {}})
