@@ -5,7 +5,8 @@
 
 ``total`` is what the open invoices still owe; ``credits`` what the customers have to their credit
 and not yet applied (credit memos' remaining credit, payments' unapplied amounts); ``net`` = total −
-credits, the sum of QuickBooks' customer balances. Credits are today's, as the invoice balances are.
+credits, the sum of QuickBooks' customer balances. For a past ``on`` the invoice balances are
+rebuilt (today's + what payments dated later paid); the credits are today's.
 
 Amounts are decimal strings with the currency's own decimals ("1234.50", JPY "1200").
 """
@@ -16,7 +17,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from qbo_collector import errors, money
 from qbo_collector.db import models
@@ -53,7 +54,10 @@ def _amount(value: Decimal, currency: str) -> str:
 
 
 def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
-    """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net."""
+    """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net.
+
+    As of ``on``: invoices dated after it are left out (QuickBooks' aging does the same), and for
+    a past day what payments dated after it paid is added back to the invoices they paid."""
     inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
     with db.session() as s:
         company = s.execute(select(models.Company.id, models.Company.currency)
@@ -71,12 +75,25 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
             (due >= on - timedelta(days=90), "61-90"),
             else_="90+",
         ).label("bucket")
+        issued = func.coalesce(inv.txn_date, inv.due_date)
         rows = s.execute(
             select(inv.currency, bucket, func.sum(inv.balance))
             .where(inv.company_id == company_id, inv.deleted.is_(False),
-                   inv.status == models.InvoiceStatus.open, inv.balance > 0)
+                   inv.status == models.InvoiceStatus.open, inv.balance > 0, or_(issued.is_(None), issued <= on))
             .group_by(inv.currency, bucket)
         ).all()
+        # a past day: what was still owed then = today's balance + what payments dated after it paid
+        if s.scalar(select(func.count()).where(pay.company_id == company_id, pay.deleted.is_(False),
+                                               pay.txn_date > on)):
+            link = models.PaymentLink
+            rows += s.execute(
+                select(inv.currency, bucket, func.sum(link.amount))
+                .join(link, and_(link.company_id == inv.company_id, link.invoice_qbo_id == inv.qbo_id))
+                .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
+                .where(inv.company_id == company_id, inv.deleted.is_(False),
+                       inv.status.in_([models.InvoiceStatus.open, models.InvoiceStatus.paid]), issued <= on,
+                       pay.deleted.is_(False), pay.txn_date > on)
+                .group_by(inv.currency, bucket)).all()
         credits: dict[str, Decimal] = {}
         for table, column in ((memo, memo.balance), (pay, pay.unapplied)):
             currency = func.coalesce(table.currency, company.currency)

@@ -28,6 +28,27 @@ def expected(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # type
     return out
 
 
+def expected_at(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # type: ignore[no-untyped-def]
+    """What QuickBooks' aging as of a past day shows: invoices dated by then, owing then what they owe now
+    plus what payments dated later paid on them."""
+    paid_later: dict[str, Decimal] = {}
+    for payment in sb.intuit.entities(realm, "Payment"):
+        if date.fromisoformat(payment["TxnDate"]) <= on:
+            continue
+        for line in payment.get("Line") or ():
+            for linked in line.get("LinkedTxn") or ():
+                if linked["TxnType"] == "Invoice":
+                    paid_later[linked["TxnId"]] = paid_later.get(linked["TxnId"], Decimal(0)) + Decimal(str(line["Amount"]))
+    out: dict[str, dict[str, Decimal]] = {}
+    for qbo_id, inv in support.expected_invoices(sb, realm).items():
+        owed = inv["balance"] + paid_later.get(qbo_id, Decimal(0))
+        if inv["status"] == "voided" or inv["txn_date"] > on or owed <= 0:
+            continue
+        per = out.setdefault(inv["currency"], {b: Decimal(0) for b in BUCKETS})
+        per[reports.aging_bucket(inv["due_date"], on)] += owed
+    return out
+
+
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, settings_factory, db, vault, language):  # type: ignore[no-untyped-def]
     realm = sandbox_realms[language]
@@ -64,6 +85,13 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
     for currency, got in report["currencies"].items():
         assert Decimal(got["credits"]) == credits.get(currency, 0), currency
         assert Decimal(got["net"]) == Decimal(got["total"]) - Decimal(got["credits"]) == balances[currency], currency
+    for days in (30, 90):                                            # as of a past day: rebuilt, not today's
+        past = on - timedelta(days=days)
+        then = reports.aging(db, realm, past)["currencies"]
+        want_then = expected_at(sandbox, realm, past)
+        assert want_then != want
+        for currency, per in want_then.items():
+            assert {b: Decimal(then[currency][b]) for b in BUCKETS} == per, (days, currency)
     later = reports.aging(db, realm, on + timedelta(days=400))       # everything open is then 90+
     for currency, got in later["currencies"].items():
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
