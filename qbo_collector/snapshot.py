@@ -413,7 +413,8 @@ def refresh_next_action(s: Session, snapshots: Iterable[CustomerSnapshot], *,
             row = snap.invoice_rows.get(invoice_id)
             if row is not None and row.next_action_on != nxt:
                 changes.append({"row_id": row.id, "next_on": nxt})
-    if changes:  # one executemany
+    if changes:  # one executemany, in row order: an overlapping run locks the same rows in the same order
+        changes.sort(key=lambda c: c["row_id"])
         table = models.Invoice.__table__
         s.connection().execute(update(table).where(table.c.id == bindparam("row_id"))
                                .values(next_action_on=bindparam("next_on")), changes)

@@ -171,7 +171,7 @@ def insert_rows(s: Session, company_id: int, rows: Sequence[PlannedRow], *, dry_
         "step": r.step, "template_key": r.template_key, "amount": r.amount, "currency": r.currency,
         "due_at": r.due_at, "payload": r.payload, "reason": r.reason, "attempts": 0, "dry_run": dry_run,
         "created_at": now, "updated_at": now,
-    } for r in rows]
+    } for r in sorted(rows, key=lambda r: r.dedupe_key)]  # key order: an overlapping run waits, never deadlocks
     # one statement compiled once, sent as multi-row batches by SQLAlchemy's "insertmanyvalues"
     # (a .values([...]) statement is compiled anew for every batch: ~0.5 ms a row)
     stmt = _insert(s, table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)

@@ -126,7 +126,8 @@ def test_each_posted_fee_is_told_to_the_customer_once_by_email(make_env) -> None
     mail = by_id[str(notice.id)]
     original = env.sb.intuit.get(env.realm, "Invoice", fee.invoice_ids[0])
     assert mail["subject"] == f"A late fee was added for invoice {original['DocNumber']}"
-    assert f"a late fee of ${fee.amount:,.2f} has been added to your account" in mail["text"]
+    # "$2.80" in en_US, "US$2.80" in a Canadian customer's en_CA
+    assert re.search(rf"a late fee of (US)?\${fee.amount:,.2f} has been added to your account", mail["text"])
     assert f"/pay/{env.realm}/" in mail["text"]  # the payment link
     with env.db.session() as s:
         assert s.get(models.Outbox, notice.id).amount == fee.amount
@@ -157,7 +158,8 @@ def test_a_fee_line_notice_shows_the_balance_with_the_fee(make_env) -> None:  # 
     fee = next(r for r in env.rows(kind="fee") if f"{r.dedupe_key}:notice" == notice.dedupe_key)
     invoice = env.sb.intuit.get(env.realm, "Invoice", fee.invoice_ids[0])
     mail = next(m for m in env.sb.sendgrid.messages if m["custom_args"]["outbox_id"] == str(notice.id))
-    assert f"still has ${Decimal(str(invoice['Balance'])):,.2f} unpaid" in mail["text"]  # the fee line included
+    # the fee line included; "$" in en_US, "US$" for a Canadian customer (en_CA)
+    assert re.search(rf"still has (US)?\${Decimal(str(invoice['Balance'])):,.2f} unpaid", mail["text"])
 
 
 def test_the_policy_can_turn_fee_notices_off(make_env) -> None:  # type: ignore[no-untyped-def]
