@@ -151,7 +151,7 @@ def build(db: Database, realm_id: str, on: dt.date, *, dso_target: Decimal | Non
         return Dashboard(
             realm=realm_id, company_name=company.name, currency=company.currency, on=on, aging=aging,
             dso=current_dso(company, trend), dso_target=dso_target, trend=trend, cash=cash, cash_later=later,
-            cash_disputed=disputed,            top_late=top_late, version=version,
+            cash_disputed=disputed, top_late=top_late, version=version,
             # reminders and the payments that followed them: the outbox and the payments only
             reminders=memo((db.url, company.id, on, "reminders", mirror[4:6], outbox_version(s, company)),
                            lambda: reminder_effect(s, company, on)),
