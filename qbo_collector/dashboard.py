@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from qbo_collector import errors, money, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
-from qbo_collector.money import Money
+from qbo_collector.db.types import amount_value as _dec
 from qbo_collector.rules import forecast
 
 log = logging.getLogger(__name__)
@@ -572,7 +572,7 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
         for qbo_id, customer, due_on, currency, balance in s.execute(
                 select(inv.qbo_id, inv.customer_qbo_id, due, inv.currency, inv.balance)
                 .where(open_, inv.customer_qbo_id.in_(list(committed)))):
-            amount = Money(_dec(balance), currency)
+            amount = money.Money(_dec(balance), currency)
             mine[customer].append(rules.Invoice(realm=company.realm_id, id=qbo_id, customer_id=customer,
                                                 currency=currency, total=amount, balance=amount, txn_date=None,
                                                 due_date=_as_date(due_on)))
@@ -684,16 +684,6 @@ def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int 
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-def _dec(value: object) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int):  # SUM over the Amount column comes back as its scaled integer
-        return Decimal(value) / Decimal(10) ** 4
-    return money.to_decimal(value)
-
 
 def _round(value: Decimal, currency: str) -> Decimal:
     try:

@@ -22,6 +22,7 @@ from sqlalchemy import and_, case, func, or_, select
 from qbo_collector import errors, money
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
+from qbo_collector.db.types import amount_value as _dec
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
@@ -40,10 +41,6 @@ def aging_bucket(due: date | None, on: date) -> str:
     if late <= 90:
         return "61-90"
     return "90+"
-
-
-def _dec(value: object) -> Decimal:
-    return value if isinstance(value, Decimal) else money.to_decimal(value or 0)
 
 
 def _amount(value: Decimal, currency: str) -> str:

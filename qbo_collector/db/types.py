@@ -15,6 +15,18 @@ SCALE = 4  # QBO amounts carry at most the currency's decimals; 4 leaves room fo
 _FACTOR = Decimal(10) ** SCALE
 
 
+def amount_value(value: object) -> Decimal:
+    """A value read from an ``Amount`` column or an aggregate over one: a SUM the driver did not run
+    through the type comes back as the scaled integer; None (a SUM over no rows) is zero."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value) / _FACTOR
+    return money.to_decimal(value)
+
+
 class Amount(TypeDecorator[Decimal]):
     """A Decimal stored as ``round(value × 10⁴)`` in a BIGINT.
 

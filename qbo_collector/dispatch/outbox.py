@@ -210,6 +210,15 @@ def set_status(s: Session, row_id: int, status: models.OutboxStatus, reason: str
               .execution_options(synchronize_session=False))
 
 
+def claim(s: Session, row: models.Outbox) -> bool:
+    """planned → sending by compare-and-set, in ``s``'s transaction: False when the row is no longer
+    ``planned`` (another run took it first)."""
+    now = utcnow()
+    return s.execute(update(models.Outbox).where(models.Outbox.id == row.id, models.Outbox.status == S.planned)
+                     .values(status=S.sending.value, updated_at=now, sending_at=now, attempts=(row.attempts or 0) + 1)
+                     .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def free_key(s: Session, row: models.Outbox) -> None:
     """Give a cancelled row's dedupe key up, so the same step can be planned again on fresh figures."""
     s.execute(update(models.Outbox).where(models.Outbox.id == row.id)

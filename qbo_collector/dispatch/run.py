@@ -51,7 +51,7 @@ from decimal import Decimal
 from typing import Any
 
 import tenacity
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
@@ -691,10 +691,7 @@ def _mark_sending(ctx: _Ctx, row: models.Outbox) -> bool:
     """planned → sending, committed, by compare-and-set: False when the row is no longer ``planned``
     (a run whose lease ran out while this one worked took it first): then it is not ours to send."""
     with ctx.db.session() as s:
-        taken = s.execute(update(models.Outbox).where(models.Outbox.id == row.id, models.Outbox.status == S.planned)
-                          .values(status=S.sending.value, updated_at=utcnow(), sending_at=utcnow(),
-                                  attempts=(row.attempts or 0) + 1)
-                          .execution_options(synchronize_session=False)).rowcount == 1
+        taken = outbox.claim(s, row)
     if not taken:
         log.warning("outbox row %s was taken by another run; not sent by this one", row.id)
     return taken  # committed: from here a crash leaves the row in "sending" (→ unknown), never a silent resend
@@ -1010,10 +1007,7 @@ def _write_notes(ctx: _Ctx) -> None:
         candidates = list(s.scalars(select(models.Outbox).where(
             models.Outbox.company_id == ctx.company_id, models.Outbox.kind == "note",
             models.Outbox.status == S.planned).order_by(models.Outbox.id).with_for_update(skip_locked=True)))
-        rows = [r for r in candidates if s.execute(
-            update(models.Outbox).where(models.Outbox.id == r.id, models.Outbox.status == S.planned)
-            .values(status=S.sending.value, updated_at=utcnow(), sending_at=utcnow(), attempts=(r.attempts or 0) + 1)
-            .execution_options(synchronize_session=False)).rowcount == 1]
+        rows = [r for r in candidates if outbox.claim(s, r)]
         if not rows:
             return
         rows.reverse()  # a customer's new lines newest first

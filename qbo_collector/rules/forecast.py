@@ -155,7 +155,7 @@ def forecast(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], t
 
 
 def _oldest_first(invoices: Sequence[model.Invoice]) -> list[tuple[model.Invoice, dt.date]]:
-    dated = [(i, planner.effective_due_date(i)[0]) for i in invoices if i.is_open and i.balance.amount > 0]
+    dated = [(i, planner.effective_due_date(i)[0]) for i in invoices if i.is_open]
     return sorted(((i, d) for i, d in dated if d is not None), key=lambda x: (x[1], x[0].id))
 
 

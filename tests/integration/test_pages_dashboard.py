@@ -78,14 +78,11 @@ def test_reminders_sent_and_followed_by_a_payment(seeded):
     assert sum(w[1] for w in r.weeks) == 2 and sum(w[2] for w in r.weeks) == 1
 
 
-def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
-    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
-    with seeded.reading() as s:
-        company = _company(s)
-        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
-        invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
-        links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
-            models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
+def _forecast_inputs(s, company) -> tuple[list[forecast.PaidRecord], list[model.Invoice]]:  # type: ignore[no-untyped-def]
+    """The mirror as ``rules.forecast`` takes it: paid records (last payment date) and open invoices."""
+    invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
+    links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
+        models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
     paid_on: dict[str, dt.date] = {}
     for invoice_id, day in links:
         paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
@@ -94,6 +91,15 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
     open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
                            total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
                            due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
+    return records, open_
+
+
+def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
+    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
+    with seeded.reading() as s:
+        company = _company(s)
+        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
+        records, open_ = _forecast_inputs(s, company)
     monday = TODAY - dt.timedelta(days=TODAY.weekday())
     expected: dict[int, Decimal] = defaultdict(Decimal)
     balances = {i.id: i.balance.amount for i in open_}
@@ -131,20 +137,10 @@ def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_dispute
     with seeded.reading() as s:
         company = _company(s)
         cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
-        invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
-        links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
-            models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
+        records, open_ = _forecast_inputs(s, company)
         pauses: dict[str, list] = defaultdict(list)
         for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
             pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
-    paid_on: dict[str, dt.date] = {}
-    for invoice_id, day in links:
-        paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
-    records = [forecast.PaidRecord(customer_id=i.customer_qbo_id, due_date=i.due_date, paid_on=paid_on[i.qbo_id])
-               for i in invoices if i.status == models.InvoiceStatus.paid]
-    open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
-                           total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
-                           due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
     parts = forecast.expected(open_, records, TODAY, pauses)
     monday = TODAY - dt.timedelta(days=TODAY.weekday())
     expected: dict[int, Decimal] = defaultdict(Decimal)
