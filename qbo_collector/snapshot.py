@@ -240,14 +240,24 @@ def history_entries(row: models.Outbox) -> list[rules.HistoryEntry]:
     # next-action dates count from the due time.
     at = max(row.sent_at or row.due_at, row.due_at)
     key = row.dedupe_key.removeprefix(DRY_PREFIX)
-    steps = (row.payload or {}).get("steps") or []
+    payload = row.payload or {}
+    # The day the planner decided it for: a text held until daytime moves its due_at, not this.
+    on = _iso_date(payload.get("on"))
+    steps = payload.get("steps") or []
     if steps:
-        return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at,  # type: ignore[arg-type]
+        return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at, on=on,  # type: ignore[arg-type]
                                    invoice_ids=frozenset({str(ref["invoice_id"])}), step=int(ref["step"]),
                                    repeat=int(ref.get("repeat", 0))) for ref in steps]
     amount = Money(Decimal(row.amount), row.currency or "USD") if row.kind == "fee" and row.amount is not None else None
-    return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at,  # type: ignore[arg-type]
+    return [rules.HistoryEntry(dedupe_key=key, kind=kind, at=at, on=on,  # type: ignore[arg-type]
                                invoice_ids=frozenset(row.invoice_ids or ()), amount=amount)]
+
+
+def _iso_date(value: object) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None:

@@ -46,6 +46,11 @@ Decisions where the issue is silent:
   whose steps fall due the same day all go out that day (one message each, or one
   statement when grouping is on), so one invoice's reminder never starves the others:
   a step blocked by the gap stays pending and goes out on the first day the gap allows.
+  A contact counts from the day it went out, and only what was planned *for today* is
+  exempt from the gap: a text planned yesterday and held until this morning blocks today's
+  steps like any contact of today. So a message that goes out late only ever delays what
+  follows, and the stored next-action dates (worked out as if it went out on time) stay
+  lower bounds.
 - A step whose message channels cannot reach the customer (no address, opted out) turns
   into an owner alert ("cannot be reached"), which counts as that step.
 - Fees are accounting entries, not contacts: they are charged on any day (not only send

@@ -166,7 +166,7 @@ def record(action: Action, *, at: dt.datetime | None = None) -> tuple[model.Hist
     if steps:
         return tuple(
             model.HistoryEntry(
-                dedupe_key=action.dedupe_key, kind=action.history_kind, at=when,
+                dedupe_key=action.dedupe_key, kind=action.history_kind, at=when, on=action.on,
                 invoice_ids=frozenset({ref.invoice_id}), step=ref.step, repeat=ref.repeat,
             )
             for ref in steps
@@ -174,7 +174,7 @@ def record(action: Action, *, at: dt.datetime | None = None) -> tuple[model.Hist
     amount = action.amount if isinstance(action, ChargeFee) else None
     return (
         model.HistoryEntry(
-            dedupe_key=action.dedupe_key, kind=action.history_kind, at=when,
+            dedupe_key=action.dedupe_key, kind=action.history_kind, at=when, on=action.on,
             invoice_ids=frozenset(action.invoice_ids), amount=amount,
         ),
     )

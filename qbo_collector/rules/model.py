@@ -136,6 +136,8 @@ class HistoryEntry:
     customer), fee, task, alert. ``step``/``repeat`` identify the reminder step of each
     invoice in ``invoice_ids``; ``amount`` is the fee charged. ``at`` is when it went
     out (UTC); a claimed-but-unsent row counts as done: the dedupe key is what matters.
+    ``on`` is the day the planner decided it for (its ``today``); the day of ``at`` is later
+    when the message went out late (a text held until daytime, a backlog). None: the day of ``at``.
     """
 
     dedupe_key: str
@@ -145,6 +147,7 @@ class HistoryEntry:
     step: int | None = None
     repeat: int = 0
     amount: money.Money | None = None
+    on: dt.date | None = None
 
 
 @_record

@@ -94,7 +94,7 @@ class _Inputs:
     contact_tz: str
     by_invoice: dict[str, list[model.HistoryEntry]]
     done: dict[str, dict[tuple[int, int], dt.date]] = dataclasses.field(default_factory=dict)
-    reminder_days: list[dt.date] | None = None  # sorted; built on first use
+    contacts: list[tuple[dt.date, dt.date]] | None = None  # (contact day, day planned for), sorted; built on first use
 
     @classmethod
     def build(cls, company: model.CompanyContext, customer: model.Customer, policy: policy_mod.Policy,
@@ -114,15 +114,15 @@ class _Inputs:
         by_invoice = dict(self.by_invoice)
         done = dict(self.done)
         copied: set[str] = set()
-        days = None if self.reminder_days is None else list(self.reminder_days)
+        contacts = None if self.contacts is None else list(self.contacts)
         for h in entries:
             for invoice_id in h.invoice_ids:
                 by_invoice[invoice_id] = [*by_invoice.get(invoice_id, ()), h]
             if h.kind != "reminder" and h.step is None:
                 continue
             day = calendar.local_date(h.at, self.contact_tz)
-            if days is not None and h.kind == "reminder":
-                bisect.insort(days, day)
+            if contacts is not None and h.kind == "reminder":
+                bisect.insort(contacts, (day, h.on or day))
             if h.step is None:
                 continue
             for invoice_id in h.invoice_ids:
@@ -135,7 +135,7 @@ class _Inputs:
                 key = (h.step, h.repeat)
                 steps[key] = min(day, steps.get(key, day))
         return _Inputs(self.company, self.customer, self.policy, self.history + tuple(entries), self.pauses,
-                       self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, days)
+                       self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, contacts)
 
     def pauses_of(self, invoice_id: str) -> list[model.Pause]:
         return [p for p in self.pauses if model.covers(p, invoice_id)]
@@ -150,17 +150,29 @@ class _Inputs:
             done = self.done[invoice_id] = _done_steps(self.entries_of(invoice_id), self.contact_tz)
         return done
 
+    def _contacts(self) -> list[tuple[dt.date, dt.date]]:
+        contacts = self.contacts
+        if contacts is None:
+            contacts = self.contacts = sorted(_contact(h, self.contact_tz) for h in self.history if h.kind == "reminder")
+        return contacts
+
     def last_contact(self, today: dt.date) -> dt.date | None:
-        days = self.reminder_days
-        if days is None:
-            days = self.reminder_days = sorted(calendar.local_date(h.at, self.contact_tz) for h in self.history
-                                               if h.kind == "reminder")
-        n = bisect.bisect_right(days, today)
-        return days[n - 1] if n else None
+        contacts = self._contacts()
+        n = bisect.bisect_right(contacts, (today, dt.date.max))
+        return contacts[n - 1][0] if n else None
 
     def gap_allows(self, today: dt.date) -> bool:
-        last = self.last_contact(today)
-        return last is None or last == today or (today - last).days >= self.policy.min_gap_days
+        """The minimum gap since the customer's last contact has passed, that contact's own day aside.
+
+        What was planned for today goes out together (several invoices' steps, one day); a
+        contact planned for an earlier day that went out today (a text held overnight) counts.
+        """
+        contacts = self._contacts()
+        for n in range(bisect.bisect_right(contacts, (today, dt.date.max)) - 1, -1, -1):
+            day, planned = contacts[n]
+            if planned != today:
+                return (today - day).days >= self.policy.min_gap_days
+        return True
 
     def contact_at(self, day: dt.date) -> dt.datetime:
         return calendar.local_instant(day, self.policy.send_window, self.contact_tz)
@@ -178,6 +190,11 @@ class _Inputs:
 def _below_minimum(invoice: model.Invoice, policy: policy_mod.Policy) -> bool:
     minimum = policy.min_balance.get(invoice.balance.currency)
     return minimum is not None and invoice.balance.amount < minimum
+
+
+def _contact(h: model.HistoryEntry, tz: str) -> tuple[dt.date, dt.date]:
+    day = calendar.local_date(h.at, tz)
+    return day, h.on or day
 
 
 def _done_steps(entries: Sequence[model.HistoryEntry], tz: str) -> dict[tuple[int, int], dt.date]:

@@ -41,6 +41,24 @@ def test_what_the_outbox_stores_reads_back_as_the_history_that_stops_a_second_pl
     assert f.plan(today=TODAY, pol=pol, history=history) == []
 
 
+def test_a_row_held_until_the_next_morning_is_read_back_as_planned_for_its_own_day() -> None:
+    """A text waiting for daytime gets a later due_at; the planner must still see the day it was decided for."""
+    rows = _rows(f.plan(today=TODAY, pol=f.policy("firm")))
+    stored = [_stored(r) for r in rows]
+    for row in stored:
+        row.due_at = row.sent_at = row.due_at + dt.timedelta(hours=20)
+    history = [h for row in stored for h in snapshot.history_entries(row)]
+    assert history and {h.on for h in history} == {TODAY}
+    assert all(h.at.date() > TODAY for h in history)
+    no_day = snapshot.history_entries(models.Outbox(**{**_columns(stored[0]), "payload": {"on": "not a day"}}))
+    assert [h.on for h in no_day] == [None]  # a damaged payload: counted from the day it went out
+
+
+def _columns(row: models.Outbox) -> dict[str, object]:
+    return {c: getattr(row, c) for c in ("id", "company_id", "dedupe_key", "kind", "channel", "status",
+                                         "customer_qbo_id", "invoice_ids", "step", "due_at", "sent_at", "reason")}
+
+
 def test_dry_run_rows_carry_a_prefix_that_the_history_takes_off() -> None:
     actions = f.plan(today=TODAY, pol=f.policy("firm"))
     rows = _rows(actions, dry=True)

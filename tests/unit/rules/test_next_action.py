@@ -80,6 +80,29 @@ def test_next_action_date_never_later_than_what_the_planner_does() -> None:
             stored = nad(inv, today=day + dt.timedelta(days=1), pol=pol, history=tuple(history))
 
 
+def test_a_message_gone_out_after_midnight_delays_the_next_step_alike_for_the_indexed_run_and_a_full_plan() -> None:
+    """Tuesday's step goes out at 5:00 on Wednesday in the customer's zone (held up 20 hours); the stored
+    date was worked out as if it went out on Tuesday. Both runs must wait for the gap from Wednesday."""
+    co = company(time_zone="America/Los_Angeles", country="US")
+    kwargs = dict(company=co, invoices=[invoice(due_date=D(2026, 1, 18), txn_date=D(2025, 12, 19))],
+                  customer=customer(has_phone=False), policy=policy("france_b2b", min_gap_days=2))
+    history: list[rules.HistoryEntry] = []
+    stored: dict[str, dt.date | None] = {"i1": D(2026, 3, 3)}
+    sent = []
+    for n in range(8):
+        day = D(2026, 3, 3) + dt.timedelta(days=n)
+        full = rules.plan(**kwargs, history=history, today=day)  # type: ignore[arg-type]
+        focus = {i for i, d in stored.items() if d is not None and d <= day}
+        indexed, dates = rules.plan_and_next(**kwargs, history=history, today=day, focus=focus)  # type: ignore[arg-type]
+        assert indexed == full, day
+        for a in indexed:
+            late = isinstance(a, rules.SendReminder)
+            history.extend(rules.record(a, at=a.due_at + dt.timedelta(hours=20 if late else 0)))
+            sent.extend([(day, a.template_key)] if late else [])
+        stored.update(dates)
+    assert sent == [(D(2026, 3, 3), "reminder_overdue_firm"), (D(2026, 3, 6), "reminder_final")]
+
+
 DUE_TODAY = invoice(id="a", due_date=D(2026, 4, 1))
 DUE_LATER = invoice(id="b", txn_date=D(2026, 4, 20), due_date=D(2026, 5, 20))  # next action 18 May
 PROMISE = rules.Promise(made_on=D(2026, 4, 2), until=D(2026, 4, 15), amount=money(500),

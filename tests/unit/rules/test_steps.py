@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -190,6 +191,38 @@ def test_gap_counts_from_the_last_contact_in_history() -> None:
                                  at=dt.datetime(2026, 3, 30, 13, tzinfo=dt.timezone.utc), invoice_ids=frozenset({"old"}), step=0)
     assert plan(today=D(2026, 4, 1), pol=pol, cust=EMAIL_ONLY, history=[earlier]) == []
     assert len(plan(today=D(2026, 4, 2), pol=pol, cust=EMAIL_ONLY, history=[earlier])) == 1
+
+
+LOS_ANGELES = customer(has_phone=False, time_zone="America/Los_Angeles")
+
+
+def _contact(planned: dt.date, at: dt.datetime) -> rules.HistoryEntry:
+    return rules.HistoryEntry(dedupe_key=f"r1:reminder:old:step0:{planned}", kind="reminder", at=at,
+                              invoice_ids=frozenset({"old"}), step=0, on=planned)
+
+
+@pytest.mark.parametrize(
+    ("contact", "gap", "sent"),
+    [
+        pytest.param(_contact(D(2026, 3, 31), dt.datetime(2026, 4, 1, 15, 5, tzinfo=dt.timezone.utc)), 2, False,
+                     id="planned yesterday, went out this morning (a text held overnight): today's step waits"),
+        pytest.param(_contact(D(2026, 3, 31), dt.datetime(2026, 4, 1, 15, 5, tzinfo=dt.timezone.utc)), 0, True,
+                     id="the same without a minimum gap: today's step goes out"),
+        pytest.param(_contact(D(2026, 4, 1), dt.datetime(2026, 4, 1, 16, tzinfo=dt.timezone.utc)), 2, True,
+                     id="planned for today (another invoice's step, an earlier run): goes out together"),
+        pytest.param(_contact(D(2026, 3, 31), dt.datetime(2026, 3, 31, 16, tzinfo=dt.timezone.utc)), 1, True,
+                     id="planned and sent yesterday, a gap of one day: today is allowed"),
+        pytest.param(_contact(D(2026, 3, 31), dt.datetime(2026, 4, 1, 6, 30, tzinfo=dt.timezone.utc)), 1, True,
+                     id="sent at 23:30 yesterday in the customer's zone (06:30 UTC today): counts as yesterday"),
+        pytest.param(dataclasses.replace(_contact(D(2026, 3, 31), dt.datetime(2026, 4, 1, 15, 5, tzinfo=dt.timezone.utc)),
+                                         on=None), 2, True,
+                     id="an entry without its planned day is taken as planned for the day it went out"),
+    ],
+)
+def test_the_gap_counts_a_late_contact_on_the_day_it_went_out(contact: rules.HistoryEntry, gap: int, sent: bool) -> None:
+    pol = simple(steps=[{"offset_days": 0, "template": "reminder_due_today"}], min_gap_days=gap)
+    actions = plan(today=D(2026, 4, 1), pol=pol, cust=LOS_ANGELES, history=[contact])
+    assert [a.dedupe_key for a in actions] == (["r1:reminder:i1:step0:email"] if sent else [])
 
 
 def test_statement_groups_all_open_invoices_in_one_message() -> None:
