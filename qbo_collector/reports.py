@@ -54,7 +54,10 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
     """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net.
 
     As of ``on``: invoices dated after it are left out (QuickBooks' aging does the same), and for
-    a past day what payments dated after it paid is added back to the invoices they paid."""
+    a past day what payments dated after it paid is added back to the invoices they paid. Credits
+    are those of the credit memos and payments dated by ``on``, with what is left of them today (a
+    credit applied by a payment dated later is not added back: the mirror keeps only the links from
+    payments to invoices)."""
     inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
     with db.session() as s:
         company = s.execute(select(models.Company.id, models.Company.currency)
@@ -96,7 +99,8 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
             currency = func.coalesce(table.currency, company.currency)
             for code, amount in s.execute(
                     select(currency, func.sum(column))
-                    .where(table.company_id == company_id, table.deleted.is_(False), column > 0).group_by(currency)):
+                    .where(table.company_id == company_id, table.deleted.is_(False), column > 0,
+                           or_(table.txn_date.is_(None), table.txn_date <= on)).group_by(currency)):
                 credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
     totals: dict[str, dict[str, Decimal]] = {}
     for currency, name, amount in rows:

@@ -49,6 +49,20 @@ def expected_at(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # t
     return out
 
 
+def credits_at(sb, realm: str, on: date) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
+    """Unused credit of the credit memos and payments dated by ``on`` (the generator applies a credit
+    memo, when it does, by a payment of the same day, so what is left of it now is what was left then)."""
+    company = sb.intuit.companies[realm]
+    credits: dict[str, Decimal] = {}
+    for entity, field in (("CreditMemo", "Balance"), ("Payment", "UnappliedAmt")):
+        for row in sb.intuit.entities(realm, entity):
+            if date.fromisoformat(row["TxnDate"]) > on:
+                continue
+            code = row.get("CurrencyRef", {}).get("value") or company.currency
+            credits[code] = credits.get(code, Decimal(0)) + Decimal(str(row.get(field) or 0))
+    return credits
+
+
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, settings_factory, db, vault, language):  # type: ignore[no-untyped-def]
     realm = sandbox_realms[language]
@@ -74,13 +88,7 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
     for customer in sandbox.intuit.entities(realm, "Customer"):
         code = customer.get("CurrencyRef", {}).get("value") or company.currency
         balances[code] = balances.get(code, Decimal(0)) + Decimal(str(customer.get("Balance") or 0))
-    credits: dict[str, Decimal] = {}
-    for memo in sandbox.intuit.entities(realm, "CreditMemo"):
-        code = memo.get("CurrencyRef", {}).get("value") or company.currency
-        credits[code] = credits.get(code, Decimal(0)) + Decimal(str(memo.get("Balance") or 0))
-    for payment in sandbox.intuit.entities(realm, "Payment"):
-        code = payment.get("CurrencyRef", {}).get("value") or company.currency
-        credits[code] = credits.get(code, Decimal(0)) + Decimal(str(payment.get("UnappliedAmt") or 0))
+    credits = credits_at(sandbox, realm, on)
     assert any(credits.values())                                     # the generator leaves unused credit
     for currency, got in report["currencies"].items():
         assert Decimal(got["credits"]) == credits.get(currency, 0), currency
@@ -92,6 +100,10 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
         assert want_then != want
         for currency, per in want_then.items():
             assert {b: Decimal(then[currency][b]) for b in BUCKETS} == per, (days, currency)
+        credits_then = credits_at(sandbox, realm, past)
+        assert credits_then != credits                               # credit memos and payments came since
+        for currency, got in then.items():
+            assert Decimal(got["credits"]) == credits_then.get(currency, 0), (days, currency)
     later = reports.aging(db, realm, on + timedelta(days=400))       # everything open is then 90+
     for currency, got in later["currencies"].items():
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
