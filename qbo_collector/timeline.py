@@ -146,6 +146,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "sms.opt_out": N_("%(name)s (%(number)s) replied “%(body)s”: no more texts."),
     "sms.opt_in": N_("%(name)s (%(number)s) opted back in to texts."),
     "sms.help": N_("%(name)s (%(number)s) asked for help by text."),
+    "email.address_changed": N_("The email address of %(name)s changed in QuickBooks to %(address)s: "
+                                "reminders by email resume."),
+    "sms.number_changed": N_("The phone number of %(name)s changed in QuickBooks to %(number)s: texts resume."),
     "sms.reply": N_("%(name)s replied: “%(body)s”"),
     "sms.reply.unknown": N_("Text from unknown number %(number)s: “%(body)s”"),
     # owner alerts the program writes itself (the engine's alerts carry its reason)

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -216,12 +216,80 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
         live.append(mapped.values)
         if mapped.links is not None:
             links[mapped.values["qbo_id"]] = mapped.links
+    stopped = _stopped(s, company_id, live) if stream.table == "customer" else {}
     written = upsert(s, stream.table, company_id, live, now, keep=keep)
+    if stopped:
+        recheck_stops(s, company_id, stopped, now)
     replace_links(s, company_id, links)
     deleted = mark_deleted(s, stream.table, company_id, gone, now)
     summary.add(stream.entity, written=written, deleted=len(gone))
     del deleted
     return written + len(gone)
+
+
+_CONTACT_COLUMNS = ("email", "phone", "mobile", "country")
+
+
+def _stopped(s: Session, company_id: int, rows: list[dict[str, Any]]) -> dict[str, Row[Any]]:
+    """The page's customers whose email or texts are stopped, with their contact columns before the page."""
+    c = models.Customer
+    ids = sorted({r["qbo_id"] for r in rows})
+    found: dict[str, Row[Any]] = {}
+    for start in range(0, len(ids), 500):
+        for row in s.execute(select(c.qbo_id, *(getattr(c, n) for n in _CONTACT_COLUMNS))
+                             .where(c.company_id == company_id, c.qbo_id.in_(ids[start:start + 500]),
+                                    or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None)))):
+            found[row.qbo_id] = row
+    return found
+
+
+def recheck_stops(s: Session, company_id: int, before: Mapping[str, Row[Any]], now: datetime) -> None:
+    """A stopped email or phone replaced in QuickBooks (the usual answer to a bounce) starts again.
+
+    A stop belongs to an address (``ContactBlock``, for every company); the customer's flag says
+    its current address is stopped. When the sync brings another address, the flag is worked out
+    again from the blocks of the new one: cleared (with a timeline line) unless it is stopped too.
+    The same number written differently stays stopped: numbers are compared in E.164."""
+    from qbo_collector import snapshot, timeline
+    from qbo_collector.dispatch import outbox
+
+    c, block = models.Customer, models.ContactBlock
+    company = s.get(models.Company, company_id)
+    assert company is not None
+    for customer in s.scalars(select(c).where(c.company_id == company_id, c.qbo_id.in_(sorted(before)))
+                              .order_by(c.qbo_id).execution_options(populate_existing=True)):
+        old = before[customer.qbo_id]
+        if customer.email_stopped and _changed_email(old.email, customer.email):
+            addresses = [a.lower() for a in snapshot.email_addresses(customer.email)]
+            reasons = dict(s.execute(select(block.address, block.reason).where(
+                block.channel == "email", block.address.in_(addresses or [""]))).all())
+            still = reasons[addresses[0]] if addresses and all(a in reasons for a in addresses) else None
+            if still is None and addresses:
+                outbox.activity(s, company_id, "email.address_changed", timeline.text(
+                    "email.address_changed", name=customer.display_name, address=customer.email or ""),
+                    customer_id=customer.qbo_id, at=now)
+                _log.info("customer %s of company %s: new email address, email resumes", customer.qbo_id, company_id)
+            customer.email_stopped = still
+        if customer.sms_stopped and any(getattr(old, n) != getattr(customer, n) for n in ("phone", "mobile", "country")):
+            was = models.Customer(qbo_id=customer.qbo_id, **{n: getattr(old, n) for n in _CONTACT_COLUMNS})
+            number = snapshot.phone_e164(company, customer)
+            if number == snapshot.phone_e164(company, was):
+                continue  # the same number, written another way
+            still = s.scalar(select(block.reason).where(block.channel == "sms", block.address == number)) \
+                if number else None
+            if still is None and number:
+                outbox.activity(s, company_id, "sms.number_changed", timeline.text(
+                    "sms.number_changed", name=customer.display_name, number=number),
+                    customer_id=customer.qbo_id, at=now)
+                _log.info("customer %s of company %s: new phone number, texts resume", customer.qbo_id, company_id)
+            customer.sms_stopped = still
+
+
+def _changed_email(before: str | None, after: str | None) -> bool:
+    def norm(raw: str | None) -> list[str]:
+        from qbo_collector import snapshot
+        return sorted(a.lower() for a in snapshot.email_addresses(raw))
+    return norm(before) != norm(after)
 
 
 def customers_touched(s: Session, table_name: str, company_id: int, rows: list[Any]) -> set[str]:

@@ -149,3 +149,63 @@ def test_a_catch_up_with_a_wide_overlap_finds_a_change_hidden_behind_the_cursor(
     caught = _sync(settings, db, vault, realm, overlap=timedelta(days=1))
     assert caught.api_calls == 1 and caught.written["Payment"] >= 1    # (and whatever else changed that day)
     support.assert_mirror_equals_source(db, sb, realm)
+
+
+def test_a_stopped_address_replaced_in_quickbooks_starts_again_and_the_same_one_stays_stopped(
+        fresh_sandbox, settings_factory, db, vault):
+    """A bounce stops an address, a STOP a number; the business fixes the customer in QuickBooks.
+    A new address or number is worked out again from its own blocks: free → reminders resume, with a
+    line on the timeline; itself stopped → still stopped; the same number written differently → still
+    stopped; a customer nobody stopped is left alone."""
+    from qbo_collector import snapshot
+    from qbo_collector.dispatch import run as dispatch_run
+
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+        mine = select(models.Customer).where(models.Customer.company_id == company.id).order_by(models.Customer.id)
+        texted = s.scalars(mine.where(models.Customer.mobile.is_not(None))).all()[:2]
+        mailed = [c for c in s.scalars(mine.where(models.Customer.email.is_not(None))) if c not in texted][:4]
+        fixed, moved, other, untouched = mailed
+        renumbered, same = texted
+        mirrored = [fixed, moved, other, renumbered, same, untouched]
+        numbers = {c.qbo_id: snapshot.phone_e164(company, c) for c in (renumbered, same)}
+        for c in (fixed, moved):
+            dispatch_run.block_contact(s, "email", c.email, "bounce")
+        dispatch_run.block_contact(s, "email", "already@bounced.example", "spamreport")
+        for c in (renumbered, same):
+            dispatch_run.block_contact(s, "sms", numbers[c.qbo_id], "stop")
+            c.sms_stopped = "stop"
+        dispatch_run.block_contact(s, "email", other.email, "unsubscribe")
+        ids = {name: c.qbo_id for name, c in zip(("fixed", "moved", "other", "renumbered", "same", "untouched"),
+                                                  mirrored)}
+        same_digits = "".join(ch for ch in same.mobile if ch.isdigit())
+    sb.intuit.update(realm, "Customer", ids["fixed"], PrimaryEmailAddr={"Address": "accounts.payable@fixed.example"})
+    sb.intuit.update(realm, "Customer", ids["moved"], PrimaryEmailAddr={"Address": "Already@Bounced.example"})
+    sb.intuit.update(realm, "Customer", ids["other"], Notes="Call before noon")     # its address unchanged
+    sb.intuit.update(realm, "Customer", ids["renumbered"], Mobile={"FreeFormNumber": "+1 415 555 0199"})
+    sb.intuit.update(realm, "Customer", ids["same"], Mobile={"FreeFormNumber": same_digits})
+    sb.intuit.update(realm, "Customer", ids["untouched"], PrimaryEmailAddr={"Address": "new@untouched.example"})
+    _sync(settings, db, vault, realm)
+
+    with db.session() as s:
+        got = {name: s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
+                                                            models.Customer.qbo_id == qbo_id))
+               for name, qbo_id in ids.items()}
+        assert got["fixed"].email == "accounts.payable@fixed.example" and got["fixed"].email_stopped is None
+        assert got["moved"].email_stopped == "spamreport"            # the new address is stopped too
+        assert got["other"].email_stopped == "unsubscribe"           # nothing about its address changed
+        assert got["renumbered"].sms_stopped is None
+        assert got["same"].mobile == same_digits and got["same"].sms_stopped == "stop"
+        assert got["untouched"].email_stopped is None and got["untouched"].sms_stopped is None
+        lines = s.execute(select(models.Activity.customer_qbo_id, models.Activity.kind, models.Activity.message_key,
+                                 models.Activity.message)
+                          .where(models.Activity.company_id == company.id,
+                                 models.Activity.kind.in_(["email.address_changed", "sms.number_changed"]))
+                          .order_by(models.Activity.id)).all()
+    assert [(c, k) for c, k, _key, _m in lines] == [(ids["fixed"], "email.address_changed"),
+                                                    (ids["renumbered"], "sms.number_changed")]
+    assert "accounts.payable@fixed.example" in lines[0].message and "+14155550199" in lines[1].message
