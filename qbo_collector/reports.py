@@ -55,9 +55,8 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
 
     As of ``on``: invoices dated after it are left out (QuickBooks' aging does the same), and for
     a past day what payments dated after it paid is added back to the invoices they paid. Credits
-    are those of the credit memos and payments dated by ``on``, with what is left of them today (a
-    credit applied by a payment dated later is not added back: the mirror keeps only the links from
-    payments to invoices)."""
+    are those of the credit memos and payments dated by ``on``: what is left of them today, plus, for
+    a credit memo, what payments dated after ``on`` used of it."""
     inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
     with db.session() as s:
         company = s.execute(select(models.Company.id, models.Company.currency)
@@ -83,8 +82,9 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
             .group_by(inv.currency, bucket)
         ).all()
         # a past day: what was still owed then = today's balance + what payments dated after it paid
-        if s.scalar(select(func.count()).where(pay.company_id == company_id, pay.deleted.is_(False),
-                                               pay.txn_date > on)):
+        paid_since = s.scalar(select(func.count()).where(pay.company_id == company_id, pay.deleted.is_(False),
+                                                         pay.txn_date > on))
+        if paid_since:
             link = models.PaymentLink
             rows += s.execute(
                 select(inv.currency, bucket, func.sum(link.amount))
@@ -101,6 +101,17 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
                     select(currency, func.sum(column))
                     .where(table.company_id == company_id, table.deleted.is_(False), column > 0,
                            or_(table.txn_date.is_(None), table.txn_date <= on)).group_by(currency)):
+                credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
+        if paid_since:  # and the credit those payments used of memos dated by then
+            used = models.CreditMemoLink
+            currency = func.coalesce(memo.currency, company.currency)
+            for code, amount in s.execute(
+                    select(currency, func.sum(used.amount))
+                    .join(memo, and_(memo.company_id == used.company_id, memo.qbo_id == used.credit_memo_qbo_id))
+                    .join(pay, and_(pay.company_id == used.company_id, pay.qbo_id == used.payment_qbo_id))
+                    .where(used.company_id == company_id, memo.deleted.is_(False),
+                           or_(memo.txn_date.is_(None), memo.txn_date <= on), pay.deleted.is_(False), pay.txn_date > on)
+                    .group_by(currency)):
                 credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
     totals: dict[str, dict[str, Decimal]] = {}
     for currency, name, amount in rows:

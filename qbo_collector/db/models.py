@@ -230,6 +230,23 @@ class PaymentLink(Base):
     amount: Mapped[Decimal]
 
 
+class CreditMemoLink(Base):
+    """Which credit memos a payment used, and how much of each (Payment.Line[].LinkedTxn of type
+    CreditMemo: QuickBooks applies a credit memo to an invoice through a payment)."""
+
+    __tablename__ = "credit_memo_link"
+    __table_args__ = (
+        UniqueConstraint("company_id", "payment_qbo_id", "credit_memo_qbo_id"),
+        Index("ix_credit_memo_link_memo", "company_id", "credit_memo_qbo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    payment_qbo_id: Mapped[str] = mapped_column(String(32))
+    credit_memo_qbo_id: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal]
+
+
 class CreditMemo(_Mirrored, Base):
     __tablename__ = "credit_memo"
     __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)

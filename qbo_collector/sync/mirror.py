@@ -29,6 +29,10 @@ TABLES: dict[str, Table] = {
     "credit_memo": models.CreditMemo.__table__,  # type: ignore[dict-item]
 }
 LINKS: Table = models.PaymentLink.__table__  # type: ignore[assignment]
+MEMO_LINKS: Table = models.CreditMemoLink.__table__  # type: ignore[assignment]
+# a payment's links: the invoices it paid, the credit memos it used (table, column of the other Id)
+LINK_TABLES: dict[str, tuple[Table, str]] = {"payment_link": (LINKS, "invoice_qbo_id"),
+                                             "credit_memo_link": (MEMO_LINKS, "credit_memo_qbo_id")}
 BALANCE_TABLES = ("invoice", "payment", "credit_memo")  # the tables a customer's balance is derived from
 KEY = ("company_id", "qbo_id")
 _log = logging.getLogger("qbo_collector.sync")
@@ -76,8 +80,7 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
 def _pg_multi_insert(conn: Any, table_name: str, names: list[str], rows: list[list[Any]], suffix: str) -> None:
     """One ``INSERT … SELECT FROM unnest(column arrays)``: the statement text does not depend on the
     page's size, so PostgreSQL parses and plans it once, and each column travels as one array."""
-    table = TABLES.get(table_name) if table_name != "payment_link" else LINKS
-    assert table is not None
+    table = TABLES[table_name] if table_name in TABLES else LINK_TABLES[table_name][0]
     # VARCHAR without its length: an explicit cast would silently cut a long value; the
     # column's own length check then applies, as for any INSERT.
     types = [re.sub(r"\(\d+\)", "", table.c[n].type.compile(dialect=conn.dialect)) for n in names]
@@ -128,8 +131,9 @@ def mark_deleted(s: Session, table_name: str, company_id: int, qbo_ids: Iterable
     result = s.connection().execute(update(table).where(table.c.company_id == company_id, table.c.qbo_id.in_(ids))
                                     .values(**values))
     if table_name == "payment":
-        s.connection().execute(delete(LINKS).where(LINKS.c.company_id == company_id,
-                                                   LINKS.c.payment_qbo_id.in_(ids)))
+        for links, _column in LINK_TABLES.values():
+            s.connection().execute(delete(links).where(links.c.company_id == company_id,
+                                                       links.c.payment_qbo_id.in_(ids)))
     return int(result.rowcount or 0)
 
 
@@ -143,28 +147,32 @@ def mark_unseen_deleted(s: Session, table_name: str, company_id: int, seen_since
         table.c.company_id == company_id, table.c.deleted.is_(False), table.c.synced_at < seen_since).values(**values))
     if table_name == "payment" and result.rowcount:
         gone = select(table.c.qbo_id).where(table.c.company_id == company_id, table.c.deleted.is_(True))
-        s.connection().execute(delete(LINKS).where(LINKS.c.company_id == company_id,
-                                                   LINKS.c.payment_qbo_id.in_(gone)))
+        for links, _column in LINK_TABLES.values():
+            s.connection().execute(delete(links).where(links.c.company_id == company_id,
+                                                       links.c.payment_qbo_id.in_(gone)))
     return int(result.rowcount or 0)
 
 
-def replace_links(s: Session, company_id: int, links: Mapping[str, Mapping[str, Decimal]]) -> None:
-    """Payment → invoices it paid: the payments' links are replaced by what QBO says now."""
+def replace_links(s: Session, company_id: int, links: Mapping[str, Mapping[str, Decimal]],
+                  table_name: str = "payment_link") -> None:
+    """Payment → invoices it paid (or, with ``table_name="credit_memo_link"``, credit memos it used):
+    the payments' links are replaced by what QBO says now."""
     if not links:
         return
+    table, column = LINK_TABLES[table_name]
     conn = s.connection()
-    conn.execute(delete(LINKS).where(LINKS.c.company_id == company_id, LINKS.c.payment_qbo_id.in_(sorted(links))))
-    params = [{"company_id": company_id, "payment_qbo_id": payment, "invoice_qbo_id": invoice, "amount": amount}
-              for payment, per_invoice in links.items() for invoice, amount in per_invoice.items() if amount != 0]
+    conn.execute(delete(table).where(table.c.company_id == company_id, table.c.payment_qbo_id.in_(sorted(links))))
+    params = [{"company_id": company_id, "payment_qbo_id": payment, column: other, "amount": amount}
+              for payment, per_txn in links.items() for other, amount in per_txn.items() if amount != 0]
     if not params:
         return
     if conn.dialect.name == "postgresql":
-        amount = LINKS.c.amount.type._cached_bind_processor(conn.dialect)
-        _pg_multi_insert(conn, "payment_link", ["company_id", "payment_qbo_id", "invoice_qbo_id", "amount"],
-                         [[p["company_id"], p["payment_qbo_id"], p["invoice_qbo_id"], amount(p["amount"])]
+        amount = table.c.amount.type._cached_bind_processor(conn.dialect)
+        _pg_multi_insert(conn, table_name, ["company_id", "payment_qbo_id", column, "amount"],
+                         [[p["company_id"], p["payment_qbo_id"], p[column], amount(p["amount"])]
                           for p in params], "")
     else:
-        conn.execute(insert(LINKS), params)
+        conn.execute(insert(table), params)
 
 
 def cursor(s: Session, company_id: int, entity: str, *, lock: bool = False) -> models.SyncCursor:
@@ -198,6 +206,7 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
     live: list[dict[str, Any]] = []
     gone: list[str] = []
     links: dict[str, dict[str, Decimal]] = {}
+    memo_links: dict[str, dict[str, Decimal]] = {}
     for raw in rows:
         if isinstance(raw, dict) and str(raw.get("status", "")).lower() == "deleted" and raw.get("Id"):
             gone.append(str(raw["Id"]))
@@ -216,11 +225,14 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
         live.append(mapped.values)
         if mapped.links is not None:
             links[mapped.values["qbo_id"]] = mapped.links
+        if mapped.memo_links is not None:
+            memo_links[mapped.values["qbo_id"]] = mapped.memo_links
     stopped = _stopped(s, company_id, live) if stream.table == "customer" else {}
     written = upsert(s, stream.table, company_id, live, now, keep=keep)
     if stopped:
         recheck_stops(s, company_id, stopped, now)
     replace_links(s, company_id, links)
+    replace_links(s, company_id, memo_links, "credit_memo_link")
     deleted = mark_deleted(s, stream.table, company_id, gone, now)
     summary.add(stream.entity, written=written, deleted=len(gone))
     del deleted

@@ -46,10 +46,12 @@ class Context:
 
 @dataclass(frozen=True, kw_only=True)
 class Mapped:
-    """One mirror row (column → value) and, for payments, its invoice links (invoice Id → amount)."""
+    """One mirror row (column → value) and, for payments, its invoice links (invoice Id → amount)
+    and the credit memos it used (credit memo Id → amount)."""
 
     values: dict[str, Any]
     links: dict[str, Decimal] | None = None
+    memo_links: dict[str, Decimal] | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -299,14 +301,15 @@ def invoice_row(row: dict[str, Any], ctx: Context) -> Mapped:
     }, warnings=tuple(warnings))
 
 
-def payment_links(row: Mapping[str, Any]) -> dict[str, Decimal]:
-    """Invoice Id → amount this payment applied to it (lines to one invoice are summed)."""
+def payment_links(row: Mapping[str, Any], txn_type: str = "Invoice") -> dict[str, Decimal]:
+    """Invoice Id → amount this payment applied to it (lines to one invoice are summed); with
+    ``txn_type="CreditMemo"``, credit memo Id → amount of it the payment used."""
     links: dict[str, Decimal] = {}
     for line in row.get("Line") or ():
         if not isinstance(line, Mapping):
             continue
         for linked in line.get("LinkedTxn") or ():
-            if isinstance(linked, Mapping) and linked.get("TxnType") == "Invoice" and linked.get("TxnId"):
+            if isinstance(linked, Mapping) and linked.get("TxnType") == txn_type and linked.get("TxnId"):
                 amount = _amount(line, "Amount")
                 assert amount is not None
                 key = str(linked["TxnId"])
@@ -322,7 +325,7 @@ def payment_row(row: dict[str, Any], ctx: Context) -> Mapped:
         "total": _amount(row, "TotalAmt"),
         "unapplied": _amount(row, "UnappliedAmt"),
         "currency": _currency(row, ctx, warnings),
-    }, links=payment_links(row), warnings=tuple(warnings))
+    }, links=payment_links(row), memo_links=payment_links(row, "CreditMemo"), warnings=tuple(warnings))
 
 
 def credit_memo_row(row: dict[str, Any], ctx: Context) -> Mapped:

@@ -49,17 +49,25 @@ def expected_at(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # t
     return out
 
 
-def credits_at(sb, realm: str, on: date) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
-    """Unused credit of the credit memos and payments dated by ``on`` (the generator applies a credit
-    memo, when it does, by a payment of the same day, so what is left of it now is what was left then)."""
+def credits_at(sb, realm: str, on: date, used_since: bool = True) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
+    """Unused credit, as of ``on``, of the credit memos and payments dated by then: what is left of
+    them now, plus (``used_since``) what payments dated later used of a credit memo."""
     company = sb.intuit.companies[realm]
+    used_later: dict[str, Decimal] = {}
+    for payment in sb.intuit.entities(realm, "Payment"):
+        if used_since and date.fromisoformat(payment["TxnDate"]) > on:
+            for line in payment.get("Line") or ():
+                for linked in line.get("LinkedTxn") or ():
+                    if linked["TxnType"] == "CreditMemo":
+                        used_later[linked["TxnId"]] = used_later.get(linked["TxnId"], Decimal(0)) + Decimal(str(line["Amount"]))
     credits: dict[str, Decimal] = {}
     for entity, field in (("CreditMemo", "Balance"), ("Payment", "UnappliedAmt")):
         for row in sb.intuit.entities(realm, entity):
             if date.fromisoformat(row["TxnDate"]) > on:
                 continue
             code = row.get("CurrencyRef", {}).get("value") or company.currency
-            credits[code] = credits.get(code, Decimal(0)) + Decimal(str(row.get(field) or 0))
+            left = Decimal(str(row.get(field) or 0)) + (used_later.get(row["Id"], Decimal(0)) if entity == "CreditMemo" else 0)
+            credits[code] = credits.get(code, Decimal(0)) + left
     return credits
 
 
@@ -109,6 +117,64 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
 
 
+def test_a_credit_memo_used_after_the_day_counts_as_credit_on_that_day(fresh_sandbox, settings_factory, db, vault):
+    """A credit memo of 20 days ago, used 5 days ago on an invoice: 10 days ago, the invoice owed that
+    much more and the customer had that much more credit. Both come back in the aging of that day."""
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    today = sb.intuit.companies[realm].today(sb.clock.now())
+    invoice = next(i for i in sb.intuit.entities(realm, "Invoice")
+                   if i["Balance"] > 100 and date.fromisoformat(i["TxnDate"]) < today - timedelta(days=30))
+    customer = invoice["CustomerRef"]["value"]
+    item = next(i for i in sb.intuit.entities(realm, "Item") if i["Name"] == "Services")
+    memo = sb.intuit.create(realm, "CreditMemo", {
+        "CustomerRef": {"value": customer}, "TxnDate": (today - timedelta(days=20)).isoformat(),
+        "Line": [{"Amount": 100, "DetailType": "SalesItemLineDetail",
+                  "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": 100}}]})
+    sb.intuit.create(realm, "Payment", {
+        "CustomerRef": {"value": customer}, "TotalAmt": 0, "TxnDate": (today - timedelta(days=5)).isoformat(),
+        "Line": [{"Amount": 60, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]},
+                 {"Amount": 60, "LinkedTxn": [{"TxnId": memo["Id"], "TxnType": "CreditMemo"}]}]})
+    assert run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED).ok
+    support.assert_mirror_equals_source(db, sb, realm)                  # the memo's use is mirrored
+    currency = invoice["CurrencyRef"]["value"]
+    past = today - timedelta(days=10)
+    then = reports.aging(db, realm, past)["currencies"][currency]
+    now = reports.aging(db, realm, today)["currencies"][currency]
+    assert Decimal(then["credits"]) == credits_at(sb, realm, past)[currency]
+    assert Decimal(now["credits"]) == credits_at(sb, realm, today)[currency]
+    # that day the memo was whole: the 60 used since are its credit then (no other memo of then was used later)
+    assert credits_at(sb, realm, past)[currency] - credits_at(sb, realm, past, used_since=False)[currency] == 60
+    assert {b: Decimal(then[b]) for b in BUCKETS} == expected_at(sb, realm, past)[currency]
+
+
 def test_aging_of_an_unknown_realm_is_refused(sqlite_db):  # type: ignore[no-untyped-def]
     with pytest.raises(errors.InvalidInput):
         reports.aging(sqlite_db, "404", date(2026, 11, 23))
+
+
+def test_after_the_upgrade_that_adds_them_the_next_sync_reads_the_credit_memos_used(
+        fresh_sandbox, settings_factory, db, vault):
+    """Migration 0007 adds the table; the payments mirrored before are read again in full by the next
+    sync (the others keep their incremental cursor), so credit memos used before the upgrade are linked."""
+    from alembic import command
+
+    from qbo_collector.db import migrate, models
+
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    assert run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED).ok
+    used = support.expected_payments(sb, realm, "CreditMemo")[1]
+    assert used                                                         # the generator uses credit memos
+    with db.engine.begin() as connection:                               # back to the version before
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0006")
+    migrate.upgrade(db)
+    assert support.mirror_links(db, realm, models.CreditMemoLink) == set()
+    summary = run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED)
+    assert summary.ok and summary.mode == "mixed"                       # payments in full, the rest by CDC
+    assert support.mirror_links(db, realm, models.CreditMemoLink) == used
+    support.assert_mirror_equals_source(db, sb, realm)

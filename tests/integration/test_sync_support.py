@@ -82,7 +82,9 @@ def expected_customers(sb, realm: str) -> dict[str, dict[str, Any]]:  # type: ig
     } for row in sb.intuit.entities(realm, "Customer")}
 
 
-def expected_payments(sb, realm: str) -> tuple[dict[str, dict[str, Any]], set[tuple[str, str, Decimal]]]:  # type: ignore[no-untyped-def]
+def expected_payments(sb, realm: str, txn_type: str = "Invoice",  # type: ignore[no-untyped-def]
+                      ) -> tuple[dict[str, dict[str, Any]], set[tuple[str, str, Decimal]]]:
+    """The payments, and their links to invoices (or, with ``txn_type="CreditMemo"``, to the credit memos they used)."""
     rows, links = {}, {}
     for row in sb.intuit.entities(realm, "Payment"):
         rows[row["Id"]] = {"customer_qbo_id": row["CustomerRef"]["value"], "total": amount(row["TotalAmt"]),
@@ -90,7 +92,7 @@ def expected_payments(sb, realm: str) -> tuple[dict[str, dict[str, Any]], set[tu
                            "txn_date": date.fromisoformat(row["TxnDate"])}
         for line in row["Line"]:
             for linked in line.get("LinkedTxn", []):
-                if linked["TxnType"] == "Invoice":
+                if linked["TxnType"] == txn_type:
                     key = (row["Id"], linked["TxnId"])
                     links[key] = links.get(key, Decimal(0)) + amount(line["Amount"])
     return rows, {(p, i, a) for (p, i), a in links.items() if a != 0}
@@ -120,11 +122,13 @@ def mirror(db, realm: str, model, fields) -> dict[str, dict[str, Any]]:  # type:
         return out
 
 
-def mirror_links(db, realm: str) -> set[tuple[str, str, Decimal]]:  # type: ignore[no-untyped-def]
+def mirror_links(db, realm: str, model=models.PaymentLink) -> set[tuple[str, str, Decimal]]:  # type: ignore[no-untyped-def]
+    """(payment, invoice or credit memo, amount) of the mirror's payment_link or credit_memo_link rows."""
+    other = "invoice_qbo_id" if model is models.PaymentLink else "credit_memo_qbo_id"
     with db.session() as s:
         company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
-        return {(l.payment_qbo_id, l.invoice_qbo_id, l.amount) for l in s.scalars(
-            select(models.PaymentLink).where(models.PaymentLink.company_id == company_id))}
+        return {(l.payment_qbo_id, getattr(l, other), l.amount) for l in s.scalars(
+            select(model).where(model.company_id == company_id))}
 
 
 def deleted_ids(db, realm: str, model) -> set[str]:  # type: ignore[no-untyped-def]
@@ -162,9 +166,11 @@ def assert_mirror_equals_source(db, sb, realm: str) -> None:  # type: ignore[no-
     problems += _diff("CreditMemo", cms, mirror(db, realm, models.CreditMemo, next(iter(cms.values()), {}).keys()))
     terms = expected_terms(sb, realm)
     problems += _diff("Term", terms, mirror(db, realm, models.Term, next(iter(terms.values()), {}).keys()))
-    got_links = mirror_links(db, realm)
-    if got_links != links:
-        problems.append(f"PaymentLink: missing {sorted(links - got_links)[:5]}, extra {sorted(got_links - links)[:5]}")
+    for name, model, want in (("PaymentLink", models.PaymentLink, links),
+                              ("CreditMemoLink", models.CreditMemoLink, expected_payments(sb, realm, "CreditMemo")[1])):
+        got_links = mirror_links(db, realm, model)
+        if got_links != want:
+            problems.append(f"{name}: missing {sorted(want - got_links)[:5]}, extra {sorted(got_links - want)[:5]}")
     for entity, model in (("Invoice", models.Invoice), ("Payment", models.Payment), ("CreditMemo", models.CreditMemo)):
         live = {r["Id"] for r in sb.intuit.entities(realm, entity)}
         wrongly = deleted_ids(db, realm, model) & live

@@ -130,13 +130,14 @@ def test_bad_records_are_refused_with_a_reason(row):  # type: ignore[no-untyped-
         streams.map_row(streams.INVOICE, row, CTX)  # type: ignore[arg-type]
 
 
-def test_payment_links_sum_lines_to_the_same_invoice_and_ignore_credit_memos():
+def test_payment_links_sum_lines_to_the_same_invoice_and_keep_the_credit_memos_used_apart():
     row = {"Id": "5", "CustomerRef": {"value": "7"}, "TotalAmt": Decimal(30), "UnappliedAmt": Decimal(0),
            "Line": [{"Amount": Decimal(10), "LinkedTxn": [{"TxnId": "42", "TxnType": "Invoice"}]},
                     {"Amount": Decimal(20), "LinkedTxn": [{"TxnId": "42", "TxnType": "Invoice"}]},
                     {"Amount": Decimal(5), "LinkedTxn": [{"TxnId": "8", "TxnType": "CreditMemo"}]}]}
     mapped = streams.payment_row(row, CTX)
     assert mapped.links == {"42": Decimal(30)}
+    assert mapped.memo_links == {"8": Decimal(5)}
     assert mapped.values["total"] == Decimal(30)
 
 
