@@ -202,7 +202,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 2  # bump when the stored shape changes: older rows are then ignored
+FIGURES_FORMAT = 3  # bump when the stored shape or meaning changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
@@ -548,6 +548,20 @@ def _committed_customers(s: Session, company: models.Company, on: dt.date) -> di
     return dict(out)
 
 
+def _credited_customers(s: Session, company: models.Company) -> dict[str, dict[str, Decimal]]:
+    """Customer → currency → unused credit: credit memos' remaining credit and payments' unapplied amounts."""
+    out: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for table, column in ((models.CreditMemo, models.CreditMemo.balance), (models.Payment, models.Payment.unapplied)):
+        currency = func.coalesce(table.currency, company.currency)
+        for customer, code, amount in s.execute(
+                select(table.customer_qbo_id, currency, func.sum(column))
+                .where(table.company_id == company.id, table.deleted.is_(False), column > 0,
+                       table.customer_qbo_id.is_not(None))
+                .group_by(table.customer_qbo_id, currency)):
+            out[customer][code] = out[customer].get(code, Decimal(0)) + _dec(amount)
+    return dict(out)
+
+
 def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int = 8, *,
                   history: _History | None = None
                   ) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal], dict[str, Decimal]]:
@@ -557,29 +571,36 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
     inv = models.Invoice
     due = func.coalesce(inv.due_date, inv.txn_date)
     committed = _committed_customers(s, company, on)
+    credited = _credited_customers(s, company)
+    apart = sorted(set(committed) | set(credited))  # read invoice by invoice
     open_ = and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                  inv.balance > 0, due.is_not(None))
     # (customer, when, due date, currency, amount): when is None for the predicted pay date
     parts: list[tuple[str, dt.date | None, dt.date, str, Decimal]] = []
     grouped = select(inv.customer_qbo_id, due, inv.currency, func.sum(inv.balance)).where(open_)
-    if committed:
-        grouped = grouped.where(inv.customer_qbo_id.not_in(list(committed)))
+    if apart:
+        grouped = grouped.where(inv.customer_qbo_id.not_in(apart))
     for customer, due_on, currency, balance in s.execute(grouped.group_by(inv.customer_qbo_id, due, inv.currency)):
         parts.append((customer, None, _as_date(due_on), currency, _dec(balance)))
     disputed: dict[str, Decimal] = defaultdict(Decimal)
-    if committed:
+    if apart:
         mine: dict[str, list[rules.Invoice]] = defaultdict(list)
         for qbo_id, customer, due_on, currency, balance in s.execute(
                 select(inv.qbo_id, inv.customer_qbo_id, due, inv.currency, inv.balance)
-                .where(open_, inv.customer_qbo_id.in_(list(committed)))):
+                .where(open_, inv.customer_qbo_id.in_(apart))):
             amount = money.Money(_dec(balance), currency)
             mine[customer].append(rules.Invoice(realm=company.realm_id, id=qbo_id, customer_id=customer,
                                                 currency=currency, total=amount, balance=amount, txn_date=None,
                                                 due_date=_as_date(due_on)))
         for customer, invoices in mine.items():
-            said = forecast.commitments(invoices, committed[customer], on)
+            pauses = committed.get(customer, [])
+            if customer in credited:
+                invoices = forecast.with_credits(invoices, credited[customer], forecast.disputed(invoices, pauses, on))
+            said = forecast.commitments(invoices, pauses, on)
             for invoice in invoices:
                 assert invoice.due_date is not None
+                if invoice.balance.amount <= 0:
+                    continue  # settled by the customer's credit
                 if invoice.id in said.disputed:
                     disputed[invoice.currency] += invoice.balance.amount
                     continue

@@ -11,6 +11,8 @@ dates, and a disputed invoice is not expected at all until the dispute is resolv
 is left of a balance follows the prediction. A commitment moves *when* money is expected, not
 *whether*: it keeps the invoice's probability by age. A promise whose date has passed, or a
 plan past its last instalment, no longer predicts anything. A manual pause changes nothing.
+Before all that, a customer's unused credit (credit memos, unapplied payments) is taken off its
+oldest invoices (``with_credits``): what it settles is not cash to come.
 
 The probability starts from the industry prior by days late (about −10 % a month from
 30 days, ~70 % at 90, ~50 % at 180, under 10 % after a year) and is refined by the
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
+from qbo_collector import money
 from qbo_collector.rules import model, planner
 
 PRIOR_WEIGHT = 20
@@ -159,6 +162,31 @@ def _oldest_first(invoices: Sequence[model.Invoice]) -> list[tuple[model.Invoice
     return sorted(((i, d) for i, d in dated if d is not None), key=lambda x: (x[1], x[0].id))
 
 
+def disputed(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> frozenset[str]:
+    """The ids of ``invoices`` an active dispute of ``pauses`` holds on ``today``."""
+    return frozenset(
+        i.id for p in pauses if isinstance(p, model.Dispute) and p.opened_on <= today
+        and (p.resolved_on is None or p.resolved_on > today) for i in invoices if model.covers(p, i.id))
+
+
+def with_credits(invoices: Sequence[model.Invoice], credit: Mapping[str, Decimal],
+                 skip: frozenset[str] = frozenset()) -> list[model.Invoice]:
+    """One customer's ``invoices`` with its unused credit (credit memos, unapplied payments; by
+    currency) taken off their balances, oldest due date first, as it will settle them: what is left
+    is what can still come in as cash. Invoices in ``skip`` (disputed) keep their balance."""
+    left = {c: a for c, a in credit.items() if a > 0}
+    reduced: dict[str, model.Invoice] = {}
+    for invoice, _due in _oldest_first(invoices):
+        room = left.get(invoice.currency, Decimal(0))
+        if room <= 0 or invoice.id in skip:
+            continue
+        take = min(room, invoice.balance.amount)
+        left[invoice.currency] = room - take
+        reduced[invoice.id] = dataclasses.replace(
+            invoice, balance=money.Money(invoice.balance.amount - take, invoice.balance.currency))
+    return [reduced.get(i.id, i) for i in invoices]
+
+
 def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> Commitments:
     """Which amounts of one customer's open ``invoices`` its ``pauses`` put on which dates, as of ``today``.
 
@@ -168,10 +196,8 @@ def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause]
     earliest first — each on its date, or today when it is past. Amounts go to the covered
     invoices oldest due date first; pauses apply in the order given, each on what is left.
     """
-    disputed = frozenset(
-        i.id for p in pauses if isinstance(p, model.Dispute) and p.opened_on <= today
-        and (p.resolved_on is None or p.resolved_on > today) for i in invoices if model.covers(p, i.id))
-    left = {i.id: i.balance.amount for i, _ in _oldest_first(invoices) if i.id not in disputed}
+    held = disputed(invoices, pauses, today)
+    left = {i.id: i.balance.amount for i, _ in _oldest_first(invoices) if i.id not in held}
     parts: dict[str, list[tuple[dt.date, Decimal, str]]] = {}
     for p in pauses:
         if isinstance(p, model.Promise) and p.made_on <= today <= p.until:
@@ -197,17 +223,23 @@ def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause]
                 parts.setdefault(invoice_id, []).append((on, take, basis))
                 left[invoice_id] -= take
                 amount -= take
-    return Commitments(parts=parts, disputed=disputed)
+    return Commitments(parts=parts, disputed=held)
 
 
 def expected(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], today: dt.date,
-             pauses: dict[str, Sequence[model.Pause]] | None = None) -> list[CashPart]:
-    """The open invoices' balances as dated, weighted parts: what the customers' pauses commit first
-    (``commitments``), the rest on the predicted pay date (``forecast``). ``pauses``: by customer id."""
-    invoices = list(invoices)
+             pauses: dict[str, Sequence[model.Pause]] | None = None,
+             credits: Mapping[str, Mapping[str, Decimal]] | None = None) -> list[CashPart]:
+    """The open invoices' balances as dated, weighted parts: what the customers' unused credit
+    settles is not cash to come (``with_credits``); of the rest, what their pauses commit first
+    (``commitments``), the rest on the predicted pay date (``forecast``). ``pauses``: by customer
+    id; ``credits``: by customer id, then currency."""
     by_customer: dict[str, list[model.Invoice]] = {}
     for invoice in invoices:
         by_customer.setdefault(invoice.customer_id, []).append(invoice)
+    for c, mine in by_customer.items():
+        if (credits or {}).get(c):
+            by_customer[c] = with_credits(mine, credits[c], disputed(mine, (pauses or {}).get(c, ()), today))  # type: ignore[index]
+    invoices = [i for mine in by_customer.values() for i in mine]
     committed = {c: commitments(mine, (pauses or {}).get(c, ()), today) for c, mine in by_customer.items()}
     balances = {i.id: i.balance.amount for i in invoices}
     out = []

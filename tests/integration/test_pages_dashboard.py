@@ -167,6 +167,51 @@ def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_dispute
     assert sum(w.open_balance for w in after.cash["EUR"]) + disputed["EUR"] <= Decimal("2600.40")
 
 
+def test_expected_cash_leaves_out_what_unused_credit_settles(seeded):
+    """Boulangerie Martin (payment plan) has a credit memo of 100 left, Épicerie Zola one of 20, Café
+    Lumière 60 unapplied on a payment but only a disputed invoice, Durand & Fils credit and no invoice.
+    The dashboard gives what ``rules.forecast.expected`` gives with those credits, 120 less in all."""
+    _pauses(seeded)
+    before = dashboard.build(seeded, "111", TODAY)
+    with seeded.session() as s:
+        company_id = _company(s).id
+        for qbo_id, customer, balance in (("CM1", "2", "100.00"), ("CM2", "5", "20.00"), ("CM3", "4", "35.00"),
+                                          ("CM4", "1", "0.00")):
+            s.add(models.CreditMemo(company_id=company_id, qbo_id=qbo_id, customer_qbo_id=customer, txn_date=TODAY,
+                                    total=Decimal("100.00"), balance=Decimal(balance), currency="EUR"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-credit", customer_qbo_id="3", txn_date=TODAY,
+                             total=Decimal("60.00"), unapplied=Decimal("60.00"), currency="EUR"))
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM5", customer_qbo_id="5", txn_date=TODAY, deleted=True,
+                                total=Decimal("50.00"), balance=Decimal("50.00"), currency="EUR"))  # deleted: ignored
+    with seeded.reading() as s:
+        company = _company(s)
+        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
+        records, open_ = _forecast_inputs(s, company)
+        pauses: dict[str, list] = defaultdict(list)
+        for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
+            pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
+    credits = {"2": {"EUR": Decimal("100.00")}, "5": {"EUR": Decimal("20.00")}, "3": {"EUR": Decimal("60.00")},
+               "4": {"EUR": Decimal("35.00")}}
+    parts = forecast.expected(open_, records, TODAY, pauses, credits)
+    monday = TODAY - dt.timedelta(days=TODAY.weekday())
+    expected: dict[int, Decimal] = defaultdict(Decimal)
+    for p in parts:
+        if p.on is not None:
+            expected[max((p.on - monday).days // 7, 0)] += p.amount * p.probability
+    for n, week in enumerate(cash["EUR"]):
+        assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
+    assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= 8), Decimal(0)),
+                                                 "EUR").rounded().amount
+    assert disputed == {"EUR": Decimal("150.00")}                      # a credit does not reach a disputed invoice
+    plan = sorted((p.on, p.amount) for p in parts if p.basis == "plan")
+    assert sum(a for _on, a in plan) == Decimal("750.50")             # 850.50 less the credit of 100
+    # the page's figures were redrawn (a credit memo changes the mirror) and 120 less is to come
+    after = dashboard.build(seeded, "111", TODAY)
+    assert after.cash != before.cash
+    unweighted = lambda board: sum(w.open_balance for w in board.cash["EUR"])  # noqa: E731
+    assert unweighted(before) - unweighted(after) == Decimal("120.00")
+
+
 def test_figures_are_kept_until_the_mirror_changes(seeded):
     first = dashboard.build(seeded, "111", TODAY)
     assert dashboard.build(seeded, "111", TODAY).trend is first.trend  # kept

@@ -169,3 +169,48 @@ def test_expected_puts_the_recorded_parts_on_their_dates_and_the_rest_on_the_pre
                           amount={"old": Decimal(1000), "new": Decimal(400), "other": Decimal(250)}[f.invoice_id],
                           probability=f.probability, basis="forecast")
         for f in forecast.forecast([OLD, NEW, other], records, TODAY)]
+
+
+EUR_NEW = invoice(id="eur", due_date=D(2026, 5, 25), total=Decimal(300), currency="EUR")
+
+
+@pytest.mark.parametrize(
+    ("credit", "skip", "balances"),
+    [
+        pytest.param({}, frozenset(), {"new": Decimal(400), "old": Decimal(1000), "eur": Decimal(300)},
+                     id="no credit: balances as they are"),
+        pytest.param({"USD": Decimal(250)}, frozenset(), {"new": Decimal(400), "old": Decimal(750), "eur": Decimal(300)},
+                     id="the oldest invoice first"),
+        pytest.param({"USD": Decimal(1100)}, frozenset(), {"new": Decimal(300), "old": Decimal(0), "eur": Decimal(300)},
+                     id="then the next one; a settled invoice owes nothing"),
+        pytest.param({"USD": Decimal(9000)}, frozenset(), {"new": Decimal(0), "old": Decimal(0), "eur": Decimal(300)},
+                     id="more credit than owed: never below zero"),
+        pytest.param({"EUR": Decimal(100)}, frozenset(), {"new": Decimal(400), "old": Decimal(1000), "eur": Decimal(200)},
+                     id="credit in a currency settles invoices in that currency only"),
+        pytest.param({"USD": Decimal(250)}, frozenset({"old"}),
+                     {"new": Decimal(150), "old": Decimal(1000), "eur": Decimal(300)},
+                     id="a disputed invoice is skipped: the credit goes to the next one"),
+        pytest.param({"USD": Decimal(-50)}, frozenset(), {"new": Decimal(400), "old": Decimal(1000), "eur": Decimal(300)},
+                     id="a negative figure is no credit"),
+    ],
+)
+def test_with_credits(credit: dict[str, Decimal], skip: frozenset[str], balances: dict[str, Decimal]) -> None:
+    got = forecast.with_credits([NEW, OLD, EUR_NEW], credit, skip)
+    assert [i.id for i in got] == ["new", "old", "eur"]                 # the order given is kept
+    assert {i.id: i.balance.amount for i in got} == balances
+    assert all(i.total == j.total for i, j in zip(got, [NEW, OLD, EUR_NEW]))
+
+
+def test_expected_leaves_out_what_the_customers_credit_settles_before_commitments() -> None:
+    """A credit of 1,100: the old invoice (1,000) is settled and 100 of the new one; the promise of 300
+    then covers the 300 the new one still owes, and the other customer is untouched."""
+    records = [record(D(2026, 1, 1), D(2026, 1, 11))]
+    other = invoice(id="other", customer_id="c2", due_date=D(2026, 5, 25), total=Decimal(250))
+    pauses = {"c1": [rules.Promise(made_on=D(2026, 5, 25), until=D(2026, 6, 10), amount=_usd("300"))]}
+    parts = forecast.expected([OLD, NEW, other], records, TODAY, pauses, credits={"c1": {"USD": Decimal(1100)}})
+    assert [(p.invoice_id, p.basis, p.amount) for p in parts] == [
+        ("new", "promise", Decimal(300)), ("other", "forecast", Decimal(250))]
+    more = forecast.expected([OLD, NEW, other], records, TODAY, pauses, credits={"c1": {"USD": Decimal(1300)}})
+    assert [(p.invoice_id, p.basis, p.amount) for p in more][0] == ("new", "promise", Decimal(100))
+    assert forecast.expected([OLD, NEW, other], records, TODAY, pauses, credits={"c2": {"USD": Decimal(0)}}) == \
+        forecast.expected([OLD, NEW, other], records, TODAY, pauses)
