@@ -28,7 +28,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,6 +116,13 @@ def _record_credits(db: Database, customers: int) -> int:
                 for customer in range(6, customers + 1, 20)]
         s.execute(insert(models.CreditMemo), rows)
     return len(rows)
+
+
+def _time_expected_cash(db: Database, label: str, note: str) -> None:
+    with db.reading() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == REALM))
+        _first, median = _time(lambda: dashboard.expected_cash(s, company, TODAY), 5)
+        print(f"    {label:<28} {median:7.1f}   ({note})")
 
 
 def _time(fn, repeat: int = 5) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -221,8 +228,6 @@ def main() -> int:
     print(f"      after a sync, daily reads in memory:   median {synced:.0f} ms of 3  {[round(x) for x in synced_runs]}")
 
     with db.reading() as s:
-        from sqlalchemy import select
-
         company = s.scalar(select(models.Company).where(models.Company.realm_id == REALM))
         parts = {
             "aging (reports.aging)": lambda: reports.aging(db, REALM, TODAY),
@@ -244,18 +249,10 @@ def main() -> int:
     # a person recorded a promise, a payment plan or a dispute for one customer in ten: their invoices
     # are read one by one (forecast.commitments) instead of in the grouped query
     paused = _record_pauses(db, args.customers)
-    with db.reading() as s:
-        company = s.scalar(select(models.Company).where(models.Company.realm_id == REALM))
-        _first, median = _time(lambda: dashboard.expected_cash(s, company, TODAY), 5)
-        print(f"    {'expected cash, ' + format(paused, ',') + ' paused':<28} {median:7.1f}"
-              f"   (one customer in ten with a promise, plan or dispute)")
+    _time_expected_cash(db, f"expected cash, {paused:,} paused", "one customer in ten with a promise, plan or dispute")
     # and one in ten has unused credit (half of them among those paused): read one by one too
     credited = _record_credits(db, args.customers)
-    with db.reading() as s:
-        company = s.scalar(select(models.Company).where(models.Company.realm_id == REALM))
-        _first, median = _time(lambda: dashboard.expected_cash(s, company, TODAY), 5)
-        print(f"    {'and ' + format(credited, ',') + ' with credit':<28} {median:7.1f}"
-              f"   (one customer in ten with a credit memo, half of them also paused)")
+    _time_expected_cash(db, f"and {credited:,} with credit", "one customer in ten with a credit memo, half also paused")
     db.dispose()
     if args.keep:
         print(f"\n  kept: {url}")

@@ -130,18 +130,15 @@ def _pauses(db) -> None:  # type: ignore[no-untyped-def]
                            start_on=day(-1), until_on=day(30)))
 
 
-def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_disputes_out(seeded):
-    """The dashboard's grouped evaluation with pauses gives what ``rules.forecast.expected`` gives invoice by invoice."""
-    before = dashboard.build(seeded, "111", TODAY)
-    _pauses(seeded)
-    with seeded.reading() as s:
-        company = _company(s)
-        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
-        records, open_ = _forecast_inputs(s, company)
-        pauses: dict[str, list] = defaultdict(list)
-        for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
-            pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
-    parts = forecast.expected(open_, records, TODAY, pauses)
+def _pause_records(s) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    pauses: dict[str, list] = defaultdict(list)
+    for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
+        pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
+    return pauses
+
+
+def _assert_weeks_and_later(parts, cash, later) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard's weeks and "later" are the pure parts weighted and summed by week (from this Monday)."""
     monday = TODAY - dt.timedelta(days=TODAY.weekday())
     expected: dict[int, Decimal] = defaultdict(Decimal)
     for p in parts:
@@ -151,6 +148,19 @@ def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_dispute
         assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
     assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= 8), Decimal(0)),
                                                  "EUR").rounded().amount
+
+
+def test_expected_cash_puts_promises_and_plans_on_their_dates_and_leaves_disputes_out(seeded):
+    """The dashboard's grouped evaluation with pauses gives what ``rules.forecast.expected`` gives invoice by invoice."""
+    before = dashboard.build(seeded, "111", TODAY)
+    _pauses(seeded)
+    with seeded.reading() as s:
+        company = _company(s)
+        cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
+        records, open_ = _forecast_inputs(s, company)
+        pauses = _pause_records(s)
+    parts = forecast.expected(open_, records, TODAY, pauses)
+    _assert_weeks_and_later(parts, cash, later)
     # what the pauses say, in figures: 150 disputed; 500 promised in 12 days; 250.50 of the plan now, then 300, 300
     assert disputed == {"EUR": Decimal("150.00")}
     by = defaultdict(list)
@@ -187,21 +197,11 @@ def test_expected_cash_leaves_out_what_unused_credit_settles(seeded):
         company = _company(s)
         cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
         records, open_ = _forecast_inputs(s, company)
-        pauses: dict[str, list] = defaultdict(list)
-        for row in s.scalars(select(models.Pause).order_by(models.Pause.start_on, models.Pause.id)):
-            pauses[row.customer_qbo_id].append(snapshot.pause_record(row, "EUR"))
+        pauses = _pause_records(s)
     credits = {"2": {"EUR": Decimal("100.00")}, "5": {"EUR": Decimal("20.00")}, "3": {"EUR": Decimal("60.00")},
                "4": {"EUR": Decimal("35.00")}}
     parts = forecast.expected(open_, records, TODAY, pauses, credits)
-    monday = TODAY - dt.timedelta(days=TODAY.weekday())
-    expected: dict[int, Decimal] = defaultdict(Decimal)
-    for p in parts:
-        if p.on is not None:
-            expected[max((p.on - monday).days // 7, 0)] += p.amount * p.probability
-    for n, week in enumerate(cash["EUR"]):
-        assert week.expected == Money(expected.get(n, Decimal(0)), "EUR").rounded().amount, n
-    assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= 8), Decimal(0)),
-                                                 "EUR").rounded().amount
+    _assert_weeks_and_later(parts, cash, later)
     assert disputed == {"EUR": Decimal("150.00")}                      # a credit does not reach a disputed invoice
     plan = sorted((p.on, p.amount) for p in parts if p.basis == "plan")
     assert sum(a for _on, a in plan) == Decimal("750.50")             # 850.50 less the credit of 100
