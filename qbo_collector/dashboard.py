@@ -548,20 +548,6 @@ def _committed_customers(s: Session, company: models.Company, on: dt.date) -> di
     return dict(out)
 
 
-def _credited_customers(s: Session, company: models.Company) -> dict[str, dict[str, Decimal]]:
-    """Customer → currency → unused credit: credit memos' remaining credit and payments' unapplied amounts."""
-    out: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for table, column in ((models.CreditMemo, models.CreditMemo.balance), (models.Payment, models.Payment.unapplied)):
-        currency = func.coalesce(table.currency, company.currency)
-        for customer, code, amount in s.execute(
-                select(table.customer_qbo_id, currency, func.sum(column))
-                .where(table.company_id == company.id, table.deleted.is_(False), column > 0,
-                       table.customer_qbo_id.is_not(None))
-                .group_by(table.customer_qbo_id, currency)):
-            out[customer][code] = out[customer].get(code, Decimal(0)) + _dec(amount)
-    return dict(out)
-
-
 def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int = 8, *,
                   history: _History | None = None
                   ) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal], dict[str, Decimal]]:
@@ -571,7 +557,7 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
     inv = models.Invoice
     due = func.coalesce(inv.due_date, inv.txn_date)
     committed = _committed_customers(s, company, on)
-    credited = _credited_customers(s, company)
+    credited = reports.unused_credits(s, company.id, company.currency)
     apart = sorted(set(committed) | set(credited))  # read invoice by invoice
     open_ = and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                  inv.balance > 0, due.is_not(None))

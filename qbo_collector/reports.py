@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import Session
 
 from qbo_collector import errors, money
 from qbo_collector.db import models
@@ -48,6 +49,25 @@ def _amount(value: Decimal, currency: str) -> str:
         return str(money.Money(value, currency).rounded().amount)
     except (ValueError, ArithmeticError):
         return str(value)
+
+
+def unused_credits(s: Session, company_id: int, currency: str, on: date | None = None) -> dict[str, dict[str, Decimal]]:
+    """Customer → currency → unused credit today: credit memos' remaining credit and payments'
+    unapplied amounts (deleted ones aside; ``currency`` where a row names none). With ``on``, only
+    the credit memos and payments dated by then."""
+    memo, pay = models.CreditMemo, models.Payment
+    out: dict[str, dict[str, Decimal]] = {}
+    for table, column in ((memo, memo.balance), (pay, pay.unapplied)):
+        code = func.coalesce(table.currency, currency)
+        query = (select(table.customer_qbo_id, code, func.sum(column))
+                 .where(table.company_id == company_id, table.deleted.is_(False), column > 0)
+                 .group_by(table.customer_qbo_id, code))
+        if on is not None:
+            query = query.where(or_(table.txn_date.is_(None), table.txn_date <= on))
+        for customer, cur, amount in s.execute(query):
+            mine = out.setdefault(customer or "", {})
+            mine[cur] = mine.get(cur, Decimal(0)) + _dec(amount)
+    return out
 
 
 def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
@@ -95,13 +115,9 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
                        pay.deleted.is_(False), pay.txn_date > on)
                 .group_by(inv.currency, bucket)).all()
         credits: dict[str, Decimal] = {}
-        for table, column in ((memo, memo.balance), (pay, pay.unapplied)):
-            currency = func.coalesce(table.currency, company.currency)
-            for code, amount in s.execute(
-                    select(currency, func.sum(column))
-                    .where(table.company_id == company_id, table.deleted.is_(False), column > 0,
-                           or_(table.txn_date.is_(None), table.txn_date <= on)).group_by(currency)):
-                credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
+        for mine in unused_credits(s, company_id, company.currency, on).values():
+            for code, amount in mine.items():
+                credits[code] = credits.get(code, Decimal(0)) + amount
         if paid_since:  # and the credit those payments used of memos dated by then
             used = models.CreditMemoLink
             currency = func.coalesce(memo.currency, company.currency)
