@@ -16,6 +16,7 @@ import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 from collections.abc import Iterator
 
 import python_http_client.exceptions
@@ -182,3 +183,56 @@ class SendGridEmail:
         # A 202 without X-Message-Id still means "accepted": events carry outbox_id back.
         message_id = response.headers.get("X-Message-Id") if response.headers is not None else None
         return base.Receipt(provider_id=message_id or "", accepted_at=None, raw_status=str(response.status_code))
+
+
+class SendGridSuppressions:
+    """Takes an address off one of SendGrid's suppression lists (``DELETE /v3/suppression/<list>/<email>``).
+
+    SendGrid drops every later email to an address on its bounce or invalid list, so lifting a
+    stop here without lifting it there would change nothing. The call is idempotent (an
+    address not listed answers 204 too), so a person may simply try again after a failure.
+
+    ==============================================  =======================================
+    401                                             ConfigError(variable=SENDGRID_API_KEY)
+    403 (a key restricted to Mail Send)             ConfigError(code="suppression_permission")
+    429, 5xx, no answer, connection failures        TransientFailure (nothing changed there)
+    other 4xx                                       PermanentFailure(code=HTTP status)
+    ==============================================  =======================================
+    """
+
+    LISTS = ("bounces", "invalid_emails")
+
+    def __init__(self, api_key: str, host: str | None = None, timeout: float = 10.0) -> None:
+        if not api_key:
+            raise errors.ConfigError("SENDGRID_API_KEY is empty.", variable="SENDGRID_API_KEY")
+        self._client = sendgrid.SendGridAPIClient(api_key, host=host) if host else sendgrid.SendGridAPIClient(api_key)
+        self._client.client.timeout = timeout
+
+    def remove(self, list_name: str, address: str) -> None:
+        """Take ``address`` off ``list_name`` ("bounces" or "invalid_emails")."""
+        if list_name not in self.LISTS:
+            raise ValueError(f"not a suppression list this program lifts: {list_name!r}")
+        # The address is one path segment: "/", "?" and "#" are characters of a local part.
+        segment = urllib.parse.quote(address.strip().lower(), safe="@+")
+        endpoint = getattr(self._client.client.suppression, list_name)
+        try:
+            endpoint._(segment).delete()
+        except python_http_client.exceptions.HTTPError as exc:
+            status, detail = int(exc.status_code), _sendgrid_messages(exc)
+            if status == 401:
+                raise errors.ConfigError(f"SendGrid refused the API key (HTTP 401: {detail}); check SENDGRID_API_KEY.",
+                                         variable="SENDGRID_API_KEY") from exc
+            if status == 403:
+                raise errors.ConfigError(
+                    f"The SendGrid API key may not change suppressions (HTTP 403: {detail}): give it the "
+                    "Suppressions permission, or lift the bounce on SendGrid's Suppressions page.",
+                    variable="SENDGRID_API_KEY", code="suppression_permission") from exc
+            if status == 429 or status >= 500:
+                raise errors.TransientFailure(f"SendGrid did not take the change (HTTP {status}: {detail}).",
+                                              retry_after=_retry_after(exc.headers) if status == 429 else None) from exc
+            raise errors.PermanentFailure(f"SendGrid refused the change (HTTP {status}: {detail}).", code=status) from exc
+        except (urllib.error.URLError, TimeoutError, http.client.HTTPException, ConnectionError) as exc:
+            raise errors.TransientFailure(f"Could not reach SendGrid ({exc!r}).") from exc
+        except ValueError as exc:  # urllib: "unknown url type", before anything is sent
+            raise errors.ConfigError(f"The SendGrid API host is not a usable URL ({exc}).",
+                                     variable="SENDGRID_API_HOST") from exc

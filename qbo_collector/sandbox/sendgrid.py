@@ -8,6 +8,16 @@ ECDSA P-256 key made at start (``public_key_base64`` is what SendGrid's settings
 shows). Addresses containing "bounce" bounce; ``emit``/``open``/``click``/``spamreport``
 produce more events; ``duplicate_deliveries`` posts every batch twice, as SendGrid's
 retries do.
+
+Like SendGrid, it keeps suppression lists: a bounce (not a block) puts the address on
+``bounces``, a spam report on ``spam_reports``, an unsubscribe on ``unsubscribes``, and
+``suppress`` puts one anywhere (``invalid_emails`` for a malformed mailbox). A later email
+to a listed address is not delivered: it yields one "dropped" event naming the list
+("Bounced Address", "Invalid", "Spam Reporting Address", "Unsubscribed Address"). The
+Suppressions API reads and deletes entries (``GET``/``DELETE /v3/suppression/<list>/<email>``,
+``GET /v3/suppression/<list>``). ``scopes`` restricts a key to some permissions ("mail.send",
+"suppression.read", "suppression.delete"); a key not in it has them all; a missing one
+answers 403 "access forbidden", as a restricted key does.
 """
 
 from __future__ import annotations
@@ -38,6 +48,12 @@ _log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
 DEFAULT_API_KEY = "SG.sandbox-key.sandbox-secret"
+# A suppression list and the reason of the "dropped" event an email to one of its addresses gets.
+SUPPRESSION_LISTS = {"bounces": "Bounced Address", "invalid_emails": "Invalid",
+                     "spam_reports": "Spam Reporting Address", "unsubscribes": "Unsubscribed Address"}
+# The lists the Suppressions API lets a key read and delete entries of (global unsubscribes
+# live under /v3/asm, which this stand-in does not serve).
+_API_LISTS = ("bounces", "invalid_emails", "spam_reports")
 
 
 @dataclasses.dataclass
@@ -152,6 +168,8 @@ class SendGridStandIn:
         self.events: list[dict[str, Any]] = []
         self.event_webhook_url: str | None = None
         self.duplicate_deliveries = False
+        self.scopes: dict[str, set[str]] = {}
+        self.suppressions: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SUPPRESSION_LISTS}
         self.courier = WebhookCourier("sendgrid", max_attempts=3)  # SendGrid retries failed posts
         self._private_key = ec.generate_private_key(ec.SECP256R1())
         der = self._private_key.public_key().public_bytes(
@@ -166,11 +184,15 @@ class SendGridStandIn:
     def blueprint(self) -> flask.Blueprint:
         bp = flask.Blueprint("sendgrid", __name__)
         bp.add_url_rule("/v3/mail/send", "mail_send", self._mail_send, methods=["POST"])
+        bp.add_url_rule("/v3/suppression/<name>", "suppression_list", self._suppression_list, methods=["GET"])
+        bp.add_url_rule("/v3/suppression/<name>/<path:email>", "suppression_entry", self._suppression_entry,
+                        methods=["GET", "DELETE"])
         return bp
 
-    def _answer(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None, *, realm: str | None = None) -> flask.Response:
+    def _answer(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None, *, realm: str | None = None,
+                endpoint: str = "mail/send") -> flask.Response:
         self.log.record(common.LoggedRequest(
-            service="sendgrid", endpoint="mail/send", method=flask.request.method, path=flask.request.path,
+            service="sendgrid", endpoint=endpoint, method=flask.request.method, path=flask.request.path,
             status=status, realm=realm, at=self.clock.now(),
         ))
         if body is None:
@@ -183,11 +205,21 @@ class SendGridStandIn:
             response.headers[name] = value
         return response
 
-    def _mail_send(self) -> flask.Response:
+    def _refused(self, scope: str, endpoint: str) -> flask.Response | None:
+        """401 for a key SendGrid does not know, 403 for one without ``scope``; None when allowed."""
         auth = flask.request.headers.get("Authorization", "")
         key = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else None
         if key not in self.api_keys:
-            return self._answer(401, _errors(("The provided authorization grant is invalid, expired, or revoked", None, None)))
+            return self._answer(401, _errors(("The provided authorization grant is invalid, expired, or revoked", None, None)),
+                                endpoint=endpoint)
+        if key in self.scopes and scope not in self.scopes[key]:
+            return self._answer(403, _errors(("access forbidden", None, None)), endpoint=endpoint)
+        return None
+
+    def _mail_send(self) -> flask.Response:
+        refused = self._refused("mail.send", "mail/send")
+        if refused is not None:
+            return refused
         fate = self.faults.draw()
         if fate == "429":
             # X-RateLimit-Reset is wall-clock epoch seconds: rate windows are real time.
@@ -297,10 +329,73 @@ class SendGridStandIn:
             self.messages.append(message)
         return message
 
+    # ------------------------------------------------------------------ suppressions
+
+    def _suppression_list(self, name: str) -> flask.Response:
+        endpoint = f"suppression/{name}"
+        refused = self._refused("suppression.read", endpoint)
+        if refused is not None:
+            return refused
+        if name not in _API_LISTS:
+            return self._answer(404, _errors(("resource not found", None, None)), endpoint=endpoint)
+        with self._lock:
+            entries = sorted(self.suppressions[name].values(), key=lambda e: (-e["created"], e["email"]))
+        return self._answer(200, entries, endpoint=endpoint)
+
+    def _suppression_entry(self, name: str, email: str) -> flask.Response:
+        endpoint = f"suppression/{name}"
+        refused = self._refused("suppression.read" if flask.request.method == "GET" else "suppression.delete", endpoint)
+        if refused is not None:
+            return refused
+        if name not in _API_LISTS:
+            return self._answer(404, _errors(("resource not found", None, None)), endpoint=endpoint)
+        fate = self.faults.draw()
+        if fate == "500":
+            return self._answer(500, _errors(("internal error", None, None)), endpoint=endpoint)
+        if fate == "429":
+            return self._answer(429, _errors(("too many requests", None, None)), {
+                "X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1),
+            }, endpoint=endpoint)
+        address = email.strip().lower()
+        with self._lock:
+            if flask.request.method == "GET":
+                entry = self.suppressions[name].get(address)
+                return self._answer(200, [entry] if entry else [], endpoint=endpoint)
+            # Deleting an address that is not listed answers 204 too: the list ends up the same.
+            self.suppressions[name].pop(address, None)
+        if fate == "timeout":  # done, but the answer comes late
+            time.sleep(self.faults.timeout_seconds)
+        return self._answer(204, endpoint=endpoint)
+
+    def suppress(self, name: str, email: str, reason: str = "", status: str = "") -> dict[str, Any]:
+        """Put ``email`` on suppression list ``name`` (one of ``SUPPRESSION_LISTS``), as SendGrid would."""
+        if name not in SUPPRESSION_LISTS:
+            raise KeyError(f"no SendGrid suppression list {name!r}")
+        entry: dict[str, Any] = {"created": int(self.clock.now().timestamp()), "email": email.strip().lower()}
+        if name in ("bounces", "invalid_emails"):
+            entry["reason"] = reason
+        if name == "bounces":
+            entry["status"] = status
+        if name == "spam_reports":
+            entry["ip"] = "192.0.2.10"
+        with self._lock:
+            self.suppressions[name].setdefault(entry["email"], entry)
+        return entry
+
+    def suppressed(self, email: str) -> str | None:
+        """The list ``email`` is on (the first in ``SUPPRESSION_LISTS`` order), if any."""
+        address = email.strip().lower()
+        with self._lock:
+            return next((name for name in SUPPRESSION_LISTS if address in self.suppressions[name]), None)
+
     # ------------------------------------------------------------------ events
 
     def _after_send(self, message: dict[str, Any]) -> None:
         for email in message["recipients"]:
+            listed = self.suppressed(email)
+            if listed:  # SendGrid drops it before any delivery attempt
+                self.emit(message["message_id"], "dropped", email=email, reason=SUPPRESSION_LISTS[listed])
+                continue
             self.emit(message["message_id"], "processed", email=email)
             if "bounce" in email.lower():
                 self.emit(message["message_id"], "bounce", email=email, _delay=1, reason="550 5.1.1 The email account that "
@@ -340,8 +435,20 @@ class SendGridStandIn:
             batch.append(item)
         with self._lock:
             self.events.extend(batch)
+        for item in batch:
+            self._note_suppression(item)
         self._deliver(batch)
         return batch
+
+    def _note_suppression(self, event: Mapping[str, Any]) -> None:
+        """The list an event puts its address on, as SendGrid maintains them."""
+        name = event.get("event")
+        if name == "bounce" and str(event.get("type", "bounce")) != "blocked":
+            self.suppress("bounces", event["email"], str(event.get("reason", "")), str(event.get("status", "")))
+        elif name == "spamreport":
+            self.suppress("spam_reports", event["email"])
+        elif name in ("unsubscribe", "group_unsubscribe"):
+            self.suppress("unsubscribes", event["email"])
 
     def open(self, message_id: str, **extra: Any) -> list[dict[str, Any]]:
         return self.emit(message_id, "open", useragent="Mozilla/5.0 (sandbox)", ip="192.0.2.10", sg_machine_open=False, **extra)
@@ -391,5 +498,8 @@ class SendGridStandIn:
         with self._lock:
             self.messages.clear()
             self.events.clear()
+            for entries in self.suppressions.values():
+                entries.clear()
         self.courier.deliveries.clear()
         self.duplicate_deliveries = False
+        self.scopes.clear()

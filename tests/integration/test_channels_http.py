@@ -256,6 +256,70 @@ def test_an_address_containing_bounce_bounces(w: World) -> None:
     assert events[1]["status"] == "5.1.1"
 
 
+def suppressions(w: World, *, key: str = sendgrid_standin.DEFAULT_API_KEY) -> email.SendGridSuppressions:
+    return email.SendGridSuppressions(key, host=f"{w.base}/sendgrid", timeout=5.0)
+
+
+def test_a_bounced_address_is_dropped_until_it_is_taken_off_the_bounce_list(w: World) -> None:
+    """SendGrid keeps bounced addresses on a list and drops later emails to them: only the
+    Suppressions API (through the real library) takes one off."""
+    mailer(w).send(an_email(to="Bounce.Back@example.com", outbox_id="ob-1"))
+    mailer(w).send(an_email(to="bounce.back@example.com", outbox_id="ob-2"))
+    events = verified_events(w)
+    assert [(e["outbox_id"], e["event"]) for e in events] == [("ob-1", "processed"), ("ob-1", "bounce"),
+                                                              ("ob-2", "dropped")]
+    assert events[2]["reason"] == "Bounced Address"
+    assert w.sg.suppressions["bounces"]["bounce.back@example.com"]["status"] == "5.1.1"
+    suppressions(w).remove("bounces", "Bounce.Back@example.com")
+    suppressions(w).remove("bounces", "bounce.back@example.com")  # not listed any more: 204 as well
+    assert w.sg.suppressed("bounce.back@example.com") is None
+    assert [(r.endpoint, r.method, r.status) for r in w.log.entries() if r.endpoint != "mail/send"] == [
+        ("suppression/bounces", "DELETE", 204)] * 2
+
+
+@pytest.mark.parametrize(("listed", "reason"), [
+    ("invalid_emails", "Invalid"), ("spam_reports", "Spam Reporting Address"), ("unsubscribes", "Unsubscribed Address"),
+], ids=["an invalid address", "a spam report", "an unsubscribe"])
+def test_an_address_on_any_suppression_list_is_dropped_with_the_list_named(w: World, listed: str, reason: str) -> None:
+    w.sg.suppress(listed, "ada@example.com", reason="Mail domain mentioned in email address is unknown")
+    mailer(w).send(an_email())
+    assert [(e["event"], e["reason"]) for e in verified_events(w)] == [("dropped", reason)]
+
+
+def test_a_spam_report_puts_the_address_on_the_spam_list(w: World) -> None:
+    receipt = mailer(w).send(an_email())
+    w.sg.spamreport(receipt.provider_id)
+    assert w.sg.suppressed("ada@example.com") == "spam_reports"
+
+
+def test_taking_an_address_off_a_list_answers_each_failure_with_the_projects_errors(w: World) -> None:
+    w.sg.suppress("invalid_emails", "a/b?c#d@example.com", reason="Invalid")
+    suppressions(w).remove("invalid_emails", "a/b?c#d@example.com")  # one path segment, however written
+    assert w.sg.suppressed("a/b?c#d@example.com") is None
+    w.sg.scopes[sendgrid_standin.DEFAULT_API_KEY] = {"mail.send"}  # a key restricted to Mail Send
+    with pytest.raises(errors.ConfigError, match="Suppressions permission") as refused:
+        suppressions(w).remove("bounces", "ada@example.com")
+    assert refused.value.context["code"] == "suppression_permission"
+    mailer(w).send(an_email())  # the same key still sends
+    w.sg.scopes.clear()
+    with pytest.raises(errors.ConfigError, match="SENDGRID_API_KEY"):
+        suppressions(w, key="SG.wrong.key").remove("bounces", "ada@example.com")
+    w.sg_faults.force_500 = 1
+    with pytest.raises(errors.TransientFailure, match="HTTP 500"):
+        suppressions(w).remove("bounces", "ada@example.com")
+    w.sg_faults.force_429 = 1
+    with pytest.raises(errors.TransientFailure, match="HTTP 429") as throttled:
+        suppressions(w).remove("bounces", "ada@example.com")
+    assert throttled.value.retry_after is not None and 0 <= throttled.value.retry_after <= 2
+    with pytest.raises(errors.PermanentFailure, match="HTTP 404"):
+        email.SendGridSuppressions(sendgrid_standin.DEFAULT_API_KEY, host=f"{w.base}/twilio").remove("bounces", "a@x.io")
+    with pytest.raises(errors.TransientFailure, match="Could not reach SendGrid"):
+        email.SendGridSuppressions(sendgrid_standin.DEFAULT_API_KEY, host=closed_port_url(),
+                                   timeout=2.0).remove("bounces", "a@x.io")
+    with pytest.raises(ValueError, match="spam_reports"):
+        suppressions(w).remove("spam_reports", "ada@example.com")  # a customer's wish is not ours to lift
+
+
 def test_open_click_and_spam_report_helpers_post_signed_events(w: World) -> None:
     receipt = mailer(w).send(an_email())
     w.sg.open(receipt.provider_id)
