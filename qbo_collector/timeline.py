@@ -148,6 +148,7 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "sms.help": N_("%(name)s (%(number)s) asked for help by text."),
     "email.address_changed": N_("The email address of %(name)s changed in QuickBooks to %(address)s: "
                                 "reminders by email resume."),
+    "email.resumed": N_("The stop on email to %(name)s (%(address)s) was lifted by hand: reminders by email resume."),
     "sms.number_changed": N_("The phone number of %(name)s changed in QuickBooks to %(number)s: texts resume."),
     "sms.reply": N_("%(name)s replied: “%(body)s”"),
     "sms.reply.unknown": N_("Text from unknown number %(number)s: “%(body)s”"),

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from qbo_collector import alerts, clock, errors, snapshot, timeline
@@ -255,3 +255,88 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
                             customer_id=customer.qbo_id, data={"sid": sid, "from": number})
             alerts.customer_replied(s, company, customer=customer, sender=number, body=body, message_sid=sid)
         return "reply"
+
+
+# --- lifting an email stop by hand ---------------------------------------------------------
+
+# The stops a person may lift (the mailbox works again), with the SendGrid list each one is on.
+# A spam report or an unsubscribe is the customer's own wish: only they can undo it.
+LIFTABLE_EMAIL_STOPS = {"bounce": "bounces", "invalid": "invalid_emails"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EmailStop:
+    """Why email to a customer is stopped, and whether a person may lift it."""
+
+    reason: str                 # a ``timeline.TERMS["stop"]`` key: "bounce", "invalid", "spamreport"…
+    addresses: tuple[str, ...]  # the customer's addresses that are blocked (lower-case)
+    liftable: bool
+
+
+def email_stop(s: Session, customer: models.Customer) -> EmailStop | None:
+    """The stop on ``customer``'s email (its flag, or blocks on its addresses), if there is one."""
+    addresses = [a.lower() for a in snapshot.email_addresses(customer.email)]
+    block = models.ContactBlock
+    blocks = dict(s.execute(select(block.address, block.reason).where(
+        block.channel == "email", block.address.in_(addresses or [""]))).all())
+    reasons = [customer.email_stopped] if customer.email_stopped else []
+    reasons += [blocks[a] for a in addresses if a in blocks]
+    if not reasons:
+        return None
+    wished = [r for r in reasons if r not in LIFTABLE_EMAIL_STOPS]
+    return EmailStop(reason=(wished or reasons)[0], addresses=tuple(a for a in addresses if a in blocks),
+                     liftable=not wished)
+
+
+def lift_email_stop(settings: Any, db: Database, company_id: int, customer_id: str, user_id: int | None) -> list[str]:
+    """A person says the customer's mailbox works again (the customer page's "resume email" button).
+
+    The customer's addresses are taken off SendGrid's bounce or invalid list first (it drops
+    every email to a listed address), then unblocked here, and every customer *of this company*
+    with those addresses has email resumed, with a timeline line naming who did it; other
+    companies' customers keep their own flag until their owner decides. Returns the addresses
+    lifted, [] when email was not stopped (a second click). Raises ``InvalidInput`` for a spam
+    report or an unsubscribe, and the errors of ``SendGridSuppressions.remove`` — then nothing
+    changed here. Without a SendGrid key only the blocks here are lifted (nothing was sent)."""
+    from qbo_collector.channels import email as email_channel
+
+    with db.reading() as s:
+        customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
+                                                          models.Customer.qbo_id == customer_id))
+        if customer is None:
+            raise errors.InvalidInput("There is no such customer.", field="customer")
+        stop = email_stop(s, customer)
+        if stop is None:
+            return []
+        if not stop.liftable:
+            raise errors.InvalidInput(
+                "This customer asked not to receive emails (a spam report or an unsubscribe): only they can undo it.",
+                field="customer", code="customer_wish")
+        addresses = [a.lower() for a in snapshot.email_addresses(customer.email)]
+        lists = {a: LIFTABLE_EMAIL_STOPS[r] for a, r in s.execute(
+            select(models.ContactBlock.address, models.ContactBlock.reason).where(
+                models.ContactBlock.channel == "email", models.ContactBlock.address.in_(addresses or [""]))).all()}
+        flagged = LIFTABLE_EMAIL_STOPS[customer.email_stopped] if customer.email_stopped else "bounces"
+    if settings.sendgrid_api_key:
+        suppressions = email_channel.SendGridSuppressions(settings.sendgrid_api_key, host=settings.sendgrid_api_host)
+        for address in addresses:
+            suppressions.remove(lists.get(address, flagged), address)
+    lifted = set(addresses)
+    block, c = models.ContactBlock, models.Customer
+    with db.session() as s:
+        s.execute(delete(block).where(block.channel == "email", block.address.in_(sorted(lifted)),
+                                      block.reason.in_(sorted(LIFTABLE_EMAIL_STOPS))))
+        still = set(s.scalars(select(block.address).where(block.channel == "email",
+                                                          block.address.in_(sorted(lifted)))))
+        for other in s.scalars(select(c).where(c.company_id == company_id, or_(
+                c.qbo_id == customer_id, c.email_stopped.in_(sorted(LIFTABLE_EMAIL_STOPS)))).order_by(c.qbo_id)):
+            theirs = {a.lower() for a in snapshot.email_addresses(other.email)}
+            if (other.qbo_id != customer_id and not theirs & lifted) or theirs & still:
+                continue  # another address, or one still stopped for another reason
+            other.email_stopped = None
+            outbox.activity(s, company_id, "email.resumed", timeline.text(
+                "email.resumed", name=other.display_name, address=other.email or ""),
+                customer_id=other.qbo_id, data={"user_id": user_id})
+    log.info("email stop lifted by user %s for customer %s of company %s (%d address(es))",
+             user_id, customer_id, company_id, len(lifted))
+    return sorted(lifted)

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 
 from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
+from qbo_collector.dispatch import events
 from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         errors_[field] = message_of(error)
         if error.context.get("line"):
             errors_[field] = gettext("Line %(line)s: %(message)s", line=error.context["line"], message=message_of(error))
+    email_stop = events.email_stop(s, row)
     owed: dict[str, list[Any]] = {}
     for i in invoices:
         if i.status == models.InvoiceStatus.open and i.balance > 0:
@@ -146,7 +148,9 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices,
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
-        states=casework.states(s, company, [row], on)[customer_id], presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
+        states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
+        email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,
+        presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
     ), status
 
@@ -263,8 +267,39 @@ def _void_fee(outbox_id: int) -> None:
             flash(gettext("The fee invoice is voided in QuickBooks."))
 
 
+def _resume_email(realm_id: str, customer_id: str):  # type: ignore[no-untyped-def]
+    """The "the mailbox works again" button: SendGrid first, then here (``events.lift_email_stop``)."""
+    with company_session(realm_id, write=True) as (s, company, _role):
+        company_id = company.id
+    svc = services()
+    try:
+        lifted = events.lift_email_stop(svc.settings, svc.db, company_id, customer_id, user_id())
+    except errors.InvalidInput as exc:
+        if exc.field == "customer" and exc.context.get("code") is None:
+            abort(404)
+        log.info("customer page: resume_email refused realm=%s customer=%s: %s", realm_id, customer_id, exc.message)
+        flash(gettext("This customer asked not to receive emails (a spam report or an unsubscribe): only they can "
+                      "undo it. To write to them again, give them another address in QuickBooks."), "error")
+    except errors.QboCollectorError as exc:
+        log.warning("customer page: resume_email failed realm=%s customer=%s: %s", realm_id, customer_id, exc.message)
+        if exc.context.get("code") == "suppression_permission":
+            flash(gettext("SendGrid refused to take the address off its bounce list: the API key needs the "
+                          "Suppressions permission. Nothing was changed."), "error")
+        elif isinstance(exc, errors.TransientFailure):
+            flash(gettext("SendGrid could not be reached to take the address off its bounce list. Nothing was "
+                          "changed; try again in a moment."), "error")
+        else:
+            flash(gettext("SendGrid refused to take the address off its bounce list: %(reason)s Nothing was changed.",
+                          reason=message_of(exc)), "error")
+    else:
+        flash(gettext("Email to this customer resumes.") if lifted else gettext("Email to this customer is not stopped."))
+    return redirect(url_for("pages.customer", realm_id=realm_id, customer_id=customer_id) + "#email-stop")
+
+
 @bp.post("/companies/<realm_id>/customers/<customer_id>/<action>")
 def customer_action(realm_id: str, customer_id: str, action: str):  # type: ignore[no-untyped-def]
+    if action == "resume_email":
+        return _resume_email(realm_id, customer_id)
     if action not in ACTIONS:
         abort(404)
     with company_session(realm_id, write=True) as (s, company, role):
