@@ -6,7 +6,7 @@ one payment), and 5,000 reminders sent in the last 90 days. Then logs in and ren
 (``dashboard.refresh``, timed apart: it runs in the background) in a process with nothing in
 memory; with the mirror unchanged; and, for comparison, with no scheduler at all (nothing
 stored). Then where the time goes (aging, DSO and trend, expected cash, late customers,
-reminders, charts and template).
+reminders, charts and template), and the aging-by-customer CSV download.
 
     .venv/bin/python bench/web.py                          # SQLite in a temporary directory
     .venv/bin/python bench/web.py --invoices 20000         # smaller, same shape
@@ -246,6 +246,10 @@ def main() -> int:
         print(f"    {'charts + template (cold rest)':<28} {max(cold - total, 0):7.1f}")
         _first, median = _time(lambda: (dashboard.mirror_version(s, company), dashboard.outbox_version(s, company)), 5)
         print(f"    {'version checks (warm)':<28} {median:7.1f}")
+    # the aging by customer download (dashboard/aging.csv): the same query grouped by customer too
+    rows = len(reports.aging_by_customer(db, REALM, TODAY)["customers"])
+    _first, median = _time(lambda: reports.aging_csv(reports.aging_by_customer(db, REALM, TODAY)), 5)
+    print(f"\n  aging by customer as CSV ({rows:,} rows): median {median:.1f} ms of 5")
     # a person recorded a promise, a payment plan or a dispute for one customer in ten: their invoices
     # are read one by one (forecast.commitments) instead of in the grouped query
     paused = _record_pauses(db, args.customers)

@@ -443,17 +443,32 @@ class _progress:
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     from qbo_collector import reports
 
+    if (args.customers or args.csv) and args.kind != "aging":
+        print("qbo-collector: --customers and --csv are options of `report aging` only.", file=sys.stderr)
+        return EXIT_USAGE
+    if args.csv and args.json:
+        print("qbo-collector: choose one of --csv and --json.", file=sys.stderr)
+        return EXIT_USAGE
     db = ctx.upgraded_db()
     realms = ctx.realms(args.realm, doing="report on")
     ctx.waiting_for_reconnect(args.realm,
                               left_out="left out (name it with --realm to report on what was last synced)")
+    if args.csv and len(realms) > 1:
+        print("qbo-collector: --csv writes one company's table: name it with --realm "
+              f"({', '.join(realms)}).", file=sys.stderr)
+        return EXIT_USAGE
     for realm in realms:
         on = args.on or _company_today(db, realm)  # as the dashboard: the company's date, not the server's
-        figures = {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind](db, realm, on)
+        if args.csv:
+            sys.stdout.write(reports.aging_csv(reports.aging_by_customer(db, realm, on)).removeprefix("\ufeff"))
+            continue
+        report = reports.aging_by_customer if args.customers else \
+            {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind]
+        figures = report(db, realm, on)
         if args.json or args.kind != "aging":
             print(json.dumps(figures, indent=2, sort_keys=False))
         else:
-            print(reports.format_aging(figures))
+            print((reports.format_aging_by_customer if args.customers else reports.format_aging)(figures))
     return EXIT_OK
 
 
@@ -543,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--realm")
     rp.add_argument("--on", type=_date, help="as of this date (default: today in the company's time zone)")
     rp.add_argument("--json", action="store_true")
+    rp.add_argument("--customers", action="store_true", help="aging: one row per customer and currency")
+    rp.add_argument("--csv", action="store_true", help="aging: one row per customer and currency, as CSV")
     return parser
 
 

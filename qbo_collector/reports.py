@@ -2,17 +2,23 @@
 
     aging(db, realm_id, on) -> {"realm", "on", "currencies": {"USD": {"current", "1-30", "31-60", "61-90", "90+", "total",
                                                                        "credits", "net"}}}
+    aging_by_customer(db, realm_id, on) -> {"realm", "on", "customers": [{"customer_id", "name", "currency",
+                                                                         "current", …, "total", "credits", "net"}]}
+    aging_csv(aging_by_customer(...)) -> str   # for a spreadsheet
 
 ``total`` is what the open invoices still owe; ``credits`` what the customers have to their credit
 and not yet applied (credit memos' remaining credit, payments' unapplied amounts); ``net`` = total −
-credits, the sum of QuickBooks' customer balances. For a past ``on`` the invoice balances are
-rebuilt (today's + what payments dated later paid); the credits are today's.
+credits, the sum of QuickBooks' customer balances (customer by customer: its balance). For a past
+``on`` both are rebuilt: invoice balances are today's + what payments dated later paid; credits are
+those of the memos and payments dated by then, plus what later payments used of such a memo.
 
 Amounts are decimal strings with the currency's own decimals ("1234.50", JPY "1200").
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -70,78 +76,159 @@ def unused_credits(s: Session, company_id: int, currency: str, on: date | None =
     return out
 
 
-def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
-    """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net.
+def _aging_parts(s: Session, company_id: int, home_currency: str, on: date, *, by_customer: bool) -> tuple[
+        dict[tuple[str, str], dict[str, Decimal]], dict[tuple[str, str], Decimal]]:
+    """(customer, currency) → bucket → what open invoices owed on ``on``; (customer, currency) → unused credit then.
+    Without ``by_customer`` the customer is "" throughout (grouping by customer makes the query 3× slower).
 
     As of ``on``: invoices dated after it are left out (QuickBooks' aging does the same), and for
     a past day what payments dated after it paid is added back to the invoices they paid. Credits
     are those of the credit memos and payments dated by ``on``: what is left of them today, plus, for
     a credit memo, what payments dated after ``on`` used of it."""
     inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
-    with db.session() as s:
-        company = s.execute(select(models.Company.id, models.Company.currency)
-                            .where(models.Company.realm_id == realm_id)).first()
-        if company is None:
-            raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
-        company_id = company.id
-        due = func.coalesce(inv.due_date, inv.txn_date)
-        # Compared with bound dates, so the same SQL runs on SQLite and PostgreSQL.
-        bucket = case(
-            (due.is_(None), "current"),
-            (due >= on, "current"),
-            (due >= on - timedelta(days=30), "1-30"),
-            (due >= on - timedelta(days=60), "31-60"),
-            (due >= on - timedelta(days=90), "61-90"),
-            else_="90+",
-        ).label("bucket")
-        issued = func.coalesce(inv.txn_date, inv.due_date)
-        rows = s.execute(
-            select(inv.currency, bucket, func.sum(inv.balance))
+    due = func.coalesce(inv.due_date, inv.txn_date)
+    # Compared with bound dates, so the same SQL runs on SQLite and PostgreSQL.
+    bucket = case(
+        (due.is_(None), "current"),
+        (due >= on, "current"),
+        (due >= on - timedelta(days=30), "1-30"),
+        (due >= on - timedelta(days=60), "31-60"),
+        (due >= on - timedelta(days=90), "61-90"),
+        else_="90+",
+    ).label("bucket")
+    issued = func.coalesce(inv.txn_date, inv.due_date)
+    who = [inv.customer_qbo_id] if by_customer else []
+    rows = s.execute(
+        select(*who, inv.currency, bucket, func.sum(inv.balance))
+        .where(inv.company_id == company_id, inv.deleted.is_(False),
+               inv.status == models.InvoiceStatus.open, inv.balance > 0, or_(issued.is_(None), issued <= on))
+        .group_by(*who, inv.currency, bucket)
+    ).all()
+    # a past day: what was still owed then = today's balance + what payments dated after it paid
+    paid_since = s.scalar(select(func.count()).where(pay.company_id == company_id, pay.deleted.is_(False),
+                                                     pay.txn_date > on))
+    if paid_since:
+        link = models.PaymentLink
+        rows += s.execute(
+            select(*who, inv.currency, bucket, func.sum(link.amount))
+            .join(link, and_(link.company_id == inv.company_id, link.invoice_qbo_id == inv.qbo_id))
+            .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
             .where(inv.company_id == company_id, inv.deleted.is_(False),
-                   inv.status == models.InvoiceStatus.open, inv.balance > 0, or_(issued.is_(None), issued <= on))
-            .group_by(inv.currency, bucket)
-        ).all()
-        # a past day: what was still owed then = today's balance + what payments dated after it paid
-        paid_since = s.scalar(select(func.count()).where(pay.company_id == company_id, pay.deleted.is_(False),
-                                                         pay.txn_date > on))
-        if paid_since:
-            link = models.PaymentLink
-            rows += s.execute(
-                select(inv.currency, bucket, func.sum(link.amount))
-                .join(link, and_(link.company_id == inv.company_id, link.invoice_qbo_id == inv.qbo_id))
-                .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
-                .where(inv.company_id == company_id, inv.deleted.is_(False),
-                       inv.status.in_([models.InvoiceStatus.open, models.InvoiceStatus.paid]), issued <= on,
-                       pay.deleted.is_(False), pay.txn_date > on)
-                .group_by(inv.currency, bucket)).all()
-        credits: dict[str, Decimal] = {}
-        for mine in unused_credits(s, company_id, company.currency, on).values():
-            for code, amount in mine.items():
-                credits[code] = credits.get(code, Decimal(0)) + amount
-        if paid_since:  # and the credit those payments used of memos dated by then
-            used = models.CreditMemoLink
-            currency = func.coalesce(memo.currency, company.currency)
-            for code, amount in s.execute(
-                    select(currency, func.sum(used.amount))
-                    .join(memo, and_(memo.company_id == used.company_id, memo.qbo_id == used.credit_memo_qbo_id))
-                    .join(pay, and_(pay.company_id == used.company_id, pay.qbo_id == used.payment_qbo_id))
-                    .where(used.company_id == company_id, memo.deleted.is_(False),
-                           or_(memo.txn_date.is_(None), memo.txn_date <= on), pay.deleted.is_(False), pay.txn_date > on)
-                    .group_by(currency)):
-                credits[code] = credits.get(code, Decimal(0)) + _dec(amount)
-    totals: dict[str, dict[str, Decimal]] = {}
-    for currency, name, amount in rows:
-        per = totals.setdefault(currency, {b: Decimal(0) for b in AGING_BUCKETS})
+                   inv.status.in_([models.InvoiceStatus.open, models.InvoiceStatus.paid]), issued <= on,
+                   pay.deleted.is_(False), pay.txn_date > on)
+            .group_by(*who, inv.currency, bucket)).all()
+    balances: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for row in rows:
+        customer, (currency, name, amount) = ((row[0] or "") if by_customer else ""), row[-3:]
+        per = balances.setdefault((customer, currency), {b: Decimal(0) for b in AGING_BUCKETS})
         per[name] += _dec(amount)
-    currencies = {}
-    for currency in sorted(set(totals) | set(credits)):
-        per = totals.get(currency) or {b: Decimal(0) for b in AGING_BUCKETS}
-        total = sum(per.values(), Decimal(0))
-        currencies[currency] = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
-        currencies[currency]["total"] = _amount(total, currency)
-        currencies[currency]["credits"] = _amount(credits.get(currency, Decimal(0)), currency)
-        currencies[currency]["net"] = _amount(total - credits.get(currency, Decimal(0)), currency)
+    credits: dict[tuple[str, str], Decimal] = {}
+    for customer, mine in unused_credits(s, company_id, home_currency, on).items():
+        for code, amount in mine.items():
+            key = (customer if by_customer else "", code)
+            credits[key] = credits.get(key, Decimal(0)) + amount
+    if paid_since:  # and the credit those payments used of memos dated by then
+        used = models.CreditMemoLink
+        currency_ = func.coalesce(memo.currency, home_currency)
+        whose = [memo.customer_qbo_id] if by_customer else []
+        for *customer, code, amount in s.execute(
+                select(*whose, currency_, func.sum(used.amount))
+                .join(memo, and_(memo.company_id == used.company_id, memo.qbo_id == used.credit_memo_qbo_id))
+                .join(pay, and_(pay.company_id == used.company_id, pay.qbo_id == used.payment_qbo_id))
+                .where(used.company_id == company_id, memo.deleted.is_(False),
+                       or_(memo.txn_date.is_(None), memo.txn_date <= on), pay.deleted.is_(False), pay.txn_date > on)
+                .group_by(*whose, currency_)):
+            key = ((customer[0] or "") if customer else "", code)
+            credits[key] = credits.get(key, Decimal(0)) + _dec(amount)
+    return balances, credits
+
+
+def _company(s: Session, realm_id: str) -> Any:
+    company = s.execute(select(models.Company.id, models.Company.currency)
+                        .where(models.Company.realm_id == realm_id)).first()
+    if company is None:
+        raise errors.InvalidInput(f"No company with realm {realm_id}.", field="realm")
+    return company
+
+
+def _figures(per: dict[str, Decimal], credit: Decimal, currency: str) -> dict[str, str]:
+    """One aging row: the buckets, their total, the unused credit and the net, as decimal strings."""
+    total = sum(per.values(), Decimal(0))
+    out = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
+    out.update(total=_amount(total, currency), credits=_amount(credit, currency), net=_amount(total - credit, currency))
+    return out
+
+
+def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
+    """Open invoice balances per currency and days past due, as of ``on``; unapplied credits; net
+    (see ``_aging_parts`` for what "as of" rebuilds)."""
+    with db.session() as s:
+        company = _company(s, realm_id)
+        balances, credits = _aging_parts(s, company.id, company.currency, on, by_customer=False)
+    totals: dict[str, dict[str, Decimal]] = {}
+    credit: dict[str, Decimal] = {}
+    for (_customer, currency), per in balances.items():
+        into = totals.setdefault(currency, {b: Decimal(0) for b in AGING_BUCKETS})
+        for b in AGING_BUCKETS:
+            into[b] += per[b]
+    for (_customer, currency), amount in credits.items():
+        credit[currency] = credit.get(currency, Decimal(0)) + amount
+    currencies = {currency: _figures(totals.get(currency) or {b: Decimal(0) for b in AGING_BUCKETS},
+                                     credit.get(currency, Decimal(0)), currency)
+                  for currency in sorted(set(totals) | set(credit))}
     return {"realm": realm_id, "on": on.isoformat(), "currencies": currencies}
+
+
+def aging_by_customer(db: Database, realm_id: str, on: date) -> dict[str, Any]:
+    """The same figures customer by customer (QuickBooks' "A/R aging summary"): one row per customer
+    and currency that owes something or has unused credit, by name; the rows add up to ``aging``."""
+    with db.session() as s:
+        company = _company(s, realm_id)
+        balances, credits = _aging_parts(s, company.id, company.currency, on, by_customer=True)
+        keys = set(balances) | {k for k, v in credits.items() if v}
+        ids = sorted({customer for customer, _ in keys})
+        names: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            names.update(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
+                models.Customer.company_id == company.id, models.Customer.qbo_id.in_(ids[start:start + 500]))).all())
+    customers = [
+        {"customer_id": customer, "name": names.get(customer) or "", "currency": currency,
+         **_figures(balances.get((customer, currency)) or {b: Decimal(0) for b in AGING_BUCKETS},
+                    credits.get((customer, currency), Decimal(0)), currency)}
+        for customer, currency in keys]
+    customers.sort(key=lambda r: (r["name"].casefold(), r["customer_id"], r["currency"]))
+    return {"realm": realm_id, "on": on.isoformat(), "customers": customers}
+
+
+AGING_CSV_COLUMNS = ("customer_id", "customer", "currency", *AGING_BUCKETS, "total", "credits", "net")
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: "=", "+", "-", "@" (and tab, CR) lead a formula in
+    Excel, LibreOffice and Google Sheets, so such a value gets a leading apostrophe (OWASP's advice)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def aging_csv(figures: dict[str, Any]) -> str:
+    """``aging_by_customer`` as CSV for a spreadsheet: a byte-order mark (Excel then reads UTF-8), a
+    header, one row per customer and currency, amounts as plain decimals with a point, CRLF lines."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(AGING_CSV_COLUMNS)
+    for row in figures["customers"]:
+        writer.writerow([_cell(row["customer_id"]), _cell(row["name"]), row["currency"],
+                         *(row[c] for c in AGING_CSV_COLUMNS[3:])])
+    return "\ufeff" + out.getvalue()
+
+
+def _table(title: str, header: list[str], rows: list[list[str]], *, text_columns: int = 1) -> str:
+    """A plain text table: the first ``text_columns`` columns left-aligned, figures right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [title]
+    for r in [header, *rows]:
+        lines.append("  ".join(str(v).ljust(w) if i < text_columns else str(v).rjust(w)
+                               for i, (v, w) in enumerate(zip(r, widths))).rstrip())
+    return "\n".join(lines)
 
 
 def format_aging(figures: dict[str, Any]) -> str:
@@ -151,11 +238,18 @@ def format_aging(figures: dict[str, Any]) -> str:
             for currency, per in figures["currencies"].items()]
     if not rows:
         return f"realm {figures['realm']} on {figures['on']}: no open balances"
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"realm {figures['realm']}, open balances by days past due on {figures['on']}"]
-    for r in [header, *rows]:
-        lines.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
-    return "\n".join(lines)
+    return _table(f"realm {figures['realm']}, open balances by days past due on {figures['on']}", header, rows)
+
+
+def format_aging_by_customer(figures: dict[str, Any]) -> str:
+    """``aging_by_customer`` as a plain text table, one line per customer and currency."""
+    header = ["customer", "currency", *AGING_BUCKETS, "total", "credits", "net"]
+    rows = [[r["name"] or r["customer_id"], r["currency"], *(r[b] for b in (*AGING_BUCKETS, "total", "credits", "net"))]
+            for r in figures["customers"]]
+    if not rows:
+        return f"realm {figures['realm']} on {figures['on']}: no open balances"
+    return _table(f"realm {figures['realm']}, open balances by customer and days past due on {figures['on']}",
+                  header, rows, text_columns=2)
 
 
 # -- DSO and expected cash: the dashboard's figures, for `qbo-collector report dso|forecast` --------

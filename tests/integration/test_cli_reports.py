@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
 import sys
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from qbo_collector import reports
 from qbo_collector.sync import run as sync_run
 from tests.integration import oauth_helpers
 
@@ -49,6 +53,39 @@ def test_report_dso_and_forecast_print_json(synced):
     weeks = usd["weeks"]
     assert weeks and all(Decimal(w["expected"]) <= Decimal(w["predicted_unweighted"]) for w in weeks)
     assert Decimal(usd["disputed"]) == 0  # nothing in dispute (the dashboard tests cover a dispute)
+
+
+def test_report_aging_by_customer_as_text_json_and_csv(synced, sqlite_db):
+    realm, env = synced
+    want = reports.aging_by_customer(sqlite_db, realm, date(2026, 11, 23))["customers"]
+    assert want
+    as_json = _cli(env, "report", "aging", "--customers", "--json", "--realm", realm, "--on", "2026-11-23")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["customers"] == want
+    text = _cli(env, "report", "aging", "--customers", "--realm", realm, "--on", "2026-11-23")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[1].split()[:2] == ["customer", "currency"] and len(lines) == 2 + len(want)
+    assert all(lines[2 + i].startswith(r["name"]) and lines[2 + i].endswith(r["net"]) for i, r in enumerate(want))
+    as_csv = _cli(env, "report", "aging", "--csv", "--realm", realm, "--on", "2026-11-23")
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))  # no byte-order mark on a terminal or a pipe
+    assert [(r["customer_id"], r["net"]) for r in rows] == [(w["customer_id"], w["net"]) for w in want]
+    for args, said in ((("dso", "--csv"), "options of `report aging` only"),
+                       (("aging", "--csv", "--json"), "choose one of --csv and --json")):
+        refused = _cli(env, "report", *args, "--realm", realm)
+        assert refused.returncode == 2 and said in refused.stderr and refused.stdout == ""
+
+
+def test_report_aging_csv_of_several_companies_asks_which(synced, settings_factory, sqlite_db, vault, sandbox,
+                                                          sandbox_realms):
+    realm, env = synced
+    assert _cli(env, "report", "aging", "--csv").returncode == 0  # one company connected: that one
+    settings = oauth_helpers.sandbox_settings(settings_factory, sandbox, qbo_collector_database_url=sqlite_db.url)
+    oauth_helpers.connect(settings, sqlite_db, vault, realm=sandbox_realms["fr"], sandbox=sandbox)
+    refused = _cli(env, "report", "aging", "--csv")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "name it with --realm" in refused.stderr and realm in refused.stderr and sandbox_realms["fr"] in refused.stderr
 
 
 def test_plan_json_changes_nothing(synced):

@@ -294,6 +294,43 @@ def test_unused_credits_are_netted_on_the_page_in_the_digest_and_in_the_report(o
     assert dashboard.build(sqlite_db, "111", TODAY).aging["EUR"]["credits"] == Decimal("170.40")
 
 
+def test_the_aging_by_customer_downloads_as_csv_for_whoever_may_see_the_company(owner, viewer, pages_app, sqlite_db):
+    from tests.integration.test_pages_support import browser
+
+    with sqlite_db.session() as s:  # a customer with credit only; a name a spreadsheet would run
+        company_id = _company(s).id
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM1", customer_qbo_id="4", txn_date=TODAY,
+                                total=Decimal("40.00"), balance=Decimal("40.00"), currency="EUR"))
+        s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
+                                               models.Customer.qbo_id == "2")).display_name = "=SUM(A1:A9)"
+    page = owner.get("/companies/111/dashboard").get_data(as_text=True)
+    assert 'href="/companies/111/dashboard/aging.csv" download' in page
+    answer = viewer.get("/companies/111/dashboard/aging.csv")  # reading is enough
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="aging-111-2026-11-23.csv"'
+    text = answer.get_data(as_text=True)
+    assert text.startswith("\ufeff")
+    lines = text.removeprefix("\ufeff").split("\r\n")
+    assert lines == [
+        "customer_id,customer,currency,current,1-30,31-60,61-90,90+,total,credits,net",
+        "2,'=SUM(A1:A9),EUR,0.00,850.50,0.00,0.00,0.00,850.50,0.00,850.50",
+        "1,Atelier Dubois,EUR,300.00,0.00,1200.00,0.00,0.00,1500.00,0.00,1500.00",
+        "3,Café Lumière,EUR,0.00,0.00,0.00,0.00,150.00,150.00,0.00,150.00",
+        "4,Durand & Fils,EUR,0.00,0.00,0.00,0.00,0.00,0.00,40.00,-40.00",
+        "5,Épicerie Zola,EUR,99.90,0.00,0.00,0.00,0.00,99.90,0.00,99.90",
+        ""]
+    # as of a past day: 50 days ago the 1,200 was not due yet, the 300 not yet issued, the credit memo not made
+    past = owner.get("/companies/111/dashboard/aging.csv?on=2026-10-04").get_data(as_text=True)
+    assert "\r\n1,Atelier Dubois,EUR,1200.00,0.00,0.00,0.00,0.00,1200.00,0.00,1200.00\r\n" in past
+    assert "Durand" not in past
+    bad = owner.get("/companies/111/dashboard/aging.csv?on=last-week")
+    assert bad.status_code == 400 and "“last-week” is not a date like 2026-11-23." in bad.get_data(as_text=True)
+    other = browser(pages_app, sqlite_db, "b@example.com", realm="222")
+    assert other.get("/companies/111/dashboard/aging.csv").status_code == 404  # not their company
+    anonymous = pages_app.test_client().get("/companies/111/dashboard/aging.csv")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+
+
 def test_dso_target_is_validated_and_saved(owner, sqlite_db):
     bad = owner.post("/companies/111/dashboard/target", {"dso_target": "soon"})
     assert bad.status_code == 400 and "Enter a number of days" in bad.get_data(as_text=True)

@@ -117,6 +117,37 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
 
 
+def _sums(rows: list[dict], currency: str) -> dict[str, Decimal]:  # type: ignore[type-arg]
+    return {k: sum((Decimal(r[k]) for r in rows if r["currency"] == currency), Decimal(0))
+            for k in (*BUCKETS, "total", "credits", "net")}
+
+
+def test_aging_by_customer_is_each_customers_quickbooks_balance_and_adds_up_to_the_aging(  # type: ignore[no-untyped-def]
+        sandbox, sandbox_realms, settings_factory, db, vault):
+    realm = sandbox_realms["fr"]
+    settings = support.connect(settings_factory, db, vault, sandbox, realm)
+    assert run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED).ok
+    on = sandbox.intuit.companies[realm].today(sandbox.clock.now())
+    report = reports.aging_by_customer(db, realm, on)
+    assert json.loads(json.dumps(report)) == report and report["on"] == on.isoformat()
+    rows = report["customers"]
+    source = {c["Id"]: c for c in sandbox.intuit.entities(realm, "Customer")}
+    # customer by customer, net = what QuickBooks says the customer owes (its Balance)
+    owing = {cid for cid, c in source.items() if Decimal(str(c.get("Balance") or 0))}
+    assert owing and owing <= {r["customer_id"] for r in rows}
+    for r in rows:
+        assert Decimal(r["net"]) == Decimal(str(source[r["customer_id"]].get("Balance") or 0)), r
+        assert r["name"] == source[r["customer_id"]]["DisplayName"]
+        assert Decimal(r["total"]) == sum(Decimal(r[b]) for b in BUCKETS)
+    assert [r["name"].casefold() for r in rows] == sorted(r["name"].casefold() for r in rows)
+    assert any(Decimal(r["net"]) < 0 for r in rows) or any(Decimal(r["credits"]) for r in rows)
+    # the rows add up to the company's aging, today and as of past days
+    for day in (on, on - timedelta(days=30), on - timedelta(days=90)):
+        by_customer = reports.aging_by_customer(db, realm, day)["customers"]
+        for currency, got in reports.aging(db, realm, day)["currencies"].items():
+            assert _sums(by_customer, currency) == {k: Decimal(v) for k, v in got.items()}, (day, currency)
+
+
 def test_a_credit_memo_used_after_the_day_counts_as_credit_on_that_day(fresh_sandbox, settings_factory, db, vault):
     """A credit memo of 20 days ago, used 5 days ago on an invoice: 10 days ago, the invoice owed that
     much more and the customer had that much more credit. Both come back in the aging of that day."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import date
 from decimal import Decimal
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from babel import numbers
 from flask_babel import format_date, format_decimal, get_locale, gettext
 
@@ -12,6 +14,7 @@ from qbo_collector import dashboard as figures
 from qbo_collector import errors, reports
 from web.pages import bp, charts, company_session, message_of, services, today_for
 
+log = logging.getLogger(__name__)
 BUCKET_LABELS = {"current": "Current", "1-30": "1–30", "31-60": "31–60", "61-90": "61–90", "90+": "90+"}
 
 
@@ -22,6 +25,25 @@ def dashboard(realm_id: str):  # type: ignore[no-untyped-def]
     data = figures.build(services().db, realm_id, on)
     return render_template("pages/dashboard.html", company=company, role=role, tab="dashboard", d=data,
                            charts=_charts(data), buckets=reports.AGING_BUCKETS, error=None)
+
+
+@bp.get("/companies/<realm_id>/dashboard/aging.csv")
+def aging_csv(realm_id: str):  # type: ignore[no-untyped-def]
+    """The aging by customer as a spreadsheet (``reports.aging_csv``); ``?on=YYYY-MM-DD`` for a past day."""
+    with company_session(realm_id) as (_s, company, _role):
+        on = today_for(company)
+    typed = request.args.get("on", "").strip()
+    if typed:
+        try:
+            on = date.fromisoformat(typed)
+        except ValueError:
+            log.info("dashboard: aging.csv refused realm=%s: on=%r is not a date", realm_id, typed[:40])
+            return Response(gettext("“%(value)s” is not a date like 2026-11-23.", value=typed[:40]) + "\n", status=400,
+                            mimetype="text/plain")
+    body = reports.aging_csv(reports.aging_by_customer(services().db, realm_id, on))
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="aging-{realm_id}-{on.isoformat()}.csv"',
+        "Cache-Control": "no-store"})
 
 
 @bp.post("/companies/<realm_id>/dashboard/target")
