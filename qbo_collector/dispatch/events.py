@@ -316,12 +316,14 @@ def lift_email_stop(settings: Any, db: Database, company_id: int, customer_id: s
         lists = {a: LIFTABLE_EMAIL_STOPS[r] for a, r in s.execute(
             select(models.ContactBlock.address, models.ContactBlock.reason).where(
                 models.ContactBlock.channel == "email", models.ContactBlock.address.in_(addresses or [""]))).all()}
-        flagged = LIFTABLE_EMAIL_STOPS[customer.email_stopped] if customer.email_stopped else "bounces"
+        if customer.email_stopped:  # the flag stops every address of the customer
+            flagged = LIFTABLE_EMAIL_STOPS[customer.email_stopped]
+            lists = {a: lists.get(a, flagged) for a in addresses}
     if settings.sendgrid_api_key:
         suppressions = email_channel.SendGridSuppressions(settings.sendgrid_api_key, host=settings.sendgrid_api_host)
-        for address in addresses:
-            suppressions.remove(lists.get(address, flagged), address)
-    lifted = set(addresses)
+        for address, list_name in sorted(lists.items()):
+            suppressions.remove(list_name, address)
+    lifted = set(lists)
     block, c = models.ContactBlock, models.Customer
     with db.session() as s:
         s.execute(delete(block).where(block.channel == "email", block.address.in_(sorted(lifted)),

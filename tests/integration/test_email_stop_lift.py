@@ -80,6 +80,18 @@ def _suppression_calls(env) -> int:  # type: ignore[no-untyped-def]
     return env.sb.log.count("sendgrid", "suppression/bounces")
 
 
+def _next_email_events(env, address: str) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    """Run the following days until a reminder goes to ``address``; SendGrid's events for it."""
+    before = {m["message_id"] for m in env.sb.sendgrid.messages}
+    for day in range(1, 15):
+        env.run(now=env.now_at(12, days=day))
+        new = [m for m in env.sb.sendgrid.messages if m["message_id"] not in before and m["to"].lower() == address]
+        if new:
+            env.flush()
+            return [e for e in env.sb.sendgrid.events if e["sg_message_id"].startswith(new[0]["message_id"])]
+    raise AssertionError(f"no reminder to {address} in two weeks")
+
+
 def test_the_owner_resumes_email_after_a_bounce_and_the_next_reminder_is_delivered(env) -> None:  # type: ignore[no-untyped-def]
     customer_id, address = _bounced(env)
     # A second customer of this company shares the address; a customer of another company too.
@@ -128,16 +140,7 @@ def test_the_owner_resumes_email_after_a_bounce_and_the_next_reminder_is_deliver
     assert _suppression_calls(env) == calls and len(_resumed_lines(env)) == 2
 
     # The next reminder to the address goes out and is delivered, not dropped.
-    before = {m["message_id"] for m in env.sb.sendgrid.messages}
-    for day in range(1, 15):
-        env.run(now=env.now_at(12, days=day))
-        new = [m for m in env.sb.sendgrid.messages if m["message_id"] not in before and m["to"].lower() == address]
-        if new:
-            break
-    assert new, "no reminder to the address in two weeks"
-    env.flush()
-    events = [e["event"] for e in env.sb.sendgrid.events if e["sg_message_id"].startswith(new[0]["message_id"])]
-    assert events == ["processed", "delivered"]
+    assert [e["event"] for e in _next_email_events(env, address)] == ["processed", "delivered"]
 
 
 def test_without_sendgrid_lifted_the_next_email_would_be_dropped(env) -> None:  # type: ignore[no-untyped-def]
@@ -147,16 +150,7 @@ def test_without_sendgrid_lifted_the_next_email_would_be_dropped(env) -> None:  
     with env.db.session() as s:
         s.execute(models.ContactBlock.__table__.delete())
         s.scalar(select(models.Customer).where(models.Customer.qbo_id == customer_id)).email_stopped = None
-    before = {m["message_id"] for m in env.sb.sendgrid.messages}
-    for day in range(1, 15):
-        env.run(now=env.now_at(12, days=day))
-        new = [m for m in env.sb.sendgrid.messages if m["message_id"] not in before and m["to"].lower() == address]
-        if new:
-            break
-    assert new
-    env.flush()
-    assert [(e["event"], e.get("reason")) for e in env.sb.sendgrid.events
-            if e["sg_message_id"].startswith(new[0]["message_id"])] == [("dropped", "Bounced Address")]
+    assert [(e["event"], e.get("reason")) for e in _next_email_events(env, address)] == [("dropped", "Bounced Address")]
     assert _state(env, address) == ([(env.realm, "bounce")], ["bounce"])
 
 
@@ -218,3 +212,17 @@ def test_without_a_sendgrid_key_the_stop_is_lifted_here_only(sandbox_factory, se
         assert [cid for cid, _ in _resumed_lines(env)] == [customer_id]
     finally:
         env.web.stop()
+
+
+def test_with_several_addresses_only_the_bounced_one_is_taken_off_sendgrids_list(env) -> None:  # type: ignore[no-untyped-def]
+    customer_id, address = _bounced(env)
+    with env.db.session() as s:  # QuickBooks holds two addresses for the customer; only the old one bounced
+        customer = s.scalar(select(models.Customer).where(models.Customer.qbo_id == customer_id))
+        customer.email, customer.email_stopped = f"ap@dubois.example, {address}", None
+    owner = _browser(env, "boss@maple.example")
+    page = html.unescape(owner.get(_path(env, customer_id)).get_data(as_text=True))
+    assert f"Email to {address} is stopped: bounced back." in page
+    owner.post(f"{_path(env, customer_id)}/resume_email")
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in env.sb.log.entries()
+            if r.endpoint.startswith("suppression/")] == [("DELETE", address)]
+    assert _state(env, address)[1] == [] and [cid for cid, _ in _resumed_lines(env)] == [customer_id]
