@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -221,6 +223,32 @@ def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
             inv.next_action_on = snapshot.NEVER
     zola = owner.get("/companies/111/customers").get_data(as_text=True).split("Épicerie Zola", 1)[1].split("</tr>", 1)[0]
     assert "9999" not in zola and "Dec 10, 2026" not in zola and "—" in zola
+
+
+def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):
+    def names(query: str) -> list[str]:
+        page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
+        return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
+
+    assert names("unreachable=1") == []
+    assert "Reminders can reach every customer." in owner.get("/companies/111/customers?unreachable=1").get_data(as_text=True)
+    assert names("unreachable=1&all=1") == ["Durand & Fils"]  # no email, no phone, owes nothing
+    with sqlite_db.session() as s:
+        company_id = _company(s).id
+        for qbo_id, change in (("2", {"email_stopped": "bounce"}), ("5", {"sms_stopped": "stop"}),
+                               ("3", {"email": "  ", "phone": None})):  # a blank email is no address
+            customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
+                                                              models.Customer.qbo_id == qbo_id))
+            for name, value in change.items():
+                setattr(customer, name, value)
+    assert names("unreachable=1") == ["Boulangerie Martin", "Café Lumière", "Épicerie Zola"]  # by balance
+    assert names("unreachable=1&q=zola") == ["Épicerie Zola"]
+    page = owner.get("/companies/111/customers?unreachable=1").get_data(as_text=True)
+    assert 'name="unreachable" value="1" checked' in page
+    with sqlite_db.session() as s:  # Café Lumière gets a mobile number in QuickBooks: texts can reach it
+        s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
+                                               models.Customer.qbo_id == "3")).mobile = "+33 6 12 34 56 78"
+    assert "Café Lumière" not in names("unreachable=1")
 
 
 def test_upcoming_skip_dry_run_and_unknown_rows(pages_app, owner, sqlite_db):

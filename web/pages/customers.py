@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
@@ -25,16 +25,18 @@ PAGE_SIZE = 50
 def customers(realm_id: str):  # type: ignore[no-untyped-def]
     q = request.args.get("q", "").strip()[:100]
     owing = request.args.get("all") != "1"
+    unreachable = request.args.get("unreachable") == "1"
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     with company_session(realm_id) as (s, company, role):
         on = today_for(company)
-        rows, total = _customer_rows(s, company, q=q, owing=owing, page=page, on=on)
+        rows, total = _customer_rows(s, company, q=q, owing=owing, unreachable=unreachable, page=page, on=on)
         return render_template("pages/customers.html", company=company, role=role, tab="customers", rows=rows,
-                               q=q, owing=owing, page=page, pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-                               total=total, on=on)
+                               q=q, owing=owing, unreachable=unreachable, page=page,
+                               pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1), total=total, on=on)
 
 
-def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int, on) -> tuple[list[dict[str, Any]], int]:  # type: ignore[no-untyped-def]
+def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int, on,  # type: ignore[no-untyped-def]
+                   unreachable: bool = False) -> tuple[list[dict[str, Any]], int]:
     c, inv = models.Customer, models.Invoice
     open_ = (inv.company_id == company.id) & (inv.status == models.InvoiceStatus.open) & inv.deleted.is_(False) & (inv.balance > 0)
     balances = (select(inv.customer_qbo_id.label("cid"), func.sum(inv.balance).label("balance"),
@@ -50,6 +52,9 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
                                 func.lower(c.email).like(like), c.qbo_id == q))
     if owing:
         query = query.where(balances.c.balance > 0)
+    if unreachable:  # what a person should fix: a stopped email or number, or nothing to write to
+        blank = [func.coalesce(func.trim(col), "") == "" for col in (c.email, c.phone, c.mobile)]
+        query = query.where(or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None), and_(*blank)))
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
     found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
