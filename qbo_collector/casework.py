@@ -29,7 +29,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qbo_collector import errors, money, timeline
@@ -454,6 +454,14 @@ def active_pauses(s: Session, company: models.Company, customer_id: str, on: dt.
                                                 models.Pause.resolved_on.is_(None))
                      .order_by(models.Pause.start_on, models.Pause.id))
     return [p for p in rows if _is_active(p, on)]
+
+
+def cannot_reach() -> ColumnElement[bool]:
+    """The customers some reminders cannot reach, as a condition on ``Customer``: email or texts
+    stopped, or no email, phone or mobile at all (the customers list's filter, the digest's list)."""
+    c = models.Customer
+    blank = [func.coalesce(func.trim(column), "") == "" for column in (c.email, c.phone, c.mobile)]
+    return or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None), and_(*blank))
 
 
 def states(s: Session, company: models.Company, customers: Sequence[models.Customer],

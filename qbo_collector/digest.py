@@ -14,10 +14,11 @@ from decimal import Decimal
 
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 
-from qbo_collector import dashboard
+from qbo_collector import casework, dashboard
 from qbo_collector.db import models
+from qbo_collector.db.types import amount_value as _dec
 from qbo_collector.db.session import Database
 
 TOP = 5
@@ -41,6 +42,10 @@ _WORDS = {
         "late": "Customers owing the most on overdue invoices",
         "late_line": "{name}: {amount}, oldest {days} day{s_days} late",
         "nobody": "Nobody is late.",
+        "unreachable": "Customers some reminders cannot reach (email or texts stopped, or no address): "
+                       "fix their details in QuickBooks",
+        "unreachable_line": "{name}: {amount} open",
+        "more": "and {n} more on the Customers page",
         "reminders": "Reminders in the last {days} days",
         "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
         "open": "Open the dashboard: {link}",
@@ -63,6 +68,10 @@ _WORDS = {
         "late": "Clients qui doivent le plus sur des factures en retard",
         "late_line": "{name} : {amount}, la plus ancienne en retard de {days} jour{s_days}",
         "nobody": "Aucun client n’est en retard.",
+        "unreachable": "Clients que certaines relances n’atteignent pas (e-mails ou SMS arrêtés, ou aucune "
+                       "adresse) : corrigez leurs coordonnées dans QuickBooks",
+        "unreachable_line": "{name} : {amount} à encaisser",
+        "more": "et {n} autre{s} sur la page Clients",
         "reminders": "Relances des {days} derniers jours",
         "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
         "open": "Ouvrir le tableau de bord : {link}",
@@ -123,6 +132,13 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
     sections.append((w["late"], [w["late_line"].format(name=c.name, amount=money(c.overdue, c.currency), days=c.days_late,
                                                        s_days=_s(c.days_late, language))
                                  for c in d.top_late[:TOP]] or [w["nobody"]]))
+    unreachable = _unreachable(db, realm_id)
+    if unreachable:
+        lines = [w["unreachable_line"].format(name=name, amount=money(owed, currency))
+                 for name, currency, owed in unreachable[:TOP]]
+        if len(unreachable) > TOP:
+            lines.append(w["more"].format(n=len(unreachable) - TOP, s=_s(len(unreachable) - TOP, language)))
+        sections.append((w["unreachable"], lines))
     r = d.reminders
     sections.append((w["reminders"].format(days=r.days),
                      [w["reminders_line"].format(sent=r.sent, paid=r.paid_after, within=r.within_days,
@@ -150,6 +166,22 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
             f'<body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2733;max-width:640px">'
             + "".join(body) + "</body></html>")
     return subject, text, page
+
+
+def _unreachable(db: Database, realm_id: str) -> list[tuple[str, str, Decimal]]:
+    """(name, currency, open balance) of the customers who owe something and some reminders cannot
+    reach (``casework.cannot_reach``), the largest balance first."""
+    c, inv = models.Customer, models.Invoice
+    with db.reading() as s:
+        rows = s.execute(
+            select(c.display_name, inv.currency, func.sum(inv.balance).label("owed"))
+            .join(models.Company, models.Company.id == c.company_id)
+            .join(inv, and_(inv.company_id == c.company_id, inv.customer_qbo_id == c.qbo_id))
+            .where(models.Company.realm_id == realm_id, c.deleted.is_(False), casework.cannot_reach(),
+                   inv.status == models.InvoiceStatus.open, inv.deleted.is_(False), inv.balance > 0)
+            .group_by(c.qbo_id, c.display_name, inv.currency)).all()
+    found = [(name or "", currency, _dec(owed)) for name, currency, owed in rows]
+    return sorted(found, key=lambda r: (-r[2], r[0].casefold(), r[1]))
 
 
 def _s(count: int, language: str) -> str:

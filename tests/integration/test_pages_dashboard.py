@@ -246,6 +246,35 @@ def test_the_digest_has_the_same_figures_in_the_company_language(seeded):
     assert "<script" not in html
 
 
+def test_the_digest_names_the_customers_some_reminders_cannot_reach(seeded, monkeypatch):
+    _subject, text, _html = digest.build(seeded, "111", TODAY)
+    assert "relances n’atteignent pas" not in text  # Durand & Fils has no address but owes nothing
+    with seeded.session() as s:
+        company_id = _company(s).id
+        for qbo_id, change in (("1", {"email_stopped": "bounce"}), ("2", {"sms_stopped": "stop"}),
+                               ("3", {"email": None}), ("5", {"email": "  "})):
+            customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
+                                                              models.Customer.qbo_id == qbo_id))
+            for name, value in change.items():
+                setattr(customer, name, value)
+    monkeypatch.setattr(digest, "TOP", 2)
+    _subject, text, html = digest.build(seeded, "111", TODAY)
+    section = text.split("corrigez leurs coordonnées dans QuickBooks\n", 1)[1].split("\n\n", 1)[0]
+    assert section.splitlines() == ["  • Atelier Dubois\u00a0: 1\u202f500,00\u00a0€ à encaisser",
+                                    "  • Boulangerie Martin\u00a0: 850,50\u00a0€ à encaisser",
+                                    "  • et 2 autres sur la page Clients"]
+    assert "<li>Atelier Dubois\u00a0: 1\u202f500,00\u00a0€ à encaisser</li>" in html
+    seed(seeded, realm="222", name="Company B", currency="USD", language="en", country="US",
+         timezone="America/Chicago")
+    with seeded.session() as s:
+        company_b = s.scalar(select(models.Company.id).where(models.Company.realm_id == "222"))
+        s.scalar(select(models.Customer).where(models.Customer.company_id == company_b,
+                                               models.Customer.qbo_id == "2")).email_stopped = "spamreport"
+    _subject, text, _html = digest.build(seeded, "222", TODAY)
+    assert ("Customers some reminders cannot reach (email or texts stopped, or no address): fix their details in "
+            "QuickBooks\n  • Boulangerie Martin: $850.50 open\n\n") in text  # company A's customers are not listed
+
+
 def test_dashboard_page_shows_buckets_formula_and_charts(owner):
     page = owner.get("/companies/111/dashboard").get_data(as_text=True)
     assert "DSO = receivables ÷ credit sales of the period × days in the period" in page

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from qbo_collector import casework, errors, rules, snapshot
 from qbo_collector.db import models
@@ -53,8 +53,7 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
     if owing:
         query = query.where(balances.c.balance > 0)
     if unreachable:  # what a person should fix: a stopped email or number, or nothing to write to
-        blank = [func.coalesce(func.trim(col), "") == "" for col in (c.email, c.phone, c.mobile)]
-        query = query.where(or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None), and_(*blank)))
+        query = query.where(casework.cannot_reach())
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
     found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
