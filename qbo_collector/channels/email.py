@@ -208,6 +208,26 @@ class SendGridSuppressions:
         self._client = sendgrid.SendGridAPIClient(api_key, host=host) if host else sendgrid.SendGridAPIClient(api_key)
         self._client.client.timeout = timeout
 
+    def can_lift(self) -> bool:
+        """Whether the key may delete suppressions (``GET /v3/scopes`` lists "suppression.delete").
+
+        Raises the same errors as ``remove`` when SendGrid cannot be asked."""
+        try:
+            response = self._client.client.scopes.get()
+        except python_http_client.exceptions.HTTPError as exc:
+            status = int(exc.status_code)
+            if status in (401, 403):
+                raise errors.ConfigError(f"SendGrid refused the API key (HTTP {status}); check SENDGRID_API_KEY.",
+                                         variable="SENDGRID_API_KEY") from exc
+            raise errors.TransientFailure(f"SendGrid did not list the key's permissions (HTTP {status}).") from exc
+        except (urllib.error.URLError, TimeoutError, http.client.HTTPException, ConnectionError) as exc:
+            raise errors.TransientFailure(f"Could not reach SendGrid ({exc!r}).") from exc
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes") or []
+        except (ValueError, AttributeError) as exc:
+            raise errors.TransientFailure("SendGrid's list of the key's permissions could not be read.") from exc
+        return "suppression.delete" in scopes
+
     def remove(self, list_name: str, address: str) -> None:
         """Take ``address`` off ``list_name`` ("bounces" or "invalid_emails")."""
         if list_name not in self.LISTS:

@@ -17,7 +17,7 @@ to a listed address is not delivered: it yields one "dropped" event naming the l
 Suppressions API reads and deletes entries (``GET``/``DELETE /v3/suppression/<list>/<email>``,
 ``GET /v3/suppression/<list>``). ``scopes`` restricts a key to some permissions ("mail.send",
 "suppression.read", "suppression.delete"); a key not in it has them all; a missing one
-answers 403 "access forbidden", as a restricted key does.
+answers 403 "access forbidden", as a restricted key does. ``GET /v3/scopes`` lists a key's.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ DEFAULT_API_KEY = "SG.sandbox-key.sandbox-secret"
 # A suppression list and the reason of the "dropped" event an email to one of its addresses gets.
 SUPPRESSION_LISTS = {"bounces": "Bounced Address", "invalid_emails": "Invalid",
                      "spam_reports": "Spam Reporting Address", "unsubscribes": "Unsubscribed Address"}
+# What a full-access key may do, as far as this stand-in serves it.
+FULL_ACCESS = frozenset({"mail.send", "suppression.read", "suppression.delete", "suppression.create",
+                         "suppression.update", "scopes.read"})
 # The lists the Suppressions API lets a key read and delete entries of (global unsubscribes
 # live under /v3/asm, which this stand-in does not serve).
 _API_LISTS = ("bounces", "invalid_emails", "spam_reports")
@@ -184,6 +187,7 @@ class SendGridStandIn:
     def blueprint(self) -> flask.Blueprint:
         bp = flask.Blueprint("sendgrid", __name__)
         bp.add_url_rule("/v3/mail/send", "mail_send", self._mail_send, methods=["POST"])
+        bp.add_url_rule("/v3/scopes", "scopes", self._scopes, methods=["GET"])
         bp.add_url_rule("/v3/suppression/<name>", "suppression_list", self._suppression_list, methods=["GET"])
         bp.add_url_rule("/v3/suppression/<name>/<path:email>", "suppression_entry", self._suppression_entry,
                         methods=["GET", "DELETE"])
@@ -212,7 +216,7 @@ class SendGridStandIn:
         if key not in self.api_keys:
             return self._answer(401, _errors(("The provided authorization grant is invalid, expired, or revoked", None, None)),
                                 endpoint=endpoint)
-        if key in self.scopes and scope not in self.scopes[key]:
+        if scope and key in self.scopes and scope not in self.scopes[key]:
             return self._answer(403, _errors(("access forbidden", None, None)), endpoint=endpoint)
         return None
 
@@ -330,6 +334,15 @@ class SendGridStandIn:
         return message
 
     # ------------------------------------------------------------------ suppressions
+
+    def _scopes(self) -> flask.Response:
+        """GET /v3/scopes: the permissions of the calling key (any key may ask)."""
+        refused = self._refused("", "scopes")
+        if refused is not None:
+            return refused
+        auth = flask.request.headers.get("Authorization", "")
+        key = auth[len("Bearer "):].strip()
+        return self._answer(200, {"scopes": sorted(self.scopes.get(key, FULL_ACCESS))}, endpoint="scopes")
 
     def _suppression_list(self, name: str) -> flask.Response:
         endpoint = f"suppression/{name}"

@@ -296,7 +296,9 @@ def test_taking_an_address_off_a_list_answers_each_failure_with_the_projects_err
     w.sg.suppress("invalid_emails", "a/b?c#d@example.com", reason="Invalid")
     suppressions(w).remove("invalid_emails", "a/b?c#d@example.com")  # one path segment, however written
     assert w.sg.suppressed("a/b?c#d@example.com") is None
+    assert suppressions(w).can_lift()
     w.sg.scopes[sendgrid_standin.DEFAULT_API_KEY] = {"mail.send"}  # a key restricted to Mail Send
+    assert not suppressions(w).can_lift()  # GET /v3/scopes says so before anyone tries
     with pytest.raises(errors.ConfigError, match="Suppressions permission") as refused:
         suppressions(w).remove("bounces", "ada@example.com")
     assert refused.value.context["code"] == "suppression_permission"
@@ -304,6 +306,8 @@ def test_taking_an_address_off_a_list_answers_each_failure_with_the_projects_err
     w.sg.scopes.clear()
     with pytest.raises(errors.ConfigError, match="SENDGRID_API_KEY"):
         suppressions(w, key="SG.wrong.key").remove("bounces", "ada@example.com")
+    with pytest.raises(errors.ConfigError, match="SENDGRID_API_KEY"):
+        suppressions(w, key="SG.wrong.key").can_lift()
     w.sg_faults.force_500 = 1
     with pytest.raises(errors.TransientFailure, match="HTTP 500"):
         suppressions(w).remove("bounces", "ada@example.com")

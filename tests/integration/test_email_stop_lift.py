@@ -226,3 +226,16 @@ def test_with_several_addresses_only_the_bounced_one_is_taken_off_sendgrids_list
     assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in env.sb.log.entries()
             if r.endpoint.startswith("suppression/")] == [("DELETE", address)]
     assert _state(env, address)[1] == [] and [cid for cid, _ in _resumed_lines(env)] == [customer_id]
+
+
+def test_the_channels_test_send_warns_when_the_key_cannot_lift_bounces(env) -> None:  # type: ignore[no-untyped-def]
+    owner = _browser(env, "boss@maple.example")
+    path = f"/companies/{env.realm}/channels/test"
+    warning = "this SendGrid key may not take an address off its bounce list"
+    page = owner.post(path, follow_redirects=True).get_data(as_text=True)
+    assert "A test message was sent to owner@maple.example." in page and warning not in page
+    env.sb.sendgrid.scopes[env.sb.sendgrid.api_key] = {"mail.send"}  # a key made for Mail Send only
+    page = html.unescape(owner.post(path, follow_redirects=True).get_data(as_text=True))
+    assert "A test message was sent to owner@maple.example." in page and warning in page
+    assert [m["to"] for m in env.sb.sendgrid.messages] == ["owner@maple.example"] * 2
+    assert env.sb.log.count("sendgrid", "scopes") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import uuid
 from typing import Any
@@ -20,6 +21,8 @@ from qbo_collector.db import models
 from qbo_collector.dispatch import messages
 from qbo_collector.money import Money
 from web.pages import bp, company_session, message_of, services, today_for
+
+log = logging.getLogger(__name__)
 
 PREVIEW_CUSTOMERS = 50
 
@@ -263,6 +266,8 @@ def send_test(company: models.Company, settings: dict[str, Any]) -> tuple[list[s
                 sent.append(email)
             except errors.QboCollectorError as exc:
                 failed.append(gettext("The test email failed: %(reason)s", reason=exc.message))
+            else:
+                failed += _lift_permission(config)
     if phone:
         sender = settings.get("sms_from") or ""
         service_sid = sender if _MESSAGING_SERVICE.match(sender) else config.twilio_messaging_service_sid
@@ -279,6 +284,21 @@ def send_test(company: models.Company, settings: dict[str, Any]) -> tuple[list[s
             except errors.QboCollectorError as exc:
                 failed.append(gettext("The test text message failed: %(reason)s", reason=exc.message))
     return sent, failed
+
+
+def _lift_permission(config: Any) -> list[str]:
+    """The problem, if any, with lifting bounces from the customer page: the key needs SendGrid's
+    Suppressions permission (checked with ``GET /v3/scopes``)."""
+    from qbo_collector.channels import email as email_channel
+
+    try:
+        if email_channel.SendGridSuppressions(config.sendgrid_api_key, host=config.sendgrid_api_host).can_lift():
+            return []
+    except errors.QboCollectorError as exc:
+        log.info("channels test: the SendGrid key's permissions could not be read: %s", exc.message)
+        return []  # the email went out; this check is a courtesy
+    return [gettext("The email works, but this SendGrid key may not take an address off its bounce list: give it "
+                    "the Suppressions permission, or the customer page cannot resume email after a bounce.")]
 
 
 def _render_channels(company: models.Company, role: str, values: dict[str, Any], problems: dict[str, str]):  # type: ignore[no-untyped-def]
