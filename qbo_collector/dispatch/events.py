@@ -26,6 +26,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from qbo_collector import alerts, clock, errors, snapshot, timeline
+from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.channels import webhooks as channel_webhooks
 from qbo_collector.db import models
@@ -268,9 +269,14 @@ LIFTABLE_EMAIL_STOPS = {"bounce": "bounces", "invalid": "invalid_emails"}
 class EmailStop:
     """Why email to a customer is stopped, and whether a person may lift it."""
 
-    reason: str                 # a ``timeline.TERMS["stop"]`` key: "bounce", "invalid", "spamreport"…
-    addresses: tuple[str, ...]  # the customer's addresses that are blocked (lower-case)
+    reason: str          # a ``timeline.TERMS["stop"]`` key: "bounce", "invalid", "spamreport"…
     liftable: bool
+    # the SendGrid list to take each stopped address off (lower-case): its block's, else the flag's
+    lists: tuple[tuple[str, str], ...]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(address for address, _list in self.lists)
 
 
 def email_stop(s: Session, customer: models.Customer) -> EmailStop | None:
@@ -279,13 +285,15 @@ def email_stop(s: Session, customer: models.Customer) -> EmailStop | None:
     block = models.ContactBlock
     blocks = dict(s.execute(select(block.address, block.reason).where(
         block.channel == "email", block.address.in_(addresses or [""]))).all())
-    reasons = [customer.email_stopped] if customer.email_stopped else []
-    reasons += [blocks[a] for a in addresses if a in blocks]
+    flag = customer.email_stopped
+    reasons = ([flag] if flag else []) + [blocks[a] for a in addresses if a in blocks]
     if not reasons:
         return None
     wished = [r for r in reasons if r not in LIFTABLE_EMAIL_STOPS]
-    return EmailStop(reason=(wished or reasons)[0], addresses=tuple(a for a in addresses if a in blocks),
-                     liftable=not wished)
+    # the flag stops every address of the customer; a block, its own
+    stopped = {a: blocks.get(a) or flag for a in addresses if flag or a in blocks}
+    return EmailStop(reason=(wished or reasons)[0], liftable=not wished, lists=tuple(
+        (a, LIFTABLE_EMAIL_STOPS.get(r or "", "")) for a, r in stopped.items()))
 
 
 def lift_email_stop(settings: Any, db: Database, company_id: int, customer_id: str, user_id: int | None) -> list[str]:
@@ -298,8 +306,6 @@ def lift_email_stop(settings: Any, db: Database, company_id: int, customer_id: s
     lifted, [] when email was not stopped (a second click). Raises ``InvalidInput`` for a spam
     report or an unsubscribe, and the errors of ``SendGridSuppressions.remove`` — then nothing
     changed here. Without a SendGrid key only the blocks here are lifted (nothing was sent)."""
-    from qbo_collector.channels import email as email_channel
-
     with db.reading() as s:
         customer = s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
                                                           models.Customer.qbo_id == customer_id))
@@ -312,18 +318,11 @@ def lift_email_stop(settings: Any, db: Database, company_id: int, customer_id: s
             raise errors.InvalidInput(
                 "This customer asked not to receive emails (a spam report or an unsubscribe): only they can undo it.",
                 field="customer", code="customer_wish")
-        addresses = [a.lower() for a in snapshot.email_addresses(customer.email)]
-        lists = {a: LIFTABLE_EMAIL_STOPS[r] for a, r in s.execute(
-            select(models.ContactBlock.address, models.ContactBlock.reason).where(
-                models.ContactBlock.channel == "email", models.ContactBlock.address.in_(addresses or [""]))).all()}
-        if customer.email_stopped:  # the flag stops every address of the customer
-            flagged = LIFTABLE_EMAIL_STOPS[customer.email_stopped]
-            lists = {a: lists.get(a, flagged) for a in addresses}
     if settings.sendgrid_api_key:
         suppressions = email_channel.SendGridSuppressions(settings.sendgrid_api_key, host=settings.sendgrid_api_host)
-        for address, list_name in sorted(lists.items()):
+        for address, list_name in sorted(stop.lists):
             suppressions.remove(list_name, address)
-    lifted = set(lists)
+    lifted = set(stop.addresses)
     block, c = models.ContactBlock, models.Customer
     with db.session() as s:
         s.execute(delete(block).where(block.channel == "email", block.address.in_(sorted(lifted)),

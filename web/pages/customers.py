@@ -274,13 +274,16 @@ def _void_fee(outbox_id: int) -> None:
 def _resume_email(realm_id: str, customer_id: str):  # type: ignore[no-untyped-def]
     """The "the mailbox works again" button: SendGrid first, then here (``events.lift_email_stop``)."""
     with company_session(realm_id, write=True) as (s, company, _role):
+        if s.scalar(select(models.Customer.id).where(models.Customer.company_id == company.id,
+                                                     models.Customer.qbo_id == customer_id)) is None:
+            abort(404)
         company_id = company.id
     svc = services()
     try:
         lifted = events.lift_email_stop(svc.settings, svc.db, company_id, customer_id, user_id())
     except errors.InvalidInput as exc:
-        if exc.field == "customer" and exc.context.get("code") is None:
-            abort(404)
+        if exc.context.get("code") != "customer_wish":
+            abort(404)  # the customer went between the two reads
         log.info("customer page: resume_email refused realm=%s customer=%s: %s", realm_id, customer_id, exc.message)
         flash(gettext("This customer asked not to receive emails (a spam report or an unsubscribe): only they can "
                       "undo it. To write to them again, give them another address in QuickBooks."), "error")
