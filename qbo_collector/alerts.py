@@ -70,6 +70,20 @@ def reconnect_needed(db: Database, realm_id: str, reason: str, *, on: dt.date, a
                        dedupe_key=f"{realm_id}:alert:reconnect:{on.isoformat()}", action_link="/connect", due_at=at)
 
 
+# Twilio error codes of a status callback that say the carriers refuse *our sender*, not the
+# customer's number: every text fails the same way until the owner fixes it (nothing is stopped).
+SENDER_SMS_CODES = {30034: "alert.sms_unregistered", 30032: "alert.sms_toll_free", 30007: "alert.sms_filtered"}
+
+
+def sender_refused(s: Session, company: models.Company, code: int, *, on: dt.date, at: dt.datetime) -> int:
+    """A text failed with one of ``SENDER_SMS_CODES``: tell the owner what to fix, once a week per code
+    (``on`` is the company's local date; ``at``, the callback's time, makes the next run send it)."""
+    year, week, _day = on.isocalendar()
+    return enqueue(s, company, topic="undeliverable", text=timeline.text(SENDER_SMS_CODES[code]),
+                   dedupe_key=f"{company.realm_id}:alert:undeliverable:{code}:{year}-W{week:02d}",
+                   action_link=f"/companies/{company.realm_id}/channels", due_at=at)
+
+
 def customer_replied(s: Session, company: models.Company, *, customer: models.Customer | None, sender: str,
                      body: str, message_sid: str) -> int:
     """A customer answered a text with something other than a keyword: log it and tell the owner."""

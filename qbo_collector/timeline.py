@@ -158,6 +158,13 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
                           "reconnected on the settings page."),
     # the rules engine's owner alerts told from their fields, for readers in another language: the engine's own
     # English stays in ``reason`` (``dispatch.outbox.rows_for`` keeps these under ``payload["sentence"]``)
+    "alert.sms_unregistered": N_("US carriers refuse the texts from your Twilio number: it is not registered for A2P "
+                                 "10DLC (Twilio error 30034). Register it in Twilio's console (Regulatory "
+                                 "compliance); until then no text reaches a US number."),
+    "alert.sms_toll_free": N_("Carriers refuse the texts from your toll-free number: it is not verified (Twilio error "
+                              "30032). Verify it in Twilio's console; until then texts fail."),
+    "alert.sms_filtered": N_("A carrier filtered a reminder text as spam (Twilio error 30007). Check the wording of "
+                             "your text templates and your sender's registration in Twilio."),
     "alert.late": N_("Invoice %(invoice)s of %(name)s became late: it was due on %(due)s."),
     "alert.step": Np_("Step %(step)s for invoice %(invoices)s of %(name)s: the policy asks you to follow up with "
                       "them yourself.",

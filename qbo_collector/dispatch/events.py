@@ -26,6 +26,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from qbo_collector import alerts, clock, errors, snapshot, timeline
+from qbo_collector.rules import calendar as rules_calendar
 from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.channels import webhooks as channel_webhooks
@@ -180,6 +181,14 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
         stop = SMS_STOP_CODES.get(status.error_code or 0)
         if stop and status.to and not (row.channel or "").startswith("owner_"):
             _stop_number(s, status.to, stop)
+        if status.error_code in alerts.SENDER_SMS_CODES and not (row.channel or "").startswith("owner_"):
+            company = s.get(models.Company, row.company_id)
+            if company is not None:
+                try:
+                    on = rules_calendar.local_date(at, company.timezone or "UTC")
+                except (KeyError, ValueError):  # a zone QuickBooks gave that this machine does not know
+                    on = at.date()
+                alerts.sender_refused(s, company, status.error_code, on=on, at=at)
     return True
 
 

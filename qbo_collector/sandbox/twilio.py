@@ -88,6 +88,8 @@ class TwilioStandIn:
         self.landlines: set[str] = set()            # 21614 "not a valid mobile number"
         self.blocked_prefixes: set[str] = set()     # 21408 "region not enabled", e.g. {"+7"}
         self.failing: dict[str, tuple[str, int]] = {}  # number -> (final status, error code)
+        # every text ends undelivered with this code: the carriers refuse our sender (30034 unregistered…)
+        self.sender_refused: int | None = None
         self.inbound_webhook_url: str | None = None
         self.out_of_order = False                   # deliver status callbacks last-first
         self.duplicate_callbacks = False            # deliver every status callback twice
@@ -239,7 +241,8 @@ class TwilioStandIn:
     # ------------------------------------------------------------------ webhooks
 
     def _schedule_callbacks(self, message: dict[str, Any]) -> None:
-        failing = self.failing.get(message["to"])
+        failing = self.failing.get(message["to"]) or (
+            ("undelivered", self.sender_refused) if self.sender_refused else None)
         if failing and failing[0] == "failed":
             steps = [("failed", failing[1])]
         elif failing:
@@ -314,6 +317,7 @@ class TwilioStandIn:
             self.inbound_messages.clear()
         self.opted_out.clear()
         self.failing.clear()
+        self.sender_refused = None
         self.landlines.clear()
         self.blocked_prefixes.clear()
         self.out_of_order = self.duplicate_callbacks = False

@@ -205,6 +205,37 @@ def test_twilio_status_callbacks_repeat_and_arrive_out_of_order_but_move_forward
     assert _activity(env, "sms.delivered") == len(sms)
 
 
+@pytest.mark.parametrize(("code", "said"), [
+    (30034, "it is not registered for A2P 10DLC (Twilio error 30034)"),
+    (30032, "it is not verified (Twilio error 30032)"),
+    (30007, "filtered a reminder text as spam (Twilio error 30007)"),
+], ids=["an unregistered US long code", "an unverified toll-free number", "carrier filtering"])
+def test_texts_refused_for_our_sender_alert_the_owner_once_a_week_and_stop_nobody(env, code, said) -> None:  # type: ignore[no-untyped-def]
+    env.sb.twilio.sender_refused = code  # every text comes back undelivered with this code
+    env.run()
+    env.flush()
+    texts = [r for r in env.rows(channel="sms") if r.status.value == "sent"]
+    assert len(texts) >= 2 and all(r.provider_status == "undelivered" for r in texts)
+    with env.db.session() as s:  # the numbers are fine: nobody is stopped
+        assert s.scalar(select(func.count()).select_from(models.Customer)
+                        .where(models.Customer.sms_stopped.is_not(None))) == 0
+        assert not s.scalars(select(models.ContactBlock)).all()
+    alerts = [r for r in env.rows(kind="alert") if ":alert:undeliverable:" in r.dedupe_key]
+    assert len(alerts) == 1 and alerts[0].dedupe_key.startswith(f"{env.realm}:alert:undeliverable:{code}:")
+    env.run(now=clock.now())
+    env.flush()
+    owner = [m for m in env.sb.sendgrid.messages if m["to"] == "owner@maple.example" and said in m["text"]]
+    assert len(owner) == 1 and f"/companies/{env.realm}/channels" in owner[0]["text"]
+
+
+def test_a_number_refused_for_its_own_reasons_alerts_nobody(env) -> None:  # type: ignore[no-untyped-def]
+    env.sb.twilio.sender_refused = 30003  # unreachable handset: the customer's number, not our sender
+    env.run()
+    env.flush()
+    assert [r for r in env.rows(channel="sms") if r.provider_status == "undelivered"]
+    assert not [r for r in env.rows(kind="alert") if ":alert:undeliverable:" in r.dedupe_key]
+
+
 def test_stop_is_honoured_at_send_time_and_start_lifts_it(env) -> None:  # type: ignore[no-untyped-def]
     env.sb.twilio.inbound(NUMBER, "Stop")
     env.flush()
