@@ -199,6 +199,7 @@ TERMS: dict[str, dict[str, str]] = {
     # why an address or a number is stopped (``ContactBlock.reason``, ``Customer.*_stopped``)
     "stop": {"bounce": N_("bounced back"), "spamreport": N_("reported as spam"), "unsubscribe": N_("unsubscribed"),
              "invalid": N_("invalid address"), "blocked": N_("blocked"), "stop": N_("STOP"),
+             "21610": N_("opted out at the carrier (Twilio 21610)"),
              "landline": N_("landline"), "unknown number": N_("unknown number"), "unreachable": N_("unreachable")},
     "call_outcome": {"reached": N_("spoke to them"), "voicemail": N_("left a voicemail"), "no_answer": N_("no answer"),
                      "wrong_number": N_("wrong number")},

@@ -239,3 +239,20 @@ def test_the_channels_test_send_warns_when_the_key_cannot_lift_bounces(env) -> N
     assert "A test message was sent to owner@maple.example." in page and warning in page
     assert [m["to"] for m in env.sb.sendgrid.messages] == ["owner@maple.example"] * 2
     assert env.sb.log.count("sendgrid", "scopes") == 2
+
+
+@pytest.mark.parametrize(("reason", "said", "how"), [
+    ("stop", "Texts to +14155550142 are stopped: STOP.", "only their START reply lifts it"),
+    ("21610", "Texts to +14155550142 are stopped: opted out at the carrier (Twilio 21610).",
+     "only their START reply lifts it"),
+    ("landline", "Texts to +14155550142 are stopped: landline.", "Correct the number in QuickBooks"),
+], ids=["a STOP reply", "opted out at the carrier", "a landline"])
+def test_the_customer_page_says_why_texts_are_stopped_and_what_lifts_it(env, reason, said, how) -> None:  # type: ignore[no-untyped-def]
+    with env.db.session() as s:
+        customer = s.scalar(select(models.Customer).order_by(models.Customer.qbo_id))
+        customer.mobile, customer.sms_stopped, customer_id = "(415) 555-0142", reason, customer.qbo_id
+    page = html.unescape(_browser(env, "boss@maple.example").get(_path(env, customer_id)).get_data(as_text=True))
+    assert "Texts stopped" in page and said in page and how in page
+    with env.db.session() as s:
+        s.scalar(select(models.Customer).where(models.Customer.qbo_id == customer_id)).sms_stopped = None
+    assert "Texts stopped" not in _browser(env, "other@maple.example").get(_path(env, customer_id)).get_data(as_text=True)

@@ -154,6 +154,8 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,
+        sms_stop_reason=timeline.term("stop", row.sms_stopped) if row.sms_stopped else None,
+        sms_number=snapshot.phone_e164(company, row) if row.sms_stopped else None,
         presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
     ), status
