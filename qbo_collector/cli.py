@@ -460,7 +460,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     for realm in realms:
         on = args.on or _company_today(db, realm)  # as the dashboard: the company's date, not the server's
         if args.csv:
-            sys.stdout.write(reports.aging_csv(reports.aging_by_customer(db, realm, on)).removeprefix("\ufeff"))
+            sys.stdout.write(reports.aging_csv(reports.aging_by_customer(db, realm, on), bom=False))
             continue
         report = reports.aging_by_customer if args.customers else \
             {"aging": reports.aging, "dso": reports.dso, "forecast": reports.forecast}[args.kind]

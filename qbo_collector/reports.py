@@ -209,16 +209,17 @@ def _cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def aging_csv(figures: dict[str, Any]) -> str:
-    """``aging_by_customer`` as CSV for a spreadsheet: a byte-order mark (Excel then reads UTF-8), a
-    header, one row per customer and currency, amounts as plain decimals with a point, CRLF lines."""
+def aging_csv(figures: dict[str, Any], *, bom: bool = True) -> str:
+    """``aging_by_customer`` as CSV for a spreadsheet: a byte-order mark (Excel then reads UTF-8; not
+    for a pipe: ``bom=False``), a header, one row per customer and currency, amounts as plain
+    decimals with a point, CRLF lines."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(AGING_CSV_COLUMNS)
     for row in figures["customers"]:
         writer.writerow([_cell(row["customer_id"]), _cell(row["name"]), row["currency"],
                          *(row[c] for c in AGING_CSV_COLUMNS[3:])])
-    return "\ufeff" + out.getvalue()
+    return ("\ufeff" if bom else "") + out.getvalue()
 
 
 def _table(title: str, header: list[str], rows: list[list[str]], *, text_columns: int = 1) -> str:

@@ -212,16 +212,8 @@ class SendGridSuppressions:
         """Whether the key may delete suppressions (``GET /v3/scopes`` lists "suppression.delete").
 
         Raises the same errors as ``remove`` when SendGrid cannot be asked."""
-        try:
+        with _suppression_errors():
             response = self._client.client.scopes.get()
-        except python_http_client.exceptions.HTTPError as exc:
-            status = int(exc.status_code)
-            if status in (401, 403):
-                raise errors.ConfigError(f"SendGrid refused the API key (HTTP {status}); check SENDGRID_API_KEY.",
-                                         variable="SENDGRID_API_KEY") from exc
-            raise errors.TransientFailure(f"SendGrid did not list the key's permissions (HTTP {status}).") from exc
-        except (urllib.error.URLError, TimeoutError, http.client.HTTPException, ConnectionError) as exc:
-            raise errors.TransientFailure(f"Could not reach SendGrid ({exc!r}).") from exc
         try:
             scopes = json.loads(response.body or b"{}").get("scopes") or []
         except (ValueError, AttributeError) as exc:
@@ -234,25 +226,31 @@ class SendGridSuppressions:
             raise ValueError(f"not a suppression list this program lifts: {list_name!r}")
         # The address is one path segment: "/", "?" and "#" are characters of a local part.
         segment = urllib.parse.quote(address.strip().lower(), safe="@+")
-        endpoint = getattr(self._client.client.suppression, list_name)
-        try:
-            endpoint._(segment).delete()
-        except python_http_client.exceptions.HTTPError as exc:
-            status, detail = int(exc.status_code), _sendgrid_messages(exc)
-            if status == 401:
-                raise errors.ConfigError(f"SendGrid refused the API key (HTTP 401: {detail}); check SENDGRID_API_KEY.",
-                                         variable="SENDGRID_API_KEY") from exc
-            if status == 403:
-                raise errors.ConfigError(
-                    f"The SendGrid API key may not change suppressions (HTTP 403: {detail}): give it the "
-                    "Suppressions permission, or lift the bounce on SendGrid's Suppressions page.",
-                    variable="SENDGRID_API_KEY", code="suppression_permission") from exc
-            if status == 429 or status >= 500:
-                raise errors.TransientFailure(f"SendGrid did not take the change (HTTP {status}: {detail}).",
-                                              retry_after=_retry_after(exc.headers) if status == 429 else None) from exc
-            raise errors.PermanentFailure(f"SendGrid refused the change (HTTP {status}: {detail}).", code=status) from exc
-        except (urllib.error.URLError, TimeoutError, http.client.HTTPException, ConnectionError) as exc:
-            raise errors.TransientFailure(f"Could not reach SendGrid ({exc!r}).") from exc
-        except ValueError as exc:  # urllib: "unknown url type", before anything is sent
-            raise errors.ConfigError(f"The SendGrid API host is not a usable URL ({exc}).",
-                                     variable="SENDGRID_API_HOST") from exc
+        with _suppression_errors():
+            getattr(self._client.client.suppression, list_name)._(segment).delete()
+
+
+@contextlib.contextmanager
+def _suppression_errors() -> Iterator[None]:
+    """The Suppressions API's errors in the project's tree (the table of ``SendGridSuppressions``)."""
+    try:
+        yield
+    except python_http_client.exceptions.HTTPError as exc:
+        status, detail = int(exc.status_code), _sendgrid_messages(exc)
+        if status == 401:
+            raise errors.ConfigError(f"SendGrid refused the API key (HTTP 401: {detail}); check SENDGRID_API_KEY.",
+                                     variable="SENDGRID_API_KEY") from exc
+        if status == 403:
+            raise errors.ConfigError(
+                f"The SendGrid API key may not change suppressions (HTTP 403: {detail}): give it the "
+                "Suppressions permission, or lift the bounce on SendGrid's Suppressions page.",
+                variable="SENDGRID_API_KEY", code="suppression_permission") from exc
+        if status == 429 or status >= 500:
+            raise errors.TransientFailure(f"SendGrid did not take the change (HTTP {status}: {detail}).",
+                                          retry_after=_retry_after(exc.headers) if status == 429 else None) from exc
+        raise errors.PermanentFailure(f"SendGrid refused the change (HTTP {status}: {detail}).", code=status) from exc
+    except (urllib.error.URLError, TimeoutError, http.client.HTTPException, ConnectionError) as exc:
+        raise errors.TransientFailure(f"Could not reach SendGrid ({exc!r}).") from exc
+    except ValueError as exc:  # urllib: "unknown url type", before anything is sent
+        raise errors.ConfigError(f"The SendGrid API host is not a usable URL ({exc}).",
+                                 variable="SENDGRID_API_HOST") from exc

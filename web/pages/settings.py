@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from qbo_collector import errors, snapshot, templates
 from qbo_collector.channels import base as channel_base
+from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import registry
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.db import models
@@ -289,8 +290,6 @@ def send_test(company: models.Company, settings: dict[str, Any]) -> tuple[list[s
 def _lift_permission(config: Any) -> list[str]:
     """The problem, if any, with lifting bounces from the customer page: the key needs SendGrid's
     Suppressions permission (checked with ``GET /v3/scopes``)."""
-    from qbo_collector.channels import email as email_channel
-
     try:
         if email_channel.SendGridSuppressions(config.sendgrid_api_key, host=config.sendgrid_api_host).can_lift():
             return []
