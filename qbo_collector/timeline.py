@@ -88,6 +88,8 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "alert.sent.no_invoice": N_("Alert sent by %(channel)s to %(address)s."),
     "task": N_("%(action)s"),
     "message.unwritable": N_("The message could not be written: %(error)s"),
+    "pdf.missing": Np_("Sent without the PDF of invoice %(invoices)s: %(error)s",
+                       "Sent without the PDFs of invoices %(invoices)s: %(error)s"),
     "send.refused": N_("Refused for good: %(error)s"),
     "error": N_("%(error)s"),
     "fee.charged": N_("Late fee %(amount)s posted for invoice %(invoice)s (fee invoice %(fee_invoice)s)"),

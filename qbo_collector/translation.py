@@ -49,6 +49,8 @@ TEMPLATE_LABELS = {
 }
 FEE_LABELS = {"flat": N_("Flat fee"), "percent": N_("Percentage fee"), "interest": N_("Interest"),
               "indemnity": N_("Recovery indemnity")}
+# The name of an invoice's PDF attached to an email, in the customer's language.
+ATTACHMENT_NAME = N_("Invoice-%(number)s.pdf")
 TASK_LABELS = {"call": N_("Call the customer"), "letter": N_("Send a letter"), "handoff": N_("Hand the debt over")}
 TOPIC_LABELS = {
     "late": N_("An invoice became late"), "promise_broken": N_("Promise broken"),

@@ -45,6 +45,15 @@ class Setting:
     required: bool = False
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email (an SMS channel takes none)."""
+
+    filename: str
+    content: bytes
+    mime_type: str = "application/pdf"
+
+
 @dataclass(frozen=True, kw_only=True)
 class OutboundMessage:
     """One message to one recipient, as the outbox row describes it."""
@@ -60,6 +69,7 @@ class OutboundMessage:
     language: str = "en"
     status_callback_url: str | None = None   # SMS: where the provider posts delivery statuses
     custom_args: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()   # email only
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ row is reconciled.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -173,6 +174,10 @@ class SendGridEmail:
         args = {str(k): str(v) for k, v in message.custom_args.items()}
         args.update(outbox_id=str(message.outbox_id), realm=str(message.realm))
         built.custom_arg = [mail.CustomArg(k, v) for k, v in sorted(args.items())]
+        for attached in reversed(message.attachments):  # the helper inserts each one first: keep the invoices' order
+            built.add_attachment(mail.Attachment(
+                mail.FileContent(base64.b64encode(attached.content).decode("ascii")), mail.FileName(attached.filename),
+                mail.FileType(attached.mime_type), mail.Disposition("attachment")))
         return built
 
     def send(self, message: base.OutboundMessage) -> base.Receipt:

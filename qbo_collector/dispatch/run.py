@@ -43,6 +43,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 import zoneinfo
@@ -75,6 +76,9 @@ FULL_PLAN_EVERY = 7  # days: a full plan at least this often, whatever the index
 QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
+PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
+PDF_ATTACH_BYTES = 20 * 1024 * 1024   # SendGrid takes 30 MB a message, and base64 adds a third
+PDF_ATTEMPTS = 2                      # a PDF QuickBooks cannot make fails every time: do not wait minutes for it
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -102,6 +106,8 @@ class RunSummary:
     freshness_invoices: int = 0
     note_batches: int = 0
     notes_written: int = 0
+    pdfs_attached: int = 0                 # invoice PDFs sent with emails (one QuickBooks call each)
+    pdfs_missing: int = 0                  # asked for and not attached: the email went without them
     waiting: int = 0                       # texts moved out of quiet hours
     wake_at: dt.datetime | None = None     # the earliest moment one of those may go (the scheduler comes back then)
     deferred: int = 0                      # nothing sent, tried again next run
@@ -147,6 +153,9 @@ class RunSummary:
         """Told, not failures: another worker holding the company, owner alerts with no configured channel."""
         found = list(self.errors) if self.contended else []
         found += [f"{n} owner alert(s) not sent that way: {why}" for why, n in sorted(self.owner_unconfigured.items())]
+        if self.pdfs_missing:
+            found.append(f"{self.pdfs_missing} invoice PDF(s) could not be attached: those emails went without them "
+                         "(the timeline says why).")
         return found
 
     def line(self) -> str:
@@ -164,7 +173,8 @@ class RunSummary:
         return {"realm": self.realm, "dry_run": self.dry_run, "planned": self.planned, "statuses": dict(self.statuses),
                 "channels": dict(self.channels), "api_calls": self.api_calls,
                 "freshness_queries": self.freshness_queries, "note_batches": self.note_batches,
-                "notes_written": self.notes_written, "waiting": self.waiting, "deferred": self.deferred,
+                "notes_written": self.notes_written, "pdfs_attached": self.pdfs_attached,
+                "pdfs_missing": self.pdfs_missing, "waiting": self.waiting, "deferred": self.deferred,
                 "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
                 "problems": self.problems, "warnings": self.warnings,
                 "full_plan": self.full_plan, "planned_customers": self.planned_customers,
@@ -355,6 +365,7 @@ class _Ctx:
     notes: qbo_notes.QboNotes | None
     qbo_problem: str | None = None
     notices: list[int] = dataclasses.field(default_factory=list)  # late-fee notices queued by this run
+    pdf_failed: dict[str, str] = dataclasses.field(default_factory=dict)  # invoice Id → why its PDF could not be had
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -819,8 +830,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     language = (company.language or "en")[:2] if owner or customer is None else snapshot.language_of(company, customer)
     language = language if language in ("en", "fr") else "en"
     country = snapshot.country_code(company.country) if owner or customer is None else snapshot.customer_region(company, customer)
-    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today) for i in row.invoice_ids or ()
-             if fresh.get(i) or mirrors.get(i)]
+    shown = [i for i in row.invoice_ids or () if fresh.get(i) or mirrors.get(i)]
+    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today) for i in shown]
     try:
         policy = snapshot.policy_for(company, customer) if not owner else None
     except errors.InvalidInput:
@@ -850,6 +861,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         ctx.summary.statuses["failed"] += 1
         return
     settings = company.settings or {}
+    pdfs = ([(i, line.number) for i, line in zip(shown, lines)][:PDF_ATTACH_MAX]
+            if provider == "email" and not owner and settings.get("attach_invoice_pdf") else [])
     message = channel_base.OutboundMessage(
         outbox_id=str(row.id), realm=ctx.realm, to=address, text=text,
         subject=rendered.subject if provider == "email" else None,
@@ -863,7 +876,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         with ctx.db.session() as s:
             outbox.set_status(s, row.id, S.sent, f"Dry run: written for {address}, not sent.", sent_at=utcnow(),
                               provider_id="dry-run", payload={**(row.payload or {}), "preview": {
-                                  "subject": message.subject, "text": text[:4000]}})
+                                  "subject": message.subject, "text": text[:4000],
+                                  **({"attachments": [pdf_filename(language, n) for _, n in pdfs]} if pdfs else {})}})
         ctx.summary.statuses["sent"] += 1
         ctx.summary.channels[row.channel or "?"] += 1
         return
@@ -874,6 +888,10 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
                                                      error=timeline.error(exc.message)))
         return
+    missing: dict[str, str] = {}
+    if pdfs:
+        attached, missing = _invoice_pdfs(ctx, pdfs, language)
+        message = dataclasses.replace(message, attachments=tuple(attached))
     if not _mark_sending(ctx, row):
         return
     try:
@@ -915,13 +933,65 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
         outbox.set_status(s, row.id, S.sent, f"Accepted by the provider ({receipt.raw_status}).", sent_at=utcnow(),
                           provider_id=receipt.provider_id or None, provider_status=status[:32])
-        outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=row, data={"provider_id": receipt.provider_id})
+        outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=row, data={
+            "provider_id": receipt.provider_id,
+            **({"attachments": [a.filename for a in message.attachments]} if message.attachments else {})})
+        if missing:
+            outbox.activity(s, ctx.company_id, "email.pdf_missing", timeline.text(
+                "pdf.missing", invoices=timeline.invoices(missing), num=len(missing),
+                error=timeline.error(" ".join(dict.fromkeys(missing.values())))), row=row, data={"missing": missing})
         if not owner:
             _note(s, ctx, row, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
                                              num=len(numbers)) if numbers else
                   timeline.text("note.reminder.sent.no_invoice", channel=by))
     ctx.summary.statuses["sent"] += 1
     ctx.summary.channels[row.channel or "?"] += 1
+
+
+def pdf_filename(language: str, number: str) -> str:
+    """``Invoice-1001.pdf`` in the customer's language; a character a mail program or a file system
+    would choke on (``/``, quotes, spaces…) becomes ``_``."""
+    safe = re.sub(r"[^\w.-]", "_", number, flags=re.UNICODE).strip("._")[:60] or "invoice"
+    return translation.reader(language, language).gettext(translation.ATTACHMENT_NAME, number=safe)
+
+
+def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
+                  ) -> tuple[list[channel_base.Attachment], dict[str, str]]:
+    """The PDFs QuickBooks makes of ``invoices`` (Id, number), one ``GET /invoice/<id>/pdf`` each, and
+    for each one not attached, why (number → reason). The email goes either way: the invoices and
+    their payment links are in its text."""
+    attached: list[channel_base.Attachment] = []
+    missing: dict[str, str] = {}
+    size = 0
+    for invoice_id, number in invoices:
+        if ctx.qbo is None:
+            missing[number] = "QuickBooks is not connected."
+            continue
+        if invoice_id in ctx.pdf_failed:  # a statement and a fee notice of one run name the same invoice
+            missing[number] = ctx.pdf_failed[invoice_id]
+            ctx.summary.pdfs_missing += 1
+            continue
+        try:
+            content = ctx.qbo.call(f"download the PDF of invoice {number}",
+                                   lambda qb, i=invoice_id: qb.download_pdf("Invoice", i), attempts=PDF_ATTEMPTS)
+        except errors.TransientFailure:
+            missing[number] = "QuickBooks did not make the PDF (it answered with an error or not at all)."
+        except errors.QboCollectorError as exc:
+            missing[number] = f"QuickBooks refused the PDF: {exc.message}"
+        else:
+            if not isinstance(content, bytes) or not content.startswith(b"%PDF"):
+                missing[number] = "QuickBooks answered something that is not a PDF."
+            elif size + len(content) > PDF_ATTACH_BYTES:
+                missing[number] = "The PDFs together are too large for one email."
+            else:
+                size += len(content)
+                attached.append(channel_base.Attachment(pdf_filename(language, number), content))
+                ctx.summary.pdfs_attached += 1
+                continue
+        ctx.summary.pdfs_missing += 1
+        ctx.pdf_failed[invoice_id] = missing[number]
+        log.warning("invoice PDF not attached realm=%s invoice=%s: %s", ctx.realm, invoice_id, missing[number])
+    return attached, missing
 
 
 def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: errors.PermanentFailure,

@@ -2,7 +2,9 @@
 
 Every request under ``/v3/company/<realm>/`` goes through one pipeline: fault injection
 (``sb.intuit_faults.draw()``), bearer-token check, per-realm throttling on real time,
-minorversion check, the operation, and one ``RequestLog`` entry.
+minorversion check, the operation, and one ``RequestLog`` entry. ``GET …/invoice/<id>/pdf``
+answers a one-page PDF naming the invoice's number and total; for an id in ``sb.broken_pdfs`` it
+answers a 500 SystemFault every time, as QuickBooks does for an invoice it cannot render.
 """
 
 from __future__ import annotations
@@ -417,6 +419,11 @@ class Api:
         row = self.sb.intuit.get(company.realm, entity, id_) if company is not None else None
         if row is None:
             raise store.not_found(entity, id_)
+        if str(id_) in self.sb.broken_pdfs:
+            return _json({"Fault": {"Error": [{"Message": "An application error has occurred while processing your request",
+                                               "Detail": "System Failure Error: Could not generate the PDF.",
+                                               "code": "10000", "element": ""}], "type": "SystemFault"},
+                          "time": _time(self.sb, company.realm)}, 500)
         text = f"{entity} {row.get('DocNumber', id_)} {row.get('TotalAmt', '')}".replace("(", "").replace(")", "")
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
         objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",

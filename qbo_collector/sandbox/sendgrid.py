@@ -7,7 +7,8 @@ posts events back to ``event_webhook_url`` from a background thread, signed with
 ECDSA P-256 key made at start (``public_key_base64`` is what SendGrid's settings page
 shows). Addresses containing "bounce" bounce; ``emit``/``open``/``click``/``spamreport``
 produce more events; ``duplicate_deliveries`` posts every batch twice, as SendGrid's
-retries do.
+retries do. Attachments are checked as SendGrid does (base64 content, a filename, a type without
+``;`` or CRLF, a ``content_id`` for an inline one) and kept decoded on the message.
 
 Like SendGrid, it keeps suppression lists: a bounce (not a block) puts the address on
 ``bounces``, a spam report on ``spam_reports``, an unsubscribe on ``unsubscribes``, and
@@ -47,6 +48,14 @@ _log = logging.getLogger(__name__)
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
+
+
+def _decoded(content: str) -> bytes | None:
+    """An attachment's bytes, or None when ``content`` is not base64 (SendGrid refuses the message)."""
+    try:
+        return base64.b64decode(content, validate=True)
+    except ValueError:
+        return None
 DEFAULT_API_KEY = "SG.sandbox-key.sandbox-secret"
 # A suppression list and the reason of the "dropped" event an email to one of its addresses gets.
 SUPPRESSION_LISTS = {"bounces": "Bounced Address", "invalid_emails": "Invalid",
@@ -298,6 +307,31 @@ class SendGridStandIn:
                     if not isinstance(block, dict) or not isinstance(block.get("value"), str) or not block["value"]:
                         add("The content value must be a string at least one character in length.",
                             f"content.{i}.value", "message.content.value")
+        attachments = p.get("attachments")
+        for i, item in enumerate(attachments if isinstance(attachments, list) else []):
+            item = item if isinstance(item, dict) else {}
+            content = item.get("content")
+            if not isinstance(content, str) or not content:
+                add("The attachment content is required.", f"attachments.{i}.content", "message.attachments.content")
+            elif _decoded(content) is None:
+                add("The attachment content must be base64 encoded.", f"attachments.{i}.content",
+                    "message.attachments.content")
+            if not isinstance(item.get("filename"), str) or not item["filename"]:
+                add("The attachment filename parameter is required.", f"attachments.{i}.filename",
+                    "message.attachments.filename")
+            kind = item.get("type")
+            if kind is not None and (not isinstance(kind, str) or any(ch in kind for ch in ";\r\n")):
+                add("The attachment type cannot contain ';', or CRLF characters.", f"attachments.{i}.type",
+                    "message.attachments.type")
+            disposition = item.get("disposition", "attachment")
+            if disposition not in ("attachment", "inline"):
+                add("The disposition of your attachment can be either \"inline\" or \"attachment\".",
+                    f"attachments.{i}.disposition", "message.attachments.disposition")
+            elif disposition == "inline" and not item.get("content_id"):
+                add("The content_id parameter is required if your attachment has a disposition of \"inline\".",
+                    f"attachments.{i}.content_id", "message.attachments.content_id")
+        if attachments is not None and not isinstance(attachments, list):
+            add("Invalid type. Expected: array, given: object.", "attachments", "message.attachments")
         for where, args in [("custom_args", p.get("custom_args"))] + [
             (f"personalizations.{i}.custom_args", x.get("custom_args"))
             for i, x in enumerate(personalizations) if isinstance(x, dict)
@@ -327,6 +361,10 @@ class SendGridStandIn:
             "template_id": p.get("template_id"),
             "custom_args": custom_args,
             "tracking_settings": p.get("tracking_settings") or {},
+            # decoded, as the recipient's mail program shows them
+            "attachments": [{"filename": a["filename"], "type": a.get("type") or "application/octet-stream",
+                             "disposition": a.get("disposition", "attachment"), "content": _decoded(a["content"])}
+                            for a in p.get("attachments") or ()],
             "at": self.clock.now(),
         }
         with self._lock:

@@ -165,15 +165,17 @@ class QboClient:
             raise errors.PermanentFailure(f"QuickBooks refused the request (HTTP {status}): {exc.message} "
                                           f"{exc.detail or ''}".strip(), code=exc.error_code) from None
 
-    def call(self, action: str, fn: Callable[[QuickBooks], T]) -> T:
-        """Run ``fn(qb)`` with the retry policy; errors come out as our own tree."""
-        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.policy.attempts), wait=self._wait,
+    def call(self, action: str, fn: Callable[[QuickBooks], T], *, attempts: int | None = None) -> T:
+        """Run ``fn(qb)`` with the retry policy (``attempts`` tries instead of the policy's, when
+        given); errors come out as our own tree."""
+        attempts = attempts or self.policy.attempts
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=self._wait,
                                      retry=tenacity.retry_if_exception_type(_Retry),
                                      before_sleep=self._before_sleep, reraise=True)
         try:
             return retrying(self._once, fn)
         except _Retry as exc:
-            raise errors.TransientFailure(f"QuickBooks did not answer to {action} after {self.policy.attempts} "
+            raise errors.TransientFailure(f"QuickBooks did not answer to {action} after {attempts} "
                                           f"tries ({exc.reason}); the sync will resume from where it stopped.",
                                           retry_after=exc.retry_after) from None
 

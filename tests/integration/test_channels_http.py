@@ -8,6 +8,7 @@ on ``sandbox.server``.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from datetime import timedelta
 
 import flask
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from qbo_collector import errors
@@ -196,6 +198,32 @@ def test_an_invalid_address_is_a_permanent_failure_and_nothing_is_sent(w: World)
     assert caught.value.code == 400
     assert "personalizations.0.to.0.email" in caught.value.message
     assert not isinstance(caught.value, errors.TransientFailure)
+    assert w.sg.messages == []
+
+
+def test_attachments_arrive_whole_in_the_order_given(w: World) -> None:
+    pdfs = (base.Attachment("Invoice-1042.pdf", b"%PDF-1.4 first\n\x00\xff"), base.Attachment("Invoice-1043.pdf", b"%PDF-1.4 second"),
+            base.Attachment("notes.txt", "é".encode(), "text/plain"))
+    mailer(w).send(dataclasses.replace(an_email(), attachments=pdfs))
+    (message,) = w.sg.messages
+    assert [(a["filename"], a["type"], a["disposition"], a["content"]) for a in message["attachments"]] == [
+        (a.filename, a.mime_type, "attachment", a.content) for a in pdfs]
+
+
+@pytest.mark.parametrize(("attachment", "field", "said"), [
+    ({"content": "not base64!", "filename": "a.pdf"}, "attachments.0.content", "must be base64 encoded"),
+    ({"content": "", "filename": "a.pdf"}, "attachments.0.content", "content is required"),
+    ({"content": "JVBERg=="}, "attachments.0.filename", "filename parameter is required"),
+    ({"content": "JVBERg==", "filename": "a.pdf", "type": "application/pdf; x=1"}, "attachments.0.type", "cannot contain"),
+    ({"content": "JVBERg==", "filename": "a.pdf", "disposition": "inline"}, "attachments.0.content_id", "content_id"),
+])
+def test_sendgrid_refuses_a_malformed_attachment_and_sends_nothing(w: World, attachment: dict, field: str, said: str) -> None:
+    payload = mailer(w).build(an_email()).get()
+    payload["attachments"] = [attachment]
+    answer = requests.post(f"{w.base}/sendgrid/v3/mail/send", json=payload, timeout=5,
+                           headers={"Authorization": f"Bearer {sendgrid_standin.DEFAULT_API_KEY}"})
+    assert answer.status_code == 400
+    assert any(e["field"] == field and said in e["message"] for e in answer.json()["errors"]), answer.json()
     assert w.sg.messages == []
 
 

@@ -200,6 +200,20 @@ def test_channels_are_validated_and_saved(pages_app, owner, sqlite_db):
     assert settings["sender_name"] == "Claire Dubois" and settings["owner_phone"] == "+33612345678"
     assert settings["reply_to"] == "Compta@dubois.example" and settings["dry_run"] is True
     assert settings["sms_from"] == "MG" + "a" * 32
+    assert settings["attach_invoice_pdf"] is False
+
+
+def test_attaching_the_invoice_pdf_is_a_checkbox_kept_through_a_refused_save(pages_app, owner, sqlite_db):
+    box = 'name="attach_invoice_pdf" value="1"'
+    assert f"{box}>" in owner.get(CHANNELS).get_data(as_text=True)  # off until asked for
+    refused = owner.post(CHANNELS, {"reply_to": "not-an-address", "attach_invoice_pdf": "1"})
+    assert refused.status_code == 400 and f"{box} checked>" in refused.get_data(as_text=True)
+    assert "attach_invoice_pdf" not in (_company(sqlite_db).settings or {})
+    assert owner.post(CHANNELS, {"attach_invoice_pdf": "1"}).status_code == 302
+    assert _company(sqlite_db).settings["attach_invoice_pdf"] is True
+    assert f"{box} checked>" in owner.get(CHANNELS).get_data(as_text=True)
+    assert owner.post(CHANNELS, {}).status_code == 302  # unticked: a form leaves the box out
+    assert _company(sqlite_db).settings["attach_invoice_pdf"] is False
 
 
 def test_test_send_without_a_configured_provider_says_so(pages_app, owner):

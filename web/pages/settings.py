@@ -20,6 +20,7 @@ from qbo_collector.channels import registry
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.db import models
 from qbo_collector.dispatch import messages
+from qbo_collector.dispatch import run as dispatch_run
 from qbo_collector.money import Money
 from web.pages import bp, company_session, message_of, services, today_for
 
@@ -200,6 +201,7 @@ def clean_channels(form: Any, country: str | None) -> tuple[dict[str, Any], dict
         except errors.InvalidInput:
             problems["sms_from"] = gettext("Enter a phone number in international format (+14155550100) or a messaging service SID (MG followed by 32 characters).")
     values["dry_run"] = form.get("dry_run") == "1"
+    values["attach_invoice_pdf"] = form.get("attach_invoice_pdf") == "1"
     return values, problems
 
 
@@ -214,7 +216,8 @@ def channels_save(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id, write=True) as (s, company, role):
         values, problems = clean_channels(request.form, company.country)
         if problems:
-            return _render_channels(company, role, {**request.form.to_dict(), "dry_run": values["dry_run"]}, problems), 400
+            return _render_channels(company, role, {**request.form.to_dict(), "dry_run": values["dry_run"],
+                                                    "attach_invoice_pdf": values["attach_invoice_pdf"]}, problems), 400
         before = bool((company.settings or {}).get("dry_run"))
         company.settings = {**(company.settings or {}), **values}
         s.add(models.Activity(company_id=company.id, kind="channels.saved", message="Channel settings saved.",
@@ -305,4 +308,4 @@ def _render_channels(company: models.Company, role: str, values: dict[str, Any],
     return render_template("pages/channels.html", company=company, role=role, tab="channels", v=values,
                            errors=problems, email_ready=bool(config.sendgrid_api_key and config.sendgrid_from_email),
                            sms_ready=bool(config.twilio_account_sid and config.twilio_auth_token),
-                           from_email=config.sendgrid_from_email)
+                           from_email=config.sendgrid_from_email, pdf_max=dispatch_run.PDF_ATTACH_MAX)

@@ -1,0 +1,134 @@
+"""The invoice PDF attached to email reminders: QuickBooks makes it (``GET /invoice/<id>/pdf``, through
+python-quickbooks), SendGrid carries it (``attachments``), both over HTTP against the sandbox."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector import dispatch
+from qbo_collector.db import models
+from qbo_collector.dispatch import run as dispatch_run
+from tests.integration import test_dispatch_support as ds
+from tests.integration.test_dispatch_features import FRENCH
+
+
+@pytest.fixture
+def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
+    made = []
+
+    def make(spec=ds.SMALL, **kwargs):  # type: ignore[no-untyped-def]
+        env = ds.build(sandbox_factory(companies=[spec]), settings_factory, sqlite_db, **kwargs)
+        made.append(env)
+        return env
+
+    yield make
+    ds.stop(made)
+
+
+def _emails(env):  # type: ignore[no-untyped-def]
+    """Outbox id → the message SendGrid took, for the reminders to customers."""
+    return {int(m["custom_args"]["outbox_id"]): m for m in env.sb.sendgrid.messages
+            if m["to"] != "owner@maple.example"}
+
+
+def _numbers(env, ids):  # type: ignore[no-untyped-def]
+    return [env.sb.intuit.get(env.realm, "Invoice", i).get("DocNumber") or i for i in ids]
+
+
+def test_each_email_reminder_carries_the_pdf_of_its_invoice(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"attach_invoice_pdf": True})
+    summary = env.run()
+    sent = {r.id: r for r in env.rows(kind="reminder", channel="email") if r.status.value == "sent"}
+    emails = _emails(env)
+    assert sent and set(sent) <= set(emails)
+    for outbox_id, row in sent.items():
+        attachments = emails[outbox_id]["attachments"]
+        numbers = _numbers(env, row.invoice_ids)
+        assert [a["filename"] for a in attachments] == [f"Invoice-{n}.pdf" for n in numbers]
+        for attached, number in zip(attachments, numbers):
+            assert attached["type"] == "application/pdf" and attached["disposition"] == "attachment"
+            # the very PDF QuickBooks made of that invoice, byte for byte
+            assert attached["content"].startswith(b"%PDF-") and f"Invoice {number} ".encode() in attached["content"]
+    attached = sum(len(emails[i]["attachments"]) for i in sent)
+    assert summary.pdfs_attached == attached == env.sb.log.count("intuit", "pdf:invoice")  # one call per PDF
+    assert summary.pdfs_missing == 0 and summary.ok and not summary.warnings
+    with env.db.session() as s:
+        lines = {a.outbox_id: a for a in s.scalars(select(models.Activity).where(models.Activity.kind == "email.sent"))}
+    assert all(lines[i].data["attachments"] == [a["filename"] for a in emails[i]["attachments"]] for i in sent)
+    # texts never ask QuickBooks for a PDF: a second run sends nothing new and downloads nothing
+    calls = env.sb.log.count("intuit", "pdf:invoice")
+    env.run(now=env.now_at(13))
+    assert env.sb.log.count("intuit", "pdf:invoice") == calls
+
+
+def test_without_the_setting_nothing_is_attached_and_no_pdf_is_asked_for(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    summary = env.run()
+    assert _emails(env) and all(not m["attachments"] for m in _emails(env).values())
+    assert env.sb.log.count("intuit", "pdf:invoice") == 0 and summary.pdfs_attached == 0
+
+
+def test_french_customers_get_a_facture(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(FRENCH, company_settings={"attach_invoice_pdf": True})
+    with env.db.session() as s:
+        s.scalar(select(models.Company)).language = "fr"
+    env.run()
+    names = [a["filename"] for m in _emails(env).values() for a in m["attachments"]]
+    assert names and all(n.startswith("Facture-") and n.endswith(".pdf") for n in names)
+
+
+def test_a_statement_attaches_at_most_the_cap_and_lists_the_rest(make_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(dispatch_run, "PDF_ATTACH_MAX", 2)
+    env = make_env(company_settings={"attach_invoice_pdf": True}, policy=ds.every_day_policy(group_by_customer=True))
+    summary = env.run()
+    emails = _emails(env)
+    big = [r for r in env.rows(kind="reminder", channel="email") if r.status.value == "sent" and len(r.invoice_ids) > 2]
+    assert big, "the sandbox book has a customer with more than two open invoices"
+    for row in big:
+        message = emails[row.id]
+        numbers = _numbers(env, row.invoice_ids)
+        assert [a["filename"] for a in message["attachments"]] == [f"Invoice-{n}.pdf" for n in numbers[:2]]
+        assert all(n in message["text"] for n in numbers)  # the others are in the statement's list
+    assert summary.pdfs_missing == 0  # a cap is a choice, not a failure
+
+
+def test_a_pdf_quickbooks_cannot_make_leaves_the_email_going_without_it(make_env, caplog) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"attach_invoice_pdf": True}, policy=ds.every_day_policy(group_by_customer=True))
+    plan = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date())
+    statements = [a for a in plan if a.kind == "reminder" and a.channel == "email" and len(a.invoice_ids) > 1]
+    assert statements
+    broken = statements[0].invoice_ids[0]
+    env.sb.broken_pdfs.add(broken)
+    with caplog.at_level(logging.WARNING, logger="qbo_collector.dispatch.run"):
+        summary = env.run()
+    row = next(r for r in env.rows(kind="reminder", channel="email") if broken in (r.invoice_ids or ()))
+    assert row.status.value == "sent"  # the reminder went, its other PDFs with it
+    message = _emails(env)[row.id]
+    number = _numbers(env, [broken])[0]
+    names = [a["filename"] for a in message["attachments"]]
+    assert f"Invoice-{number}.pdf" not in names and len(names) == len(row.invoice_ids) - 1
+    # two tries (not the sync's six), once a run, then the email goes: the person reads why on the timeline
+    assert env.sb.log.count("intuit", "pdf:invoice") == summary.pdfs_attached + dispatch_run.PDF_ATTEMPTS
+    told = [r for r in env.rows(kind="reminder", channel="email") if broken in (r.invoice_ids or ())]
+    assert summary.pdfs_missing == len(told) and summary.ok and not summary.problems
+    assert f"{len(told)} invoice PDF(s) could not be attached" in summary.warnings[0]
+    with env.db.session() as s:
+        said = list(s.scalars(select(models.Activity).where(models.Activity.kind == "email.pdf_missing")))
+    assert sorted(a.outbox_id for a in said) == sorted(r.id for r in told)
+    missing = next(a for a in said if a.outbox_id == row.id)
+    assert missing.customer_qbo_id == row.customer_qbo_id and missing.customer_qbo_id == row.customer_qbo_id
+    assert missing.message.startswith(f"Sent without the PDF of invoice {number}: QuickBooks did not make the PDF")
+    assert missing.data == {"missing": {number: missing.message.split(": ", 1)[1]}}
+    assert any(f"invoice={broken}" in r.getMessage() and "did not make the PDF" in r.getMessage() for r in caplog.records)
+
+
+def test_a_dry_run_names_the_pdfs_and_asks_quickbooks_for_none(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env(company_settings={"attach_invoice_pdf": True})
+    env.run(dry_run=True)
+    previews = [r.payload["preview"] for r in env.rows(kind="reminder", channel="email") if r.status.value == "sent"]
+    assert previews and all(p["attachments"] and all(n.startswith("Invoice-") for n in p["attachments"])
+                            for p in previews)
+    assert env.sb.log.count("intuit", "pdf:invoice") == 0 and not env.sb.sendgrid.messages
