@@ -54,6 +54,8 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=100)
     parser.add_argument("--customers", type=int, default=12)
     parser.add_argument("--invoices", type=int, default=76)
+    parser.add_argument("--attach-pdf", action="store_true",
+                        help="attach the invoice PDFs to the email reminders (one QuickBooks download each)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
@@ -90,7 +92,8 @@ def main() -> int:
         with db.session() as s:
             for company in s.scalars(select(models.Company)):
                 company.policy = policy
-                company.settings = {"owner_email": "owner@bench.example", "sender_name": "Bench"}
+                company.settings = {"owner_email": "owner@bench.example", "sender_name": "Bench",
+                                    "attach_invoice_pdf": args.attach_pdf}
         print(f"setup: {len(realms)} companies connected and synced in {time.perf_counter() - started:.1f} s")
 
         # Time spent inside the providers' calls (HTTP to the stand-ins), measured around each call.
@@ -107,16 +110,17 @@ def main() -> int:
         qbo_time = [0.0]
         real_call = qbo_client.QboClient.call
 
-        def timed_call(self, action, fn):  # type: ignore[no-untyped-def]
+        def timed_call(self, action, fn, **kwargs):  # type: ignore[no-untyped-def]
             t0 = time.perf_counter()
             try:
-                return real_call(self, action, fn)
+                return real_call(self, action, fn, **kwargs)
             finally:
                 qbo_time[0] += time.perf_counter() - t0
 
         dispatch_run.send_once = timed_send  # type: ignore[assignment]
         qbo_client.QboClient.call = timed_call  # type: ignore[method-assign]
         queries0, batches0 = sb.log.count("intuit", "query"), sb.log.count("intuit", "batch")
+        pdfs0, mails0 = sb.log.count("intuit", "pdf:invoice"), len(sb.sendgrid.messages)
         t0 = time.perf_counter()
         summaries = []
         for realm in realms:
@@ -149,7 +153,15 @@ def main() -> int:
               f"invoices; optimum ⌈n/1000⌉ per company = {fresh_opt}")
         print(f"notes write-back: {notes_used} batch calls for {sum(len(v) for v in per_company_noted.values())} "
               f"customers; optimum ⌈n/30⌉ per company = {notes_opt}")
-        print(f"other QuickBooks calls: {api - fresh_used - notes_used} (late-fee invoices: {fees}, 'Late fee' item "
+        pdf_calls = sb.log.count("intuit", "pdf:invoice") - pdfs0
+        mails = sb.sendgrid.messages[mails0:]
+        attached = [a for m in mails for a in m.get("attachments") or ()]
+        named = sum(min(len(r.invoice_ids or ()), dispatch_run.PDF_ATTACH_MAX) for r in due
+                    if r.channel == "email" and r.status.value == "sent") if args.attach_pdf else 0
+        print(f"invoice PDFs: {pdf_calls} downloads for {len(attached)} attachments on "
+              f"{sum(1 for m in mails if m.get('attachments'))} of {len(mails)} emails "
+              f"({sum(len(a['content']) for a in attached) / 1e6:.1f} MB); optimum one per invoice an email names = {named}")
+        print(f"other QuickBooks calls: {api - fresh_used - notes_used - pdf_calls} (late-fee invoices: {fees}, 'Late fee' item "
               f"lookups/creations, 5010 re-reads); sandbox log: {sb.log.count('intuit', 'query') - queries0} queries, "
               f"{sb.log.count('intuit', 'batch') - batches0} batches")
         print(f"run: {elapsed:.1f} s wall, {provider_time[0]:.1f} s inside SendGrid/Twilio calls, "
