@@ -16,7 +16,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from sqlalchemy import and_, func, select
 
-from qbo_collector import casework, dashboard
+from qbo_collector import casework, dashboard, snapshot
 from qbo_collector.db import models
 from qbo_collector.db.types import amount_value as _dec
 from qbo_collector.db.session import Database
@@ -46,6 +46,10 @@ _WORDS = {
                        "fix their details in QuickBooks",
         "unreachable_line": "{name}: {amount} open",
         "more": "and {n} more on the Customers page",
+        "unsent": "Invoices QuickBooks never emailed nor printed: reminders leave them alone until you send them "
+                  "from QuickBooks (your policy asks for it)",
+        "unsent_line": "Invoice {number}, {name}: {amount}, due {due}",
+        "unsent_more": "and {n} more",
         "reminders": "Reminders in the last {days} days",
         "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
         "open": "Open the dashboard: {link}",
@@ -72,6 +76,10 @@ _WORDS = {
                        "adresse) : corrigez leurs coordonnées dans QuickBooks",
         "unreachable_line": "{name} : {amount} à encaisser",
         "more": "et {n} autre{s} sur la page Clients",
+        "unsent": "Factures que QuickBooks n’a jamais envoyées par e-mail ni imprimées : les relances les laissent "
+                  "de côté tant que vous ne les envoyez pas depuis QuickBooks (votre politique le demande)",
+        "unsent_line": "Facture {number}, {name} : {amount}, échue le {due}",
+        "unsent_more": "et {n} autre{s}",
         "reminders": "Relances des {days} derniers jours",
         "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
         "open": "Ouvrir le tableau de bord : {link}",
@@ -139,6 +147,14 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
         if len(unreachable) > TOP:
             lines.append(w["more"].format(n=len(unreachable) - TOP, s=_s(len(unreachable) - TOP, language)))
         sections.append((w["unreachable"], lines))
+    unsent = _unsent(db, realm_id)
+    if unsent:
+        lines = [w["unsent_line"].format(number=number_, name=name, amount=money(owed, currency),
+                                         due=day(due, "medium") if due else "—")
+                 for number_, name, currency, owed, due in unsent[:TOP]]
+        if len(unsent) > TOP:
+            lines.append(w["unsent_more"].format(n=len(unsent) - TOP, s=_s(len(unsent) - TOP, language)))
+        sections.append((w["unsent"], lines))
     r = d.reminders
     sections.append((w["reminders"].format(days=r.days),
                      [w["reminders_line"].format(sent=r.sent, paid=r.paid_after, within=r.within_days,
@@ -182,6 +198,17 @@ def _unreachable(db: Database, realm_id: str) -> list[tuple[str, str, Decimal]]:
             .group_by(c.qbo_id, c.display_name, inv.currency)).all()
     found = [(name or "", currency, _dec(owed)) for name, currency, owed in rows]
     return sorted(found, key=lambda r: (-r[2], r[0].casefold(), r[1]))
+
+
+def _unsent(db: Database, realm_id: str) -> list[tuple[str, str, str, Decimal, dt.date | None]]:
+    """(number, customer, currency, balance, due date) of the open invoices the reminders leave alone
+    because QuickBooks never sent them (``snapshot.left_unsent``), the largest balance first."""
+    with db.reading() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        if company is None:
+            return []
+        return [(i.doc_number or i.qbo_id, c.display_name or "", i.currency, _dec(i.balance), i.due_date)
+                for i, c in snapshot.left_unsent(s, company)]
 
 
 def _s(count: int, language: str) -> str:

@@ -53,10 +53,11 @@ from typing import Any
 
 import holidays as holidays_lib
 import pydantic
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qbo_collector import errors, rules
+from qbo_collector.rules import model as rules_model
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.db import models
 from qbo_collector.money import Money
@@ -226,8 +227,52 @@ def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term
         doc_number=row.doc_number, status=row.status.value if row.status else "open",
         term_due_days=term.due_days if term is not None else None, term_discount=discount,
         is_late_fee=bool(row.is_late_fee), waived_fee=bool(row.fees_waived), po_number=row.po_number,
-        invoice_link=row.invoice_link,
+        invoice_link=row.invoice_link, sent=was_sent(row.email_status, row.print_status), sent_on=row.sent_on,
     )
+
+
+def left_unsent(s: Session, company: models.Company, customer_ids: Sequence[str] | None = None
+                ) -> list[tuple[models.Invoice, models.Customer]]:
+    """The open invoices the reminders leave alone because QuickBooks never emailed nor printed them
+    (``rules.Policy.skip_unsent_invoices``), as the engine sees them: the customer's policy asks for it,
+    the invoice is not a late fee, and no promise, dispute or payment plan the engine reads covers it.
+    The largest balance first. ``customer_ids``: only those customers' invoices."""
+    inv, cust = models.Invoice, models.Customer
+    query = (select(inv, cust).join(cust, and_(cust.company_id == inv.company_id, cust.qbo_id == inv.customer_qbo_id))
+             .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
+                    inv.balance > 0, inv.is_late_fee.is_not(True), inv.email_status.is_not(None),
+                    inv.email_status != "EmailSent", func.coalesce(inv.print_status, "") != "PrintComplete",
+                    cust.deleted.is_(False), cust.excluded.is_not(True))
+             .order_by(inv.balance.desc(), inv.id))
+    if customer_ids is not None:
+        query = query.where(inv.customer_qbo_id.in_(list(customer_ids)))
+    asks: dict[str | None, rules.Policy | None] = {}
+    found: list[tuple[models.Invoice, models.Customer]] = []
+    for invoice, customer in s.execute(query):
+        if customer.policy_name not in asks:
+            try:
+                policy: rules.Policy | None = policy_for(company, customer)
+            except errors.InvalidInput:
+                policy = None  # that customer is not planned at all (the run says why)
+            asks[customer.policy_name] = policy if policy is not None and policy.skip_unsent_invoices else None
+        policy = asks[customer.policy_name]
+        if policy is not None and invoice.balance >= policy.min_balance.get(invoice.currency, 0):
+            found.append((invoice, customer))  # below the minimum nothing is sent anyway
+    if not found:
+        return found
+    known: dict[str, list[rules.Pause]] = {}
+    owners = sorted({c.qbo_id for _, c in found})
+    for row in _of_customers(s, models.Pause, company.id, owners):
+        record = pause_record(row, company.currency or "USD")
+        if record is not None and not isinstance(record, rules.ManualPause):
+            known.setdefault(row.customer_qbo_id, []).append(record)
+    return [(i, c) for i, c in found if not any(rules_model.covers(p, i.qbo_id) for p in known.get(c.qbo_id, ()))]
+
+
+def was_sent(email_status: str | None, print_status: str | None) -> bool:
+    """Whether QuickBooks says the customer was sent the invoice: emailed (``EmailSent``) or printed
+    (``PrintComplete``). An invoice QuickBooks says nothing about (no EmailStatus) counts as sent."""
+    return email_status is None or email_status == "EmailSent" or print_status == "PrintComplete"
 
 
 def history_entries(row: models.Outbox) -> list[rules.HistoryEntry]:

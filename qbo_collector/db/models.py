@@ -194,7 +194,9 @@ class Invoice(_Mirrored, Base):
     bill_email: Mapped[str | None] = mapped_column(String(320))
     po_number: Mapped[str | None] = mapped_column(String(128))
     invoice_link: Mapped[str | None] = mapped_column(Text)
-    email_status: Mapped[str | None] = mapped_column(String(32))
+    email_status: Mapped[str | None] = mapped_column(String(32))   # QuickBooks' EmailStatus: NotSet, NeedToSend, EmailSent
+    print_status: Mapped[str | None] = mapped_column(String(32))   # PrintStatus: NotSet, NeedToPrint, PrintComplete
+    sent_on: Mapped[date | None]   # the day QuickBooks emailed it (DeliveryInfo.DeliveryTime, in its own offset)
     status: Mapped[InvoiceStatus] = mapped_column(Enum(InvoiceStatus, native_enum=False, length=16),
                                                   default=InvoiceStatus.open)
     is_late_fee: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -53,6 +53,11 @@ Decisions where the issue is silent:
   lower bounds.
 - A step whose message channels cannot reach the customer (no address, opted out) turns
   into an owner alert ("cannot be reached"), which counts as that step.
+- ``skip_unsent_invoices`` (off in every preset): an invoice QuickBooks never emailed nor
+  printed gets nothing at all — it may never have reached the customer. A promise, dispute
+  or payment plan on it says the customer knows it (a manual pause does not); a late-fee
+  invoice the program posted counts as sent. Once sent, it is caught up like any invoice
+  (newest due step only), and its fees count from the day it was emailed (``sent_on``).
 - Fees are accounting entries, not contacts: they are charged on any day (not only send
   days), never while the invoice is paused, and a period whose charge day fell inside a
   pause is waived for good. Missed periods (system off) are each charged afterwards

@@ -73,6 +73,11 @@ class Invoice:
     ``term_due_days`` and ``txn_date``, else uses ``txn_date`` (due on receipt), and says
     so in the reasons. An invoice with neither is skipped. ``is_late_fee`` marks invoices
     the engine created for fees (they never bear fees). ``waived_fee``: no fees on this one.
+    ``sent``: QuickBooks says the customer was sent it (emailed or printed), or does not say;
+    False for one QuickBooks never emailed nor printed (the policy's ``skip_unsent_invoices``; a
+    late-fee invoice counts as sent whatever it says). ``sent_on``: the day QuickBooks emailed it
+    (``DeliveryInfo.DeliveryTime``), when it says; with ``skip_unsent_invoices`` no fee period that
+    began before it is charged.
     """
 
     realm: str
@@ -91,6 +96,8 @@ class Invoice:
     waived_fee: bool = False
     po_number: str | None = None
     invoice_link: str | None = None
+    sent: bool = True
+    sent_on: dt.date | None = None
 
     def __post_init__(self) -> None:
         if self.total.currency != self.currency or self.balance.currency != self.currency:

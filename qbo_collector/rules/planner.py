@@ -554,6 +554,16 @@ class _Fee:
     annual: Decimal | None
 
 
+def _fees_from(inp: _Inputs, invoice: model.Invoice) -> dt.date | None:
+    """The first day a fee may be charged for ``invoice``: the company's (no back-charging) and, when
+    the policy leaves unsent invoices alone, not before the day QuickBooks emailed it — a customer is
+    not late on an invoice it never had."""
+    start = inp.company.fees_from
+    if inp.policy.skip_unsent_invoices and invoice.sent_on is not None:
+        start = invoice.sent_on if start is None else max(start, invoice.sent_on)
+    return start
+
+
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
               until: dt.date) -> list[_Fee]:
     """Fees charged up to ``until`` and not yet in history, within the caps."""
@@ -561,7 +571,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     start = due + dt.timedelta(days=fees.grace_days + 1)
     if start > until:
         return []
-    fees_from, prefix = inp.company.fees_from, _fee_prefix(invoice)
+    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
     periods = sorted(
         (p for rule in fees.rules for p in _fee_periods(rule, start, until)
          if _chargeable(p, fees_from) and prefix + p.tail not in inp.keys
@@ -583,7 +593,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
             break
-        period = _from(period, inp.company.fees_from)
+        period = _from(period, fees_from)
         amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy)  # type: ignore[arg-type]
         amount = amount.rounded()
         if limits:
@@ -606,7 +616,7 @@ def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: S
     start = due + dt.timedelta(days=fees.grace_days + 1)
     horizon = max(start, due) + dt.timedelta(days=_MAX_PERIODS)
     best: dt.date | None = None
-    fees_from, prefix = inp.company.fees_from, _fee_prefix(invoice)
+    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
     for rule in fees.rules:
         if rule.kind in ("flat", "indemnity") and invoice.balance.currency not in rule.amount:
             continue
@@ -663,6 +673,11 @@ def _invoice_label(invoice: model.Invoice, *, first: bool = False) -> str:
 
 def _active(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
     if not invoice.is_open or _below_minimum(invoice, inp.policy):
+        return None
+    if not invoice.sent and inp.policy.skip_unsent_invoices and not invoice.is_late_fee and not any(
+            not isinstance(p, model.ManualPause) for p in inp.pauses_of(invoice.id)):
+        # The customer may never have seen it; a recorded promise, dispute or plan says otherwise, and a
+        # late fee the program posted was told by its notice (QuickBooks never emails those itself).
         return None
     due, note = effective_due_date(invoice)
     if due is None:

@@ -21,7 +21,7 @@ Shape (every field has a default; ``PRESETS`` holds the shipped ones)::
      "ecb_rate_percent": "2.15",
      "discount_tiers": [{"days_after_invoice": 10, "percent": "2"}],
      "escalation": {"call_task_after_days": 7, "handoff_after_days": 21},
-     "promise_grace_days": 1, "alert_owner_when_late": false,
+     "promise_grace_days": 1, "alert_owner_when_late": false, "skip_unsent_invoices": false,
      "payment_plan": {"remind_days_before": 3, "remind_days_after": 1}}
 
 Step anchors: ``due_date`` (negative offset = before), ``invoice_date``, or
@@ -212,6 +212,9 @@ class Policy(_Model):
     escalation: Escalation = Escalation()
     promise_grace_days: int = Field(default=1, ge=0, le=30)
     alert_owner_when_late: bool = False
+    # leave alone (no reminder, fee or alert) an invoice QuickBooks never emailed nor printed, until it is
+    # sent or a person records a promise, dispute, plan or pause on it: the customer may never have seen it
+    skip_unsent_invoices: bool = False
     payment_plan: PaymentPlanReminders = PaymentPlanReminders()
 
     _min_codes = field_validator("min_balance")(_currency_map)

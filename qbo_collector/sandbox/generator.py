@@ -311,6 +311,9 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
             row["BillEmail"] = {"Address": email["Address"] if rng.random() < 0.98 else "not-an-email"}
             if rng.random() < 0.8:
                 row["EmailStatus"] = "EmailSent"
+                row["DeliveryInfo"] = {"DeliveryType": "Email", "DeliveryTime": created}  # emailed when made
+        if row["EmailStatus"] != "EmailSent" and i % 3 == 0:
+            row["PrintStatus"] = "PrintComplete"  # mailed on paper (no draw: the rest of the book stays as it was)
         if rng.random() < 0.01:
             del row["DueDate"]
         if rng.random() < 0.2:

@@ -233,6 +233,18 @@ def po_number(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def delivery_date(row: Mapping[str, Any]) -> date | None:
+    """The day QuickBooks emailed the invoice (``DeliveryInfo.DeliveryTime``, "2026-11-02T09:12:00-08:00"),
+    in the offset QuickBooks wrote it in: the company's own day. None when it never did or says nothing
+    readable."""
+    info = row.get("DeliveryInfo")
+    moment = info.get("DeliveryTime") if isinstance(info, Mapping) else None
+    try:
+        return date.fromisoformat(str(moment)[:10]) if moment else None
+    except ValueError:
+        return None
+
+
 def is_late_fee(row: Mapping[str, Any]) -> bool:
     for line in row.get("Line") or ():
         detail = line.get("SalesItemLineDetail") if isinstance(line, Mapping) else None
@@ -296,6 +308,8 @@ def invoice_row(row: dict[str, Any], ctx: Context) -> Mapped:
         "po_number": po_number(row),
         "invoice_link": _text(row.get("InvoiceLink")),
         "email_status": _text(row.get("EmailStatus"), 32),
+        "print_status": _text(row.get("PrintStatus"), 32),
+        "sent_on": delivery_date(row),
         "status": status,
         "is_late_fee": is_late_fee(row),
     }, warnings=tuple(warnings))

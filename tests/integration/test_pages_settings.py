@@ -87,6 +87,19 @@ def test_fee_notices_are_on_by_default_and_unchecking_the_box_turns_them_off(pag
     assert rules.Policy.model_validate(_company(sqlite_db).policy).late_fees.notify_customer is True
 
 
+def test_leaving_unsent_invoices_alone_is_a_checkbox_off_by_default(pages_app, owner, sqlite_db):
+    form = _form(owner.get(f"{POLICY}?preset=friendly").get_data(as_text=True))
+    assert "skip_unsent_invoices" not in form
+    form["skip_unsent_invoices"] = "1"
+    assert _post_policy(owner, form).status_code == 302
+    assert rules.Policy.model_validate(_company(sqlite_db).policy).skip_unsent_invoices is True
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    assert form.getlist("skip_unsent_invoices") == ["1"]
+    del form["skip_unsent_invoices"]
+    assert _post_policy(owner, form).status_code == 302
+    assert rules.Policy.model_validate(_company(sqlite_db).policy).skip_unsent_invoices is False
+
+
 def test_the_worked_example_is_computed_by_the_rules_engine(pages_app, owner):
     page = owner.get(f"{POLICY}?preset=france_b2b").get_data(as_text=True)
     example = page.split('id="example"', 1)[1].split("</aside>", 1)[0]

@@ -150,7 +150,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
                 row_[1] += i.balance
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
-        open_invoices=open_invoices,
+        open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,

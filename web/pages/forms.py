@@ -57,6 +57,7 @@ def values_of(policy: rules.Policy, currency: str) -> MultiDict[str, str]:
     v["send_window.skip_holidays"] = _s(w.skip_holidays)
     v["group_by_customer"] = _s(policy.group_by_customer)
     v["alert_owner_when_late"] = _s(policy.alert_owner_when_late)
+    v["skip_unsent_invoices"] = _s(policy.skip_unsent_invoices)
     fees = policy.late_fees
     v["late_fees.grace_days"] = _s(fees.grace_days)
     v["late_fees.notify_customer"] = _s(fees.notify_customer)
@@ -118,6 +119,7 @@ def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | N
                            "skip_holidays": bool(f("send_window.skip_holidays"))}
     data["group_by_customer"] = bool(f("group_by_customer"))
     data["alert_owner_when_late"] = bool(f("alert_owner_when_late"))
+    data["skip_unsent_invoices"] = bool(f("skip_unsent_invoices"))
     kinds: list[str] = []
     fee_rules = []
     for kind in FEE_KINDS:

@@ -46,7 +46,7 @@ def invoice(**overrides):  # type: ignore[no-untyped-def]
            "DocNumber": "1042", "CustomerRef": {"value": "7", "name": "Acme"}, "TxnDate": "2026-10-01",
            "DueDate": "2026-10-31", "TotalAmt": Decimal("150.00"), "Balance": Decimal("100.00"),
            "CurrencyRef": {"value": "USD"}, "SalesTermRef": {"value": "3"}, "BillEmail": {"Address": "a@b.example"},
-           "EmailStatus": "EmailSent", "InvoiceLink": "https://pay.example/42",
+           "EmailStatus": "EmailSent", "PrintStatus": "NeedToPrint", "InvoiceLink": "https://pay.example/42",
            "Line": [{"Amount": Decimal("150.00"), "DetailType": "SalesItemLineDetail",
                      "SalesItemLineDetail": {"ItemRef": {"value": "1", "name": "Services"}}}]}
     row.update(overrides)
@@ -54,15 +54,37 @@ def invoice(**overrides):  # type: ignore[no-untyped-def]
 
 
 def test_an_invoice_maps_every_field_the_product_uses():
-    values = streams.invoice_row(invoice(CustomField=[{"Name": "P.O. Number", "StringValue": "PO-7"}]), CTX).values
+    values = streams.invoice_row(invoice(CustomField=[{"Name": "P.O. Number", "StringValue": "PO-7"}],
+                                         DeliveryInfo={"DeliveryType": "Email",
+                                                       "DeliveryTime": "2026-10-01T23:30:00-08:00"}), CTX).values
     assert values == {
         "qbo_id": "42", "sync_token": "3", "deleted": False,
         "qbo_updated_at": datetime(2026, 11, 20, 18, 15, tzinfo=timezone.utc),
         "doc_number": "1042", "customer_qbo_id": "7", "txn_date": date(2026, 10, 1), "due_date": date(2026, 10, 31),
         "due_date_derived": None, "total": Decimal("150.00"), "balance": Decimal("100.00"), "currency": "USD",
         "term_qbo_id": "3", "bill_email": "a@b.example", "po_number": "PO-7",
-        "invoice_link": "https://pay.example/42", "email_status": "EmailSent", "status": "open", "is_late_fee": False,
+        "invoice_link": "https://pay.example/42", "email_status": "EmailSent", "print_status": "NeedToPrint",
+        "sent_on": date(2026, 10, 1), "status": "open", "is_late_fee": False,
     }
+
+
+@pytest.mark.parametrize(("info", "day"), [
+    ({"DeliveryType": "Email", "DeliveryTime": "2026-10-01T23:30:00-08:00"}, date(2026, 10, 1)),  # its own day, not UTC's
+    ({"DeliveryType": "Email", "DeliveryTime": "yesterday"}, None), ({"DeliveryType": "Email"}, None), ("x", None), (None, None),
+])
+def test_the_day_quickbooks_emailed_an_invoice_is_read_in_its_own_offset(info, day):
+    assert streams.invoice_row(invoice(DeliveryInfo=info), CTX).values["sent_on"] == day
+
+
+@pytest.mark.parametrize(("email", "printed", "sent"), [
+    ("EmailSent", "NotSet", True), ("NotSet", "PrintComplete", True), ("NeedToSend", "NeedToPrint", False),
+    ("NotSet", "NotSet", False), ("NotSet", None, False), (None, None, True),  # QuickBooks says nothing: sent
+])
+def test_an_invoice_counts_as_sent_when_quickbooks_emailed_or_printed_it(email, printed, sent):
+    from qbo_collector import snapshot
+
+    values = streams.invoice_row(invoice(EmailStatus=email, PrintStatus=printed), CTX).values
+    assert snapshot.was_sent(values["email_status"], values["print_status"]) is sent
 
 
 @pytest.mark.parametrize("overrides, due, derived", [
