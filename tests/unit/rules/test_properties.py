@@ -33,7 +33,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "max_percent_of_principal": draw(st.sampled_from([None, "2", "5"])),
     }
     pol = policy(base, late_fees=late_fees, group_by_customer=draw(st.booleans()),
-                 min_gap_days=draw(st.integers(0, 5)), alert_owner_when_late=draw(st.booleans()))
+                 min_gap_days=draw(st.integers(0, 5)), alert_owner_when_late=draw(st.booleans()),
+                 skip_unsent_invoices=draw(st.booleans()))
     currency = draw(st.sampled_from(["USD", "EUR", "JPY"]))
     invoices = []
     for n in range(draw(st.integers(1, 3))):
@@ -45,7 +46,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         no_due = draw(st.booleans()) and n == 0
         invoices.append(invoice(id=f"i{n}", currency=currency, total=total, balance=balance, status=status,
                                 txn_date=due - dt.timedelta(days=30), due_date=None if no_due else due,
-                                term_due_days=30 if no_due and draw(st.booleans()) else None))
+                                term_due_days=30 if no_due and draw(st.booleans()) else None,
+                                sent=draw(st.sampled_from([True, True, False])),
+                                sent_on=draw(st.one_of(st.none(), st.integers(-40, 40).map(
+                                    lambda d: START + dt.timedelta(days=d))))))
     pauses: list[rules.Pause] = []
     for _ in range(draw(st.integers(0, 2))):
         start = START + dt.timedelta(days=draw(st.integers(0, DAYS)))
@@ -149,6 +153,11 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
             if not (isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"):
                 covering = [p for p in sc["pauses"] if model.covers(p, inv_id)]  # type: ignore[attr-defined]
                 assert rules.planner._paused_on(covering, pol, a.on) is None, f"action on a paused day: {a}"
+                if pol.skip_unsent_invoices and not inv.sent and inv_id in _acted_on(a):
+                    # only a promise, dispute or plan says the customer knows an invoice never sent
+                    assert any(not isinstance(p, rules.ManualPause) for p in covering), f"action on an unsent invoice: {a}"
+            if isinstance(a, rules.ChargeFee) and pol.skip_unsent_invoices and inv.sent_on is not None:
+                assert a.on >= inv.sent_on, f"fee before the invoice was sent: {a}"
     fees: dict[str, list[rules.ChargeFee]] = {}
     for a in actions:
         if isinstance(a, rules.ChargeFee):
