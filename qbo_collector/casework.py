@@ -348,6 +348,26 @@ def assign_policy(s: Session, company: models.Company, customer_id: str, policy_
     _touch(s, company, customer)
 
 
+LANGUAGE_CHOICES = ("en", "fr")
+
+
+def set_language(s: Session, company: models.Company, customer_id: str, language: str | None, *,
+                 on: dt.date, user_id: int | None = None) -> None:
+    """Write this customer's reminders in ``language`` ("en", "fr"), or choose automatically again
+    (``None`` / "": from the customer's country, ``snapshot.language_choice``)."""
+    customer = _customer(s, company, customer_id)
+    chosen = (language or "").strip().lower() or None
+    if chosen is not None and chosen not in LANGUAGE_CHOICES:
+        raise errors.InvalidInput(N_("Choose one of the listed languages."), field="language")
+    if chosen == customer.language:
+        return  # nothing changes: no timeline line
+    customer.language = chosen
+    _log(s, company, customer, "language.set",
+         timeline.text("language.set", language=timeline.term("language", chosen)) if chosen
+         else timeline.text("language.auto"), user_id=user_id)
+    _touch(s, company, customer)
+
+
 def policy_names(company: models.Company) -> list[str]:
     """The policies a customer may follow: the company's named ones, then the presets."""
     from qbo_collector import rules

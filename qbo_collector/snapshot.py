@@ -51,7 +51,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import babel
 import holidays as holidays_lib
+from babel import languages as babel_languages
 import pydantic
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -80,13 +82,24 @@ _KIND_TO_HISTORY = {"reminder": "reminder", "fee": "fee", "task": "task", "alert
 
 
 def country_code(value: str | None) -> str | None:
-    """"FR", "France", "USA" → ISO 3166 alpha-2, or None."""
+    """"FR", "France", "USA", "Allemagne" → ISO 3166 alpha-2, or None. Names in English or French
+    (Babel's territory names), and the usual short forms."""
     if not value:
         return None
     text = value.strip().upper()
     if len(text) == 2 and text.isalpha():
         return "GB" if text == "UK" else text
-    return COUNTRY_CODES.get(text)
+    return COUNTRY_CODES.get(text) or _territory_names().get(text)
+
+
+@functools.cache
+def _territory_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for locale in ("en", "fr"):
+        for code, name in babel.Locale.parse(locale).territories.items():
+            if len(code) == 2 and code.isalpha() and code != "ZZ":
+                names.setdefault(name.upper(), code)
+    return names
 
 
 def company_context(company: models.Company) -> rules.CompanyContext:
@@ -180,9 +193,32 @@ def phone_e164(company: models.Company, customer: models.Customer) -> str | None
     return None
 
 
+LANGUAGES = ("en", "fr")  # the languages reminders are written in
+
+
 def language_of(company: models.Company, customer: models.Customer) -> str:
-    lang = (customer.language or company.language or "en")[:2].lower()
-    return lang if lang in ("en", "fr") else "en"
+    """The language of the customer's reminders (``language_choice`` says why)."""
+    return language_choice(company, customer)[0]
+
+
+def language_choice(company: models.Company, customer: models.Customer) -> tuple[str, str, str | None]:
+    """(language, why, country code). ``why``: "person" (chosen on the customer page), "company"
+    (the customer's country is unknown or the company's own, or it speaks the company's language:
+    Canada for a French or an English company, Belgium or Switzerland for a French one),
+    "country" (another country: the first of its official languages reminders are written in —
+    France, Monaco, Belgium, Switzerland, Luxembourg, Senegal, Haiti… read French — else English)."""
+    own = (company.language or "en")[:2].lower()
+    own = own if own in LANGUAGES else "en"
+    chosen = (customer.language or "")[:2].lower()
+    if chosen in LANGUAGES:
+        return chosen, "person", None
+    mine, theirs = country_code(customer.country), country_code(company.country)
+    if mine is None or mine == theirs:
+        return own, "company", mine
+    official = [code.split("_")[0] for code in babel_languages.get_official_languages(mine)]
+    if own in official:
+        return own, "company", mine
+    return next((code for code in official if code in LANGUAGES), "en"), "country", mine
 
 
 def time_zone_of(company: models.Company, customer: models.Customer) -> str | None:

@@ -73,6 +73,8 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "included": N_("Included in reminders and fees again."),
     "policy.named": N_("Policy set to %(name)s."),
     "policy.company": N_("Policy set to the company's policy."),
+    "language.set": N_("Reminders written in %(language)s from now on."),
+    "language.auto": N_("Reminders written in the language chosen from the customer's country again."),
     "fee.waive_requested": N_("Late fee %(amount)s waived; it is being voided in QuickBooks."),
     "fee.waive_requested.no_amount": N_("Late fee waived; it is being voided in QuickBooks."),
     "fee.waived.customer": N_("Late fees waived for every invoice of this customer."),
@@ -206,6 +208,7 @@ TERMS: dict[str, dict[str, str]] = {
     "call_outcome": {"reached": N_("spoke to them"), "voicemail": N_("left a voicemail"), "no_answer": N_("no answer"),
                      "wrong_number": N_("wrong number")},
     "decision": {"sent": N_("sent"), "resend": N_("send again"), "cancel": N_("cancel")},
+    "language": {"en": N_("English"), "fr": N_("French")},
 }
 
 

@@ -76,8 +76,11 @@ def test_french_customers_get_a_facture(make_env) -> None:  # type: ignore[no-un
     with env.db.session() as s:
         s.scalar(select(models.Company)).language = "fr"
     env.run()
-    names = [a["filename"] for m in _emails(env).values() for a in m["attachments"]]
-    assert names and all(n.startswith("Facture-") and n.endswith(".pdf") for n in names)
+    by_word: dict[str, set[str]] = {}
+    for m in _emails(env).values():
+        by_word.setdefault(m["text"].split()[0], set()).update(a["filename"].split("-")[0] for a in m["attachments"])
+    assert by_word["Bonjour"] == {"Facture"}  # the file is named in the email's language
+    assert by_word.get("Hello", {"Invoice"}) <= {"Invoice"}  # a customer abroad reads English: an Invoice
 
 
 def test_a_statement_attaches_at_most_the_cap_and_lists_the_rest(make_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -67,12 +67,13 @@ def test_a_viewer_sees_every_page_and_can_change_nothing(pages_app, viewer, sqli
             assert 'action="/companies/111/' not in page, rule.endpoint  # no form that would change anything
         else:
             posts += 1
-            for action in (("promise", "dispute", "plan", "pause", "resume", "exclude", "waive", "call", "note",
-                            "resume_email")
+            for action in (("promise", "dispute", "plan", "pause", "resume", "exclude", "policy", "language", "waive",
+                            "call", "note", "resume_email")
                            if rule.endpoint == "pages.customer_action" else (None,)):
                 target = path if action is None else path.rsplit("/", 1)[0] + f"/{action}"
                 response = viewer.post(target, {"until": "2026-12-20", "amount": "10", "note": "x", "outcome": "reached",
                                                 "dedupe_key": "x", "decision": "sent", "dry_run": "1",
+                                                "language": "fr", "policy_name": "firm",
                                                 "dso_target": "30", "do": "save", "subject": "s", "text": "t"})
                 assert response.status_code == 403, (rule.endpoint, action, response.status_code)
     assert posts >= 8

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request
 from flask_babel import (Babel, format_currency, format_date, format_datetime, format_decimal, format_percent, format_time,
-                         gettext, lazy_gettext)
+                         get_locale, gettext, lazy_gettext)
 from flask_login import current_user
 
 from qbo_collector import clock, errors
@@ -129,11 +129,18 @@ def rate_filter(value: object) -> str:
     return format_percent(Decimal(str(value)) / 100, format="#,##0.##%")  # type: ignore[no-any-return]
 
 
+def country_filter(code: str | None) -> str:
+    """An ISO country code in the user's language: "FR" → "France" / "France", "DE" → "Germany" / "Allemagne"."""
+    if not code:
+        return ""
+    return get_locale().territories.get(code, code)  # type: ignore[no-any-return]
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en_US")
     Babel(app, locale_selector=_locale, timezone_selector=_timezone)
     app.jinja_env.filters.update(money=money_filter, date=date_filter, time=time_filter, local=local_filter, number=number_filter,
-                                 percent=percent_filter, rate=rate_filter)
+                                 percent=percent_filter, rate=rate_filter, country_name=country_filter)
     app.jinja_env.add_extension("jinja2.ext.do")
 
     @app.context_processor

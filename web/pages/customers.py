@@ -156,6 +156,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,
         sms_stop_reason=timeline.term("stop", row.sms_stopped) if row.sms_stopped else None,
         sms_number=snapshot.phone_e164(company, row) if row.sms_stopped else None,
+        language=snapshot.language_choice(company, row),
         presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
     ), status
@@ -212,6 +213,7 @@ ACTIONS = {
         s, c, cid, excluded=f.get("excluded", "1") == "1", note=f.get("note", ""), on=on, user_id=uid),
     "policy": lambda s, c, cid, f, on, uid: casework.assign_policy(
         s, c, cid, f.get("policy_name"), on=on, user_id=uid),
+    "language": lambda s, c, cid, f, on, uid: casework.set_language(s, c, cid, f.get("language"), on=on, user_id=uid),
     "waive": lambda s, c, cid, f, on, uid: casework.waive_fee(
         s, c, cid, invoice_id=_after(f.get("invoice_id", ""), "invoice:"),
         fee_outbox_id=_after(f.get("invoice_id", ""), "fee:"), note=f.get("note", ""), on=on, user_id=uid),
@@ -234,6 +236,7 @@ FIELDS = {
     "resolve": (),
     "exclude": ("customer", "note"),
     "policy": ("policy_name",),
+    "language": ("language",),
     "waive": ("invoice_id", "note"),
     "call": ("outcome", "note"),
     "note": ("note",),
@@ -248,6 +251,7 @@ DONE = {
     "resolve": lazy_gettext("Closed."),
     "exclude": lazy_gettext("Saved."),
     "policy": lazy_gettext("The policy of this customer is saved."),
+    "language": lazy_gettext("The language of this customer's reminders is saved."),
     "waive": lazy_gettext("Late fees are waived."),
     "call": lazy_gettext("The call is logged."),
     "note": lazy_gettext("The note is saved."),
