@@ -12,8 +12,7 @@ from sqlalchemy import select
 from qbo_collector import snapshot
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
-from tests.integration.test_pages_support import Browser
-from tests.integration.web_helpers import csrf_token, login, make_user
+from tests.integration.test_pages_support import Browser, browser
 
 OWNER = "owner@maple.example"
 
@@ -27,12 +26,7 @@ def env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untype
 
 
 def _browser(env, email: str, role: str = "owner", language: str = "en") -> Browser:  # type: ignore[no-untyped-def]
-    make_user(env.db, email, companies={env.realm: role})
-    with env.db.session() as s:
-        s.scalar(select(models.User).where(models.User.email == email)).language = language
-    client = env.web.app.test_client()
-    assert login(client, email).status_code == 302
-    return Browser(client, csrf_token(client, "/companies"))
+    return browser(env.web.app, env.db, email, role=role, realm=env.realm, language=language)
 
 
 def _reminded(env) -> dict[str, str]:  # type: ignore[no-untyped-def]

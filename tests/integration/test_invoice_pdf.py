@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from sqlalchemy import select
 
 from qbo_collector import dispatch
 from qbo_collector.db import models
 from qbo_collector.dispatch import run as dispatch_run
 from tests.integration import test_dispatch_support as ds
-from tests.integration.test_dispatch_features import FRENCH
-
-
-@pytest.fixture
-def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
-    made = []
-
-    def make(spec=ds.SMALL, **kwargs):  # type: ignore[no-untyped-def]
-        env = ds.build(sandbox_factory(companies=[spec]), settings_factory, sqlite_db, **kwargs)
-        made.append(env)
-        return env
-
-    yield make
-    ds.stop(made)
+from tests.integration.test_dispatch_features import FRENCH, make_env  # noqa: F401 - the fixture
 
 
 def _emails(env):  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ QuickBooks (``POST /invoice/<id>/send``, then a sync) brings it into the reminde
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from sqlalchemy import select
@@ -116,20 +117,13 @@ def test_a_day_later_nothing_new_for_them_either(env) -> None:  # type: ignore[n
     assert not _named(env) & unsent
 
 
-def _browser(env, language: str = "en"):  # type: ignore[no-untyped-def]
-    from tests.integration.test_pages_support import Browser
-    from tests.integration.web_helpers import csrf_token, login, make_user
+_logins = itertools.count()
 
-    email = f"owner-{language}@maple.example"
-    with env.db.session() as s:
-        known = s.scalar(select(models.User).where(models.User.email == email)) is not None
-    if not known:
-        make_user(env.db, email, companies={env.realm: "owner"})
-    with env.db.session() as s:
-        s.scalar(select(models.User).where(models.User.email == email)).language = language
-    client = env.web.app.test_client()
-    assert login(client, email).status_code == 302
-    return Browser(client, csrf_token(client, "/companies"))
+
+def _browser(env, language: str = "en"):  # type: ignore[no-untyped-def]
+    from tests.integration.test_pages_support import browser
+
+    return browser(env.web.app, env.db, f"owner-{next(_logins)}@maple.example", realm=env.realm, language=language)
 
 
 def test_the_owner_is_told_which_invoices_are_left_alone(env) -> None:  # type: ignore[no-untyped-def]
