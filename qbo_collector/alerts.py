@@ -9,7 +9,7 @@ a company whose connection is broken still gets its "reconnect" alert.
 
 Company settings read (``company.settings``):
     owner_email   where alerts go (no address: the alert stays in the activity log only)
-    owner_phone   optional; alerts also go by SMS (quiet hours of the company's time zone apply)
+    owner_phone   optional; alerts also go by SMS, in daytime where the number is (else the company's zone)
 """
 
 from __future__ import annotations

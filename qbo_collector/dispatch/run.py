@@ -559,7 +559,9 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         except errors.InvalidInput as exc:
             _cancel(ctx, row, timeline.text("cancel.owner_phone", error=timeline.error(exc.message)))
             return False
-        return number if _daytime(ctx, row, company.timezone or "UTC") else False
+        # the owner's own daytime: where the number is (a Paris company whose owner carries a Montreal
+        # mobile), else the company's zone
+        return number if _daytime(ctx, row, company.timezone or "UTC", sms_channel.number_time_zones(number)) else False
     if customer is None:
         _cancel(ctx, row, timeline.text("cancel.customer_gone"))
         return False

@@ -177,6 +177,26 @@ def test_a_text_waits_for_daytime_where_the_number_is_not_where_the_company_is(e
     assert all(r.status.value == "sent" for r in env.rows(channel="sms") if r.customer_qbo_id == texted)
 
 
+def test_an_owner_text_waits_for_daytime_where_the_owners_mobile_is(env) -> None:  # type: ignore[no-untyped-def]
+    # A Los Angeles company whose owner carries a Honolulu mobile: the 9:00 run is 6:00 or 7:00 there.
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == env.realm))
+        company.settings = {**company.settings, "owner_phone": "+18085550199"}
+        company.policy = {**company.policy, "alert_owner_when_late": True}
+    morning = env.now_at(9)
+    env.run(now=morning)
+    texts = env.rows(channel="owner_sms")
+    assert texts and all(r.status.value == "planned" and "Pacific/Honolulu" in r.status_reason for r in texts)
+    honolulu = zoneinfo.ZoneInfo("Pacific/Honolulu")
+    eight = dt.datetime.combine(morning.astimezone(honolulu).date(), dt.time(8), tzinfo=honolulu).astimezone(dt.timezone.utc)
+    assert {r.due_at for r in texts} == {eight}
+    assert all(r.status.value == "sent" for r in env.rows(channel="owner_email"))  # email is not held
+    env.flush()
+    assert not [m for m in env.sb.twilio.messages if m["to"] == "+18085550199"]
+    env.run(now=eight)
+    assert all(r.status.value == "sent" for r in env.rows(channel="owner_sms"))
+
+
 def test_the_scheduler_sends_a_waiting_text_when_its_recipient_wakes_up(env) -> None:  # type: ignore[no-untyped-def]
     # A customer in India: the Los Angeles company's 9:00 run is 21:30 there, every day.
     morning = env.now_at(9)
