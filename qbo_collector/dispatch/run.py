@@ -966,34 +966,40 @@ def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
     missing: dict[str, str] = {}
     size = 0
     for invoice_id, number in invoices:
-        if ctx.qbo is None:
-            missing[number] = "QuickBooks is not connected."
-            continue
-        if invoice_id in ctx.pdf_failed:  # a statement and a fee notice of one run name the same invoice
-            missing[number] = ctx.pdf_failed[invoice_id]
+        content, why = _invoice_pdf(ctx, invoice_id, number)
+        if content is not None and size + len(content) > PDF_ATTACH_BYTES:
+            content, why = None, "The PDFs together are too large for one email."  # this email's limit only
+        if content is None:
+            missing[number] = why or ""
             ctx.summary.pdfs_missing += 1
+            log.warning("invoice PDF not attached realm=%s invoice=%s: %s", ctx.realm, invoice_id, why)
             continue
-        try:
-            content = ctx.qbo.call(f"download the PDF of invoice {number}",
-                                   lambda qb, i=invoice_id: qb.download_pdf("Invoice", i), attempts=PDF_ATTEMPTS)
-        except errors.TransientFailure:
-            missing[number] = "QuickBooks did not make the PDF (it answered with an error or not at all)."
-        except errors.QboCollectorError as exc:
-            missing[number] = f"QuickBooks refused the PDF: {exc.message}"
-        else:
-            if not isinstance(content, bytes) or not content.startswith(b"%PDF"):
-                missing[number] = "QuickBooks answered something that is not a PDF."
-            elif size + len(content) > PDF_ATTACH_BYTES:
-                missing[number] = "The PDFs together are too large for one email."
-            else:
-                size += len(content)
-                attached.append(channel_base.Attachment(pdf_filename(language, number), content))
-                ctx.summary.pdfs_attached += 1
-                continue
-        ctx.summary.pdfs_missing += 1
-        ctx.pdf_failed[invoice_id] = missing[number]
-        log.warning("invoice PDF not attached realm=%s invoice=%s: %s", ctx.realm, invoice_id, missing[number])
+        size += len(content)
+        attached.append(channel_base.Attachment(pdf_filename(language, number), content))
+        ctx.summary.pdfs_attached += 1
     return attached, missing
+
+
+def _invoice_pdf(ctx: _Ctx, invoice_id: str, number: str) -> tuple[bytes | None, str | None]:
+    """One invoice's PDF from QuickBooks, or why not. A failure is remembered for the rest of the run
+    (a statement and a fee notice of one run may name the same invoice): QuickBooks is asked once."""
+    if invoice_id in ctx.pdf_failed:
+        return None, ctx.pdf_failed[invoice_id]
+    if ctx.qbo is None:
+        return None, "QuickBooks is not connected."
+    try:
+        content = ctx.qbo.call(f"download the PDF of invoice {number}",
+                               lambda qb: qb.download_pdf("Invoice", invoice_id), attempts=PDF_ATTEMPTS)
+    except errors.TransientFailure:
+        why = "QuickBooks did not make the PDF (it answered with an error or not at all)."
+    except errors.QboCollectorError as exc:
+        why = f"QuickBooks refused the PDF: {exc.message}"
+    else:
+        if isinstance(content, bytes) and content.startswith(b"%PDF"):
+            return content, None
+        why = "QuickBooks answered something that is not a PDF."
+    ctx.pdf_failed[invoice_id] = why
+    return None, why
 
 
 def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: errors.PermanentFailure,

@@ -121,3 +121,22 @@ def test_a_dry_run_names_the_pdfs_and_asks_quickbooks_for_none(make_env) -> None
     assert previews and all(p["attachments"] and all(n.startswith("Invoice-") for n in p["attachments"])
                             for p in previews)
     assert env.sb.log.count("intuit", "pdf:invoice") == 0 and not env.sb.sendgrid.messages
+
+
+def test_pdfs_past_the_size_limit_are_left_off_that_email_only(make_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The sandbox's PDFs are about 600 bytes: with a limit of one and a half, each email carries one."""
+    env = make_env(company_settings={"attach_invoice_pdf": True}, policy=ds.every_day_policy(group_by_customer=True))
+    plan = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date())
+    assert any(len(a.invoice_ids) > 1 for a in plan if a.kind == "reminder" and a.channel == "email")
+    monkeypatch.setattr(dispatch_run, "PDF_ATTACH_BYTES", 900)
+    summary = env.run()
+    emails = _emails(env)
+    statements = [r for r in env.rows(kind="reminder", channel="email") if r.status.value == "sent"
+                  and len(r.invoice_ids) > 1]
+    assert statements and all(len(emails[r.id]["attachments"]) == 1 for r in statements)
+    assert summary.pdfs_missing == sum(len(r.invoice_ids) - 1 for r in statements)
+    # QuickBooks was asked for every PDF once: a size limit is this email's, not the invoice's
+    assert env.sb.log.count("intuit", "pdf:invoice") == summary.pdfs_attached + summary.pdfs_missing
+    with env.db.session() as s:
+        said = [a.data["missing"] for a in s.scalars(select(models.Activity).where(models.Activity.kind == "email.pdf_missing"))]
+    assert said and all(set(m.values()) == {"The PDFs together are too large for one email."} for m in said)
