@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,10 @@ LINK_TABLES: dict[str, tuple[Table, str]] = {"payment_link": (LINKS, "invoice_qb
                                              "credit_memo_link": (MEMO_LINKS, "credit_memo_qbo_id")}
 BALANCE_TABLES = ("invoice", "payment", "credit_memo")  # the tables a customer's balance is derived from
 KEY = ("company_id", "qbo_id")
+# Columns an update sets to the earliest of the stored and the new value (a NULL never wins):
+# QuickBooks' DeliveryInfo holds the *last* time it emailed an invoice, and the day the customer
+# first had it is what a late fee counts from.
+EARLIEST = {("invoice", "sent_on")}
 _log = logging.getLogger("qbo_collector.sync")
 
 
@@ -70,8 +74,9 @@ def upsert(s: Session, table_name: str, company_id: int, rows: list[dict[str, An
         # One statement per page: psycopg's executemany is one statement per row.
         update_columns = [c for c in columns if c not in KEY and c not in keep]
         _pg_multi_insert(conn, table_name, names, params,
-                         "ON CONFLICT (company_id, qbo_id) DO UPDATE SET "
-                         + ", ".join(f"{c} = excluded.{c}" for c in update_columns))
+                         "ON CONFLICT (company_id, qbo_id) DO UPDATE SET " + ", ".join(
+                             f"{c} = LEAST({table_name}.{c}, excluded.{c})" if (table_name, c) in EARLIEST
+                             else f"{c} = excluded.{c}" for c in update_columns))
     else:
         conn.exec_driver_sql(sql, [tuple(v) for v in params])
     return len(params)
@@ -103,7 +108,8 @@ def _upsert_statement(dialect: Any, table_name: str, columns: tuple[str, ...],
     insert_ = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     stmt = insert_(table).values({c: bindparam(c) for c in columns})
     stmt = stmt.on_conflict_do_update(index_elements=list(KEY), set_={
-        c: getattr(stmt.excluded, c) for c in columns if c not in KEY and c not in keep})
+        c: _earliest(table.c[c], getattr(stmt.excluded, c)) if (table_name, c) in EARLIEST else getattr(stmt.excluded, c)
+        for c in columns if c not in KEY and c not in keep})
     compiled = stmt.compile(dialect=dialect)
     names = list(compiled.positiontup) if dialect.positional else list(compiled.binds)
     # Columns the page does not carry but that have a Python-side default (the program's own
@@ -117,6 +123,11 @@ def _upsert_statement(dialect: Any, table_name: str, columns: tuple[str, ...],
     processors = {n: table.c[n].type._cached_bind_processor(dialect) for n in names}
     _STATEMENTS[key] = (compiled.string, names, processors, defaults)
     return _STATEMENTS[key]
+
+
+def _earliest(stored: Any, new: Any) -> Any:
+    """SQLite's two-argument ``min`` is NULL when either is: the earliest of the two, NULL only when both are."""
+    return case((stored.is_(None), new), (new.is_(None), stored), else_=func.min(stored, new))
 
 
 def mark_deleted(s: Session, table_name: str, company_id: int, qbo_ids: Iterable[str], now: datetime) -> int:

@@ -163,3 +163,27 @@ def test_a_stopped_email_address_stops_the_customers_using_it_and_no_lookalike(d
         blocks = sorted(s.scalars(select(models.ContactBlock.address)))
     assert stopped == {"1": "bounce", "2": None, "3": "spamreport", "4": None}
     assert blocks == ["a%b@example.com", "ann_lee@example.com"]
+
+
+def test_an_invoice_keeps_the_first_day_quickbooks_emailed_it(db):
+    """QuickBooks' DeliveryInfo holds the last send: a re-send never moves ``sent_on`` later, and a
+    page that says nothing (NULL) never erases it; an earlier day does replace it."""
+    from datetime import date
+
+    from qbo_collector.sync import mirror, streams
+
+    with db.session() as s:
+        company_id = _company(s).id
+    ctx = streams.Context(home_currency="USD", term_days={})
+    seen = []
+    for sent in (None, "2026-11-02", "2026-12-01", None, "2026-10-30"):
+        row = {"Id": "42", "SyncToken": "1", "DocNumber": "1042", "CustomerRef": {"value": "7"}, "TxnDate": "2026-10-01",
+               "DueDate": "2026-10-31", "TotalAmt": "100.00", "Balance": "100.00", "CurrencyRef": {"value": "USD"},
+               "EmailStatus": "EmailSent" if sent else "NotSet",
+               **({"DeliveryInfo": {"DeliveryType": "Email", "DeliveryTime": f"{sent}T10:00:00-08:00"}} if sent else {})}
+        with db.session() as s:
+            mirror.upsert(s, "invoice", company_id, [streams.map_row(streams.INVOICE, row, ctx).values],
+                          datetime(2026, 12, 7, tzinfo=timezone.utc))
+        with db.session() as s:
+            seen.append(s.scalar(select(models.Invoice.sent_on).where(models.Invoice.qbo_id == "42")))
+    assert seen == [None, date(2026, 11, 2), date(2026, 11, 2), date(2026, 11, 2), date(2026, 10, 30)]
