@@ -173,6 +173,16 @@ def test_template_preview_uses_a_real_customer_and_saving_stores_the_override(pa
     assert "reminder_overdue_gentle" not in _company(sqlite_db).settings["templates"]["fr"]
 
 
+def test_the_preview_names_the_pdfs_the_email_would_carry(pages_app, owner, sqlite_db):
+    url = f"{TEMPLATES}?key=reminder_overdue_gentle&language=fr&customer=2"
+    assert "Attached:" not in owner.get(url).get_data(as_text=True)  # off until Channels turns it on
+    assert owner.post(CHANNELS, {"attach_invoice_pdf": "1"}).status_code == 302
+    page = owner.get(url).get_data(as_text=True)
+    attached = page.split("Attached:</span>", 1)[1].split("</p>", 1)[0]
+    assert "Facture-F-1003.pdf" in attached and "Invoice-" not in attached  # the French file names
+    assert "Attached:" not in owner.get(f"{TEMPLATES}?key=owner_alert&language=fr").get_data(as_text=True)
+
+
 @pytest.mark.parametrize("part,source,expected", [
     ("text", "Bonjour {{ customer_name }},\n{% if invoice %}\nMerci.", "Line 3"),
     ("subject", "{{ customer_name", "Line 1"),

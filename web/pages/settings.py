@@ -103,10 +103,15 @@ def _render(s, company: models.Company, role: str, key: str, language: str,  # t
     customers = _preview_customers(s, company)
     wanted = request.values.get("customer", "")
     customer = next((c for c in customers if c.qbo_id == wanted), customers[0] if customers else None)
-    preview, preview_error = None, None
+    preview, preview_error, attachments = None, None, []
     if not problems:
         try:
-            preview = templates.render(current, _context(s, company, customer, key, language))
+            context = _context(s, company, customer, key, language)
+            preview = templates.render(current, context)
+            if (company.settings or {}).get("attach_invoice_pdf") and key != "owner_alert":
+                # what the email would carry (Channels → attach the invoice PDF), as the dispatcher names it
+                attachments = [dispatch_run.pdf_filename(language, line.number)
+                               for line in context.invoices[:dispatch_run.PDF_ATTACH_MAX]]
         except errors.InvalidInput as exc:
             preview_error = _with_line(exc)
             problems = {exc.field or "text": preview_error} if exc.field in templates.PARTS else problems
@@ -119,6 +124,7 @@ def _render(s, company: models.Company, role: str, key: str, language: str,  # t
         placeholders={k: gettext(v) for k, v in templates.PLACEHOLDERS.items()},
         filters={k: gettext(v) for k, v in templates.FILTERS.items()},
         sms_segments=templates.sms_segments(preview.sms) if preview and preview.sms else 0,
+        attachments=attachments,
     ), status
 
 
