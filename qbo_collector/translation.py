@@ -49,8 +49,12 @@ TEMPLATE_LABELS = {
 }
 FEE_LABELS = {"flat": N_("Flat fee"), "percent": N_("Percentage fee"), "interest": N_("Interest"),
               "indemnity": N_("Recovery indemnity")}
-# The name of an invoice's PDF attached to an email, in the customer's language.
+# The name of an invoice's PDF attached to an email, in the customer's language, and why one was not.
 ATTACHMENT_NAME = N_("Invoice-%(number)s.pdf")
+PDF_NOT_MADE = N_("QuickBooks did not make the PDF (it answered with an error or not at all).")
+PDF_NOT_PDF = N_("QuickBooks answered something that is not a PDF.")
+PDF_TOO_LARGE = N_("The PDFs together are too large for one email.")
+PDF_NOT_CONNECTED = N_("QuickBooks is not connected: the PDF could not be asked for.")
 TASK_LABELS = {"call": N_("Call the customer"), "letter": N_("Send a letter"), "handoff": N_("Hand the debt over")}
 TOPIC_LABELS = {
     "late": N_("An invoice became late"), "promise_broken": N_("Promise broken"),

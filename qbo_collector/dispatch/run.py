@@ -941,6 +941,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         if missing:
             outbox.activity(s, ctx.company_id, "email.pdf_missing", timeline.text(
                 "pdf.missing", invoices=timeline.invoices(missing), num=len(missing),
+                # one reason (the usual case) is translated for the reader; several are told as they are
                 error=timeline.error(" ".join(dict.fromkeys(missing.values())))), row=row, data={"missing": missing})
         if not owner:
             _note(s, ctx, row, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
@@ -968,7 +969,7 @@ def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
     for invoice_id, number in invoices:
         content, why = _invoice_pdf(ctx, invoice_id, number)
         if content is not None and size + len(content) > PDF_ATTACH_BYTES:
-            content, why = None, "The PDFs together are too large for one email."  # this email's limit only
+            content, why = None, translation.PDF_TOO_LARGE  # this email's limit only
         if content is None:
             missing[number] = why or ""
             ctx.summary.pdfs_missing += 1
@@ -986,18 +987,18 @@ def _invoice_pdf(ctx: _Ctx, invoice_id: str, number: str) -> tuple[bytes | None,
     if invoice_id in ctx.pdf_failed:
         return None, ctx.pdf_failed[invoice_id]
     if ctx.qbo is None:
-        return None, "QuickBooks is not connected."
+        return None, translation.PDF_NOT_CONNECTED
     try:
         content = ctx.qbo.call(f"download the PDF of invoice {number}",
                                lambda qb: qb.download_pdf("Invoice", invoice_id), attempts=PDF_ATTEMPTS)
     except errors.TransientFailure:
-        why = "QuickBooks did not make the PDF (it answered with an error or not at all)."
+        why = translation.PDF_NOT_MADE
     except errors.QboCollectorError as exc:
         why = f"QuickBooks refused the PDF: {exc.message}"
     else:
         if isinstance(content, bytes) and content.startswith(b"%PDF"):
             return content, None
-        why = "QuickBooks answered something that is not a PDF."
+        why = translation.PDF_NOT_PDF
     ctx.pdf_failed[invoice_id] = why
     return None, why
 

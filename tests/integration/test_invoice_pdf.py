@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy import select
 
-from qbo_collector import dispatch
+from qbo_collector import dispatch, translation
 from qbo_collector.db import models
 from qbo_collector.dispatch import run as dispatch_run
 from tests.integration import test_dispatch_support as ds
@@ -108,9 +108,12 @@ def test_a_pdf_quickbooks_cannot_make_leaves_the_email_going_without_it(make_env
         said = list(s.scalars(select(models.Activity).where(models.Activity.kind == "email.pdf_missing")))
     assert sorted(a.outbox_id for a in said) == sorted(r.id for r in told)
     missing = next(a for a in said if a.outbox_id == row.id)
-    assert missing.customer_qbo_id == row.customer_qbo_id and missing.customer_qbo_id == row.customer_qbo_id
+    assert missing.customer_qbo_id == row.customer_qbo_id
     assert missing.message.startswith(f"Sent without the PDF of invoice {number}: QuickBooks did not make the PDF")
     assert missing.data == {"missing": {number: missing.message.split(": ", 1)[1]}}
+    french = translation.reader("fr", "fr_FR").sentence(missing.message_key, missing.message_args, missing.message)
+    assert french == f"Envoyé sans le PDF de la facture {number}\u00a0: QuickBooks n’a pas produit le PDF (il a " \
+                     "répondu par une erreur, ou pas du tout)."
     assert any(f"invoice={broken}" in r.getMessage() and "did not make the PDF" in r.getMessage() for r in caplog.records)
 
 
