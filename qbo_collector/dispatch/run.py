@@ -33,7 +33,8 @@
 
 Per-company settings read (``company.settings``): ``dry_run`` (bool), ``sender_name``,
 ``reply_to``, ``company_phone``, ``owner_email``, ``owner_phone``, ``late_fee_mode``
-("invoice", default, or "line"), ``templates``, ``holiday_subdivision``.
+("invoice", default, or "line"), ``templates``, ``holiday_subdivision``, ``attach_invoice_pdf``
+(email reminders carry the PDF QuickBooks makes of each invoice they name).
 """
 
 from __future__ import annotations
