@@ -10,7 +10,8 @@ Public API::
     plan_and_next(*, company, invoices, customer, policy, history=(), pauses=(), today, focus=None)
         -> (list[Action], {invoice_id: next_action_date from tomorrow, after those actions})
     plan_calendar(*, company, invoices, customer, policy, history=(), pauses=(), today, days) -> list[Action]
-    next_action_date(*, company, invoice, customer, policy, history=(), pauses=(), today) -> date | None
+    next_action_date(*, company, invoice, customer, policy, history=(), pauses=(), today, invoices=()) -> date | None
+    credit_covered(invoices, customer, pauses=(), *, today) -> frozenset of invoice ids the unused credit settles
     record(action, *, at=None) -> tuple[HistoryEntry, ...]
     effective_due_date(invoice) -> (date | None, note)
     discount_offer(invoice, policy, due, on) -> DiscountOffer | None
@@ -53,6 +54,15 @@ Decisions where the issue is silent:
   lower bounds.
 - A step whose message channels cannot reach the customer (no address, opted out) turns
   into an owner alert ("cannot be reached"), which counts as that step.
+- Unused credit (``Customer.credits``: credit memos' remaining credit, payments' unapplied
+  amounts, per currency) settles the customer's open invoices oldest due date first, as applying
+  it in QuickBooks would (a disputed invoice keeps its balance; the credit goes to the next). An
+  invoice it settles in full gets nothing at all — no reminder, fee, task or alert, and no
+  statement lists it: the customer has paid or been credited, and reminding them would be wrong.
+  Once one of those is past due, the owner is told once per currency and credit amount
+  (``credit_alert_key``) to apply the credit in QuickBooks. An invoice it settles in part is
+  reminded for its QuickBooks balance, as its payment link charges. Fee periods that fell while
+  an invoice was settled are charged if the credit goes away (refunded) like any missed period.
 - ``skip_unsent_invoices`` (off in every preset): an invoice QuickBooks never emailed nor
   printed gets nothing at all — it may never have reached the customer. A promise, dispute
   or payment plan on it says the customer knows it (a manual pause does not); a late-fee
@@ -140,6 +150,7 @@ from qbo_collector.rules.model import (
     TermDiscount,
 )
 from qbo_collector.rules.planner import (
+    credit_covered,
     discount_offer,
     effective_due_date,
     fee_key,
@@ -155,7 +166,7 @@ from qbo_collector.rules.policy import CHANNELS, PRESETS, TEMPLATE_KEYS, Policy,
 
 __all__ = [
     "CHANNELS", "PRESETS", "TEMPLATE_KEYS", "Action", "AlertOwner", "AnyAction", "ChargeFee", "CompanyContext",
-    "CreateTask", "Customer", "DiscountOffer", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
+    "CreateTask", "Customer", "DiscountOffer", "credit_covered", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
     "Pause", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
     "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_and_next",
     "plan_calendar",

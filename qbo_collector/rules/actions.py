@@ -137,12 +137,13 @@ class AlertOwner(Action):
     kind: ClassVar[str] = "alert_owner"
     history_kind: ClassVar[model.HistoryKind] = "alert"
 
-    topic: Literal["late", "promise_broken", "instalment_missed", "unreachable", "step"]
+    topic: Literal["late", "promise_broken", "instalment_missed", "unreachable", "step", "credit"]
     invoices: tuple[str, ...]
     steps: tuple[StepRef, ...] = ()
     # What ``reason`` states, as data, so the alert can be told in the owner's language (``reason`` is English).
     due_on: dt.date | None = None       # late: the invoice's due date; instalment_missed: the instalment's
-    amount: money.Money | None = None   # promise_broken: the amount promised; instalment_missed: the instalment
+    amount: money.Money | None = None   # promise_broken: the amount promised; instalment_missed: the instalment;
+    #                                     credit: the customer's unused credit in that currency
     until: dt.date | None = None        # promise_broken: the date promised
     instalment: int | None = None       # instalment_missed: its number, from 1
     channels: tuple[str, ...] = ()      # unreachable: the step's channels the customer cannot receive

@@ -157,34 +157,20 @@ def forecast(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], t
     return out
 
 
-def _oldest_first(invoices: Sequence[model.Invoice]) -> list[tuple[model.Invoice, dt.date]]:
-    dated = [(i, planner.effective_due_date(i)[0]) for i in invoices if i.is_open]
-    return sorted(((i, d) for i, d in dated if d is not None), key=lambda x: (x[1], x[0].id))
-
-
-def disputed(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> frozenset[str]:
-    """The ids of ``invoices`` an active dispute of ``pauses`` holds on ``today``."""
-    return frozenset(
-        i.id for p in pauses if isinstance(p, model.Dispute) and p.opened_on <= today
-        and (p.resolved_on is None or p.resolved_on > today) for i in invoices if model.covers(p, i.id))
+_oldest_first = planner.oldest_first
+disputed = planner.disputed
 
 
 def with_credits(invoices: Sequence[model.Invoice], credit: Mapping[str, Decimal],
                  skip: frozenset[str] = frozenset()) -> list[model.Invoice]:
     """One customer's ``invoices`` with its unused credit (credit memos, unapplied payments; by
     currency) taken off their balances, oldest due date first, as it will settle them: what is left
-    is what can still come in as cash. Invoices in ``skip`` (disputed) keep their balance."""
-    left = {c: a for c, a in credit.items() if a > 0}
-    reduced: dict[str, model.Invoice] = {}
-    for invoice, _due in _oldest_first(invoices):
-        room = left.get(invoice.currency, Decimal(0))
-        if room <= 0 or invoice.id in skip:
-            continue
-        take = min(room, invoice.balance.amount)
-        left[invoice.currency] = room - take
-        reduced[invoice.id] = dataclasses.replace(
-            invoice, balance=money.Money(invoice.balance.amount - take, invoice.balance.currency))
-    return [reduced.get(i.id, i) for i in invoices]
+    is what can still come in as cash. Invoices in ``skip`` (disputed) keep their balance. The rules
+    engine allocates the credit the same way (``planner.allocate_credits``) to know which invoices
+    to leave alone."""
+    taken = planner.allocate_credits(invoices, dict(credit), skip)
+    return [dataclasses.replace(i, balance=money.Money(i.balance.amount - taken[i.id], i.balance.currency))
+            if i.id in taken else i for i in invoices]
 
 
 def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> Commitments:

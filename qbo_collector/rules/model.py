@@ -120,6 +120,9 @@ class Customer:
     ``excluded``: never reminded, never charged. ``fees_waived``: never charged.
     ``opted_out``: channels the customer stopped ("email", "sms"). ``time_zone``: when
     set, the send hour is read in the customer's zone instead of the company's.
+    ``credits``: the customer's unused credit in QuickBooks, one amount per currency (credit
+    memos' remaining credit, payments' unapplied amounts): it settles the oldest open invoices
+    first, and an invoice it settles in full is left alone until someone applies it.
     """
 
     id: str
@@ -133,6 +136,7 @@ class Customer:
     excluded: bool = False
     fees_waived: bool = False
     opted_out: frozenset[str] = frozenset()
+    credits: tuple[money.Money, ...] = ()
 
 
 @_record

@@ -95,17 +95,21 @@ class _Inputs:
     by_invoice: dict[str, list[model.HistoryEntry]]
     done: dict[str, dict[tuple[int, int], dt.date]] = dataclasses.field(default_factory=dict)
     contacts: list[tuple[dt.date, dt.date]] | None = None  # (contact day, day planned for), sorted; built on first use
+    covered: frozenset[str] = frozenset()  # invoices the customer's unused credit settles (``credit_covered``)
 
     @classmethod
     def build(cls, company: model.CompanyContext, customer: model.Customer, policy: policy_mod.Policy,
-              history: Iterable[model.HistoryEntry], pauses: Iterable[model.Pause]) -> "_Inputs":
+              history: Iterable[model.HistoryEntry], pauses: Iterable[model.Pause],
+              invoices: Sequence[model.Invoice], today: dt.date) -> "_Inputs":
         history = tuple(history)
+        pauses = tuple(pauses)
         by_invoice: dict[str, list[model.HistoryEntry]] = {}
         for h in history:
             for invoice_id in h.invoice_ids:
                 by_invoice.setdefault(invoice_id, []).append(h)
-        return cls(company, customer, policy, history, tuple(pauses), frozenset(h.dedupe_key for h in history),
-                   customer.time_zone or company.time_zone, by_invoice)
+        covered = credit_covered(invoices, customer, pauses, today=today) if customer.credits else frozenset()
+        return cls(company, customer, policy, history, pauses, frozenset(h.dedupe_key for h in history),
+                   customer.time_zone or company.time_zone, by_invoice, covered=covered)
 
     def extended(self, entries: Sequence[model.HistoryEntry]) -> "_Inputs":
         """The same inputs with ``entries`` appended to the history; what they do not touch is kept."""
@@ -135,7 +139,8 @@ class _Inputs:
                 key = (h.step, h.repeat)
                 steps[key] = min(day, steps.get(key, day))
         return _Inputs(self.company, self.customer, self.policy, self.history + tuple(entries), self.pauses,
-                       self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, contacts)
+                       self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, contacts,
+                       self.covered)
 
     def pauses_of(self, invoice_id: str) -> list[model.Pause]:
         return [p for p in self.pauses if model.covers(p, invoice_id)]
@@ -185,6 +190,116 @@ class _Inputs:
 
     def next_send_day(self, day: dt.date) -> dt.date:
         return calendar.next_send_day(self.company, self.policy.send_window, day)
+
+
+# --- unused credit ------------------------------------------------------------------------
+
+def oldest_first(invoices: Iterable[model.Invoice]) -> list[tuple[model.Invoice, dt.date]]:
+    """The open invoices with their (effective) due dates, the oldest due first (then by id)."""
+    dated = [(i, effective_due_date(i)[0]) for i in invoices if i.is_open]
+    return sorted(((i, d) for i, d in dated if d is not None), key=lambda x: (x[1], x[0].id))
+
+
+def disputed(invoices: Iterable[model.Invoice], pauses: Iterable[model.Pause], today: dt.date) -> frozenset[str]:
+    """The ids of ``invoices`` an active dispute of ``pauses`` holds on ``today``."""
+    disputes = [p for p in pauses if isinstance(p, model.Dispute) and p.opened_on <= today
+                and (p.resolved_on is None or p.resolved_on > today)]
+    return frozenset(i.id for p in disputes for i in invoices if model.covers(p, i.id))
+
+
+def allocate_credits(invoices: Sequence[model.Invoice], credit: dict[str, Decimal],
+                     skip: frozenset[str] = frozenset()) -> dict[str, Decimal]:
+    """How much of a customer's unused ``credit`` (by currency) goes to each of its open ``invoices``:
+    the oldest due first, as applying it in QuickBooks would settle them. Invoices in ``skip``
+    (disputed) get none. Only invoices that get something are in the answer."""
+    left = {c: a for c, a in credit.items() if a > 0}
+    taken: dict[str, Decimal] = {}
+    for invoice, _due in oldest_first(invoices):
+        room = left.get(invoice.currency, Decimal(0))
+        if room <= 0 or invoice.id in skip:
+            continue
+        take = min(room, invoice.balance.amount)
+        left[invoice.currency] = room - take
+        taken[invoice.id] = take
+    return taken
+
+
+def credit_covered(invoices: Sequence[model.Invoice], customer: model.Customer,
+                   pauses: Iterable[model.Pause] = (), *, today: dt.date) -> frozenset[str]:
+    """The ids of the customer's open invoices its unused credit settles in full (``allocate_credits``;
+    a disputed invoice keeps its balance and the credit goes to the next one). The engine leaves these
+    alone — no reminder, fee or task: the customer has paid or been credited, and the money waits to be
+    applied in QuickBooks — and tells the owner once (``credit_alert_key``)."""
+    credit: dict[str, Decimal] = {}
+    for m in customer.credits:
+        credit[m.currency] = credit.get(m.currency, Decimal(0)) + m.amount
+    if not any(a > 0 for a in credit.values()):
+        return frozenset()
+    mine = [i for i in invoices if i.customer_id == customer.id]
+    taken = allocate_credits(mine, credit, disputed(mine, pauses, today))
+    return frozenset(i.id for i in mine if i.is_open and taken.get(i.id, Decimal(-1)) >= i.balance.amount)
+
+
+def credit_alert_key(realm: str, customer_id: str, credit: money.Money) -> str:
+    """One alert per customer, currency and credit amount: a new credit (or a changed one) is told again."""
+    return f"{realm}:alert:{customer_id}:credit:{credit.currency}:{credit.rounded().amount}"
+
+
+def _credit_of(customer: model.Customer, currency: str) -> money.Money | None:
+    total = sum((m.amount for m in customer.credits if m.currency == currency), Decimal(0))
+    return money.Money(total, currency).rounded() if total > 0 else None
+
+
+def _credit_alerts(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
+    """Tell the owner, once per currency and credit amount, that unused credit settles invoices that
+    are due: they get nothing until someone applies it (or refunds it) in QuickBooks."""
+    company, customer = inp.company, inp.customer
+    out: list[actions.Action] = []
+    by_currency: dict[str, list[tuple[model.Invoice, dt.date]]] = {}
+    for invoice, due in oldest_first(i for i in invoices if i.id in inp.covered):
+        # what the engine would act on but for the credit, and not paused today
+        if _eligible(invoice, inp) is not None and _paused_on(inp.pauses_of(invoice.id), inp.policy, today) is None:
+            by_currency.setdefault(invoice.currency, []).append((invoice, due))
+    for currency, covered in sorted(by_currency.items()):
+        credit = _credit_of(customer, currency)
+        if credit is None or not any(due < today for _i, due in covered):
+            continue
+        key = credit_alert_key(company.realm, customer.id, credit)
+        if key in inp.keys:
+            continue
+        labels = ", ".join(i.doc_number or i.id for i, _d in covered)
+        settles = (f"invoice {labels}, so no reminder goes out for it: apply the credit to it" if len(covered) == 1
+                   else f"invoices {labels}, so no reminder goes out for them: apply the credit to them")
+        out.append(actions.AlertOwner(
+            realm=company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
+            topic="credit", invoices=tuple(i.id for i, _d in covered), amount=credit,
+            reason=f"{customer.display_name} has {credit.amount} {currency} of credit in QuickBooks that is not "
+                   f"applied to any invoice (credit memos, unapplied payments). It settles {settles} in QuickBooks."))
+    return out
+
+
+def _free_from(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> dt.date | None:
+    """The first day from ``today`` that no pause holds (None: an open dispute holds it for good)."""
+    day = today
+    for _ in range(50):
+        paused = _paused_on(pauses, policy, day)
+        if paused is None:
+            break
+        end = _pause_span(paused, policy)[1]
+        if end is None:
+            return None
+        day = end
+    return day
+
+
+def _cover_moves(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.date | None:
+    """The next day, after ``today``, on which what the customer's credit in the invoice's currency
+    settles may change by itself: a dispute of the customer opens or ends (``credit_covered``)."""
+    if not invoice.is_open or _credit_of(inp.customer, invoice.currency) is None:
+        return None
+    days = [d for p in inp.pauses if isinstance(p, model.Dispute)
+            for d in (p.opened_on, p.resolved_on) if d is not None and d > today]
+    return min(days, default=None)
 
 
 def _below_minimum(invoice: model.Invoice, policy: policy_mod.Policy) -> bool:
@@ -672,6 +787,12 @@ def _invoice_label(invoice: model.Invoice, *, first: bool = False) -> str:
 
 
 def _active(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
+    """The invoice's due date (and how it was found) when the engine acts on it, else None."""
+    return None if invoice.id in inp.covered else _eligible(invoice, inp)
+
+
+def _eligible(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, str] | None:
+    """``_active`` before the customer's credit is weighed: open, not below the minimum, sent (when asked)."""
     if not invoice.is_open or _below_minimum(invoice, inp.policy):
         return None
     if not invoice.sent and inp.policy.skip_unsent_invoices and not invoice.is_late_fee and not any(
@@ -709,7 +830,7 @@ def plan(*, company: model.CompanyContext, invoices: Sequence[model.Invoice], cu
     """
     if customer.excluded:
         return []
-    inp = _Inputs.build(company, customer, policy, history, pauses)
+    inp = _Inputs.build(company, customer, policy, history, pauses, invoices, today)
     out = _plan(inp, invoices, today, focus)
     if now is not None:
         out = [a for a in out if a.due_at <= now]
@@ -731,10 +852,12 @@ def plan_and_next(*, company: model.CompanyContext, invoices: Sequence[model.Inv
     wanted = [i for i in invoices if focus is None or i.id in focus]
     if customer.excluded:
         return [], {i.id: None for i in wanted}
-    inp = _Inputs.build(company, customer, policy, history, pauses)
+    inp = _Inputs.build(company, customer, policy, history, pauses, invoices, today)
     out = _plan(inp, invoices, today, focus)
     after = inp.extended([h for a in out for h in actions.record(a)])
     tomorrow = today + DAY
+    if customer.credits:  # what the credit settles tomorrow (a dispute may open or end)
+        after.covered = credit_covered(invoices, customer, after.pauses, today=tomorrow)
     return out, {i.id: _next_action(after, i, tomorrow) for i in wanted}
 
 
@@ -779,6 +902,8 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
         if slot is not None:
             pending.append(_Pending(invoice, due, note, slot))
         out.extend(_escalate(inp, invoice, due, schedule, today))
+    if inp.covered:
+        out.extend(_credit_alerts(inp, invoices, today))
     if inp.pauses:
         out.extend(_promises(inp, invoices, today))
         out.extend(_payment_plans(inp, invoices, today))
@@ -1019,27 +1144,39 @@ def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
 
 def next_action_date(*, company: model.CompanyContext, invoice: model.Invoice, customer: model.Customer,
                      policy: policy_mod.Policy, history: Iterable[model.HistoryEntry] = (),
-                     pauses: Iterable[model.Pause] = (), today: dt.date) -> dt.date | None:
+                     pauses: Iterable[model.Pause] = (), today: dt.date,
+                     invoices: Sequence[model.Invoice] = ()) -> dt.date | None:
     """The earliest local date, from ``today`` on, on which ``plan`` could act on this invoice.
 
     A lower bound (never later than the truth, assuming nothing changes), so the daily
     run only needs the invoices whose stored date is ``<= today``. None: nothing will
     ever happen unless the invoice, the pauses or the policy change (paid, excluded,
     open dispute…). Recompute it after each run and whenever those inputs change.
+    ``invoices``: all of the customer's invoices, to know what its unused credit settles (the
+    oldest first); without them, the credit is weighed against this invoice alone.
     """
     if customer.excluded:
         return None
-    return _next_action(_Inputs.build(company, customer, policy, history, pauses), invoice, today)
+    inp = _Inputs.build(company, customer, policy, history, pauses, invoices or (invoice,), today)
+    return _next_action(inp, invoice, today)
 
 
 def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.date | None:
     company, customer, policy = inp.company, inp.customer, inp.policy
-    active = _active(invoice, inp)
+    # a dispute opening or ending moves the customer's credit to other invoices
+    cover_moves = _cover_moves(inp, invoice, today)
+    active = _eligible(invoice, inp)
     if active is None:
-        return None
+        return cover_moves
     due, _ = active
     pauses_here = inp.pauses_of(invoice.id)
-    candidates: list[dt.date] = []
+    if invoice.id in inp.covered:  # left alone; only the owner's alert, once it is past due and not paused
+        credit = _credit_of(customer, invoice.currency)
+        free = _free_from(pauses_here, policy, today)
+        if credit is None or free is None or credit_alert_key(company.realm, customer.id, credit) in inp.keys:
+            return cover_moves
+        return min(d for d in (max(due + DAY, free), cover_moves) if d is not None)
+    candidates: list[dt.date] = [cover_moves] if cover_moves is not None else []
     # fees: the first uncharged period (they run on any day)
     if _fees_allowed(invoice, inp):
         first = _first_fee_day(inp, invoice, due, pauses_here)
@@ -1058,17 +1195,9 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
                     continue
                 candidates.append(max(p.agreed_on, inst.due_on - dt.timedelta(days=policy.payment_plan.remind_days_before), today))
                 break
-    # when the pauses holding it now end (an open dispute holds it for good)
-    day = today
-    for _ in range(50):
-        paused = _paused_on(pauses_here, policy, day)
-        if paused is None:
-            break
-        end = _pause_span(paused, policy)[1]
-        if end is None:
-            return min(candidates, default=None)
-        day = end
-    free_from = day
+    free_from = _free_from(pauses_here, policy, today)
+    if free_from is None:  # an open dispute holds it for good
+        return min(candidates, default=None)
     if policy.alert_owner_when_late and f"{company.realm}:alert:{invoice.id}:late" not in inp.keys:
         candidates.append(max(due + DAY, free_from))
     schedule = _schedule(inp, invoice, due, pauses_here, free_from)

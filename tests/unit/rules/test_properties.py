@@ -64,7 +64,9 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
             pauses.append(rules.Dispute(opened_on=start, invoice_ids=ids))
         else:
             pauses.append(rules.ManualPause(start=start, resume_on=start + length, invoice_ids=ids))
-    cust = customer(has_email=draw(st.booleans()), has_phone=draw(st.booleans()))
+    credit = draw(st.sampled_from([None, None, Decimal(50), Decimal(1000), Decimal("13345.67")]))
+    cust = customer(has_email=draw(st.booleans()), has_phone=draw(st.booleans()),
+                    credits=(money(credit, currency),) if credit is not None else ())
     return dict(company=company(time_zone=tz, country=ZONES[tz]), customer=cust, policy=pol,
                 invoices=invoices, pauses=pauses)
 
@@ -77,7 +79,7 @@ def run_daily(sc: dict[str, object], check_next_action: bool = False) -> list[ru
 
     def nad(inv: rules.Invoice, today: dt.date) -> dt.date | None:
         return rules.next_action_date(company=sc["company"], invoice=inv, customer=sc["customer"], policy=sc["policy"],  # type: ignore[arg-type]
-                                      history=history, pauses=sc["pauses"], today=today)  # type: ignore[arg-type]
+                                      history=history, pauses=sc["pauses"], today=today, invoices=invoices)  # type: ignore[arg-type]
 
     if check_next_action:
         stored = {i.id: nad(i, START) for i in invoices}
@@ -89,6 +91,8 @@ def run_daily(sc: dict[str, object], check_next_action: bool = False) -> list[ru
             if check_next_action:
                 for inv_id in _acted_on(a):
                     assert stored[inv_id] is not None and stored[inv_id] <= day, (a, stored[inv_id])  # type: ignore[operator]
+                if isinstance(a, rules.AlertOwner) and a.topic == "credit":
+                    assert any(stored[i] is not None and stored[i] <= day for i in a.invoices), (a, stored)  # type: ignore[operator]
         if check_next_action:
             touched = {i for a in todays for i in a.invoice_ids}
             for inv in invoices:
@@ -105,6 +109,8 @@ def _acted_on(a: rules.Action) -> set[str]:
         return {r.invoice_id for r in steps}
     if isinstance(a, rules.AlertOwner) and a.topic == "promise_broken":
         return set()  # judged per customer; the invoices' next dates include the promise's end
+    if isinstance(a, rules.AlertOwner) and a.topic == "credit":
+        return set()  # judged per customer: it names every invoice the credit settles once the first is late
     return set(a.invoice_ids)
 
 
@@ -156,6 +162,10 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
                 if pol.skip_unsent_invoices and not inv.sent and inv_id in _acted_on(a):
                     # only a promise, dispute or plan says the customer knows an invoice never sent
                     assert any(not isinstance(p, rules.ManualPause) for p in covering), f"action on an unsent invoice: {a}"
+            if not (isinstance(a, rules.AlertOwner) and a.topic in ("credit", "promise_broken")):
+                # the customer's unused credit settles this one: nothing goes to them about it
+                settled = rules.credit_covered(sc["invoices"], sc["customer"], sc["pauses"], today=a.on)  # type: ignore[arg-type]
+                assert inv_id not in settled or inv_id not in _acted_on(a), f"action on an invoice credit settles: {a}"
             if isinstance(a, rules.ChargeFee) and pol.skip_unsent_invoices and inv.sent_on is not None:
                 assert a.on >= inv.sent_on, f"fee before the invoice was sent: {a}"
     fees: dict[str, list[rules.ChargeFee]] = {}
@@ -186,7 +196,8 @@ def test_same_inputs_same_actions(sc: dict[str, object], offset: int) -> None:
 def _next_action_dates(sc: dict[str, object], history: list[rules.HistoryEntry],
                        today: dt.date) -> dict[str, dt.date | None]:
     return {inv.id: rules.next_action_date(company=sc["company"], invoice=inv, customer=sc["customer"],  # type: ignore[arg-type]
-                                           policy=sc["policy"], history=history, pauses=sc["pauses"], today=today)  # type: ignore[arg-type]
+                                           policy=sc["policy"], history=history, pauses=sc["pauses"], today=today,  # type: ignore[arg-type]
+                                           invoices=sc["invoices"])  # type: ignore[arg-type]
             for inv in sc["invoices"]}  # type: ignore[attr-defined]
 
 

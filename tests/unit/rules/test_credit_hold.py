@@ -1,0 +1,167 @@
+"""A customer's unused credit in QuickBooks (credit memos' remaining credit, payments' unapplied
+amounts) settles its oldest open invoices first: an invoice it settles in full gets no reminder,
+fee or task — the customer has paid or been credited — and the owner is told once to apply it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from qbo_collector import rules
+from qbo_collector.rules import forecast
+from tests.unit.rules.conftest import D, company, customer, invoice, money, policy, simulate
+
+EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False, "hour": 9, "minute": 0}
+STEPS = [{"offset_days": -3, "template": "reminder_before_due"}, {"offset_days": 0, "template": "reminder_due_today"},
+         {"offset_days": 7, "template": "reminder_overdue_gentle"}, {"offset_days": 21, "template": "reminder_final"}]
+START = D(2026, 3, 1)
+OLD = invoice(id="i1", doc_number="1041", due_date=D(2026, 4, 1), total=300)
+NEW = invoice(id="i2", doc_number="1042", due_date=D(2026, 4, 15), total=500)
+
+
+def pol(**overrides: object) -> rules.Policy:
+    values: dict[str, object] = dict(steps=STEPS, repeat_last=None, min_gap_days=0, send_window=EVERY_DAY,
+                                     alert_owner_when_late=True,
+                                     escalation={"call_task_after_days": 7, "handoff_after_days": None})
+    values.update(overrides)
+    return policy("us_net30", **values)
+
+
+def with_credit(*amounts: tuple[object, str]) -> rules.Customer:
+    return customer(credits=tuple(money(a, c) for a, c in amounts))
+
+
+def touched(actions: list[rules.Action]) -> set[str]:
+    """The invoices something other than the credit alert was done for."""
+    return {i for a in actions if not (isinstance(a, rules.AlertOwner) and a.topic == "credit")
+            for i in a.invoice_ids}
+
+
+def credit_alerts(actions: list[rules.Action]) -> list[rules.AlertOwner]:
+    return [a for a in actions if isinstance(a, rules.AlertOwner) and a.topic == "credit"]
+
+
+@pytest.mark.parametrize(("credits", "invoices", "covered"), [
+    # oldest due first: 300 settles 1041 in full, nothing of 1042
+    ([(300, "USD")], [OLD, NEW], {"i1"}),
+    ([(800, "USD")], [NEW, OLD], {"i1", "i2"}),
+    ([(799.99, "USD")], [OLD, NEW], {"i1"}),          # 1042 partly settled: reminded as usual
+    ([(299.99, "USD")], [OLD, NEW], set()),            # nothing settled in full
+    ([(100, "USD"), (200, "USD")], [OLD, NEW], {"i1"}),  # a memo and an unapplied payment add up
+    ([(300, "EUR")], [OLD, NEW], set()),               # credit in another currency settles nothing
+    ([(0, "USD")], [OLD, NEW], set()),
+    # a partly paid invoice: what is left of it
+    ([(120, "USD")], [dataclasses.replace(OLD, balance=money(120)), NEW], {"i1"}),
+    # paid, voided: not open, the credit goes to the next one
+    ([(500, "USD")], [dataclasses.replace(OLD, status="paid", balance=money(0)), NEW], {"i2"}),
+    ([(500, "USD")], [dataclasses.replace(OLD, status="voided"), NEW], {"i2"}),
+    # no due date: due on its invoice date (2026-03-02), so it is the oldest
+    ([(500, "USD")], [OLD, dataclasses.replace(NEW, due_date=None)], {"i2"}),
+    # another customer's invoice is not this customer's to settle
+    ([(500, "USD")], [dataclasses.replace(OLD, customer_id="c2"), NEW], {"i2"}),
+])
+def test_which_invoices_the_credit_settles(credits: list[tuple[object, str]], invoices: list[rules.Invoice],
+                                           covered: set[str]) -> None:
+    assert rules.credit_covered(invoices, with_credit(*credits), today=START) == covered
+
+
+def test_a_disputed_invoice_keeps_its_balance_and_the_credit_goes_to_the_next_one() -> None:
+    dispute = rules.Dispute(opened_on=D(2026, 3, 10), invoice_ids=frozenset({"i1"}))
+    assert rules.credit_covered([OLD, NEW], with_credit((500, "USD")), [dispute], today=D(2026, 3, 20)) == {"i2"}
+    assert rules.credit_covered([OLD, NEW], with_credit((500, "USD")), [dispute], today=D(2026, 3, 9)) == {"i1"}
+
+
+def test_a_settled_invoice_gets_nothing_but_one_alert_and_the_other_goes_on_as_usual() -> None:
+    done = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=with_credit((300, "USD")))
+    assert touched(done) == {"i2"}
+    assert {type(a).__name__ for a in done if "i2" in a.invoice_ids} >= {"SendReminder", "ChargeFee", "CreateTask"}
+    [alert] = credit_alerts(done)
+    assert alert.on == D(2026, 4, 2)  # the day after 1041 fell due: before that nothing was lost
+    assert alert.invoices == ("i1",) and alert.amount == money(300)
+    assert alert.dedupe_key == "r1:alert:c1:credit:USD:300.00"
+    assert alert.reason == ("Acme Ltd has 300.00 USD of credit in QuickBooks that is not applied to any invoice "
+                            "(credit memos, unapplied payments). It settles invoice 1041, so no reminder goes out "
+                            "for it: apply the credit to it in QuickBooks.")
+
+
+def test_without_the_credit_both_invoices_are_reminded_fined_and_escalated() -> None:
+    done = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=customer())
+    assert touched(done) == {"i1", "i2"} and not credit_alerts(done)
+
+
+def test_a_credit_that_settles_nothing_due_yet_alerts_nobody() -> None:
+    future = dataclasses.replace(OLD, due_date=D(2026, 9, 1))
+    done = simulate(start=START, days=60, invoices=[future], pol=pol(), cust=with_credit((300, "USD")))
+    assert done == []
+
+
+def test_a_new_credit_amount_is_told_again_the_same_one_once() -> None:
+    history: list[rules.HistoryEntry] = []
+    told = []
+    for n, credit in enumerate([300, 300, 800, 800]):
+        day = D(2026, 4, 20) + dt.timedelta(days=n)
+        todays = rules.plan(company=company(), invoices=[OLD, NEW], customer=with_credit((credit, "USD")),
+                            policy=pol(), history=tuple(history), today=day)
+        for a in todays:
+            history.extend(rules.record(a))
+        told += [(a.on, a.invoices) for a in credit_alerts(todays)]
+    assert told == [(D(2026, 4, 20), ("i1",)), (D(2026, 4, 22), ("i1", "i2"))]
+
+
+def test_a_statement_does_not_list_a_settled_invoice() -> None:
+    grouped = pol(group_by_customer=True)
+    done = simulate(start=START, days=60, invoices=[OLD, NEW], pol=grouped, cust=with_credit((300, "USD")))
+    statements = [a for a in done if isinstance(a, rules.SendReminder)]
+    assert statements and all(a.invoices == ("i2",) for a in statements)
+
+
+def test_one_alert_per_currency() -> None:
+    eur = invoice(id="i3", doc_number="E-7", currency="EUR", total=200, due_date=D(2026, 4, 5))
+    todays = rules.plan(company=company(), invoices=[OLD, NEW, eur], customer=with_credit((300, "USD"), (250, "EUR")),
+                        policy=pol(), today=D(2026, 4, 20))
+    assert [(a.amount, a.invoices) for a in credit_alerts(todays)] == [(money(250, "EUR"), ("i3",)),
+                                                                       (money(300), ("i1",))]
+    assert touched(todays) <= {"i2"}
+
+
+def test_next_action_date_of_a_settled_invoice_is_the_alert_day_then_never() -> None:
+    cust = with_credit((300, "USD"))
+    args = dict(company=company(), customer=cust, policy=pol(), invoices=[OLD, NEW])
+    assert rules.next_action_date(invoice=OLD, today=START, **args) == D(2026, 4, 2)  # type: ignore[arg-type]
+    assert rules.next_action_date(invoice=OLD, today=D(2026, 5, 1), **args) == D(2026, 5, 1)  # type: ignore[arg-type]
+    [alert] = credit_alerts(rules.plan(today=D(2026, 5, 1), invoices=[OLD, NEW], company=company(), customer=cust,
+                                       policy=pol()))
+    assert rules.next_action_date(invoice=OLD, today=D(2026, 5, 2), history=rules.record(alert),  # type: ignore[arg-type]
+                                  **args) is None
+    # without the customer's other invoices, the credit is weighed against this one alone
+    assert rules.next_action_date(company=company(), customer=cust, policy=pol(), invoice=NEW,
+                                  today=START) == D(2026, 4, 12)
+
+
+def test_plan_and_next_agrees_with_a_full_plan_day_by_day() -> None:
+    """The indexed run (stored dates, focus) does what planning everything every day does."""
+    cust = with_credit((300, "USD"))
+    full = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=cust)
+    history: list[rules.HistoryEntry] = []
+    dates: dict[str, dt.date | None] = {"i1": None, "i2": None}
+    indexed: list[rules.Action] = []
+    for n in range(120):
+        day = START + dt.timedelta(days=n)
+        focus = {i for i, d in dates.items() if d is None or d <= day}
+        if not focus:
+            continue
+        todays, nxt = rules.plan_and_next(company=company(), invoices=[OLD, NEW], customer=cust, policy=pol(),
+                                          history=tuple(history), today=day, focus=focus)
+        for a in todays:
+            history.extend(rules.record(a))
+        indexed += todays
+        dates.update({k: v or D(9999, 12, 31) for k, v in nxt.items()})
+    assert [a.dedupe_key for a in indexed] == [a.dedupe_key for a in full]
+
+
+def test_forecast_takes_the_credit_off_the_same_invoices() -> None:
+    reduced = forecast.with_credits([NEW, OLD], {"USD": Decimal(400)})
+    assert {i.id: i.balance for i in reduced} == {"i1": money(0), "i2": money(400)}
