@@ -29,7 +29,7 @@ from qbo_collector.dispatch import outbox
 log = logging.getLogger(__name__)
 
 TOPICS = ("late", "promise_broken", "instalment_missed", "unreachable", "step", "reply", "reconnect",
-          "undeliverable")
+          "undeliverable", "credit")
 
 
 def owner_contacts(company: models.Company) -> tuple[str | None, str | None]:

@@ -4,6 +4,7 @@
     policy_for(company, customer_row) -> rules.Policy
     load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
     refresh_next_action(s, snapshots, *, dates) -> int
+    settled_by_credit(s, company, customer_id, today) -> {invoice id: the credit settling it}
     candidate_customers(s, company, *, today, since=None) -> {customer_id: invoice ids to evaluate, or None: all}
 
 Decisions where the issue is silent:
@@ -17,6 +18,9 @@ Decisions where the issue is silent:
   report, invalid); the phone is the mobile number if QuickBooks has one, else the main
   number, parsed to E.164 with the customer's country (else the company's) as the default
   region. A number that does not parse means "no phone" (logged), never a crash.
+- Unused credit (``rules.Customer.credits``): the customer's credit memos' remaining credit and
+  payments' unapplied amounts (deleted ones aside), per currency, read for every load (the
+  ``(company, unapplied)`` and ``(company, balance)`` indexes keep that to the few rows with credit).
 - Language "en"/"fr" (the customer's, else the company's; anything else reads English).
   Time zone: a customer whose country differs from the company's gets that country's main
   zone, so quiet hours are read where the phone rings.
@@ -30,7 +34,7 @@ Decisions where the issue is silent:
   nothing will happen unless something changes; None means not known yet. A run evaluates
   only the invoices whose date has come or is unknown (``candidate_customers``): the others
   of the same customer keep theirs, still a lower bound. What could move a date earlier makes the customer a candidate in full: its
-  invoices or its own row synced since the last run, a pause recorded, a change made here
+  invoices, payments or credit memos (its unused credit) or its own row synced since the last run, a pause recorded, a change made here
   (``Customer.changed_at``: flags, bounces, STOPs; the case-work functions also clear the
   dates). A change that concerns every customer (policy, settings, zone, terms, engine
   version: ``plan_fingerprint``) makes the next run a full plan, and so does a week without one.
@@ -58,7 +62,7 @@ import pydantic
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from qbo_collector import errors, rules
+from qbo_collector import errors, reports, rules
 from qbo_collector.rules import model as rules_model
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.db import models
@@ -305,6 +309,19 @@ def left_unsent(s: Session, company: models.Company, customer_ids: Sequence[str]
     return [(i, c) for i, c in found if not any(rules_model.covers(p, i.qbo_id) for p in known.get(c.qbo_id, ()))]
 
 
+def settled_by_credit(s: Session, company: models.Company, customer_id: str, today: dt.date) -> dict[str, Money]:
+    """The customer's open invoices its unused credit settles in full, as the engine sees them
+    (``rules.credit_covered``: oldest due first, a disputed invoice skipped), each with the credit
+    of its currency: invoice id → that credit. Empty when the customer has no unused credit."""
+    snaps = load(s, company, customer_ids=[customer_id])
+    if not snaps or not snaps[0].customer.credits:
+        return {}
+    snap = snaps[0]
+    credit = {m.currency: m for m in snap.customer.credits}
+    covered = rules.credit_covered(snap.invoices, snap.customer, snap.pauses, today=today)
+    return {i.id: credit[i.currency] for i in snap.invoices if i.id in covered}
+
+
 def was_sent(email_status: str | None, print_status: str | None) -> bool:
     """Whether QuickBooks says the customer was sent the invoice: emailed (``EmailSent``) or printed
     (``PrintComplete``). An invoice QuickBooks says nothing about (no EmailStatus) counts as sent."""
@@ -421,6 +438,8 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
     phones = {cid: phone_e164(company, crow) for cid, crow in live.items()}
     blocked_emails = _blocked(s, "email", {a.lower() for e in emails.values() for a in email_addresses(e)})
     blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
+    # the few customers with unused credit, through the (company, unapplied|balance) indexes
+    credits = reports.unused_credits(s, company.id, company.currency or "USD")
     realm = company.realm_id
     # One policy lookup per policy name, not per customer (it serialises the stored JSON to find the
     # validated copy; an unknown name is then logged once a load, not once per customer).
@@ -448,7 +467,8 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             country=customer_region(company, crow), time_zone=time_zone_of(company, crow),
             has_email=email is not None, has_phone=phone is not None, policy_name=crow.policy_name,
             excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
-            opted_out=frozenset(opted))
+            opted_out=frozenset(opted),
+            credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0))
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
         snaps.append(CustomerSnapshot(
             row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
@@ -530,6 +550,9 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
             inv.company_id == company.id, inv.synced_at >= since)))
         changed |= set(s.scalars(select(models.Pause.customer_qbo_id).where(
             models.Pause.company_id == company.id, models.Pause.created_at >= since)))
+        for credit in (models.Payment, models.CreditMemo):  # unused credit may now settle an invoice, or no longer
+            changed |= set(s.scalars(select(credit.customer_qbo_id).distinct().where(
+                credit.company_id == company.id, credit.synced_at >= since, credit.customer_qbo_id.is_not(None))))
         cus = models.Customer  # the customer's own row: synced, or changed here (flags, bounce, STOP)
         changed |= set(s.scalars(select(inv.customer_qbo_id).distinct().join(
             cus, (cus.company_id == inv.company_id) & (cus.qbo_id == inv.customer_qbo_id)).where(
@@ -538,7 +561,7 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
     return found
 
 
-PLAN_INPUTS_VERSION = 2  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 3  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

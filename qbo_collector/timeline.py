@@ -181,6 +181,12 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "alert.promise_broken": N_("%(name)s promised to pay %(amount)s by %(until)s and has not: reminders resume at "
                                "the next step."),
     "alert.instalment_missed": N_("%(name)s missed instalment %(n)s of %(amount)s due %(due)s."),
+    "alert.credit": Np_("%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
+                        "(credit memos, unapplied payments). It settles invoice %(invoices)s, so no reminder goes "
+                        "out for it: apply the credit to it in QuickBooks.",
+                        "%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
+                        "(credit memos, unapplied payments). It settles invoices %(invoices)s, so no reminder goes "
+                        "out for them: apply the credit to them in QuickBooks."),
     # why a row's outcome is unknown (its ``status_reason``, shown on the Upcoming page)
     "outbox.unknown.crash": N_("The run stopped after this message was handed to the provider and before its answer "
                                "was recorded: it may or may not have gone out. It will not be resent automatically; "

@@ -207,7 +207,8 @@ class Invoice(_Mirrored, Base):
 
 class Payment(_Mirrored, Base):
     __tablename__ = "payment"
-    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),
+                      Index("ix_payment_company_unapplied", "company_id", "unapplied"))
 
     customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
     txn_date: Mapped[date | None]
@@ -251,7 +252,8 @@ class CreditMemoLink(Base):
 
 class CreditMemo(_Mirrored, Base):
     __tablename__ = "credit_memo"
-    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),
+                      Index("ix_credit_memo_company_balance", "company_id", "balance"))
 
     customer_qbo_id: Mapped[str | None] = mapped_column(String(32))
     doc_number: Mapped[str | None] = mapped_column(String(64))

@@ -149,6 +149,9 @@ def alert_sentence(action: rules.AlertOwner, *, customer_name: str, numbers: Seq
     if action.topic == "promise_broken" and action.amount is not None and action.until is not None:
         return timeline.text("alert.promise_broken", name=customer_name, until=timeline.date(action.until),
                              amount=timeline.money(action.amount.amount, action.amount.currency))
+    if action.topic == "credit" and action.amount is not None and numbers:
+        return timeline.text("alert.credit", name=customer_name, invoices=timeline.invoices(numbers), num=len(numbers),
+                             amount=timeline.money(action.amount.amount, action.amount.currency))
     if action.topic == "instalment_missed" and action.amount is not None and action.due_on is not None:
         return timeline.text("alert.instalment_missed", name=customer_name, n=action.instalment or "",
                              amount=timeline.money(action.amount.amount, action.amount.currency),

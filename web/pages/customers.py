@@ -94,7 +94,8 @@ def _next_action_dates(s, company: models.Company, customer_ids: list[str], on) 
         if snap.policy is None:
             continue
         dates = [rules.next_action_date(company=context, invoice=i, customer=snap.customer, policy=snap.policy,
-                                        history=snap.history, pauses=snap.pauses, today=on) for i in snap.invoices]
+                                        history=snap.history, pauses=snap.pauses, today=on, invoices=snap.invoices)
+                 for i in snap.invoices]
         dates = [d for d in dates if d is not None]
         if dates:
             out[snap.customer.id] = min(dates)
@@ -151,6 +152,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
+        settled=snapshot.settled_by_credit(s, company, customer_id, on),
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,

@@ -1,0 +1,116 @@
+"""A customer who paid without the payment being applied (an unapplied payment in QuickBooks), or
+who holds a credit memo, is not reminded of the invoices that credit settles: end to end through a
+real sync (CDC) and run on SQLite and PostgreSQL. The owner is told once to apply it; when the
+credit goes away, the reminders resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from qbo_collector.db import models
+from tests.integration import test_dispatch_support as ds
+from tests.integration.test_pages_support import browser
+
+
+@pytest.fixture
+def env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
+    made = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, db,
+                    policy=ds.every_day_policy(min_gap_days=0, alert_owner_when_late=False))
+    yield made
+    ds.stop([made])
+
+
+def _customer_owing(env, *due_in_days: int, amount: float = 500.0) -> tuple[str, list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """A new QuickBooks customer (no credit, nothing else owed) with one invoice of ``amount`` per
+    ``due_in_days`` (negative: overdue by that many days), oldest due first."""
+    sb, realm = env.sb, env.realm
+    today = env.now_at(12).date()
+    customer = sb.intuit.create(realm, "Customer", {"DisplayName": "Lumen Works", "PrimaryEmailAddr": {
+        "Address": "ap@lumen.example"}, "BillAddr": {"Country": "US"}})
+    item = next(iter(sb.intuit.entities(realm, "Item")))
+    invoices = []
+    for days in sorted(due_in_days):
+        due = today + dt.timedelta(days=days)
+        invoices.append(sb.intuit.create(realm, "Invoice", {
+            "CustomerRef": {"value": customer["Id"]}, "TxnDate": (due - dt.timedelta(days=30)).isoformat(),
+            "DueDate": due.isoformat(), "EmailStatus": "EmailSent",
+            "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
+                      "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]}))
+    return customer["Id"], invoices
+
+
+def _naming(env, invoice_id: str, *, alerts: bool = False) -> list[Any]:  # type: ignore[no-untyped-def]
+    return [r for r in env.rows() if r.kind != "note" and invoice_id in (r.invoice_ids or ())
+            and (r.kind == "alert") == alerts]
+
+
+def test_an_unapplied_payment_holds_the_invoice_it_settles_until_it_goes_away(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    customer_id, (oldest, other) = _customer_owing(env, -2, 5)
+    env.sync()
+    first = env.run()  # the first run plans everyone: the overdue invoice gets its step
+    assert first.ok and first.full_plan, first.problems
+    assert [r.step for r in _naming(env, oldest["Id"]) if r.kind == "reminder"] == [1]  # "1 day late", by email
+
+    # The customer pays exactly the oldest invoice; the bookkeeper records the money without applying it.
+    payment = sb.intuit.create(realm, "Payment", {"CustomerRef": {"value": customer_id},
+                                                  "TotalAmt": float(oldest["Balance"])})
+    assert float(payment["UnappliedAmt"]) == float(oldest["Balance"])
+    env.sync()  # CDC brings the payment; the invoice itself did not change
+    before = {r.id for r in env.rows()}
+    summary = env.run(now=env.now_at(12, days=1))
+    assert summary.ok and not summary.full_plan, summary.problems  # the payment made the customer a candidate
+    new = [r for r in env.rows() if r.id not in before]
+    assert not [r for r in new if oldest["Id"] in (r.invoice_ids or ()) and r.kind != "alert"]
+    [alert] = [r for r in new if r.kind == "alert" and r.channel == "owner_email"]
+    assert alert.invoice_ids == [oldest["Id"]] and alert.payload["topic"] == "credit"
+    assert alert.dedupe_key == f"{realm}:alert:{customer_id}:credit:USD:{Decimal(str(oldest['Balance'])):.2f}"
+    assert alert.status.value == "sent"
+    assert alert.payload["sentence"]["key"] == "alert.credit"
+    assert any("apply the credit to it in QuickBooks" in str(m) for m in sb.sendgrid.messages)  # the owner's email
+    with env.db.session() as s:  # nothing more will happen to it while the credit is there
+        row = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == oldest["Id"]))
+        assert row.next_action_on == dt.date(9999, 12, 31)
+
+    # A week of daily runs: no second alert, nothing for the settled invoice; the other one goes on.
+    for day in range(2, 9):
+        env.run(now=env.now_at(12, days=day))
+    assert [r.dedupe_key for r in _naming(env, oldest["Id"], alerts=True)] == [alert.dedupe_key]
+    assert not [r for r in _naming(env, oldest["Id"]) if r.id not in before]
+    assert [r.step for r in _naming(env, other["Id"]) if r.channel == "email"] == [0, 1]  # before and after its due date
+
+    # The payment was a mistake and is deleted in QuickBooks: the invoice is reminded again (one step).
+    sb.intuit.delete(realm, "Payment", payment["Id"])
+    env.sync()
+    later = {r.id for r in env.rows()}
+    env.run(now=env.now_at(12, days=10))
+    resumed = [r for r in _naming(env, oldest["Id"]) if r.id not in later and r.kind == "reminder"]
+    # 12 days late: the newest step due, not the one it skipped (and the notice of the fee now charged)
+    assert sorted((r.step, r.template_key) for r in resumed if r.step is not None) == [(2, "reminder_overdue_firm")]
+    assert {r.template_key for r in resumed if r.step is None} == {"late_fee_notice"}
+
+
+def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    customer_id, (oldest, second) = _customer_owing(env, -9, -3)
+    amount = 501.0  # more than the oldest, less than both: only the oldest is settled
+    item = next(iter(sb.intuit.entities(realm, "Item")))
+    sb.intuit.create(realm, "CreditMemo", {
+        "CustomerRef": {"value": customer_id},
+        "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
+                  "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]})
+    env.sync()
+    assert env.run().ok
+    assert not _naming(env, oldest["Id"])  # not reminded, fined nor escalated
+    assert _naming(env, second["Id"])      # partly settled: reminded for its QuickBooks balance
+
+    for language, said in (("en", "settled by the customer's unused credit ($"),
+                           ("fr", "réglée par l’avoir non utilisé du client (")):
+        page = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language).get(
+            f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
+        assert page.count(said) == 1, language
