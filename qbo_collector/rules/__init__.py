@@ -61,7 +61,8 @@ Decisions where the issue is silent:
   statement lists it: the customer has paid or been credited, and reminding them would be wrong.
   Once one of those is past due, the owner is told once per currency and credit amount
   (``credit_alert_key``) to apply the credit in QuickBooks. An invoice it settles in part is
-  reminded for its QuickBooks balance, as its payment link charges. Fee periods that fell while
+  reminded for its QuickBooks balance, as its payment link charges. Promises and payment plans
+  are judged on the balances with the credit applied (money paid but not applied was paid). Fee periods that fell while
   an invoice was settled are charged if the credit goes away (refunded) like any missed period.
 - ``skip_unsent_invoices`` (off in every preset): an invoice QuickBooks never emailed nor
   printed gets nothing at all — it may never have reached the customer. A promise, dispute

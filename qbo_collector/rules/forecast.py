@@ -159,18 +159,7 @@ def forecast(invoices: Iterable[model.Invoice], records: Sequence[PaidRecord], t
 
 _oldest_first = planner.oldest_first
 disputed = planner.disputed
-
-
-def with_credits(invoices: Sequence[model.Invoice], credit: Mapping[str, Decimal],
-                 skip: frozenset[str] = frozenset()) -> list[model.Invoice]:
-    """One customer's ``invoices`` with its unused credit (credit memos, unapplied payments; by
-    currency) taken off their balances, oldest due date first, as it will settle them: what is left
-    is what can still come in as cash. Invoices in ``skip`` (disputed) keep their balance. The rules
-    engine allocates the credit the same way (``planner.allocate_credits``) to know which invoices
-    to leave alone."""
-    taken = planner.allocate_credits(invoices, dict(credit), skip)
-    return [dataclasses.replace(i, balance=money.Money(i.balance.amount - taken[i.id], i.balance.currency))
-            if i.id in taken else i for i in invoices]
+with_credits = planner.with_credits  # the engine applies unused credit the same way (``planner.credit_covered``)
 
 
 def commitments(invoices: Sequence[model.Invoice], pauses: Sequence[model.Pause], today: dt.date) -> Commitments:

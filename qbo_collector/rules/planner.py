@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import ClassVar, NamedTuple
 
@@ -224,20 +224,42 @@ def allocate_credits(invoices: Sequence[model.Invoice], credit: dict[str, Decima
     return taken
 
 
+def with_credits(invoices: Sequence[model.Invoice], credit: Mapping[str, Decimal],
+                 skip: frozenset[str] = frozenset()) -> list[model.Invoice]:
+    """``invoices`` with ``credit`` (by currency) taken off their balances as ``allocate_credits``
+    gives it: what is left is what the customer still owes once the credit is applied."""
+    taken = allocate_credits(invoices, dict(credit), skip)
+    return [dataclasses.replace(i, balance=money.Money(i.balance.amount - taken[i.id], i.balance.currency))
+            if i.id in taken else i for i in invoices]
+
+
+def _credit_by_currency(customer: model.Customer) -> dict[str, Decimal]:
+    credit: dict[str, Decimal] = {}
+    for m in customer.credits:
+        credit[m.currency] = credit.get(m.currency, Decimal(0)) + m.amount
+    return {c: a for c, a in credit.items() if a > 0}
+
+
 def credit_covered(invoices: Sequence[model.Invoice], customer: model.Customer,
                    pauses: Iterable[model.Pause] = (), *, today: dt.date) -> frozenset[str]:
     """The ids of the customer's open invoices its unused credit settles in full (``allocate_credits``;
     a disputed invoice keeps its balance and the credit goes to the next one). The engine leaves these
     alone — no reminder, fee or task: the customer has paid or been credited, and the money waits to be
     applied in QuickBooks — and tells the owner once (``credit_alert_key``)."""
-    credit: dict[str, Decimal] = {}
-    for m in customer.credits:
-        credit[m.currency] = credit.get(m.currency, Decimal(0)) + m.amount
-    if not any(a > 0 for a in credit.values()):
+    credit = _credit_by_currency(customer)
+    if not credit:
         return frozenset()
     mine = [i for i in invoices if i.customer_id == customer.id]
     taken = allocate_credits(mine, credit, disputed(mine, pauses, today))
     return frozenset(i.id for i in mine if i.is_open and taken.get(i.id, Decimal(-1)) >= i.balance.amount)
+
+
+def _net_of_credit(inp: "_Inputs", invoices: Sequence[model.Invoice], today: dt.date) -> list[model.Invoice]:
+    """The customer's ``invoices`` with its unused credit applied (``with_credits``): what a promise or
+    a payment plan is judged on, since money paid but not applied in QuickBooks was paid all the same."""
+    mine = [i for i in invoices if i.customer_id == inp.customer.id]
+    credit = _credit_by_currency(inp.customer)
+    return with_credits(mine, credit, disputed(mine, inp.pauses, today)) if credit else mine
 
 
 def credit_alert_key(realm: str, customer_id: str, credit: money.Money) -> str:
@@ -1065,7 +1087,7 @@ def promise_key(realm: str, customer_id: str, p: model.Promise) -> str:
 
 def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
     out: list[actions.Action] = []
-    mine = [i for i in invoices if i.customer_id == inp.customer.id]
+    mine = _net_of_credit(inp, invoices, today)
     for p in inp.pauses:
         if not isinstance(p, model.Promise) or _promise_end(p, inp.policy) > today:
             continue
@@ -1094,7 +1116,7 @@ def plan_key(realm: str, plan_id: str, index: int, when: str, channel: str) -> s
 def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
     out: list[actions.Action] = []
     pp = inp.policy.payment_plan
-    mine = [i for i in invoices if i.customer_id == inp.customer.id]
+    mine = _net_of_credit(inp, invoices, today)
     for plan_ in inp.pauses:
         if not isinstance(plan_, model.PaymentPlan) or not plan_.agreed_on <= today < _plan_end(plan_, inp.policy):
             continue

@@ -165,3 +165,26 @@ def test_plan_and_next_agrees_with_a_full_plan_day_by_day() -> None:
 def test_forecast_takes_the_credit_off_the_same_invoices() -> None:
     reduced = forecast.with_credits([NEW, OLD], {"USD": Decimal(400)})
     assert {i.id: i.balance for i in reduced} == {"i1": money(0), "i2": money(400)}
+
+
+def test_a_promise_kept_with_a_payment_nobody_applied_is_not_broken() -> None:
+    """The customer promised 300 by 20 April and paid it; the payment sits unapplied in QuickBooks."""
+    promise = rules.Promise(made_on=D(2026, 4, 10), until=D(2026, 4, 20), amount=money(300),
+                            invoice_ids=frozenset({"i1", "i2"}), open_balance_when_made=money(800))
+    args = dict(company=company(), invoices=[OLD, NEW], policy=pol(), pauses=(promise,), today=D(2026, 4, 25))
+    broken = [a for a in rules.plan(customer=customer(), **args)  # type: ignore[arg-type]
+              if isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"]
+    assert broken  # without the credit: 800 still owed, more than 800 - 300
+    assert not [a for a in rules.plan(customer=with_credit((300, "USD")), **args)  # type: ignore[arg-type]
+                if isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"]
+
+
+def test_a_payment_plan_counts_unapplied_money_as_paid_instalments() -> None:
+    plan_ = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 5), invoice_ids=frozenset({"i1", "i2"}), instalments=(
+        rules.Instalment(due_on=D(2026, 4, 20), amount=money(400)),
+        rules.Instalment(due_on=D(2026, 5, 20), amount=money(400))))
+    def missed(cust: rules.Customer) -> list[str]:
+        done = simulate(start=D(2026, 4, 5), days=30, invoices=[OLD, NEW], pol=pol(), pauses=[plan_], cust=cust)
+        return [a.dedupe_key for a in done if isinstance(a, rules.AlertOwner) and a.topic == "instalment_missed"]
+    assert missed(customer()) == ["r1:plan:p1:inst0:missed:owner"]
+    assert missed(with_credit((400, "USD"))) == []  # the first instalment arrived, unapplied
