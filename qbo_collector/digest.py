@@ -50,6 +50,10 @@ _WORDS = {
                   "from QuickBooks (your policy asks for it)",
         "unsent_line": "Invoice {number}, {name}: {amount}, due {due}",
         "unsent_more": "and {n} more",
+        "credit": "Credit not applied in QuickBooks settles invoices these customers still owe there: apply it "
+                  "in QuickBooks (reminders leave those invoices alone meanwhile)",
+        "credit_line": "{name}: {credit} of credit settles {invoices}",
+        "credit_one": "invoice {numbers}", "credit_many": "invoices {numbers}",
         "reminders": "Reminders in the last {days} days",
         "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
         "open": "Open the dashboard: {link}",
@@ -80,6 +84,10 @@ _WORDS = {
                   "de côté tant que vous ne les envoyez pas depuis QuickBooks (votre politique le demande)",
         "unsent_line": "Facture {number}, {name} : {amount}, échue le {due}",
         "unsent_more": "et {n} autre{s}",
+        "credit": "Des avoirs ou paiements non imputés dans QuickBooks règlent des factures que ces clients y "
+                  "doivent encore : imputez-les dans QuickBooks (d’ici là, les relances laissent ces factures de côté)",
+        "credit_line": "{name} : {credit} d’avoir, qui règle {invoices}",
+        "credit_one": "la facture {numbers}", "credit_many": "les factures {numbers}",
         "reminders": "Relances des {days} derniers jours",
         "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
         "open": "Ouvrir le tableau de bord : {link}",
@@ -155,6 +163,15 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
         if len(unsent) > TOP:
             lines.append(w["unsent_more"].format(n=len(unsent) - TOP, s=_s(len(unsent) - TOP, language)))
         sections.append((w["unsent"], lines))
+    credit = _credit_to_apply(db, realm_id, on)
+    if credit:
+        lines = [w["credit_line"].format(
+            name=c.name, credit=money(c.credit.amount, c.credit.currency),
+            invoices=w["credit_one" if len(c.numbers) == 1 else "credit_many"].format(numbers=", ".join(c.numbers)))
+            for c in credit[:TOP]]
+        if len(credit) > TOP:
+            lines.append(w["unsent_more"].format(n=len(credit) - TOP, s=_s(len(credit) - TOP, language)))
+        sections.append((w["credit"], lines))
     r = d.reminders
     sections.append((w["reminders"].format(days=r.days),
                      [w["reminders_line"].format(sent=r.sent, paid=r.paid_after, within=r.within_days,
@@ -209,6 +226,13 @@ def _unsent(db: Database, realm_id: str) -> list[tuple[str, str, str, Decimal, d
             return []
         return [(i.doc_number or i.qbo_id, c.display_name or "", i.currency, _dec(i.balance), i.due_date)
                 for i, c in snapshot.left_unsent(s, company)]
+
+
+def _credit_to_apply(db: Database, realm_id: str, on: dt.date) -> list[snapshot.CreditToApply]:
+    """The customers whose unused credit settles invoices the reminders therefore leave alone."""
+    with db.reading() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
+        return [] if company is None else snapshot.credit_to_apply(s, company, on)
 
 
 def _s(count: int, language: str) -> str:

@@ -5,6 +5,7 @@
     load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
     refresh_next_action(s, snapshots, *, dates) -> int
     settled_by_credit(s, company, customer_id, today) -> {invoice id: the credit settling it}
+    credit_to_apply(s, company, today) -> [CreditToApply]   # the weekly digest's list
     candidate_customers(s, company, *, today, since=None) -> {customer_id: invoice ids to evaluate, or None: all}
 
 Decisions where the issue is silent:
@@ -320,6 +321,36 @@ def settled_by_credit(s: Session, company: models.Company, customer_id: str, tod
     credit = {m.currency: m for m in snap.customer.credits}
     covered = rules.credit_covered(snap.invoices, snap.customer, snap.pauses, today=today)
     return {i.id: credit[i.currency] for i in snap.invoices if i.id in covered}
+
+
+@dataclasses.dataclass(frozen=True)
+class CreditToApply:
+    """A customer's unused credit in one currency that settles some of its open invoices in full."""
+
+    customer_id: str
+    name: str
+    credit: Money
+    numbers: tuple[str, ...]   # the invoices it settles, oldest due first
+    settles: Decimal           # their balances together
+
+
+def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list[CreditToApply]:
+    """Every customer whose unused credit settles open invoices in full (the ones the reminders leave
+    alone, ``rules.credit_covered``), per currency, the largest amount settled first. Reads only the
+    customers with credit."""
+    holders = sorted(c for c in reports.unused_credits(s, company.id, company.currency or "USD") if c)
+    found: list[CreditToApply] = []
+    for snap in load(s, company, customer_ids=holders) if holders else []:
+        covered = rules.credit_covered(snap.invoices, snap.customer, snap.pauses, today=today)
+        for credit in snap.customer.credits:
+            settled = [i for i, _due in rules.planner.oldest_first(snap.invoices)
+                       if i.id in covered and i.currency == credit.currency]
+            if settled:
+                found.append(CreditToApply(
+                    customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
+                    numbers=tuple(i.doc_number or i.id for i in settled),
+                    settles=sum((i.balance.amount for i in settled), Decimal(0))))
+    return sorted(found, key=lambda c: (-c.settles, c.name.casefold(), c.credit.currency))
 
 
 def was_sent(email_status: str | None, print_status: str | None) -> bool:

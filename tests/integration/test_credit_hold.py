@@ -10,8 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from qbo_collector import snapshot
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
 from tests.integration.test_pages_support import browser
@@ -42,6 +43,17 @@ def _customer_owing(env, *due_in_days: int, amount: float = 500.0) -> tuple[str,
             "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
                       "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]}))
     return customer["Id"], invoices
+
+
+def _french_digest(env, realm: str, today: dt.date) -> str:  # type: ignore[no-untyped-def]
+    from qbo_collector import digest
+    with env.db.session() as s:
+        s.scalar(select(models.Company)).language = "fr"
+    try:
+        return digest.build(env.db, realm, today)[1]
+    finally:
+        with env.db.session() as s:
+            s.scalar(select(models.Company)).language = "en"
 
 
 def _naming(env, invoice_id: str, *, alerts: bool = False) -> list[Any]:  # type: ignore[no-untyped-def]
@@ -108,6 +120,26 @@ def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> N
     assert env.run().ok
     assert not _naming(env, oldest["Id"])  # not reminded, fined nor escalated
     assert _naming(env, second["Id"])      # partly settled: reminded for its QuickBooks balance
+
+    from qbo_collector import digest
+    today = env.now_at(12).date()
+    _subject, text, _page = digest.build(env.db, realm, today)
+    section = text.split("Credit not applied in QuickBooks settles invoices", 1)[1].split("\n\n", 1)[0]
+    assert f"• Lumen Works: $501.00 of credit settles invoice {oldest['DocNumber']}" in [x.strip() for x in section.splitlines()]
+    with env.db.session() as s:
+        listed = snapshot.credit_to_apply(s, s.scalar(select(models.Company)), today)
+    assert [(c.name, c.numbers, c.settles) for c in listed if c.customer_id == customer_id] == [
+        ("Lumen Works", (oldest["DocNumber"],), Decimal("500.00"))]
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        s.add(models.Pause(company_id=company.id, kind="dispute", customer_qbo_id=customer_id,
+                           invoice_ids=[oldest["Id"]], start_on=today))
+    # disputed, the oldest keeps its balance: the credit goes to the next one
+    assert f"Lumen Works: $501.00 of credit settles invoice {second['DocNumber']}" in digest.build(env.db, realm, today)[1]
+    with env.db.session() as s:
+        s.execute(delete(models.Pause))
+    french = _french_digest(env, realm, today)
+    assert f"Lumen Works\u00a0: 501,00\u00a0$US d’avoir, qui règle la facture {oldest['DocNumber']}" in french
 
     for language, said in (("en", "settled by the customer's unused credit ($"),
                            ("fr", "réglée par l’avoir non utilisé du client (")):
