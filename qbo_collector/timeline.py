@@ -267,7 +267,7 @@ def plain(value: Any) -> str:
     if "terms" in value:
         return ", ".join(TERMS.get(value.get("of", ""), {}).get(t, str(t)) for t in value["terms"])
     if "error" in value:
-        return str(value["error"])
+        return str(value["error"]) % {"detail": value["detail"]} if "detail" in value else str(value["error"])
     if "action" in value:
         return str(value["action"].get("reason") or "")
     return str(value)
@@ -299,8 +299,10 @@ def terms(group: str, values: Iterable[str]) -> dict[str, Any]:
     return {"terms": [str(v) for v in values], "of": group}
 
 
-def error(message: str) -> dict[str, str]:
-    return {"error": message}
+def error(message: str, detail: str | None = None) -> dict[str, str]:
+    """One of the program's error sentences; with ``detail`` (a provider's own words, never
+    translated), a sentence with a ``%(detail)s`` placeholder for them."""
+    return {"error": message, "detail": detail} if detail is not None else {"error": message}
 
 
 def action(row: Any) -> dict[str, Any]:

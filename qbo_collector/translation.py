@@ -55,6 +55,7 @@ PDF_NOT_MADE = N_("QuickBooks did not make the PDF (it answered with an error or
 PDF_NOT_PDF = N_("QuickBooks answered something that is not a PDF.")
 PDF_TOO_LARGE = N_("The PDFs together are too large for one email.")
 PDF_NOT_CONNECTED = N_("QuickBooks is not connected: the PDF could not be asked for.")
+PDF_REFUSED = N_("QuickBooks refused the PDF: %(detail)s")
 TASK_LABELS = {"call": N_("Call the customer"), "letter": N_("Send a letter"), "handoff": N_("Hand the debt over")}
 TOPIC_LABELS = {
     "late": N_("An invoice became late"), "promise_broken": N_("Promise broken"),
@@ -141,7 +142,7 @@ class Reader:
         if "terms" in v:
             return ", ".join(self.term(str(v.get("of", "")), t) for t in v["terms"])
         if "error" in v:
-            return self.gettext(str(v["error"]))
+            return self.gettext(str(v["error"]), detail=v["detail"]) if "detail" in v else self.gettext(str(v["error"]))
         if "action" in v:
             return self.action(v["action"])
         return str(v)

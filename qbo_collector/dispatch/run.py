@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import json
 import datetime as dt
 import logging
 import re
@@ -366,7 +367,7 @@ class _Ctx:
     notes: qbo_notes.QboNotes | None
     qbo_problem: str | None = None
     notices: list[int] = dataclasses.field(default_factory=list)  # late-fee notices queued by this run
-    pdf_failed: dict[str, str] = dataclasses.field(default_factory=dict)  # invoice Id → why its PDF could not be had
+    pdf_failed: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # invoice Id → why no PDF (``timeline.error``)
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -891,7 +892,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
                                                      error=timeline.error(exc.message)))
         return
-    missing: dict[str, str] = {}
+    missing: dict[str, dict[str, str]] = {}
     if pdfs:
         attached, missing = _invoice_pdfs(ctx, pdfs, language)
         message = dataclasses.replace(message, attachments=tuple(attached))
@@ -939,11 +940,14 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=row, data={
             "provider_id": receipt.provider_id,
             **({"attachments": [a.filename for a in message.attachments]} if message.attachments else {})})
-        if missing:
+        by_reason: dict[str, list[str]] = {}  # one line per reason, each read in the reader's language
+        for number, why in missing.items():
+            by_reason.setdefault(json.dumps(why, sort_keys=True), []).append(number)
+        for why_json, numbers_ in by_reason.items():
+            why = json.loads(why_json)
             outbox.activity(s, ctx.company_id, "email.pdf_missing", timeline.text(
-                "pdf.missing", invoices=timeline.invoices(missing), num=len(missing),
-                # one reason (the usual case) is translated for the reader; several are told as they are
-                error=timeline.error(" ".join(dict.fromkeys(missing.values())))), row=row, data={"missing": missing})
+                "pdf.missing", invoices=timeline.invoices(numbers_), num=len(numbers_), error=why), row=row,
+                data={"missing": {n: timeline.plain(why) for n in numbers_}})
         if not owner:
             _note(s, ctx, row, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
                                              num=len(numbers)) if numbers else
@@ -960,21 +964,22 @@ def pdf_filename(language: str, number: str) -> str:
 
 
 def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
-                  ) -> tuple[list[channel_base.Attachment], dict[str, str]]:
+                  ) -> tuple[list[channel_base.Attachment], dict[str, dict[str, str]]]:
     """The PDFs QuickBooks makes of ``invoices`` (Id, number), one ``GET /invoice/<id>/pdf`` each, and
-    for each one not attached, why (number → reason). The email goes either way: the invoices and
-    their payment links are in its text."""
+    for each one not attached, why (number → ``timeline.error``). The email goes either way: the
+    invoices and their payment links are in its text."""
     attached: list[channel_base.Attachment] = []
-    missing: dict[str, str] = {}
+    missing: dict[str, dict[str, str]] = {}
     size = 0
     for invoice_id, number in invoices:
         content, why = _invoice_pdf(ctx, invoice_id, number)
         if content is not None and size + len(content) > PDF_ATTACH_BYTES:
-            content, why = None, translation.PDF_TOO_LARGE  # this email's limit only
+            content, why = None, timeline.error(translation.PDF_TOO_LARGE)  # this email's limit only
         if content is None:
-            missing[number] = why or ""
+            missing[number] = why or timeline.error(translation.PDF_NOT_MADE)
             ctx.summary.pdfs_missing += 1
-            log.warning("invoice PDF not attached realm=%s invoice=%s: %s", ctx.realm, invoice_id, why)
+            log.warning("invoice PDF not attached realm=%s invoice=%s: %s", ctx.realm, invoice_id,
+                        timeline.plain(missing[number]))
             continue
         size += len(content)
         attached.append(channel_base.Attachment(pdf_filename(language, number), content))
@@ -982,24 +987,25 @@ def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
     return attached, missing
 
 
-def _invoice_pdf(ctx: _Ctx, invoice_id: str, number: str) -> tuple[bytes | None, str | None]:
-    """One invoice's PDF from QuickBooks, or why not. A failure is remembered for the rest of the run
+def _invoice_pdf(ctx: _Ctx, invoice_id: str, number: str) -> tuple[bytes | None, dict[str, str] | None]:
+    """One invoice's PDF from QuickBooks, or why not (``timeline.error``: one of the program's sentences,
+    with QuickBooks' own words in it for a refusal). A failure is remembered for the rest of the run
     (a statement and a fee notice of one run may name the same invoice): QuickBooks is asked once."""
     if invoice_id in ctx.pdf_failed:
         return None, ctx.pdf_failed[invoice_id]
     if ctx.qbo is None:
-        return None, translation.PDF_NOT_CONNECTED
+        return None, timeline.error(translation.PDF_NOT_CONNECTED)
     try:
         content = ctx.qbo.call(f"download the PDF of invoice {number}",
                                lambda qb: qb.download_pdf("Invoice", invoice_id), attempts=PDF_ATTEMPTS)
     except errors.TransientFailure:
-        why = translation.PDF_NOT_MADE
+        why = timeline.error(translation.PDF_NOT_MADE)
     except errors.QboCollectorError as exc:
-        why = f"QuickBooks refused the PDF: {exc.message}"
+        why = timeline.error(translation.PDF_REFUSED, detail=str(exc.context.get("said") or exc.message))
     else:
         if isinstance(content, bytes) and content.startswith(b"%PDF"):
             return content, None
-        why = translation.PDF_NOT_PDF
+        why = timeline.error(translation.PDF_NOT_PDF)
     ctx.pdf_failed[invoice_id] = why
     return None, why
 

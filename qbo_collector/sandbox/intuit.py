@@ -3,7 +3,8 @@
 Every request under ``/v3/company/<realm>/`` goes through one pipeline: fault injection
 (``sb.intuit_faults.draw()``), bearer-token check, per-realm throttling on real time,
 minorversion check, the operation, and one ``RequestLog`` entry. ``GET …/invoice/<id>/pdf``
-answers a one-page PDF naming the invoice's number and total; for an id in ``sb.broken_pdfs`` it
+answers a one-page PDF naming the invoice's number and total (``sb.refused_pdfs``: id → the detail
+of a 400 ValidationFault instead); for an id in ``sb.broken_pdfs`` it
 answers a 500 SystemFault every time, as QuickBooks does for an invoice it cannot render.
 """
 
@@ -424,6 +425,9 @@ class Api:
                                                "Detail": "System Failure Error: Could not generate the PDF.",
                                                "code": "10000", "element": ""}], "type": "SystemFault"},
                           "time": _time(self.sb, company.realm)}, 500)
+        if str(id_) in self.sb.refused_pdfs:
+            raise store.Fault("6000", "A business validation error has occurred while processing your request",
+                              f"Business Validation Error: {self.sb.refused_pdfs[str(id_)]}")
         text = f"{entity} {row.get('DocNumber', id_)} {row.get('TotalAmt', '')}".replace("(", "").replace(")", "")
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
         objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",

@@ -61,6 +61,8 @@ class Sandbox:
         self.forced_retry_after_seconds = 1.0
         # invoice ids whose PDF QuickBooks cannot make (500, every time), as for a broken custom form
         self.broken_pdfs: set[str] = set()
+        # invoice id → the detail of a 400 ValidationFault QuickBooks answers for its PDF (a refusal)
+        self.refused_pdfs: dict[str, str] = {}
         self.cdc_deleted_last = True   # as Intuit documents; False interleaves deletions by time
         self.cdc_cap_per = "entity"    # 1000 objects per entity; "response": 1000 in all, as Intuit's docs word it   # Retry-After on injected 429s (real throttles say when the window frees)
         self.clock = clock or common.Clock()

@@ -162,8 +162,9 @@ class QboClient:
             if status in (401, 403):
                 raise errors.ReconnectNeeded(f"QuickBooks refused access to company {self.realm_id} "
                                              f"(HTTP {status}); reconnect it on the settings page.") from None
-            raise errors.PermanentFailure(f"QuickBooks refused the request (HTTP {status}): {exc.message} "
-                                          f"{exc.detail or ''}".strip(), code=exc.error_code) from None
+            said = f"{exc.message} {exc.detail or ''}".strip()  # QuickBooks' own words
+            raise errors.PermanentFailure(f"QuickBooks refused the request (HTTP {status}): {said}",
+                                          code=exc.error_code, said=said) from None
 
     def call(self, action: str, fn: Callable[[QuickBooks], T], *, attempts: int | None = None) -> T:
         """Run ``fn(qb)`` with the retry policy (``attempts`` tries instead of the policy's, when

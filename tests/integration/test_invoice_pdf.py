@@ -117,6 +117,38 @@ def test_a_pdf_quickbooks_cannot_make_leaves_the_email_going_without_it(make_env
     assert any(f"invoice={broken}" in r.getMessage() and "did not make the PDF" in r.getMessage() for r in caplog.records)
 
 
+def test_two_reasons_in_one_email_are_two_timeline_lines_each_in_the_readers_language(make_env) -> None:  # type: ignore[no-untyped-def]
+    """One invoice's PDF fails (500), another's is refused (400, QuickBooks' own words): the email
+    goes with the rest, and the timeline says why for each, translated around QuickBooks' words."""
+    env = make_env(company_settings={"attach_invoice_pdf": True}, policy=ds.every_day_policy(group_by_customer=True))
+    plan = dispatch.plan_company(env.settings, env.db, env.realm, on=env.now_at(12).date())
+    statement = next(a for a in plan if a.kind == "reminder" and a.channel == "email" and len(a.invoice_ids) > 2)
+    broken, refused = statement.invoice_ids[:2]
+    env.sb.broken_pdfs.add(broken)
+    env.sb.refused_pdfs[refused] = "The custom form of this invoice no longer exists."
+    summary = env.run()
+    assert summary.ok and summary.pdfs_missing >= 2
+    row = next(r for r in env.rows(kind="reminder", channel="email") if r.invoice_ids == list(statement.invoice_ids))
+    assert row.status.value == "sent" and len(_emails(env)[row.id]["attachments"]) == len(row.invoice_ids) - 2
+    # each asked for once in the run: the failure twice (two tries), the refusal once (not retried)
+    assert env.sb.log.count("intuit", "pdf:invoice") == summary.pdfs_attached + dispatch_run.PDF_ATTEMPTS + 1
+    with env.db.session() as s:
+        said = {next(iter(a.data["missing"])): a for a in s.scalars(select(models.Activity).where(
+            models.Activity.kind == "email.pdf_missing", models.Activity.outbox_id == row.id))}
+    number_broken, number_refused = _numbers(env, [broken, refused])
+    assert set(said) == {number_broken, number_refused}
+    refusal = said[number_refused]
+    words = ("A business validation error has occurred while processing your request Business Validation Error: "
+             "The custom form of this invoice no longer exists.")  # QuickBooks' Message and Detail
+    assert refusal.message == f"Sent without the PDF of invoice {number_refused}: QuickBooks refused the PDF: {words}"
+    french = translation.reader("fr", "fr_FR")
+    assert french.sentence(refusal.message_key, refusal.message_args, refusal.message) == (
+        f"Envoyé sans le PDF de la facture {number_refused}\u00a0: QuickBooks a refusé le PDF\u00a0: {words}")
+    failure = said[number_broken]
+    assert french.sentence(failure.message_key, failure.message_args, failure.message).startswith(
+        f"Envoyé sans le PDF de la facture {number_broken}\u00a0: QuickBooks n’a pas produit le PDF")
+
+
 def test_a_dry_run_names_the_pdfs_and_asks_quickbooks_for_none(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env(company_settings={"attach_invoice_pdf": True})
     env.run(dry_run=True)
