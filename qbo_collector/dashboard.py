@@ -202,7 +202,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 3  # bump when the stored shape or meaning changes: older rows are then ignored
+FIGURES_FORMAT = 4  # bump when the stored shape or meaning changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:

@@ -1,14 +1,18 @@
 """Figures read straight from the mirror; the CLI and the dashboard call the same functions.
 
     aging(db, realm_id, on) -> {"realm", "on", "currencies": {"USD": {"current", "1-30", "31-60", "61-90", "90+", "total",
-                                                                       "credits", "net"}}}
+                                                                       "credits", "net", "credits_current", …,
+                                                                       "credits_90+"}}}
     aging_by_customer(db, realm_id, on) -> {"realm", "on", "customers": [{"customer_id", "name", "currency",
                                                                          "current", …, "total", "credits", "net"}]}
     aging_csv(aging_by_customer(...)) -> str   # for a spreadsheet
 
 ``total`` is what the open invoices still owe; ``credits`` what the customers have to their credit
 and not yet applied (credit memos' remaining credit, payments' unapplied amounts); ``net`` = total −
-credits, the sum of QuickBooks' customer balances (customer by customer: its balance). For a past
+credits, the sum of QuickBooks' customer balances (customer by customer: its balance).
+``credits_<bucket>`` splits ``credits`` by the age of each credit memo or payment, from its own date
+(as QuickBooks' A/R aging shows them, as negatives in those columns): old ones are usually money
+received and never applied, or credit to refund. For a past
 ``on`` both are rebuilt: invoice balances are today's + what payments dated later paid; credits are
 those of the memos and payments dated by then, plus what later payments used of such a memo.
 
@@ -32,6 +36,7 @@ from qbo_collector.db.session import Database
 from qbo_collector.db.types import amount_value as _dec
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+CREDIT_AGES = tuple(f"credits_{b}" for b in AGING_BUCKETS)
 
 
 def aging_bucket(due: date | None, on: date) -> str:
@@ -76,9 +81,23 @@ def unused_credits(s: Session, company_id: int, currency: str, on: date | None =
     return out
 
 
+def _bucket(day: Any, on: date) -> Any:
+    """The aging bucket of ``day`` (a due date, or a credit's own date) seen on ``on``, in SQL. Compared
+    with bound dates, so the same SQL runs on SQLite and PostgreSQL."""
+    return case(
+        (day.is_(None), "current"),
+        (day >= on, "current"),
+        (day >= on - timedelta(days=30), "1-30"),
+        (day >= on - timedelta(days=60), "31-60"),
+        (day >= on - timedelta(days=90), "61-90"),
+        else_="90+",
+    ).label("bucket")
+
+
 def _aging_parts(s: Session, company_id: int, home_currency: str, on: date, *, by_customer: bool) -> tuple[
-        dict[tuple[str, str], dict[str, Decimal]], dict[tuple[str, str], Decimal]]:
-    """(customer, currency) → bucket → what open invoices owed on ``on``; (customer, currency) → unused credit then.
+        dict[tuple[str, str], dict[str, Decimal]], dict[tuple[str, str], dict[str, Decimal]]]:
+    """(customer, currency) → bucket → what open invoices owed on ``on``; (customer, currency) → bucket
+    → unused credit then, by the age of each credit memo or payment (its own date).
     Without ``by_customer`` the customer is "" throughout (grouping by customer makes the query 3× slower).
 
     As of ``on``: invoices dated after it are left out (QuickBooks' aging does the same), and for
@@ -87,15 +106,7 @@ def _aging_parts(s: Session, company_id: int, home_currency: str, on: date, *, b
     a credit memo, what payments dated after ``on`` used of it."""
     inv, memo, pay = models.Invoice, models.CreditMemo, models.Payment
     due = func.coalesce(inv.due_date, inv.txn_date)
-    # Compared with bound dates, so the same SQL runs on SQLite and PostgreSQL.
-    bucket = case(
-        (due.is_(None), "current"),
-        (due >= on, "current"),
-        (due >= on - timedelta(days=30), "1-30"),
-        (due >= on - timedelta(days=60), "31-60"),
-        (due >= on - timedelta(days=90), "61-90"),
-        else_="90+",
-    ).label("bucket")
+    bucket = _bucket(due, on)
     issued = func.coalesce(inv.txn_date, inv.due_date)
     who = [inv.customer_qbo_id] if by_customer else []
     rows = s.execute(
@@ -122,24 +133,35 @@ def _aging_parts(s: Session, company_id: int, home_currency: str, on: date, *, b
         customer, (currency, name, amount) = ((row[0] or "") if by_customer else ""), row[-3:]
         per = balances.setdefault((customer, currency), {b: Decimal(0) for b in AGING_BUCKETS})
         per[name] += _dec(amount)
-    credits: dict[tuple[str, str], Decimal] = {}
-    for customer, mine in unused_credits(s, company_id, home_currency, on).items():
-        for code, amount in mine.items():
-            key = (customer if by_customer else "", code)
-            credits[key] = credits.get(key, Decimal(0)) + amount
+    credits: dict[tuple[str, str], dict[str, Decimal]] = {}
+
+    def add_credit(customer: str, code: str, age: str, amount: Any) -> None:
+        per_ = credits.setdefault((customer if by_customer else "", code), {b: Decimal(0) for b in AGING_BUCKETS})
+        per_[age] += _dec(amount)
+
+    for table, column in ((memo, memo.balance), (pay, pay.unapplied)):  # as ``unused_credits``, by age
+        code_ = func.coalesce(table.currency, home_currency)
+        owner = [table.customer_qbo_id] if by_customer else []
+        age = _bucket(table.txn_date, on)
+        for *customer, code, name, amount in s.execute(
+                select(*owner, code_, age, func.sum(column))
+                .where(table.company_id == company_id, table.deleted.is_(False), column > 0,
+                       or_(table.txn_date.is_(None), table.txn_date <= on))
+                .group_by(*owner, code_, age)):
+            add_credit((customer[0] or "") if customer else "", code, name, amount)
     if paid_since:  # and the credit those payments used of memos dated by then
         used = models.CreditMemoLink
         currency_ = func.coalesce(memo.currency, home_currency)
         whose = [memo.customer_qbo_id] if by_customer else []
-        for *customer, code, amount in s.execute(
-                select(*whose, currency_, func.sum(used.amount))
+        age = _bucket(memo.txn_date, on)
+        for *customer, code, name, amount in s.execute(
+                select(*whose, currency_, age, func.sum(used.amount))
                 .join(memo, and_(memo.company_id == used.company_id, memo.qbo_id == used.credit_memo_qbo_id))
                 .join(pay, and_(pay.company_id == used.company_id, pay.qbo_id == used.payment_qbo_id))
                 .where(used.company_id == company_id, memo.deleted.is_(False),
                        or_(memo.txn_date.is_(None), memo.txn_date <= on), pay.deleted.is_(False), pay.txn_date > on)
-                .group_by(*whose, currency_)):
-            key = ((customer[0] or "") if customer else "", code)
-            credits[key] = credits.get(key, Decimal(0)) + _dec(amount)
+                .group_by(*whose, currency_, age)):
+            add_credit((customer[0] or "") if customer else "", code, name, amount)
     return balances, credits
 
 
@@ -151,11 +173,18 @@ def _company(s: Session, realm_id: str) -> Any:
     return company
 
 
-def _figures(per: dict[str, Decimal], credit: Decimal, currency: str) -> dict[str, str]:
-    """One aging row: the buckets, their total, the unused credit and the net, as decimal strings."""
+def _no_buckets() -> dict[str, Decimal]:
+    return {b: Decimal(0) for b in AGING_BUCKETS}
+
+
+def _figures(per: dict[str, Decimal], credit_ages: dict[str, Decimal], currency: str) -> dict[str, str]:
+    """One aging row: the buckets, their total, the unused credit, the net, and the credit by age
+    (``credits_<bucket>``), as decimal strings."""
     total = sum(per.values(), Decimal(0))
+    credit = sum(credit_ages.values(), Decimal(0))
     out = {b: _amount(per[b], currency) for b in AGING_BUCKETS}
     out.update(total=_amount(total, currency), credits=_amount(credit, currency), net=_amount(total - credit, currency))
+    out.update({f"credits_{b}": _amount(credit_ages[b], currency) for b in AGING_BUCKETS})
     return out
 
 
@@ -166,15 +195,14 @@ def aging(db: Database, realm_id: str, on: date) -> dict[str, Any]:
         company = _company(s, realm_id)
         balances, credits = _aging_parts(s, company.id, company.currency, on, by_customer=False)
     totals: dict[str, dict[str, Decimal]] = {}
-    credit: dict[str, Decimal] = {}
-    for (_customer, currency), per in balances.items():
-        into = totals.setdefault(currency, {b: Decimal(0) for b in AGING_BUCKETS})
-        for b in AGING_BUCKETS:
-            into[b] += per[b]
-    for (_customer, currency), amount in credits.items():
-        credit[currency] = credit.get(currency, Decimal(0)) + amount
-    currencies = {currency: _figures(totals.get(currency) or {b: Decimal(0) for b in AGING_BUCKETS},
-                                     credit.get(currency, Decimal(0)), currency)
+    credit: dict[str, dict[str, Decimal]] = {}
+    for parts, into_ in ((balances, totals), (credits, credit)):
+        for (_customer, currency), per in parts.items():
+            into = into_.setdefault(currency, _no_buckets())
+            for b in AGING_BUCKETS:
+                into[b] += per[b]
+    currencies = {currency: _figures(totals.get(currency) or _no_buckets(), credit.get(currency) or _no_buckets(),
+                                     currency)
                   for currency in sorted(set(totals) | set(credit))}
     return {"realm": realm_id, "on": on.isoformat(), "currencies": currencies}
 
@@ -185,7 +213,7 @@ def aging_by_customer(db: Database, realm_id: str, on: date) -> dict[str, Any]:
     with db.session() as s:
         company = _company(s, realm_id)
         balances, credits = _aging_parts(s, company.id, company.currency, on, by_customer=True)
-        keys = set(balances) | {k for k, v in credits.items() if v}
+        keys = set(balances) | {k for k, v in credits.items() if any(v.values())}
         ids = sorted({customer for customer, _ in keys})
         names: dict[str, str] = {}
         for start in range(0, len(ids), 500):
@@ -193,8 +221,8 @@ def aging_by_customer(db: Database, realm_id: str, on: date) -> dict[str, Any]:
                 models.Customer.company_id == company.id, models.Customer.qbo_id.in_(ids[start:start + 500]))).all())
     customers = [
         {"customer_id": customer, "name": names.get(customer) or "", "currency": currency,
-         **_figures(balances.get((customer, currency)) or {b: Decimal(0) for b in AGING_BUCKETS},
-                    credits.get((customer, currency), Decimal(0)), currency)}
+         **_figures(balances.get((customer, currency)) or _no_buckets(), credits.get((customer, currency)) or _no_buckets(),
+                    currency)}
         for customer, currency in keys]
     customers.sort(key=lambda r: (r["name"].casefold(), r["customer_id"], r["currency"]))
     return {"realm": realm_id, "on": on.isoformat(), "customers": customers}

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dashboard, digest, snapshot
+from qbo_collector import dashboard, digest, reports, snapshot
 from qbo_collector.db import models
 from qbo_collector.money import Money
 from qbo_collector.rules import forecast, model
@@ -61,7 +61,8 @@ def test_aging_comes_from_reports_per_currency(seeded):
     d = dashboard.build(seeded, "111", TODAY)
     assert d.aging["EUR"] == {"current": Decimal("399.90"), "1-30": Decimal("850.50"), "31-60": Decimal("1200.00"),
                               "61-90": Decimal("0.00"), "90+": Decimal("150.00"), "total": Decimal("2600.40"),
-                              "credits": Decimal("0.00"), "net": Decimal("2600.40")}
+                              "credits": Decimal("0.00"), "net": Decimal("2600.40"),
+                              **{age: Decimal("0.00") for age in reports.CREDIT_AGES}}
 
 
 def test_top_late_customers_are_ordered_by_overdue_amount(seeded):
@@ -321,6 +322,19 @@ def test_unused_credits_are_netted_on_the_page_in_the_digest_and_in_the_report(o
         s.add(models.CreditMemo(company_id=company_id, qbo_id="CM3", customer_qbo_id="3", txn_date=TODAY,
                                 total=Decimal("10.00"), balance=Decimal("10.00"), currency="EUR"))
     assert dashboard.build(sqlite_db, "111", TODAY).aging["EUR"]["credits"] == Decimal("170.40")
+    assert "more than 60 days old" not in owner.get("/companies/111/dashboard").get_data(as_text=True)
+    with sqlite_db.session() as s:  # a payment of 75 days ago nobody applied: in 61–90, and the page says so
+        s.add(models.Payment(company_id=company_id, qbo_id="P-old", customer_qbo_id="3",
+                             txn_date=TODAY - dt.timedelta(days=75), total=Decimal("30.00"),
+                             unapplied=Decimal("30.00"), currency="EUR"))
+    aging = dashboard.build(sqlite_db, "111", TODAY).aging["EUR"]
+    assert (aging["credits"], aging["credits_current"], aging["credits_61-90"]) == (
+        Decimal("200.40"), Decimal("170.40"), Decimal("30.00"))
+    page = owner.get("/companies/111/dashboard").get_data(as_text=True)
+    assert ("€30.00 of it is more than 60 days old: usually money received and never applied to its invoices, or "
+            "credit to refund. Apply or refund it in QuickBooks.") in page
+    fr = browser(pages_app, sqlite_db, "fr2@example.com", language="fr").get("/companies/111/dashboard")
+    assert "30,00\u00a0€ de ce montant date de plus de 60\u00a0jours" in fr.get_data(as_text=True)
 
 
 def test_the_aging_by_customer_downloads_as_csv_for_whoever_may_see_the_company(owner, viewer, pages_app, sqlite_db):

@@ -52,6 +52,11 @@ def expected_at(sb, realm: str, on: date) -> dict[str, dict[str, Decimal]]:  # t
 def credits_at(sb, realm: str, on: date, used_since: bool = True) -> dict[str, Decimal]:  # type: ignore[no-untyped-def]
     """Unused credit, as of ``on``, of the credit memos and payments dated by then: what is left of
     them now, plus (``used_since``) what payments dated later used of a credit memo."""
+    return {code: sum(ages.values(), Decimal(0)) for code, ages in credit_ages_at(sb, realm, on, used_since).items()}
+
+
+def credit_ages_at(sb, realm: str, on: date, used_since: bool = True) -> dict[str, dict[str, Decimal]]:  # type: ignore[no-untyped-def]
+    """``credits_at`` by the age of each credit memo or payment on ``on`` (from its own date)."""
     company = sb.intuit.companies[realm]
     used_later: dict[str, Decimal] = {}
     for payment in sb.intuit.entities(realm, "Payment"):
@@ -60,14 +65,16 @@ def credits_at(sb, realm: str, on: date, used_since: bool = True) -> dict[str, D
                 for linked in line.get("LinkedTxn") or ():
                     if linked["TxnType"] == "CreditMemo":
                         used_later[linked["TxnId"]] = used_later.get(linked["TxnId"], Decimal(0)) + Decimal(str(line["Amount"]))
-    credits: dict[str, Decimal] = {}
+    credits: dict[str, dict[str, Decimal]] = {}
     for entity, field in (("CreditMemo", "Balance"), ("Payment", "UnappliedAmt")):
         for row in sb.intuit.entities(realm, entity):
-            if date.fromisoformat(row["TxnDate"]) > on:
+            day = date.fromisoformat(row["TxnDate"])
+            if day > on:
                 continue
             code = row.get("CurrencyRef", {}).get("value") or company.currency
             left = Decimal(str(row.get(field) or 0)) + (used_later.get(row["Id"], Decimal(0)) if entity == "CreditMemo" else 0)
-            credits[code] = credits.get(code, Decimal(0)) + left
+            ages = credits.setdefault(code, {b: Decimal(0) for b in BUCKETS})
+            ages[reports.aging_bucket(day, on)] += left
     return credits
 
 
@@ -84,7 +91,7 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
     assert set(report["currencies"]) == set(want)
     for currency, per in want.items():
         got = report["currencies"][currency]
-        assert list(got) == [*BUCKETS, "total", "credits", "net"]
+        assert list(got) == [*BUCKETS, "total", "credits", "net", *reports.CREDIT_AGES]
         for name in BUCKETS:
             assert Decimal(got[name]) == per[name], (currency, name)
             assert len(got[name].split(".")[1]) == 2                 # cents, as a decimal string
@@ -98,8 +105,11 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
         balances[code] = balances.get(code, Decimal(0)) + Decimal(str(customer.get("Balance") or 0))
     credits = credits_at(sandbox, realm, on)
     assert any(credits.values())                                     # the generator leaves unused credit
+    ages = credit_ages_at(sandbox, realm, on)
     for currency, got in report["currencies"].items():
         assert Decimal(got["credits"]) == credits.get(currency, 0), currency
+        # each credit in the column of its own date, as QuickBooks' A/R aging shows it
+        assert {b: Decimal(got[f"credits_{b}"]) for b in BUCKETS} == ages.get(currency, dict.fromkeys(BUCKETS, 0))
         assert Decimal(got["net"]) == Decimal(got["total"]) - Decimal(got["credits"]) == balances[currency], currency
     for days in (30, 90):                                            # as of a past day: rebuilt, not today's
         past = on - timedelta(days=days)
@@ -110,8 +120,11 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
             assert {b: Decimal(then[currency][b]) for b in BUCKETS} == per, (days, currency)
         credits_then = credits_at(sandbox, realm, past)
         assert credits_then != credits                               # credit memos and payments came since
+        ages_then = credit_ages_at(sandbox, realm, past)
         for currency, got in then.items():
             assert Decimal(got["credits"]) == credits_then.get(currency, 0), (days, currency)
+            assert {b: Decimal(got[f"credits_{b}"]) for b in BUCKETS} == ages_then.get(
+                currency, dict.fromkeys(BUCKETS, 0)), (days, currency)
     later = reports.aging(db, realm, on + timedelta(days=400))       # everything open is then 90+
     for currency, got in later["currencies"].items():
         assert got["90+"] == got["total"] and Decimal(got["current"]) == 0
@@ -119,7 +132,7 @@ def test_aging_matches_the_source_bucket_by_bucket(sandbox, sandbox_realms, sett
 
 def _sums(rows: list[dict], currency: str) -> dict[str, Decimal]:  # type: ignore[type-arg]
     return {k: sum((Decimal(r[k]) for r in rows if r["currency"] == currency), Decimal(0))
-            for k in (*BUCKETS, "total", "credits", "net")}
+            for k in (*BUCKETS, "total", "credits", "net", *reports.CREDIT_AGES)}
 
 
 def test_aging_by_customer_is_each_customers_quickbooks_balance_and_adds_up_to_the_aging(  # type: ignore[no-untyped-def]
@@ -175,6 +188,9 @@ def test_a_credit_memo_used_after_the_day_counts_as_credit_on_that_day(fresh_san
     now = reports.aging(db, realm, today)["currencies"][currency]
     assert Decimal(then["credits"]) == credits_at(sb, realm, past)[currency]
     assert Decimal(now["credits"]) == credits_at(sb, realm, today)[currency]
+    # 10 days before today the 20-day-old memo was 10 days old: its 60 then are in 1–30
+    assert {b: Decimal(then[f"credits_{b}"]) for b in BUCKETS} == credit_ages_at(sb, realm, past)[currency]
+    assert Decimal(then["credits_1-30"]) >= 100
     # that day the memo was whole: the 60 used since are its credit then (no other memo of then was used later)
     assert credits_at(sb, realm, past)[currency] - credits_at(sb, realm, past, used_since=False)[currency] == 60
     assert {b: Decimal(then[b]) for b in BUCKETS} == expected_at(sb, realm, past)[currency]
