@@ -27,6 +27,26 @@ def test_migrations_reach_head(db):
     assert migrate.current(db) == head
 
 
+def test_the_credit_indexes_come_and_go_with_their_migration(db):
+    """0009: every run reads the customers' unused credit through these two indexes."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    def indexes() -> set[str]:
+        found = inspect(db.engine)
+        return {i["name"] for table in ("payment", "credit_memo") for i in found.get_indexes(table)}
+
+    wanted = {"ix_payment_company_unapplied", "ix_credit_memo_company_balance"}
+    assert wanted <= indexes()
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0008")
+    assert not wanted & indexes()
+    migrate.upgrade(db)
+    assert wanted <= indexes()
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)
