@@ -622,16 +622,33 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
 # --- late customers and reminders ---------------------------------------------------------
 
 def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: int = 10) -> list[LateCustomer]:
-    """Customers owing the most on invoices past due, largest first."""
+    """Customers owing the most on invoices past due, largest first. A customer's unused credit is
+    applied first (oldest due first, as the rules engine does): what it settles is not owed, and a
+    customer whose credit settles every late invoice is not late."""
     inv, cust = models.Invoice, models.Customer
     due = func.coalesce(inv.due_date, inv.txn_date)
     overdue = func.sum(inv.balance).label("overdue")
+    credited = {c: v for c, v in reports.unused_credits(s, company.id, company.currency).items() if c and v}
     rows = s.execute(
         select(inv.customer_qbo_id, inv.currency, overdue, func.min(due), func.count())
         .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                inv.balance > 0, due < on)
         .group_by(inv.customer_qbo_id, inv.currency)
-        .order_by(overdue.desc()).limit(limit)).all()
+        .order_by(overdue.desc()).limit(limit + len(credited))).all()  # room for those credit takes down
+    holders = sorted({r[0] for r in rows if r[0] in credited})
+    if holders:
+        net: dict[tuple[str, str], tuple[Decimal, dt.date, int] | None] = {}
+        for snap in snapshot.load(s, company, customer_ids=holders):
+            mine = forecast.with_credits(snap.invoices, credited[snap.customer.id],
+                                         forecast.disputed(snap.invoices, snap.pauses, on))
+            for cur in {i.currency for i in mine}:
+                late = [(i, d) for i, d in rules.planner.oldest_first(mine) if i.currency == cur and d < on]
+                net[(snap.customer.id, cur)] = ((sum((i.balance.amount for i, _d in late), Decimal(0)), late[0][1],
+                                                 len(late)) if late else None)
+        rows = [(c, cur, *(net[(c, cur)] or (None, None, 0))) if (c, cur) in net else (c, cur, a, d, n)
+                for c, cur, a, d, n in rows]
+        rows = sorted((r for r in rows if r[2] is not None), key=lambda r: -_dec(r[2]))
+    rows = rows[:limit]
     names = dict(s.execute(select(cust.qbo_id, cust.display_name).where(
         cust.company_id == company.id, cust.qbo_id.in_([r[0] for r in rows] or [""]))).all())
     return [LateCustomer(customer_id=c, name=names.get(c, c), currency=cur, overdue=_round(_dec(a), cur),

@@ -72,6 +72,23 @@ def test_top_late_customers_are_ordered_by_overdue_amount(seeded):
         ("Café Lumière", Decimal("150.00"), 100)]
 
 
+def test_unused_credit_is_taken_off_the_late_customers_first(seeded):
+    """Dubois paid 1,000 the bookkeeper never applied: 200 of its late invoice is still owed, below
+    Martin. Lumière's credit memo covers all it owes late: it is not a late customer at all."""
+    with seeded.session() as s:
+        company_id = _company(s).id
+        s.add(models.Payment(company_id=company_id, qbo_id="P-dubois", customer_qbo_id="1", txn_date=TODAY,
+                             total=Decimal("1000.00"), unapplied=Decimal("1000.00"), currency="EUR"))
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM-lumiere", customer_qbo_id="3", txn_date=TODAY,
+                                total=Decimal("150.00"), balance=Decimal("150.00"), currency="EUR"))
+    dashboard.forget()
+    d = dashboard.build(seeded, "111", TODAY)
+    assert [(c.name, c.overdue, c.days_late, c.invoices) for c in d.top_late] == [
+        ("Boulangerie Martin", Decimal("850.50"), 10, 1), ("Atelier Dubois", Decimal("200.00"), 45, 1)]
+    with seeded.session() as s:  # the same with only one customer shown: the largest after credit
+        assert [c.name for c in dashboard.top_late_customers(s, _company(s), TODAY, limit=1)] == ["Boulangerie Martin"]
+
+
 def test_reminders_sent_and_followed_by_a_payment(seeded):
     r = dashboard.build(seeded, "111", TODAY).reminders
     # the reminder of 25 days ago was followed by the 250 payment 20 days ago; the one of 5 days ago by nothing yet
