@@ -146,3 +146,5 @@ def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> N
         page = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language).get(
             f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
         assert page.count(said) == 1, language
+        assert page.count({"en": "Has $501.00 of unused credit in QuickBooks",
+                           "fr": "Dispose de 501,00\u00a0$US d’avoir non utilisé dans QuickBooks"}[language]) == 1

@@ -11,7 +11,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import func, or_, select
 
-from qbo_collector import casework, errors, rules, snapshot
+from qbo_collector import casework, errors, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.dispatch import events
 from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
@@ -153,6 +153,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
         settled=snapshot.settled_by_credit(s, company, customer_id, on),
+        credit=reports.unused_credits(s, company.id, company.currency or "USD").get(customer_id, {}),
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,
