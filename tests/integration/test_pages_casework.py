@@ -251,6 +251,29 @@ def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, own
     assert "Café Lumière" not in names("unreachable=1")
 
 
+def test_the_customer_list_picks_out_those_with_unused_credit(pages_app, owner, sqlite_db):
+    def names(query: str) -> list[str]:
+        page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
+        return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
+
+    assert names("credit=1") == []
+    assert "No customer has unused credit." in owner.get("/companies/111/customers?credit=1").get_data(as_text=True)
+    with sqlite_db.session() as s:
+        company_id = _company(s).id
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM1", customer_qbo_id="3", txn_date=TODAY,
+                                total=Decimal("20.00"), balance=Decimal("20.00"), currency="EUR"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-over", customer_qbo_id="4", txn_date=TODAY,
+                             total=Decimal("5.00"), unapplied=Decimal("5.00"), currency="EUR"))
+        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM2", customer_qbo_id="2", txn_date=TODAY,  # used up
+                                total=Decimal("20.00"), balance=Decimal("0.00"), currency="EUR"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-gone", customer_qbo_id="5", txn_date=TODAY,
+                             total=Decimal("9.00"), unapplied=Decimal("9.00"), currency="EUR", deleted=True))
+    assert names("credit=1") == ["Café Lumière"]  # Durand & Fils owes nothing: only with "all"
+    assert names("credit=1&all=1") == ["Café Lumière", "Durand & Fils"]
+    page = owner.get("/companies/111/customers?credit=1").get_data(as_text=True)
+    assert 'name="credit" value="1" checked' in page
+
+
 def test_upcoming_skip_dry_run_and_unknown_rows(pages_app, owner, sqlite_db):
     rows = _planned_for(pages_app, sqlite_db, "2")
     first = rows[0]

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union
 
 from qbo_collector import casework, errors, reports, rules, snapshot
 from qbo_collector.db import models
@@ -26,17 +26,19 @@ def customers(realm_id: str):  # type: ignore[no-untyped-def]
     q = request.args.get("q", "").strip()[:100]
     owing = request.args.get("all") != "1"
     unreachable = request.args.get("unreachable") == "1"
+    credit = request.args.get("credit") == "1"
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     with company_session(realm_id) as (s, company, role):
         on = today_for(company)
-        rows, total = _customer_rows(s, company, q=q, owing=owing, unreachable=unreachable, page=page, on=on)
+        rows, total = _customer_rows(s, company, q=q, owing=owing, unreachable=unreachable, credit=credit, page=page,
+                                     on=on)
         return render_template("pages/customers.html", company=company, role=role, tab="customers", rows=rows,
-                               q=q, owing=owing, unreachable=unreachable, page=page,
+                               q=q, owing=owing, unreachable=unreachable, credit=credit, page=page,
                                pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1), total=total, on=on)
 
 
 def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int, on,  # type: ignore[no-untyped-def]
-                   unreachable: bool = False) -> tuple[list[dict[str, Any]], int]:
+                   unreachable: bool = False, credit: bool = False) -> tuple[list[dict[str, Any]], int]:
     c, inv = models.Customer, models.Invoice
     open_ = (inv.company_id == company.id) & (inv.status == models.InvoiceStatus.open) & inv.deleted.is_(False) & (inv.balance > 0)
     balances = (select(inv.customer_qbo_id.label("cid"), func.sum(inv.balance).label("balance"),
@@ -54,6 +56,11 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
         query = query.where(balances.c.balance > 0)
     if unreachable:  # what a person should fix: a stopped email or number, or nothing to write to
         query = query.where(casework.cannot_reach())
+    if credit:  # unused credit in QuickBooks: to apply to their invoices, or to refund (the credit indexes)
+        pay, memo = models.Payment, models.CreditMemo
+        holders = [select(t.customer_qbo_id).where(t.company_id == company.id, t.deleted.is_(False), column > 0)
+                   for t, column in ((pay, pay.unapplied), (memo, memo.balance))]
+        query = query.where(c.qbo_id.in_(union(*holders)))
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
     found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
