@@ -368,6 +368,10 @@ class _Ctx:
     qbo_problem: str | None = None
     notices: list[int] = dataclasses.field(default_factory=list)  # late-fee notices queued by this run
     pdf_failed: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # invoice Id → why no PDF (``timeline.error``)
+    # (invoice Id, SyncToken) → its PDF, the newest last, at most PDF_CACHE_BYTES together
+    pdf_cache: collections.OrderedDict[tuple[str, str], bytes] = dataclasses.field(
+        default_factory=collections.OrderedDict)
+    pdf_cache_bytes: int = 0
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -865,7 +869,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         ctx.summary.statuses["failed"] += 1
         return
     settings = company.settings or {}
-    pdfs = ([(i, line.number) for i, line in zip(shown, lines)][:PDF_ATTACH_MAX]
+    pdfs = ([(i, line.number, _version(i, fresh, mirrors)) for i, line in zip(shown, lines)][:PDF_ATTACH_MAX]
             if provider == "email" and not owner and settings.get("attach_invoice_pdf") else [])
     message = channel_base.OutboundMessage(
         outbox_id=str(row.id), realm=ctx.realm, to=address, text=text,
@@ -881,7 +885,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             outbox.set_status(s, row.id, S.sent, f"Dry run: written for {address}, not sent.", sent_at=utcnow(),
                               provider_id="dry-run", payload={**(row.payload or {}), "preview": {
                                   "subject": message.subject, "text": text[:4000],
-                                  **({"attachments": [pdf_filename(language, n) for _, n in pdfs]} if pdfs else {})}})
+                                  **({"attachments": [pdf_filename(language, n) for _, n, _v in pdfs]} if pdfs else {})}})
         ctx.summary.statuses["sent"] += 1
         ctx.summary.channels[row.channel or "?"] += 1
         return
@@ -963,16 +967,30 @@ def pdf_filename(language: str, number: str) -> str:
     return translation.reader(language, language).gettext(translation.ATTACHMENT_NAME, number=safe)
 
 
-def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
+def _version(invoice_id: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice]) -> str | None:
+    """The invoice's SyncToken as this run last read it: it changes with every edit, a fee line included."""
+    token = (fresh.get(invoice_id) or {}).get("SyncToken")
+    if token is None and invoice_id in mirrors:
+        token = mirrors[invoice_id].sync_token
+    return None if token is None else str(token)
+
+
+def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str, str | None]], language: str
                   ) -> tuple[list[channel_base.Attachment], dict[str, dict[str, str]]]:
-    """The PDFs QuickBooks makes of ``invoices`` (Id, number), one ``GET /invoice/<id>/pdf`` each, and
-    for each one not attached, why (number → ``timeline.error``). The email goes either way: the
-    invoices and their payment links are in its text."""
+    """The PDFs QuickBooks makes of ``invoices`` (Id, number, SyncToken), one ``GET /invoice/<id>/pdf``
+    each — one per run and version of an invoice: a statement and a fee notice naming the same
+    unchanged invoice share it —, and for each one not attached, why (number → ``timeline.error``).
+    The email goes either way: the invoices and their payment links are in its text."""
     attached: list[channel_base.Attachment] = []
     missing: dict[str, dict[str, str]] = {}
     size = 0
-    for invoice_id, number in invoices:
-        content, why = _invoice_pdf(ctx, invoice_id, number)
+    for invoice_id, number, version in invoices:
+        content = ctx.pdf_cache.get((invoice_id, version)) if version is not None else None
+        why = None
+        if content is None:
+            content, why = _invoice_pdf(ctx, invoice_id, number)
+            if content is not None and version is not None:
+                _keep_pdf(ctx, (invoice_id, version), content)
         if content is not None and size + len(content) > PDF_ATTACH_BYTES:
             content, why = None, timeline.error(translation.PDF_TOO_LARGE)  # this email's limit only
         if content is None:
@@ -985,6 +1003,17 @@ def _invoice_pdfs(ctx: _Ctx, invoices: list[tuple[str, str]], language: str
         attached.append(channel_base.Attachment(pdf_filename(language, number), content))
         ctx.summary.pdfs_attached += 1
     return attached, missing
+
+
+PDF_CACHE_BYTES = 32 * 1024 * 1024  # a run keeps this much of the PDFs it downloaded, the newest
+
+
+def _keep_pdf(ctx: _Ctx, key: tuple[str, str], content: bytes) -> None:
+    cache = ctx.pdf_cache
+    cache[key] = content
+    ctx.pdf_cache_bytes += len(content)
+    while ctx.pdf_cache_bytes > PDF_CACHE_BYTES and len(cache) > 1:
+        ctx.pdf_cache_bytes -= len(cache.popitem(last=False)[1])
 
 
 def _invoice_pdf(ctx: _Ctx, invoice_id: str, number: str) -> tuple[bytes | None, dict[str, str] | None]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from sqlalchemy import select
 
 from qbo_collector import dispatch, translation
@@ -147,6 +149,36 @@ def test_two_reasons_in_one_email_are_two_timeline_lines_each_in_the_readers_lan
     failure = said[number_broken]
     assert french.sentence(failure.message_key, failure.message_args, failure.message).startswith(
         f"Envoyé sans le PDF de la facture {number_broken}\u00a0: QuickBooks n’a pas produit le PDF")
+
+
+@pytest.mark.parametrize("mode", ["invoice", "line"])
+def test_a_reminder_and_a_fee_notice_of_one_run_share_the_pdf_of_an_unchanged_invoice(make_env, mode) -> None:  # type: ignore[no-untyped-def]
+    """Back-charged fees (``fees_from`` a year ago) make the first run post fees, and each fee's
+    notice names the invoice a reminder of the same run named. A fee posted as its own invoice leaves
+    the original as it was: one download serves both emails. A fee added as a line changes the
+    invoice (a new SyncToken): the notice carries the new PDF, with the fee in its total."""
+    env = make_env(company_settings={"attach_invoice_pdf": True, "fees_from": "2025-01-01", "late_fee_mode": mode})
+    summary = env.run()
+    assert summary.ok, summary.problems
+    emails = _emails(env)
+    rows = {r.id: r for r in env.rows(kind="reminder", channel="email") if r.id in emails}
+    notices = [r for r in rows.values() if r.template_key == "late_fee_notice"]
+    reminded = {i for r in rows.values() if r.template_key != "late_fee_notice" for i in r.invoice_ids}
+    shared = [r for r in notices if set(r.invoice_ids) & reminded]
+    assert shared, "the book has invoices reminded and charged a fee in the same run"
+    downloads = env.sb.log.count("intuit", "pdf:invoice")
+    if mode == "invoice":  # one per invoice named, however many emails name it
+        assert downloads == len({i for r in rows.values() for i in r.invoice_ids}) < summary.pdfs_attached
+    else:  # the notice's invoice was changed by its fee line: downloaded again, with the fee in it
+        assert downloads == summary.pdfs_attached
+        for notice in shared:
+            [invoice_id] = notice.invoice_ids
+            reminder = next(r for r in rows.values() if r.template_key != "late_fee_notice" and invoice_id in r.invoice_ids)
+            number = _numbers(env, [invoice_id])[0]
+            before, after = (next(a["content"] for a in emails[r.id]["attachments"] if a["filename"] == f"Invoice-{number}.pdf")
+                             for r in (reminder, notice))
+            total = env.sb.intuit.get(env.realm, "Invoice", invoice_id)["TotalAmt"]
+            assert before != after and f" {total})".encode() in after
 
 
 def test_a_dry_run_names_the_pdfs_and_asks_quickbooks_for_none(make_env) -> None:  # type: ignore[no-untyped-def]
