@@ -99,11 +99,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+HANDLER_NAME = "qbo-collector"
+
+
 def configure(level: int = logging.INFO, *, json_lines: bool | None = None) -> None:
     """Log to stderr: readable lines on a terminal, JSON lines otherwise (for log collectors)."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.addFilter(_ContextFilter())
     handler.setFormatter(JsonFormatter() if json_lines else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s %(context)s"))

@@ -31,6 +31,22 @@ PG_URL = os.environ.get("QBO_COLLECTOR_TEST_POSTGRES_URL")
 WALL_CLOCK = os.environ.get("QBO_COLLECTOR_TEST_WALL_CLOCK")
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """``qbo-collector`` commands run in a test point the root logger at that test's captured stderr
+    (``logs.configure``); put the handlers back after it, so that no later test logs into a closed
+    stream ("--- Logging error ---")."""
+    import logging
+
+    from qbo_collector import logs
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != logs.HANDLER_NAME]
+    root.setLevel(level)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if WALL_CLOCK:
         import datetime
