@@ -156,11 +156,14 @@ def main() -> int:
         pdf_calls = sb.log.count("intuit", "pdf:invoice") - pdfs0
         mails = sb.sendgrid.messages[mails0:]
         attached = [a for m in mails for a in m.get("attachments") or ()]
-        named = sum(min(len(r.invoice_ids or ()), dispatch_run.PDF_ATTACH_MAX) for r in due
-                    if r.channel == "email" and r.status.value == "sent") if args.attach_pdf else 0
+        emailed = [r for r in due if r.channel == "email" and r.status.value == "sent"] if args.attach_pdf else []
+        named = sum(min(len(r.invoice_ids or ()), dispatch_run.PDF_ATTACH_MAX) for r in emailed)
+        # the default fee mode posts fees as invoices of their own: a named invoice does not change in the run
+        distinct = len({(r.company_id, i) for r in emailed for i in (r.invoice_ids or ())[:dispatch_run.PDF_ATTACH_MAX]})
         print(f"invoice PDFs: {pdf_calls} downloads for {len(attached)} attachments on "
               f"{sum(1 for m in mails if m.get('attachments'))} of {len(mails)} emails "
-              f"({sum(len(a['content']) for a in attached) / 1e6:.1f} MB); optimum one per invoice an email names = {named}")
+              f"({sum(len(a['content']) for a in attached) / 1e6:.1f} MB); the emails name {named} invoices, "
+              f"{distinct} different ones: optimum one download per invoice (and version) = {distinct}")
         print(f"other QuickBooks calls: {api - fresh_used - notes_used - pdf_calls} (late-fee invoices: {fees}, 'Late fee' item "
               f"lookups/creations, 5010 re-reads); sandbox log: {sb.log.count('intuit', 'query') - queries0} queries, "
               f"{sb.log.count('intuit', 'batch') - batches0} batches")
