@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from qbo_collector import dispatch, snapshot
 from qbo_collector.db import models
-from tests.integration.test_pages_support import TODAY, frozen_today, owner, pages_app  # noqa: F401
+from tests.integration.test_pages_support import TODAY, add_credit, frozen_today, owner, pages_app  # noqa: F401
 
 CUSTOMER = "/companies/111/customers/1"
 
@@ -225,14 +225,16 @@ def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
     assert "9999" not in zola and "Dec 10, 2026" not in zola and "—" in zola
 
 
-def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):
-    def names(query: str) -> list[str]:
-        page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
-        return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
+def _names(owner, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The customers the Customers list shows for ``query``, in its order."""
+    page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
+    return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
 
-    assert names("unreachable=1") == []
+
+def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):
+    assert _names(owner, "unreachable=1") == []
     assert "Reminders can reach every customer." in owner.get("/companies/111/customers?unreachable=1").get_data(as_text=True)
-    assert names("unreachable=1&all=1") == ["Durand & Fils"]  # no email, no phone, owes nothing
+    assert _names(owner, "unreachable=1&all=1") == ["Durand & Fils"]  # no email, no phone, owes nothing
     with sqlite_db.session() as s:
         company_id = _company(s).id
         for qbo_id, change in (("2", {"email_stopped": "bounce"}), ("5", {"sms_stopped": "stop"}),
@@ -241,35 +243,27 @@ def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, own
                                                               models.Customer.qbo_id == qbo_id))
             for name, value in change.items():
                 setattr(customer, name, value)
-    assert names("unreachable=1") == ["Boulangerie Martin", "Café Lumière", "Épicerie Zola"]  # by balance
-    assert names("unreachable=1&q=zola") == ["Épicerie Zola"]
+    assert _names(owner, "unreachable=1") == ["Boulangerie Martin", "Café Lumière", "Épicerie Zola"]  # by balance
+    assert _names(owner, "unreachable=1&q=zola") == ["Épicerie Zola"]
     page = owner.get("/companies/111/customers?unreachable=1").get_data(as_text=True)
     assert 'name="unreachable" value="1" checked' in page
     with sqlite_db.session() as s:  # Café Lumière gets a mobile number in QuickBooks: texts can reach it
         s.scalar(select(models.Customer).where(models.Customer.company_id == company_id,
                                                models.Customer.qbo_id == "3")).mobile = "+33 6 12 34 56 78"
-    assert "Café Lumière" not in names("unreachable=1")
+    assert "Café Lumière" not in _names(owner, "unreachable=1")
 
 
 def test_the_customer_list_picks_out_those_with_unused_credit(pages_app, owner, sqlite_db):
-    def names(query: str) -> list[str]:
-        page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
-        return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
-
-    assert names("credit=1") == []
+    assert _names(owner, "credit=1") == []
     assert "No customer has unused credit." in owner.get("/companies/111/customers?credit=1").get_data(as_text=True)
     with sqlite_db.session() as s:
         company_id = _company(s).id
-        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM1", customer_qbo_id="3", txn_date=TODAY,
-                                total=Decimal("20.00"), balance=Decimal("20.00"), currency="EUR"))
-        s.add(models.Payment(company_id=company_id, qbo_id="P-over", customer_qbo_id="4", txn_date=TODAY,
-                             total=Decimal("5.00"), unapplied=Decimal("5.00"), currency="EUR"))
-        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM2", customer_qbo_id="2", txn_date=TODAY,  # used up
-                                total=Decimal("20.00"), balance=Decimal("0.00"), currency="EUR"))
-        s.add(models.Payment(company_id=company_id, qbo_id="P-gone", customer_qbo_id="5", txn_date=TODAY,
-                             total=Decimal("9.00"), unapplied=Decimal("9.00"), currency="EUR", deleted=True))
-    assert names("credit=1") == ["Café Lumière"]  # Durand & Fils owes nothing: only with "all"
-    assert names("credit=1&all=1") == ["Café Lumière", "Durand & Fils"]
+        add_credit(s, company_id, "3", "CM1", "20.00", memo=True)
+        add_credit(s, company_id, "4", "P-over", "5.00", memo=False)
+        add_credit(s, company_id, "2", "CM2", "20.00", memo=True, left="0.00")  # used up
+        add_credit(s, company_id, "5", "P-gone", "9.00", memo=False, deleted=True)
+    assert _names(owner, "credit=1") == ["Café Lumière"]  # Durand & Fils owes nothing: only with "all"
+    assert _names(owner, "credit=1&all=1") == ["Café Lumière", "Durand & Fils"]
     page = owner.get("/companies/111/customers?credit=1").get_data(as_text=True)
     assert 'name="credit" value="1" checked' in page
 

@@ -13,7 +13,7 @@ from qbo_collector import dashboard, digest, reports, snapshot
 from qbo_collector.db import models
 from qbo_collector.money import Money
 from qbo_collector.rules import forecast, model
-from tests.integration.test_pages_support import TODAY, frozen_today, owner, pages_app, seed, viewer  # noqa: F401
+from tests.integration.test_pages_support import TODAY, add_credit, frozen_today, owner, pages_app, seed, viewer  # noqa: F401
 
 pytestmark = pytest.mark.postgres
 
@@ -77,10 +77,8 @@ def test_unused_credit_is_taken_off_the_late_customers_first(seeded):
     Martin. Lumière's credit memo covers all it owes late: it is not a late customer at all."""
     with seeded.session() as s:
         company_id = _company(s).id
-        s.add(models.Payment(company_id=company_id, qbo_id="P-dubois", customer_qbo_id="1", txn_date=TODAY,
-                             total=Decimal("1000.00"), unapplied=Decimal("1000.00"), currency="EUR"))
-        s.add(models.CreditMemo(company_id=company_id, qbo_id="CM-lumiere", customer_qbo_id="3", txn_date=TODAY,
-                                total=Decimal("150.00"), balance=Decimal("150.00"), currency="EUR"))
+        add_credit(s, company_id, "1", "P-dubois", "1000.00", memo=False)
+        add_credit(s, company_id, "3", "CM-lumiere", "150.00", memo=True)
     dashboard.forget()
     d = dashboard.build(seeded, "111", TODAY)
     assert [(c.name, c.overdue, c.days_late, c.invoices) for c in d.top_late] == [

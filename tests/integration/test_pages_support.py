@@ -77,6 +77,16 @@ def seed(db, *, realm: str = "111", name: str = "Company A", currency: str = "EU
         return cid
 
 
+def add_credit(s, company_id: int, customer: str, qbo_id: str, amount: str, *, memo: bool,  # type: ignore[no-untyped-def]
+               left: str | None = None, on: dt.date = TODAY, deleted: bool = False) -> None:
+    """Unused credit in the mirror: a credit memo (``memo``) with ``left`` of it not used, or a payment
+    with ``left`` of it not applied (all of ``amount`` unless said), in euros."""
+    unused = Decimal(left if left is not None else amount)
+    common = dict(company_id=company_id, qbo_id=qbo_id, customer_qbo_id=customer, txn_date=on,
+                  total=Decimal(amount), currency="EUR", deleted=deleted)
+    s.add(models.CreditMemo(**common, balance=unused) if memo else models.Payment(**common, unapplied=unused))
+
+
 @pytest.fixture
 def frozen_today(monkeypatch):  # type: ignore[no-untyped-def]
     """The pages read the company's local date from ``clock.now()``: pin it to TODAY (10:00 UTC)."""
