@@ -142,6 +142,7 @@ def main() -> int:
             if r.kind == "note" and r.status.value == "sent":
                 per_company_noted[r.company_id].add(r.customer_qbo_id or "")
         fresh_used = sum(s.freshness_queries for s in summaries)
+        credit_used = sum(s.credit_reads for s in summaries)
         fresh_opt = sum(math.ceil(len(ids) / 1000) for ids in per_company_invoices.values())
         notes_used = sum(s.note_batches for s in summaries)
         notes_opt = sum(math.ceil(len(c) / 30) for c in per_company_noted.values())
@@ -151,6 +152,8 @@ def main() -> int:
         print(f"due actions: {len(due)} across {len(realms)} companies ({dict(statuses)})")
         print(f"freshness checks: {fresh_used} QuickBooks queries for {sum(len(v) for v in per_company_invoices.values())} "
               f"invoices; optimum ⌈n/1000⌉ per company = {fresh_opt}")
+        print(f"payments and credit memos read before planning: {credit_used} CDC calls; optimum one per company "
+              f"= {len(realms)}")
         print(f"notes write-back: {notes_used} batch calls for {sum(len(v) for v in per_company_noted.values())} "
               f"customers; optimum ⌈n/30⌉ per company = {notes_opt}")
         pdf_calls = sb.log.count("intuit", "pdf:invoice") - pdfs0
@@ -164,7 +167,7 @@ def main() -> int:
               f"{sum(1 for m in mails if m.get('attachments'))} of {len(mails)} emails "
               f"({sum(len(a['content']) for a in attached) / 1e6:.1f} MB); the emails name {named} invoices, "
               f"{distinct} different ones: optimum one download per invoice (and version) = {distinct}")
-        print(f"other QuickBooks calls: {api - fresh_used - notes_used - pdf_calls} (late-fee invoices: {fees}, 'Late fee' item "
+        print(f"other QuickBooks calls: {api - fresh_used - credit_used - notes_used - pdf_calls} (late-fee invoices: {fees}, 'Late fee' item "
               f"lookups/creations, 5010 re-reads); sandbox log: {sb.log.count('intuit', 'query') - queries0} queries, "
               f"{sb.log.count('intuit', 'batch') - batches0} batches")
         print(f"run: {elapsed:.1f} s wall, {provider_time[0]:.1f} s inside SendGrid/Twilio calls, "

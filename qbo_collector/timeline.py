@@ -117,6 +117,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "cancel.voided": N_("Cancelled: invoice %(invoice)s was voided in QuickBooks before sending."),
     "cancel.balance_changed": N_("Cancelled: the balance of invoice %(invoice)s changed in QuickBooks (%(before)s → "
                                  "%(after)s) since it was planned; the next run plans it again on the new figures."),
+    "cancel.credit": N_("Cancelled: invoice %(invoice)s is settled by the customer's unused credit in QuickBooks "
+                        "(%(credit)s, recorded since it was planned): nothing goes out for it until the credit is "
+                        "applied or gone; the next run plans it again."),
     "cancel.due_date_changed": N_("Cancelled: the due date of invoice %(invoice)s changed in QuickBooks (%(before)s → "
                                   "%(after)s); the next run plans it again."),
     # lines written to the customer's notes in QuickBooks (the note is written in English; the

@@ -5,7 +5,10 @@
 1. Take the company's ``dispatch`` lease (``leases``): two workers never dispatch one company
    at once, so rows found ``sending`` are a crash's leftovers (``recover_sending``) and
    ``unknown`` rows are reconciled from provider events first.
-2. Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
+2. Read the payments and credit memos changed since the last sync (one CDC call,
+   ``sync.run.catch_up``): money recorded unapplied since then holds the invoices it settles in
+   this run's plan. If that read fails, rows chasing invoices wait (deferred).
+   Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
    actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. A run plans the customers with an
    invoice whose ``next_action_on`` has come (or is unknown), evaluating only those invoices,
    and, in full, the customers whose invoices or own row changed since the last run or who got
@@ -22,7 +25,8 @@
    (``SELECT * FROM Invoice WHERE Id IN (…)``, with ``include=invoiceLink``). Paid, voided or
    deleted invoices cancel their rows; a changed balance or due date cancels them too and
    gives the dedupe key up, so the next run plans the same step on fresh figures. The
-   fresh rows are written to the mirror.
+   fresh rows are written to the mirror. A reminder, fee or task naming an invoice that the
+   customer's unused credit now settles (planned before the credit came) is cancelled the same way.
 5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
    the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
    COMMIT. Retries (tenacity) only for errors that prove nothing was sent.
@@ -56,7 +60,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import func, select
 
-from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
+from qbo_collector import alerts, clock, config, errors, leases, reports, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -66,10 +70,11 @@ from qbo_collector.db.secrets import Vault
 from qbo_collector.db.session import Database
 from qbo_collector.dispatch import messages, outbox
 from qbo_collector.dispatch.outbox import PlannedRow
-from qbo_collector.money import to_decimal
+from qbo_collector.money import Money, to_decimal
 from qbo_collector.sync import client as qbo_client
 from qbo_collector.sync import limiter as limiter_mod
 from qbo_collector.sync import mirror, streams
+from qbo_collector.sync import run as sync_run
 
 log = logging.getLogger(__name__)
 S = models.OutboxStatus
@@ -80,6 +85,7 @@ CUSTOMER_CHANNELS = ("email", "sms")
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
 PDF_ATTACH_BYTES = 20 * 1024 * 1024   # SendGrid takes 30 MB a message, and base64 adds a third
+CREDIT_STREAMS = (streams.PAYMENT, streams.CREDIT_MEMO)  # read before planning: money the invoice query cannot see
 PDF_ATTEMPTS = 2                      # a PDF QuickBooks cannot make fails every time: do not wait minutes for it
 
 
@@ -106,6 +112,7 @@ class RunSummary:
     api_calls: int = 0                     # QuickBooks HTTP requests (retries included)
     freshness_queries: int = 0
     freshness_invoices: int = 0
+    credit_reads: int = 0                  # QuickBooks calls reading the payments and credit memos changed since the sync
     note_batches: int = 0
     notes_written: int = 0
     pdfs_attached: int = 0                 # invoice PDFs sent with emails (one QuickBooks call each)
@@ -174,7 +181,8 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"realm": self.realm, "dry_run": self.dry_run, "planned": self.planned, "statuses": dict(self.statuses),
                 "channels": dict(self.channels), "api_calls": self.api_calls,
-                "freshness_queries": self.freshness_queries, "note_batches": self.note_batches,
+                "freshness_queries": self.freshness_queries, "credit_reads": self.credit_reads,
+                "note_batches": self.note_batches,
                 "notes_written": self.notes_written, "pdfs_attached": self.pdfs_attached,
                 "pdfs_missing": self.pdfs_missing, "waiting": self.waiting, "deferred": self.deferred,
                 "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
@@ -372,6 +380,7 @@ class _Ctx:
     pdf_cache: collections.OrderedDict[tuple[str, str], bytes] = dataclasses.field(
         default_factory=collections.OrderedDict)
     pdf_cache_bytes: int = 0
+    credit_read: bool | None = None  # the payments and credit memos read just before planning (False: that failed)
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -410,8 +419,6 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         try:
             summary.recovered = outbox.recover_sending(db, company_id=company_id)
             summary.reconciled = outbox.reconcile_unknown(db, company_id=company_id)
-            plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
-                            summary=summary, fingerprint=fingerprint)
             qbo = notes = None
             problem = None
             if connected:
@@ -425,6 +432,9 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
             ctx = _Ctx(settings=settings, db=db, company_id=company_id, realm=realm_id, now=now, today=today,
                        dry_run=dry, summary=summary, channels=_Channels(settings, sms_from=company_sms_from), retry=retry or SendRetry(),
                        qbo=qbo, notes=notes, qbo_problem=problem)
+            _read_credit(ctx)
+            plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
+                            summary=summary, fingerprint=fingerprint)
             _process_due(ctx)
             if not dry:
                 _pause_notes(ctx)
@@ -445,6 +455,53 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
                                     summary.line(), data=summary.as_dict())
     log.info(summary.line())
     return summary
+
+
+def _read_credit(ctx: _Ctx) -> None:
+    """Before planning: the payments and credit memos recorded in QuickBooks since the last sync, in
+    one CDC call (``sync.run.catch_up``). The invoice query of the freshness check cannot see money
+    recorded as an unapplied payment or a credit memo, which leaves the invoice's balance as it was;
+    read here, it holds the invoices it settles (``rules.credit_covered``) in this very run. When the
+    read fails, reminders, fees and tasks that name an invoice wait (deferred) for the next run."""
+    qbo = ctx.qbo
+    if qbo is None:
+        return
+    before = qbo.api_calls
+    try:
+        ctx.credit_read = sync_run.catch_up(qbo, ctx.db, ctx.realm, ctx.company_id, CREDIT_STREAMS)
+    except errors.ReconnectNeeded as exc:
+        alerts.reconnect_needed(ctx.db, ctx.realm, exc.message, on=ctx.today, at=ctx.now)
+        ctx.summary.errors.append(f"QuickBooks needs reconnecting: {exc.message}")
+        ctx.qbo = ctx.notes = None  # nothing naming an invoice goes out, no note or fee is written
+        ctx.qbo_problem = exc.message
+    except errors.QboCollectorError as exc:
+        ctx.credit_read = False
+        ctx.summary.errors.append("The payments and credit memos recorded since the last sync could not be read, so "
+                                  f"no reminder, fee or task naming an invoice was carried out: {exc.message}")
+    finally:
+        ctx.summary.credit_reads += qbo.api_calls - before
+    if ctx.credit_read is False:
+        log.warning("%s: payments and credit memos not read before planning; rows chasing invoices wait", ctx.realm)
+
+
+def _chases(row: models.Outbox) -> bool:
+    """A row that asks the customer for money (or posts a fee, or a task to chase it) about invoices."""
+    return bool(row.invoice_ids) and row.kind in ("reminder", "fee", "task")
+
+
+def _settled_by_credit(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) -> dict[str, Money]:
+    """Invoice id → the unused credit that settles it in full (``snapshot.settled_by_credit``), for
+    the customers of ``rows`` that chase invoices and hold credit. The plan of this run already left
+    those invoices alone; this catches rows planned by an earlier run (texts waiting for daytime)."""
+    wanted = {r.customer_qbo_id for r in rows if _chases(r) and r.customer_qbo_id}
+    if not wanted:
+        return {}
+    with ctx.db.session() as s:
+        holders = sorted(wanted & set(reports.unused_credits(s, ctx.company_id, company.currency or "USD")))
+        settled: dict[str, Money] = {}
+        for customer_id in holders:
+            settled.update(snapshot.settled_by_credit(s, company, customer_id, ctx.today))
+    return settled
 
 
 def _due_rows(ctx: _Ctx) -> list[models.Outbox]:
@@ -484,12 +541,19 @@ def _process_due(ctx: _Ctx) -> None:
             ready.append((row, address))  # type: ignore[arg-type]
     fresh = _freshness(ctx, company, [r for r, _ in ready])
     mirrors = _mirror_invoices(ctx, {i for r, _ in ready for i in r.invoice_ids or ()})
+    settled = _settled_by_credit(ctx, company, [r for r, _ in ready]) if fresh is not None else {}
     for row, address in ready:
-        if row.invoice_ids and fresh is None:
+        if row.invoice_ids and (fresh is None or (ctx.credit_read is False and _chases(row))):
             ctx.summary.deferred += 1
             continue  # QuickBooks could not be read: nothing that names an invoice goes out unchecked
         if row.invoice_ids:
             stale = _stale(row, fresh or {})
+            credited = next((i for i in row.invoice_ids if i in settled), None) if _chases(row) else None
+            if stale is None and credited is not None:
+                numbers = dict(zip(row.invoice_ids, (row.payload or {}).get("numbers") or row.invoice_ids))
+                credit = settled[credited].rounded()
+                stale = timeline.text("cancel.credit", invoice=str(numbers.get(credited, credited)),
+                                      credit=timeline.money(credit.amount, credit.currency)), True
             if stale is not None:
                 reason, free = stale
                 _cancel(ctx, row, reason, free=free)

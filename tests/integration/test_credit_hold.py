@@ -6,6 +6,7 @@ credit goes away, the reminders resume."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select
 from qbo_collector import snapshot
 from qbo_collector.db import models
 from tests.integration import test_dispatch_support as ds
+from tests.integration import test_sync_support as support
 from tests.integration.test_pages_support import browser
 
 
@@ -148,3 +150,86 @@ def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> N
         assert page.count(said) == 1, language
         assert page.count({"en": "Has $501.00 of unused credit in QuickBooks",
                            "fr": "Dispose de 501,00\u00a0$US d’avoir non utilisé dans QuickBooks"}[language]) == 1
+
+
+def _pay_unapplied(env, customer_id: str, amount: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The customer's money recorded in QuickBooks without applying it to any invoice."""
+    payment = env.sb.intuit.create(env.realm, "Payment", {"CustomerRef": {"value": customer_id},
+                                                          "TotalAmt": float(amount)})
+    assert float(payment["UnappliedAmt"]) == float(amount)
+    return payment
+
+
+def test_a_payment_recorded_after_the_last_sync_is_read_before_planning(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    customer_id, (oldest, second) = _customer_owing(env, -3, -2)  # both have their "1 day late" step due today
+    env.sync()
+    payment = _pay_unapplied(env, customer_id, oldest["Balance"])  # after the sync; no webhook either
+    calls = sb.log.count("intuit", "cdc", realm=realm)
+    summary = env.run()
+    assert summary.ok and summary.credit_reads == 1, summary.problems
+    assert sb.log.count("intuit", "cdc", realm=realm) - calls == 1  # one CDC call: payments and credit memos
+    assert not _naming(env, oldest["Id"])  # settled by the money just recorded: not reminded, fined nor tasked
+    assert [(r.step, r.status.value) for r in _naming(env, second["Id"]) if r.channel == "email"] == [(1, "sent")]
+    [alert] = [r for r in _naming(env, oldest["Id"], alerts=True) if r.channel == "owner_email"]
+    assert alert.payload["topic"] == "credit" and alert.status.value == "sent"
+    with env.db.session() as s:  # mirrored as a sync would, its cursor moved on
+        row = s.scalar(select(models.Payment).where(models.Payment.qbo_id == payment["Id"]))
+        assert row is not None and row.unapplied == Decimal(str(oldest["Balance"]))
+    quiet = env.run(now=env.now_at(13))  # nothing new in QuickBooks: the call reads nothing
+    assert quiet.ok and quiet.credit_reads == 1 and quiet.statuses["sent"] == 0
+
+
+def test_a_text_planned_before_the_credit_came_is_cancelled_not_sent(  # type: ignore[no-untyped-def]
+        sandbox_factory, settings_factory, sqlite_db) -> None:
+    policy = ds.text_and_email_policy()
+    policy.update(min_gap_days=0, alert_owner_when_late=False)
+    policy["send_window"]["hour"] = 8  # 8:00 in Los Angeles is 6:00 in Honolulu: the text waits for 8:00 there
+    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, sqlite_db, policy=policy)
+    try:
+        sb, realm = env.sb, env.realm
+        customer_id, (invoice,) = _customer_owing(env, -2)
+        sb.intuit.update(realm, "Customer", customer_id, Mobile={"FreeFormNumber": "(808) 555-0142"})
+        env.sync()
+        early = env.run(now=env.now_at(8) + dt.timedelta(minutes=30))
+        assert early.ok and early.waiting >= 1, early.problems
+        [text] = [r for r in _naming(env, invoice["Id"]) if r.channel == "sms"]
+        wakes = text.due_at.replace(tzinfo=dt.timezone.utc)
+        assert text.status.value == "planned" and wakes.astimezone(zoneinfo.ZoneInfo("Pacific/Honolulu")).hour == 8
+
+        _pay_unapplied(env, customer_id, invoice["Balance"])  # before it wakes, not synced
+        later = env.run(now=wakes + dt.timedelta(minutes=30))
+        assert later.ok and later.statuses["cancelled"] == 1, later.problems
+        cancelled = next(r for r in env.rows() if r.id == text.id)
+        assert cancelled.status.value == "cancelled"
+        assert cancelled.status_reason == (
+            f"Cancelled: invoice {invoice['DocNumber']} is settled by the customer's unused credit in QuickBooks "
+            f"(500.00 USD, recorded since it was planned): nothing goes out for it until the credit is applied or "
+            f"gone; the next run plans it again.")
+        assert cancelled.dedupe_key == f"{text.dedupe_key}#cancelled{text.id}"  # the step may be planned again
+        assert not [m for m in sb.twilio.messages if m["to"] == "+18085550142"]
+        assert [r.payload["topic"] for r in _naming(env, invoice["Id"], alerts=True) if r.channel == "owner_email"] == [
+            "credit"]  # the owner is told to apply it, in the same run
+        page = browser(env.web.app, env.db, "owner-fr@maple.example", realm=realm, language="fr").get(
+            f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
+        assert (f"Annulé\u00a0: la facture {invoice['DocNumber']} est réglée par l’avoir non utilisé du client dans "
+                "QuickBooks (500,00\u00a0$US, enregistré depuis la planification)") in page
+    finally:
+        ds.stop([env])
+
+
+def test_when_the_payments_cannot_be_read_no_reminder_goes_out(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    _customer_id, (invoice,) = _customer_owing(env, -2)
+    env.sync()
+    sb.intuit_faults.force_500 = support.FAST.attempts  # every try of the CDC call fails; the next call works
+    summary = env.run()
+    assert summary.deferred >= 1 and summary.freshness_queries == 1
+    assert [e for e in summary.errors if e.startswith(
+        "The payments and credit memos recorded since the last sync could not be read, so no reminder, fee or task "
+        "naming an invoice was carried out:")]
+    assert {r.status.value for r in _naming(env, invoice["Id"])} == {"planned"}  # kept for the next run, not lost
+    assert not [m for m in sb.sendgrid.messages if m["to"] == "ap@lumen.example"]
+    again = env.run(now=env.now_at(13))
+    assert again.ok and again.credit_reads == 1, again.problems
+    assert {r.status.value for r in _naming(env, invoice["Id"]) if r.channel == "email"} == {"sent"}

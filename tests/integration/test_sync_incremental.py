@@ -209,3 +209,41 @@ def test_a_stopped_address_replaced_in_quickbooks_starts_again_and_the_same_one_
     assert [(c, k) for c, k, _key, _m in lines] == [(ids["fixed"], "email.address_changed"),
                                                     (ids["renumbered"], "sms.number_changed")]
     assert "accounts.payable@fixed.example" in lines[0].message and "+14155550199" in lines[1].message
+
+
+def test_catch_up_reads_only_the_streams_it_names_in_one_call_and_moves_their_cursors(
+        fresh_sandbox, settings_factory, db, vault):
+    from qbo_collector.sync import client as client_mod
+    from qbo_collector.sync import streams
+
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    qbo = client_mod.QboClient(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED)
+    with db.session() as s:
+        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+    wanted = (streams.PAYMENT, streams.CREDIT_MEMO)
+    assert run.catch_up(qbo, db, realm, company_id, wanted) is False  # never read in full: the sync's job
+    assert qbo.api_calls == 0
+    _sync(settings, db, vault, realm)
+    with db.session() as s:
+        cursors = {c.entity: c.changed_since for c in s.scalars(select(models.SyncCursor))}
+
+    open_ids = [r["Id"] for r in sb.intuit.entities(realm, "Invoice") if r["Balance"] > 0]
+    sb.clock.advance(timedelta(minutes=5))
+    sb.intuit.pay_invoice(realm, open_ids[0])                    # a payment, and the invoice it pays
+    before = sb.log.count("intuit", realm=realm)
+    assert run.catch_up(qbo, db, realm, company_id, wanted) is True
+    assert sb.log.count("intuit", realm=realm) - before == 1 == qbo.api_calls  # one CDC call
+    with db.session() as s:
+        moved = {c.entity: c.changed_since for c in s.scalars(select(models.SyncCursor))}
+        paid = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == open_ids[0]))
+        payments = {p.qbo_id for p in s.scalars(select(models.Payment))}
+    assert moved["Payment"] > cursors["Payment"] and moved["CreditMemo"] > cursors["CreditMemo"]
+    assert moved["Invoice"] == cursors["Invoice"] and paid.balance > 0  # the invoice is the sync's (or the freshness check's)
+    assert {p["Id"] for p in sb.intuit.entities(realm, "Payment")} <= payments
+
+    with db.session() as s:  # a cursor past CDC's 30 days: nothing read, the next sync reads it in full
+        cursor = s.scalar(select(models.SyncCursor).where(models.SyncCursor.entity == "CreditMemo"))
+        cursor.changed_since = cursor.changed_since - timedelta(days=31)
+    assert run.catch_up(qbo, db, realm, company_id, wanted) is False and qbo.api_calls == 1
