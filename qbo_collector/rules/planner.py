@@ -268,8 +268,9 @@ def credit_alert_key(realm: str, customer_id: str, credit: money.Money) -> str:
 
 
 def _credit_of(customer: model.Customer, currency: str) -> money.Money | None:
-    total = sum((m.amount for m in customer.credits if m.currency == currency), Decimal(0))
-    return money.Money(total, currency).rounded() if total > 0 else None
+    """The customer's unused credit in ``currency``, rounded; None when it has none."""
+    total = _credit_by_currency(customer).get(currency)
+    return money.Money(total, currency).rounded() if total else None
 
 
 def _credit_alerts(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
