@@ -184,6 +184,10 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "alert.promise_broken": N_("%(name)s promised to pay %(amount)s by %(until)s and has not: reminders resume at "
                                "the next step."),
     "alert.instalment_missed": N_("%(name)s missed instalment %(n)s of %(amount)s due %(due)s."),
+    "alert.credit.partial": N_("%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
+                               "(credit memos, unapplied payments). Applied, it pays %(part)s of invoice %(invoice)s, "
+                               "whose reminders ask for the whole balance until then: apply the credit to it in "
+                               "QuickBooks."),
     "alert.credit": Np_("%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
                         "(credit memos, unapplied payments). It settles invoice %(invoices)s, so no reminder goes "
                         "out for it: apply the credit to it in QuickBooks.",

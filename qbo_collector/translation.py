@@ -62,7 +62,7 @@ TOPIC_LABELS = {
     "instalment_missed": N_("Instalment missed"), "unreachable": N_("Customer cannot be reached"),
     "step": N_("Step to do by hand"), "reply": N_("The customer replied"),
     "reconnect": N_("QuickBooks must be reconnected"), "undeliverable": N_("A message could not be delivered"),
-    "credit": N_("Unused credit settles invoices"),
+    "credit": N_("Unused credit to apply"),
 }
 
 

@@ -149,6 +149,10 @@ def alert_sentence(action: rules.AlertOwner, *, customer_name: str, numbers: Seq
     if action.topic == "promise_broken" and action.amount is not None and action.until is not None:
         return timeline.text("alert.promise_broken", name=customer_name, until=timeline.date(action.until),
                              amount=timeline.money(action.amount.amount, action.amount.currency))
+    if action.topic == "credit" and action.amount is not None and action.part is not None and numbers:
+        return timeline.text("alert.credit.partial", name=customer_name, invoice=numbers[0],
+                             amount=timeline.money(action.amount.amount, action.amount.currency),
+                             part=timeline.money(action.part.amount, action.part.currency))
     if action.topic == "credit" and action.amount is not None and numbers:
         return timeline.text("alert.credit", name=customer_name, invoices=timeline.invoices(numbers), num=len(numbers),
                              amount=timeline.money(action.amount.amount, action.amount.currency))

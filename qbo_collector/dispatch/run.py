@@ -211,7 +211,7 @@ def local_today(company: models.Company, now: dt.datetime) -> dt.date:
 def _rows_of(company: models.Company, snap: snapshot.CustomerSnapshot, actions: list[rules.Action],
              dry_run: bool) -> list[PlannedRow]:
     numbers = {i.id: i.doc_number or i.id for i in snap.invoices}
-    balances = {i.id: str(i.balance.amount) for i in snap.invoices}
+    balances = {i.id: format(i.balance.amount, "f") for i in snap.invoices}  # "500", not SQLite's "5E+2"
     due_dates = {i.id: (r.due_date.isoformat() if r.due_date else None) for i, r in
                  ((i, snap.invoice_rows[i.id]) for i in snap.invoices)}
     _email, owner_phone = alerts.owner_contacts(company)

@@ -96,6 +96,7 @@ class _Inputs:
     done: dict[str, dict[tuple[int, int], dt.date]] = dataclasses.field(default_factory=dict)
     contacts: list[tuple[dt.date, dt.date]] | None = None  # (contact day, day planned for), sorted; built on first use
     covered: frozenset[str] = frozenset()  # invoices the customer's unused credit settles (``credit_covered``)
+    partial: dict[str, Decimal] = dataclasses.field(default_factory=dict)  # the one it pays only part of → that part
 
     @classmethod
     def build(cls, company: model.CompanyContext, customer: model.Customer, policy: policy_mod.Policy,
@@ -107,9 +108,9 @@ class _Inputs:
         for h in history:
             for invoice_id in h.invoice_ids:
                 by_invoice.setdefault(invoice_id, []).append(h)
-        covered = credit_covered(invoices, customer, pauses, today=today) if customer.credits else frozenset()
+        covered, partial = credit_parts(invoices, customer, pauses, today=today)
         return cls(company, customer, policy, history, pauses, frozenset(h.dedupe_key for h in history),
-                   customer.time_zone or company.time_zone, by_invoice, covered=covered)
+                   customer.time_zone or company.time_zone, by_invoice, covered=covered, partial=partial)
 
     def extended(self, entries: Sequence[model.HistoryEntry]) -> "_Inputs":
         """The same inputs with ``entries`` appended to the history; what they do not touch is kept."""
@@ -140,7 +141,7 @@ class _Inputs:
                 steps[key] = min(day, steps.get(key, day))
         return _Inputs(self.company, self.customer, self.policy, self.history + tuple(entries), self.pauses,
                        self.keys.union(h.dedupe_key for h in entries), self.contact_tz, by_invoice, done, contacts,
-                       self.covered)
+                       self.covered, self.partial)
 
     def pauses_of(self, invoice_id: str) -> list[model.Pause]:
         return [p for p in self.pauses if model.covers(p, invoice_id)]
@@ -240,18 +241,27 @@ def _credit_by_currency(customer: model.Customer) -> dict[str, Decimal]:
     return {c: a for c, a in credit.items() if a > 0}
 
 
+def credit_parts(invoices: Sequence[model.Invoice], customer: model.Customer,
+                 pauses: Iterable[model.Pause] = (), *, today: dt.date) -> tuple[frozenset[str], dict[str, Decimal]]:
+    """What the customer's unused credit does to its open invoices (``allocate_credits``): the ids
+    of those it settles in full (``credit_covered``), and the invoice it pays only part of, per
+    currency (the next one in line), with that part: QuickBooks still asks for the whole balance."""
+    credit = _credit_by_currency(customer)
+    if not credit:
+        return frozenset(), {}
+    mine = [i for i in invoices if i.customer_id == customer.id and i.is_open]
+    taken = allocate_credits(mine, credit, disputed(mine, pauses, today))
+    full = frozenset(i.id for i in mine if taken.get(i.id, Decimal(-1)) >= i.balance.amount)
+    return full, {i.id: taken[i.id] for i in mine if i.id in taken and i.id not in full and taken[i.id] > 0}
+
+
 def credit_covered(invoices: Sequence[model.Invoice], customer: model.Customer,
                    pauses: Iterable[model.Pause] = (), *, today: dt.date) -> frozenset[str]:
     """The ids of the customer's open invoices its unused credit settles in full (``allocate_credits``;
     a disputed invoice keeps its balance and the credit goes to the next one). The engine leaves these
     alone — no reminder, fee or task: the customer has paid or been credited, and the money waits to be
     applied in QuickBooks — and tells the owner once (``credit_alert_key``)."""
-    credit = _credit_by_currency(customer)
-    if not credit:
-        return frozenset()
-    mine = [i for i in invoices if i.customer_id == customer.id]
-    taken = allocate_credits(mine, credit, disputed(mine, pauses, today))
-    return frozenset(i.id for i in mine if i.is_open and taken.get(i.id, Decimal(-1)) >= i.balance.amount)
+    return credit_parts(invoices, customer, pauses, today=today)[0]
 
 
 def _net_of_credit(inp: "_Inputs", invoices: Sequence[model.Invoice], today: dt.date) -> list[model.Invoice]:
@@ -275,20 +285,31 @@ def _credit_of(customer: model.Customer, currency: str) -> money.Money | None:
 
 def _credit_alerts(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
     """Tell the owner, once per currency and credit amount, that unused credit settles invoices that
-    are due: they get nothing until someone applies it (or refunds it) in QuickBooks."""
+    are due: they get nothing until someone applies it (or refunds it) in QuickBooks. When it settles
+    none that is due but pays part of one that is, the owner is told that too: that invoice's
+    reminders ask for its whole QuickBooks balance until the credit is applied."""
     company, customer = inp.company, inp.customer
     out: list[actions.Action] = []
     by_currency: dict[str, list[tuple[model.Invoice, dt.date]]] = {}
-    for invoice, due in oldest_first(i for i in invoices if i.id in inp.covered):
+    partly: dict[str, tuple[model.Invoice, dt.date]] = {}
+    for invoice, due in oldest_first(i for i in invoices if i.id in inp.covered or i.id in inp.partial):
         # what the engine would act on but for the credit, and not paused today
         if _eligible(invoice, inp) is not None and _paused_on(inp.pauses_of(invoice.id), inp.policy, today) is None:
-            by_currency.setdefault(invoice.currency, []).append((invoice, due))
-    for currency, covered in sorted(by_currency.items()):
+            if invoice.id in inp.covered:
+                by_currency.setdefault(invoice.currency, []).append((invoice, due))
+            else:
+                partly[invoice.currency] = (invoice, due)
+    for currency in sorted(set(by_currency) | set(partly)):
+        covered = by_currency.get(currency, [])
         credit = _credit_of(customer, currency)
-        if credit is None or not any(due < today for _i, due in covered):
+        if credit is None:
             continue
         key = credit_alert_key(company.realm, customer.id, credit)
         if key in inp.keys:
+            continue
+        if not any(due < today for _i, due in covered):
+            if currency in partly and partly[currency][1] < today:
+                out.append(_partial_credit_alert(inp, partly[currency][0], credit, key, today))
             continue
         labels = ", ".join(i.doc_number or i.id for i, _d in covered)
         settles = (f"invoice {labels}, so no reminder goes out for it: apply the credit to it" if len(covered) == 1
@@ -299,6 +320,19 @@ def _credit_alerts(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
             reason=f"{customer.display_name} has {credit.amount} {currency} of credit in QuickBooks that is not "
                    f"applied to any invoice (credit memos, unapplied payments). It settles {settles} in QuickBooks."))
     return out
+
+
+def _partial_credit_alert(inp: _Inputs, invoice: model.Invoice, credit: money.Money, key: str,
+                          today: dt.date) -> actions.AlertOwner:
+    customer = inp.customer
+    part = money.Money(inp.partial[invoice.id], invoice.currency).rounded()
+    return actions.AlertOwner(
+        realm=inp.company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
+        topic="credit", invoices=(invoice.id,), amount=credit, part=part,
+        reason=f"{customer.display_name} has {credit.amount} {credit.currency} of credit in QuickBooks that is not "
+               f"applied to any invoice (credit memos, unapplied payments). Applied, it pays {part.amount} "
+               f"{part.currency} of invoice {invoice.doc_number or invoice.id}, whose reminders ask for the whole "
+               f"balance until then: apply the credit to it in QuickBooks.")
 
 
 def _free_from(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> dt.date | None:
@@ -880,7 +914,7 @@ def plan_and_next(*, company: model.CompanyContext, invoices: Sequence[model.Inv
     after = inp.extended([h for a in out for h in actions.record(a)])
     tomorrow = today + DAY
     if customer.credits:  # what the credit settles tomorrow (a dispute may open or end)
-        after.covered = credit_covered(invoices, customer, after.pauses, today=tomorrow)
+        after.covered, after.partial = credit_parts(invoices, customer, after.pauses, today=tomorrow)
     return out, {i.id: _next_action(after, i, tomorrow) for i in wanted}
 
 
@@ -925,7 +959,7 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
         if slot is not None:
             pending.append(_Pending(invoice, due, note, slot))
         out.extend(_escalate(inp, invoice, due, schedule, today))
-    if inp.covered:
+    if inp.covered or inp.partial:
         out.extend(_credit_alerts(inp, invoices, today))
     if inp.pauses:
         out.extend(_promises(inp, invoices, today))
@@ -1223,6 +1257,10 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
         return min(candidates, default=None)
     if policy.alert_owner_when_late and f"{company.realm}:alert:{invoice.id}:late" not in inp.keys:
         candidates.append(max(due + DAY, free_from))
+    if invoice.id in inp.partial:  # the owner's alert that the credit pays part of it, once it is past due
+        credit = _credit_of(customer, invoice.currency)
+        if credit is not None and credit_alert_key(company.realm, customer.id, credit) not in inp.keys:
+            candidates.append(max(due + DAY, free_from))
     schedule = _schedule(inp, invoice, due, pauses_here, free_from)
     contact_from = free_from
     last = inp.last_contact(today)

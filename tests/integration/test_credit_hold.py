@@ -233,3 +233,21 @@ def test_when_the_payments_cannot_be_read_no_reminder_goes_out(env) -> None:  # 
     again = env.run(now=env.now_at(13))
     assert again.ok and again.credit_reads == 1, again.problems
     assert {r.status.value for r in _naming(env, invoice["Id"]) if r.channel == "email"} == {"sent"}
+
+
+def test_a_payment_that_pays_part_of_an_invoice_leaves_it_reminded_and_tells_the_owner(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    customer_id, (invoice,) = _customer_owing(env, -2)
+    _pay_unapplied(env, customer_id, 200)
+    env.sync()
+    summary = env.run()
+    assert summary.ok, summary.problems
+    [email] = [r for r in _naming(env, invoice["Id"]) if r.channel == "email"]
+    assert email.status.value == "sent" and Decimal(email.payload["balances"][invoice["Id"]]) == 500  # QuickBooks' balance
+    [alert] = [r for r in _naming(env, invoice["Id"], alerts=True) if r.channel == "owner_email"]
+    assert alert.status.value == "sent" and alert.dedupe_key == f"{realm}:alert:{customer_id}:credit:USD:200.00"
+    assert alert.payload["sentence"]["key"] == "alert.credit.partial"
+    told = [m for m in sb.sendgrid.messages if m["to"] == "owner@maple.example" and "Applied, it pays" in m["text"]]
+    assert len(told) == 1 and f"Applied, it pays 200.00 USD of invoice {invoice['DocNumber']}" in told[0]["text"]
+    env.run(now=env.now_at(12, days=1))  # told once for that amount
+    assert len([r for r in _naming(env, invoice["Id"], alerts=True) if r.channel == "owner_email"]) == 1

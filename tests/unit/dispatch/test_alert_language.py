@@ -89,3 +89,23 @@ def test_a_sentence_the_program_wrote_reads_in_french_outside_flask() -> None:
     said = _plain(FRENCH.action(fields))
     assert said.startswith("QuickBooks doit être reconnecté pour Boulangerie Martin")
     assert "needs to be reconnected" not in said
+
+
+@pytest.mark.parametrize(("credit", "key", "french"), [
+    pytest.param(1000, "alert.credit",
+                 "Acme Ltd a 1 000,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
+                 "non affectés). Il règle la facture 1042 : aucune relance ne part pour elle ; appliquez-lui l’avoir "
+                 "dans QuickBooks.", id="credit that settles the invoice"),
+    pytest.param(400, "alert.credit.partial",
+                 "Acme Ltd a 400,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
+                 "non affectés). Une fois appliqué, il paie 400,00 $US de la facture 1042, dont les relances demandent "
+                 "d’ici là la totalité du solde : appliquez-lui l’avoir dans QuickBooks.",
+                 id="credit that pays part of it"),
+])
+def test_a_credit_alert_reads_in_french(credit: int, key: str, french: str) -> None:
+    action = _alert("credit", pol=_pol(["email"]), cust=customer(has_phone=False, credits=(money(credit),)))
+    row = _row(action)
+    fields = timeline.action(row)["action"]
+    assert row.payload["sentence"]["key"] == key
+    assert _plain(FRENCH.action(fields)) == french
+    assert ENGLISH.action(fields) == action.reason

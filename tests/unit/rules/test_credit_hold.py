@@ -30,6 +30,12 @@ def pol(**overrides: object) -> rules.Policy:
     return policy("us_net30", **values)
 
 
+def quiet_policy() -> rules.Policy:
+    """Nothing from the due date until 14 days after it: no late alert, fee or task."""
+    return pol(alert_owner_when_late=False, steps=[{"offset_days": 14, "template": "reminder_overdue_gentle"}],
+               escalation={"call_task_after_days": None, "handoff_after_days": None}, late_fees={"rules": []})
+
+
 def with_credit(*amounts: tuple[object, str]) -> rules.Customer:
     return customer(credits=tuple(money(a, c) for a, c in amounts))
 
@@ -141,10 +147,49 @@ def test_next_action_date_of_a_settled_invoice_is_the_alert_day_then_never() -> 
                                   today=START) == D(2026, 4, 12)
 
 
-def test_plan_and_next_agrees_with_a_full_plan_day_by_day() -> None:
-    """The indexed run (stored dates, focus) does what planning everything every day does."""
-    cust = with_credit((300, "USD"))
-    full = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=cust)
+def test_credit_that_pays_part_of_a_due_invoice_is_told_once_and_the_invoice_is_still_reminded() -> None:
+    """200 unapplied against 1041 (300): QuickBooks still asks for 300, and so do the reminders (the payment
+    link charges the QuickBooks balance); the owner is told once, the day after it falls due, to apply it."""
+    done = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=with_credit((200, "USD")))
+    assert touched(done) == {"i1", "i2"}
+    assert {type(a).__name__ for a in done if "i1" in a.invoice_ids} >= {"SendReminder", "ChargeFee", "CreateTask"}
+    [alert] = credit_alerts(done)
+    assert (alert.on, alert.invoices, alert.amount, alert.part) == (D(2026, 4, 2), ("i1",), money(200), money(200))
+    assert alert.dedupe_key == "r1:alert:c1:credit:USD:200.00"
+    assert alert.reason == ("Acme Ltd has 200.00 USD of credit in QuickBooks that is not applied to any invoice "
+                            "(credit memos, unapplied payments). Applied, it pays 200.00 USD of invoice 1041, whose "
+                            "reminders ask for the whole balance until then: apply the credit to it in QuickBooks.")
+
+
+def test_credit_that_settles_one_invoice_and_part_of_the_next_is_one_alert_about_the_settled_one() -> None:
+    done = simulate(start=START, days=120, invoices=[OLD, NEW], pol=pol(), cust=with_credit((400, "USD")))
+    assert touched(done) == {"i2"}  # 1042 (500, 100 of it covered) is reminded for its QuickBooks balance
+    [alert] = credit_alerts(done)
+    assert (alert.on, alert.invoices, alert.part) == (D(2026, 4, 2), ("i1",), None)
+
+
+def test_credit_that_pays_part_of_an_invoice_not_due_yet_alerts_nobody() -> None:
+    done = simulate(start=START, days=30, invoices=[OLD, NEW], pol=pol(), cust=with_credit((200, "USD")))
+    assert not credit_alerts(done)  # 1041 falls due on 1 April
+
+
+def test_next_action_date_of_a_partly_paid_invoice_includes_the_alert_day() -> None:
+    args = dict(company=company(), policy=quiet_policy(), invoices=[OLD, NEW])
+    assert rules.next_action_date(invoice=OLD, customer=with_credit((200, "USD")), today=START,  # type: ignore[arg-type]
+                                  **args) == D(2026, 4, 2)
+    assert rules.next_action_date(invoice=OLD, customer=customer(), today=START,  # type: ignore[arg-type]
+                                  **args) == D(2026, 4, 15)
+
+
+@pytest.mark.parametrize("credit", [300, 200, 400])
+@pytest.mark.parametrize("quiet", [False, True])
+def test_plan_and_next_agrees_with_a_full_plan_day_by_day(credit: int, quiet: bool) -> None:
+    """The indexed run (stored dates, focus) does what planning everything every day does: credit
+    settling an invoice, paying part of one, or both; with a policy that does little after the due date."""
+    cust = with_credit((credit, "USD"))
+    policy_ = quiet_policy() if quiet else pol()
+    full = simulate(start=START, days=120, invoices=[OLD, NEW], pol=policy_, cust=cust)
+    assert credit_alerts(full)
     history: list[rules.HistoryEntry] = []
     dates: dict[str, dt.date | None] = {"i1": None, "i2": None}
     indexed: list[rules.Action] = []
@@ -153,13 +198,13 @@ def test_plan_and_next_agrees_with_a_full_plan_day_by_day() -> None:
         focus = {i for i, d in dates.items() if d is None or d <= day}
         if not focus:
             continue
-        todays, nxt = rules.plan_and_next(company=company(), invoices=[OLD, NEW], customer=cust, policy=pol(),
+        todays, nxt = rules.plan_and_next(company=company(), invoices=[OLD, NEW], customer=cust, policy=policy_,
                                           history=tuple(history), today=day, focus=focus)
         for a in todays:
             history.extend(rules.record(a))
         indexed += todays
         dates.update({k: v or D(9999, 12, 31) for k, v in nxt.items()})
-    assert [a.dedupe_key for a in indexed] == [a.dedupe_key for a in full]
+    assert [(a.on, a.dedupe_key) for a in indexed] == [(a.on, a.dedupe_key) for a in full]
 
 
 def test_forecast_takes_the_credit_off_the_same_invoices() -> None:
