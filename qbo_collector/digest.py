@@ -50,9 +50,11 @@ _WORDS = {
                   "from QuickBooks (your policy asks for it)",
         "unsent_line": "Invoice {number}, {name}: {amount}, due {due}",
         "unsent_more": "and {n} more",
-        "credit": "Credit not applied in QuickBooks settles invoices these customers still owe there: apply it "
-                  "in QuickBooks (reminders leave those invoices alone meanwhile)",
+        "credit": "Credit not applied in QuickBooks pays invoices these customers still owe there: apply it "
+                  "in QuickBooks (meanwhile reminders leave alone the invoices it settles, and ask for the whole "
+                  "balance of one it pays in part)",
         "credit_line": "{name}: {credit} of credit settles {invoices}",
+        "credit_part": "{name}: {credit} of credit pays {part} of invoice {number}",
         "credit_one": "invoice {numbers}", "credit_many": "invoices {numbers}",
         "reminders": "Reminders in the last {days} days",
         "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
@@ -84,9 +86,11 @@ _WORDS = {
                   "de côté tant que vous ne les envoyez pas depuis QuickBooks (votre politique le demande)",
         "unsent_line": "Facture {number}, {name} : {amount}, échue le {due}",
         "unsent_more": "et {n} autre{s}",
-        "credit": "Des avoirs ou paiements non imputés dans QuickBooks règlent des factures que ces clients y "
-                  "doivent encore : imputez-les dans QuickBooks (d’ici là, les relances laissent ces factures de côté)",
+        "credit": "Des avoirs ou paiements non imputés dans QuickBooks paient des factures que ces clients y "
+                  "doivent encore : imputez-les dans QuickBooks (d’ici là, les relances laissent de côté les factures "
+                  "qu’ils règlent, et demandent tout le solde de celle qu’ils paient en partie)",
         "credit_line": "{name} : {credit} d’avoir, qui règle {invoices}",
+        "credit_part": "{name} : {credit} d’avoir, qui paie {part} de la facture {number}",
         "credit_one": "la facture {numbers}", "credit_many": "les factures {numbers}",
         "reminders": "Relances des {days} derniers jours",
         "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
@@ -165,10 +169,15 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
         sections.append((w["unsent"], lines))
     credit = _credit_to_apply(db, realm_id, on)
     if credit:
-        lines = [w["credit_line"].format(
-            name=c.name, credit=money(c.credit.amount, c.credit.currency),
-            invoices=w["credit_one" if len(c.numbers) == 1 else "credit_many"].format(numbers=", ".join(c.numbers)))
-            for c in credit[:TOP]]
+        lines = []
+        for c in credit[:TOP]:
+            amount = money(c.credit.amount, c.credit.currency)
+            if c.part is not None:
+                lines.append(w["credit_part"].format(name=c.name, credit=amount, number=c.numbers[0],
+                                                     part=money(c.part.amount, c.part.currency)))
+            else:
+                which = w["credit_one" if len(c.numbers) == 1 else "credit_many"].format(numbers=", ".join(c.numbers))
+                lines.append(w["credit_line"].format(name=c.name, credit=amount, invoices=which))
         if len(credit) > TOP:
             lines.append(w["unsent_more"].format(n=len(credit) - TOP, s=_s(len(credit) - TOP, language)))
         sections.append((w["credit"], lines))

@@ -4,6 +4,7 @@
     policy_for(company, customer_row) -> rules.Policy
     load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
     refresh_next_action(s, snapshots, *, dates) -> int
+    credit_on_invoices(s, company, customer_id, today) -> ({invoice id: credit settling it}, {invoice id: part paid})
     settled_by_credit(s, company, customer_id, today) -> {invoice id: the credit settling it}
     credit_to_apply(s, company, today) -> [CreditToApply]   # the weekly digest's list
     candidate_customers(s, company, *, today, since=None) -> {customer_id: invoice ids to evaluate, or None: all}
@@ -310,46 +311,64 @@ def left_unsent(s: Session, company: models.Company, customer_ids: Sequence[str]
     return [(i, c) for i, c in found if not any(rules_model.covers(p, i.qbo_id) for p in known.get(c.qbo_id, ()))]
 
 
-def settled_by_credit(s: Session, company: models.Company, customer_id: str, today: dt.date) -> dict[str, Money]:
-    """The customer's open invoices its unused credit settles in full, as the engine sees them
-    (``rules.credit_covered``: oldest due first, a disputed invoice skipped), each with the credit
-    of its currency: invoice id → that credit. Empty when the customer has no unused credit."""
+def credit_on_invoices(s: Session, company: models.Company, customer_id: str, today: dt.date
+                       ) -> tuple[dict[str, Money], dict[str, Money]]:
+    """What the customer's unused credit does to its open invoices, as the engine sees them
+    (``rules.planner.credit_parts``: oldest due first, a disputed invoice skipped): the invoices it
+    settles in full, each with the credit of its currency, and the one per currency it pays only
+    part of, with that part. Both empty when the customer has no unused credit."""
     snaps = load(s, company, customer_ids=[customer_id])
     if not snaps or not snaps[0].customer.credits:
-        return {}
+        return {}, {}
     snap = snaps[0]
     credit = {m.currency: m for m in snap.customer.credits}
-    covered = rules.credit_covered(snap.invoices, snap.customer, snap.pauses, today=today)
-    return {i.id: credit[i.currency] for i in snap.invoices if i.id in covered}
+    covered, partial = rules.planner.credit_parts(snap.invoices, snap.customer, snap.pauses, today=today)
+    currency = {i.id: i.currency for i in snap.invoices}
+    return ({i.id: credit[i.currency] for i in snap.invoices if i.id in covered},
+            {iid: Money(part, currency[iid]).rounded() for iid, part in partial.items()})
+
+
+def settled_by_credit(s: Session, company: models.Company, customer_id: str, today: dt.date) -> dict[str, Money]:
+    """The customer's open invoices its unused credit settles in full (``credit_on_invoices``):
+    invoice id → the credit of its currency."""
+    return credit_on_invoices(s, company, customer_id, today)[0]
 
 
 @dataclasses.dataclass(frozen=True)
 class CreditToApply:
-    """A customer's unused credit in one currency that settles some of its open invoices in full."""
+    """A customer's unused credit in one currency that settles some of its open invoices in full, or
+    else pays part of one (``part``)."""
 
     customer_id: str
     name: str
     credit: Money
-    numbers: tuple[str, ...]   # the invoices it settles, oldest due first
-    settles: Decimal           # their balances together
+    numbers: tuple[str, ...]   # the invoices it settles, oldest due first (or the one it pays part of)
+    settles: Decimal           # their balances together (or the part it pays)
+    part: Money | None = None  # set when it settles none in full: what it pays of ``numbers[0]``
 
 
 def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list[CreditToApply]:
     """Every customer whose unused credit settles open invoices in full (the ones the reminders leave
-    alone, ``rules.credit_covered``), per currency, the largest amount settled first. Reads only the
-    customers with credit."""
+    alone, ``rules.credit_covered``) or, settling none, pays part of one (reminded for its whole
+    balance meanwhile), per currency, the largest amount first. Reads only the customers with credit."""
     holders = sorted(c for c in reports.unused_credits(s, company.id, company.currency or "USD") if c)
     found: list[CreditToApply] = []
     for snap in load(s, company, customer_ids=holders) if holders else []:
-        covered = rules.credit_covered(snap.invoices, snap.customer, snap.pauses, today=today)
+        covered, partial = rules.planner.credit_parts(snap.invoices, snap.customer, snap.pauses, today=today)
         for credit in snap.customer.credits:
-            settled = [i for i, _due in rules.planner.oldest_first(snap.invoices)
-                       if i.id in covered and i.currency == credit.currency]
+            mine = [i for i, _due in rules.planner.oldest_first(snap.invoices) if i.currency == credit.currency]
+            settled = [i for i in mine if i.id in covered]
+            partly = [i for i in mine if i.id in partial]
             if settled:
                 found.append(CreditToApply(
                     customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
                     numbers=tuple(i.doc_number or i.id for i in settled),
                     settles=sum((i.balance.amount for i in settled), Decimal(0))))
+            elif partly:
+                part = Money(partial[partly[0].id], credit.currency).rounded()
+                found.append(CreditToApply(
+                    customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
+                    numbers=(partly[0].doc_number or partly[0].id,), settles=part.amount, part=part))
     return sorted(found, key=lambda c: (-c.settles, c.name.casefold(), c.credit.currency))
 
 

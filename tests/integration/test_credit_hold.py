@@ -126,7 +126,7 @@ def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> N
     from qbo_collector import digest
     today = env.now_at(12).date()
     _subject, text, _page = digest.build(env.db, realm, today)
-    section = text.split("Credit not applied in QuickBooks settles invoices", 1)[1].split("\n\n", 1)[0]
+    section = text.split("Credit not applied in QuickBooks pays invoices", 1)[1].split("\n\n", 1)[0]
     assert f"• Lumen Works: $501.00 of credit settles invoice {oldest['DocNumber']}" in [x.strip() for x in section.splitlines()]
     with env.db.session() as s:
         listed = snapshot.credit_to_apply(s, s.scalar(select(models.Company)), today)
@@ -251,3 +251,17 @@ def test_a_payment_that_pays_part_of_an_invoice_leaves_it_reminded_and_tells_the
     assert len(told) == 1 and f"Applied, it pays 200.00 USD of invoice {invoice['DocNumber']}" in told[0]["text"]
     env.run(now=env.now_at(12, days=1))  # told once for that amount
     assert len([r for r in _naming(env, invoice["Id"], alerts=True) if r.channel == "owner_email"]) == 1
+
+    from qbo_collector import digest
+    today = env.now_at(12).date()
+    assert f"• Lumen Works: $200.00 of credit pays $200.00 of invoice {invoice['DocNumber']}" in digest.build(
+        env.db, realm, today)[1]
+    assert (f"Lumen Works\u00a0: 200,00\u00a0$US d’avoir, qui paie 200,00\u00a0$US de la facture {invoice['DocNumber']}"
+            in _french_digest(env, realm, today))
+    for language, said in (("en", "$200.00 of it paid by the customer's unused credit: reminded for its QuickBooks "
+                                  "balance until you apply the credit there"),
+                           ("fr", "200,00\u00a0$US payés par l’avoir non utilisé du client\u00a0: relancée pour son "
+                                  "solde QuickBooks tant que vous n’y appliquez pas l’avoir")):
+        page = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language).get(
+            f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
+        assert page.count(said) == 1, language

@@ -156,10 +156,11 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
             row_[0] += i.balance
             if i.due_date is not None and i.due_date < on:
                 row_[1] += i.balance
+    settled, partly = snapshot.credit_on_invoices(s, company, customer_id, on)
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
-        settled=snapshot.settled_by_credit(s, company, customer_id, on),
+        settled=settled, partly=partly,
         credit=reports.unused_credits(s, company.id, company.currency or "USD").get(customer_id, {}),
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,
