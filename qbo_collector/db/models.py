@@ -143,6 +143,10 @@ class Customer(_Mirrored, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notes: Mapped[str | None] = mapped_column(Text)
     term_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    # a job or sub-customer: its parent (ParentRef), and whether it is billed with it (BillWithParent):
+    # then reminders go to the parent's email and phone (``snapshot.contact_rows``)
+    parent_qbo_id: Mapped[str | None] = mapped_column(String(32))
+    bill_with_parent: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str | None] = mapped_column(String(8))  # ours: "en" / "fr"; None → company's
     # the program's own per-customer state
     policy_name: Mapped[str | None] = mapped_column(String(64))

@@ -238,14 +238,20 @@ class IntuitStore:
                         "Title, GivenName, MiddleName, FamilyName, DisplayName, Suffix - one of these must be non-empty")
         self._check_unique_name(company, "Customer", display)
         self._check_ref(company, "Term", body.get("SalesTermRef"), "SalesTermRef")
+        # a job or sub-customer: Job true and a ParentRef; BillWithParent is honoured only there
+        parent = self._check_ref(company, "Customer", body.get("ParentRef"), "ParentRef")
+        nested = {"Job": True, "ParentRef": {"value": parent["Id"]}, "BillWithParent": bool(body.get("BillWithParent")),
+                  "Level": int(parent.get("Level") or 0) + 1,
+                  "FullyQualifiedName": f"{parent.get('FullyQualifiedName') or parent['DisplayName']}:{display}"
+                  } if parent is not None else {"Job": False, "BillWithParent": False, "FullyQualifiedName": display}
         return _clean(body) | {
-            "DisplayName": display, "FullyQualifiedName": display,
+            "DisplayName": display,
             "Active": body.get("Active", True), "Balance": 0, "BalanceWithJobs": 0,
             "CurrencyRef": currency_ref((body.get("CurrencyRef") or {}).get("value", company.currency)),
             "PreferredDeliveryMethod": body.get("PreferredDeliveryMethod", "Print"),
-            "Job": False, "BillWithParent": False, "Taxable": body.get("Taxable", False),
+            "Taxable": body.get("Taxable", False),
             "PrintOnCheckName": body.get("PrintOnCheckName", display),
-        }
+        } | nested
 
     def _new_term(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("Name"):

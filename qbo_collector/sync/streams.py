@@ -214,6 +214,9 @@ def customer_row(row: dict[str, Any], ctx: Context) -> Mapped:
         "active": bool(row.get("Active", True)),
         "notes": _text(row.get("Notes")),
         "term_qbo_id": _ref(row, "SalesTermRef"),
+        "parent_qbo_id": _ref(row, "ParentRef"),
+        # QuickBooks only honours it on a job or sub-customer (one with a ParentRef)
+        "bill_with_parent": bool(row.get("BillWithParent")) and _ref(row, "ParentRef") is not None,
     }, warnings=tuple(warnings))
 
 

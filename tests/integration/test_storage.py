@@ -47,6 +47,35 @@ def test_the_credit_indexes_come_and_go_with_their_migration(db):
     assert wanted <= indexes()
 
 
+def test_the_customer_parent_columns_come_with_a_full_read_of_the_customers(db):
+    """0010: a job's parent and BillWithParent; the customers already mirrored are read again in full."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("customer")}
+
+    with db.session() as s:
+        c = _company(s)
+        synced = datetime(2026, 12, 1, tzinfo=timezone.utc)
+        s.add_all([models.SyncCursor(company_id=c.id, entity=e, full_sync_at=synced, changed_since=synced)
+                   for e in ("Customer", "Invoice")])
+    assert {"parent_qbo_id", "bill_with_parent"} <= columns()
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0009")
+    assert not {"parent_qbo_id", "bill_with_parent"} & columns()
+    migrate.upgrade(db)
+    assert {"parent_qbo_id", "bill_with_parent"} <= columns()
+    with db.session() as s:
+        full = {cur.entity: cur.full_sync_at for cur in s.scalars(select(models.SyncCursor))}
+        s.add(models.Customer(company_id=c.id, qbo_id="77", display_name="Kitchen remodel", parent_qbo_id="7"))
+    assert full["Customer"] is None and full["Invoice"] is not None  # the next sync reads the customers in full
+    with db.session() as s:
+        assert s.scalar(select(models.Customer.bill_with_parent).where(models.Customer.qbo_id == "77")) is False
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

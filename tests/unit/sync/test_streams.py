@@ -174,6 +174,17 @@ def test_customer_fields():
     assert values["balance"] == Decimal("12.5") and values["term_qbo_id"] == "3" and values["notes"] == "VIP"
 
 
+def test_a_job_billed_with_its_parent_is_mapped_with_its_parent():
+    base = {"Id": "9", "DisplayName": "Kitchen remodel", "Balance": Decimal(0)}
+    job = streams.customer_row(base | {"Job": True, "ParentRef": {"value": "7"}, "BillWithParent": True}, CTX).values
+    assert (job["parent_qbo_id"], job["bill_with_parent"]) == ("7", True)
+    own = streams.customer_row(base | {"Job": True, "ParentRef": {"value": "7"}, "BillWithParent": False}, CTX).values
+    assert (own["parent_qbo_id"], own["bill_with_parent"]) == ("7", False)
+    # QuickBooks honours BillWithParent only on a job or sub-customer: without a parent it means nothing
+    top = streams.customer_row(base | {"BillWithParent": True}, CTX).values
+    assert (top["parent_qbo_id"], top["bill_with_parent"]) == (None, False)
+
+
 def test_term_and_credit_memo():
     term = streams.term_row({"Id": "5", "Name": "2% 10 Net 30", "DueDays": 30, "DiscountPercent": Decimal(2),
                              "DiscountDays": 10, "Active": True}, CTX).values
