@@ -478,10 +478,12 @@ def active_pauses(s: Session, company: models.Company, customer_id: str, on: dt.
 
 def cannot_reach() -> ColumnElement[bool]:
     """The customers some reminders cannot reach, as a condition on ``Customer``: email or texts
-    stopped, or no email, phone or mobile at all (the customers list's filter, the digest's list)."""
+    stopped, or no email, phone or mobile at all (the customers list's filter, the digest's list).
+    A job billed with its parent is reached at the parent's (``snapshot.contact_rows``): having
+    none of its own does not count, and the parent is listed if it cannot be reached."""
     c = models.Customer
     blank = [func.coalesce(func.trim(column), "") == "" for column in (c.email, c.phone, c.mobile)]
-    return or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None), and_(*blank))
+    return or_(c.email_stopped.is_not(None), c.sms_stopped.is_not(None), and_(*blank, c.bill_with_parent.is_(False)))
 
 
 def states(s: Session, company: models.Company, customers: Sequence[models.Customer],

@@ -4,6 +4,7 @@
     policy_for(company, customer_row) -> rules.Policy
     load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
     refresh_next_action(s, snapshots, *, dates) -> int
+    contact_rows(s, company_id, customers) -> {customer_id: the row its reminders reach (a parent billed for it)}
     credit_on_invoices(s, company, customer_id, today) -> ({invoice id: credit settling it}, {invoice id: part paid})
     settled_by_credit(s, company, customer_id, today) -> {invoice id: the credit settling it}
     credit_to_apply(s, company, today) -> [CreditToApply]   # the weekly digest's list
@@ -53,7 +54,7 @@ import logging
 import re
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +63,7 @@ import holidays as holidays_lib
 from babel import languages as babel_languages
 import pydantic
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from qbo_collector import errors, reports, rules
 from qbo_collector.rules import model as rules_model
@@ -178,6 +179,38 @@ def policy_for(company: models.Company, customer: models.Customer | None = None)
 
 def customer_region(company: models.Company, customer: models.Customer) -> str | None:
     return country_code(customer.country) or country_code(company.country)
+
+
+PARENT_LEVELS = 5  # QuickBooks nests sub-customers and jobs at most five levels deep
+
+
+def contact_rows(s: Session, company_id: int, customers: Mapping[str, models.Customer]) -> dict[str, models.Customer]:
+    """Customer id → the row whose email, phone, stops, name, language and country its reminders use.
+    A job or sub-customer billed with its parent (QuickBooks' ``BillWithParent``) is reached at its
+    parent's (up the chain, for a job of a sub-customer itself billed with its parent): QuickBooks
+    bills the parent for it, and its own contact fields are often a copy made when it was created,
+    stale once the parent's are corrected. Otherwise, or when the parent is not in the mirror (or
+    deleted), its own row. Parents not in ``customers`` are read, one query per level."""
+    rows: dict[str, models.Customer] = dict(customers)
+    for _ in range(PARENT_LEVELS):
+        missing = sorted({c.parent_qbo_id for c in rows.values()
+                          if c.bill_with_parent and c.parent_qbo_id and c.parent_qbo_id not in rows})
+        if not missing:
+            break
+        found = _chunked(s, models.Customer, company_id, missing)
+        if not found:
+            break
+        rows.update((p.qbo_id, p) for p in found)
+    out: dict[str, models.Customer] = {}
+    for cid, row in customers.items():
+        contact = row
+        for _ in range(PARENT_LEVELS):
+            parent = rows.get(contact.parent_qbo_id or "") if contact.bill_with_parent else None
+            if parent is None or parent.deleted:
+                break
+            contact = parent
+        out[cid] = contact
+    return out
 
 
 def email_addresses(raw: str | None) -> list[str]:
@@ -484,8 +517,9 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             if record is not None:
                 pauses[prow.customer_qbo_id].append(record)
     live = {cid: crow for cid, crow in customers.items() if not crow.deleted}
-    emails = {cid: (crow.email or "").strip() or None for cid, crow in live.items()}
-    phones = {cid: phone_e164(company, crow) for cid, crow in live.items()}
+    contacts = contact_rows(s, company.id, live)  # a job billed with its parent: the parent's
+    emails = {cid: (crow.email or "").strip() or None for cid, crow in contacts.items()}
+    phones = {cid: phone_e164(company, crow) for cid, crow in contacts.items()}
     blocked_emails = _blocked(s, "email", {a.lower() for e in emails.values() for a in email_addresses(e)})
     blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
     # the few customers with unused credit, through the (company, unapplied|balance) indexes
@@ -500,11 +534,11 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
         if crow is None:
             log.warning("invoices of customer %s (company %s) skipped: the customer is not in the mirror", cid, realm)
             continue
-        email, phone = emails[cid], phones[cid]
+        email, phone, contact = emails[cid], phones[cid], contacts[cid]
         opted: set[str] = set()
-        if email and (crow.email_stopped or all(a.lower() in blocked_emails for a in email_addresses(email))):
+        if email and (contact.email_stopped or all(a.lower() in blocked_emails for a in email_addresses(email))):
             opted.add("email")
-        if phone and (crow.sms_stopped or phone in blocked_phones):
+        if phone and (contact.sms_stopped or phone in blocked_phones):
             opted.add("sms")
         if crow.policy_name not in policies:
             try:
@@ -513,8 +547,8 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
                 policies[crow.policy_name] = None, exc.message
         policy, problem = policies[crow.policy_name]
         record = rules.Customer(
-            id=cid, display_name=crow.display_name, language=language_of(company, crow),  # type: ignore[arg-type]
-            country=customer_region(company, crow), time_zone=time_zone_of(company, crow),
+            id=cid, display_name=crow.display_name, language=language_of(company, contact),  # type: ignore[arg-type]
+            country=customer_region(company, contact), time_zone=time_zone_of(company, contact),
             has_email=email is not None, has_phone=phone is not None, policy_name=crow.policy_name,
             excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
             opted_out=frozenset(opted),
@@ -607,11 +641,18 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
         changed |= set(s.scalars(select(inv.customer_qbo_id).distinct().join(
             cus, (cus.company_id == inv.company_id) & (cus.qbo_id == inv.customer_qbo_id)).where(
             *open_, or_(cus.synced_at >= since, cus.changed_at >= since))))
+        # a job billed with its parent is reached at the parent's: the parent's row too (one level up;
+        # deeper chains are caught by the weekly full plan)
+        parent = aliased(models.Customer)
+        changed |= set(s.scalars(select(inv.customer_qbo_id).distinct().join(
+            cus, (cus.company_id == inv.company_id) & (cus.qbo_id == inv.customer_qbo_id)).join(
+            parent, (parent.company_id == cus.company_id) & (parent.qbo_id == cus.parent_qbo_id)).where(
+            *open_, cus.bill_with_parent.is_(True), or_(parent.synced_at >= since, parent.changed_at >= since))))
         found.update(dict.fromkeys(changed))
     return found
 
 
-PLAN_INPUTS_VERSION = 3  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 4  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

@@ -530,8 +530,10 @@ def _process_due(ctx: _Ctx) -> None:
         assert company is not None
         s.expunge(company)
         ids = sorted({r.customer_qbo_id for r in rows if r.customer_qbo_id})
-        customers = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
-        for c in customers.values():
+        own = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
+        # who a message reaches, by which address and in which language: a job billed with its parent, the parent
+        customers = snapshot.contact_rows(s, ctx.company_id, own)
+        for c in {id(c): c for c in customers.values()}.values():
             s.expunge(c)
         blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
     ready: list[tuple[models.Outbox, str | None]] = []

@@ -157,6 +157,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
             if i.due_date is not None and i.due_date < on:
                 row_[1] += i.balance
     settled, partly = snapshot.credit_on_invoices(s, company, customer_id, on)
+    contact = snapshot.contact_rows(s, company.id, {row.qbo_id: row})[row.qbo_id]  # a job billed with its parent
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
@@ -167,7 +168,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         email_stop_reason=timeline.term("stop", email_stop.reason) if email_stop else None,
         sms_stop_reason=timeline.term("stop", row.sms_stopped) if row.sms_stopped else None,
         sms_number=snapshot.phone_e164(company, row) if row.sms_stopped else None,
-        language=snapshot.language_choice(company, row),
+        language=snapshot.language_choice(company, contact), parent=contact if contact is not row else None,
         presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
     ), status
