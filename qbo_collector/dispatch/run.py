@@ -174,7 +174,8 @@ class RunSummary:
         extra = (f"; {len(problems)} problem(s): {problems[0]}" if problems
                  else f"; {self.warnings[0]}" if self.warnings else "")
         return (f"run {self.realm}{mode}: {self.planned} planned, {done}; {self.waiting} waiting for daytime, "
-                f"{self.deferred} deferred; {self.api_calls} QuickBooks API calls ({self.freshness_queries} freshness "
+                f"{self.deferred} deferred; {self.api_calls} QuickBooks API calls ({self.credit_reads} read of the "
+                f"payments and credit memos, {self.freshness_queries} freshness "
                 f"quer{'y' if self.freshness_queries == 1 else 'ies'}, {self.note_batches} note batch(es)) "
                 f"in {self.duration:.1f}s{extra}")
 
