@@ -20,12 +20,7 @@ from tests.integration import test_sync_support as support
 from tests.integration.test_pages_support import browser
 
 
-@pytest.fixture
-def env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
-    made = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, db,
-                    policy=ds.every_day_policy(min_gap_days=0, alert_owner_when_late=False))
-    yield made
-    ds.stop([made])
+env = pytest.fixture(ds.quiet_env, name="env")
 
 
 def _customer_owing(env, *due_in_days: int, amount: float = 500.0) -> tuple[str, list[dict[str, Any]]]:  # type: ignore[no-untyped-def]
@@ -35,15 +30,7 @@ def _customer_owing(env, *due_in_days: int, amount: float = 500.0) -> tuple[str,
     today = env.now_at(12).date()
     customer = sb.intuit.create(realm, "Customer", {"DisplayName": "Lumen Works", "PrimaryEmailAddr": {
         "Address": "ap@lumen.example"}, "BillAddr": {"Country": "US"}})
-    item = next(iter(sb.intuit.entities(realm, "Item")))
-    invoices = []
-    for days in sorted(due_in_days):
-        due = today + dt.timedelta(days=days)
-        invoices.append(sb.intuit.create(realm, "Invoice", {
-            "CustomerRef": {"value": customer["Id"]}, "TxnDate": (due - dt.timedelta(days=30)).isoformat(),
-            "DueDate": due.isoformat(), "EmailStatus": "EmailSent",
-            "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
-                      "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]}))
+    invoices = [ds.invoice(env, customer["Id"], today + dt.timedelta(days=days), amount) for days in sorted(due_in_days)]
     return customer["Id"], invoices
 
 

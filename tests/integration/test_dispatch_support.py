@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,26 @@ def provider_settings(sb: server.Sandbox, public_url: str | None, *, email: bool
         values.update(twilio_account_sid=sb.twilio.account_sid, twilio_auth_token=sb.twilio.auth_token,
                       twilio_from_number="+15017122661", twilio_api_base_url=sb.twilio_base_url)
     return values
+
+
+def quiet_env(sandbox_factory: Any, settings_factory: Any, db: Database) -> Iterator[Env]:
+    """A fixture's body: the SMALL company synced, on ``every_day_policy`` with no gap between contacts
+    and no late alerts (``env = pytest.fixture(ds.quiet_env, name="env")``)."""
+    made = build(sandbox_factory(companies=[SMALL]), settings_factory, db,
+                 policy=every_day_policy(min_gap_days=0, alert_owner_when_late=False))
+    yield made
+    stop([made])
+
+
+def invoice(env: Env, customer_id: str, due: dt.date, amount: float = 500.0) -> dict[str, Any]:
+    """A new QuickBooks invoice of ``amount`` for the customer, dated 30 days before ``due`` and emailed."""
+    sb, realm = env.sb, env.realm
+    item = next(iter(sb.intuit.entities(realm, "Item")))
+    return sb.intuit.create(realm, "Invoice", {
+        "CustomerRef": {"value": customer_id}, "TxnDate": (due - dt.timedelta(days=30)).isoformat(),
+        "DueDate": due.isoformat(), "EmailStatus": "EmailSent",
+        "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
+                  "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]})
 
 
 def stop(envs: list[Env]) -> None:

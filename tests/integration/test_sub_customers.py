@@ -17,23 +17,12 @@ from tests.integration import test_dispatch_support as ds
 from tests.integration.test_pages_support import browser
 
 
-@pytest.fixture
-def env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
-    made = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, db,
-                    policy=ds.every_day_policy(min_gap_days=0, alert_owner_when_late=False))
-    yield made
-    ds.stop([made])
+env = pytest.fixture(ds.quiet_env, name="env")
 
 
-def _invoice(env, customer_id: str, days_late: int = 2, amount: float = 500.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    sb, realm = env.sb, env.realm
-    due = env.now_at(12).date() - dt.timedelta(days=days_late)
-    item = next(iter(sb.intuit.entities(realm, "Item")))
-    return sb.intuit.create(realm, "Invoice", {
-        "CustomerRef": {"value": customer_id}, "TxnDate": (due - dt.timedelta(days=30)).isoformat(),
-        "DueDate": due.isoformat(), "EmailStatus": "EmailSent",
-        "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
-                  "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]})
+def _invoice(env, customer_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A 500 invoice of the customer, two days late."""
+    return ds.invoice(env, customer_id, env.now_at(12).date() - dt.timedelta(days=2))
 
 
 def _family(env, parent_email: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:  # type: ignore[no-untyped-def]
