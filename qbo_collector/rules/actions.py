@@ -145,6 +145,7 @@ class AlertOwner(Action):
     amount: money.Money | None = None   # promise_broken: the amount promised; instalment_missed: the instalment;
     #                                     credit: the customer's unused credit in that currency
     part: money.Money | None = None     # credit, when it settles no invoice that is due: what it pays of the one named
+    holder: str | None = None           # credit: the parent it is billed with, when the credit counts the parent's
     until: dt.date | None = None        # promise_broken: the date promised
     instalment: int | None = None       # instalment_missed: its number, from 1
     channels: tuple[str, ...] = ()      # unreachable: the step's channels the customer cannot receive

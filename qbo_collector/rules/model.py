@@ -122,7 +122,9 @@ class Customer:
     set, the send hour is read in the customer's zone instead of the company's.
     ``credits``: the customer's unused credit in QuickBooks, one amount per currency (credit
     memos' remaining credit, payments' unapplied amounts): it settles the oldest open invoices
-    first, and an invoice it settles in full is left alone until someone applies it.
+    first, and an invoice it settles in full is left alone until someone applies it. For a job or
+    sub-customer billed with its parent it includes the part of the parent's credit its invoices take
+    (``planner.parent_credit_shares``); ``credit_holder`` then names that parent.
     """
 
     id: str
@@ -137,6 +139,7 @@ class Customer:
     fees_waived: bool = False
     opted_out: frozenset[str] = frozenset()
     credits: tuple[money.Money, ...] = ()
+    credit_holder: str | None = None
 
 
 @_record

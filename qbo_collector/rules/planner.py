@@ -234,6 +234,72 @@ def with_credits(invoices: Sequence[model.Invoice], credit: Mapping[str, Decimal
             if i.id in taken else i for i in invoices]
 
 
+def parent_credit_shares(invoices: Sequence[model.Invoice], credits: Mapping[str, Mapping[str, Decimal]],
+                         parents: Mapping[str, str], skip: frozenset[str] = frozenset()
+                         ) -> tuple[dict[str, dict[str, Decimal]], dict[str, str]]:
+    """What the unused credit of a customer does for the jobs and sub-customers billed with it.
+
+    ``invoices``: the open invoices of the customers concerned; ``credits``: customer → currency →
+    its own unused credit; ``parents``: customer billed with its parent (QuickBooks' ``BillWithParent``)
+    → that parent; ``skip``: the disputed invoices (they get no credit).
+
+    Each customer's own credit goes to its own invoices first (``allocate_credits``: the credit is
+    recorded on it). What is left of a customer's credit then goes to the invoices of the customers
+    billed with it, down the chain, the oldest due first across them all, as applying it from the
+    parent in QuickBooks would. A nearer parent's credit is spent before a farther one's.
+
+    Returns (customer → currency → the part of its parents' credit its invoices take: nothing for
+    a customer that takes none; customer → the parent whose credit it takes, the nearest when several)."""
+    left: dict[str, dict[str, Decimal]] = {}
+    room: dict[str, Decimal] = {}
+    mine: dict[str, list[model.Invoice]] = {}
+    for invoice in invoices:
+        if invoice.is_open:
+            mine.setdefault(invoice.customer_id, []).append(invoice)
+            room[invoice.id] = invoice.balance.amount
+    for customer, credit in credits.items():
+        own = {c: a for c, a in credit.items() if a > 0}
+        taken = allocate_credits(mine.get(customer, []), own, skip)
+        for invoice_id, amount in taken.items():
+            room[invoice_id] -= amount
+        spent: dict[str, Decimal] = {}
+        for invoice in mine.get(customer, []):
+            if invoice.id in taken:
+                spent[invoice.currency] = spent.get(invoice.currency, Decimal(0)) + taken[invoice.id]
+        left[customer] = {c: a - spent.get(c, Decimal(0)) for c, a in own.items() if a > spent.get(c, Decimal(0))}
+
+    def chain(customer: str) -> list[str]:
+        up, seen = [], {customer}
+        while customer in parents and parents[customer] not in seen and len(up) < 5:
+            customer = parents[customer]
+            seen.add(customer)
+            up.append(customer)
+        return up
+
+    below: dict[str, list[str]] = {}  # parent → the customers billed with it, at any depth
+    depth: dict[str, int] = {}
+    for customer in mine:
+        for level, parent in enumerate(chain(customer)):
+            below.setdefault(parent, []).append(customer)
+            depth[parent] = max(depth.get(parent, 0), level + 1)
+    shares: dict[str, dict[str, Decimal]] = {}
+    giver: dict[str, str] = {}
+    # the nearest credit first: a parent whose jobs are all below the others' comes before them
+    for holder in sorted((h for h in left if left[h] and h in below), key=lambda h: (depth[h], h)):
+        family = [i for c in below[holder] for i in mine[c]]
+        rest = {i.id: dataclasses.replace(i, balance=money.Money(room[i.id], i.currency))
+                for i in family if room[i.id] > 0}
+        for invoice_id, amount in allocate_credits(list(rest.values()), left[holder], skip).items():
+            if amount <= 0:
+                continue
+            room[invoice_id] -= amount
+            invoice = rest[invoice_id]
+            got = shares.setdefault(invoice.customer_id, {})
+            got[invoice.currency] = got.get(invoice.currency, Decimal(0)) + amount
+            giver.setdefault(invoice.customer_id, holder)
+    return shares, giver
+
+
 def _credit_by_currency(customer: model.Customer) -> dict[str, Decimal]:
     credit: dict[str, Decimal] = {}
     for m in customer.credits:
@@ -316,9 +382,9 @@ def _credit_alerts(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
                    else f"invoices {labels}, so no reminder goes out for them: apply the credit to them")
         out.append(actions.AlertOwner(
             realm=company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
-            topic="credit", invoices=tuple(i.id for i, _d in covered), amount=credit,
+            topic="credit", invoices=tuple(i.id for i, _d in covered), amount=credit, holder=customer.credit_holder,
             reason=f"{customer.display_name} has {credit.amount} {currency} of credit in QuickBooks that is not "
-                   f"applied to any invoice (credit memos, unapplied payments). It settles {settles} in QuickBooks."))
+                   f"applied to any invoice ({_credit_sources(customer)}). It settles {settles} in QuickBooks."))
     return out
 
 
@@ -328,11 +394,18 @@ def _partial_credit_alert(inp: _Inputs, invoice: model.Invoice, credit: money.Mo
     part = money.Money(inp.partial[invoice.id], invoice.currency).rounded()
     return actions.AlertOwner(
         realm=inp.company.realm, customer_id=customer.id, dedupe_key=key, due_at=inp.company_at(today), on=today,
-        topic="credit", invoices=(invoice.id,), amount=credit, part=part,
+        topic="credit", invoices=(invoice.id,), amount=credit, part=part, holder=customer.credit_holder,
         reason=f"{customer.display_name} has {credit.amount} {credit.currency} of credit in QuickBooks that is not "
-               f"applied to any invoice (credit memos, unapplied payments). Applied, it pays {part.amount} "
+               f"applied to any invoice ({_credit_sources(customer)}). Applied, it pays {part.amount} "
                f"{part.currency} of invoice {invoice.doc_number or invoice.id}, whose reminders ask for the whole "
                f"balance until then: apply the credit to it in QuickBooks.")
+
+
+def _credit_sources(customer: model.Customer) -> str:
+    """Where the customer's unused credit is recorded, for the owner's alert."""
+    if customer.credit_holder:
+        return f"credit memos, unapplied payments, counting those of {customer.credit_holder}, which it is billed with"
+    return "credit memos, unapplied payments"
 
 
 def _free_from(pauses: Sequence[model.Pause], policy: policy_mod.Policy, today: dt.date) -> dt.date | None:

@@ -233,3 +233,81 @@ def test_a_payment_plan_counts_unapplied_money_as_paid_instalments() -> None:
         return [a.dedupe_key for a in done if isinstance(a, rules.AlertOwner) and a.topic == "instalment_missed"]
     assert missed(customer()) == ["r1:plan:p1:inst0:missed:owner"]
     assert missed(with_credit((400, "USD"))) == []  # the first instalment arrived, unapplied
+
+
+# --- a parent's credit and the jobs billed with it -------------------------------------------------
+
+PARENT_OWN = invoice(id="p1", customer_id="parent", due_date=D(2026, 4, 10), total=100)
+JOB_A = invoice(id="a1", customer_id="jobA", due_date=D(2026, 4, 1), total=300)
+JOB_A_LATER = invoice(id="a2", customer_id="jobA", due_date=D(2026, 5, 1), total=300)
+JOB_B = invoice(id="b1", customer_id="jobB", due_date=D(2026, 4, 5), total=200)
+BILLED = {"jobA": "parent", "jobB": "parent"}
+
+
+def shares(invoices: list[rules.Invoice], credits: dict[str, dict[str, object]],
+           parents: dict[str, str] = BILLED, skip: frozenset[str] = frozenset()) -> dict[str, dict[str, Decimal]]:
+    found, _givers = rules.planner.parent_credit_shares(
+        invoices, {c: {cur: Decimal(str(a)) for cur, a in v.items()} for c, v in credits.items()}, parents, skip)
+    return found
+
+
+@pytest.mark.parametrize(("credit", "expected"), [
+    # the parent's own invoice first (100), then the jobs' oldest due first: 1 April (A), 5 April (B), 1 May (A)
+    (100, {}),
+    (400, {"jobA": {"USD": Decimal(300)}}),
+    (550, {"jobA": {"USD": Decimal(300)}, "jobB": {"USD": Decimal(150)}}),
+    (1000, {"jobA": {"USD": Decimal(600)}, "jobB": {"USD": Decimal(200)}}),
+    (5000, {"jobA": {"USD": Decimal(600)}, "jobB": {"USD": Decimal(200)}}),  # the rest stays the parent's
+])
+def test_a_parents_credit_left_after_its_own_invoices_goes_to_its_jobs_oldest_due_first(
+        credit: int, expected: dict[str, dict[str, Decimal]]) -> None:
+    assert shares([PARENT_OWN, JOB_A, JOB_A_LATER, JOB_B], {"parent": {"USD": credit}}) == expected
+
+
+def test_a_jobs_own_credit_pays_its_own_invoices_before_the_parents_is_shared() -> None:
+    # job A's own 300 settles its 1 April invoice: the parent's 400 goes to B (200), then A's May invoice (200)
+    assert shares([JOB_A, JOB_A_LATER, JOB_B], {"parent": {"USD": 400}, "jobA": {"USD": 300}}) == {
+        "jobA": {"USD": Decimal(200)}, "jobB": {"USD": Decimal(200)}}
+
+
+@pytest.mark.parametrize(("parents", "credits", "skip", "expected"), [
+    # not billed with its parent: a job of its own, its invoices get nothing of the parent's
+    ({"jobB": "parent"}, {"parent": {"USD": 1000}}, frozenset(), {"jobB": {"USD": Decimal(200)}}),
+    # a disputed invoice keeps its balance: the credit goes to the next one
+    (BILLED, {"parent": {"USD": 300}}, frozenset({"a1"}), {"jobB": {"USD": Decimal(200)}, "jobA": {"USD": Decimal(100)}}),
+    # another currency pays nothing
+    (BILLED, {"parent": {"EUR": 1000}}, frozenset(), {}),
+    # a customer with credit and nobody billed with it shares nothing
+    (BILLED, {"jobB": {"USD": 1000}}, frozenset(), {}),
+])
+def test_who_takes_part_of_a_parents_credit(parents: dict[str, str], credits: dict[str, dict[str, object]],
+                                            skip: frozenset[str], expected: dict[str, dict[str, Decimal]]) -> None:
+    assert shares([JOB_A, JOB_A_LATER, JOB_B], credits, parents, skip) == expected
+
+
+def test_down_the_chain_the_nearest_parents_credit_goes_first() -> None:
+    """grand → sub → job (each billed with its parent): the sub-customer's credit pays its job before the
+    grandparent's does, and the grandparent's pays what is left across both levels."""
+    job = invoice(id="j1", customer_id="job", due_date=D(2026, 4, 1), total=300)
+    sub = invoice(id="s1", customer_id="sub", due_date=D(2026, 4, 20), total=100)
+    found, givers = rules.planner.parent_credit_shares(
+        [job, sub], {"sub": {"USD": Decimal(100)}, "grand": {"USD": Decimal(250)}}, {"job": "sub", "sub": "grand"})
+    # sub's own 100 pays its own invoice; nothing of it left for the job; grand's 250 goes to the job's 300
+    assert found == {"job": {"USD": Decimal(250)}} and givers == {"job": "grand"}
+    found, givers = rules.planner.parent_credit_shares(
+        [job, sub], {"sub": {"USD": Decimal(250)}, "grand": {"USD": Decimal(250)}}, {"job": "sub", "sub": "grand"})
+    # sub's 150 left goes to its job first; grand's then pays the job's last 150 and nothing else is open
+    assert found == {"job": {"USD": Decimal(300)}} and givers == {"job": "sub"}
+
+
+def test_a_job_holding_its_parents_share_is_left_alone_and_the_owner_is_told_whose_credit_it_is() -> None:
+    """The snapshot adds the share to the job's credits and names the parent: the engine then treats it as
+    the job's credit, and the alert says where it is recorded."""
+    job = customer(id="jobA", display_name="Kitchen remodel", credits=(money(300),), credit_holder="Hartley Homes")
+    done = simulate(start=START, days=60, invoices=[dataclasses.replace(OLD, customer_id="jobA")], pol=pol(), cust=job)
+    [alert] = credit_alerts(done)
+    assert touched(done) == set() and alert.holder == "Hartley Homes"
+    assert alert.reason == ("Kitchen remodel has 300.00 USD of credit in QuickBooks that is not applied to any "
+                            "invoice (credit memos, unapplied payments, counting those of Hartley Homes, which it is "
+                            "billed with). It settles invoice 1041, so no reminder goes out for it: apply the credit "
+                            "to it in QuickBooks.")
