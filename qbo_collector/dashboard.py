@@ -557,7 +557,7 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
     inv = models.Invoice
     due = func.coalesce(inv.due_date, inv.txn_date)
     committed = _committed_customers(s, company, on)
-    credited = reports.unused_credits(s, company.id, company.currency)
+    credited = snapshot.shared_credits(s, company, on).credits  # a parent's credit pays its jobs' too
     apart = sorted(set(committed) | set(credited))  # read invoice by invoice
     open_ = and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                  inv.balance > 0, due.is_not(None))
@@ -628,7 +628,7 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
     inv, cust = models.Invoice, models.Customer
     due = func.coalesce(inv.due_date, inv.txn_date)
     overdue = func.sum(inv.balance).label("overdue")
-    credited = {c: v for c, v in reports.unused_credits(s, company.id, company.currency).items() if c and v}
+    credited = {c: v for c, v in snapshot.shared_credits(s, company, on).credits.items() if c and v}
     rows = s.execute(
         select(inv.customer_qbo_id, inv.currency, overdue, func.min(due), func.count())
         .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
@@ -638,7 +638,7 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
     holders = sorted({r[0] for r in rows if r[0] in credited})
     if holders:
         net: dict[tuple[str, str], tuple[Decimal, dt.date, int] | None] = {}
-        for snap in snapshot.load(s, company, customer_ids=holders):
+        for snap in snapshot.load(s, company, today=on, customer_ids=holders):
             mine = forecast.with_credits(snap.invoices, credited[snap.customer.id],
                                          forecast.disputed(snap.invoices, snap.pauses, on))
             for cur in {i.currency for i in mine}:

@@ -56,6 +56,7 @@ _WORDS = {
         "credit_line": "{name}: {credit} of credit settles {invoices}",
         "credit_part": "{name}: {credit} of credit pays {part} of invoice {number}",
         "credit_one": "invoice {numbers}", "credit_many": "invoices {numbers}",
+        "credit_from": "{name} (billed with {holder}, whose credit counts)",
         "reminders": "Reminders in the last {days} days",
         "reminders_line": "{sent} sent; {paid} followed by a payment within {within} days.{s_sent}{s_paid}",
         "open": "Open the dashboard: {link}",
@@ -92,6 +93,7 @@ _WORDS = {
         "credit_line": "{name} : {credit} d’avoir, qui règle {invoices}",
         "credit_part": "{name} : {credit} d’avoir, qui paie {part} de la facture {number}",
         "credit_one": "la facture {numbers}", "credit_many": "les factures {numbers}",
+        "credit_from": "{name} (facturé avec {holder}, dont l’avoir compte)",
         "reminders": "Relances des {days} derniers jours",
         "reminders_line": "{sent} envoyée{s_sent} ; {paid} suivie{s_paid} d’un paiement dans les {within} jours.",
         "open": "Ouvrir le tableau de bord : {link}",
@@ -172,12 +174,13 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
         lines = []
         for c in credit[:TOP]:
             amount = money(c.credit.amount, c.credit.currency)
+            name = w["credit_from"].format(name=c.name, holder=c.holder) if c.holder else c.name
             if c.part is not None:
-                lines.append(w["credit_part"].format(name=c.name, credit=amount, number=c.numbers[0],
+                lines.append(w["credit_part"].format(name=name, credit=amount, number=c.numbers[0],
                                                      part=money(c.part.amount, c.part.currency)))
             else:
                 which = w["credit_one" if len(c.numbers) == 1 else "credit_many"].format(numbers=", ".join(c.numbers))
-                lines.append(w["credit_line"].format(name=c.name, credit=amount, invoices=which))
+                lines.append(w["credit_line"].format(name=name, credit=amount, invoices=which))
         if len(credit) > TOP:
             lines.append(w["unsent_more"].format(n=len(credit) - TOP, s=_s(len(credit) - TOP, language)))
         sections.append((w["credit"], lines))

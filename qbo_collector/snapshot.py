@@ -2,11 +2,12 @@
 
     company_context(company) -> rules.CompanyContext
     policy_for(company, customer_row) -> rules.Policy
-    load(s, company, *, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
+    load(s, company, *, today, customer_ids=None, dry_run=False) -> list[CustomerSnapshot]
+    shared_credits(s, company, today) -> SharedCredit   # unused credit, a parent's shared with jobs billed with it
     refresh_next_action(s, snapshots, *, dates) -> int
     contact_rows(s, company_id, customers) -> {customer_id: the row its reminders reach (a parent billed for it)}
     credit_on_invoices(s, company, customer_id, today) -> ({invoice id: credit settling it}, {invoice id: part paid})
-    settled_by_credit(s, company, customer_id, today) -> {invoice id: the credit settling it}
+    settled_by_credit(s, company, customer_ids, today) -> {invoice id: (the credit settling it, its parent holder)}
     credit_to_apply(s, company, today) -> [CreditToApply]   # the weekly digest's list
     candidate_customers(s, company, *, today, since=None) -> {customer_id: invoice ids to evaluate, or None: all}
 
@@ -24,6 +25,10 @@ Decisions where the issue is silent:
 - Unused credit (``rules.Customer.credits``): the customer's credit memos' remaining credit and
   payments' unapplied amounts (deleted ones aside), per currency, read for every load (the
   ``(company, unapplied)`` and ``(company, balance)`` indexes keep that to the few rows with credit).
+  A job or sub-customer billed with its parent also counts the part of its parent's credit its
+  invoices take once the parent's own invoices have theirs (``shared_credits``): a contractor often
+  records the client's payment on the client, not on the job. The parent's own invoices come first
+  because the money is recorded on it; across its jobs, the oldest due first, as applying it would.
 - Language "en"/"fr" (the customer's, else the company's; anything else reads English).
   Time zone: a customer whose country differs from the company's gets that country's main
   zone, so quiet hours are read where the phone rings.
@@ -37,7 +42,8 @@ Decisions where the issue is silent:
   nothing will happen unless something changes; None means not known yet. A run evaluates
   only the invoices whose date has come or is unknown (``candidate_customers``): the others
   of the same customer keep theirs, still a lower bound. What could move a date earlier makes the customer a candidate in full: its
-  invoices, payments or credit memos (its unused credit) or its own row synced since the last run, a pause recorded, a change made here
+  invoices, payments or credit memos (its unused credit) or its own row synced since the last run, anything of that
+  kind of a parent whose credit may pay its invoices, or of another customer billed with that parent, a pause recorded, a change made here
   (``Customer.changed_at``: flags, bounces, STOPs; the case-work functions also clear the
   dates). A change that concerns every customer (policy, settings, zone, terms, engine
   version: ``plan_fingerprint``) makes the next run a full plan, and so does a week without one.
@@ -213,6 +219,106 @@ def contact_rows(s: Session, company_id: int, customers: Mapping[str, models.Cus
     return out
 
 
+def billed_below(s: Session, company_id: int, parents: Sequence[str]) -> dict[str, str]:
+    """Customer → its parent, for every job or sub-customer billed with one of ``parents``
+    (``BillWithParent``), down the chain (a job of a sub-customer itself billed with its parent):
+    one query per level, through the ``(company, parent)`` index. Deleted ones aside."""
+    cus = models.Customer
+    found: dict[str, str] = {}
+    level = sorted(set(parents))
+    for _ in range(PARENT_LEVELS):
+        if not level:
+            break
+        rows = list(_in_chunks(s, select(cus).where(cus.company_id == company_id, cus.bill_with_parent.is_(True),
+                                                    cus.deleted.is_(False)), cus.parent_qbo_id, level))
+        level = sorted(r.qbo_id for r in rows if r.qbo_id not in found and r.qbo_id not in parents)
+        found.update((r.qbo_id, r.parent_qbo_id) for r in rows if r.qbo_id in level)
+    return found
+
+
+def _families(parents: Mapping[str, str], holders: Iterable[str]) -> dict[str, set[str]]:
+    """Holder → the customers of ``parents`` (customer → parent) below it, at any depth."""
+    holding = set(holders)
+    families: dict[str, set[str]] = {}
+    for child in parents:
+        up, seen = parents[child], {child}
+        while up not in seen:
+            if up in holding:
+                families.setdefault(up, set()).add(child)
+            seen.add(up)
+            if up not in parents:
+                break
+            up = parents[up]
+    return families
+
+
+def credit_families(s: Session, company: models.Company) -> dict[str, set[str]]:
+    """Customer with unused credit → the customers billed with it, at any depth (``billed_below``):
+    the customers whose invoices its credit may pay. Empty, after one query, when there are none."""
+    holders = sorted(c for c in reports.unused_credits(s, company.id, company.currency or "USD") if c)
+    return _families(billed_below(s, company.id, holders), holders) if holders else {}
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedCredit:
+    """Unused credit as the engine counts it (``shared_credits``)."""
+
+    credits: dict[str, dict[str, Decimal]]  # customer → currency → its own credit plus the share of its parents'
+    shares: dict[str, dict[str, Decimal]]   # customer → currency → the share of its parents' credit alone
+    givers: dict[str, str]                  # customer that takes part of a parent's credit → that parent
+    names: dict[str, str]                   # those parents → their names
+    families: dict[str, set[str]]           # customer with credit → the customers billed with it (any depth)
+
+    def holder(self, customer_id: str) -> str | None:
+        """The name of the parent whose credit the customer takes part of, if any."""
+        giver = self.givers.get(customer_id)
+        return None if giver is None else self.names.get(giver, giver)
+
+
+def shared_credits(s: Session, company: models.Company, today: dt.date,
+                   own: dict[str, dict[str, Decimal]] | None = None) -> SharedCredit:
+    """The customers' unused credit (``reports.unused_credits``, or ``own`` when already read) as
+    the engine counts it on ``today``: a job or sub-customer billed with its parent also counts the
+    part of the parent's credit its open invoices take once the parent's own invoices have theirs
+    (``rules.planner.parent_credit_shares``, disputed invoices skipped). A payment a contractor
+    records on the client rather than on the job pays the job's invoices all the same.
+
+    Reads nothing more than the credit unless a customer with credit has customers billed with it:
+    then one query per level for them, and their open invoices and pauses."""
+    own = own if own is not None else reports.unused_credits(s, company.id, company.currency or "USD")
+    holders = sorted(c for c, v in own.items() if c and any(a > 0 for a in v.values()))
+    parents = billed_below(s, company.id, holders) if holders else {}
+    if not parents:
+        return SharedCredit(credits=own, shares={}, givers={}, names={}, families={})
+    families = _families(parents, own)
+    concerned = sorted(set(parents) | set(families))
+    inv = models.Invoice
+    terms = {t.qbo_id: t for t in s.scalars(select(models.Term).where(models.Term.company_id == company.id))}
+    invoices = [invoice_record(company.realm_id, r, terms) for r in _of_customers(
+        s, inv, company.id, concerned, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open, inv.balance > 0)]
+    pauses: dict[str, list[rules.Pause]] = defaultdict(list)
+    for row in _of_customers(s, models.Pause, company.id, concerned):
+        record = pause_record(row, company.currency or "USD")
+        if record is not None:
+            pauses[row.customer_qbo_id].append(record)
+    by_customer: dict[str, list[rules.Invoice]] = defaultdict(list)
+    for invoice in invoices:
+        by_customer[invoice.customer_id].append(invoice)
+    skip = frozenset().union(*(rules.planner.disputed(mine, pauses.get(c, ()), today) for c, mine in by_customer.items()))
+    shares, givers = rules.planner.parent_credit_shares(
+        invoices, {c: own[c] for c in concerned if c in own}, parents, skip)
+    if not shares:
+        return SharedCredit(credits=own, shares={}, givers={}, names={}, families=families)
+    names = dict(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
+        models.Customer.company_id == company.id, models.Customer.qbo_id.in_(sorted(set(givers.values()))))).all())
+    credits = {c: dict(v) for c, v in own.items()}
+    for customer, share in shares.items():
+        mine = credits.setdefault(customer, {})
+        for currency, amount in share.items():
+            mine[currency] = mine.get(currency, Decimal(0)) + amount
+    return SharedCredit(credits=credits, shares=shares, givers=givers, names=names, families=families)
+
+
 def email_addresses(raw: str | None) -> list[str]:
     """The addresses in a QuickBooks email field: one, or several separated by commas (QuickBooks
     takes "ap@acme.com, bob@acme.com" and sends its own invoices to each)."""
@@ -350,7 +456,7 @@ def credit_on_invoices(s: Session, company: models.Company, customer_id: str, to
     (``rules.planner.credit_parts``: oldest due first, a disputed invoice skipped): the invoices it
     settles in full, each with the credit of its currency, and the one per currency it pays only
     part of, with that part. Both empty when the customer has no unused credit."""
-    snaps = load(s, company, customer_ids=[customer_id])
+    snaps = load(s, company, today=today, customer_ids=[customer_id])
     if not snaps or not snaps[0].customer.credits:
         return {}, {}
     snap = snaps[0]
@@ -361,10 +467,18 @@ def credit_on_invoices(s: Session, company: models.Company, customer_id: str, to
             {iid: Money(part, currency[iid]).rounded() for iid, part in partial.items()})
 
 
-def settled_by_credit(s: Session, company: models.Company, customer_id: str, today: dt.date) -> dict[str, Money]:
-    """The customer's open invoices its unused credit settles in full (``credit_on_invoices``):
-    invoice id → the credit of its currency."""
-    return credit_on_invoices(s, company, customer_id, today)[0]
+def settled_by_credit(s: Session, company: models.Company, customer_ids: Sequence[str], today: dt.date
+                      ) -> dict[str, tuple[Money, str | None]]:
+    """The open invoices of ``customer_ids`` their unused credit settles in full (as ``credit_on_invoices``,
+    in one load): invoice id → (the credit of its currency, the parent whose credit counts, if any)."""
+    out: dict[str, tuple[Money, str | None]] = {}
+    for snap in load(s, company, today=today, customer_ids=customer_ids) if customer_ids else []:
+        if not snap.customer.credits:
+            continue
+        credit = {m.currency: m for m in snap.customer.credits}
+        covered, _partial = rules.planner.credit_parts(snap.invoices, snap.customer, snap.pauses, today=today)
+        out.update((i.id, (credit[i.currency], snap.customer.credit_holder)) for i in snap.invoices if i.id in covered)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -378,15 +492,16 @@ class CreditToApply:
     numbers: tuple[str, ...]   # the invoices it settles, oldest due first (or the one it pays part of)
     settles: Decimal           # their balances together (or the part it pays)
     part: Money | None = None  # set when it settles none in full: what it pays of ``numbers[0]``
+    holder: str | None = None  # the parent it is billed with, when the credit counts the parent's
 
 
 def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list[CreditToApply]:
     """Every customer whose unused credit settles open invoices in full (the ones the reminders leave
     alone, ``rules.credit_covered``) or, settling none, pays part of one (reminded for its whole
     balance meanwhile), per currency, the largest amount first. Reads only the customers with credit."""
-    holders = sorted(c for c in reports.unused_credits(s, company.id, company.currency or "USD") if c)
+    holders = sorted(c for c in shared_credits(s, company, today).credits if c)
     found: list[CreditToApply] = []
-    for snap in load(s, company, customer_ids=holders) if holders else []:
+    for snap in load(s, company, today=today, customer_ids=holders) if holders else []:
         covered, partial = rules.planner.credit_parts(snap.invoices, snap.customer, snap.pauses, today=today)
         for credit in snap.customer.credits:
             mine = [i for i, _due in rules.planner.oldest_first(snap.invoices) if i.currency == credit.currency]
@@ -396,12 +511,13 @@ def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list
                 found.append(CreditToApply(
                     customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
                     numbers=tuple(i.doc_number or i.id for i in settled),
-                    settles=sum((i.balance.amount for i in settled), Decimal(0))))
+                    settles=sum((i.balance.amount for i in settled), Decimal(0)), holder=snap.customer.credit_holder))
             elif partly:
                 part = Money(partial[partly[0].id], credit.currency).rounded()
                 found.append(CreditToApply(
                     customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
-                    numbers=(partly[0].doc_number or partly[0].id,), settles=part.amount, part=part))
+                    numbers=(partly[0].doc_number or partly[0].id,), settles=part.amount, part=part,
+                    holder=snap.customer.credit_holder))
     return sorted(found, key=lambda c: (-c.settles, c.name.casefold(), c.credit.currency))
 
 
@@ -475,9 +591,10 @@ def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None
     return None
 
 
-def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | None = None,
+def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: Iterable[str] | None = None,
          dry_run: bool = False) -> list[CustomerSnapshot]:
-    """Snapshots of the company's customers that have open invoices (all, or ``customer_ids``).
+    """Snapshots of the company's customers that have open invoices (all, or ``customer_ids``), their
+    unused credit counted as on ``today`` (``shared_credits``: a dispute decides where a parent's goes).
 
     With ``customer_ids``, only those customers' rows are read (invoices, history, pauses, contact
     blocks, through the ``(company_id, customer_qbo_id)`` indexes, 500 ids per query): an indexed
@@ -523,7 +640,8 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
     blocked_emails = _blocked(s, "email", {a.lower() for e in emails.values() for a in email_addresses(e)})
     blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
     # the few customers with unused credit, through the (company, unapplied|balance) indexes
-    credits = reports.unused_credits(s, company.id, company.currency or "USD")
+    shared = shared_credits(s, company, today)  # with the share of a parent's a job billed with it takes
+    credits = shared.credits
     realm = company.realm_id
     # One policy lookup per policy name, not per customer (it serialises the stored JSON to find the
     # validated copy; an unknown name is then logged once a load, not once per customer).
@@ -552,7 +670,8 @@ def load(s: Session, company: models.Company, *, customer_ids: Iterable[str] | N
             has_email=email is not None, has_phone=phone is not None, policy_name=crow.policy_name,
             excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
             opted_out=frozenset(opted),
-            credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0))
+            credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0),
+            credit_holder=shared.holder(cid))
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
         snaps.append(CustomerSnapshot(
             row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
@@ -648,11 +767,16 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
             cus, (cus.company_id == inv.company_id) & (cus.qbo_id == inv.customer_qbo_id)).join(
             parent, (parent.company_id == cus.company_id) & (parent.qbo_id == cus.parent_qbo_id)).where(
             *open_, cus.bill_with_parent.is_(True), or_(parent.synced_at >= since, parent.changed_at >= since))))
+        # a customer's credit also pays the invoices of those billed with it (``shared_credits``): when
+        # anything of that family changed (the credit, an invoice, a row), all of it
+        for holder, family in credit_families(s, company).items():
+            if holder in changed or family & changed:
+                changed |= family
         found.update(dict.fromkeys(changed))
     return found
 
 
-PLAN_INPUTS_VERSION = 4  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 5  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

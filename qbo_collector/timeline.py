@@ -120,6 +120,10 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "cancel.credit": N_("Cancelled: invoice %(invoice)s is settled by the customer's unused credit in QuickBooks "
                         "(%(credit)s, recorded since it was planned): nothing goes out for it until the credit is "
                         "applied or gone; the next run plans it again."),
+    "cancel.credit.parent": N_("Cancelled: invoice %(invoice)s is settled by unused credit in QuickBooks, counting "
+                               "that of %(holder)s, which the customer is billed with (%(credit)s, recorded since it "
+                               "was planned): nothing goes out for it until the credit is applied or gone; the next "
+                               "run plans it again."),
     "cancel.due_date_changed": N_("Cancelled: the due date of invoice %(invoice)s changed in QuickBooks (%(before)s → "
                                   "%(after)s); the next run plans it again."),
     # lines written to the customer's notes in QuickBooks (the note is written in English; the
@@ -194,6 +198,20 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
                         "%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
                         "(credit memos, unapplied payments). It settles invoices %(invoices)s, so no reminder goes "
                         "out for them: apply the credit to them in QuickBooks."),
+    # the same, when the credit counts that of the parent the customer is billed with
+    "alert.credit.partial.parent": N_("%(name)s has %(amount)s of credit in QuickBooks that is not applied to any "
+                                      "invoice (credit memos, unapplied payments, counting those of %(holder)s, which "
+                                      "it is billed with). Applied, it pays %(part)s of invoice %(invoice)s, whose "
+                                      "reminders ask for the whole balance until then: apply the credit to it in "
+                                      "QuickBooks."),
+    "alert.credit.parent": Np_("%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
+                               "(credit memos, unapplied payments, counting those of %(holder)s, which it is billed "
+                               "with). It settles invoice %(invoices)s, so no reminder goes out for it: apply the "
+                               "credit to it in QuickBooks.",
+                               "%(name)s has %(amount)s of credit in QuickBooks that is not applied to any invoice "
+                               "(credit memos, unapplied payments, counting those of %(holder)s, which it is billed "
+                               "with). It settles invoices %(invoices)s, so no reminder goes out for them: apply the "
+                               "credit to them in QuickBooks."),
     # why a row's outcome is unknown (its ``status_reason``, shown on the Upcoming page)
     "outbox.unknown.crash": N_("The run stopped after this message was handed to the provider and before its answer "
                                "was recorded: it may or may not have gone out. It will not be resent automatically; "

@@ -129,7 +129,8 @@ class _Mirrored:
 
 class Customer(_Mirrored, Base):
     __tablename__ = "customer"
-    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),)
+    __table_args__ = (UniqueConstraint("company_id", "qbo_id"),
+                      Index("ix_customer_company_parent", "company_id", "parent_qbo_id"))
 
     display_name: Mapped[str] = mapped_column(String(500))
     company_name: Mapped[str | None] = mapped_column(String(500))

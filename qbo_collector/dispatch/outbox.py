@@ -149,13 +149,16 @@ def alert_sentence(action: rules.AlertOwner, *, customer_name: str, numbers: Seq
     if action.topic == "promise_broken" and action.amount is not None and action.until is not None:
         return timeline.text("alert.promise_broken", name=customer_name, until=timeline.date(action.until),
                              amount=timeline.money(action.amount.amount, action.amount.currency))
+    held = {"holder": action.holder} if action.holder else {}
+    suffix = ".parent" if action.holder else ""
     if action.topic == "credit" and action.amount is not None and action.part is not None and numbers:
-        return timeline.text("alert.credit.partial", name=customer_name, invoice=numbers[0],
+        return timeline.text("alert.credit.partial" + suffix, name=customer_name, invoice=numbers[0],
                              amount=timeline.money(action.amount.amount, action.amount.currency),
-                             part=timeline.money(action.part.amount, action.part.currency))
+                             part=timeline.money(action.part.amount, action.part.currency), **held)
     if action.topic == "credit" and action.amount is not None and numbers:
-        return timeline.text("alert.credit", name=customer_name, invoices=timeline.invoices(numbers), num=len(numbers),
-                             amount=timeline.money(action.amount.amount, action.amount.currency))
+        return timeline.text("alert.credit" + suffix, name=customer_name, invoices=timeline.invoices(numbers),
+                             num=len(numbers), amount=timeline.money(action.amount.amount, action.amount.currency),
+                             **held)
     if action.topic == "instalment_missed" and action.amount is not None and action.due_on is not None:
         return timeline.text("alert.instalment_missed", name=customer_name, n=action.instalment or "",
                              amount=timeline.money(action.amount.amount, action.amount.currency),

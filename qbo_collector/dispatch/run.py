@@ -60,7 +60,7 @@ from typing import Any
 import tenacity
 from sqlalchemy import func, select
 
-from qbo_collector import alerts, clock, config, errors, leases, reports, rules, snapshot, timeline, translation
+from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -263,7 +263,7 @@ def plan_company(settings: config.Settings, db: Database, realm_id: str, *, on: 
     with db.sessions() as s:
         company = _company(s, realm_id)
         dry = bool((company.settings or {}).get("dry_run"))
-        snaps = snapshot.load(s, company, dry_run=dry)
+        snaps = snapshot.load(s, company, today=on, dry_run=dry)
         found: list[str] = []
         rows, _dates = _plan_snapshots(company, snaps, today=on, days=max(1, days), dry_run=dry, problems=found)
         for p in found:
@@ -283,7 +283,7 @@ def plan_and_insert(db: Database, company_id: int, *, today: dt.date, now: dt.da
         assert company is not None
         # customer → the invoices to evaluate (None: all of them); None: every customer, in full
         candidates = None if full else snapshot.candidate_customers(s, company, today=today, since=since)
-        snaps = (snapshot.load(s, company, customer_ids=candidates, dry_run=dry_run)
+        snaps = (snapshot.load(s, company, today=today, customer_ids=candidates, dry_run=dry_run)
                  if candidates is None or candidates else [])
         rows, dates = _plan_snapshots(company, snaps, today=today, days=1, dry_run=dry_run, problems=summary.errors,
                                       focus=candidates)
@@ -490,19 +490,18 @@ def _chases(row: models.Outbox) -> bool:
     return bool(row.invoice_ids) and row.kind in ("reminder", "fee", "task")
 
 
-def _settled_by_credit(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) -> dict[str, Money]:
-    """Invoice id → the unused credit that settles it in full (``snapshot.settled_by_credit``), for
-    the customers of ``rows`` that chase invoices and hold credit. The plan of this run already left
-    those invoices alone; this catches rows planned by an earlier run (texts waiting for daytime)."""
+def _settled_by_credit(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]
+                       ) -> dict[str, tuple[Money, str | None]]:
+    """Invoice id → the unused credit that settles it in full and the parent whose credit counts
+    (``snapshot.settled_by_credit``), for the customers of ``rows`` that chase invoices and hold credit
+    (a parent's, for a job billed with it). The plan of this run already left those invoices alone;
+    this catches rows planned by an earlier run (texts waiting for daytime)."""
     wanted = {r.customer_qbo_id for r in rows if _chases(r) and r.customer_qbo_id}
     if not wanted:
         return {}
     with ctx.db.session() as s:
-        holders = sorted(wanted & set(reports.unused_credits(s, ctx.company_id, company.currency or "USD")))
-        settled: dict[str, Money] = {}
-        for customer_id in holders:
-            settled.update(snapshot.settled_by_credit(s, company, customer_id, ctx.today))
-    return settled
+        holders = sorted(wanted & set(snapshot.shared_credits(s, company, ctx.today).credits))
+        return snapshot.settled_by_credit(s, company, holders, ctx.today)
 
 
 def _due_rows(ctx: _Ctx) -> list[models.Outbox]:
@@ -554,9 +553,11 @@ def _process_due(ctx: _Ctx) -> None:
             credited = next((i for i in row.invoice_ids if i in settled), None) if _chases(row) else None
             if stale is None and credited is not None:
                 numbers = dict(zip(row.invoice_ids, (row.payload or {}).get("numbers") or row.invoice_ids))
-                credit = settled[credited].rounded()
-                stale = timeline.text("cancel.credit", invoice=str(numbers.get(credited, credited)),
-                                      credit=timeline.money(credit.amount, credit.currency)), True
+                credit, holder = settled[credited][0].rounded(), settled[credited][1]
+                stale = timeline.text("cancel.credit.parent" if holder else "cancel.credit",
+                                      invoice=str(numbers.get(credited, credited)),
+                                      credit=timeline.money(credit.amount, credit.currency),
+                                      **({"holder": holder} if holder else {})), True
             if stale is not None:
                 reason, free = stale
                 _cancel(ctx, row, reason, free=free)

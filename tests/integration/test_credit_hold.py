@@ -139,19 +139,11 @@ def test_a_credit_memo_settles_the_oldest_invoice_and_the_page_says_so(env) -> N
                            "fr": "Dispose de 501,00\u00a0$US d’avoir non utilisé dans QuickBooks"}[language]) == 1
 
 
-def _pay_unapplied(env, customer_id: str, amount: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """The customer's money recorded in QuickBooks without applying it to any invoice."""
-    payment = env.sb.intuit.create(env.realm, "Payment", {"CustomerRef": {"value": customer_id},
-                                                          "TotalAmt": float(amount)})
-    assert float(payment["UnappliedAmt"]) == float(amount)
-    return payment
-
-
 def test_a_payment_recorded_after_the_last_sync_is_read_before_planning(env) -> None:  # type: ignore[no-untyped-def]
     sb, realm = env.sb, env.realm
     customer_id, (oldest, second) = _customer_owing(env, -3, -2)  # both have their "1 day late" step due today
     env.sync()
-    payment = _pay_unapplied(env, customer_id, oldest["Balance"])  # after the sync; no webhook either
+    payment = ds.pay_unapplied(env, customer_id, oldest["Balance"])  # after the sync; no webhook either
     calls = sb.log.count("intuit", "cdc", realm=realm)
     summary = env.run()
     assert summary.ok and summary.credit_reads == 1, summary.problems
@@ -184,7 +176,7 @@ def test_a_text_planned_before_the_credit_came_is_cancelled_not_sent(  # type: i
         wakes = text.due_at.replace(tzinfo=dt.timezone.utc)
         assert text.status.value == "planned" and wakes.astimezone(zoneinfo.ZoneInfo("Pacific/Honolulu")).hour == 8
 
-        _pay_unapplied(env, customer_id, invoice["Balance"])  # before it wakes, not synced
+        ds.pay_unapplied(env, customer_id, invoice["Balance"])  # before it wakes, not synced
         later = env.run(now=wakes + dt.timedelta(minutes=30))
         assert later.ok and later.statuses["cancelled"] == 1, later.problems
         cancelled = next(r for r in env.rows() if r.id == text.id)
@@ -225,7 +217,7 @@ def test_when_the_payments_cannot_be_read_no_reminder_goes_out(env) -> None:  # 
 def test_a_payment_that_pays_part_of_an_invoice_leaves_it_reminded_and_tells_the_owner(env) -> None:  # type: ignore[no-untyped-def]
     sb, realm = env.sb, env.realm
     customer_id, (invoice,) = _customer_owing(env, -2)
-    _pay_unapplied(env, customer_id, 200)
+    ds.pay_unapplied(env, customer_id, 200)
     env.sync()
     summary = env.run()
     assert summary.ok, summary.problems

@@ -334,15 +334,15 @@ def test_loading_some_customers_reads_only_their_rows_and_sees_what_a_full_load_
     today = env.now_at(12).date()
     with env.db.session() as s:
         company = s.scalar(select(models.Company))
-        everyone = sorted({snap.customer.id for snap in snapshot.load(s, company)})
+        everyone = sorted({snap.customer.id for snap in snapshot.load(s, company, today=today)})
         chosen, others = everyone[:2], everyone[2:]
         assert others
         casework.pause(s, company, chosen[0], until=today + dt.timedelta(days=9), on=today)
         casework.pause(s, company, others[0], until=today + dt.timedelta(days=9), on=today)
-        number = next(snap.phone for snap in snapshot.load(s, company) if snap.customer.id in chosen and snap.phone)
+        number = next(snap.phone for snap in snapshot.load(s, company, today=today) if snap.customer.id in chosen and snap.phone)
         s.add(models.ContactBlock(channel="sms", address=number, reason="stop"))
     with env.db.session() as s:
-        full = {snap.customer.id: snap for snap in snapshot.load(s, s.scalar(select(models.Company)))}
+        full = {snap.customer.id: snap for snap in snapshot.load(s, s.scalar(select(models.Company)), today=today)}
     read: list[object] = []
     loading: list[object] = []  # the session of the load under test: the web server's threads load rows too
 
@@ -356,7 +356,7 @@ def test_loading_some_customers_reads_only_their_rows_and_sees_what_a_full_load_
     try:
         with env.db.session() as s:
             loading.append(s)
-            part = snapshot.load(s, s.scalar(select(models.Company)), customer_ids=chosen)
+            part = snapshot.load(s, s.scalar(select(models.Company)), today=today, customer_ids=chosen)
     finally:
         for model in watched:
             event.remove(model, "load", on_load)

@@ -139,6 +139,14 @@ def invoice(env: Env, customer_id: str, due: dt.date, amount: float = 500.0) -> 
                   "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]})
 
 
+def pay_unapplied(env: Env, customer_id: str, amount: Any) -> dict[str, Any]:
+    """The customer's money recorded in QuickBooks without applying it to any invoice."""
+    payment = env.sb.intuit.create(env.realm, "Payment", {"CustomerRef": {"value": customer_id},
+                                                          "TotalAmt": float(amount)})
+    assert float(payment["UnappliedAmt"]) == float(amount)
+    return payment
+
+
 def stop(envs: list[Env]) -> None:
     """Stop the web stand-ins of the environments a fixture built, once its test is over."""
     for env in envs:

@@ -76,6 +76,24 @@ def test_the_customer_parent_columns_come_with_a_full_read_of_the_customers(db):
         assert s.scalar(select(models.Customer.bill_with_parent).where(models.Customer.qbo_id == "77")) is False
 
 
+def test_the_customer_parent_index_comes_and_goes_with_its_migration(db):
+    """0011: a parent's unused credit pays its billed jobs' invoices; they are found through this index."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    def indexes() -> set[str]:
+        return {i["name"] for i in inspect(db.engine).get_indexes("customer")}
+
+    assert "ix_customer_company_parent" in indexes()
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0010")
+    assert "ix_customer_company_parent" not in indexes()
+    migrate.upgrade(db)
+    assert "ix_customer_company_parent" in indexes()
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

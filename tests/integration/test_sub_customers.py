@@ -91,7 +91,7 @@ def test_the_parents_bounce_stops_the_job_and_the_list_names_the_parent(env) -> 
         company = s.scalar(select(models.Company))
         stopped = s.scalar(select(models.Customer.email_stopped).where(models.Customer.qbo_id == parent["Id"]))
         assert stopped == "bounce"
-        [snap] = snapshot.load(s, company, customer_ids=[kitchen["Id"]])
+        [snap] = snapshot.load(s, company, today=dt.date(2026, 12, 7), customer_ids=[kitchen["Id"]])
         assert snap.customer.opted_out == frozenset({"email"}) and snap.email == "ap-bounce@hartley.example"
     owner = browser(env.web.app, env.db, "owner@maple.example", realm=realm)
     page = owner.get(f"/companies/{realm}/customers?unreachable=1&all=1").get_data(as_text=True)
@@ -112,3 +112,150 @@ def test_a_change_to_the_parent_makes_its_jobs_candidates_of_the_next_run(env) -
         found = snapshot.candidate_customers(s, company, today=dt.date(2000, 1, 1), since=before)
     assert found.get(kitchen["Id"], "absent") is None  # planned in full: its contact changed
     assert found[garage["Id"]] is not None              # only its invoice never planned: its own address did not
+
+
+def test_money_recorded_on_the_parent_holds_the_invoice_of_a_job_billed_with_it(env) -> None:  # type: ignore[no-untyped-def]
+    """A contractor records the client's payment on the client (the parent), unapplied: it pays the
+    invoice of the job billed with it, so that invoice is not reminded and the owner is told where the
+    money sits; the job billed on its own is reminded as before."""
+    sb, realm = env.sb, env.realm
+    parent, kitchen, garage = _family(env, "ap@hartley.example")
+    billed, own = _invoice(env, kitchen["Id"]), _invoice(env, garage["Id"])
+    ds.pay_unapplied(env, parent["Id"], 500)
+    env.sync()
+    summary = env.run()
+    assert summary.ok, summary.problems
+    assert not _to(env, billed)                          # settled by the parent's money
+    assert _to(env, own) == {"site@garage.example"}      # not billed with the parent: the parent's money is not its
+    reminded = [r for r in env.rows(kind="reminder") if billed["Id"] in (r.invoice_ids or ())]
+    assert not reminded
+    [alert] = [r for r in env.rows(kind="alert") if r.channel == "owner_email" and r.invoice_ids == [billed["Id"]]]
+    assert alert.customer_qbo_id == kitchen["Id"] and alert.status.value == "sent"
+    assert alert.dedupe_key == f"{realm}:alert:{kitchen['Id']}:credit:USD:500.00"
+    assert alert.payload["sentence"]["key"] == "alert.credit.parent"
+    [told] = [m for m in sb.sendgrid.messages if m["to"] == "owner@maple.example" and "counting those of" in m["text"]]
+    assert ("Kitchen remodel has 500.00 USD of credit in QuickBooks that is not applied to any invoice (credit memos, "
+            "unapplied payments, counting those of Hartley Homes, which it is billed with). It settles invoice "
+            f"{billed['DocNumber']}") in " ".join(told["text"].split())
+    with env.db.session() as s:
+        row = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == billed["Id"]))
+        assert row.next_action_on == dt.date(9999, 12, 31)  # nothing more while the money is there
+
+    for language, job_says, parent_says in (
+            ("en", ["settled by unused credit, counting that of Hartley Homes ($500.00)",
+                    "$500.00 of the unused credit of Hartley Homes, which it is billed with, pays its invoices"],
+             ["Has $500.00 of unused credit in QuickBooks",
+              "$500.00 of it pays invoices of Kitchen remodel, billed with this customer."]),
+            ("fr", ["réglée par un avoir non utilisé, y compris celui de Hartley Homes (500,00\u00a0$US)",
+                    "500,00\u00a0$US de l’avoir non utilisé de Hartley Homes, avec qui il est facturé, paient ses "
+                    "factures"],
+             ["Dont 500,00\u00a0$US paient des factures de Kitchen remodel, facturé avec ce client."])):
+        reader = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language)
+        job_page = reader.get(f"/companies/{realm}/customers/{kitchen['Id']}").get_data(as_text=True)
+        parent_page = reader.get(f"/companies/{realm}/customers/{parent['Id']}").get_data(as_text=True)
+        for said in job_says:
+            assert job_page.count(said) == 1, (language, said)
+        for said in parent_says:
+            assert parent_page.count(said) == 1, (language, said)
+        garage_page = reader.get(f"/companies/{realm}/customers/{garage['Id']}").get_data(as_text=True)
+        assert "Hartley Homes (" not in garage_page and "celui de Hartley" not in garage_page
+
+    from qbo_collector import digest
+    text = digest.build(env.db, realm, env.now_at(12).date())[1]
+    assert (f"• Kitchen remodel (billed with Hartley Homes, whose credit counts): $500.00 of credit settles invoice "
+            f"{billed['DocNumber']}") in text
+
+
+def test_money_on_the_parent_after_a_run_makes_its_billed_jobs_candidates_and_holds_them(env) -> None:  # type: ignore[no-untyped-def]
+    sb, realm = env.sb, env.realm
+    parent, kitchen, garage = _family(env, "ap@hartley.example")
+    billed, own = _invoice(env, kitchen["Id"]), _invoice(env, garage["Id"])
+    env.sync()
+    assert env.run().ok
+    assert _to(env, billed) == {"ap@hartley.example"}  # reminded while nothing was paid
+    sb.clock.advance(dt.timedelta(minutes=5))  # the next CDC read's 30-second overlap leaves the run's changes out
+    env.sync()  # the notes the run wrote on the customers in QuickBooks come back
+    before = dt.datetime.now(dt.timezone.utc)
+    ds.pay_unapplied(env, parent["Id"], 300)  # part of it
+    env.sync()
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        found = snapshot.candidate_customers(s, company, today=dt.date(2000, 1, 1), since=before)
+    assert found.get(kitchen["Id"], "absent") is None   # planned in full: the parent's credit may pay it
+    assert found.get(garage["Id"], "absent") == "absent"  # billed on its own: the parent's money is not its
+
+    ds.pay_unapplied(env, parent["Id"], 200)  # the rest, after the last sync: read before the run plans
+    sent = len(sb.sendgrid.messages)
+    summary = env.run(now=env.now_at(12, days=7))
+    assert summary.ok and summary.credit_reads == 1, summary.problems
+    fresh = [m for m in sb.sendgrid.messages[sent:] if f" {billed['DocNumber']}" in m["text"]]
+    assert fresh and all(m["to"] == "owner@maple.example" for m in fresh)  # the owner's alert, no reminder
+    assert [m for m in sb.sendgrid.messages[sent:] if m["to"] == "site@garage.example"]  # the other job goes on
+
+
+def test_when_another_job_takes_the_parents_credit_the_held_invoice_is_reminded_again(env) -> None:  # type: ignore[no-untyped-def]
+    """The parent's 500 holds the kitchen's invoice. Then an older invoice of another job billed with the
+    same parent is entered: the credit goes to it first (oldest due first), so the kitchen's invoice is
+    owed again. Nothing of the kitchen's changed in QuickBooks, yet the next run plans it in full."""
+    sb, realm = env.sb, env.realm
+    parent, kitchen, _garage = _family(env, "ap@hartley.example")
+    deck = sb.intuit.create(realm, "Customer", {
+        "DisplayName": "Deck", "Job": True, "ParentRef": {"value": parent["Id"]}, "BillWithParent": True,
+        "BillAddr": {"Country": "US"}})
+    billed = _invoice(env, kitchen["Id"])
+    ds.pay_unapplied(env, parent["Id"], 500)
+    env.sync()
+    assert env.run().ok
+    assert not _to(env, billed)
+    sb.clock.advance(dt.timedelta(minutes=5))
+    env.sync()  # the run's notes come back
+    before = dt.datetime.now(dt.timezone.utc)
+    older = ds.invoice(env, deck["Id"], env.now_at(12).date() - dt.timedelta(days=9))
+    env.sync()  # only the deck's invoice (and its row's balance) changed
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        found = snapshot.candidate_customers(s, company, today=dt.date(2000, 1, 1), since=before)
+    assert found.get(kitchen["Id"], "absent") is None  # the parent's credit no longer reaches it
+    summary = env.run(now=env.now_at(12, days=1))
+    assert summary.ok, summary.problems
+    assert _to(env, billed) == {"ap@hartley.example"}  # owed again: reminded at the parent's
+    assert not _to(env, older)                          # the deck's older invoice is the one the money pays
+
+
+def test_a_text_waiting_for_daytime_is_cancelled_when_the_parent_pays(  # type: ignore[no-untyped-def]
+        sandbox_factory, settings_factory, sqlite_db) -> None:
+    """The job's text goes to the parent's mobile in Honolulu and waits for 8:00 there; the parent's money,
+    recorded unapplied before it wakes (not synced), is read by the run first and the text is cancelled,
+    with the parent named in the reason."""
+    import zoneinfo
+
+    policy = ds.text_and_email_policy()
+    policy.update(min_gap_days=0, alert_owner_when_late=False)
+    policy["send_window"]["hour"] = 8
+    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, sqlite_db, policy=policy)
+    try:
+        sb, realm = env.sb, env.realm
+        parent, kitchen, _garage = _family(env, "ap@hartley.example")
+        sb.intuit.update(realm, "Customer", parent["Id"], Mobile={"FreeFormNumber": "(808) 555-0177"})
+        billed = _invoice(env, kitchen["Id"])
+        env.sync()
+        assert env.run(now=env.now_at(8) + dt.timedelta(minutes=30)).ok
+        [text] = [r for r in env.rows(channel="sms") if r.invoice_ids == [billed["Id"]]]
+        wakes = text.due_at.replace(tzinfo=dt.timezone.utc)
+        assert text.status.value == "planned" and wakes.astimezone(zoneinfo.ZoneInfo("Pacific/Honolulu")).hour == 8
+
+        ds.pay_unapplied(env, parent["Id"], 500)  # on the parent, before the text wakes, not synced
+        later = env.run(now=wakes + dt.timedelta(minutes=30))
+        assert later.ok and later.statuses["cancelled"] == 1, later.problems
+        cancelled = next(r for r in env.rows() if r.id == text.id)
+        assert cancelled.status_reason == (
+            f"Cancelled: invoice {billed['DocNumber']} is settled by unused credit in QuickBooks, counting that of "
+            "Hartley Homes, which the customer is billed with (500.00 USD, recorded since it was planned): nothing "
+            "goes out for it until the credit is applied or gone; the next run plans it again.")
+        assert not [m for m in sb.twilio.messages if m["to"] == "+18085550177"]
+        page = browser(env.web.app, env.db, "owner-fr@maple.example", realm=realm, language="fr").get(
+            f"/companies/{realm}/customers/{kitchen['Id']}").get_data(as_text=True)
+        assert (f"Annulé\u00a0: la facture {billed['DocNumber']} est réglée par un avoir non utilisé dans QuickBooks, "
+                "y compris celui de Hartley Homes") in page
+    finally:
+        ds.stop([env])

@@ -93,7 +93,7 @@ def _next_action_dates(s, company: models.Company, customer_ids: list[str], on) 
     out: dict[str, Any] = {}
     try:
         context = snapshot.company_context(company)
-        snaps = snapshot.load(s, company, customer_ids=customer_ids,
+        snaps = snapshot.load(s, company, today=on, customer_ids=customer_ids,
                               dry_run=bool((company.settings or {}).get("dry_run")))
     except errors.QboCollectorError:
         return out
@@ -157,11 +157,18 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
             if i.due_date is not None and i.due_date < on:
                 row_[1] += i.balance
     settled, partly = snapshot.credit_on_invoices(s, company, customer_id, on)
+    shared = snapshot.shared_credits(s, company, on)  # a parent's credit pays the invoices of its jobs billed with it
+    given = sorted(c for c, g in shared.givers.items() if g == customer_id)
+    names = dict(s.execute(select(models.Customer.qbo_id, models.Customer.display_name).where(
+        models.Customer.company_id == company.id, models.Customer.qbo_id.in_(given or [""]))).all())
+    gives = [(names.get(c, c), cur, amount) for c in sorted(given, key=lambda c: names.get(c, c).casefold())
+             for cur, amount in sorted(shared.shares[c].items())]
     contact = snapshot.contact_rows(s, company.id, {row.qbo_id: row})[row.qbo_id]  # a job billed with its parent
     return render_template(
         "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
-        settled=settled, partly=partly,
+        settled=settled, partly=partly, from_parent=shared.shares.get(customer_id, {}),
+        credit_holder=shared.holder(customer_id), gives=gives,
         credit=reports.unused_credits(s, company.id, company.currency or "USD").get(customer_id, {}),
         timeline=_timeline(activity, payments, planned, company), pauses=casework.active_pauses(s, company, customer_id, on),
         states=casework.states(s, company, [row], on)[customer_id], email_stop=email_stop,

@@ -91,19 +91,31 @@ def test_a_sentence_the_program_wrote_reads_in_french_outside_flask() -> None:
     assert "needs to be reconnected" not in said
 
 
-@pytest.mark.parametrize(("credit", "key", "french"), [
-    pytest.param(1000, "alert.credit",
+@pytest.mark.parametrize(("credit", "holder", "key", "french"), [
+    pytest.param(1000, None, "alert.credit",
                  "Acme Ltd a 1 000,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
                  "non affectés). Il règle la facture 1042 : aucune relance ne part pour elle ; appliquez-lui l’avoir "
                  "dans QuickBooks.", id="credit that settles the invoice"),
-    pytest.param(400, "alert.credit.partial",
+    pytest.param(400, None, "alert.credit.partial",
                  "Acme Ltd a 400,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
                  "non affectés). Une fois appliqué, il paie 400,00 $US de la facture 1042, dont les relances demandent "
                  "d’ici là la totalité du solde : appliquez-lui l’avoir dans QuickBooks.",
                  id="credit that pays part of it"),
+    pytest.param(1000, "Hartley Homes", "alert.credit.parent",
+                 "Acme Ltd a 1 000,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
+                 "non affectés, y compris ceux de Hartley Homes, avec qui il est facturé). Il règle la facture 1042 : "
+                 "aucune relance ne part pour elle ; appliquez-lui l’avoir dans QuickBooks.",
+                 id="credit of the parent it is billed with that settles the invoice"),
+    pytest.param(400, "Hartley Homes", "alert.credit.partial.parent",
+                 "Acme Ltd a 400,00 $US d’avoir dans QuickBooks qui n’est appliqué à aucune facture (avoirs, paiements "
+                 "non affectés, y compris ceux de Hartley Homes, avec qui il est facturé). Une fois appliqué, il paie "
+                 "400,00 $US de la facture 1042, dont les relances demandent d’ici là la totalité du solde : "
+                 "appliquez-lui l’avoir dans QuickBooks.",
+                 id="credit of the parent it is billed with that pays part of it"),
 ])
-def test_a_credit_alert_reads_in_french(credit: int, key: str, french: str) -> None:
-    action = _alert("credit", pol=_pol(["email"]), cust=customer(has_phone=False, credits=(money(credit),)))
+def test_a_credit_alert_reads_in_french(credit: int, holder: str | None, key: str, french: str) -> None:
+    action = _alert("credit", pol=_pol(["email"]), cust=customer(has_phone=False, credits=(money(credit),),
+                                                                 credit_holder=holder))
     row = _row(action)
     fields = timeline.action(row)["action"]
     assert row.payload["sentence"]["key"] == key
