@@ -161,10 +161,7 @@ def test_a_payment_recorded_after_the_last_sync_is_read_before_planning(env) -> 
 
 def test_a_text_planned_before_the_credit_came_is_cancelled_not_sent(  # type: ignore[no-untyped-def]
         sandbox_factory, settings_factory, sqlite_db) -> None:
-    policy = ds.text_and_email_policy()
-    policy.update(min_gap_days=0, alert_owner_when_late=False)
-    policy["send_window"]["hour"] = 8  # 8:00 in Los Angeles is 6:00 in Honolulu: the text waits for 8:00 there
-    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, sqlite_db, policy=policy)
+    env = ds.morning_text_env(sandbox_factory, settings_factory, sqlite_db)
     try:
         sb, realm = env.sb, env.realm
         customer_id, (invoice,) = _customer_owing(env, -2)
@@ -189,10 +186,8 @@ def test_a_text_planned_before_the_credit_came_is_cancelled_not_sent(  # type: i
         assert not [m for m in sb.twilio.messages if m["to"] == "+18085550142"]
         assert [r.payload["topic"] for r in _naming(env, invoice["Id"], alerts=True) if r.channel == "owner_email"] == [
             "credit"]  # the owner is told to apply it, in the same run
-        page = browser(env.web.app, env.db, "owner-fr@maple.example", realm=realm, language="fr").get(
-            f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
         assert (f"Annulé\u00a0: la facture {invoice['DocNumber']} est réglée par l’avoir non utilisé du client dans "
-                "QuickBooks (500,00\u00a0$US, enregistré depuis la planification)") in page
+                "QuickBooks (500,00\u00a0$US, enregistré depuis la planification)") in ds.customer_page(env, customer_id, "fr")
     finally:
         ds.stop([env])
 

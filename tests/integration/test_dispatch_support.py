@@ -139,6 +139,23 @@ def invoice(env: Env, customer_id: str, due: dt.date, amount: float = 500.0) -> 
                   "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]})
 
 
+def morning_text_env(sandbox_factory: Any, settings_factory: Any, db: Database) -> Env:
+    """The SMALL company on ``text_and_email_policy`` with no gap and no late alerts, sending at 8:00: a
+    run at 8:30 in Los Angeles leaves a text to a Honolulu mobile (6:30 there) waiting for 8:00 there."""
+    policy = text_and_email_policy()
+    policy.update(min_gap_days=0, alert_owner_when_late=False)
+    policy["send_window"]["hour"] = 8
+    return build(sandbox_factory(companies=[SMALL]), settings_factory, db, policy=policy)
+
+
+def customer_page(env: Env, customer_id: str, language: str = "en") -> str:
+    """The customer's page as an owner reading ``language`` sees it."""
+    from tests.integration.test_pages_support import browser
+
+    reader = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=env.realm, language=language)
+    return reader.get(f"/companies/{env.realm}/customers/{customer_id}").get_data(as_text=True)
+
+
 def pay_unapplied(env: Env, customer_id: str, amount: Any) -> dict[str, Any]:
     """The customer's money recorded in QuickBooks without applying it to any invoice."""
     payment = env.sb.intuit.create(env.realm, "Payment", {"CustomerRef": {"value": customer_id},

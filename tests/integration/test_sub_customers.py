@@ -229,10 +229,7 @@ def test_a_text_waiting_for_daytime_is_cancelled_when_the_parent_pays(  # type: 
     with the parent named in the reason."""
     import zoneinfo
 
-    policy = ds.text_and_email_policy()
-    policy.update(min_gap_days=0, alert_owner_when_late=False)
-    policy["send_window"]["hour"] = 8
-    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, sqlite_db, policy=policy)
+    env = ds.morning_text_env(sandbox_factory, settings_factory, sqlite_db)
     try:
         sb, realm = env.sb, env.realm
         parent, kitchen, _garage = _family(env, "ap@hartley.example")
@@ -253,9 +250,7 @@ def test_a_text_waiting_for_daytime_is_cancelled_when_the_parent_pays(  # type: 
             "Hartley Homes, which the customer is billed with (500.00 USD, recorded since it was planned): nothing "
             "goes out for it until the credit is applied or gone; the next run plans it again.")
         assert not [m for m in sb.twilio.messages if m["to"] == "+18085550177"]
-        page = browser(env.web.app, env.db, "owner-fr@maple.example", realm=realm, language="fr").get(
-            f"/companies/{realm}/customers/{kitchen['Id']}").get_data(as_text=True)
         assert (f"Annulé\u00a0: la facture {billed['DocNumber']} est réglée par un avoir non utilisé dans QuickBooks, "
-                "y compris celui de Hartley Homes") in page
+                "y compris celui de Hartley Homes") in ds.customer_page(env, kitchen["Id"], "fr")
     finally:
         ds.stop([env])
