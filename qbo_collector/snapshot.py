@@ -231,8 +231,9 @@ def billed_below(s: Session, company_id: int, parents: Sequence[str]) -> dict[st
             break
         rows = list(_in_chunks(s, select(cus).where(cus.company_id == company_id, cus.bill_with_parent.is_(True),
                                                     cus.deleted.is_(False)), cus.parent_qbo_id, level))
-        level = sorted(r.qbo_id for r in rows if r.qbo_id not in found and r.qbo_id not in parents)
-        found.update((r.qbo_id, r.parent_qbo_id) for r in rows if r.qbo_id in level)
+        new = {r.qbo_id: r.parent_qbo_id for r in rows if r.qbo_id not in found}  # a holder may be billed with another
+        found.update(new)
+        level = sorted(new)
     return found
 
 

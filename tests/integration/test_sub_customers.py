@@ -254,3 +254,20 @@ def test_a_text_waiting_for_daytime_is_cancelled_when_the_parent_pays(  # type: 
                 "y compris celui de Hartley Homes") in ds.customer_page(env, kitchen["Id"], "fr")
     finally:
         ds.stop([env])
+
+
+def test_the_customers_billed_with_a_parent_are_found_down_the_chain(db) -> None:  # type: ignore[no-untyped-def]
+    """A job of a sub-customer itself billed with its parent is found under the top parent, whose credit
+    may reach it; a job billed on its own is not, nor what is below it; a holder billed with another is."""
+    with db.session() as s:
+        company = models.Company(realm_id="9130000000077", name="Maple", currency="USD", settings={})
+        s.add(company)
+        s.flush()
+        for qbo_id, parent, billed in (("H", None, False), ("S", "H", True), ("J", "S", True), ("O", "H", False),
+                                       ("OJ", "O", True), ("X", "H", True)):
+            s.add(models.Customer(company_id=company.id, qbo_id=qbo_id, display_name=qbo_id, parent_qbo_id=parent,
+                                  bill_with_parent=billed, deleted=qbo_id == "X"))
+        s.flush()
+        assert snapshot.billed_below(s, company.id, ["H"]) == {"S": "H", "J": "S"}
+        assert snapshot.billed_below(s, company.id, ["H", "S"]) == {"S": "H", "J": "S"}
+        assert snapshot.billed_below(s, company.id, ["O"]) == {"OJ": "O"}
