@@ -25,6 +25,9 @@ Decisions where the issue is silent:
 - Unused credit (``rules.Customer.credits``): the customer's credit memos' remaining credit and
   payments' unapplied amounts (deleted ones aside), per currency, read for every load (the
   ``(company, unapplied)`` and ``(company, balance)`` indexes keep that to the few rows with credit).
+  Contacts: a job or sub-customer billed with its parent is reached at the parent's address, and so
+  are the parent and its other billed jobs: the messages sent there for any of them count as contacts
+  of each (bare entries, no invoice, no step: the minimum gap between two contacts is the address's).
   A job or sub-customer billed with its parent also counts the part of its parent's credit its
   invoices take once the parent's own invoices have theirs (``shared_credits``): a contractor often
   records the client's payment on the client, not on the job. The parent's own invoices come first
@@ -217,6 +220,28 @@ def contact_rows(s: Session, company_id: int, customers: Mapping[str, models.Cus
             contact = parent
         out[cid] = contact
     return out
+
+
+def contact_families(s: Session, company_id: int) -> dict[str, set[str]]:
+    """Customer → every customer reached at its email and phone (``contact_rows``): itself and the jobs
+    and sub-customers billed with it, at any depth. Only customers that have some are in the answer.
+    One query through the ``(company, parent)`` index (and one per level of parents not in it)."""
+    cus = models.Customer
+    billed = {c.qbo_id: c for c in s.scalars(select(cus).where(
+        cus.company_id == company_id, cus.parent_qbo_id.is_not(None), cus.bill_with_parent.is_(True),
+        cus.deleted.is_(False)))}
+    families: dict[str, set[str]] = {}
+    for cid, contact in contact_rows(s, company_id, billed).items() if billed else ():
+        if contact.qbo_id != cid:
+            families.setdefault(contact.qbo_id, {contact.qbo_id}).add(cid)
+    return families
+
+
+def _contacts_only(entries: Iterable[rules.HistoryEntry]) -> list[rules.HistoryEntry]:
+    """The messages among ``entries`` as bare contacts (no invoice, no step, a key of their own): what a
+    message sent to the same address for another customer means to this one's plan — the minimum gap."""
+    return [rules.HistoryEntry(dedupe_key=f"{h.dedupe_key}#contact", kind="reminder", at=h.at, on=h.on)
+            for h in entries if h.kind == "reminder"]
 
 
 def billed_below(s: Session, company_id: int, parents: Sequence[str]) -> dict[str, str]:
@@ -622,8 +647,14 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
     # the run loads every customer or only some (the database owes no order without ORDER BY).
     outbox_rows = (s.scalars(select(out).where(out.company_id == company.id, *kept).order_by(out.id)) if whole
                    else _of_customers(s, out, company.id, ids, *kept))
+    families = contact_families(s, company.id)  # a parent and the jobs billed with it share one address
+    sharing = {c for members in families.values() if members & by_customer.keys() for c in members}
     for orow in outbox_rows:
-        if orow.customer_qbo_id in by_customer:
+        if orow.customer_qbo_id in by_customer or (whole and orow.customer_qbo_id in sharing):
+            history[orow.customer_qbo_id].extend(history_entries(orow))
+    if not whole and sharing - by_customer.keys():
+        for orow in _of_customers(s, out, company.id, sorted(sharing - by_customer.keys()), *kept,
+                                  out.kind == "reminder"):
             history[orow.customer_qbo_id].extend(history_entries(orow))
     pauses: dict[str, list[rules.Pause]] = defaultdict(list)
     pause_rows = (s.scalars(select(models.Pause).where(models.Pause.company_id == company.id).order_by(models.Pause.id))
@@ -674,9 +705,14 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
             credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0),
             credit_holder=shared.holder(cid))
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
+        # the messages sent to the same address for the parent or another job billed with it count as contacts
+        others = sorted(families.get(contact.qbo_id, set()) - {cid})
+        mine = history.get(cid, [])
+        if others:
+            mine = [*mine, *_contacts_only(h for o in others for h in history.get(o, ()))]
         snaps.append(CustomerSnapshot(
             row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
-            invoice_rows={r.qbo_id: r for r in rows}, history=history.get(cid, []), pauses=pauses.get(cid, []),
+            invoice_rows={r.qbo_id: r for r in rows}, history=mine, pauses=pauses.get(cid, []),
             policy=policy, policy_error=problem, email=email, phone=phone))
     return snaps
 
@@ -773,6 +809,11 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
         for holder, family in credit_families(s, company).items():
             if holder in changed or family & changed:
                 changed |= family
+        # a parent and the jobs billed with it share one address, so one's messages delay the others' (the
+        # minimum gap): when one of them changed (a message of theirs cancelled and its key given up), all
+        for members in contact_families(s, company.id).values():
+            if members & changed:
+                changed |= members
         found.update(dict.fromkeys(changed))
     return found
 

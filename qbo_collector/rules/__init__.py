@@ -47,6 +47,8 @@ Decisions where the issue is silent:
   whose steps fall due the same day all go out that day (one message each, or one
   statement when grouping is on), so one invoice's reminder never starves the others:
   a step blocked by the gap stays pending and goes out on the first day the gap allows.
+  The caller may add bare contacts (reminder entries with no invoice and no step): messages sent to
+  the same address for another customer, which count for the gap and nothing else.
   A contact counts from the day it went out, and only what was planned *for today* is
   exempt from the gap: a text planned yesterday and held until this morning blocks today's
   steps like any contact of today. So a message that goes out late only ever delays what

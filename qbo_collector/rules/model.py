@@ -152,6 +152,8 @@ class HistoryEntry:
     out (UTC); a claimed-but-unsent row counts as done: the dedupe key is what matters.
     ``on`` is the day the planner decided it for (its ``today``); the day of ``at`` is later
     when the message went out late (a text held until daytime, a backlog). None: the day of ``at``.
+    A reminder entry with no invoice and no step is a bare contact: a message sent to the same address
+    for another customer (a job billed with the same parent); it counts for the minimum gap only.
     """
 
     dedupe_key: str

@@ -271,3 +271,50 @@ def test_the_customers_billed_with_a_parent_are_found_down_the_chain(db) -> None
         assert snapshot.billed_below(s, company.id, ["H"]) == {"S": "H", "J": "S"}
         assert snapshot.billed_below(s, company.id, ["H", "S"]) == {"S": "H", "J": "S"}
         assert snapshot.billed_below(s, company.id, ["O"]) == {"OJ": "O"}
+
+
+def test_the_parents_address_gets_the_minimum_gap_between_messages_for_its_jobs(  # type: ignore[no-untyped-def]
+        sandbox_factory, settings_factory, db) -> None:
+    """Two jobs billed with the same parent are reached at one address: a message for one of them is a
+    contact of the other, so the firm preset's two days between contacts hold at the parent's inbox. The
+    job billed on its own is not delayed."""
+    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, db,
+                   policy=ds.every_day_policy("firm", alert_owner_when_late=False))
+    try:
+        sb, realm = env.sb, env.realm
+        parent, kitchen, garage = _family(env, "ap@hartley.example")
+        deck = sb.intuit.create(realm, "Customer", {
+            "DisplayName": "Deck", "Job": True, "ParentRef": {"value": parent["Id"]}, "BillWithParent": True,
+            "BillAddr": {"Country": "US"}})
+        today = env.now_at(12).date()
+        late = ds.invoice(env, kitchen["Id"], today - dt.timedelta(days=1))  # "1 day late" is due today
+        soon = ds.invoice(env, deck["Id"], today + dt.timedelta(days=3))     # "due in 2 days" is due tomorrow
+        own = ds.invoice(env, garage["Id"], today + dt.timedelta(days=3))
+        env.sync()
+        sent: list[set[str]] = []
+        for day in range(3):
+            before = len(sb.sendgrid.messages)
+            assert env.run(now=env.now_at(12, days=day)).ok
+            sent.append({f"{m['to']} {number}" for m in sb.sendgrid.messages[before:]
+                         for number in (late["DocNumber"], soon["DocNumber"], own["DocNumber"])
+                         if f" {number}" in m["text"] and m["to"] != "owner@maple.example"})
+        hartley = "ap@hartley.example"
+        assert sent == [{f"{hartley} {late['DocNumber']}"},
+                        {f"site@garage.example {own['DocNumber']}"},  # the deck's step waits: a contact yesterday
+                        {f"{hartley} {soon['DocNumber']}"}]           # two days after the kitchen's message
+        [row] = [r for r in env.rows(kind="reminder") if r.invoice_ids == [soon["Id"]]]
+        assert row.customer_qbo_id == deck["Id"] and row.step == 0
+
+        # a change to one of them (here a new invoice of the deck) has the next run plan all of them in full
+        sb.clock.advance(dt.timedelta(minutes=5))
+        env.sync()  # the runs' notes come back
+        since = dt.datetime.now(dt.timezone.utc)
+        ds.invoice(env, deck["Id"], today + dt.timedelta(days=30))
+        env.sync()
+        with env.db.session() as s:
+            found = snapshot.candidate_customers(s, s.scalar(select(models.Company)), today=dt.date(2000, 1, 1),
+                                                 since=since)
+        assert found.get(kitchen["Id"], "absent") is None and found.get(deck["Id"], "absent") is None
+        assert garage["Id"] not in found
+    finally:
+        ds.stop([env])

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from qbo_collector import rules
-from tests.unit.rules.conftest import D, customer, invoice, plan, policy, reminders, simulate
+from tests.unit.rules.conftest import D, company, customer, invoice, plan, policy, reminders, simulate
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False, "hour": 9, "minute": 0}
 THREE_STEPS = [
@@ -191,6 +191,20 @@ def test_gap_counts_from_the_last_contact_in_history() -> None:
                                  at=dt.datetime(2026, 3, 30, 13, tzinfo=dt.timezone.utc), invoice_ids=frozenset({"old"}), step=0)
     assert plan(today=D(2026, 4, 1), pol=pol, cust=EMAIL_ONLY, history=[earlier]) == []
     assert len(plan(today=D(2026, 4, 2), pol=pol, cust=EMAIL_ONLY, history=[earlier])) == 1
+
+
+def test_a_bare_contact_delays_the_next_step_and_does_nothing_else() -> None:
+    """A message sent to the same address for another customer (a job billed with the same parent) comes as
+    a reminder entry with no invoice and no step: it counts for the gap only, never as a step done."""
+    pol = simple(steps=[{"offset_days": 0, "template": "reminder_due_today"},
+                        {"offset_days": 3, "template": "reminder_overdue_gentle"}], min_gap_days=3)
+    bare = rules.HistoryEntry(dedupe_key="r1:reminder:other:step0:email#contact", kind="reminder",
+                              at=dt.datetime(2026, 3, 31, 16, tzinfo=dt.timezone.utc))
+    assert plan(today=D(2026, 4, 1), pol=pol, cust=EMAIL_ONLY, history=[bare]) == []  # the gap holds it
+    [late] = plan(today=D(2026, 4, 3), pol=pol, cust=EMAIL_ONLY, history=[bare])
+    assert late.dedupe_key == "r1:reminder:i1:step0:email"  # the step itself was never done: it goes now
+    assert rules.next_action_date(company=company(), invoice=invoice(), customer=EMAIL_ONLY, policy=pol,
+                                  history=[bare], today=D(2026, 4, 1)) == D(2026, 4, 3)
 
 
 LOS_ANGELES = customer(has_phone=False, time_zone="America/Los_Angeles")
