@@ -237,11 +237,29 @@ def contact_families(s: Session, company_id: int) -> dict[str, set[str]]:
     return families
 
 
-def _contacts_only(entries: Iterable[rules.HistoryEntry]) -> list[rules.HistoryEntry]:
+CONTACT_MEMORY = dt.timedelta(days=92)  # more than the longest minimum gap a policy may set (90 days)
+
+
+def _contacts_only(entries: Iterable[rules.HistoryEntry], *, zone: str, today: dt.date) -> list[rules.HistoryEntry]:
     """The messages among ``entries`` as bare contacts (no invoice, no step, a key of their own): what a
-    message sent to the same address for another customer means to this one's plan — the minimum gap."""
-    return [rules.HistoryEntry(dedupe_key=f"{h.dedupe_key}#contact", kind="reminder", at=h.at, on=h.on)
-            for h in entries if h.kind == "reminder"]
+    message sent to the same address for another customer means to this one's plan — the minimum gap.
+
+    One per day it went out (in the contact's ``zone``) and day it was planned for, which is all the gap
+    reads, and none older than a gap can reach from ``today``: a parent with hundreds of jobs gives each
+    a list bounded by the days, not by the jobs."""
+    kept: dict[tuple[dt.date, dt.date | None], rules.HistoryEntry] = {}
+    oldest = today - CONTACT_MEMORY
+    for h in entries:
+        if h.kind != "reminder":
+            continue
+        day = rules.calendar.local_date(h.at, zone)
+        if day < oldest:
+            continue
+        seen = kept.get((day, h.on))
+        if seen is None or h.at < seen.at:
+            kept[(day, h.on)] = rules.HistoryEntry(dedupe_key=f"{h.dedupe_key}#contact", kind="reminder", at=h.at,
+                                                   on=h.on)
+    return sorted(kept.values(), key=lambda h: (h.at, h.dedupe_key))
 
 
 def billed_below(s: Session, company_id: int, parents: Sequence[str]) -> dict[str, str]:
@@ -679,6 +697,7 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
     # validated copy; an unknown name is then logged once a load, not once per customer).
     policies: dict[str | None, tuple[rules.Policy | None, str | None]] = {}
     snaps: list[CustomerSnapshot] = []
+    bare: dict[str, list[rules.HistoryEntry]] = {}  # contact → the contacts made at its address
     for cid in ids:
         crow = live.get(cid)
         if crow is None:
@@ -705,11 +724,14 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
             credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0),
             credit_holder=shared.holder(cid))
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
-        # the messages sent to the same address for the parent or another job billed with it count as contacts
-        others = sorted(families.get(contact.qbo_id, set()) - {cid})
+        # the messages sent to the same address for the parent or a job billed with it count as contacts
         mine = history.get(cid, [])
-        if others:
-            mine = [*mine, *_contacts_only(h for o in others for h in history.get(o, ()))]
+        if contact.qbo_id in families:
+            if contact.qbo_id not in bare:  # once per address (its own messages among them change nothing)
+                bare[contact.qbo_id] = _contacts_only(
+                    (h for o in sorted(families[contact.qbo_id]) for h in history.get(o, ())),
+                    zone=record.time_zone or company.timezone or "UTC", today=today)
+            mine = [*mine, *bare[contact.qbo_id]]
         snaps.append(CustomerSnapshot(
             row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
             invoice_rows={r.qbo_id: r for r in rows}, history=mine, pauses=pauses.get(cid, []),

@@ -318,3 +318,41 @@ def test_the_parents_address_gets_the_minimum_gap_between_messages_for_its_jobs(
         assert garage["Id"] not in found
     finally:
         ds.stop([env])
+
+
+def test_a_parent_with_many_jobs_gives_each_a_bounded_list_of_contacts(db) -> None:  # type: ignore[no-untyped-def]
+    """150 jobs billed with one parent, each sent a reminder on the same 6 days of the last month and one
+    long ago: each job's plan gets its own history and one bare contact per day that counts (6), not the
+    900 messages of its siblings, and none older than a minimum gap can reach."""
+    from decimal import Decimal
+
+    today = dt.date(2026, 6, 30)
+    with db.session() as s:
+        company = models.Company(realm_id="9130000000078", name="Maple", currency="USD", settings={},
+                                 timezone="America/New_York", country="US")
+        s.add(company)
+        s.flush()
+        s.add(models.Customer(company_id=company.id, qbo_id="P", display_name="Hartley Homes",
+                              email="ap@hartley.example"))
+        days = [today - dt.timedelta(days=d) for d in (2, 5, 9, 14, 20, 27, 200)]
+        for n in range(150):
+            job = f"J{n}"
+            s.add(models.Customer(company_id=company.id, qbo_id=job, display_name=f"Unit {n}", parent_qbo_id="P",
+                                  bill_with_parent=True))
+            s.add(models.Invoice(company_id=company.id, qbo_id=f"I{n}", customer_qbo_id=job, currency="USD",
+                                 total=Decimal(100), balance=Decimal(100), txn_date=today - dt.timedelta(days=60),
+                                 due_date=today - dt.timedelta(days=30), status=models.InvoiceStatus.open))
+            for k, day in enumerate(days):
+                at = dt.datetime.combine(day, dt.time(14, n % 50), dt.timezone.utc)
+                s.add(models.Outbox(company_id=company.id, dedupe_key=f"r:reminder:I{n}:step{k}:email", kind="reminder",
+                                    channel="email", status=models.OutboxStatus.sent, customer_qbo_id=job,
+                                    invoice_ids=[f"I{n}"], step=k, due_at=at, sent_at=at,
+                                    payload={"on": day.isoformat(), "steps": [{"invoice_id": f"I{n}", "step": k}]}))
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == "9130000000078"))
+        for snaps in (snapshot.load(s, company, today=today, customer_ids=["J7"]), snapshot.load(s, company, today=today)):
+            for snap in snaps:
+                bare = [h for h in snap.history if not h.invoice_ids]
+                own = [h for h in snap.history if h.invoice_ids]
+                assert len(own) == 7 and {h.on for h in bare} == set(days[:-1]), snap.customer.id
+            assert len(snaps) in (1, 150)
