@@ -76,6 +76,13 @@ def test_a_job_billed_with_its_parent_is_reminded_at_the_parents_address(env) ->
         reader = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language)
         page = reader.get(f"/companies/{realm}/customers/{kitchen['Id']}").get_data(as_text=True)
         assert said in page and f"/customers/{parent['Id']}\"" in page, language
+        parent_page = reader.get(f"/companies/{realm}/customers/{parent['Id']}").get_data(as_text=True)
+        listed = {"en": "Jobs and sub-customers billed with it (their reminders come to this customer’s email and "
+                        "phone):",
+                  "fr": "Travaux et sous-clients facturés avec lui (leurs relances arrivent à l’e-mail et au "
+                        "téléphone de ce client)\u00a0:"}[language]
+        assert listed in parent_page and f"/customers/{kitchen['Id']}\"" in parent_page, language
+        assert f"/customers/{garage['Id']}\"" not in parent_page  # billed on its own: reached at its own address
         assert "Billed with its parent" not in reader.get(
             f"/companies/{realm}/customers/{garage['Id']}").get_data(as_text=True)
 
@@ -320,7 +327,7 @@ def test_the_parents_address_gets_the_minimum_gap_between_messages_for_its_jobs(
         ds.stop([env])
 
 
-def test_a_parent_with_many_jobs_gives_each_a_bounded_list_of_contacts(db) -> None:  # type: ignore[no-untyped-def]
+def test_a_parent_with_many_jobs_gives_each_a_bounded_list_of_contacts(db, settings_factory) -> None:  # type: ignore[no-untyped-def]
     """150 jobs billed with one parent, each sent a reminder on the same 6 days of the last month and one
     long ago: each job's plan gets its own history and one bare contact per day that counts (6), not the
     900 messages of its siblings, and none older than a minimum gap can reach."""
@@ -356,3 +363,10 @@ def test_a_parent_with_many_jobs_gives_each_a_bounded_list_of_contacts(db) -> No
                 own = [h for h in snap.history if h.invoice_ids]
                 assert len(own) == 7 and {h.on for h in bare} == set(days[:-1]), snap.customer.id
             assert len(snaps) in (1, 150)
+
+    from web import create_app
+
+    app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=db)
+    page = browser(app, db, "owner@maple.example", realm="9130000000078").get(
+        "/companies/9130000000078/customers/P").get_data(as_text=True)
+    assert page.count("/customers/J") == 20 and "and 130 more" in page  # the first 20 by name, the rest counted

@@ -79,6 +79,9 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
 SMALL_COMPANY = 5000  # open invoices: above this, the list waits for the daily run's stored dates
 
 
+BILLED_SHOWN = 20  # jobs billed with a customer named on its page; the rest counted
+
+
 def _next_action_dates(s, company: models.Company, customer_ids: list[str], on) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The rules engine's next action date for customers the daily run has not dated yet (new, or just changed).
 
@@ -164,8 +167,12 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
     gives = [(names.get(c, c), cur, amount) for c in sorted(given, key=lambda c: names.get(c, c).casefold())
              for cur, amount in sorted(shared.shares[c].items())]
     contact = snapshot.contact_rows(s, company.id, {row.qbo_id: row})[row.qbo_id]  # a job billed with its parent
+    members = sorted(snapshot.contact_families(s, company.id).get(customer_id, set()) - {customer_id})
+    billed_jobs = sorted(s.scalars(select(models.Customer).where(
+        models.Customer.company_id == company.id, models.Customer.qbo_id.in_(members or [""]))),
+        key=lambda c: c.display_name.casefold())  # the jobs billed with it: reached at its address
     return render_template(
-        "pages/customer.html", owed=owed, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
+        "pages/customer.html", owed=owed, billed_jobs=billed_jobs[:BILLED_SHOWN], billed_more=len(billed_jobs) - BILLED_SHOWN, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
         settled=settled, partly=partly, from_parent=shared.shares.get(customer_id, {}),
         credit_holder=shared.holder(customer_id), gives=gives,
