@@ -162,6 +162,7 @@ def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool =
         stale.unlink()
     sandbox = server.Sandbox(seed=2026, auto_approve=True)
     realms = [sandbox.add_company(spec) for spec in COMPANIES]
+    _add_billed_jobs(sandbox, realms[1])
     sandbox.start(host="127.0.0.1", port=0)
 
     http = waitress.server.create_server(lambda environ, start_response: app(environ, start_response),
@@ -220,6 +221,36 @@ def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool =
                 ticker=ticker)
     holder["demo"] = demo
     return demo
+
+
+FAMILY = ("Hartley Property Management", ("12 Elm Street", "48 Oak Avenue"))
+
+
+def _add_billed_jobs(sandbox: server.Sandbox, realm: str) -> None:
+    """A property manager with two jobs billed with it (QuickBooks' ``BillWithParent``), each owing a late
+    invoice, and the manager's payment for the older one recorded on the manager, not applied: the demo
+    shows the jobs reminded at the manager's address, and the invoice that money pays left alone."""
+    from datetime import timedelta
+
+    parent_name, jobs = FAMILY
+    today = sandbox.clock.now().date()
+    item = next(iter(sandbox.intuit.entities(realm, "Item")))
+    parent = sandbox.intuit.create(realm, "Customer", {
+        "DisplayName": parent_name, "CompanyName": parent_name, "BillAddr": {"Country": "US"},
+        "PrimaryEmailAddr": {"Address": "ap@hartley-pm.example"}})
+    owed = []
+    for n, name in enumerate(jobs):
+        job = sandbox.intuit.create(realm, "Customer", {
+            "DisplayName": name, "Job": True, "BillWithParent": True, "ParentRef": {"value": parent["Id"]},
+            "BillAddr": {"Country": "US"}})
+        due = today - timedelta(days=20 - 12 * n)  # 20 and 8 days late
+        amount = 1250.0 - 400 * n
+        owed.append(sandbox.intuit.create(realm, "Invoice", {
+            "CustomerRef": {"value": job["Id"]}, "TxnDate": (due - timedelta(days=30)).isoformat(),
+            "DueDate": due.isoformat(), "EmailStatus": "EmailSent",
+            "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
+                      "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}, "Qty": 1, "UnitPrice": amount}}]}))
+    sandbox.intuit.create(realm, "Payment", {"CustomerRef": {"value": parent["Id"]}, "TotalAmt": owed[0]["Balance"]})
 
 
 def _twilio_sid(sandbox: server.Sandbox) -> str | None:

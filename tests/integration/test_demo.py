@@ -43,6 +43,31 @@ def test_demo_serves_a_page_with_companies_connected_through_oauth(tmp_path):
         running.stop()
 
 
+def test_the_demo_has_a_property_manager_whose_money_pays_a_job_billed_with_it(tmp_path):
+    """The demo's jobs billed with their parent: both listed on the manager's page, the older invoice
+    left alone because the manager's unapplied payment pays it, the other one owed."""
+    running = demo.start(tmp_path / "demo", port=0, sync=True, schedule=False)
+    try:
+        from sqlalchemy import select
+
+        from qbo_collector.db import models
+
+        with running.db.session() as s:
+            rows = {c.display_name: c for c in s.scalars(select(models.Customer).where(
+                models.Customer.display_name.in_([demo.FAMILY[0], *demo.FAMILY[1]])))}
+        parent = rows[demo.FAMILY[0]]
+        assert all(rows[name].parent_qbo_id == parent.qbo_id and rows[name].bill_with_parent for name in demo.FAMILY[1])
+        session = _login(running, demo.DEMO_EMAIL, running.password)
+        page = session.get(f"{running.url}/companies/{running.realms[1]}/customers/{parent.qbo_id}", timeout=10).text
+        assert "Jobs and sub-customers billed with it" in page and "12 Elm Street" in page and "48 Oak Avenue" in page
+        assert "$1,250.00 of it pays invoices of 12 Elm Street, billed with this customer." in page
+        job = session.get(f"{running.url}/companies/{running.realms[1]}/customers/{rows['12 Elm Street'].qbo_id}",
+                          timeout=10).text
+        assert "settled by unused credit, counting that of Hartley Property Management ($1,250.00)" in job
+    finally:
+        running.stop()
+
+
 def _working_afternoon(after: dt.datetime) -> dt.datetime:
     """15:30 UTC (afternoon in Paris, morning in Chicago) on the first Tuesday or Wednesday after
     ``after`` that, with the day after, is a working day in France and in the US: both demo companies
