@@ -382,6 +382,8 @@ class _Ctx:
         default_factory=collections.OrderedDict)
     pdf_cache_bytes: int = 0
     credit_read: bool | None = None  # the payments and credit memos read just before planning (False: that failed)
+    # customer Id → its name, for a job reached at the parent it is billed with: its messages name it
+    jobs: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -533,6 +535,7 @@ def _process_due(ctx: _Ctx) -> None:
         own = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, ctx.company_id, ids)}
         # who a message reaches, by which address and in which language: a job billed with its parent, the parent
         customers = snapshot.contact_rows(s, ctx.company_id, own)
+        ctx.jobs = {cid: c.display_name for cid, c in own.items() if customers[cid] is not c}
         for c in {id(c): c for c in customers.values()}.values():
             s.expunge(c)
         blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
@@ -907,7 +910,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     language = language if language in ("en", "fr") else "en"
     country = snapshot.country_code(company.country) if owner or customer is None else snapshot.customer_region(company, customer)
     shown = [i for i in row.invoice_ids or () if fresh.get(i) or mirrors.get(i)]
-    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today) for i in shown]
+    job = None if owner else ctx.jobs.get(row.customer_qbo_id or "")
+    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today, job=job) for i in shown]
     try:
         policy = snapshot.policy_for(company, customer) if not owner else None
     except errors.InvalidInput:

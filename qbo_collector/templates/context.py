@@ -33,6 +33,7 @@ class InvoiceLine:
     days_overdue: int  # (today - due_date) in days; 0 or less means not late yet
     po_number: str | None = None
     payment_link: str | None = None  # QBO InvoiceLink, present only when online payment is on
+    job: str | None = None  # the job or sub-customer it bills, when the message goes to the parent it is billed with
 
     @property
     def terms_days(self) -> int:
@@ -164,6 +165,7 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType({
     "invoice.days_overdue": "Days past the due date; write {{ invoice.days_overdue|days }}.",
     "invoice.po_number": "The customer's purchase order number (may be empty).",
     "invoice.payment_link": "The QuickBooks pay-online link (may be empty).",
+    "invoice.job": "The job or sub-customer the invoice is for, when the message goes to the parent it is billed with (may be empty).",
     "invoices": "All invoices in this message: {% for line in invoices %}…{% endfor %}.",
     "totals": "The amount due, one per currency: {% for total in totals %}{{ total|money }}{% endfor %}.",
     "total_due": "The amount due as the dispatcher gave it; {{ total_due|money }} joins currencies.",

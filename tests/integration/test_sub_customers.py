@@ -64,6 +64,11 @@ def test_a_job_billed_with_its_parent_is_reminded_at_the_parents_address(env) ->
     assert _to(env, own) == {"site@garage.example"}      # not billed with the parent: its own
     [mail] = [m for m in sb.sendgrid.messages if m["to"] == "ap@hartley.example"]
     assert "Hartley Homes" in mail["text"] and "Kitchen remodel" not in mail["text"].split("\n", 1)[0]
+    # greeted as the parent, the message says which job the invoice is for
+    assert f"invoice {billed['DocNumber']} (Kitchen remodel)" in mail["text"], mail["text"]
+    assert f"{billed['DocNumber']}</strong> (Kitchen remodel)" in mail["html"]
+    [own_mail] = [m for m in sb.sendgrid.messages if m["to"] == "site@garage.example"]
+    assert f"invoice {own['DocNumber']}, due" in own_mail["text"] and "(Garage build" not in own_mail["text"]
     [reminder] = [r for r in env.rows(kind="reminder") if billed["Id"] in (r.invoice_ids or ())]
     assert reminder.customer_qbo_id == kitchen["Id"] and reminder.status.value == "sent"  # the job's own timeline
     notes = sb.intuit.get(realm, "Customer", kitchen["Id"]).get("Notes") or ""
@@ -85,6 +90,12 @@ def test_a_job_billed_with_its_parent_is_reminded_at_the_parents_address(env) ->
         assert f"/customers/{garage['Id']}\"" not in parent_page  # billed on its own: reached at its own address
         assert "Billed with its parent" not in reader.get(
             f"/companies/{realm}/customers/{garage['Id']}").get_data(as_text=True)
+        # the template preview for the job is the message the parent would get
+        preview = reader.get(f"/companies/{realm}/templates?key=reminder_overdue_gentle&language={language}"
+                             f"&customer={kitchen['Id']}").get_data(as_text=True)
+        named = {"en": "Hello Hartley Homes,", "fr": "Bonjour Hartley Homes,"}[language]
+        word = {"en": "invoice", "fr": "la facture"}[language]
+        assert named in preview and f"{word} {billed['DocNumber']} (Kitchen remodel)" in preview, language
 
 
 def test_the_parents_bounce_stops_the_job_and_the_list_names_the_parent(env) -> None:  # type: ignore[no-untyped-def]

@@ -148,7 +148,10 @@ def _context(s, company: models.Company, customer: models.Customer | None, key: 
         models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer.qbo_id,
         models.Invoice.status == models.InvoiceStatus.open, models.Invoice.deleted.is_(False),
         models.Invoice.balance > 0).order_by(models.Invoice.due_date).limit(10)))
-    lines = [messages.invoice_line({}, r, on) for r in rows]
+    # a job billed with its parent: the message greets the parent and names the job on each invoice
+    contact = snapshot.contact_rows(s, company.id, {customer.qbo_id: customer})[customer.qbo_id]
+    job = customer.display_name if contact is not customer else None
+    lines = [messages.invoice_line({}, r, on, job=job) for r in rows]
     currency = lines[0].balance.currency if lines else company.currency
     try:
         policy = snapshot.policy_for(company, customer)
@@ -167,8 +170,8 @@ def _context(s, company: models.Company, customer: models.Customer | None, key: 
         alert = gettext("Invoice %(n)s for %(name)s is now late.", n=lines[0].number if lines else "1042",
                         name=customer.display_name)
     context = messages.reminder_context(
-        company=company, row=row, customer=customer, language=language,
-        country=snapshot.country_code(customer.country) or snapshot.country_code(company.country), lines=lines,
+        company=company, row=row, customer=contact, language=language,
+        country=snapshot.country_code(contact.country) or snapshot.country_code(company.country), lines=lines,
         policy=policy, today=on, alert=alert,
         action_link=url_for("pages.customer", realm_id=company.realm_id, customer_id=customer.qbo_id, _external=True)
         if key == "owner_alert" else None)

@@ -196,3 +196,30 @@ def test_defaults_refuse_unknown_languages_and_keys() -> None:
         templates.defaults("de")
     with pytest.raises(errors.InvalidInput, match="no template called 'reminder_weekly'"):
         templates.default("reminder_weekly", "en")
+
+
+JOB_WORDS = {"en": ("your PO", "Your PO"), "fr": ("votre bon de commande", "Bon de commande")}
+
+
+@pytest.mark.parametrize(("key", "language"), [(k, lang) for lang in templates.LANGUAGES for k in CUSTOMER_KEYS],
+                         ids=[f"{k.replace('_', ' ')} in {lang}" for lang in templates.LANGUAGES for k in CUSTOMER_KEYS])
+def test_a_message_to_the_parent_names_the_job_each_invoice_is_for(context_factory, invoice_factory, key: str,
+                                                                   language: str) -> None:
+    """A job billed with its parent is reminded at the parent's address, greeted by the parent's name:
+    each invoice then says which job it is for, beside the PO, in the text, the HTML and the text message."""
+    currency = "EUR" if language == "fr" else "USD"
+    po, po_html = JOB_WORDS[language]
+    lines = (invoice_factory(currency=currency, days_overdue=15, job="12 Elm Street"),
+             invoice_factory(currency=currency, number="1057", po_number=None, job="48 Oak Avenue"))
+    message = templates.render(templates.default(key, language), context_factory(language, invoices=lines))
+    assert f"1042 (12 Elm Street, {po} PO-7781)" in message.text, message.text
+    if key == "statement":
+        assert "1057 (48 Oak Avenue)" in message.text
+        assert '1042<br><span style="color:#57606a;">12 Elm Street</span>' in message.html
+        assert f'48 Oak Avenue</span>' in message.html and po_html in message.html
+    else:
+        assert "1042</strong> (12 Elm Street, " in message.html
+        named = "1042, 12 Elm Street)" if key == "promise_broken" else "1042 (12 Elm Street)"
+        assert named in message.sms and sms.segments(message.sms) <= 2, message.sms
+    plain = templates.render(templates.default(key, language), context_factory(language))
+    assert "Elm Street" not in plain.text + plain.html + plain.sms and f"1042 ({po} PO-7781)" in plain.text
