@@ -52,6 +52,7 @@ PLACEHOLDER_HELP = (
     N_("Days past the due date; write {{ invoice.days_overdue|days }}."),
     N_("The customer's purchase order number (may be empty)."),
     N_("The QuickBooks pay-online link (may be empty)."),
+    N_("The job or sub-customer the invoice is for, when the message goes to the parent it is billed with (may be empty)."),
     N_("All invoices in this message: {% for line in invoices %}…{% endfor %}."),
     N_("The amount due, one per currency: {% for total in totals %}{{ total|money }}{% endfor %}."),
     N_("The amount due as the dispatcher gave it; {{ total_due|money }} joins currencies."),
