@@ -121,16 +121,17 @@ def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) ->
             if row is None:
                 log.info("SendGrid %s event for an unknown outbox id %r kept without a row", name, event.get("outbox_id"))
                 continue
-            current = row.provider_status
-            if EMAIL_ORDER.get(name, 0) > EMAIL_ORDER.get(current or "", 0):
-                row.provider_status = name[:32]
-            if not row.provider_id:
-                row.provider_id = channel_webhooks.sendgrid_message_id(event)
-            _settle_unknown(s, row, name, name != "dropped", at)
             detail = event.get("reason") or event.get("url") or event.get("response") or ""
             said = (timeline.text("email.event.detail", address=email, event=timeline.term("event", name), detail=str(detail))
                     if detail else timeline.text("email.event", address=email, event=timeline.term("event", name)))
-            outbox.activity(s, row.company_id, f"email.{name}", said, row=row, at=at, data={"sg_event_id": event_id})
+            message_id = row.provider_id or channel_webhooks.sendgrid_message_id(event)
+            for each in [row, *outbox.companions(s, row)]:  # one statement to a parent's address: each row it listed
+                if EMAIL_ORDER.get(name, 0) > EMAIL_ORDER.get(each.provider_status or "", 0):
+                    each.provider_status = name[:32]
+                if not each.provider_id:  # a row sent with another keeps naming it ("with:<id>")
+                    each.provider_id = message_id
+                _settle_unknown(s, each, name, name != "dropped", at)
+                outbox.activity(s, each.company_id, f"email.{name}", said, row=each, at=at, data={"sg_event_id": event_id})
             stop = _email_stop(event)
             if stop and not (row.channel or "").startswith("owner_"):
                 dispatch_run.block_contact(s, "email", email, stop)
@@ -169,15 +170,16 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
             return False
         if row is None:
             return True
-        row.provider_status = channel_webhooks.advance(row.provider_status, status.status)[:32]
-        if not row.provider_id:
-            row.provider_id = status.message_sid
-        _settle_unknown(s, row, status.status, status.status not in ("failed", "canceled"), at)
         event = timeline.term("event", status.status)
         said = (timeline.text("sms.event.error", address=status.to or "", event=event, code=status.error_code)
                 if status.error_code else timeline.text("sms.event", address=status.to or "", event=event))
-        outbox.activity(s, row.company_id, f"sms.{status.status}", said,
-                        row=row, at=at, data={"sid": status.message_sid, "error_code": status.error_code})
+        for each in [row, *outbox.companions(s, row)]:  # one statement to a parent's number: each row it listed
+            each.provider_status = channel_webhooks.advance(each.provider_status, status.status)[:32]
+            if not each.provider_id:  # a row sent with another keeps naming it ("with:<id>")
+                each.provider_id = status.message_sid
+            _settle_unknown(s, each, status.status, status.status not in ("failed", "canceled"), at)
+            outbox.activity(s, each.company_id, f"sms.{status.status}", said,
+                            row=each, at=at, data={"sid": status.message_sid, "error_code": status.error_code})
         stop = SMS_STOP_CODES.get(status.error_code or 0)
         if stop and status.to and not (row.channel or "").startswith("owner_"):
             _stop_number(s, status.to, stop)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,24 @@ ACCEPTED_EVENTS = {
     "twilio": {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "read"},
 }
 REFUSED_EVENTS = {"sendgrid": {"dropped"}, "twilio": {"failed", "canceled"}}
+
+
+# ``provider_id`` of a row sent in the message of another (one statement for a parent and its jobs)
+# until the provider's id is known: "with:<that row's id>", whose provider events settle it too
+WITH_ROW = "with:"
+
+
+def companions(s: Session, row: models.Outbox) -> list[models.Outbox]:
+    """The other rows sent in the same message as ``row`` (one statement to a parent's address)."""
+    same = [models.Outbox.provider_id == f"{WITH_ROW}{row.id}"]
+    if row.provider_id and row.provider_id.startswith(WITH_ROW):
+        lead = int(row.provider_id[len(WITH_ROW):]) if row.provider_id[len(WITH_ROW):].isdigit() else None
+        same += [models.Outbox.id == lead, models.Outbox.provider_id == row.provider_id]
+    elif row.provider_id and row.provider_id != "dry-run":
+        same.append(models.Outbox.provider_id == row.provider_id)
+    return list(s.scalars(select(models.Outbox).where(
+        models.Outbox.company_id == row.company_id, models.Outbox.id != row.id, or_(*same))
+        .order_by(models.Outbox.id).with_for_update()))
 
 
 def utcnow() -> dt.datetime:
@@ -289,8 +307,12 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
         if not rows:
             return 0
         ids = [r.id for r in rows]
-        events = list(s.scalars(select(models.ProviderEvent).where(models.ProviderEvent.outbox_id.in_(ids))))
-        by_provider_id = {r.provider_id: r for r in rows if r.provider_id}
+        # a row sent in another's message (one statement to a parent's address) is settled by that one's events
+        lead_of = {r.id: int(r.provider_id[len(WITH_ROW):]) for r in rows
+                   if r.provider_id and r.provider_id.startswith(WITH_ROW) and r.provider_id[len(WITH_ROW):].isdigit()}
+        events = list(s.scalars(select(models.ProviderEvent).where(
+            models.ProviderEvent.outbox_id.in_(sorted(set(ids) | set(lead_of.values()))))))
+        by_provider_id = {r.provider_id: r for r in rows if r.provider_id and r.id not in lead_of}
         if by_provider_id:
             events += list(s.scalars(select(models.ProviderEvent).where(
                 models.ProviderEvent.outbox_id.is_(None),
@@ -305,7 +327,7 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
             if rid is not None:
                 by_row.setdefault(rid, []).append(ev)
         for row in rows:
-            found = by_row.get(row.id) or []
+            found = by_row.get(row.id) or by_row.get(lead_of.get(row.id, -1)) or []
             provider = "twilio" if row.channel in ("sms", "owner_sms") else "sendgrid"
             accepted = [e for e in found if e.event in ACCEPTED_EVENTS[provider]]
             refused = [e for e in found if e.event in REFUSED_EVENTS[provider]]

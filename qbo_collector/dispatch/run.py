@@ -53,14 +53,14 @@ import re
 import time
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import tenacity
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, timeline, translation
+from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, templates, timeline, translation
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -71,6 +71,7 @@ from qbo_collector.db.session import Database
 from qbo_collector.dispatch import messages, outbox
 from qbo_collector.dispatch.outbox import PlannedRow
 from qbo_collector.money import Money, to_decimal
+from qbo_collector.rules import policy as rules_policy
 from qbo_collector.sync import client as qbo_client
 from qbo_collector.sync import limiter as limiter_mod
 from qbo_collector.sync import mirror, streams
@@ -82,6 +83,7 @@ LEASE_KIND = "dispatch"
 FULL_PLAN_EVERY = 7  # days: a full plan at least this often, whatever the index says
 QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
+TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
 PDF_ATTACH_BYTES = 20 * 1024 * 1024   # SendGrid takes 30 MB a message, and base64 adds a third
@@ -547,30 +549,82 @@ def _process_due(ctx: _Ctx) -> None:
     fresh = _freshness(ctx, company, [r for r, _ in ready])
     mirrors = _mirror_invoices(ctx, {i for r, _ in ready for i in r.invoice_ids or ()})
     settled = _settled_by_credit(ctx, company, [r for r, _ in ready]) if fresh is not None else {}
-    for row, address in ready:
-        if row.invoice_ids and (fresh is None or (ctx.credit_read is False and _chases(row))):
-            ctx.summary.deferred += 1
-            continue  # QuickBooks could not be read: nothing that names an invoice goes out unchecked
-        if row.invoice_ids:
-            stale = _stale(row, fresh or {})
-            credited = next((i for i in row.invoice_ids if i in settled), None) if _chases(row) else None
-            if stale is None and credited is not None:
-                numbers = dict(zip(row.invoice_ids, (row.payload or {}).get("numbers") or row.invoice_ids))
-                credit, holder = settled[credited][0].rounded(), settled[credited][1]
-                stale = timeline.text("cancel.credit.parent" if holder else "cancel.credit",
-                                      invoice=str(numbers.get(credited, credited)),
-                                      credit=timeline.money(credit.amount, credit.currency),
-                                      **({"holder": holder} if holder else {})), True
-            if stale is not None:
-                reason, free = stale
-                _cancel(ctx, row, reason, free=free)
-                continue
+    message_of = {r.id: group for group in one_message_per_address(ready, customers) for r, _ in group}
+    done: set[int] = set()
+    for row, _address in ready:
+        if row.id in done:
+            continue
+        # each row is checked right before it is carried out (a fee posted as a line earlier in this run
+        # changed its invoice in ``fresh``); the rows of one message are checked together, as it goes
+        group = [(r, a) for r, a in message_of[row.id] if r.id not in done]
+        done.update(r.id for r, _ in group)
+        go = [(r, a) for r, a in group if _may_go(ctx, r, fresh, settled)]
+        if not go:
+            continue
+        (lead, address), companions = go[0], [r for r, _ in go[1:]]
         try:
-            _carry_out(ctx, company, customers.get(row.customer_qbo_id or ""), row, address, fresh or {}, mirrors)
+            if companions:
+                _send_message(ctx, company, customers.get(lead.customer_qbo_id or ""), lead, address or "",
+                              fresh or {}, mirrors, companions)
+            else:
+                _carry_out(ctx, company, customers.get(lead.customer_qbo_id or ""), lead, address, fresh or {}, mirrors)
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the run (invariant 8)
-            _row_failed(ctx, row, exc)
+            for r, _ in go:
+                _row_failed(ctx, r, exc)
     if ctx.notices:
         _send_notices(ctx, company, customers, blocked, fresh or {}, mirrors)
+
+
+def _may_go(ctx: _Ctx, row: models.Outbox, fresh: dict[str, dict[str, Any]] | None,
+            settled: dict[str, tuple[Money, str | None]]) -> bool:
+    """Whether the row may be carried out now, on the invoices as this run read them: not when
+    QuickBooks could not be read (deferred), nor when an invoice it names was paid, voided, changed or
+    is settled by unused credit (cancelled, with the reason)."""
+    if row.invoice_ids and (fresh is None or (ctx.credit_read is False and _chases(row))):
+        ctx.summary.deferred += 1
+        return False  # QuickBooks could not be read: nothing that names an invoice goes out unchecked
+    if not row.invoice_ids:
+        return True
+    stale = _stale(row, fresh or {})
+    credited = next((i for i in row.invoice_ids if i in settled), None) if _chases(row) else None
+    if stale is None and credited is not None:
+        numbers = dict(zip(row.invoice_ids, (row.payload or {}).get("numbers") or row.invoice_ids))
+        credit, holder = settled[credited][0].rounded(), settled[credited][1]
+        stale = timeline.text("cancel.credit.parent" if holder else "cancel.credit",
+                              invoice=str(numbers.get(credited, credited)),
+                              credit=timeline.money(credit.amount, credit.currency),
+                              **({"holder": holder} if holder else {})), True
+    if stale is None:
+        return True
+    reason, free = stale
+    _cancel(ctx, row, reason, free=free)
+    return False
+
+
+def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
+                             customers: dict[str, models.Customer]) -> list[list[tuple[models.Outbox, str | None]]]:
+    """The rows of this run, in order, as messages: the statements due to one address — a parent and
+    the jobs billed with it, reached at the same email or phone — are one message, led by the parent's
+    own when it has one; every other row is a message of its own. Customers who only share an address
+    (one bookkeeper for two clients) keep theirs apart."""
+    out: list[list[tuple[models.Outbox, str | None]]] = []
+    groups: dict[tuple[str, str, str], list[tuple[models.Outbox, str | None]]] = {}
+    for row, address in go:
+        contact = customers.get(row.customer_qbo_id or "")
+        if not (row.kind == "reminder" and row.template_key == "statement" and row.channel in CUSTOMER_CHANNELS
+                and address and contact is not None):
+            out.append([(row, address)])
+            continue
+        key = (row.channel, address, contact.qbo_id)
+        if key not in groups:
+            groups[key] = []
+            out.append(groups[key])
+        groups[key].append((row, address))
+    for group in groups.values():
+        lead = next((k for k, (r, _) in enumerate(group)
+                     if customers[r.customer_qbo_id or ""].qbo_id == r.customer_qbo_id), 0)
+        group.insert(0, group.pop(lead))
+    return out
 
 
 def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, models.Customer],
@@ -902,16 +956,29 @@ def _owner_text(row: models.Outbox, language: str, locale: str) -> str:
 
 
 def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
-                  address: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice]) -> None:
+                  address: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice],
+                  companions: Sequence[models.Outbox] = ()) -> None:
+    """Write and send ``row``'s message. ``companions``: statements of other customers reached at the
+    same address in this run (the jobs billed with a parent), which the one message lists too; each
+    row is still settled on its own (status, timeline, note), all with the one provider id."""
     provider = _provider(row.channel)
     assert provider is not None
+    rows = [row, *companions]
     owner = row.channel.startswith("owner_")
     language = (company.language or "en")[:2] if owner or customer is None else snapshot.language_of(company, customer)
     language = language if language in ("en", "fr") else "en"
     country = snapshot.country_code(company.country) if owner or customer is None else snapshot.customer_region(company, customer)
-    shown = [i for i in row.invoice_ids or () if fresh.get(i) or mirrors.get(i)]
-    job = None if owner else ctx.jobs.get(row.customer_qbo_id or "")
-    lines = [messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today, job=job) for i in shown]
+    shown: list[str] = []
+    lines: list[templates.InvoiceLine] = []
+    for r in rows:
+        job = None if owner else ctx.jobs.get(r.customer_qbo_id or "")
+        for i in r.invoice_ids or ():
+            if (fresh.get(i) or mirrors.get(i)) and i not in shown:
+                shown.append(i)
+                lines.append(messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today, job=job))
+    if companions:  # one statement: every invoice by due date, whichever customer it bills
+        order = sorted(range(len(lines)), key=lambda k: (lines[k].due_date, len(lines[k].number), lines[k].number))
+        shown, lines = [shown[k] for k in order], [lines[k] for k in order]
     try:
         policy = snapshot.policy_for(company, customer) if not owner else None
     except errors.InvalidInput:
@@ -924,6 +991,9 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             alert=_owner_text(row, language, messages.locale_for(language, country)) if owner else None,
             action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
                          if owner and (row.payload or {}).get("action_link") else None))
+        if companions:
+            context = context.replace(tone=max((str((r.payload or {}).get("tone") or "friendly") for r in rows),
+                                               key=lambda t: TONES.index(t) if t in TONES else 0))
         rendered = messages.render(company, key, language, context)
         if provider == "sms":
             body = rendered.sms if rendered.sms else (rendered.subject if owner else None)
@@ -936,9 +1006,10 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     except errors.InvalidInput as exc:
         unwritable = timeline.text("message.unwritable", error=timeline.error(exc.message))
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.failed, unwritable)
-            outbox.activity(s, ctx.company_id, "message.failed", unwritable, row=row)
-        ctx.summary.statuses["failed"] += 1
+            for r in rows:
+                outbox.set_status(s, r.id, S.failed, unwritable)
+                outbox.activity(s, ctx.company_id, "message.failed", unwritable, row=r)
+        ctx.summary.statuses["failed"] += len(rows)
         return
     settings = company.settings or {}
     pdfs = ([(i, line.number, _version(i, fresh, mirrors)) for i, line in zip(shown, lines)][:PDF_ATTACH_MAX]
@@ -952,70 +1023,91 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         status_callback_url=(f"{ctx.settings.public_url}/webhooks/twilio/status?outbox_id={row.id}"
                              if provider == "sms" else None),
         custom_args={"outbox_id": str(row.id), "realm": ctx.realm})
+    together = f" in one statement with row {row.id}"
     if ctx.dry_run:
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.sent, f"Dry run: written for {address}, not sent.", sent_at=utcnow(),
-                              provider_id="dry-run", payload={**(row.payload or {}), "preview": {
-                                  "subject": message.subject, "text": text[:4000],
-                                  **({"attachments": [pdf_filename(language, n) for _, n, _v in pdfs]} if pdfs else {})}})
-        ctx.summary.statuses["sent"] += 1
-        ctx.summary.channels[row.channel or "?"] += 1
+            for r in rows:
+                outbox.set_status(s, r.id, S.sent, f"Dry run: written for {address}{together if r is not row else ''}, "
+                                  "not sent.", sent_at=utcnow(), provider_id="dry-run",
+                                  payload={**(r.payload or {}), "preview": {
+                                      "subject": message.subject, "text": text[:4000],
+                                      **({"attachments": [pdf_filename(language, n) for _, n, _v in pdfs]}
+                                         if pdfs else {})}})
+        ctx.summary.statuses["sent"] += len(rows)
+        ctx.summary.channels[row.channel or "?"] += len(rows)
         return
     try:
         channel = ctx.channels.get(provider)
     except errors.ConfigError as exc:
         ctx.channels.disabled[provider] = exc.message
-        _cancel_unconfigured(ctx, row, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
-                                                     error=timeline.error(exc.message)))
+        for r in rows:
+            _cancel_unconfigured(ctx, r, timeline.text("cancel.misconfigured", channel=timeline.term("channel", provider),
+                                                       error=timeline.error(exc.message)))
         return
     missing: dict[str, dict[str, str]] = {}
     if pdfs:
         attached, missing = _invoice_pdfs(ctx, pdfs, language)
         message = dataclasses.replace(message, attachments=tuple(attached))
-    if not _mark_sending(ctx, row):
+    if not _mark_all_sending(ctx, rows):
         return
     try:
         receipt = send_once(channel, message, ctx.retry)
     except channel_base.OutcomeUnknown as exc:
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.unknown, f"{exc.message} Provider events settle it, or decide on the "
-                              "outbox page.")
-            outbox.activity(s, ctx.company_id, f"{provider}.unknown", timeline.text("error", error=timeline.error(exc.message)),
-                            row=row)
-        ctx.summary.statuses["unknown"] += 1
+            for r in rows:
+                outbox.set_status(s, r.id, S.unknown, f"{exc.message} Provider events settle it, or decide on the "
+                                  "outbox page." + (f" Sent{together}." if r is not row else ""))
+                outbox.activity(s, ctx.company_id, f"{provider}.unknown",
+                                timeline.text("error", error=timeline.error(exc.message)), row=r)
+        ctx.summary.statuses["unknown"] += len(rows)
         return
     except errors.TransientFailure as exc:
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.planned, f"Nothing was sent ({exc.message}); the next run tries again.")
-        ctx.summary.deferred += 1
+            for r in rows:
+                outbox.set_status(s, r.id, S.planned, f"Nothing was sent ({exc.message}); the next run tries again.",
+                                  **({"provider_id": None} if companions else {}))
+        ctx.summary.deferred += len(rows)
         return
     except errors.ConfigError as exc:
         ctx.channels.disabled[provider] = exc.message
         with ctx.db.session() as s:
-            outbox.set_status(s, row.id, S.planned, f"Nothing was sent: {exc.message}")
-            outbox.activity(s, ctx.company_id, f"{provider}.config", timeline.text("error", error=timeline.error(exc.message)),
-                            row=row)
+            for r in rows:
+                outbox.set_status(s, r.id, S.planned, f"Nothing was sent: {exc.message}",
+                                  **({"provider_id": None} if companions else {}))
+                outbox.activity(s, ctx.company_id, f"{provider}.config",
+                                timeline.text("error", error=timeline.error(exc.message)), row=r)
         ctx.summary.errors.append(exc.message)
-        ctx.summary.deferred += 1
+        ctx.summary.deferred += len(rows)
         return
     except errors.PermanentFailure as exc:
-        _permanent(ctx, row, provider, address, exc, owner)
+        for r in rows:
+            _permanent(ctx, r, provider, address, exc, owner)
         return
     what = "reminder" if row.kind == "reminder" else "alert"
-    numbers = [l.number for l in lines]
     by = timeline.term("channel", provider)
-    sent = (timeline.text(f"{what}.sent", channel=by, invoices=timeline.invoices(numbers), num=len(numbers), address=address)
-            if numbers else timeline.text(f"{what}.sent.no_invoice", channel=by, address=address))
+    number_of = dict(zip(shown, (line.number for line in lines)))
     with ctx.db.session() as s:
-        # A status callback may have landed before this line: statuses only move forward.
-        current = s.get(models.Outbox, row.id)
-        seen = current.provider_status if current is not None else None
-        status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
-        outbox.set_status(s, row.id, S.sent, f"Accepted by the provider ({receipt.raw_status}).", sent_at=utcnow(),
-                          provider_id=receipt.provider_id or None, provider_status=status[:32])
-        outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=row, data={
-            "provider_id": receipt.provider_id,
-            **({"attachments": [a.filename for a in message.attachments]} if message.attachments else {})})
+        for r in rows:
+            numbers = [number_of[i] for i in r.invoice_ids or () if i in number_of]
+            sent = (timeline.text(f"{what}.sent", channel=by, invoices=timeline.invoices(numbers), num=len(numbers),
+                                  address=address)
+                    if numbers else timeline.text(f"{what}.sent.no_invoice", channel=by, address=address))
+            # A status callback may have landed before this line: statuses only move forward.
+            current = s.get(models.Outbox, r.id)
+            seen = current.provider_status if current is not None else None
+            status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
+            outbox.set_status(s, r.id, S.sent, f"Accepted by the provider ({receipt.raw_status})"
+                              f"{together if r is not row else ''}.", sent_at=utcnow(),
+                              provider_id=receipt.provider_id or None, provider_status=status[:32])
+            outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=r, data={
+                "provider_id": receipt.provider_id,
+                **({"with_row": row.id} if r is not row else {}),
+                **({"with_rows": [c.id for c in companions]} if r is row and companions else {}),
+                **({"attachments": [a.filename for a in message.attachments]} if message.attachments else {})})
+            if not owner:
+                _note(s, ctx, r, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
+                                               num=len(numbers)) if numbers else
+                      timeline.text("note.reminder.sent.no_invoice", channel=by))
         by_reason: dict[str, list[str]] = {}  # one line per reason, each read in the reader's language
         for number, why in missing.items():
             by_reason.setdefault(json.dumps(why, sort_keys=True), []).append(number)
@@ -1024,12 +1116,25 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             outbox.activity(s, ctx.company_id, "email.pdf_missing", timeline.text(
                 "pdf.missing", invoices=timeline.invoices(numbers_), num=len(numbers_), error=why), row=row,
                 data={"missing": {n: timeline.plain(why) for n in numbers_}})
-        if not owner:
-            _note(s, ctx, row, timeline.text("note.reminder.sent", channel=by, invoices=timeline.invoices(numbers),
-                                             num=len(numbers)) if numbers else
-                  timeline.text("note.reminder.sent.no_invoice", channel=by))
-    ctx.summary.statuses["sent"] += 1
-    ctx.summary.channels[row.channel or "?"] += 1
+    ctx.summary.statuses["sent"] += len(rows)
+    ctx.summary.channels[row.channel or "?"] += len(rows)
+
+
+def _mark_all_sending(ctx: _Ctx, rows: Sequence[models.Outbox]) -> bool:
+    """``_mark_sending`` for the rows of one message, all or none: when another run took one of them
+    first, the others are given back (still planned) and nothing goes out from this run."""
+    if len(rows) == 1:
+        return _mark_sending(ctx, rows[0])
+    with ctx.db.session() as s:
+        taken = [outbox.claim(s, r) for r in rows]
+        if not all(taken):
+            s.rollback()
+            log.warning("outbox rows %s: one was taken by another run; none sent by this one", [r.id for r in rows])
+            return False
+        # the others name the row whose provider events settle them, whatever happens next (a crash included)
+        s.execute(update(models.Outbox).where(models.Outbox.id.in_([r.id for r in rows[1:]]))
+                  .values(provider_id=f"{outbox.WITH_ROW}{rows[0].id}").execution_options(synchronize_session=False))
+    return True
 
 
 def pdf_filename(language: str, number: str) -> str:

@@ -180,6 +180,9 @@ class SendGridStandIn:
         self.events: list[dict[str, Any]] = []
         self.event_webhook_url: str | None = None
         self.duplicate_deliveries = False
+        # the next email to one of these addresses is taken and delivered (its events follow), but the answer
+        # is lost on the way back: the client reads a 500, the ambiguous case. Consumed by that email.
+        self.lost_answers: set[str] = set()
         self.scopes: dict[str, set[str]] = {}
         self.suppressions: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SUPPRESSION_LISTS}
         self.courier = WebhookCourier("sendgrid", max_attempts=3)  # SendGrid retries failed posts
@@ -253,6 +256,12 @@ class SendGridStandIn:
         if problems:
             return self._answer(400, {"errors": problems})
         message = self._accept(payload)
+        with self._lock:
+            lost = [r for r in message["recipients"] if r in self.lost_answers]
+            self.lost_answers.difference_update(lost)
+        if lost:
+            self._after_send(message)
+            return self._answer(500, _errors(("internal error", None, None)), realm=message["custom_args"].get("realm"))
         if fate == "timeout":
             # The message was taken; only the answer is late. Exactly the ambiguous case.
             time.sleep(self.faults.timeout_seconds)

@@ -1,0 +1,65 @@
+"""Which rows of a run go out as one message: the statements due to one address of a parent and the
+jobs billed with it (``dispatch.run.one_message_per_address``). Pure: rows and customers in memory."""
+
+from __future__ import annotations
+
+from qbo_collector.db import models
+from qbo_collector.dispatch.run import one_message_per_address
+
+_ids = iter(range(1, 1000))
+
+
+def _row(customer: str, *, channel: str = "email", template: str = "statement", kind: str = "reminder") -> models.Outbox:
+    return models.Outbox(id=next(_ids), kind=kind, channel=channel, customer_qbo_id=customer, template_key=template,
+                         invoice_ids=[f"inv-{customer}"])
+
+
+def _customers() -> dict[str, models.Customer]:
+    """H, the parent, reached at its own address; E and O billed with it (reached at H's); B another client."""
+    parent = models.Customer(qbo_id="H", display_name="Hartley")
+    other = models.Customer(qbo_id="B", display_name="Birch")
+    return {"H": parent, "E": parent, "O": parent, "B": other}
+
+
+def _shape(groups) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [[f"{r.customer_qbo_id}/{r.channel}/{r.template_key}" for r, _ in g] for g in groups]
+
+
+def test_the_statements_of_a_parent_and_its_jobs_at_one_address_are_one_message_led_by_the_parents() -> None:
+    go = [(_row("E"), "ap@h.example"), (_row("H"), "ap@h.example"), (_row("O"), "ap@h.example")]
+    assert _shape(one_message_per_address(go, _customers())) == [
+        ["H/email/statement", "E/email/statement", "O/email/statement"]]
+
+
+def test_without_the_parents_own_statement_the_first_job_leads() -> None:
+    go = [(_row("O"), "ap@h.example"), (_row("E"), "ap@h.example")]
+    assert _shape(one_message_per_address(go, _customers())) == [["O/email/statement", "E/email/statement"]]
+
+
+def test_apart_other_channels_reminders_per_invoice_fees_tasks_and_other_clients_at_the_same_address() -> None:
+    go = [(_row("E"), "ap@h.example"),
+          (_row("O", channel="sms"), "+14155550199"),                  # a text: its own message
+          (_row("H", channel="sms"), "+14155550199"),                  # ... with the parent's text
+          (_row("O", template="reminder_overdue_gentle"), "ap@h.example"),  # one per invoice: alone
+          (_row("H", kind="fee", channel="qbo_fee", template=None), None),
+          (_row("B"), "ap@h.example"),                                  # another client, the same bookkeeper
+          (_row("H"), "ap@h.example")]
+    assert _shape(one_message_per_address(go, _customers())) == [
+        ["H/email/statement", "E/email/statement"],
+        ["H/sms/statement", "O/sms/statement"],
+        ["O/email/reminder_overdue_gentle"],
+        ["H/qbo_fee/None"],
+        ["B/email/statement"]]
+
+
+def test_a_row_whose_customer_is_gone_or_with_no_address_goes_alone() -> None:
+    go = [(_row("E"), "ap@h.example"), (_row("X"), "ap@h.example"), (_row("O"), None)]
+    assert _shape(one_message_per_address(go, _customers())) == [
+        ["E/email/statement"], ["X/email/statement"], ["O/email/statement"]]
+
+
+def test_an_address_reached_two_ways_is_two_messages() -> None:
+    """The same parent reached at two address lists (the job's row read before an address change) is
+    not merged: the key is the address the run resolved, so nobody gets a message meant for another list."""
+    go = [(_row("E"), "ap@h.example"), (_row("O"), "ap@h.example, boss@h.example")]
+    assert _shape(one_message_per_address(go, _customers())) == [["E/email/statement"], ["O/email/statement"]]
