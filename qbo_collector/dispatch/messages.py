@@ -53,9 +53,10 @@ def _date(value: Any) -> dt.date | None:
 
 
 def invoice_line(fresh: dict[str, Any], mirror: models.Invoice | None, today: dt.date, *,
-                 job: str | None = None) -> templates.InvoiceLine:
+                 job: str | None = None, fee: Money | None = None) -> templates.InvoiceLine:
     """One line of the message from the invoice as QuickBooks just returned it (mirror as fallback).
-    ``job``: the name of the job or sub-customer it bills, when the message goes to its parent."""
+    ``job``: the name of the job or sub-customer it bills, when the message goes to its parent;
+    ``fee``: a late-fee notice's fee just added for it."""
     currency = ((fresh.get("CurrencyRef") or {}).get("value") or (mirror.currency if mirror else None) or "USD")
     issue = _date(fresh.get("TxnDate")) or (mirror.txn_date if mirror else None)
     due = _date(fresh.get("DueDate")) or (mirror.due_date if mirror else None) or issue or today
@@ -67,7 +68,7 @@ def invoice_line(fresh: dict[str, Any], mirror: models.Invoice | None, today: dt
         issue_date=issue, due_date=due, total=Money(total, currency), balance=Money(balance, currency),
         days_overdue=(today - due).days, po_number=mirror.po_number if mirror else None,
         payment_link=fresh.get("InvoiceLink") or (mirror.invoice_link if mirror else None) or None,
-        job=job or None,
+        job=job or None, fee=fee,
     )
 
 

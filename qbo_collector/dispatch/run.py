@@ -83,6 +83,7 @@ LEASE_KIND = "dispatch"
 FULL_PLAN_EVERY = 7  # days: a full plan at least this often, whatever the index says
 QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
+ONE_PER_ADDRESS = ("statement", "late_fee_notice")  # the messages of a run told as one per address
 TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
@@ -605,17 +606,19 @@ def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
                              customers: dict[str, models.Customer]) -> list[list[tuple[models.Outbox, str | None]]]:
     """The rows of this run, in order, as messages: the statements due to one address — a parent and
     the jobs billed with it, reached at the same email or phone — are one message, led by the parent's
-    own when it has one; every other row is a message of its own. Customers who only share an address
-    (one bookkeeper for two clients) keep theirs apart."""
+    own when it has one, and so are the late-fee notices of the fees it posted for them (a customer
+    with five late invoices reads one email listing five fees, not five emails); every other row is a
+    message of its own. Customers who only share an address (one bookkeeper for two clients) keep
+    theirs apart."""
     out: list[list[tuple[models.Outbox, str | None]]] = []
-    groups: dict[tuple[str, str, str], list[tuple[models.Outbox, str | None]]] = {}
+    groups: dict[tuple[str, str, str, str], list[tuple[models.Outbox, str | None]]] = {}
     for row, address in go:
         contact = customers.get(row.customer_qbo_id or "")
-        if not (row.kind == "reminder" and row.template_key == "statement" and row.channel in CUSTOMER_CHANNELS
+        if not (row.kind == "reminder" and row.template_key in ONE_PER_ADDRESS and row.channel in CUSTOMER_CHANNELS
                 and address and contact is not None):
             out.append([(row, address)])
             continue
-        key = (row.channel, address, contact.qbo_id)
+        key = (row.template_key, row.channel, address, contact.qbo_id)
         if key not in groups:
             groups[key] = []
             out.append(groups[key])
@@ -637,15 +640,18 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
         for r in rows:
             s.expunge(r)
     ctx.notices.clear()
+    ready: list[tuple[models.Outbox, str | None]] = []
     for row in rows:
-        customer = customers.get(row.customer_qbo_id or "")
-        address = _precheck(ctx, company, customer, row, blocked)
-        if address is False:
-            continue
+        address = _precheck(ctx, company, customers.get(row.customer_qbo_id or ""), row, blocked)
+        if address is not False:
+            ready.append((row, address))  # type: ignore[arg-type]
+    for (row, address), *others in one_message_per_address(ready, customers):
         try:
-            _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
+            _send_message(ctx, company, customers.get(row.customer_qbo_id or ""), row, address or "", fresh, mirrors,
+                          [r for r, _ in others])
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the run
-            _row_failed(ctx, row, exc)
+            for r in (row, *(r for r, _ in others)):
+                _row_failed(ctx, r, exc)
 
 
 def _cancel_unconfigured(ctx: _Ctx, row: models.Outbox, reason: timeline.Text) -> None:
@@ -968,6 +974,12 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     language = (company.language or "en")[:2] if owner or customer is None else snapshot.language_of(company, customer)
     language = language if language in ("en", "fr") else "en"
     country = snapshot.country_code(company.country) if owner or customer is None else snapshot.customer_region(company, customer)
+    fees: dict[str, Money] = {}  # a late-fee notice: invoice → the fees this message tells of
+    for r in rows:
+        if r.template_key == "late_fee_notice" and r.amount is not None and r.invoice_ids:
+            fee = Money(Decimal(r.amount), r.currency or company.currency or "USD")
+            i = r.invoice_ids[0]
+            fees[i] = fees[i].add(fee) if i in fees and fees[i].currency == fee.currency else fees.get(i, fee)
     shown: list[str] = []
     lines: list[templates.InvoiceLine] = []
     for r in rows:
@@ -975,7 +987,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         for i in r.invoice_ids or ():
             if (fresh.get(i) or mirrors.get(i)) and i not in shown:
                 shown.append(i)
-                lines.append(messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today, job=job))
+                lines.append(messages.invoice_line(fresh.get(i) or {}, mirrors.get(i), ctx.today, job=job,
+                                                   fee=fees.get(i)))
     if companions:  # one statement: every invoice by due date, whichever customer it bills
         order = sorted(range(len(lines)), key=lambda k: (lines[k].due_date, len(lines[k].number), lines[k].number))
         shown, lines = [shown[k] for k in order], [lines[k] for k in order]
@@ -991,6 +1004,9 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             alert=_owner_text(row, language, messages.locale_for(language, country)) if owner else None,
             action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
                          if owner and (row.payload or {}).get("action_link") else None))
+        told = {f.currency for f in fees.values()}
+        if companions and len(told) == 1:  # the notice's "a late fee of …": all the fees it tells of
+            context = context.replace(fee=Money(sum((f.amount for f in fees.values()), Decimal(0)), told.pop()))
         if companions:
             context = context.replace(tone=max((str((r.payload or {}).get("tone") or "friendly") for r in rows),
                                                key=lambda t: TONES.index(t) if t in TONES else 0))

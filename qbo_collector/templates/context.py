@@ -34,6 +34,7 @@ class InvoiceLine:
     po_number: str | None = None
     payment_link: str | None = None  # QBO InvoiceLink, present only when online payment is on
     job: str | None = None  # the job or sub-customer it bills, when the message goes to the parent it is billed with
+    fee: Money | None = None  # late-fee notice: the late fee just added for it (several fees of one run: their sum)
 
     @property
     def terms_days(self) -> int:
@@ -176,6 +177,7 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType({
     "late_fee_terms": "Your late-fee policy as one sentence in the customer's language (may be empty).",
     "late_fee_rule": "Your late-fee policy as data: kind, rate, amount, grace_days, period (may be empty).",
     "fee": "The late fee just charged (late fee notice only).",
+    "fees": "Late fee notice: the invoices a late fee was just added to, each with line.fee; more than one when one email tells the fees of a run.",
     "promise": "The customer's promise to pay (promise broken only).",
     "promise.amount": "The amount promised.",
     "promise.date": "The date promised.",

@@ -113,6 +113,7 @@ def _namespace(context: template_context.ReminderContext) -> dict[str, Any]:
     names["locale"] = effective_locale(context.locale, context.customer_language)
     names["invoice"] = context.invoices[0] if context.invoices else None
     names["totals"] = context.totals
+    names["fees"] = tuple(line for line in context.invoices if line.fee is not None)
     names["late_fee_terms"] = (
         late_fee_terms(context.late_fee_rule, context.customer_language, names["locale"])
         if context.late_fee_rule

@@ -3,6 +3,7 @@ notes, reconnect alerts, the next action date the daily run reads."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import re
 from decimal import Decimal
@@ -121,7 +122,11 @@ def test_each_posted_fee_is_told_to_the_customer_once_by_email(make_env) -> None
     assert told and sorted(n.dedupe_key for n in notices) == sorted(f"{f.dedupe_key}:notice" for f in told)
     assert all(n.status.value == "sent" and n.channel == "email" for n in notices)  # in the same run
     by_id = {m["custom_args"]["outbox_id"]: m for m in env.sb.sendgrid.messages}
-    fee = next(f for f in told)
+    # the fees of one customer in a run are told in one email (``test_statement_per_address``)
+    per_customer = collections.Counter(f.customer_qbo_id for f in told)
+    for customer_id in per_customer:
+        assert len({n.provider_id for n in notices if n.customer_qbo_id == customer_id}) == 1
+    fee = next(f for f in told if per_customer[f.customer_qbo_id] == 1)
     notice = next(n for n in notices if n.dedupe_key == f"{fee.dedupe_key}:notice")
     mail = by_id[str(notice.id)]
     original = env.sb.intuit.get(env.realm, "Invoice", fee.invoice_ids[0])

@@ -1,12 +1,14 @@
-"""One statement per address: with statements (the policy's ``group_by_customer``), the statements due
+"""One message per address: with statements (the policy's ``group_by_customer``), the statements due
 in one run to a parent and the jobs billed with it — one email address, one phone — are one message
-listing every invoice, each named with its job. Each customer's row is still settled on its own
-(status, timeline, note on its QuickBooks record), and the provider's events settle all of them.
-Through a real sync, run and provider webhooks on SQLite and PostgreSQL."""
+listing every invoice, each named with its job; and the late-fee notices of a run's fees are one email
+per address, listing each fee. Each customer's row is still settled on its own (status, timeline,
+note on its QuickBooks record), and the provider's events settle all of them. Through a real sync,
+run and provider webhooks on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -34,9 +36,10 @@ def _customer(env, name: str, **fields: Any) -> dict[str, Any]:  # type: ignore[
     return env.sb.intuit.create(env.realm, "Customer", {"DisplayName": name, "BillAddr": {"Country": "US"}, **fields})
 
 
-def _family(env) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _family(env, late: int = 2) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
     """A property manager owing one late invoice, two units billed with it owing one each, a unit billed
-    on its own, and another client whose bookkeeper is the manager's (the same email, not billed with it)."""
+    on its own, and another client whose bookkeeper is the manager's (the same email, not billed with it);
+    the invoices are ``late``, ``late`` + 1… days late (the firm preset's fees start after 5)."""
     manager = _customer(env, "Hartley Property Management", PrimaryEmailAddr={"Address": HARTLEY},
                         Mobile={"FreeFormNumber": HARTLEY_MOBILE})
     job = {"Job": True, "ParentRef": {"value": manager["Id"]}}
@@ -50,7 +53,8 @@ def _family(env) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
     }
     today = env.now_at(12).date()
     for n, key in enumerate(family):
-        family[key]["invoice"] = ds.invoice(env, family[key]["Id"], today - dt.timedelta(days=2 + n), 100.0 * (n + 1))
+        family[key]["invoice"] = ds.invoice(env, family[key]["Id"], today - dt.timedelta(days=late + n),
+                                            100.0 * (n + 1))
     env.sync()
     return family
 
@@ -173,3 +177,44 @@ def test_an_unknown_outcome_holds_every_row_and_the_messages_events_settle_them(
     assert {r.status.value for r in env.rows() if r.id in (lead.id, elm.id, oak.id)} == {"sent"}
     with env.db.session() as s:
         assert [r.id for r in outbox.companions(s, s.get(models.Outbox, elm.id))] == sorted((lead.id, oak.id))
+
+
+def test_the_late_fees_of_a_run_are_told_in_one_email_per_address(env) -> None:  # type: ignore[no-untyped-def]
+    """The firm preset's 1.5 % a month, 40 days late: each invoice gets its fee, and the manager's
+    inbox gets one notice listing its two invoices' fees and its units', not four emails."""
+    with env.db.session() as s:  # fees back to before the company was connected, as an owner may choose
+        company = s.query(models.Company).one()
+        company.settings = {**(company.settings or {}), "fees_from": "2025-01-01"}
+    family = _family(env, late=40)
+    second = ds.invoice(env, family["manager"]["Id"], env.now_at(12).date() - dt.timedelta(days=45), 1000.0)
+    env.sync()
+    assert env.run().ok
+    env.flush()
+    ids = {c["Id"]: key for key, c in family.items()}
+    fees: dict[str, Decimal] = {}  # two months late: two fees on an invoice, told as their sum on its line
+    for r in env.rows(kind="fee"):
+        if r.status.value == "sent" and r.customer_qbo_id in ids:
+            fees[r.invoice_ids[0]] = fees.get(r.invoice_ids[0], Decimal(0)) + r.amount
+    notices = {r.invoice_ids[0]: r for r in env.rows(kind="reminder") if r.template_key == "late_fee_notice"}
+    assert len([r for r in env.rows(kind="reminder") if r.template_key == "late_fee_notice"]) > len(notices)
+    mine = [family[k]["invoice"]["Id"] for k in ("manager", "elm", "oak")] + [second["Id"]]
+    assert set(mine) <= set(fees) and set(mine) <= set(notices)
+    [mail] = [m for m in env.sb.sendgrid.messages if m["to"] == HARTLEY and m["subject"].startswith("Late fees")]
+    assert mail["subject"] == "Late fees were added for 4 invoices"
+    assert mail["text"].startswith("Hello Hartley Property Management,")
+    for invoice_id in mine:
+        number = env.sb.intuit.get(env.realm, "Invoice", invoice_id)["DocNumber"]
+        job = {family["elm"]["invoice"]["Id"]: " (12 Elm Street)", family["oak"]["invoice"]["Id"]: " (48 Oak Avenue)"}
+        line = next(line for line in mail["text"].splitlines() if line.startswith(f"- Invoice {number}"))
+        assert line.startswith(f"- Invoice {number}{job.get(invoice_id, '')}, due on "), line
+        assert line.endswith(f"unpaid, late fee ${fees[invoice_id]:,.2f}"), line
+    told = [r for r in env.rows(kind="reminder") if r.template_key == "late_fee_notice" and r.invoice_ids[0] in mine]
+    assert len(told) > 4  # two fees on some invoices: a notice row each, all in the one email
+    assert mail["custom_args"]["outbox_id"] in {str(r.id) for r in told}
+    assert {r.status.value for r in told} == {"sent"} and {r.provider_status for r in told} == {"delivered"}
+    lead = next(r for r in told if str(r.id) == mail["custom_args"]["outbox_id"])
+    assert {r.provider_id for r in told} == {lead.provider_id} and lead.provider_id
+    # one bookkeeper for two clients: Birch Dental's fee is its own email, with the one-fee wording
+    [birch] = [m for m in env.sb.sendgrid.messages if m["to"] == HARTLEY and m["subject"].startswith("A late fee")]
+    assert birch["subject"] == f"A late fee was added for invoice {family['other']['invoice']['DocNumber']}"
+    assert "Hello Birch Dental," in birch["text"]

@@ -63,6 +63,7 @@ PLACEHOLDER_HELP = (
     N_("Your late-fee policy as one sentence in the customer's language (may be empty)."),
     N_("Your late-fee policy as data: kind, rate, amount, grace_days, period (may be empty)."),
     N_("The late fee just charged (late fee notice only)."),
+    N_("Late fee notice: the invoices a late fee was just added to, each with line.fee; more than one when one email tells the fees of a run."),
     N_("The customer's promise to pay (promise broken only)."),
     N_("The amount promised."),
     N_("The date promised."),

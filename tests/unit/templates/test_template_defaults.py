@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -223,3 +224,37 @@ def test_a_message_to_the_parent_names_the_job_each_invoice_is_for(context_facto
         assert named in message.sms and sms.segments(message.sms) <= 2, message.sms
     plain = templates.render(templates.default(key, language), context_factory(language))
     assert "Elm Street" not in plain.text + plain.html + plain.sms and f"1042 ({po} PO-7781)" in plain.text
+
+
+FEES = {"en": ("Late fees were added for 2 invoices",
+               "- Invoice 1042 (12 Elm Street, your PO PO-7781), due on Nov 8, 2026: $1,234.50 unpaid, late fee $18.52",
+               "- Invoice 1057, due on Nov 23, 2026: $200.00 unpaid, late fee $3.00",
+               "late fees were added for 2 invoices. We have emailed you the details."),
+        "fr": ("Frais de retard ajoutés pour 2 factures",
+               "- Facture 1042 (12 Elm Street, votre bon de commande PO-7781), échue le 8 novembre 2026 : solde de "
+               "1\u202f234,50\u00a0€, frais de retard de 18,52\u00a0€",
+               "- Facture 1057, échue le 23 novembre 2026 : solde de 200,00\u00a0€, frais de retard de 3,00\u00a0€",
+               "des frais de retard ont été ajoutés pour 2 factures.")}
+
+
+@pytest.mark.parametrize("language", templates.LANGUAGES)
+def test_one_fee_notice_tells_every_fee_of_a_run_each_on_its_invoice(context_factory, invoice_factory,
+                                                                     language: str) -> None:
+    """The fees a run posted for one address are one email: the notice lists each invoice with its fee
+    (``fees``, the lines with ``line.fee``), and its payment link; with one fee it reads as before."""
+    currency = "EUR" if language == "fr" else "USD"
+    subject, first, second, sms_words = FEES[language]
+    lines = (invoice_factory(currency=currency, days_overdue=15, due_date=datetime.date(2026, 11, 8),
+                             job="12 Elm Street", fee=Money.of("18.52", currency)),
+             invoice_factory(currency=currency, number="1057", po_number=None, balance=Money.of("200", currency),
+                             fee=Money.of("3", currency), payment_link=None))
+    notice = templates.render(templates.default("late_fee_notice", language),
+                              context_factory(language, invoices=lines, fee=Money.of("21.52", currency)))
+    assert notice.subject == subject
+    assert first in notice.text and second in notice.text, notice.text
+    assert notice.text.count(PAYMENT_LINK) == 1 and f'href="{PAYMENT_LINK}"' in notice.html  # the first line's only
+    assert "<li><strong>1057</strong>, " in notice.html
+    assert sms_words in notice.sms and sms.segments(notice.sms) <= 2
+    single = templates.render(templates.default("late_fee_notice", language),
+                              context_factory(language, invoices=lines[:1], fee=Money.of("18.52", currency)))
+    assert single.subject.endswith("1042") and first not in single.text
