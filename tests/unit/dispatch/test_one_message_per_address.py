@@ -63,3 +63,15 @@ def test_an_address_reached_two_ways_is_two_messages() -> None:
     not merged: the key is the address the run resolved, so nobody gets a message meant for another list."""
     go = [(_row("E"), "ap@h.example"), (_row("O"), "ap@h.example, boss@h.example")]
     assert _shape(one_message_per_address(go, _customers())) == [["E/email/statement"], ["O/email/statement"]]
+
+
+def test_the_late_fee_notices_of_a_run_are_one_per_address_and_never_mixed_with_a_statement() -> None:
+    go = [(_row("H", template="late_fee_notice"), "ap@h.example"),
+          (_row("H", template="late_fee_notice"), "ap@h.example"),   # a second fee of the same customer
+          (_row("E"), "ap@h.example"),                                # a statement: its own message
+          (_row("O", template="late_fee_notice"), "ap@h.example"),   # a unit's fee
+          (_row("B", template="late_fee_notice"), "ap@h.example")]   # another client's
+    assert _shape(one_message_per_address(go, _customers())) == [
+        ["H/email/late_fee_notice", "H/email/late_fee_notice", "O/email/late_fee_notice"],
+        ["E/email/statement"],
+        ["B/email/late_fee_notice"]]
