@@ -29,6 +29,7 @@ test-hours: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@echo "== bench/dispatch.py --attach-pdf"; $(BIN)/python bench/dispatch.py --attach-pdf
+	@echo "== bench/dispatch.py --families"; $(BIN)/python bench/dispatch.py --families
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
