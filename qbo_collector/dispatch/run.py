@@ -964,9 +964,9 @@ def _owner_text(row: models.Outbox, language: str, locale: str) -> str:
 def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
                   address: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice],
                   companions: Sequence[models.Outbox] = ()) -> None:
-    """Write and send ``row``'s message. ``companions``: statements of other customers reached at the
-    same address in this run (the jobs billed with a parent), which the one message lists too; each
-    row is still settled on its own (status, timeline, note), all with the one provider id."""
+    """Write and send ``row``'s message. ``companions``: the other statements or late-fee notices of this
+    run to the same address (``one_message_per_address``), which the one message tells too; each row
+    is still settled on its own (status, timeline, note), all with the one provider id."""
     provider = _provider(row.channel)
     assert provider is not None
     rows = [row, *companions]
@@ -1039,7 +1039,7 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         status_callback_url=(f"{ctx.settings.public_url}/webhooks/twilio/status?outbox_id={row.id}"
                              if provider == "sms" else None),
         custom_args={"outbox_id": str(row.id), "realm": ctx.realm})
-    together = f" in one statement with row {row.id}"
+    together = f" in one message with row {row.id}"
     if ctx.dry_run:
         with ctx.db.session() as s:
             for r in rows:

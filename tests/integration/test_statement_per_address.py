@@ -101,7 +101,7 @@ def test_the_statements_due_to_one_address_are_one_message_listing_each_job(env)
     assert one["custom_args"]["outbox_id"] == str(lead.id)
     assert {r.status.value for r in (lead, elm, oak)} == {"sent"}
     assert elm.provider_id == oak.provider_id == lead.provider_id and lead.provider_id
-    assert f"in one statement with row {lead.id}" in elm.status_reason and "in one statement" not in lead.status_reason
+    assert f"in one message with row {lead.id}" in elm.status_reason and "in one message" not in lead.status_reason
     # the provider's events reached every row the message listed
     assert {r.provider_status for r in (lead, elm, oak)} == {"delivered"}, [r.provider_status for r in (lead, elm, oak)]
     with env.db.session() as s:
