@@ -360,18 +360,20 @@ def resolve_unknown(db: Database, outbox_id: int, decision: Literal["sent", "res
             raise errors.InvalidInput(f"Row {outbox_id} is {row.status.value}, not unknown: nothing to decide.",
                                       field="outbox_id")
         who = f"user {user_id}" if user_id is not None else "a person"
-        if decision == "sent":
-            set_status(s, row.id, S.sent, f"Marked as sent by {who}.", now=now, sent_at=row.sending_at or now)
-        elif decision == "cancel":
-            set_status(s, row.id, S.cancelled, f"Cancelled by {who} after an unknown outcome.", now=now)
-        else:
-            set_status(s, row.id, S.planned, f"Resend decided by {who} after an unknown outcome.", now=now, due_at=now,
-                       provider_id=None)
-        said = (timeline.text("outbox.resolved.user", user=user_id, decision=timeline.term("decision", decision),
-                              action=timeline.action(row)) if user_id is not None else
-                timeline.text("outbox.resolved.person", decision=timeline.term("decision", decision),
-                              action=timeline.action(row)))
-        activity(s, row.company_id, f"outbox.resolved.{decision}", said, row=row, data={"user_id": user_id})
+        # one message told several rows (a statement to a parent's address): one answer for all of them
+        for each in [row, *(c for c in companions(s, row) if c.status == S.unknown)]:
+            if decision == "sent":
+                set_status(s, each.id, S.sent, f"Marked as sent by {who}.", now=now, sent_at=each.sending_at or now)
+            elif decision == "cancel":
+                set_status(s, each.id, S.cancelled, f"Cancelled by {who} after an unknown outcome.", now=now)
+            else:
+                set_status(s, each.id, S.planned, f"Resend decided by {who} after an unknown outcome.", now=now,
+                           due_at=now, provider_id=None)
+            said = (timeline.text("outbox.resolved.user", user=user_id, decision=timeline.term("decision", decision),
+                                  action=timeline.action(each)) if user_id is not None else
+                    timeline.text("outbox.resolved.person", decision=timeline.term("decision", decision),
+                                  action=timeline.action(each)))
+            activity(s, each.company_id, f"outbox.resolved.{decision}", said, row=each, data={"user_id": user_id})
         s.flush()
         s.refresh(row)
         return row

@@ -183,6 +183,9 @@ class SendGridStandIn:
         # the next email to one of these addresses is taken and delivered (its events follow), but the answer
         # is lost on the way back: the client reads a 500, the ambiguous case. Consumed by that email.
         self.lost_answers: set[str] = set()
+        # the next email to one of these addresses gets a 500 and is not taken (nothing goes out, no event):
+        # the client cannot tell it from a lost answer. Consumed by that email.
+        self.failing: set[str] = set()
         self.scopes: dict[str, set[str]] = {}
         self.suppressions: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SUPPRESSION_LISTS}
         self.courier = WebhookCourier("sendgrid", max_attempts=3)  # SendGrid retries failed posts
@@ -259,6 +262,12 @@ class SendGridStandIn:
         with self._lock:
             lost = [r for r in message["recipients"] if r in self.lost_answers]
             self.lost_answers.difference_update(lost)
+            failed = [r for r in message["recipients"] if r in self.failing]
+            self.failing.difference_update(failed)
+            if failed:
+                self.messages.remove(message)
+        if failed:
+            return self._answer(500, _errors(("internal error", None, None)), realm=message["custom_args"].get("realm"))
         if lost:
             self._after_send(message)
             return self._answer(500, _errors(("internal error", None, None)), realm=message["custom_args"].get("realm"))

@@ -218,3 +218,41 @@ def test_the_late_fees_of_a_run_are_told_in_one_email_per_address(env) -> None: 
     [birch] = [m for m in env.sb.sendgrid.messages if m["to"] == HARTLEY and m["subject"].startswith("A late fee")]
     assert birch["subject"] == f"A late fee was added for invoice {family['other']['invoice']['DocNumber']}"
     assert "Hello Birch Dental," in birch["text"]
+
+
+def test_a_persons_answer_on_one_row_of_an_unknown_message_is_the_answer_for_all_it_listed(env) -> None:  # type: ignore[no-untyped-def]
+    """A 500 from SendGrid, no event ever: the statement's rows stay unknown until a person says. "Send
+    it again" on any of them plans all of them again, and the next run sends them as one message."""
+    family = _family(env)
+    env.sb.sendgrid.failing.add(HARTLEY)
+    env.run()
+    env.flush()
+    rows = _statements(env, family, "email")
+    lead, elm, oak = rows["manager"], rows["elm"], rows["oak"]
+    assert {r.status.value for r in (lead, elm, oak)} == {"unknown"}
+    assert not [m for m in _mails(env, HARTLEY) if "Hartley Property Management" in m["text"]]
+    assert dispatch.reconcile_unknown(env.db) == 0  # no event: nothing to settle them
+    decided = dispatch.resolve_unknown(env.db, elm.id, "resend", user_id=None)
+    assert decided.status.value == "planned"
+    again = _statements(env, family, "email")
+    assert {again[k].status.value for k in ("manager", "elm", "oak")} == {"planned"}
+    assert {again[k].provider_id for k in ("manager", "elm", "oak")} == {None}
+    env.run(now=max(env.now_at(13), dt.datetime.now(dt.timezone.utc)))
+    env.flush()
+    [one] = [m for m in _mails(env, HARTLEY) if "Hartley Property Management" in m["text"]]
+    assert all(family[k]["invoice"]["DocNumber"] in one["text"] for k in ("manager", "elm", "oak"))
+    sent = _statements(env, family, "email")
+    assert {sent[k].status.value for k in ("manager", "elm", "oak")} == {"sent"}
+    assert len({sent[k].provider_id for k in ("manager", "elm", "oak")}) == 1
+
+    # "It went out" on one row is the answer for the others too, with a timeline line on each
+    with env.db.session() as s:
+        for k in ("manager", "elm", "oak"):
+            s.get(models.Outbox, sent[k].id).status = models.OutboxStatus.unknown
+        for k in ("elm", "oak"):
+            s.get(models.Outbox, sent[k].id).provider_id = f"with:{sent['manager'].id}"
+    dispatch.resolve_unknown(env.db, sent["manager"].id, "sent", user_id=None)
+    assert {r.status.value for r in env.rows() if r.id in (lead.id, elm.id, oak.id)} == {"sent"}
+    with env.db.session() as s:
+        told = {a.outbox_id for a in s.query(models.Activity).filter(models.Activity.kind == "outbox.resolved.sent")}
+    assert {lead.id, elm.id, oak.id} <= told
