@@ -17,6 +17,7 @@ from qbo_collector import dispatch
 from qbo_collector.db import models
 from qbo_collector.dispatch import outbox
 from tests.integration import test_dispatch_support as ds
+from tests.integration.test_pages_support import browser
 
 HARTLEY = "ap@hartley.example"
 HARTLEY_MOBILE = "+14155550199"
@@ -72,6 +73,15 @@ def _statements(env, family: dict[str, dict[str, Any]], channel: str) -> dict[st
 
 def test_the_statements_due_to_one_address_are_one_message_listing_each_job(env) -> None:  # type: ignore[no-untyped-def]
     family = _family(env)
+    # the Upcoming page says so before it happens, in the reader's language
+    for language, said, other in (
+            ("en", "One message with 12 Elm Street, 48 Oak Avenue (the same address).", "with"),
+            ("fr", "Un seul message avec 12 Elm Street, 48 Oak Avenue (la même adresse).", "avec")):
+        reader = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=env.realm, language=language)
+        page = reader.get(f"/companies/{env.realm}/upcoming").get_data(as_text=True)
+        assert page.count(said) == 2, language  # the manager's email and text
+        assert f"{other} 48 Oak Avenue, Hartley Property Management (" in page  # on the Elm Street unit's rows
+        assert f"{other} Birch Dental" not in page  # the same bookkeeper, another client: apart
     summary = env.run()
     assert summary.ok, summary.problems
     env.flush()

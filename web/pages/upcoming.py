@@ -10,8 +10,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from sqlalchemy import select
 
-from qbo_collector import casework, dispatch, errors
+from qbo_collector import casework, dispatch, errors, snapshot
 from qbo_collector.db import models
+from qbo_collector.dispatch import run as dispatch_run
 from qbo_collector.rules import calendar as rules_calendar
 from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
 
@@ -43,7 +44,29 @@ def _calendar(s, company: models.Company, on: dt.date,  # type: ignore[no-untype
             _row(o, queued=True, invoices=[numbers.get(i) or i for i in (o.invoice_ids or ())]))
     for r in planned:
         days[rules_calendar.local_date(r.due_at, tz)].append(_row(r, queued=False, invoices=list(r.invoice_numbers)))
+    _mark_together(s, company, days)
     return sorted(days.items()), problem
+
+
+def _mark_together(s, company: models.Company, days: dict[dt.date, list[dict[str, Any]]]) -> None:  # type: ignore[no-untyped-def]
+    """Statements (and late-fee notices) of one day to one address go out as one message
+    (``dispatch.run.one_message_per_address``): such a row names the other customers it goes with."""
+    wanted = sorted({r["customer_id"] for rows in days.values() for r in rows if r["customer_id"]
+                     and r["kind"] == "reminder" and r["template_key"] in dispatch_run.ONE_PER_ADDRESS})
+    if not wanted:
+        return
+    own = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, company.id, wanted)}
+    contact = snapshot.contact_rows(s, company.id, own)
+    for rows in days.values():
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            if r["customer_id"] in contact and r["kind"] == "reminder" and r["template_key"] in dispatch_run.ONE_PER_ADDRESS:
+                groups[(r["template_key"], r["channel"], contact[r["customer_id"]].qbo_id)].append(r)
+        for group in groups.values():
+            for r in group:
+                others = {own[x["customer_id"]].display_name for x in group if x["customer_id"] != r["customer_id"]}
+                if others:
+                    r["together"] = sorted(others)
 
 
 def _row(r: Any, *, queued: bool, invoices: list[str]) -> dict[str, Any]:
