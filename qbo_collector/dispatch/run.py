@@ -84,6 +84,7 @@ FULL_PLAN_EVERY = 7  # days: a full plan at least this often, whatever the index
 QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
 ONE_PER_ADDRESS = ("statement", "late_fee_notice")  # the messages of a run told as one per address
+OWNER_CHANNELS = ("owner_email", "owner_sms")
 TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
@@ -387,6 +388,7 @@ class _Ctx:
     credit_read: bool | None = None  # the payments and credit memos read just before planning (False: that failed)
     # customer Id → its name, for a job reached at the parent it is billed with: its messages name it
     jobs: dict[str, str] = dataclasses.field(default_factory=dict)
+    names: dict[str, str] = dataclasses.field(default_factory=dict)  # customer Id → its own name (owner alerts)
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -539,6 +541,7 @@ def _process_due(ctx: _Ctx) -> None:
         # who a message reaches, by which address and in which language: a job billed with its parent, the parent
         customers = snapshot.contact_rows(s, ctx.company_id, own)
         ctx.jobs = {cid: c.display_name for cid, c in own.items() if customers[cid] is not c}
+        ctx.names = {cid: c.display_name for cid, c in own.items()}
         for c in {id(c): c for c in customers.values()}.values():
             s.expunge(c)
         blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
@@ -609,23 +612,27 @@ def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
     own when it has one, and so are the late-fee notices of the fees it posted for them (a customer
     with five late invoices reads one email listing five fees, not five emails); every other row is a
     message of its own. Customers who only share an address (one bookkeeper for two clients) keep
-    theirs apart."""
+    theirs apart. The owner's alerts of a run are one email and one text: the first run of a firm
+    policy on a book with 300 late invoices tells the owner once, listing them, not 300 times."""
     out: list[list[tuple[models.Outbox, str | None]]] = []
     groups: dict[tuple[str, str, str, str], list[tuple[models.Outbox, str | None]]] = {}
     for row, address in go:
         contact = customers.get(row.customer_qbo_id or "")
-        if not (row.kind == "reminder" and row.template_key in ONE_PER_ADDRESS and row.channel in CUSTOMER_CHANNELS
-                and address and contact is not None):
+        if row.channel in OWNER_CHANNELS and address:
+            key = ("owner_alert", row.channel, address, "")  # everything this run tells the owner
+        elif (row.kind == "reminder" and row.template_key in ONE_PER_ADDRESS and row.channel in CUSTOMER_CHANNELS
+              and address and contact is not None):
+            key = (row.template_key or "", row.channel, address, contact.qbo_id)
+        else:
             out.append([(row, address)])
             continue
-        key = (row.template_key, row.channel, address, contact.qbo_id)
         if key not in groups:
             groups[key] = []
             out.append(groups[key])
         groups[key].append((row, address))
     for group in groups.values():
-        lead = next((k for k, (r, _) in enumerate(group)
-                     if customers[r.customer_qbo_id or ""].qbo_id == r.customer_qbo_id), 0)
+        lead = next((k for k, (r, _) in enumerate(group) if r.customer_qbo_id in customers
+                     and customers[r.customer_qbo_id].qbo_id == r.customer_qbo_id), 0)
         group.insert(0, group.pop(lead))
     return out
 
@@ -1004,6 +1011,16 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             alert=_owner_text(row, language, messages.locale_for(language, country)) if owner else None,
             action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
                          if owner and (row.payload or {}).get("action_link") else None))
+        if owner:  # each thing told, with the invoice it is about: several when the run told several
+            line_of = dict(zip(shown, lines))
+            context = context.replace(alerts=tuple(templates.OwnerAlert(
+                alert=_owner_text(r, language, messages.locale_for(language, country)),
+                action_link=(f"{ctx.settings.public_url}{(r.payload or {}).get('action_link')}"
+                             if (r.payload or {}).get("action_link") else
+                             f"{ctx.settings.public_url}/companies/{ctx.realm}/customers/{r.customer_qbo_id}"
+                             if r.customer_qbo_id and ctx.settings.public_url else None),
+                customer_name=ctx.names.get(r.customer_qbo_id or "") or None,
+                invoice=next((line_of[i] for i in r.invoice_ids or () if i in line_of), None)) for r in rows))
         told = {f.currency for f in fees.values()}
         if companions and len(told) == 1:  # the notice's "a late fee of …": all the fees it tells of
             context = context.replace(fee=Money(sum((f.amount for f in fees.values()), Decimal(0)), told.pop()))

@@ -16,6 +16,7 @@ from qbo_collector.templates.context import (
     DiscountOffer,
     InvoiceLine,
     LateFeeRule,
+    OwnerAlert,
     Promise,
     ReminderContext,
     sample_context,
@@ -25,6 +26,6 @@ from qbo_collector.templates.sms import segments as sms_segments
 
 __all__ = [
     "FILTERS", "KEYS", "LANGUAGES", "PARTS", "PLACEHOLDERS",
-    "DiscountOffer", "InvoiceLine", "LateFeeRule", "Promise", "ReminderContext", "RenderedMessage", "TemplateSet",
+    "DiscountOffer", "InvoiceLine", "LateFeeRule", "OwnerAlert", "Promise", "ReminderContext", "RenderedMessage", "TemplateSet",
     "default", "defaults", "render", "sample_context", "sms_segments", "validate",
 ]

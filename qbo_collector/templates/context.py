@@ -84,6 +84,16 @@ class Promise:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class OwnerAlert:
+    """One thing the owner is told (owner_alert): the sentence, where to act, and the invoice it is about."""
+
+    alert: str
+    action_link: str | None = None
+    customer_name: str | None = None
+    invoice: InvoiceLine | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ReminderContext:
     """Everything one message may say. Built by the dispatcher; the templates only read it.
 
@@ -110,6 +120,7 @@ class ReminderContext:
     tone: str = "friendly"
     alert: str | None = None  # owner_alert only: why the owner is told ("Invoice 1042 is now late")
     action_link: str | None = None  # owner_alert only: where to act (reconnect page, customer page)
+    alerts: tuple[OwnerAlert, ...] = ()  # owner_alert only: everything a run tells the owner, in one message
 
     def __post_init__(self) -> None:
         if self.customer_language not in LANGUAGES:
@@ -123,6 +134,8 @@ class ReminderContext:
             raise errors.InvalidInput(f"Unknown locale {self.locale!r}.", field="locale") from exc
         if not isinstance(self.invoices, tuple):
             object.__setattr__(self, "invoices", tuple(self.invoices))
+        if not isinstance(self.alerts, tuple):
+            object.__setattr__(self, "alerts", tuple(self.alerts))
         if isinstance(self.total_due, list):
             object.__setattr__(self, "total_due", tuple(self.total_due))
 
@@ -184,6 +197,7 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType({
     "tone": "The reminder step's tone, as set in the schedule.",
     "alert": "Owner alerts only: what happened, in one sentence.",
     "action_link": "Owner alerts only: where to act (may be empty).",
+    "alerts": "Owner alerts only: everything a run tells you, each with alert, action_link, customer_name and invoice; more than one when one message tells them all.",
 })
 
 # Filters the templates may use, shown under the placeholders.

@@ -70,6 +70,7 @@ PLACEHOLDER_HELP = (
     N_("The reminder step's tone, as set in the schedule."),
     N_("Owner alerts only: what happened, in one sentence."),
     N_("Owner alerts only: where to act (may be empty)."),
+    N_("Owner alerts only: everything a run tells you, each with alert, action_link, customer_name and invoice; more than one when one message tells them all."),
     N_("An amount as the customer reads it: 1 234,50 € or $1,234.50."),
     N_("A date as the customer reads it: 23 novembre 2026 or Nov 23, 2026; date('long') for the long form."),
     N_("A number of days with the right plural: 1 day, 3 days / 1 jour, 3 jours."),

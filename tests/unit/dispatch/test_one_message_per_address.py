@@ -75,3 +75,18 @@ def test_the_late_fee_notices_of_a_run_are_one_per_address_and_never_mixed_with_
         ["H/email/late_fee_notice", "H/email/late_fee_notice", "O/email/late_fee_notice"],
         ["E/email/statement"],
         ["B/email/late_fee_notice"]]
+
+
+def test_the_owners_alerts_of_a_run_are_one_email_and_one_text_whatever_the_customers() -> None:
+    go = [(_row("H", kind="alert", channel="owner_email", template=None), "owner@m.example"),
+          (_row("E"), "ap@h.example"),
+          (_row("B", kind="alert", channel="owner_email", template=None), "owner@m.example"),
+          (_row("B", kind="alert", channel="owner_sms", template=None), "+15555550100"),
+          (_row("X", kind="alert", channel="owner_email", template=None), "owner@m.example"),  # a customer gone
+          (_row("H", kind="alert", channel="owner_sms", template=None), "+15555550100"),
+          (_row("H", kind="alert", channel="owner_sms", template=None), None)]  # waits for daytime: no address
+    assert _shape(one_message_per_address(go, _customers())) == [
+        ["H/owner_email/None", "B/owner_email/None", "X/owner_email/None"],
+        ["E/email/statement"],
+        ["B/owner_sms/None", "H/owner_sms/None"],
+        ["H/owner_sms/None"]]

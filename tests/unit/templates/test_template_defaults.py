@@ -258,3 +258,38 @@ def test_one_fee_notice_tells_every_fee_of_a_run_each_on_its_invoice(context_fac
     single = templates.render(templates.default("late_fee_notice", language),
                               context_factory(language, invoices=lines[:1], fee=Money.of("18.52", currency)))
     assert single.subject.endswith("1042") and first not in single.text
+
+
+OWNER = {"en": ("[Maple Street Bakery and Catering] 2 alerts: Invoice 1042 is now late.",
+                "Hello,\n\n2 things need your attention:\n\n- Invoice 1042 is now late.\n"
+                "  Invoice 1042 for O'Brien & Sons Landscaping: $1,234.50 unpaid, due Nov 8, 2026 (15 days past due).\n"
+                "  See the details: https://collector.example.com/customers/58\n"
+                "- Birch Dental replied: call me.\n  See the details: https://collector.example.com/customers/7\n",
+                "Maple Street Bakery and Catering: 2 alerts for you, the first: Invoice 1042 is now late."),
+         "fr": ("[Boulangerie Rivière et Fils] 2 alertes : La facture 1042 est en retard.",
+                "Bonjour,\n\n2 points demandent votre attention :\n\n- La facture 1042 est en retard.\n"
+                "  Facture 1042 (Marie-Hélène Lefèvre) : 1\u202f234,50\u00a0€ à régler, échéance le 8 novembre 2026 "
+                "(en retard de 15\u00a0jours).\n  Voir le détail : https://collector.example.com/customers/58\n"
+                "- Birch Dental a répondu : appelez-moi.\n  Voir le détail : https://collector.example.com/customers/7\n",
+                "Boulangerie Rivière et Fils : 2 alertes pour vous ; la première : La facture 1042 est en retard.")}
+
+
+@pytest.mark.parametrize("language", templates.LANGUAGES)
+def test_one_owner_email_tells_everything_a_run_found(context_factory, language: str) -> None:
+    """Everything a run tells the owner is one message (``alerts``): each sentence, the invoice it is
+    about and where to act; one alert reads as before."""
+    subject, text, sms_text = OWNER[language]
+    context = context_factory(language)
+    first, second = ((("Invoice 1042 is now late.", "Birch Dental replied: call me.") if language == "en" else
+                      ("La facture 1042 est en retard.", "Birch Dental a répondu : appelez-moi.")))
+    alerts = (templates.OwnerAlert(alert=first, action_link="https://collector.example.com/customers/58",
+                                   customer_name=context.customer_name, invoice=context.invoices[0]),
+              templates.OwnerAlert(alert=second, action_link="https://collector.example.com/customers/7"))
+    message = templates.render(templates.default("owner_alert", language),
+                               context.replace(alert=first, alerts=alerts))
+    assert message.subject == subject
+    assert message.text.startswith(text), message.text
+    assert message.html.count("<li>") == 2 and 'href="https://collector.example.com/customers/7"' in message.html
+    assert message.sms.startswith(sms_text) and sms.segments(message.sms) <= 2
+    one = templates.render(templates.default("owner_alert", language), context.replace(alert=first, alerts=alerts[:1]))
+    assert one.subject.endswith(first) and one.text.startswith(("Hello,\n\n" if language == "en" else "Bonjour,\n\n") + first)
