@@ -125,7 +125,7 @@ def record_sendgrid_events(db: Database, events: Sequence[Mapping[str, Any]]) ->
             said = (timeline.text("email.event.detail", address=email, event=timeline.term("event", name), detail=str(detail))
                     if detail else timeline.text("email.event", address=email, event=timeline.term("event", name)))
             message_id = row.provider_id or channel_webhooks.sendgrid_message_id(event)
-            for each in [row, *outbox.companions(s, row)]:  # one statement to a parent's address: each row it listed
+            for each in [row, *outbox.companions(s, row)]:  # one message told several rows: each of them
                 if EMAIL_ORDER.get(name, 0) > EMAIL_ORDER.get(each.provider_status or "", 0):
                     each.provider_status = name[:32]
                 if not each.provider_id:  # a row sent with another keeps naming it ("with:<id>")
@@ -173,7 +173,7 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
         event = timeline.term("event", status.status)
         said = (timeline.text("sms.event.error", address=status.to or "", event=event, code=status.error_code)
                 if status.error_code else timeline.text("sms.event", address=status.to or "", event=event))
-        for each in [row, *outbox.companions(s, row)]:  # one statement to a parent's number: each row it listed
+        for each in [row, *outbox.companions(s, row)]:  # one message told several rows: each of them
             each.provider_status = channel_webhooks.advance(each.provider_status, status.status)[:32]
             if not each.provider_id:  # a row sent with another keeps naming it ("with:<id>")
                 each.provider_id = status.message_sid

@@ -40,13 +40,14 @@ ACCEPTED_EVENTS = {
 REFUSED_EVENTS = {"sendgrid": {"dropped"}, "twilio": {"failed", "canceled"}}
 
 
-# ``provider_id`` of a row sent in the message of another (one statement for a parent and its jobs)
-# until the provider's id is known: "with:<that row's id>", whose provider events settle it too
+# ``provider_id`` of a row sent in the message of another (``dispatch.run.one_message_per_address``:
+# a parent's and its jobs' statements, a run's fee notices or owner alerts) until the provider's id is
+# known: "with:<that row's id>", whose provider events settle it too
 WITH_ROW = "with:"
 
 
 def companions(s: Session, row: models.Outbox) -> list[models.Outbox]:
-    """The other rows sent in the same message as ``row`` (one statement to a parent's address)."""
+    """The other rows sent in the same message as ``row`` (``dispatch.run.one_message_per_address``)."""
     same = [models.Outbox.provider_id == f"{WITH_ROW}{row.id}"]
     if row.provider_id and row.provider_id.startswith(WITH_ROW):
         lead = int(row.provider_id[len(WITH_ROW):]) if row.provider_id[len(WITH_ROW):].isdigit() else None
@@ -307,7 +308,7 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
         if not rows:
             return 0
         ids = [r.id for r in rows]
-        # a row sent in another's message (one statement to a parent's address) is settled by that one's events
+        # a row sent in another's message (one message told several rows) is settled by that one's events
         lead_of = {r.id: int(r.provider_id[len(WITH_ROW):]) for r in rows
                    if r.provider_id and r.provider_id.startswith(WITH_ROW) and r.provider_id[len(WITH_ROW):].isdigit()}
         events = list(s.scalars(select(models.ProviderEvent).where(
@@ -360,7 +361,7 @@ def resolve_unknown(db: Database, outbox_id: int, decision: Literal["sent", "res
             raise errors.InvalidInput(f"Row {outbox_id} is {row.status.value}, not unknown: nothing to decide.",
                                       field="outbox_id")
         who = f"user {user_id}" if user_id is not None else "a person"
-        # one message told several rows (a statement to a parent's address): one answer for all of them
+        # one message told several rows: one answer for all of them
         for each in [row, *(c for c in companions(s, row) if c.status == S.unknown)]:
             if decision == "sent":
                 set_status(s, each.id, S.sent, f"Marked as sent by {who}.", now=now, sent_at=each.sending_at or now)

@@ -553,7 +553,8 @@ def _process_due(ctx: _Ctx) -> None:
     fresh = _freshness(ctx, company, [r for r, _ in ready])
     mirrors = _mirror_invoices(ctx, {i for r, _ in ready for i in r.invoice_ids or ()})
     settled = _settled_by_credit(ctx, company, [r for r, _ in ready]) if fresh is not None else {}
-    message_of = {r.id: group for group in one_message_per_address(ready, customers) for r, _ in group}
+    message_of = {r.id: group for group in one_message_per_address(ready, customers, told_apart(company))
+                  for r, _ in group}
     done: set[int] = set()
     for row, _address in ready:
         if row.id in done:
@@ -605,23 +606,42 @@ def _may_go(ctx: _Ctx, row: models.Outbox, fresh: dict[str, dict[str, Any]] | No
     return False
 
 
+# the placeholder a template must loop over to tell every row of one message
+LISTED_BY = {"statement": "invoices", "late_fee_notice": "fees", "owner_alert": "alerts"}
+
+
+def told_apart(company: models.Company) -> set[str]:
+    """The templates whose rows go out one message each: those the owner edited (in any language) without
+    their list (``LISTED_BY``), which would tell only the first row of a message that told several."""
+    edited = ((company.settings or {}).get("templates") or {})
+    apart = set()
+    for per in edited.values():
+        for key, parts in (per.items() if isinstance(per, dict) else ()):
+            if key in LISTED_BY and isinstance(parts, dict) and not any(
+                    LISTED_BY[key] in str(parts.get(part) or "") for part in ("text", "html")):
+                apart.add(key)
+    return apart
+
+
 def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
-                             customers: dict[str, models.Customer]) -> list[list[tuple[models.Outbox, str | None]]]:
+                            customers: dict[str, models.Customer], apart: set[str] | frozenset[str] = frozenset(),
+                            ) -> list[list[tuple[models.Outbox, str | None]]]:
     """The rows of this run, in order, as messages: the statements due to one address — a parent and
     the jobs billed with it, reached at the same email or phone — are one message, led by the parent's
     own when it has one, and so are the late-fee notices of the fees it posted for them (a customer
     with five late invoices reads one email listing five fees, not five emails); every other row is a
     message of its own. Customers who only share an address (one bookkeeper for two clients) keep
     theirs apart. The owner's alerts of a run are one email and one text: the first run of a firm
-    policy on a book with 300 late invoices tells the owner once, listing them, not 300 times."""
+    policy on a book with 300 late invoices tells the owner once, listing them, not 300 times.
+    Templates in ``apart`` (``told_apart``) are never merged."""
     out: list[list[tuple[models.Outbox, str | None]]] = []
     groups: dict[tuple[str, str, str, str], list[tuple[models.Outbox, str | None]]] = {}
     for row, address in go:
         contact = customers.get(row.customer_qbo_id or "")
-        if row.channel in OWNER_CHANNELS and address:
+        if row.channel in OWNER_CHANNELS and address and "owner_alert" not in apart:
             key = ("owner_alert", row.channel, address, "")  # everything this run tells the owner
-        elif (row.kind == "reminder" and row.template_key in ONE_PER_ADDRESS and row.channel in CUSTOMER_CHANNELS
-              and address and contact is not None):
+        elif (row.kind == "reminder" and row.template_key in ONE_PER_ADDRESS and row.template_key not in apart
+              and row.channel in CUSTOMER_CHANNELS and address and contact is not None):
             key = (row.template_key or "", row.channel, address, contact.qbo_id)
         else:
             out.append([(row, address)])
@@ -652,7 +672,7 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
         address = _precheck(ctx, company, customers.get(row.customer_qbo_id or ""), row, blocked)
         if address is not False:
             ready.append((row, address))  # type: ignore[arg-type]
-    for (row, address), *others in one_message_per_address(ready, customers):
+    for (row, address), *others in one_message_per_address(ready, customers, told_apart(company)):
         try:
             _send_message(ctx, company, customers.get(row.customer_qbo_id or ""), row, address or "", fresh, mirrors,
                           [r for r, _ in others])

@@ -6,6 +6,7 @@ English; a French owner reads them told from the alert's figures, an English own
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from typing import Any
 
@@ -16,6 +17,7 @@ from qbo_collector import casework
 from qbo_collector.db import models
 from qbo_collector.sandbox import server
 from tests.integration import test_dispatch_support as ds
+from tests.integration.test_pages_support import browser
 
 FRENCH = server.CompanySpec(name="Boulangerie Martin", country="FR", currency="EUR", timezone="Europe/Paris",
                             language="fr", customers=10, invoices=35, payments=10, seed=12)
@@ -136,3 +138,31 @@ def test_an_english_company_owner_reads_the_engine_reasons_as_before(make_env) -
         texted = [r for r in rows if r.channel == "owner_sms"]
         assert text["body"].startswith(f"Sandbox Company US: {len(texted)} alerts for you, the first: "
                                        f"{texted[0].reason[:60]}")
+
+
+def test_an_owner_alert_template_edited_without_its_list_sends_one_email_per_alert(make_env) -> None:  # type: ignore[no-untyped-def]
+    """The owner's own alert template names only ``alert``: a merged email would tell the first alert and
+    hide the others, so each alert goes in its own email, in that template, as before."""
+    env = make_env(ds.SMALL, policy=_alerting_policy())
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        company.settings = {**(company.settings or {}), "templates": {"en": {"owner_alert": {
+            "subject": "Heads up: {{ alert|truncate(60) }}", "text": "{{ alert }}", "html": "<p>{{ alert }}</p>",
+            "sms": "{{ alert|truncate(100) }}"}}}}
+    _break_a_promise(env)
+    assert env.run().ok
+    told = [r for r in env.rows(kind="alert") if r.status.value == "sent" and r.channel == "owner_email"]
+    mails = [m for m in env.sb.sendgrid.messages if m["to"] == OWNER_EMAIL]
+    assert len(told) > 1 and len(mails) == len(told)
+    assert {m["text"].strip() for m in mails} == {r.reason for r in told}
+    assert all(m["subject"].startswith("Heads up: ") for m in mails)
+    # the templates page says why, in the reader's language; the shipped text of another key says nothing
+    for language, said in (("en", "This edited template does not use {{ alerts }}: the alerts of a run go out "
+                                  "one message each, not as one."),
+                           ("fr", "Ce modèle modifié n’utilise pas {{ alerts }}\u00a0: les alertes d’un passage "
+                                  "partent chacune dans son message, pas en un seul.")):
+        reader = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=env.realm, language=language)
+        page = reader.get(f"/companies/{env.realm}/templates?key=owner_alert&language=en").get_data(as_text=True)
+        assert html.escape(said, quote=False) in page, language
+        other = reader.get(f"/companies/{env.realm}/templates?key=late_fee_notice&language=en").get_data(as_text=True)
+        assert 'id="told-apart"' not in other

@@ -116,8 +116,17 @@ def _render(s, company: models.Company, role: str, key: str, language: str,  # t
             preview_error = _with_line(exc)
             problems = {exc.field or "text": preview_error} if exc.field in templates.PARTS else problems
     overrides = ((company.settings or {}).get("templates") or {})
+    apart = {  # an edit without its list: the rows such a message would tell together go out one each
+        "statement": gettext("This edited template does not use {{ invoices }}: the statements of a parent and the "
+                             "jobs billed with it go out one message each, not as one."),
+        "late_fee_notice": gettext("This edited template does not use {{ fees }}: the late fees of a run go out one "
+                                   "email each, not as one."),
+        "owner_alert": gettext("This edited template does not use {{ alerts }}: the alerts of a run go out one "
+                               "message each, not as one."),
+    }.get(key) if key in dispatch_run.told_apart(company) else None
     return render_template(
         "pages/templates.html", company=company, role=role, tab="templates", key=key, language=language,
+        apart=apart,
         t=current, errors=problems, preview=preview, preview_error=preview_error, customers=customers,
         customer=customer, keys=templates.KEYS, languages=templates.LANGUAGES,
         edited={(lang, k) for lang, per in overrides.items() if isinstance(per, dict) for k in per},

@@ -51,8 +51,9 @@ def _calendar(s, company: models.Company, on: dt.date,  # type: ignore[no-untype
 def _mark_together(s, company: models.Company, days: dict[dt.date, list[dict[str, Any]]]) -> None:  # type: ignore[no-untyped-def]
     """Statements (and late-fee notices) of one day to one address go out as one message
     (``dispatch.run.one_message_per_address``): such a row names the other customers it goes with."""
+    merged = set(dispatch_run.ONE_PER_ADDRESS) - dispatch_run.told_apart(company)
     wanted = sorted({r["customer_id"] for rows in days.values() for r in rows if r["customer_id"]
-                     and r["kind"] == "reminder" and r["template_key"] in dispatch_run.ONE_PER_ADDRESS})
+                     and r["kind"] == "reminder" and r["template_key"] in merged})
     if not wanted:
         return
     own = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, company.id, wanted)}
@@ -60,7 +61,7 @@ def _mark_together(s, company: models.Company, days: dict[dt.date, list[dict[str
     for rows in days.values():
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            if r["customer_id"] in contact and r["kind"] == "reminder" and r["template_key"] in dispatch_run.ONE_PER_ADDRESS:
+            if r["customer_id"] in contact and r["kind"] == "reminder" and r["template_key"] in merged:
                 groups[(r["template_key"], r["channel"], contact[r["customer_id"]].qbo_id)].append(r)
         for group in groups.values():
             for r in group:

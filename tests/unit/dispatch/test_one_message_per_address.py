@@ -4,7 +4,7 @@ jobs billed with it (``dispatch.run.one_message_per_address``). Pure: rows and c
 from __future__ import annotations
 
 from qbo_collector.db import models
-from qbo_collector.dispatch.run import one_message_per_address
+from qbo_collector.dispatch.run import one_message_per_address, told_apart
 
 _ids = iter(range(1, 1000))
 
@@ -90,3 +90,25 @@ def test_the_owners_alerts_of_a_run_are_one_email_and_one_text_whatever_the_cust
         ["E/email/statement"],
         ["B/owner_sms/None", "H/owner_sms/None"],
         ["H/owner_sms/None"]]
+
+
+def test_a_template_the_owner_edited_without_its_list_keeps_its_rows_apart() -> None:
+    """A late-fee notice edited to name only ``invoice`` and ``fee`` would tell the first fee of a merged
+    email and none of the others: its rows go out one message each, as do the owner's alerts when the
+    edited alert template has no ``alerts``. An edit that keeps the list merges as before."""
+    company = models.Company(settings={"templates": {
+        "en": {"late_fee_notice": {"subject": "Fee", "text": "A fee of {{ fee|money }} on {{ invoice.number }}.",
+                                   "html": "<p>{{ fee|money }}</p>", "sms": "Fee"},
+               "statement": {"subject": "S", "text": "{% for line in invoices %}{{ line.number }}{% endfor %}",
+                             "html": "", "sms": "S"}},
+        "fr": {"owner_alert": {"subject": "A", "text": "{{ alert }}", "html": "<p>{{ alert }}</p>", "sms": "A"}}}})
+    apart = told_apart(company)
+    assert apart == {"late_fee_notice", "owner_alert"}
+    go = [(_row("H", template="late_fee_notice"), "ap@h.example"), (_row("O", template="late_fee_notice"), "ap@h.example"),
+          (_row("H"), "ap@h.example"), (_row("E"), "ap@h.example"),
+          (_row("H", kind="alert", channel="owner_email", template=None), "owner@m.example"),
+          (_row("B", kind="alert", channel="owner_email", template=None), "owner@m.example")]
+    assert _shape(one_message_per_address(go, _customers(), apart)) == [
+        ["H/email/late_fee_notice"], ["O/email/late_fee_notice"], ["H/email/statement", "E/email/statement"],
+        ["H/owner_email/None"], ["B/owner_email/None"]]
+    assert told_apart(models.Company(settings={})) == set()
