@@ -179,6 +179,10 @@ def main() -> int:
               f"{sum(1 for m in mails if m.get('attachments'))} of {len(mails)} emails "
               f"({sum(len(a['content']) for a in attached) / 1e6:.1f} MB); the emails name {named} invoices, "
               f"{distinct} different ones: optimum one download per invoice (and version) = {distinct}")
+        alerts = [r for r in due if r.channel in ("owner_email", "owner_sms") and r.status.value == "sent"]
+        print(f"owner alerts: {len(alerts)} alert rows told in {len({(r.channel, r.provider_id) for r in alerts})} "
+              f"provider messages ({sum(1 for m in mails if m['to'] == 'owner@bench.example')} emails to the owners); "
+              f"optimum one per company and channel = {len({(r.company_id, r.channel) for r in alerts})}")
         if args.families:
             sent = [r for r in due if r.template_key == "statement" and r.status.value == "sent"
                     and r.channel in ("email", "sms")]
