@@ -85,6 +85,10 @@ QUERY_LIMIT = 1000
 CUSTOMER_CHANNELS = ("email", "sms")
 ONE_PER_ADDRESS = ("statement", "late_fee_notice")  # the messages of a run told as one per address
 OWNER_CHANNELS = ("owner_email", "owner_sms")
+# the owner's alerts of one message, the most pressing first (the subject and the text name the first):
+# nothing goes out until QuickBooks is reconnected; every text fails; a customer wrote; then the others
+ALERT_ORDER = ("reconnect", "undeliverable", "reply", "promise_broken", "instalment_missed", "unreachable",
+               "step", "credit", "late")
 TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
@@ -632,8 +636,8 @@ def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
     with five late invoices reads one email listing five fees, not five emails); every other row is a
     message of its own. Customers who only share an address (one bookkeeper for two clients) keep
     theirs apart. The owner's alerts of a run are one email and one text: the first run of a firm
-    policy on a book with 300 late invoices tells the owner once, listing them, not 300 times.
-    Templates in ``apart`` (``told_apart``) are never merged."""
+    policy on a book with 300 late invoices tells the owner once, listing them, not 300 times, the most
+    pressing first (``ALERT_ORDER``). Templates in ``apart`` (``told_apart``) are never merged."""
     out: list[list[tuple[models.Outbox, str | None]]] = []
     groups: dict[tuple[str, str, str, str], list[tuple[models.Outbox, str | None]]] = {}
     for row, address in go:
@@ -650,7 +654,12 @@ def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
             groups[key] = []
             out.append(groups[key])
         groups[key].append((row, address))
-    for group in groups.values():
+    for key, group in groups.items():
+        if key[0] == "owner_alert":
+            topic = [ALERT_ORDER.index(t) if (t := (r.payload or {}).get("topic")) in ALERT_ORDER else len(ALERT_ORDER)
+                     for r, _ in group]
+            group[:] = [g for _, g in sorted(zip(topic, group), key=lambda pair: pair[0])]  # stable: then as due
+            continue
         lead = next((k for k, (r, _) in enumerate(group) if r.customer_qbo_id in customers
                      and customers[r.customer_qbo_id].qbo_id == r.customer_qbo_id), 0)
         group.insert(0, group.pop(lead))

@@ -112,3 +112,18 @@ def test_a_template_the_owner_edited_without_its_list_keeps_its_rows_apart() -> 
         ["H/email/late_fee_notice"], ["O/email/late_fee_notice"], ["H/email/statement", "E/email/statement"],
         ["H/owner_email/None"], ["B/owner_email/None"]]
     assert told_apart(models.Company(settings={})) == set()
+
+
+def test_the_owners_most_pressing_alert_comes_first_and_leads_the_message() -> None:
+    """Its subject and text name the first alert: a reconnect before a customer's reply before the late
+    invoices, each kind in the order it was due."""
+    def alert(customer: str, topic: str) -> tuple[models.Outbox, str]:
+        row = _row(customer, kind="alert", channel="owner_email", template=None)
+        row.payload = {"topic": topic}
+        return row, "owner@m.example"
+
+    go = [alert("H", "late"), alert("B", "late"), alert("E", "reply"), alert("H", "credit"), alert("O", "reconnect"),
+          alert("B", "something new")]
+    [group] = one_message_per_address(go, _customers())
+    assert [(r.customer_qbo_id, r.payload["topic"]) for r, _ in group] == [
+        ("O", "reconnect"), ("E", "reply"), ("H", "credit"), ("H", "late"), ("B", "late"), ("B", "something new")]
