@@ -39,6 +39,7 @@ from qbo_collector import config, dispatch, rules
 from qbo_collector.db import migrate, models
 from qbo_collector.db.secrets import Vault
 from qbo_collector.db.session import Database
+from qbo_collector.dispatch import outbox
 from qbo_collector.dispatch import run as dispatch_run
 from qbo_collector.sandbox import server
 from qbo_collector.sync import auth, limiter
@@ -186,9 +187,9 @@ def main() -> int:
         if args.families:
             sent = [r for r in due if r.template_key == "statement" and r.status.value == "sent"
                     and r.channel in ("email", "sms")]
-            lead_of = {r.id: r for r in sent}
-            ids = {(r.company_id, r.channel, lead_of[int(r.provider_id[5:])].provider_id
-                    if r.provider_id and r.provider_id.startswith("with:") else r.provider_id) for r in sent}
+            by_id = {r.id: r for r in sent}
+            ids = {(r.company_id, r.channel, by_id[lead].provider_id if (lead := outbox.lead_of(r)) else r.provider_id)
+                   for r in sent}
             print(f"statements: {len(sent)} statement rows sent as {len(ids)} provider messages; optimum one per "
                   f"address and channel = {len({(r.company_id, r.channel) for r in sent})} "
                   f"({len(mails)} emails and {len(sb.twilio.messages) - texts0} texts in all, late-fee notices included)")

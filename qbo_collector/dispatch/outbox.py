@@ -46,12 +46,17 @@ REFUSED_EVENTS = {"sendgrid": {"dropped"}, "twilio": {"failed", "canceled"}}
 WITH_ROW = "with:"
 
 
+def lead_of(row: models.Outbox) -> int | None:
+    """The id of the row whose message told ``row`` too ("with:<id>"), None when it has none."""
+    tail = (row.provider_id or "")[len(WITH_ROW):] if (row.provider_id or "").startswith(WITH_ROW) else ""
+    return int(tail) if tail.isdigit() else None
+
+
 def companions(s: Session, row: models.Outbox) -> list[models.Outbox]:
     """The other rows sent in the same message as ``row`` (``dispatch.run.one_message_per_address``)."""
     same = [models.Outbox.provider_id == f"{WITH_ROW}{row.id}"]
     if row.provider_id and row.provider_id.startswith(WITH_ROW):
-        lead = int(row.provider_id[len(WITH_ROW):]) if row.provider_id[len(WITH_ROW):].isdigit() else None
-        same += [models.Outbox.id == lead, models.Outbox.provider_id == row.provider_id]
+        same += [models.Outbox.id == lead_of(row), models.Outbox.provider_id == row.provider_id]
     elif row.provider_id and row.provider_id != "dry-run":
         same.append(models.Outbox.provider_id == row.provider_id)
     return list(s.scalars(select(models.Outbox).where(
@@ -309,11 +314,10 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
             return 0
         ids = [r.id for r in rows]
         # a row sent in another's message (one message told several rows) is settled by that one's events
-        lead_of = {r.id: int(r.provider_id[len(WITH_ROW):]) for r in rows
-                   if r.provider_id and r.provider_id.startswith(WITH_ROW) and r.provider_id[len(WITH_ROW):].isdigit()}
+        leads = {r.id: lead for r in rows if (lead := lead_of(r)) is not None}
         events = list(s.scalars(select(models.ProviderEvent).where(
-            models.ProviderEvent.outbox_id.in_(sorted(set(ids) | set(lead_of.values()))))))
-        by_provider_id = {r.provider_id: r for r in rows if r.provider_id and r.id not in lead_of}
+            models.ProviderEvent.outbox_id.in_(sorted(set(ids) | set(leads.values()))))))
+        by_provider_id = {r.provider_id: r for r in rows if r.provider_id and r.id not in leads}
         if by_provider_id:
             events += list(s.scalars(select(models.ProviderEvent).where(
                 models.ProviderEvent.outbox_id.is_(None),
@@ -328,7 +332,7 @@ def reconcile_unknown(db: Database, *, company_id: int | None = None) -> int:
             if rid is not None:
                 by_row.setdefault(rid, []).append(ev)
         for row in rows:
-            found = by_row.get(row.id) or by_row.get(lead_of.get(row.id, -1)) or []
+            found = by_row.get(row.id) or by_row.get(leads.get(row.id, -1)) or []
             provider = "twilio" if row.channel in ("sms", "owner_sms") else "sendgrid"
             accepted = [e for e in found if e.event in ACCEPTED_EVENTS[provider]]
             refused = [e for e in found if e.event in REFUSED_EVENTS[provider]]

@@ -1000,9 +1000,9 @@ def _owner_text(row: models.Outbox, language: str, locale: str) -> str:
 def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,
                   address: str, fresh: dict[str, dict[str, Any]], mirrors: dict[str, models.Invoice],
                   companions: Sequence[models.Outbox] = ()) -> None:
-    """Write and send ``row``'s message. ``companions``: the other statements or late-fee notices of this
-    run to the same address (``one_message_per_address``), which the one message tells too; each row
-    is still settled on its own (status, timeline, note), all with the one provider id."""
+    """Write and send ``row``'s message. ``companions``: the other rows of this run the same message
+    tells (``one_message_per_address``: statements or late-fee notices to one address, the owner's
+    alerts); each row is still settled on its own (status, timeline, note), all with the one provider id."""
     provider = _provider(row.channel)
     assert provider is not None
     rows = [row, *companions]
@@ -1038,22 +1038,18 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             company=company, row=row, customer=customer, language=language, country=country, lines=lines,
             policy=policy, today=ctx.today,
             alert=_owner_text(row, language, messages.locale_for(language, country)) if owner else None,
-            action_link=(f"{ctx.settings.public_url}{(row.payload or {}).get('action_link')}"
-                         if owner and (row.payload or {}).get("action_link") else None))
+            action_link=_action_link(ctx, row) if owner else None)
         if owner:  # each thing told, with the invoice it is about: several when the run told several
             line_of = dict(zip(shown, lines))
             context = context.replace(alerts=tuple(templates.OwnerAlert(
                 alert=_owner_text(r, language, messages.locale_for(language, country)),
-                action_link=(f"{ctx.settings.public_url}{(r.payload or {}).get('action_link')}"
-                             if (r.payload or {}).get("action_link") else
-                             f"{ctx.settings.public_url}/companies/{ctx.realm}/customers/{r.customer_qbo_id}"
-                             if r.customer_qbo_id and ctx.settings.public_url else None),
+                action_link=_action_link(ctx, r, customer_page=True),
                 customer_name=ctx.names.get(r.customer_qbo_id or "") or None,
                 invoice=next((line_of[i] for i in r.invoice_ids or () if i in line_of), None)) for r in rows))
         told = {f.currency for f in fees.values()}
-        if companions and len(told) == 1:  # the notice's "a late fee of …": all the fees it tells of
-            context = context.replace(fee=Money(sum((f.amount for f in fees.values()), Decimal(0)), told.pop()))
         if companions:
+            if len(told) == 1:  # the notice's "a late fee of …": all the fees it tells of
+                context = context.replace(fee=Money(sum((f.amount for f in fees.values()), Decimal(0)), told.pop()))
             context = context.replace(tone=max((str((r.payload or {}).get("tone") or "friendly") for r in rows),
                                                key=lambda t: TONES.index(t) if t in TONES else 0))
         rendered = messages.render(company, key, language, context)
@@ -1180,6 +1176,16 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
                 data={"missing": {n: timeline.plain(why) for n in numbers_}})
     ctx.summary.statuses["sent"] += len(rows)
     ctx.summary.channels[row.channel or "?"] += len(rows)
+
+
+def _action_link(ctx: _Ctx, row: models.Outbox, *, customer_page: bool = False) -> str | None:
+    """Where the owner acts on an alert: the link it carries, else (``customer_page``) its customer's page."""
+    link = (row.payload or {}).get("action_link")
+    if link:
+        return f"{ctx.settings.public_url}{link}"
+    if customer_page and row.customer_qbo_id and ctx.settings.public_url:
+        return f"{ctx.settings.public_url}/companies/{ctx.realm}/customers/{row.customer_qbo_id}"
+    return None
 
 
 def _mark_all_sending(ctx: _Ctx, rows: Sequence[models.Outbox]) -> bool:
