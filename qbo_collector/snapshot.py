@@ -451,7 +451,8 @@ def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term
         due_date=None if row.due_date_derived else row.due_date,
         doc_number=row.doc_number, status=row.status.value if row.status else "open",
         term_due_days=term.due_days if term is not None else None, term_discount=discount,
-        is_late_fee=bool(row.is_late_fee), waived_fee=bool(row.fees_waived), po_number=row.po_number,
+        is_late_fee=bool(row.is_late_fee), fee_lines=_to_money(row.fee_lines, currency) if row.fee_lines else None,
+        waived_fee=bool(row.fees_waived), po_number=row.po_number,
         invoice_link=row.invoice_link, sent=was_sent(row.email_status, row.print_status), sent_on=row.sent_on,
     )
 

@@ -204,7 +204,8 @@ class Invoice(_Mirrored, Base):
     sent_on: Mapped[date | None]   # the day QuickBooks emailed it (DeliveryInfo.DeliveryTime, in its own offset)
     status: Mapped[InvoiceStatus] = mapped_column(Enum(InvoiceStatus, native_enum=False, length=16),
                                                   default=InvoiceStatus.open)
-    is_late_fee: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_late_fee: Mapped[bool] = mapped_column(Boolean, default=False)  # every item line bills the "Late fee" item
+    fee_lines: Mapped[Decimal] = mapped_column(default=Decimal(0))  # its "Late fee" lines (mode line): bear no fee
     fee_for_qbo_id: Mapped[str | None] = mapped_column(String(32))
     fees_waived: Mapped[bool] = mapped_column(Boolean, default=False)
     next_action_on: Mapped[date | None]  # maintained from rules.next_action_date; the daily run's index

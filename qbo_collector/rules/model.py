@@ -72,7 +72,10 @@ class Invoice:
     it; QBO's ``Balance``). ``due_date`` may be None: the engine then derives it from
     ``term_due_days`` and ``txn_date``, else uses ``txn_date`` (due on receipt), and says
     so in the reasons. An invoice with neither is skipped. ``is_late_fee`` marks invoices
-    the engine created for fees (they never bear fees). ``waived_fee``: no fees on this one.
+    the engine created for fees (they never bear fees). ``fee_lines``: the late fees added to this
+    invoice as its own lines (``late_fee_mode`` "line"), part of its ``total`` and ``balance``: fees are
+    charged on what is left without them (paid last, so the customer is never charged on a fee), and
+    none once only they are left. ``waived_fee``: no fees on this one.
     ``sent``: QuickBooks says the customer was sent it (emailed or printed), or does not say;
     False for one QuickBooks never emailed nor printed (the policy's ``skip_unsent_invoices``; a
     late-fee invoice counts as sent whatever it says). ``sent_on``: the day QuickBooks emailed it
@@ -93,6 +96,7 @@ class Invoice:
     term_due_days: int | None = None
     term_discount: TermDiscount | None = None
     is_late_fee: bool = False
+    fee_lines: money.Money | None = None
     waived_fee: bool = False
     po_number: str | None = None
     invoice_link: str | None = None
@@ -100,11 +104,26 @@ class Invoice:
     sent_on: dt.date | None = None
 
     def __post_init__(self) -> None:
-        if self.total.currency != self.currency or self.balance.currency != self.currency:
+        if (self.total.currency != self.currency or self.balance.currency != self.currency
+                or (self.fee_lines is not None and self.fee_lines.currency != self.currency)):
             raise errors.InvalidInput(
                 f"Invoice {self.id}: total and balance must be in the invoice currency {self.currency}.", field="currency")
         if self.status not in ("open", "paid", "voided", "deleted"):
             raise errors.InvalidInput(f"Invoice {self.id}: unknown status {self.status!r}.", field="status")
+
+    @property
+    def principal(self) -> money.Money:
+        """The total without its fee lines: what the caps in percent of the principal are taken of."""
+        return self.total if self.fee_lines is None else self.total.sub(self.fee_lines)
+
+    @property
+    def principal_left(self) -> money.Money:
+        """What is left to pay of the principal: the balance without the fee lines, never below zero.
+        A payment is taken as paying the principal first, which charges the customer the least."""
+        if self.fee_lines is None:
+            return self.balance
+        left = self.balance.sub(self.fee_lines)
+        return left if left.amount > 0 else money.Money.zero(self.currency)
 
     @property
     def is_open(self) -> bool:

@@ -782,14 +782,17 @@ def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Inv
         return (money.Money(amount, currency) if amount is not None else money.Money.zero(currency)), None
     assert rule.percent is not None
     if period.kind == "percent":
-        return invoice.balance.mul(rule.percent / 100), None
+        return invoice.principal_left.mul(rule.percent / 100), None
     annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
-    # Simple interest, actual/365, on the balance at billing time.
-    return invoice.balance.mul(annual * (period.days or 0) / Decimal(36500)), annual
+    # Simple interest, actual/365, on the balance at billing time (never on fees).
+    return invoice.principal_left.mul(annual * (period.days or 0) / Decimal(36500)), annual
 
 
 def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
-    return not (invoice.is_late_fee or invoice.waived_fee or inp.customer.fees_waived or not inp.policy.late_fees.rules)
+    """Whether ``invoice`` may bear fees at all: not a fee invoice, not waived, a policy with fees, and
+    something left of its principal (an invoice whose fee lines are all that is left bears no more)."""
+    return not (invoice.is_late_fee or invoice.waived_fee or inp.customer.fees_waived or not inp.policy.late_fees.rules
+                or (invoice.fee_lines is not None and invoice.principal_left.amount <= 0))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -833,7 +836,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     if currency in fees.max_amount:
         limits.append(fees.max_amount[currency])
     if fees.max_percent_of_principal is not None:
-        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
+        limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
     out: list[_Fee] = []
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
@@ -887,7 +890,7 @@ def _caps_reached(inp: _Inputs, invoice: model.Invoice) -> bool:
         return True
     limits = [fees.max_amount[c] for c in [currency] if c in fees.max_amount]
     if fees.max_percent_of_principal is not None:
-        limits.append(invoice.total.amount * fees.max_percent_of_principal / 100)
+        limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
     return bool(limits) and sum(charged, Decimal(0)) >= min(limits)
 
 
@@ -1131,7 +1134,7 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
             realm=inp.company.realm, customer_id=inp.customer.id,
             dedupe_key=fee_key(invoice.realm, invoice.id, p.kind, p.period),
             due_at=inp.company_at(today), on=today, invoice_id=invoice.id, amount=fee.amount, fee_kind=p.kind,  # type: ignore[arg-type]
-            period=p.period, basis=invoice.balance.rounded(), days=p.days, annual_percent=fee.annual,
+            period=p.period, basis=invoice.principal_left.rounded(), days=p.days, annual_percent=fee.annual,
             reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
     return out
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -248,14 +248,31 @@ def delivery_date(row: Mapping[str, Any]) -> date | None:
         return None
 
 
-def is_late_fee(row: Mapping[str, Any]) -> bool:
+def _sales_lines(row: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], bool]]:
+    """Each item line of an invoice (subtotal, discount and description lines left out), and whether
+    it bills the "Late fee" item."""
     for line in row.get("Line") or ():
         detail = line.get("SalesItemLineDetail") if isinstance(line, Mapping) else None
         if isinstance(detail, Mapping):
             item = detail.get("ItemRef")
-            if isinstance(item, Mapping) and str(item.get("name") or "").strip().lower() == LATE_FEE_ITEM:
-                return True
-    return False
+            yield line, isinstance(item, Mapping) and str(item.get("name") or "").strip().lower() == LATE_FEE_ITEM
+
+
+def is_late_fee(row: Mapping[str, Any]) -> bool:
+    """A fee invoice: every item line bills the "Late fee" item (the invoices ``late_fee_mode`` "invoice"
+    posts, or one made by hand in QuickBooks). An invoice that bills work *and* carries fee lines (mode
+    "line") is not one: it keeps bearing fees, on its balance without them (``fee_lines``)."""
+    kinds = [fee for _line, fee in _sales_lines(row)]
+    return bool(kinds) and all(kinds)
+
+
+def fee_lines(row: Mapping[str, Any]) -> Decimal:
+    """What the "Late fee" lines of an invoice that also bills something else add up to (0 for a fee
+    invoice, which is all fees): the part of its total and balance no fee may be charged on."""
+    lines = list(_sales_lines(row))
+    if not lines or all(fee for _line, fee in lines):
+        return Decimal(0)
+    return sum(((_amount(line, "Amount") or Decimal(0)) for line, fee in lines if fee), Decimal(0))
 
 
 def is_voided(row: Mapping[str, Any], total: Decimal, balance: Decimal) -> bool:
@@ -315,6 +332,7 @@ def invoice_row(row: dict[str, Any], ctx: Context) -> Mapped:
         "sent_on": delivery_date(row),
         "status": status,
         "is_late_fee": is_late_fee(row),
+        "fee_lines": fee_lines(row),
     }, warnings=tuple(warnings))
 
 

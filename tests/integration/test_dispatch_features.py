@@ -66,6 +66,30 @@ def test_late_fees_as_a_line_on_the_invoice_are_added_once(make_env) -> None:  #
     assert len([l for l in invoice["Line"] if fees[0].dedupe_key in str(l.get("Description", ""))]) == 1
 
 
+def test_fees_posted_as_lines_go_on_every_month_on_the_invoice_without_them(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: after its first fee line, the mapping took the invoice for a fee invoice (it had
+    a "Late fee" line), and it bore no more fees. Now each month adds its line, each computed on the
+    balance without the fee lines (1.5 % of the work, never of the fees), with a sync between runs."""
+    env = make_env(company_settings={"late_fee_mode": "line"})
+    env.run()
+    first = next(r for r in env.rows(kind="fee") if r.status.value == "sent")
+    invoice_id = first.invoice_ids[0]
+    principal = Decimal(str(env.sb.intuit.get(env.realm, "Invoice", invoice_id)["Balance"])) - first.amount
+    for months in (1, 2):
+        env.sync()
+        with env.db.session() as s:
+            mirrored = s.scalar(select(models.Invoice).where(models.Invoice.qbo_id == invoice_id))
+            assert not mirrored.is_late_fee and mirrored.fee_lines == first.amount * months
+        env.run(now=env.now_at(12, days=31 * months))
+    fees = sorted((r for r in env.rows(kind="fee") if r.invoice_ids == [invoice_id]), key=lambda r: r.id)
+    assert [r.status.value for r in fees] == ["sent"] * 3, [(r.dedupe_key, r.status_reason) for r in fees]
+    assert len({r.dedupe_key for r in fees}) == 3
+    assert [r.amount for r in fees] == [(principal * Decimal("0.015")).quantize(Decimal("0.01"))] * 3
+    lines = [l for l in env.sb.intuit.get(env.realm, "Invoice", invoice_id)["Line"]
+             if (l.get("SalesItemLineDetail") or {}).get("ItemRef", {}).get("name") == "Late fee"]
+    assert sorted(Decimal(str(l["Amount"])) for l in lines) == sorted(r.amount for r in fees)
+
+
 def test_waiving_a_fee_posted_as_a_line_takes_the_line_off_the_invoice(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env(company_settings={"late_fee_mode": "line"})
     env.run()

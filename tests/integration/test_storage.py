@@ -94,6 +94,42 @@ def test_the_customer_parent_index_comes_and_goes_with_its_migration(db):
     assert "ix_customer_company_parent" in indexes()
 
 
+def test_invoice_fee_lines_come_with_their_migration_and_a_full_read_where_fees_were_flagged(db):
+    """0012: the fee lines of an invoice (``late_fee_mode`` "line"). The mapping used to flag any invoice
+    with one "Late fee" line as a fee invoice; the companies with a flagged invoice read their invoices
+    in full at the next sync, which sets both columns again from the lines. The others are left alone."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("invoice")}
+
+    synced = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    with db.session() as s:
+        flagged, clean = _company(s), models.Company(realm_id="2", name="Other", currency="USD")
+        s.add(clean)
+        s.flush()
+        s.add(models.Invoice(company_id=flagged.id, qbo_id="9", customer_qbo_id="1", currency="USD",
+                             total=Decimal("1015"), balance=Decimal("1015"), is_late_fee=True))
+        s.add(models.Invoice(company_id=clean.id, qbo_id="9", customer_qbo_id="1", currency="USD",
+                             total=Decimal("1000"), balance=Decimal("1000")))
+        s.add_all([models.SyncCursor(company_id=c.id, entity=e, full_sync_at=synced, changed_since=synced)
+                   for c in (flagged, clean) for e in ("Customer", "Invoice")])
+        ids = {"flagged": flagged.id, "clean": clean.id}
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0011")
+    assert "fee_lines" not in columns()
+    migrate.upgrade(db)
+    assert "fee_lines" in columns()
+    with db.session() as s:
+        full = {(cur.company_id, cur.entity): cur.full_sync_at for cur in s.scalars(select(models.SyncCursor))}
+        assert set(s.scalars(select(models.Invoice.fee_lines))) == {Decimal(0)}
+    assert full == {(ids["flagged"], "Customer"): synced, (ids["flagged"], "Invoice"): None,
+                    (ids["clean"], "Customer"): synced, (ids["clean"], "Invoice"): synced}
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

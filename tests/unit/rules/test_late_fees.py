@@ -148,6 +148,29 @@ def test_interest_already_billed_stays_owed_after_the_principal_is_paid() -> Non
     assert [(a.kind, a.invoice_ids) for a in actions] == [("send_reminder", ("fee-1",))]
 
 
+def test_fee_lines_on_the_invoice_bear_no_fee_and_do_not_stop_the_next_periods() -> None:
+    """``late_fee_mode`` "line": each month's fee is a line of the invoice itself. The next month's
+    percent is taken on the balance without the fee lines (not 1.5 % of 1,015), the cap in percent of
+    the principal on the total without them; and once only fee lines are left, no more fees."""
+    fee = {"kind": "percent", "percent": "1.5", "frequency": "monthly"}
+    with_line = invoice(total="1015", balance="1015", fee_lines=Money.of("15", "USD"))
+    march = rules.HistoryEntry(dedupe_key="r1:fee:i1:percent:2026-04-02", kind="fee",
+                               at=dt.datetime(2026, 4, 2, 13, tzinfo=dt.timezone.utc), invoice_ids=frozenset({"i1"}),
+                               amount=Money.of("15", "USD"))
+    [may] = plan(today=D(2026, 5, 2), invoices=[with_line], pol=fees_policy([fee]), history=[march])
+    assert (may.amount, may.basis) == (Money.of("15.00", "USD"), Money.of("1000", "USD"))  # type: ignore[attr-defined]
+    capped = fees_policy([fee], max_percent_of_principal="2")  # 2 % of 1,000 = 20: 5 left, not 2 % of 1,015
+    [cut] = plan(today=D(2026, 5, 2), invoices=[with_line], pol=capped, history=[march])
+    assert cut.amount == Money.of("5.00", "USD")  # type: ignore[attr-defined]
+    paid_down = invoice(total="1015", balance="415", fee_lines=Money.of("15", "USD"))  # a payment of 600
+    [part] = plan(today=D(2026, 5, 2), invoices=[paid_down], pol=fees_policy([fee]), history=[march])
+    assert part.amount == Money.of("6.00", "USD")  # type: ignore[attr-defined]  # 1.5 % of 400
+    only_fees = invoice(total="1015", balance="15", fee_lines=Money.of("15", "USD"))
+    assert plan(today=D(2026, 5, 2), invoices=[only_fees], pol=fees_policy([fee, FLAT_ONCE]), history=[march]) == []
+    with pytest.raises(Exception, match="currency"):
+        invoice(fee_lines=Money.of("15", "EUR"))
+
+
 def test_fee_reason_explains_the_computation() -> None:
     [fee] = plan(today=D(2026, 5, 2), invoices=[invoice(currency="EUR", balance=600)],
                  pol=policy("france_b2b", **NO_STEPS),

@@ -64,7 +64,7 @@ def test_an_invoice_maps_every_field_the_product_uses():
         "due_date_derived": None, "total": Decimal("150.00"), "balance": Decimal("100.00"), "currency": "USD",
         "term_qbo_id": "3", "bill_email": "a@b.example", "po_number": "PO-7",
         "invoice_link": "https://pay.example/42", "email_status": "EmailSent", "print_status": "NeedToPrint",
-        "sent_on": date(2026, 10, 1), "status": "open", "is_late_fee": False,
+        "sent_on": date(2026, 10, 1), "status": "open", "is_late_fee": False, "fee_lines": Decimal(0),
     }
 
 
@@ -116,7 +116,23 @@ def test_a_negative_balance_is_stored_as_is_and_warned():
 
 def test_a_late_fee_invoice_is_recognised_by_its_item():
     line = {"Amount": Decimal(25), "SalesItemLineDetail": {"ItemRef": {"value": "9", "name": "Late fee"}}}
-    assert streams.invoice_row(invoice(Line=[line]), CTX).values["is_late_fee"] is True
+    values = streams.invoice_row(invoice(Line=[line, {"Amount": Decimal(25), "DetailType": "SubTotalLineDetail",
+                                                      "SubTotalLineDetail": {}}]), CTX).values
+    assert (values["is_late_fee"], values["fee_lines"]) == (True, Decimal(0))
+
+
+def test_fee_lines_on_an_invoice_that_bills_work_are_counted_and_do_not_make_it_a_fee_invoice():
+    """``late_fee_mode`` "line": the fees are lines of the original invoice. Taking it for a fee
+    invoice stopped its fees after the first period; its fee lines are what no fee is charged on."""
+    work = {"Amount": Decimal("1000.00"), "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": "1", "name": "Services"}}}
+    fees = [{"Amount": Decimal(amount), "DetailType": "SalesItemLineDetail", "Description": f"Late fee [{n}]",
+             "SalesItemLineDetail": {"ItemRef": {"value": "9", "name": " LATE FEE "}}}
+            for n, amount in enumerate(("15.00", "15.25"))]
+    values = streams.invoice_row(invoice(Line=[work, *fees, {"Amount": Decimal("1030.25"), "DetailType": "SubTotalLineDetail",
+                                                             "SubTotalLineDetail": {}}]), CTX).values
+    assert (values["is_late_fee"], values["fee_lines"]) == (False, Decimal("30.25"))
+    assert streams.invoice_row(invoice(Line=[]), CTX).values["is_late_fee"] is False  # no line at all: not a fee
 
 
 @pytest.mark.parametrize("name, found", [
