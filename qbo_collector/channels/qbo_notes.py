@@ -236,26 +236,43 @@ class QboNotes:
     # --- late fees ----------------------------------------------------------------------
 
     def fee_item(self) -> dict[str, str]:
-        """``{"value": Id, "name": "Late fee"}``: the service item, created when missing."""
+        """``{"value": Id, "name": "Late fee"}``: the service item, created when missing, made active
+        again when someone made it inactive in QuickBooks (which refuses an inactive item on an invoice
+        line, and refuses to create a second item of the same name: without this every fee would fail
+        for good)."""
         if self._fee_item is not None:
             return self._fee_item
-        found = self.client.query(f"SELECT * FROM Item WHERE Name = '{FEE_ITEM_NAME}' MAXRESULTS 10")
-        rows = found.get("Item") or []
-        if rows:
-            self._fee_item = {"value": str(rows[0]["Id"]), "name": rows[0].get("Name", FEE_ITEM_NAME)}
-            return self._fee_item
-        accounts = self.client.query("SELECT * FROM Account WHERE AccountType = 'Income' MAXRESULTS 100").get("Account") or []
-        if not accounts:
-            raise errors.PermanentFailure("QuickBooks has no income account to book late fees on; create one "
-                                          "(e.g. 'Late Fee Income') and try again.", code="no_income_account")
-        account = next((a for a in accounts if "fee" in str(a.get("Name", "")).lower()), accounts[0])
-        body = {"Name": FEE_ITEM_NAME, "Type": "Service", "IncomeAccountRef": {"value": str(account["Id"])},
-                "Description": "Late payment fee (qbo-collector)"}
-        created = self.client.call("create the Late fee item", lambda qb: qb.create_object(
-            "Item", json.dumps(body), request_id=request_id("item:late-fee")))
-        row = created.get("Item") or {}
+        row = self._find_fee_item()
+        if row is None:
+            accounts = self.client.query("SELECT * FROM Account WHERE AccountType = 'Income' MAXRESULTS 100").get("Account") or []
+            if not accounts:
+                raise errors.PermanentFailure("QuickBooks has no income account to book late fees on; create one "
+                                              "(e.g. 'Late Fee Income') and try again.", code="no_income_account")
+            account = next((a for a in accounts if "fee" in str(a.get("Name", "")).lower()), accounts[0])
+            body = {"Name": FEE_ITEM_NAME, "Type": "Service", "IncomeAccountRef": {"value": str(account["Id"])},
+                    "Description": "Late payment fee (qbo-collector)"}
+            try:
+                created = self.client.call("create the Late fee item", lambda qb: qb.create_object(
+                    "Item", json.dumps(body), request_id=request_id("item:late-fee")))
+                row = created.get("Item") or {}
+            except errors.PermanentFailure as exc:
+                row = self._find_fee_item() if str(exc.code) == "6240" else None  # made meanwhile, by hand or
+                if row is None:                                                   # by another worker
+                    raise
+        if row.get("Active") is False:
+            body = {"Id": str(row["Id"]), "SyncToken": str(row.get("SyncToken", "0")), "sparse": True, "Active": True}
+            row = self.client.call("make the Late fee item active again", lambda qb: qb.update_object(
+                "Item", json.dumps(body))).get("Item") or row
+            log.warning("the Late fee item (Id %s) was inactive in QuickBooks; made active again to post fees", row["Id"])
         self._fee_item = {"value": str(row["Id"]), "name": row.get("Name", FEE_ITEM_NAME)}
         return self._fee_item
+
+    def _find_fee_item(self) -> dict[str, Any] | None:
+        """The "Late fee" item, active or not (a list query hides inactive rows unless asked)."""
+        found = self.client.query(f"SELECT * FROM Item WHERE Name = '{FEE_ITEM_NAME}' AND Active IN (true, false) "
+                                  "MAXRESULTS 10").get("Item") or []
+        active = [r for r in found if r.get("Active") is not False]
+        return (active or found or [None])[0]
 
     def post_fee(self, *, key: str, customer_id: str, invoice_number: str, amount: Decimal, currency: str,
                  on: date, description: str, bill_email: str | None = None) -> dict[str, Any]:

@@ -306,7 +306,12 @@ class IntuitStore:
                 else:
                     raise required("Line.Amount")
             if line.get("DetailType", "SalesItemLineDetail") == "SalesItemLineDetail":
-                self._check_ref(company, "Item", detail.get("ItemRef"), "Line.SalesItemLineDetail.ItemRef")
+                item = self._check_ref(company, "Item", detail.get("ItemRef"), "Line.SalesItemLineDetail.ItemRef")
+                if item is not None:
+                    if item.get("Active") is False:  # QBO refuses a transaction that uses an inactive item
+                        raise not_found("Item", str(item["Id"]))
+                    line["SalesItemLineDetail"] = dict(detail) | {  # and answers the ref with the item's name
+                        "ItemRef": {"value": str(item["Id"]), "name": item.get("Name", "")}}
             line["Amount"] = round_money(line["Amount"], currency)
             line.setdefault("DetailType", "SalesItemLineDetail")
             line["Id"] = str(len(lines) + 1)

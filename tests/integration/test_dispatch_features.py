@@ -4,6 +4,7 @@ notes, reconnect alerts, the next action date the daily run reads."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import re
 from decimal import Decimal
@@ -88,6 +89,22 @@ def test_fees_posted_as_lines_go_on_every_month_on_the_invoice_without_them(make
     lines = [l for l in env.sb.intuit.get(env.realm, "Invoice", invoice_id)["Line"]
              if (l.get("SalesItemLineDetail") or {}).get("ItemRef", {}).get("name") == "Late fee"]
     assert sorted(Decimal(str(l["Amount"])) for l in lines) == sorted(r.amount for r in fees)
+
+
+def test_a_late_fee_item_made_inactive_in_quickbooks_is_made_active_again(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: QuickBooks hides an inactive item from a plain query and refuses to create another
+    of the same name (6240), so every fee failed for good, each losing its period. The item is found
+    with ``Active IN (true, false)`` and made active again, once, and the fees are posted."""
+    env = make_env(dataclasses.replace(ds.SMALL, late_fee_item=True))
+    item = next(i for i in env.sb.intuit.entities(env.realm, "Item") if i["Name"] == "Late fee")
+    env.sb.intuit.update(env.realm, "Item", item["Id"], Active=False)  # the owner tidied the item list
+    env.run()
+    fees = env.rows(kind="fee")
+    assert fees and {r.status.value for r in fees} == {"sent"}, {(r.status.value, r.status_reason) for r in fees}
+    assert env.sb.intuit.get(env.realm, "Item", item["Id"])["Active"] is True
+    assert [i["Id"] for i in env.sb.intuit.entities(env.realm, "Item") if i["Name"] == "Late fee"] == [item["Id"]]
+    posted = env.sb.intuit.get(env.realm, "Invoice", fees[0].provider_id)
+    assert posted["Line"][0]["SalesItemLineDetail"]["ItemRef"] == {"value": item["Id"], "name": "Late fee"}
 
 
 def test_waiving_a_fee_posted_as_a_line_takes_the_line_off_the_invoice(make_env) -> None:  # type: ignore[no-untyped-def]
