@@ -13,11 +13,13 @@ dedupe keys make a second attempt harmless anyway — leases save the API calls.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import time
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -28,6 +30,11 @@ from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
 
 log = logging.getLogger(__name__)
+
+# The (company id, kind) leases the work running in this thread holds (``holding``): work it calls
+# that would claim one of them itself (a sync inside the scheduler's sync or run) goes ahead instead.
+_HELD: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar("held_leases", default=frozenset())
+BUSY = "lease_busy"  # the code of the TransientFailure ``exclusive`` raises when another process keeps the lease
 
 
 def default_owner() -> str:
@@ -165,3 +172,45 @@ def release_all(db: Database, owner: str) -> int:
         result = s.execute(update(models.WorkLease).where(models.WorkLease.owner == owner)
                            .values(owner=None, lease_until=None).execution_options(synchronize_session=False))
         return result.rowcount
+
+
+@contextlib.contextmanager
+def holding(company_id: int, kinds: Iterable[str]) -> Iterator[None]:
+    """Say, for the block and in this thread, that the caller holds these leases of the company."""
+    token = _HELD.set(_HELD.get() | {(company_id, kind) for kind in kinds})
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+def is_held(company_id: int, kind: str) -> bool:
+    return (company_id, kind) in _HELD.get()
+
+
+@contextlib.contextmanager
+def exclusive(db: Database, company_id: int, kind: str, *, ttl: timedelta, now: Callable[[], datetime],
+              wait: float, every: float = 60.0, poll: float = 0.5) -> Iterator[None]:
+    """Hold the (company, kind) lease for the block, as a worker would, unless this thread already does
+    (``holding``): a sync asked for by a webhook, "Sync now" or the command line never runs beside a
+    worker's sync, catch-up or daily run of the same company in another process — that would pay for
+    the same reads twice, and each process's rate limiter would count only its own calls. Waits up to
+    ``wait`` seconds for the other process to give the lease back, then raises ``TransientFailure``
+    (code ``BUSY``), having done nothing."""
+    if is_held(company_id, kind):
+        yield
+        return
+    from qbo_collector import errors
+
+    owner = f"{default_owner()}:{threading.get_ident()}"
+    deadline = time.monotonic() + wait
+    while not claim(db, company_id, kind, owner, now=now(), ttl=ttl):
+        if time.monotonic() >= deadline:
+            raise errors.TransientFailure(f"Another worker is doing this company's {kind} right now; "
+                                          "try again when it has finished.", code=BUSY)
+        time.sleep(poll)
+    try:
+        with kept(db, company_id, {kind: ttl}, owner, now=now, every=every), holding(company_id, [kind]):
+            yield
+    finally:
+        release_hold(db, company_id, kind, owner)

@@ -239,7 +239,8 @@ class Ticker:
         job: Job = getattr(self.jobs, due.kind)
         held = {due.kind: TTL[due.kind], **({also: TTL[also]} if also else {})}
         try:
-            with leases.kept(self.db, company.id, held, self.owner, now=self.now, every=self.renew_every):
+            with (leases.kept(self.db, company.id, held, self.owner, now=self.now, every=self.renew_every),
+                  leases.holding(company.id, held)):  # the job's own sync goes ahead under these
                 self._run(company, due, now, report, job)
         finally:
             if also:

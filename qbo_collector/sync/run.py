@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from qbo_collector import config, errors
+from qbo_collector import config, errors, leases
 from qbo_collector.db import models
 from qbo_collector.db.secrets import Vault
 from qbo_collector.db.session import Database
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 Progress = full.Progress
 __all__ = ["Progress", "SyncRequests", "SyncSummary", "catch_up", "plan", "sync_all", "sync_company"]
+
+LEASE_TTL = timedelta(minutes=20)  # as the scheduler's sync work (renewed while the sync goes on)
+LEASE_WAIT = 60.0  # seconds a sync from outside the scheduler waits for another process's work on the company
 
 _guard = threading.Lock()
 _running: dict[str, threading.Lock] = {}
@@ -102,12 +105,17 @@ def _mode(full_reads: list[tuple[streams.Stream, bool]], incremental: list[strea
 def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *, full: bool = False,
                  progress: Progress | None = None, policy: client_mod.RetryPolicy | None = None,
                  limiter: limiter_mod.RateLimiter | None = None, overlap: timedelta | None = None,
-                 now: Callable[[], datetime] | None = None) -> SyncSummary:
+                 now: Callable[[], datetime] | None = None, wait: float = LEASE_WAIT) -> SyncSummary:
     """Bring the mirror of one company up to date. Raises ``ReconnectNeeded``; other failures are in the summary.
 
     ``overlap``: read changes from this long before the cursor (default 30 s). Intuit calls
     webhooks a hint, not the truth; a daily catch-up with a day's overlap re-reads anything a
     lost notification or a lagging Intuit server could have hidden (still one call for ≤ 1000).
+
+    The company's ``sync`` lease is held meanwhile (the scheduler's jobs already hold it): a sync from
+    a webhook, "Sync now" or the command line waits up to ``wait`` seconds for another process's sync,
+    catch-up or daily run of the company to finish, then raises ``TransientFailure`` (code
+    ``leases.BUSY``) having read nothing.
     """
     clock = now or _utcnow
     started = time.monotonic()
@@ -118,7 +126,7 @@ def sync_company(settings: config.Settings, db: Database, vault: Vault, realm_id
             raise errors.InvalidInput(f"No company with realm {realm_id} is connected.", field="realm")
         company_id = company.id
     qbo = client_mod.QboClient(settings, db, vault, realm_id, policy=policy, limiter=limiter)
-    with _realm_lock(realm_id):
+    with leases.exclusive(db, company_id, "sync", ttl=LEASE_TTL, now=clock, wait=wait), _realm_lock(realm_id):
         with db.session() as s:
             cursors = mirror.cursors(s, company_id)
         full_reads, incremental = plan(cursors, full_requested=full, now=clock())
@@ -238,7 +246,7 @@ class SyncRequests:
         from qbo_collector import clock as app_clock
         from qbo_collector import scheduler
 
-        summary = sync_company(self.settings, self.db, self.vault, realm)
+        summary = sync_company(self.settings, self.db, self.vault, realm, wait=self.delay)
         scheduler.refresh_figures(self.db, realm, app_clock.now())
         return summary
 
@@ -299,6 +307,12 @@ class SyncRequests:
             try:
                 self._sync(realm)
                 self.syncs_run += 1
+            except errors.TransientFailure as exc:
+                if exc.context.get("code") == leases.BUSY:  # a worker syncs it now; the change may have come
+                    log.info("requested sync of realm %s waits: %s", realm, exc.message)  # after its read
+                    self.request(realm)
+                else:
+                    log.warning("requested sync of realm %s failed: %s", realm, exc.message)
             except errors.QboCollectorError as exc:  # e.g. ReconnectNeeded: already recorded on the company
                 log.warning("requested sync of realm %s failed: %s", realm, exc.message)
             except Exception:  # a failing sync must not stop the thread

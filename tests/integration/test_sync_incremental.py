@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import select
 
 from qbo_collector.db import models
@@ -247,3 +249,58 @@ def test_catch_up_reads_only_the_streams_it_names_in_one_call_and_moves_their_cu
         cursor = s.scalar(select(models.SyncCursor).where(models.SyncCursor.entity == "CreditMemo"))
         cursor.changed_since = cursor.changed_since - timedelta(days=31)
     assert run.catch_up(qbo, db, realm, company_id, wanted) is False and qbo.api_calls == 1
+
+
+def test_a_sync_from_outside_the_scheduler_waits_for_another_process_holding_the_company(
+        fresh_sandbox, settings_factory, db, vault):
+    """Webhooks, "Sync now" and the command line sync a company outside the scheduler. While another
+    process (a worker's sync, catch-up or daily run) holds the company's sync lease, such a sync reads
+    nothing — it would pay for the same reads twice — and says why; a request from a webhook is kept
+    and runs once the lease is given back. Work the scheduler runs under the lease goes ahead."""
+    import threading
+    from datetime import datetime, timezone
+
+    from qbo_collector import errors, leases
+
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    with db.session() as s:
+        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+    now = datetime.now(timezone.utc)
+    assert leases.claim(db, company_id, "sync", "worker-elsewhere:1", now=now, ttl=timedelta(minutes=20))
+    calls = sb.log.count("intuit", realm=realm)
+    assert calls > 0
+    with pytest.raises(errors.TransientFailure) as busy:
+        run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED, wait=0.3)
+    assert busy.value.context["code"] == leases.BUSY and "Another worker" in busy.value.message
+    with db.session() as s:
+        kinds = [a.kind for a in s.scalars(select(models.Activity).where(models.Activity.company_id == company_id))]
+    assert kinds.count("sync") == 1 and "sync.failed" not in kinds  # nothing read, nothing recorded
+    assert sb.log.count("intuit", realm=realm) == calls
+
+    # The scheduler's own job holds the lease: its sync goes ahead (the worker is this process here).
+    with leases.holding(company_id, ["sync"]):
+        assert _sync(settings, db, vault, realm).api_calls == 1
+
+    # A webhook's request while the lease is held elsewhere waits, and runs when it is given back.
+    ran: list[str] = []
+
+    def sync(r: str) -> object:
+        summary = run.sync_company(settings, db, vault, r, policy=support.FAST, limiter=support.UNLIMITED, wait=0.1)
+        ran.append(r)
+        return summary
+
+    requests_ = run.SyncRequests(settings, db, vault, delay=0.05, sync=sync)
+    requests_.request(realm)
+    threading.Event().wait(0.6)
+    assert ran == [] and requests_.pending()
+    leases.release_hold(db, company_id, "sync", "worker-elsewhere:1")
+    assert requests_.wait_idle(10)
+    assert ran == [realm]
+    requests_.stop()
+    with db.session() as s:
+        lease = s.scalar(select(models.WorkLease).where(models.WorkLease.company_id == company_id,
+                                                        models.WorkLease.kind == "sync"))
+        assert lease.owner is None and lease.lease_until is None  # given back after the sync
