@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import email_validator
 import requests
 import tenacity
 from intuitlib.client import AuthClient
@@ -242,6 +243,12 @@ def complete(settings: config.Settings, db: Database, vault: Vault, *, state: st
         company.status = models.CompanyStatus.connected
         company.status_reason = None
         company.connected_at = now
+        user = s.get(models.User, user_id) if user_id is not None else None
+        filled = {key: value for key, value in contact_defaults(info, user.email if user else None).items()
+                  if key not in (company.settings or {})}  # never over a setting someone chose, even an empty one
+        if filled:
+            company.settings = {**(company.settings or {}), **filled}
+            log.info("company settings filled from QuickBooks realm=%s: %s", realm_id, ", ".join(sorted(filled)))
         s.flush()
         _store_tokens(s, vault, company, client, now)
         if user_id is not None and s.scalar(select(models.Membership).where(
@@ -337,7 +344,29 @@ def fetch_company_info(settings: config.Settings, client: AuthClient, realm_id: 
     tz = _valid_timezone(tz) or COUNTRY_TIMEZONES.get(country or "", "UTC")
     languages = (raw.get("SupportedLanguages") or "en").split(",")
     language = "fr" if country == "FR" or languages[0].strip().lower().startswith("fr") else "en"
-    return {"name": name, "country": country or "", "currency": currency, "timezone": tz, "language": language}
+    return {"name": name, "country": country or "", "currency": currency, "timezone": tz, "language": language,
+            "email": _address(raw.get("Email")), "reply_to": _address(raw.get("CustomerCommunicationEmailAddr"))
+            or _address(raw.get("Email")),
+            "phone": str((raw.get("PrimaryPhone") or {}).get("FreeFormNumber") or "").strip()[:40]}
+
+
+def _address(value: Any) -> str:
+    """A plain email address from QuickBooks' ``{"Address": …}``, or "" when it is missing or not one."""
+    address = str((value or {}).get("Address") or "").strip() if isinstance(value, dict) else ""
+    try:
+        return email_validator.validate_email(address, check_deliverability=False).normalized if address else ""
+    except email_validator.EmailNotValidError:
+        return ""
+
+
+def contact_defaults(info: dict[str, str], user_email: str | None) -> dict[str, str]:
+    """The company's channel settings a first connection fills in, from QuickBooks' CompanyInfo and the
+    person who connected: where alerts and the weekly digest go (``owner_email``: that person, else
+    the company's email), where customers' replies go (``reply_to``: the address QuickBooks writes to
+    customers from), and the phone number the messages give (``company_phone``). Empty ones are left out."""
+    values = {"owner_email": user_email or info.get("email", ""), "reply_to": info.get("reply_to", ""),
+              "company_phone": info.get("phone", "")}
+    return {key: value for key, value in values.items() if value}
 
 
 def _valid_timezone(name: str | None) -> str | None:

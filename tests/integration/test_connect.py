@@ -19,7 +19,7 @@ import requests
 from intuitlib.client import AuthClient
 from sqlalchemy import func, select
 
-from qbo_collector import errors
+from qbo_collector import errors, users
 from qbo_collector.db import models
 from qbo_collector.sandbox import server
 from qbo_collector.sync import auth, tokens
@@ -78,6 +78,40 @@ def test_connect_stores_the_company_from_companyinfo_and_encrypts_tokens(setting
         assert token.refresh_hard_expires_at is None or token.refresh_hard_expires_at > token.access_expires_at
         kinds = [a.kind for a in s.scalars(select(models.Activity))]
     assert company.realm_id == sb.realms["fr"] and kinds == ["connected"]
+
+
+def test_a_first_connection_fills_where_alerts_replies_and_calls_go_and_never_overwrites_them(settings, db, vault, sb):
+    """Without these an owner who connected and chose a policy heard nothing: alerts and the weekly
+    digest had no address, and customers' replies went to the program's sending address. The person
+    who connected gets the alerts (the company's own email from the command line), customers reply to
+    the address QuickBooks writes to them from, and the messages give the company's phone. A setting
+    someone chose — even cleared to nothing — is kept at the next connection."""
+    info = sb.intuit.companies[sb.realms["us"]].info
+    expected = {"reply_to": info["CustomerCommunicationEmailAddr"]["Address"],
+                "company_phone": info["PrimaryPhone"]["FreeFormNumber"]}
+    with db.session() as s:
+        user = users.add_user(s, "Owner@Acme.example", "a long enough password")
+        user_id = user.id
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["us"], sandbox=sb, user_id=user_id)
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["fr"], sandbox=sb)  # the command line: no person
+    with db.session() as s:
+        us, fr = (s.scalar(select(models.Company).where(models.Company.realm_id == sb.realms[k])) for k in ("us", "fr"))
+        assert us.settings == {"owner_email": "owner@acme.example", **expected}
+        fr_info = sb.intuit.companies[sb.realms["fr"]].info
+        assert fr.settings["owner_email"] == fr_info["Email"]["Address"]
+        us.settings = {**us.settings, "owner_email": "", "reply_to": "billing@acme.example"}
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["us"], sandbox=sb, user_id=user_id)  # a reconnect
+    with db.session() as s:
+        us = s.scalar(select(models.Company).where(models.Company.realm_id == sb.realms["us"]))
+        assert us.settings == {"owner_email": "", "reply_to": "billing@acme.example",
+                               "company_phone": expected["company_phone"]}
+
+
+def test_an_address_quickbooks_holds_that_is_not_one_is_left_out():
+    info = {"email": "", "reply_to": "", "phone": ""}
+    assert auth.contact_defaults(info, None) == {}
+    assert auth._address({"Address": "not an address"}) == "" and auth._address(None) == ""
+    assert auth._address({"Address": " Books@Example.com "}) == "Books@example.com"
 
 
 def test_query_update_refresh_and_call_again_with_the_real_clients(settings, db, vault, sb):
