@@ -253,6 +253,15 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     return demo.main(home, port=args.port, host=args.host)
 
 
+def waitress_options(settings: config.Settings) -> dict[str, object]:
+    """How waitress treats X-Forwarded-*: it drops them from every request unless told otherwise.
+
+    With trusted proxies they must reach the app, whose ProxyFix (``web.create_app``) reads exactly
+    QBO_COLLECTOR_TRUSTED_PROXY_COUNT hops of them; without, waitress keeps dropping them.
+    """
+    return {"clear_untrusted_proxy_headers": not settings.trusted_proxy_count}
+
+
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     import signal
 
@@ -269,7 +278,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
         background = scheduler.start_background(ticker)
         app.config["QBO"].extras["scheduler"] = background
     server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads,
-                                           ident="qbo-collector")
+                                           ident="qbo-collector", **waitress_options(ctx.settings))
 
     def stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping after the current requests and work", signum)

@@ -38,6 +38,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Fernet key (32 url-safe base64 bytes) that encrypts tokens at rest and signs sessions.", secret=True),
     Setting("QBO_COLLECTOR_PUBLIC_URL", "http://127.0.0.1:8000",
             "Where the web app is reached from outside; webhook and callback URLs are built from it."),
+    Setting("QBO_COLLECTOR_TRUSTED_PROXY_COUNT", "0",
+            "How many proxies in front of `serve` add themselves to `X-Forwarded-For` (1 for one nginx). "
+            "The client's address, which failed logins are counted against, is then read from that header; "
+            "at 0 the header is ignored. Set it only when the web processes cannot be reached but through the proxy."),
     Setting("INTUIT_CLIENT_ID", "", "Your Intuit app's client id (developer.intuit.com → Keys)."),
     Setting("INTUIT_CLIENT_SECRET", "", "Your Intuit app's client secret.", secret=True),
     Setting("INTUIT_REDIRECT_URI", "$PUBLIC_URL/connect/callback",
@@ -86,6 +90,7 @@ class Settings(BaseSettings):
     qbo_collector_database_url: str | None = None
     qbo_collector_secret_key: str | None = None
     qbo_collector_public_url: str = "http://127.0.0.1:8000"
+    qbo_collector_trusted_proxy_count: int = 0
     intuit_client_id: str | None = None
     intuit_client_secret: str | None = None
     intuit_redirect_uri: str | None = None
@@ -106,6 +111,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blanks(cls, value: Any) -> Any:
         return _blank_to_none(value)
+
+    @field_validator("qbo_collector_trusted_proxy_count", mode="before")
+    @classmethod
+    def _proxy_count_blank(cls, value: Any) -> Any:
+        return 0 if _blank_to_none(value) is None else value  # blank means the default, as for the others
+
+    @field_validator("qbo_collector_trusted_proxy_count")
+    @classmethod
+    def _proxy_count(cls, value: int) -> int:
+        if not 0 <= value <= 10:
+            raise ValueError("must be the number of proxies in front of the web app, from 0 to 10")
+        return value
 
     @field_validator("qbo_collector_public_url", "intuit_redirect_uri", "intuit_api_base_url",
                      "sendgrid_api_host", "twilio_api_base_url")
@@ -165,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         return self.qbo_collector_public_url
+
+    @property
+    def trusted_proxy_count(self) -> int:
+        return self.qbo_collector_trusted_proxy_count
 
     @property
     def redirect_uri(self) -> str:

@@ -1,10 +1,13 @@
-"""People who use the settings page: accounts, roles, and which companies they may see."""
+"""People who use the settings page: accounts, roles, which companies they may see, and how
+many times a login failed."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -91,3 +94,68 @@ def visible_companies(s: Session, user_id: int) -> list[models.Company]:
         query = query.join(models.Membership, models.Membership.company_id == models.Company.id).where(
             models.Membership.user_id == user_id)
     return list(s.scalars(query))
+
+
+# -- failed logins ----------------------------------------------------------------------------
+#
+# Five failures per client address and per account within 15 minutes, then 429 until the
+# oldest leaves the window. The failures are rows of ``login_failure``, so every web process
+# counts the same ones. An attempt is written as a failure *before* its password is checked
+# and counted in a later transaction: however many attempts run at once, in however many
+# processes, none gets past the limit (a check-then-record would let every attempt in flight
+# through). A refused attempt takes its rows back (waiting out the 429 is enough); a good
+# login takes back its own rows and clears the account's failures, but not the address's: an
+# attacker who holds one valid account could otherwise log into it between guesses at other
+# accounts and never reach the limit.
+
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginAttempt:
+    """One login being checked: the keys it counts against and its rows in ``login_failure``."""
+
+    keys: tuple[str, ...]
+    row_ids: tuple[int, ...]
+
+    @property
+    def account_key(self) -> str:
+        return next(key for key in self.keys if key.startswith("email:"))
+
+
+def login_keys(email: str, address: str | None) -> tuple[str, str]:
+    """What a login's failures count against: the client's address and the account (lower-cased)."""
+    return (f"ip:{address}", f"email:{email.strip().lower()}")
+
+
+def begin_login(s: Session, keys: tuple[str, ...], *, now: datetime) -> LoginAttempt:
+    """Record the attempt as a failure of each key, and prune the failures that left the window.
+
+    Commit this before ``too_many_failures`` counts, so that attempts running at once see each other.
+    """
+    s.execute(delete(models.LoginFailure).where(models.LoginFailure.at <= now - FAILURE_WINDOW))
+    rows = [models.LoginFailure(key=key, at=now) for key in keys]
+    s.add_all(rows)
+    s.flush()
+    return LoginAttempt(keys=keys, row_ids=tuple(row.id for row in rows))
+
+
+def too_many_failures(s: Session, keys: tuple[str, ...], *, now: datetime) -> bool:
+    """Whether a key had ``MAX_FAILURES`` failures within the window before this attempt (which is
+    recorded too, hence the ``>``)."""
+    counts = s.execute(select(models.LoginFailure.key, func.count())
+                       .where(models.LoginFailure.key.in_(keys), models.LoginFailure.at > now - FAILURE_WINDOW)
+                       .group_by(models.LoginFailure.key)).all()
+    return any(count > MAX_FAILURES for _key, count in counts)
+
+
+def withdraw_login(s: Session, attempt: LoginAttempt) -> None:
+    """The attempt was refused before its password was checked: it is no failure."""
+    s.execute(delete(models.LoginFailure).where(models.LoginFailure.id.in_(attempt.row_ids)))
+
+
+def login_succeeded(s: Session, attempt: LoginAttempt) -> None:
+    """A good password: forget this attempt and the account's failures; the address's stay (see above)."""
+    s.execute(delete(models.LoginFailure).where(models.LoginFailure.id.in_(attempt.row_ids)
+                                                | (models.LoginFailure.key == attempt.account_key)))

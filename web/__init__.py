@@ -2,7 +2,9 @@
 
 ``create_app(settings=None, *, db=None)`` is the factory (flaskr style). Every page needs a
 login except the endpoints in ``PUBLIC_ENDPOINTS`` (login, OAuth callback, webhooks, health,
-static); every POST carries a CSRF token except the webhooks, which are signed instead.
+static); every POST carries a CSRF token except the webhooks, which are signed instead. Behind
+QBO_COLLECTOR_TRUSTED_PROXY_COUNT proxies, the client's address and scheme are read from the
+``X-Forwarded-For``/``-Proto`` they add (ProxyFix); otherwise those headers are ignored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from flask import Flask, redirect, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from qbo_collector import config, logs
 from qbo_collector.db import models
@@ -51,6 +54,11 @@ def create_app(settings: config.Settings | None = None, *, db: Database | None =
     secret = settings.secret_key()
     logs.secret(secret.decode())
     app = Flask(__name__)
+    if settings.trusted_proxy_count:
+        # Each trusted proxy appends the address it heard from; the client's is that many from the
+        # right. Values left of it were written by the client and are never believed.
+        n = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.config.update(
         SECRET_KEY=hashlib.sha256(b"qbo-collector/flask-session/" + secret).hexdigest(),
         SESSION_COOKIE_HTTPONLY=True,

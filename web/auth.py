@@ -1,10 +1,13 @@
-"""Log in and out. Passwords are hashed (werkzeug scrypt); failed logins are rate-limited."""
+"""Log in and out. Passwords are hashed (werkzeug scrypt); failed logins are rate-limited.
+
+The limit (``users.MAX_FAILURES`` per client address and per account within
+``users.FAILURE_WINDOW``) is counted in the database, shared by every web process. The client's
+address is ``request.remote_addr``: the peer's, or the one the trusted proxies forwarded when
+QBO_COLLECTOR_TRUSTED_PROXY_COUNT is set (``create_app`` applies ProxyFix).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -15,13 +18,10 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
-from qbo_collector import users
+from qbo_collector import clock, users
 from qbo_collector.db import models
 
 bp = Blueprint("auth", __name__)
-
-MAX_FAILURES = 5
-WINDOW_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -45,41 +45,6 @@ class LoginForm(FlaskForm):
     password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=200)])
 
 
-class _Throttle:
-    """Failed attempts per client address and per account within a sliding window (monotonic clock)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                q = self._failures[key]
-                while q and now - q[0] > WINDOW_SECONDS:
-                    q.popleft()
-                if len(q) >= MAX_FAILURES:
-                    return True
-        return False
-
-    def fail(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures[key].append(time.monotonic())
-
-    def clear(self, *keys: str) -> None:
-        """Forget failures of ``keys`` (after a good login), or of everyone when no key is given."""
-        with self._lock:
-            if not keys:
-                self._failures.clear()
-            for key in keys:
-                self._failures.pop(key, None)
-
-
-throttle = _Throttle()
-
-
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and not urlparse(target).netloc:
         return target
@@ -91,20 +56,27 @@ def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
-        keys = (f"ip:{request.remote_addr}", f"email:{email}")
-        if throttle.blocked(*keys):
+        services = current_app.config["QBO"]
+        now = clock.now()
+        keys = users.login_keys(email, request.remote_addr)
+        with services.db.session() as s:  # committed first, so that attempts in flight count each other
+            attempt = users.begin_login(s, keys, now=now)
+        with services.db.session() as s:
+            refused = users.too_many_failures(s, keys, now=now)
+            if refused:
+                users.withdraw_login(s, attempt)
+        if refused:
             current_app.logger.warning("login throttled email=%s ip=%s", email, request.remote_addr)
             return render_template("login.html", form=form,
                                    error=gettext("Too many failed attempts. Wait 15 minutes and try again.")), 429
-        services = current_app.config["QBO"]
-        with services.db.session() as s:
+        with services.db.reading() as s:  # the password hash takes a while: hold no write lock meanwhile
             user = users.authenticate(s, email, form.password.data)
             login_user_row = LoginUser.from_row(user) if user else None
-        if login_user_row is None:
-            throttle.fail(*keys)
+        if login_user_row is None:  # the attempt's rows stay: they are the failure
             current_app.logger.info("login failed email=%s ip=%s", email, request.remote_addr)
             return render_template("login.html", form=form, error=gettext("Wrong email or password.")), 401
-        throttle.clear(*keys)
+        with services.db.session() as s:
+            users.login_succeeded(s, attempt)
         login_user(login_user_row)
         return redirect(_safe_next(request.args.get("next")))
     status = 400 if request.method == "POST" else 200

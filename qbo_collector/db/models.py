@@ -477,3 +477,19 @@ class Worker(Base):
     started_at: Mapped[datetime]
     seen_at: Mapped[datetime]
     stopped_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """One failed (or not yet checked) login against one key, ``ip:<address>`` or ``email:<lower-cased>``.
+
+    Kept in the database so that every web process counts the same failures (``users.begin_login``
+    and the functions after it); rows older than ``users.FAILURE_WINDOW`` are pruned as new ones
+    come. No password is stored.
+    """
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"), Index("ix_login_failure_at", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(330))  # "email:" + an address of up to 320 characters
+    at: Mapped[datetime]

@@ -53,7 +53,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _require_chromium()
     import waitress.server
 
-    from web import auth, create_app
+    from web import create_app
 
     home = tmp_path_factory.mktemp("browser-home")
     sandbox = server.Sandbox(seed=2026, auto_approve=False, rate_limit_per_second=None, rate_limit_per_minute=None,
@@ -80,7 +80,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         sendgrid_from_email="reminders@example.com")
     db = Database(settings.database_url)
     migrate.upgrade(db)
-    auth.throttle.clear()
     app_holder["app"] = create_app(settings, db=db)
     thread = threading.Thread(target=http.run, name="browser-test-web", daemon=True)
     thread.start()

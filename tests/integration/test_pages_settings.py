@@ -246,9 +246,8 @@ def test_test_send_without_a_configured_provider_says_so(pages_app, owner):
 
 def test_test_send_reaches_the_sendgrid_stand_in(settings_factory, sqlite_db, frozen_today, sandbox):
     from tests.integration.test_pages_support import seed
-    from web import auth, create_app
+    from web import create_app
 
-    auth.throttle.clear()
     app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret",
                                       sendgrid_api_key=sandbox.sendgrid.api_key, sendgrid_api_host=sandbox.sendgrid_host,
                                       sendgrid_from_email="reminders@example.com"), db=sqlite_db)

@@ -13,7 +13,7 @@ import pytest
 from qbo_collector import clock, dashboard
 from qbo_collector.db import models
 from tests.integration.web_helpers import csrf_token, login, make_user
-from web import auth, create_app
+from web import create_app
 
 TODAY = dt.date(2026, 11, 23)
 
@@ -96,7 +96,6 @@ def frozen_today(monkeypatch):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def pages_app(settings_factory, sqlite_db, frozen_today):  # type: ignore[no-untyped-def]
-    auth.throttle.clear()
     dashboard.forget()
     app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=sqlite_db)
     app.config["TESTING"] = True  # CSRF stays on
@@ -104,7 +103,6 @@ def pages_app(settings_factory, sqlite_db, frozen_today):  # type: ignore[no-unt
     seed(sqlite_db, realm="222", name="Company B", currency="USD", language="en", country="US",
          timezone="America/Chicago")
     yield app
-    auth.throttle.clear()
 
 
 class Browser:

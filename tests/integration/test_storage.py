@@ -130,6 +130,29 @@ def test_invoice_fee_lines_come_with_their_migration_and_a_full_read_where_fees_
                     (ids["clean"], "Customer"): synced, (ids["clean"], "Invoice"): synced}
 
 
+def test_the_login_failures_table_comes_and_goes_with_its_migration(db):
+    """0013: failed logins in the database, counted alike by every web process."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    def tables() -> set[str]:
+        return set(inspect(db.engine).get_table_names())
+
+    with db.session() as s:
+        s.add(models.LoginFailure(key="ip:203.0.113.9", at=datetime(2026, 12, 8, 10, tzinfo=timezone.utc)))
+    assert {i["name"] for i in inspect(db.engine).get_indexes("login_failure")} == {
+        "ix_login_failure_key_at", "ix_login_failure_at"}
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0012")
+    assert "login_failure" not in tables()
+    migrate.upgrade(db)
+    assert "login_failure" in tables()
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.LoginFailure)) == 0
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from qbo_collector import users
 from qbo_collector.db import models
 from tests.integration.web_helpers import csrf_token, login, make_user
-from web import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES, auth, create_app
+from web import PUBLIC_ENDPOINTS, PUBLIC_PREFIXES, create_app
 
 
 @pytest.fixture
 def app(settings_factory, sqlite_db):
-    auth.throttle.clear()
     app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=sqlite_db)
     app.config["TESTING"] = True  # exceptions propagate; CSRF stays ON (WTF_CSRF_ENABLED untouched)
     with sqlite_db.session() as s:
         for realm, name in (("111", "Company A"), ("222", "Company B")):
             s.add(models.Company(realm_id=realm, name=name, currency="USD", settings={}))
     yield app
-    auth.throttle.clear()
 
 
 def _routes(app):
@@ -66,7 +65,7 @@ def test_login_with_the_right_password_opens_the_company_list(app, sqlite_db):
 def test_wrong_password_is_refused_and_repeated_failures_are_throttled(app, sqlite_db, caplog):
     make_user(sqlite_db, "owner@example.com")
     client = app.test_client()
-    for _ in range(auth.MAX_FAILURES):
+    for _ in range(users.MAX_FAILURES):
         response = login(client, "owner@example.com", "wrong password!!")
         assert response.status_code == 401 and b"Wrong email or password" in response.data
     response = login(client, "owner@example.com", "correct horse battery")

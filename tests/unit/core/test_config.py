@@ -15,6 +15,8 @@ from qbo_collector import config, errors
         pytest.param("QBO_COLLECTOR_SECRET_KEY", "too-short", "Fernet key", id="secret key that is not a Fernet key"),
         pytest.param("TWILIO_FROM_NUMBER", "555-1234", "E.164", id="from number not in E.164"),
         pytest.param("INTUIT_REDIRECT_URI", "not a url", "http:// or https://", id="redirect URI that is not a URL"),
+        pytest.param("QBO_COLLECTOR_TRUSTED_PROXY_COUNT", "-1", "number of proxies", id="negative proxy count"),
+        pytest.param("QBO_COLLECTOR_TRUSTED_PROXY_COUNT", "nginx", "valid integer", id="proxy count that is not a number"),
     ],
 )
 def test_malformed_value_names_the_variable(monkeypatch, tmp_path, variable, value, expected):
@@ -28,6 +30,7 @@ def test_malformed_value_names_the_variable(monkeypatch, tmp_path, variable, val
 def test_names_are_exactly_the_documented_ones():
     assert {s.name for s in config.SETTINGS} == {
         "QBO_COLLECTOR_HOME", "QBO_COLLECTOR_DATABASE_URL", "QBO_COLLECTOR_SECRET_KEY", "QBO_COLLECTOR_PUBLIC_URL",
+        "QBO_COLLECTOR_TRUSTED_PROXY_COUNT",
         "INTUIT_CLIENT_ID", "INTUIT_CLIENT_SECRET", "INTUIT_REDIRECT_URI", "INTUIT_ENVIRONMENT",
         "INTUIT_API_BASE_URL", "INTUIT_WEBHOOK_VERIFIER_TOKEN", "SENDGRID_API_KEY", "SENDGRID_API_HOST",
         "SENDGRID_FROM_EMAIL", "SENDGRID_WEBHOOK_PUBLIC_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN",
@@ -40,6 +43,15 @@ def test_readme_documents_every_setting():
     readme = open(os.path.join(os.path.dirname(__file__), "../../../README.md"), encoding="utf-8").read()
     missing = [s.name for s in config.SETTINGS if f"`{s.name}`" not in readme]
     assert not missing
+    assert config.markdown_table() in readme  # the table is the declaration's, row for row
+
+
+def test_no_trusted_proxy_unless_set(tmp_path, monkeypatch):
+    assert config.load(env_file=None, qbo_collector_home=tmp_path).trusted_proxy_count == 0
+    monkeypatch.setenv("QBO_COLLECTOR_TRUSTED_PROXY_COUNT", "")
+    assert config.load(env_file=None, qbo_collector_home=tmp_path).trusted_proxy_count == 0  # blank means unset
+    monkeypatch.setenv("QBO_COLLECTOR_TRUSTED_PROXY_COUNT", "1")
+    assert config.load(env_file=None, qbo_collector_home=tmp_path).trusted_proxy_count == 1
 
 
 def test_env_file_is_read(tmp_path, monkeypatch):
