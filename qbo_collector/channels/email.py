@@ -45,6 +45,9 @@ def _plain_address(value: str | None) -> bool:
     return bool(value) and bool(_PLAIN_ADDRESS.match(value)) and mail.Email(value).email == value
 
 
+_RECIPIENT_FIELD = re.compile(r"(?:^|; )personalizations\.\d+\.(?:to|cc|bcc)\.\d+\.email: ")
+
+
 def _sendgrid_messages(exc: python_http_client.exceptions.HTTPError) -> str:
     """The human part of SendGrid's ``{"errors": [{"message", "field"}]}`` body."""
     try:
@@ -71,7 +74,8 @@ def map_sendgrid_errors() -> Iterator[None]:
     """Translate python_http_client / urllib errors into the project's tree, once.
 
     ==============================================  =======================================
-    400, 413 and other 4xx (bad address, payload)   PermanentFailure(code=HTTP status)
+    400 naming a recipient's address                PermanentFailure(code="invalid_address")
+    400, 413 and other 4xx (payload)                PermanentFailure(code=HTTP status)
     401, 403 (key rejected or lacks mail.send)      ConfigError(variable=SENDGRID_API_KEY)
     404, 405 (host/path is not SendGrid's API)      ConfigError(variable=SENDGRID_API_HOST)
     429                                             TransientFailure(retry_after from X-RateLimit-Reset)
@@ -106,7 +110,10 @@ def map_sendgrid_errors() -> Iterator[None]:
                 f"SendGrid answered HTTP {status}; the email may or may not have been accepted, so it is not resent.",
                 status=status,
             ) from exc
-        raise errors.PermanentFailure(f"SendGrid refused the email (HTTP {status}: {detail}).", code=status) from exc
+        # Only a refused recipient says anything about the address; any other 400 (an empty subject, a
+        # bad attachment) is about the message, and must never stop the customer's email.
+        code: str | int = "invalid_address" if _RECIPIENT_FIELD.search(detail) else status
+        raise errors.PermanentFailure(f"SendGrid refused the email (HTTP {status}: {detail}).", code=code) from exc
     except urllib.error.URLError as exc:
         # urllib wraps errors raised while connecting or writing the request.
         if isinstance(exc.reason, (ConnectionRefusedError, socket.gaierror)):

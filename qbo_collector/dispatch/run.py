@@ -1061,6 +1061,9 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             text = sms_channel.fit_sms(body, link, 2)
         else:
             text = rendered.text
+            for part, said in (("subject", rendered.subject), ("text", text)):
+                if not said.strip():  # SendGrid would refuse it; it says nothing about the address
+                    raise errors.InvalidInput(f"The {key} template's {part} is empty for this customer.", field=part)
     except errors.InvalidInput as exc:
         unwritable = timeline.text("message.unwritable", error=timeline.error(exc.message))
         with ctx.db.session() as s:
@@ -1288,7 +1291,7 @@ def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: 
                owner: bool) -> None:
     code = exc.code
     block: str | None = None
-    if provider == "email" and code in ("invalid_address", 400):
+    if provider == "email" and code == "invalid_address":  # SendGrid named the recipient (``email``)
         block = "invalid"
     elif provider == "sms" and isinstance(code, int) and code in BLOCKING_SMS_CODES:
         block = BLOCKING_SMS_CODES[code] if code != 21610 else "21610"

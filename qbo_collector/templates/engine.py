@@ -371,6 +371,15 @@ def _compile(html: bool, source: str) -> jinja2.Template:
 # --------------------------------------------------------------------------- validation
 
 
+# An email with an empty subject or text is refused by SendGrid; a template that renders one for some
+# customers (an ``{% if %}`` around everything) is refused here, before any customer is concerned.
+EMPTY_REFUSED = {
+    "subject": "The subject comes out empty for some customers (for example one without a PO): "
+               "write a subject that always says something.",
+    "text": "The text comes out empty for some customers: write a text that always says something.",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class _Problem:
     message: str
@@ -415,9 +424,11 @@ def validate(
         )
         for context in samples:
             try:
-                _run(_compile(part == "html", source), _namespace(context))
+                said = _run(_compile(part == "html", source), _namespace(context))
             except Exception as exc:  # noqa: BLE001
                 raise _Refused(_explain(exc, source, part)) from exc
+            if part in EMPTY_REFUSED and not said.strip():
+                raise _Refused(_Problem(EMPTY_REFUSED[part], None))
     except _Refused as refused:
         raise errors.InvalidInput(refused.problem.message, field=part, line=refused.problem.line) from None
 

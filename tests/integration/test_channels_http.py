@@ -195,9 +195,18 @@ def test_an_accepted_email_returns_sendgrids_message_id_and_keeps_everything_we_
 def test_an_invalid_address_is_a_permanent_failure_and_nothing_is_sent(w: World) -> None:
     with pytest.raises(errors.PermanentFailure) as caught:
         mailer(w).send(an_email(to="ada@example"))
-    assert caught.value.code == 400
+    assert caught.value.code == "invalid_address"  # SendGrid's 400 names the recipient: the address is bad
     assert "personalizations.0.to.0.email" in caught.value.message
     assert not isinstance(caught.value, errors.TransientFailure)
+    assert w.sg.messages == []
+
+
+def test_a_400_about_the_message_is_not_taken_for_a_bad_address(w: World) -> None:
+    """Found in review: every SendGrid 400 was taken for an invalid address, so a template that
+    rendered an empty subject stopped every customer's email, in every company."""
+    with pytest.raises(errors.PermanentFailure) as caught:
+        mailer(w).send(dataclasses.replace(an_email(), subject=""))
+    assert caught.value.code == 400 and "subject" in caught.value.message
     assert w.sg.messages == []
 
 

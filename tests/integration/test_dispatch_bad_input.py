@@ -95,6 +95,27 @@ def test_a_stored_template_that_cannot_render_fails_its_rows_only(make_env) -> N
     assert summary.statuses["sent"] > 0
 
 
+def test_a_stored_template_whose_subject_comes_out_empty_stops_nobodys_email(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: a subject in an ``{% if %}`` renders empty for a customer without a PO; SendGrid
+    answers 400, which was taken for an invalid address — every customer reminded with it got
+    ``email_stopped = "invalid"`` and an installation-wide block, in every company. Now such a row is
+    not sent ("could not be written"), and nobody's address is touched. (The templates page refuses
+    such a template on save; this one was stored before that check.)"""
+    empty = {"en": {"reminder_overdue_gentle": {
+        "subject": "{% if invoice and invoice.po_number %}PO {{ invoice.po_number }}{% endif %}",
+        "text": "Hello {{ customer_name }}, invoice {{ invoice.number }} is late."}}}
+    env = make_env(company_settings={"templates": empty})
+    summary = env.run()
+    failed = [r for r in env.rows(channel="email") if r.status.value == "failed"]
+    assert failed and all("could not be written" in r.status_reason and "subject is empty" in r.status_reason
+                          for r in failed)
+    assert summary.statuses["sent"] > 0
+    with env.db.session() as s:
+        assert s.scalars(select(models.ContactBlock)).all() == []
+        assert s.scalars(select(models.Customer).where(models.Customer.email_stopped.is_not(None))).all() == []
+    assert not [m for m in env.sb.sendgrid.messages if not m.get("subject")]
+
+
 def test_refusals_by_twilio_stop_that_number(make_env) -> None:  # type: ignore[no-untyped-def]
     def mobile(sb, realm, chosen):  # type: ignore[no-untyped-def]
         sb.intuit.update(realm, "Customer", chosen, Mobile={"FreeFormNumber": "(415) 555-0177"})

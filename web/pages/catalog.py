@@ -32,6 +32,13 @@ POLICY_MESSAGES = (
     N_("Text messages may only go out between 8:00 and 21:00: choose a send hour from 8 to 20."),
 )
 
+# templates.engine.EMPTY_REFUSED: a template whose subject or text renders empty for some customers
+TEMPLATE_MESSAGES = (
+    N_("The subject comes out empty for some customers (for example one without a PO): "
+       "write a subject that always says something."),
+    N_("The text comes out empty for some customers: write a text that always says something."),
+)
+
 # templates.PLACEHOLDERS and templates.FILTERS, shown next to the template editor
 PLACEHOLDER_HELP = (
     N_("Your company's name."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qbo_collector import errors, templates
+from qbo_collector.templates import engine
 
 
 def refusal(source: str, part: str = "text", **kwargs) -> errors.InvalidInput:
@@ -113,6 +114,16 @@ def test_loop_variables_are_not_unknown() -> None:
 )
 def test_templates_that_would_exhaust_the_server_are_refused(source: str, message: str) -> None:
     assert refusal(source).message.startswith(message)
+
+
+@pytest.mark.parametrize("part", ["subject", "text"])
+def test_a_subject_or_text_that_comes_out_empty_for_some_customers_is_refused(part: str) -> None:
+    """Found in review: SendGrid refuses an email with no subject (400), which used to be taken for a
+    bad address and stopped every customer's email. Such a template is refused when it is saved."""
+    refused = refusal("{% if invoice and invoice.po_number %}PO {{ invoice.po_number }}{% endif %}", part=part)
+    assert refused.message == engine.EMPTY_REFUSED[part] and refused.context["field"] == part
+    engine.validate("Invoice{% if invoice and invoice.po_number %} PO {{ invoice.po_number }}{% endif %}", part=part)
+    engine.validate("{% if invoice and invoice.po_number %}PO {{ invoice.po_number }}{% endif %}", part="html")
 
 
 @pytest.mark.parametrize(
@@ -254,7 +265,7 @@ def test_placeholders_are_documented_and_all_of_them_work() -> None:
     assert all(description.strip() for description in templates.PLACEHOLDERS.values())
     for name in templates.PLACEHOLDERS:
         if name.split(".")[0] in ("discount", "promise", "late_fee_rule", "fee", "alert", "action_link"):
-            source = f"{{% if {name.split('.')[0]} %}}{{{{ {name} }}}}{{% endif %}}"
+            source = f"{name}: {{% if {name.split('.')[0]} %}}{{{{ {name} }}}}{{% endif %}}"  # never empty
         else:
             source = f"{{{{ {name} }}}}"
         templates.validate(source, part="text")
