@@ -43,6 +43,7 @@ _MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
 _MAX_OUTPUT_LENGTH = 2_000_000  # a statement of 1,000 invoices is about 700,000 characters of HTML
 _MAX_LOOP_DEPTH = 2
 _MAX_EXPONENT = 64
+_MAX_INT_BITS = 4_096  # about 1,200 digits: far past any amount, and instant to compute
 
 # Names that are reachable in other Jinja set-ups (Flask, Jinja's defaults) and are a
 # classic way out of a sandbox; refused by name so the message says "not allowed".
@@ -318,12 +319,21 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if operator_name == "**":
             if isinstance(right, (int, float, Decimal)) and abs(right) > _MAX_EXPONENT:
                 raise SecurityError(f"a power above {_MAX_EXPONENT}")
+            # a small exponent is not enough: (((9**64)**64)**64)**64 takes minutes and gigabytes
+            if _whole(left) and _whole(right) and right > 0 and abs(left).bit_length() * right > _MAX_INT_BITS:
+                raise SecurityError(f"a number longer than {_MAX_INT_BITS} bits")
             return operator.pow(left, right)
+        if _whole(left) and _whole(right) and abs(left).bit_length() + abs(right).bit_length() > _MAX_INT_BITS:
+            raise SecurityError(f"a number longer than {_MAX_INT_BITS} bits")
         for sequence, times in ((left, right), (right, left)):
             if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
                 if len(sequence) * times > _MAX_PRODUCT_LENGTH:
                     raise SecurityError(f"a repeated text longer than {_MAX_PRODUCT_LENGTH} characters")
         return operator.mul(left, right)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _make_environment(autoescape: bool) -> _Sandbox:

@@ -98,6 +98,10 @@ def test_loop_variables_are_not_unknown() -> None:
         ("{{ customer_name.replace('O', 'x' * 9999).replace('x', 'x' * 9999) }}",
          "This template tries to use something that is not allowed on line 1: the text method replace()"),
         ("{{ '%999999999s' % 'x' }}", "This template tries to use something that is not allowed on line 1: text formatting with %"),
+        ("{{ (((9**64)**64)**64)**64 }}",
+         "This template tries to use something that is not allowed on line 1: a number longer than 4096 bits"),
+        ("{{ (9**64)**64 * (9**64)**64 }}",
+         "This template tries to use something that is not allowed on line 1: a number longer than 4096 bits"),
     ],
     ids=[
         "a doubling set chain is refused",
@@ -110,6 +114,8 @@ def test_loop_variables_are_not_unknown() -> None:
         "padding a name to a gigabyte is refused",
         "chained text replacement is refused",
         "printf padding with a huge width is refused",
+        "chained powers, each under the exponent cap, are refused at once (found in review: minutes of CPU)",
+        "a product of two huge numbers is refused",
     ],
 )
 def test_templates_that_would_exhaust_the_server_are_refused(source: str, message: str) -> None:
