@@ -112,13 +112,24 @@ def _owed(s: Session, company: models.Company, customer: models.Customer,
     return balance, currency
 
 
+def _covered(s: Session, company: models.Company, customer: models.Customer,
+             invoices: Sequence[models.Invoice]) -> list[models.Invoice]:
+    """The invoices a promise or a plan is about: those chosen, else every invoice the customer has
+    open right now (in one currency). Stored by id: an invoice issued later is not part of it — it would
+    otherwise make a kept promise look broken, or a paid instalment look missed."""
+    rows = list(invoices) or list(s.scalars(select(models.Invoice).where(
+        models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer.qbo_id,
+        models.Invoice.status == models.InvoiceStatus.open, models.Invoice.deleted.is_(False))
+        .order_by(models.Invoice.due_date, models.Invoice.qbo_id)))
+    currency = next((r.currency for r in rows), customer.currency or company.currency)
+    return [r for r in rows if r.currency == currency]
+
+
 def _open_balance(s: Session, company: models.Company, customer: models.Customer,
                   invoices: Sequence[models.Invoice]) -> tuple[Decimal, str]:
-    rows = invoices or list(s.scalars(select(models.Invoice).where(
-        models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer.qbo_id,
-        models.Invoice.status == models.InvoiceStatus.open, models.Invoice.deleted.is_(False))))
-    currency = next((r.currency for r in rows), customer.currency or company.currency)
-    return sum((r.balance for r in rows if r.currency == currency), Decimal(0)), currency
+    rows = _covered(s, company, customer, invoices)
+    currency = rows[0].currency if rows else (customer.currency or company.currency)
+    return sum((r.balance for r in rows), Decimal(0)), currency
 
 
 def _log(s: Session, company: models.Company, customer: models.Customer, kind: str, message: timeline.Text | str, *,
@@ -170,7 +181,7 @@ def promise(s: Session, company: models.Company, customer_id: str, *, until: obj
         raise errors.InvalidInput(N_("The promise is for more than the customer owes."), field="amount")
     text = _note(note)
     row = models.Pause(company_id=company.id, kind="promise", customer_qbo_id=customer.qbo_id,
-                       invoice_ids=_ids(invoices), start_on=on, until_on=until_on, amount=value, currency=currency,
+                       invoice_ids=_ids(_covered(s, company, customer, invoices)), start_on=on, until_on=until_on, amount=value, currency=currency,
                        note=text, data={"open_balance_when_made": str(money.Money(balance, currency).rounded().amount)},
                        created_by=user_id)
     s.add(row)
@@ -247,7 +258,7 @@ def payment_plan(s: Session, company: models.Company, customer_id: str, *, insta
         raise errors.InvalidInput(N_("The instalments add up to less than the customer owes."), field="instalments")
     text = _note(note)
     row = models.Pause(company_id=company.id, kind="plan", customer_qbo_id=customer.qbo_id,
-                       invoice_ids=_ids(invoices), start_on=on, until_on=dt.date.fromisoformat(items[-1]["due_on"]),
+                       invoice_ids=_ids(_covered(s, company, customer, invoices)), start_on=on, until_on=dt.date.fromisoformat(items[-1]["due_on"]),
                        amount=planned, currency=currency, note=text, data={"instalments": items},
                        created_by=user_id)
     s.add(row)

@@ -602,13 +602,25 @@ def _iso_date(value: object) -> dt.date | None:
         return None
 
 
+def _held_until(row: models.Pause, ids: frozenset[str]) -> rules.ManualPause | None:
+    """A promise or a plan a person closed: from then on it holds nothing, but the days it held stay
+    held — the fee periods that fell in them stay waived and the steps go on from where they were.
+    Forgetting it (as was done) charged the suspended fees back at once and jumped to the last step."""
+    assert row.resolved_on is not None
+    if row.resolved_on <= row.start_on:
+        return None  # closed the day it was made: it held nothing
+    return rules.ManualPause(start=row.start_on, resume_on=row.resolved_on, invoice_ids=ids, note=row.note or "")
+
+
 def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None:
     ids = frozenset(str(i) for i in (row.invoice_ids or ()))
     data = row.data or {}
     try:
         if row.kind == "promise":
-            if row.until_on is None or (row.resolved_on is not None and row.resolved_on <= row.until_on):
-                return None  # a promise without a date, or one a person closed, pauses nothing
+            if row.until_on is None:
+                return None  # a promise without a date pauses nothing
+            if row.resolved_on is not None and row.resolved_on <= row.until_on:
+                return _held_until(row, ids)  # closed early by a person
             currency = row.currency or default_currency
             made = data.get("open_balance_when_made")
             return rules.Promise(made_on=row.start_on, until=row.until_on,
@@ -623,7 +635,7 @@ def pause_record(row: models.Pause, default_currency: str) -> rules.Pause | None
                                  amount=Money(Decimal(str(i["amount"])), currency))
                 for i in data.get("instalments") or ())
             if row.resolved_on is not None:
-                return None
+                return _held_until(row, ids)  # cancelled by a person
             return rules.PaymentPlan(id=str(row.id), agreed_on=row.start_on, instalments=instalments, invoice_ids=ids)
         if row.kind == "manual":
             ends = [d for d in (row.until_on, row.resolved_on) if d is not None]

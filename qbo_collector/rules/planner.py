@@ -1182,8 +1182,17 @@ def _escalate(inp: _Inputs, invoice: model.Invoice, due: dt.date, schedule: _Sch
     return out
 
 
+def _about(pause: model.Promise | model.PaymentPlan, invoice: model.Invoice, made_on: dt.date) -> bool:
+    """Whether ``invoice`` is one a promise or plan is about. One made on "all invoices" (no invoice
+    named) is about those the customer had when it was made: an invoice issued later does not make a
+    kept promise broken, or a paid instalment missed (the pause still holds that invoice's reminders)."""
+    if pause.invoice_ids:
+        return invoice.id in pause.invoice_ids
+    return invoice.txn_date is None or invoice.txn_date <= made_on
+
+
 def _promise_broken(p: model.Promise, invoices: Sequence[model.Invoice]) -> bool:
-    open_ = [i for i in invoices if model.covers(p, i.id) and i.is_open]
+    open_ = [i for i in invoices if _about(p, i, p.made_on) and i.is_open]
     if not open_:
         return False
     if p.open_balance_when_made is None:
@@ -1205,7 +1214,7 @@ def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -
         key = promise_key(inp.company.realm, inp.customer.id, p)
         if key in inp.keys or not _promise_broken(p, mine):
             continue
-        ids = tuple(sorted(i.id for i in mine if model.covers(p, i.id) and i.is_open))
+        ids = tuple(sorted(i.id for i in mine if _about(p, i, p.made_on) and i.is_open))
         out.append(actions.AlertOwner(
             realm=inp.company.realm, customer_id=inp.customer.id, dedupe_key=key, due_at=inp.company_at(today),
             on=today, topic="promise_broken", invoices=ids, amount=p.amount, until=p.until,
@@ -1231,7 +1240,7 @@ def _payment_plans(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.da
     for plan_ in inp.pauses:
         if not isinstance(plan_, model.PaymentPlan) or not plan_.agreed_on <= today < _plan_end(plan_, inp.policy):
             continue
-        open_ = [i for i in mine if model.covers(plan_, i.id) and i.is_open and not _below_minimum(i, inp.policy)]
+        open_ = [i for i in mine if _about(plan_, i, plan_.agreed_on) and i.is_open and not _below_minimum(i, inp.policy)]
         if not open_ or any(_held(inp, i.id, today) for i in open_):
             continue  # a promise, dispute or manual pause on one of its invoices holds the plan's reminders too
         owed = sum((i.balance.amount for i in open_), Decimal(0))

@@ -59,6 +59,23 @@ def test_a_promise_to_pay_pauses_the_customer_until_its_date(pages_app, owner, s
     assert len(after) < len(before)
 
 
+@pytest.mark.parametrize("action,data", [
+    ("promise", {"until": "2026-12-10", "amount": "500"}),
+    ("plan", {"instalments": "2026-12-15 750\n2027-01-15 750"}),
+])
+def test_a_promise_or_plan_on_all_invoices_names_those_open_when_it_was_made(pages_app, owner, sqlite_db, action, data):
+    """Found in review: with no invoice chosen, the pause stored none ("all"), and an invoice billed
+    afterwards made a kept promise look broken or a paid instalment look missed. It now names the
+    customer's open invoices of that moment (the page still says "all invoices")."""
+    assert owner.post(f"{CUSTOMER}/{action}", data).status_code == 302
+    with sqlite_db.reading() as s:
+        pause = s.scalar(select(models.Pause))
+        open_ids = sorted(s.scalars(select(models.Invoice.qbo_id).where(
+            models.Invoice.company_id == _company(s).id, models.Invoice.customer_qbo_id == "1",
+            models.Invoice.status == models.InvoiceStatus.open)))
+    assert pause.kind == action and sorted(pause.invoice_ids) == open_ids and len(open_ids) >= 2
+
+
 @pytest.mark.parametrize("action,data,field,message", [
     # promise: a date in the past, a missing amount, someone else's invoice
     ("promise", {"until": "2026-11-01", "amount": "10"}, "until", "A promise to pay is for today or a later date."),

@@ -194,3 +194,55 @@ def test_payment_plan_keys() -> None:
 def test_pause_for_the_whole_customer() -> None:
     pause = rules.ManualPause(start=D(2026, 3, 1), resume_on=D(2026, 6, 1))
     assert run([pause], invoices=[invoice(id="i1"), invoice(id="i2")]) == []
+
+
+LATER = invoice(id="i2", total=300, txn_date=D(2026, 4, 10), due_date=D(2026, 4, 25))  # billed after the promise
+
+
+@pytest.mark.parametrize(("balance", "broken"), [(600, False), (700, True)], ids=["kept", "broken"])
+def test_a_promise_on_all_invoices_is_about_those_there_when_it_was_made(balance: int, broken: bool) -> None:
+    """Found in review: a promise made with no invoice chosen (all of them) counted an invoice billed
+    afterwards, so a kept promise was reported broken to the owner. It is judged on the invoices billed
+    by the day it was made; the new one is still held by it (no reminder before the promised day)."""
+    promise = rules.Promise(made_on=D(2026, 4, 3), until=D(2026, 4, 20), amount=money(400),
+                            open_balance_when_made=money(1000))
+    got = run([promise], invoices=[invoice(balance=balance), LATER])
+    assert ((D(2026, 4, 22), "alert_owner", "promise_broken") in got) is broken
+    assert not [g for g in got if D(2026, 4, 3) <= g[0] < D(2026, 4, 21) and g[1] == "send_reminder"]
+
+
+def test_a_plan_on_all_invoices_is_about_those_there_when_it_was_agreed() -> None:
+    """Found in review: the first instalment paid, a new invoice made it look missed — an alert to the
+    owner and a "missed instalment" reminder to the customer. The new invoice keeps its own steps."""
+    plan = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3), instalments=(
+        rules.Instalment(due_on=D(2026, 4, 15), amount=money(500)),
+        rules.Instalment(due_on=D(2026, 5, 15), amount=money(500))))
+    got = run([plan], invoices=[invoice(balance=500), LATER])
+    assert not [g for g in got if g[2] == "instalment_missed"]
+    assert (D(2026, 5, 12), "send_reminder", "reminder_before_due") in got  # the second instalment, as planned
+    named = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 3), invoice_ids=frozenset({"i1", "i2"}),
+                              instalments=plan.instalments)  # a plan naming the later invoice counts it
+    assert (D(2026, 4, 16), "alert_owner", "instalment_missed") in run([named], invoices=[invoice(balance=500), LATER])
+
+
+@pytest.mark.parametrize("kind", ["plan", "promise"])
+def test_a_plan_or_promise_closed_by_a_person_keeps_the_days_it_held(kind: str) -> None:
+    """Found in review: a plan (or a promise) a person cancelled was forgotten, so the next run charged
+    the fee periods it had held back and jumped to the last step. Its days stay held: fees of those
+    periods stay waived, and the steps go on from where they were."""
+    from qbo_collector import snapshot
+    from qbo_collector.db import models
+
+    row = models.Pause(id=7, kind=kind, customer_qbo_id="c1", invoice_ids=["i1"], start_on=D(2026, 4, 10),
+                       until_on=D(2026, 7, 1), currency="USD", amount=1000, resolved_on=D(2026, 6, 15),
+                       data={"instalments": [{"due_on": "2026-05-01", "amount": "500"},
+                                             {"due_on": "2026-07-01", "amount": "500"}]})
+    held = snapshot.pause_record(row, "USD")
+    assert held == rules.ManualPause(start=D(2026, 4, 10), resume_on=D(2026, 6, 15), invoice_ids=frozenset({"i1"}))
+    sent = simulate(start=D(2026, 3, 30), days=90, invoices=[invoice()], pol=POL, pauses=[held], cust=EMAIL)
+    got = [(a.on, a.kind, getattr(a, "template_key", None) or getattr(a, "period", "")) for a in sent]
+    assert not [g for g in got if g[1] == "charge_fee" and D(2026, 4, 10) <= dt.date.fromisoformat(g[2]) < D(2026, 6, 15)]
+    after = [g for g in got if g[0] >= D(2026, 6, 15) and g[1] == "send_reminder"]
+    assert after[:1] == [(D(2026, 6, 15), "send_reminder", "reminder_overdue_firm")]  # the next step, not the last
+    row.resolved_on = row.start_on  # closed the day it was made: it held nothing
+    assert snapshot.pause_record(row, "USD") is None
