@@ -104,7 +104,7 @@ def test_a_message_gone_out_after_midnight_delays_the_next_step_alike_for_the_in
 
 
 DUE_TODAY = invoice(id="a", due_date=D(2026, 4, 1))
-DUE_LATER = invoice(id="b", txn_date=D(2026, 4, 20), due_date=D(2026, 5, 20))  # next action 18 May
+DUE_LATER = invoice(id="b", txn_date=D(2026, 3, 31), due_date=D(2026, 5, 20))  # next action 18 May; billed before the promise
 PROMISE = rules.Promise(made_on=D(2026, 4, 2), until=D(2026, 4, 15), amount=money(500),
                         open_balance_when_made=money(2000))  # kept only if the two still owe 1500 or less
 PAYMENT_PLAN = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 2), instalments=(
