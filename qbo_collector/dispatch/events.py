@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
@@ -195,8 +196,19 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
 
 
 def _customers_with_number(s: Session, number: str) -> list[tuple[models.Company, models.Customer]]:
-    tail = "".join(c for c in number if c.isdigit())[-2:]
-    cond = (models.Customer.mobile.like(f"%{tail}")) | (models.Customer.phone.like(f"%{tail}"))
+    """The customers whose stored mobile or phone is ``number`` (E.164) once parsed as sending does.
+
+    QuickBooks keeps phones as typed ("(415) 555-0100 x12", "+33 (0)6 12 34 56 78"), so the stored
+    text is prefiltered on the digits of the national number in order, anything between them
+    (spaces, dashes, a country code or trunk prefix before, an extension after): every text that
+    parses to ``number`` matches, whatever its formatting (except a number spelt with letters,
+    1-800-FLOWERS, or in non-ASCII digits). One scan of the customer table, as the old
+    last-two-digits LIKE was, but it brings back that customer and almost nobody else to parse.
+    """
+    pattern = _digits_in_order(number)
+    if pattern is None:
+        return []
+    cond = models.Customer.mobile.like(pattern) | models.Customer.phone.like(pattern)
     found = []
     companies: dict[int, models.Company] = {}
     for customer in s.scalars(select(models.Customer).where(cond, models.Customer.deleted.is_(False))):
@@ -207,6 +219,15 @@ def _customers_with_number(s: Session, number: str) -> list[tuple[models.Company
         if snapshot.phone_e164(company, customer) == number:
             found.append((company, customer))
     return found
+
+
+def _digits_in_order(number: str) -> str | None:
+    """``+14155550100`` → ``%4%1%5%5%5%5%0%1%0%0%``: a LIKE pattern for its national digits in order."""
+    try:
+        digits = phonenumbers.national_significant_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        digits = "".join(c for c in number if c in "0123456789")
+    return "%" + "%".join(digits) + "%" if digits else None
 
 
 def _stop_number(s: Session, number: str, reason: str) -> list[tuple[models.Company, models.Customer]]:

@@ -4,8 +4,8 @@
   and the customer's country (``fr_CA`` for a Quebec customer), in the invoice's currency.
 - The invoice lines use the balance and the ``InvoiceLink`` just read from QuickBooks, so a
   reminder never shows a figure older than the freshness check.
-- The late-fee sentence appears when the policy charges a flat or percent fee (interest and
-  the recovery indemnity are stated by law and the invoice terms, not restated here).
+- The late-fee sentence names every fee rule of the policy (flat, percent, interest with its
+  ECB rate, the recovery indemnity), each with its frequency and the grace days.
 - Templates: ``company.settings["templates"][language][key]`` (subject/text/html/sms) when the
   owner edited one on the settings page, else the shipped default.
 """
@@ -72,18 +72,28 @@ def invoice_line(fresh: dict[str, Any], mirror: models.Invoice | None, today: dt
     )
 
 
-def late_fee_rule(policy: rules.Policy | None, currency: str) -> templates.LateFeeRule | None:
+_PERIODS = {"once": "once", "monthly": "month", "every_n_days": "days"}
+
+
+def late_fee_rules(policy: rules.Policy | None, currency: str) -> tuple[templates.LateFeeRule, ...]:
+    """The policy's fee rules as the customer is told them, in policy order; a flat fee or an
+    indemnity with no amount in ``currency`` is left out (the planner charges nothing for it)."""
     if policy is None:
-        return None
+        return ()
     fees = policy.late_fees
+    told = []
     for rule in fees.rules:
-        period = "once" if rule.frequency == "once" else "month"
+        common: dict[str, Any] = {"grace_days": fees.grace_days, "period": _PERIODS[rule.frequency],
+                                  "every_days": rule.every_days if rule.frequency == "every_n_days" else None}
         if rule.kind == "percent" and rule.percent is not None:
-            return templates.LateFeeRule(kind="percent", rate=rule.percent, grace_days=fees.grace_days, period=period)
-        if rule.kind == "flat" and currency in rule.amount:
-            return templates.LateFeeRule(kind="flat", amount=Money(rule.amount[currency], currency),
-                                         grace_days=fees.grace_days, period=period)
-    return None
+            told.append(templates.LateFeeRule(kind="percent", rate=rule.percent, **common))
+        elif rule.kind == "interest" and rule.percent is not None:
+            annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
+            told.append(templates.LateFeeRule(kind="interest", rate=annual,
+                                              ecb_points=rule.percent if rule.add_ecb_rate else None, **common))
+        elif rule.kind in ("flat", "indemnity") and currency in rule.amount:
+            told.append(templates.LateFeeRule(kind=rule.kind, amount=Money(rule.amount[currency], currency), **common))
+    return tuple(told)
 
 
 def reminder_context(*, company: models.Company, row: models.Outbox, customer: models.Customer | None,
@@ -98,6 +108,7 @@ def reminder_context(*, company: models.Company, row: models.Outbox, customer: m
         discount = templates.DiscountOffer(amount=Money(Decimal(offer["amount"]), offer["currency"]),
                                            deadline=_date(offer["deadline"]), percent=Decimal(offer["percent"]))
     currency = lines[0].balance.currency if lines else (company.currency or "USD")
+    told = late_fee_rules(policy, currency) if row.kind == "reminder" else ()
     promise = None
     if payload.get("promise"):
         p = payload["promise"]
@@ -108,7 +119,7 @@ def reminder_context(*, company: models.Company, row: models.Outbox, customer: m
         customer_language=language, locale=locale_for(language, country), today=today,
         reply_to=settings.get("reply_to") or None, company_phone=settings.get("company_phone") or None,
         invoices=tuple(lines), discount=discount,
-        late_fee_rule=late_fee_rule(policy, currency) if row.kind == "reminder" else None,
+        late_fee_rule=told[0] if told else None, late_fee_rules=told,
         fee=Money(Decimal(row.amount), row.currency or currency) if row.amount is not None and row.currency else None,
         promise=promise, tone=str(payload.get("tone") or "friendly"), alert=alert, action_link=action_link,
     )

@@ -4,6 +4,7 @@
     context.py   ReminderContext and its records, PLACEHOLDERS, sample_context()
     engine.py    render(), validate(), the money/date/days/percent filters
     sms.py       GSM-7 / UCS-2 length and segment count
+    terms.py     late_fee_terms(): the late-fee rules told in one sentence (en/fr)
 
 Callers import the package: ``templates.render(templates.default(key, "fr"), context)``.
 """

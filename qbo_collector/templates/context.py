@@ -53,26 +53,39 @@ class DiscountOffer:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LateFeeRule:
-    """The company's late-fee policy, told to the customer in a plain sentence.
+    """One of the company's late-fee rules, told to the customer in a plain sentence.
 
-    ``kind`` "percent" charges ``rate`` percent of the unpaid balance, "flat" charges ``amount``;
-    ``period`` "month" repeats each month the invoice stays unpaid, "once" charges it one time;
+    ``kind`` "percent" charges ``rate`` percent of the unpaid balance, "flat" charges ``amount``,
+    "interest" accrues at the annual ``rate`` (the ECB rate plus ``ecb_points`` when those are
+    set), "indemnity" is the fixed recovery ``amount`` per invoice (France: €40).
+    ``period`` "month" repeats each month the invoice stays unpaid, "days" every ``every_days``,
+    "once" charges it one time (interest is billed per period; the indemnity is once);
     nothing is charged until ``grace_days`` after the due date.
     """
 
-    kind: Literal["percent", "flat"]
+    kind: Literal["percent", "flat", "interest", "indemnity"]
     rate: Decimal | None = None
     amount: Money | None = None
     grace_days: int = 0
-    period: Literal["month", "once"] = "month"
+    period: Literal["month", "days", "once"] = "month"
+    every_days: int | None = None
+    ecb_points: Decimal | None = None
 
     def __post_init__(self) -> None:
-        if self.kind == "percent" and self.rate is None:
-            raise errors.InvalidInput("A percent late fee needs a rate.", field="late_fee_rule")
-        if self.kind == "flat" and self.amount is None:
-            raise errors.InvalidInput("A flat late fee needs an amount.", field="late_fee_rule")
-        if self.kind not in ("percent", "flat"):
+        if self.kind not in ("percent", "flat", "interest", "indemnity"):
             raise errors.InvalidInput(f"Unknown late fee kind {self.kind!r}.", field="late_fee_rule")
+        if self.kind in ("percent", "interest") and self.rate is None:
+            raise errors.InvalidInput(f"A {self.kind} late fee needs a rate.", field="late_fee_rule")
+        if self.kind in ("flat", "indemnity") and self.amount is None:
+            raise errors.InvalidInput(f"A {self.kind} late fee needs an amount.", field="late_fee_rule")
+        if self.period not in ("month", "days", "once"):
+            raise errors.InvalidInput(f"Unknown late fee period {self.period!r}.", field="late_fee_rule")
+        if self.period == "days" and not self.every_days:
+            raise errors.InvalidInput("A late fee repeated every N days needs the number of days.", field="late_fee_rule")
+        if self.kind == "interest" and self.period == "once":
+            raise errors.InvalidInput("Interest is billed per period, not once.", field="late_fee_rule")
+        if self.kind == "indemnity" and self.period != "once":
+            raise errors.InvalidInput("The recovery indemnity is charged once per invoice.", field="late_fee_rule")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,7 +127,8 @@ class ReminderContext:
     invoices: tuple[InvoiceLine, ...] = ()
     total_due: Money | tuple[Money, ...] | None = None
     discount: DiscountOffer | None = None
-    late_fee_rule: LateFeeRule | None = None
+    late_fee_rule: LateFeeRule | None = None  # the first of late_fee_rules (templates written before there were several)
+    late_fee_rules: tuple[LateFeeRule, ...] = ()  # every rule; empty: late_fee_rule alone, if set
     fee: Money | None = None
     promise: Promise | None = None
     tone: str = "friendly"
@@ -136,6 +150,8 @@ class ReminderContext:
             object.__setattr__(self, "invoices", tuple(self.invoices))
         if not isinstance(self.alerts, tuple):
             object.__setattr__(self, "alerts", tuple(self.alerts))
+        if not isinstance(self.late_fee_rules, tuple):
+            object.__setattr__(self, "late_fee_rules", tuple(self.late_fee_rules))
         if isinstance(self.total_due, list):
             object.__setattr__(self, "total_due", tuple(self.total_due))
 
@@ -189,6 +205,7 @@ PLACEHOLDERS: Mapping[str, str] = MappingProxyType({
     "discount.percent": "The discount rate; write {{ discount.percent|percent }}.",
     "late_fee_terms": "Your late-fee policy as one sentence in the customer's language (may be empty).",
     "late_fee_rule": "Your late-fee policy as data: kind, rate, amount, grace_days, period (may be empty).",
+    "late_fee_rules": "Every late-fee rule as data, the first being late_fee_rule; each with kind (flat, percent, interest, indemnity), rate, amount, grace_days, period (once, month, days), every_days and ecb_points.",
     "fee": "The late fee just charged (late fee notice only).",
     "fees": "Late fee notice: the invoices a late fee was just added to, each with line.fee; more than one when one email tells the fees of a run.",
     "promise": "The customer's promise to pay (promise broken only).",
@@ -276,6 +293,7 @@ def sample_context(language: str, *, minimal: bool = False, key: str | None = No
         company_phone=None,
         discount=None,
         late_fee_rule=None,
+        late_fee_rules=(),
         action_link=None,
         fee=context.fee if "fee" in keep else None,
         promise=context.promise if "promise" in keep else None,

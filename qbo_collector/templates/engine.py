@@ -37,6 +37,7 @@ from qbo_collector.money import Money
 from qbo_collector.templates import catalog
 from qbo_collector.templates import context as template_context
 from qbo_collector.templates import sms as sms_module
+from qbo_collector.templates import terms
 
 MAX_SOURCE_LENGTH = 20_000
 _MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
@@ -115,10 +116,9 @@ def _namespace(context: template_context.ReminderContext) -> dict[str, Any]:
     names["invoice"] = context.invoices[0] if context.invoices else None
     names["totals"] = context.totals
     names["fees"] = tuple(line for line in context.invoices if line.fee is not None)
-    names["late_fee_terms"] = (
-        late_fee_terms(context.late_fee_rule, context.customer_language, names["locale"])
-        if context.late_fee_rule
-        else None
+    names["late_fee_terms"] = terms.late_fee_terms(
+        context.late_fee_rules or ((context.late_fee_rule,) if context.late_fee_rule else ()),
+        context.customer_language, names["locale"],
     )
     return names
 
@@ -244,45 +244,6 @@ def format_days(count: int, locale: str) -> str:
 def format_percent(percent: Decimal, locale: str) -> str:
     """``Decimal("1.5")`` → "1.5%" / "1,5 %"."""
     return babel_numbers.format_percent((percent / 100).normalize(), locale=locale, decimal_quantization=False)
-
-
-_LATE_FEE_SENTENCES = {
-    ("en", "month"): (
-        "A late fee of {fee} is added for each month an invoice remains unpaid, starting {grace} after its due date.",
-        "A late fee of {fee} is added for each month an invoice remains unpaid after its due date.",
-    ),
-    ("en", "once"): (
-        "A one-time late fee of {fee} is added when an invoice remains unpaid {grace} after its due date.",
-        "A one-time late fee of {fee} is added when an invoice is not paid by its due date.",
-    ),
-    ("fr", "month"): (
-        "Des frais de retard de {fee} s'appliquent pour chaque mois où une facture reste impayée,"
-        " à partir de {grace} après sa date d'échéance.",
-        "Des frais de retard de {fee} s'appliquent pour chaque mois où une facture reste impayée"
-        " après sa date d'échéance.",
-    ),
-    ("fr", "once"): (
-        "Des frais de retard uniques de {fee} s'appliquent lorsqu'une facture reste impayée"
-        " {grace} après sa date d'échéance.",
-        "Des frais de retard uniques de {fee} s'appliquent lorsqu'une facture n'est pas réglée"
-        " à sa date d'échéance.",
-    ),
-}
-_PERCENT_OF_BALANCE = {"en": "{rate} of the unpaid balance", "fr": "{rate} du solde impayé"}
-
-
-def late_fee_terms(rule: template_context.LateFeeRule, language: str, locale: str) -> str:
-    """The late-fee policy as one sentence in ``language``, amounts written for ``locale``."""
-    if rule.kind == "percent":
-        assert rule.rate is not None  # checked by LateFeeRule
-        fee = _PERCENT_OF_BALANCE[language].format(rate=format_percent(rule.rate, locale))
-    else:
-        assert rule.amount is not None
-        fee = rule.amount.format(locale)
-    with_grace, without_grace = _LATE_FEE_SENTENCES[(language, rule.period)]
-    if rule.grace_days > 0:
-        return with_grace.format(fee=fee, grace=format_days(rule.grace_days, locale))
-    return without_grace.format(fee=fee)
 
 
 _FILTERS: Mapping[str, Callable[..., Any]] = {

@@ -281,3 +281,37 @@ def test_inbound_forged_is_401(env) -> None:  # type: ignore[no-untyped-def]
         assert not s.scalars(select(models.ContactBlock)).all()
     ok = _signed_twilio(env, "/webhooks/twilio/inbound", params)
     assert ok.status_code == 200 and ok.headers["Content-Type"].startswith("text/xml")
+
+
+@pytest.fixture
+def extension_env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
+    """The chosen customer's only number is stored with an extension, as QuickBooks users type it."""
+    sb = sandbox_factory(companies=[ds.SMALL])
+    realm = next(iter(sb.intuit.companies))
+    chosen = sb.intuit.entities(realm, "Customer")[0]
+    sb.intuit.update(realm, "Customer", chosen["Id"], Mobile={"FreeFormNumber": "(415) 555-0100 x12"},
+                     PrimaryPhone={"FreeFormNumber": "(415) 555-0100 x12"})
+    e = ds.build(sb, settings_factory, db)
+    e.chosen = chosen["Id"]  # type: ignore[attr-defined]
+    e.name = chosen["DisplayName"]  # type: ignore[attr-defined]
+    yield e
+    e.web.stop()
+
+
+def test_a_reply_from_a_number_stored_with_an_extension_alerts_the_owner(extension_env) -> None:  # type: ignore[no-untyped-def]
+    env = extension_env
+    env.sb.twilio.inbound("+14155550100", "I paid yesterday")
+    env.flush()
+    alerts = [r for r in env.rows(kind="alert") if "reply" in r.dedupe_key]
+    assert len(alerts) == 1 and alerts[0].customer_qbo_id == env.chosen
+    assert env.name in alerts[0].reason and "I paid yesterday" in alerts[0].reason
+
+
+def test_stop_from_a_number_stored_with_an_extension_is_shown_on_the_customer(extension_env) -> None:  # type: ignore[no-untyped-def]
+    env = extension_env
+    env.sb.twilio.inbound("+14155550100", "STOP")
+    env.flush()
+    with env.db.session() as s:
+        customer = s.scalar(select(models.Customer).where(models.Customer.qbo_id == env.chosen))
+        assert customer.phone == customer.mobile == "(415) 555-0100 x12"
+        assert customer.sms_stopped == "stop"

@@ -69,6 +69,7 @@ PLACEHOLDER_HELP = (
     N_("The discount rate; write {{ discount.percent|percent }}."),
     N_("Your late-fee policy as one sentence in the customer's language (may be empty)."),
     N_("Your late-fee policy as data: kind, rate, amount, grace_days, period (may be empty)."),
+    N_("Every late-fee rule as data, the first being late_fee_rule; each with kind (flat, percent, interest, indemnity), rate, amount, grace_days, period (once, month, days), every_days and ecb_points."),
     N_("The late fee just charged (late fee notice only)."),
     N_("Late fee notice: the invoices a late fee was just added to, each with line.fee; more than one when one email tells the fees of a run."),
     N_("The customer's promise to pay (promise broken only)."),
