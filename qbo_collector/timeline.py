@@ -113,6 +113,8 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "cancel.no_phone": N_("%(name)s has no phone number that can receive texts."),
     "cancel.sms_stopped": N_("%(name)s opted out of texts (%(reason)s): not sent."),
     "cancel.deleted": N_("Cancelled: invoice %(invoice)s was deleted in QuickBooks."),
+    "cancel.customer_changed": N_("Cancelled: invoice %(invoice)s was moved to another customer in QuickBooks; "
+                                  "the next run plans it for that customer."),
     "cancel.paid": N_("Cancelled: invoice %(invoice)s was paid in QuickBooks before sending."),
     "cancel.voided": N_("Cancelled: invoice %(invoice)s was voided in QuickBooks before sending."),
     "cancel.balance_changed": N_("Cancelled: the balance of invoice %(invoice)s changed in QuickBooks (%(before)s → "

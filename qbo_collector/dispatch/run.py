@@ -852,6 +852,10 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
         label = str(current.get("DocNumber") if current else numbers.get(iid, iid))
         if current is None:
             return timeline.text("cancel.deleted", invoice=label), several
+        moved_to = str((current.get("CustomerRef") or {}).get("value") or "")
+        if row.customer_qbo_id and moved_to and moved_to != row.customer_qbo_id:
+            # a wrong customer corrected, or a merge: never chase (or charge) the old one for it
+            return timeline.text("cancel.customer_changed", invoice=label), True
         balance = to_decimal(current.get("Balance", 0))
         if balance <= 0:
             voided = str(current.get("PrivateNote") or "").strip().lower().startswith("voided")
