@@ -410,6 +410,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         company_sms_from = (company.settings or {}).get("sms_from") or None
         today = local_today(company, now)
         connected = company.status == models.CompanyStatus.connected
+        disconnected = company.status == models.CompanyStatus.disconnected
         status_reason = company.status_reason or "the QuickBooks grant was refused"
         lease = s.get(models.WorkLease, (company_id, LEASE_KIND))
         last_day, last_at = (lease.done_on, lease.done_at) if lease is not None else (None, None)
@@ -417,6 +418,10 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         full = (dry or last_day is None or last_at is None or company.plan_fingerprint != fingerprint
                 or company.full_plan_on is None or (today - company.full_plan_on).days >= FULL_PLAN_EVERY)
     summary = RunSummary(realm=realm_id, dry_run=dry)
+    if disconnected:  # on purpose: nobody is to be chased, nor the owner asked to reconnect
+        summary.errors.append(f"The company is disconnected ({status_reason}): nothing planned or sent; "
+                              "connect it again (the Connect page, or `qbo-collector connect`) to resume.")
+        return summary
     owner = f"{leases.default_owner()}:{uuid.uuid4().hex[:8]}"
     if not leases.claim(db, company_id, LEASE_KIND, owner, now=utcnow(), ttl=lease_ttl):
         summary.errors.append("Another worker is dispatching this company right now; nothing done.")

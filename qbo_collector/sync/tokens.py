@@ -114,9 +114,12 @@ class TokenManager:
         return new_access
 
     def _mark_reconnect(self, failure: errors.ReconnectNeeded) -> None:
+        """The grant was refused: the company needs a person to reconnect it — unless a person has just
+        disconnected it (their revoke is why Intuit refused), which stays as they left it."""
         with self.db.session() as s:
-            company = s.scalar(select(models.Company).where(models.Company.realm_id == self.realm_id))
-            if company is None:
+            company = s.scalar(select(models.Company).where(models.Company.realm_id == self.realm_id)
+                               .with_for_update())
+            if company is None or company.status == models.CompanyStatus.disconnected:
                 return
             company.status = models.CompanyStatus.needs_reconnect
             company.status_reason = failure.message
