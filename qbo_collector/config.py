@@ -206,7 +206,12 @@ class Settings(BaseSettings):
 
 
 def _home_secret_key(home: Path) -> bytes:
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise errors.ConfigError(f"The folder QBO_COLLECTOR_HOME names, {home}, cannot be created ({exc.strerror}); "
+                                 "point it at a folder this user may write, or set QBO_COLLECTOR_SECRET_KEY.",
+                                 variable="QBO_COLLECTOR_HOME") from None
     path = home / "secret.key"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from qbo_collector import config
+from qbo_collector import config, errors
 
 IMMEDIATE = {"sqlite_begin": "BEGIN IMMEDIATE"}
 
@@ -18,7 +18,13 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise errors.ConfigError(
+                    f"The folder of the SQLite database, {Path(path).parent}, cannot be created ({exc.strerror}); set "
+                    "QBO_COLLECTOR_DATABASE_URL (or QBO_COLLECTOR_HOME, where it is kept by default) to a place this "
+                    "user may write.", variable="QBO_COLLECTOR_DATABASE_URL") from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _sqlite_events(engine)
         return engine

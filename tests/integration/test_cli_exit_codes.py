@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import clock, config, leases
+from qbo_collector import clock, config, errors, leases
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
 from tests.integration import test_dispatch_support as ds
@@ -62,6 +62,29 @@ def test_no_company_connected_says_how_to_connect_one_and_exits_2(settings_facto
     assert result.stdout == ""  # nothing, rather than an empty or partial JSON document
     assert (f"qbo-collector: No QuickBooks company is connected, so there is nothing to {doing}. "
             f"Connect one {CONNECT_HOW}.") in _said(result)
+
+
+@pytest.mark.parametrize("variables, named", [
+    pytest.param({"QBO_COLLECTOR_HOME": "/proc/nope"}, "QBO_COLLECTOR_DATABASE_URL", id="a home that cannot be made"),
+    pytest.param({"QBO_COLLECTOR_DATABASE_URL": "sqlite:////proc/nope/qbo.db"}, "QBO_COLLECTOR_DATABASE_URL",
+                 id="a database folder that cannot be made"),
+])
+def test_a_folder_that_cannot_be_created_is_one_sentence_naming_the_setting(settings_factory, tmp_path, variables,
+                                                                            named) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: an OSError from mkdir came out as a traceback (exit 1)."""
+    env = {k: v for k, v in _env(settings_factory()).items() if k not in ("QBO_COLLECTOR_DATABASE_URL", "QBO_COLLECTOR_HOME")}
+    env |= {"QBO_COLLECTOR_HOME": str(tmp_path), **variables}
+    result = _cli(env, "report", "aging")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    said = _said(result)
+    assert said.startswith("qbo-collector: The folder") and "cannot be created" in said and named in said
+    assert len(said.splitlines()) == 1
+
+
+def test_a_secret_key_folder_that_cannot_be_created_names_qbo_collector_home(tmp_path) -> None:
+    with pytest.raises(errors.ConfigError) as refused:
+        config._home_secret_key(Path("/proc/nope"))
+    assert refused.value.context["variable"] == "QBO_COLLECTOR_HOME" and "/proc/nope" in refused.value.message
 
 
 @pytest.fixture
