@@ -8,8 +8,10 @@ once whatever the number of processes:
 - ``sync``     incremental sync (CDC) when the last one is older than 15 minutes;
 - ``run``      the daily run, once per local date, from the company's send hour on. A machine
                that was off for days runs once on restart; the rules send only the newest
-               due step, never a burst (catch-up without bursts). Texts that wait for daytime
-               where their recipient is bring it back at the moment they may go (``Again``);
+               due step, never a burst (catch-up without bursts). Rows due later than the run
+               (the policy's send window after the send hour, a customer in another time zone,
+               texts waiting for daytime where their recipient is) bring it back at the moment
+               the earliest may go (``Again``), when that comes before the next day's run;
 - ``catchup``  nightly, from 02:00 local: a CDC pass with a day of overlap, because webhooks
                are a hint, not the truth;
 - ``digest``   weekly, Mondays from the send hour: the owner's digest email;
@@ -26,7 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,6 +78,13 @@ class Due:
     not_done_since: datetime | None = None
 
 
+def next_run(company: models.Company, now: datetime) -> datetime:
+    """When the next local date's daily run becomes due (its send hour): a row due from then on is its."""
+    local = local_now(company, now)
+    day = local.date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, send_hour(company), tzinfo=local.tzinfo).astimezone(timezone.utc)
+
+
 def due_work(company: models.Company, now: datetime) -> list[Due]:
     local = local_now(company, now)
     today = local.date()
@@ -96,10 +105,11 @@ Job = Callable[[str, datetime], Any]
 
 @dataclass(frozen=True)
 class Again:
-    """A job's answer when the day's work is done except what may only happen from ``at`` (texts
-    waiting for daytime where their recipient is): the work is not marked done for the day, and
-    nobody claims it again before ``at``. Without it, a text to someone whose night always covers
-    the send hour (a Paris company's 9:00 is 3:00 in New York) would wait for ever."""
+    """A job's answer when the day's work is done except what may only happen from ``at`` (rows due
+    later: a send window after the send hour, texts waiting for daytime where their recipient is):
+    the work is not marked done for the day, and nobody claims it again before ``at``. Without it, a
+    text to someone whose night always covers the send hour (a Paris company's 9:00 is 3:00 in New
+    York) would wait for ever, and an email due at 9:00 in New York would go at the next day's run."""
 
     at: datetime
 
@@ -158,7 +168,12 @@ def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
             raise errors.TransientFailure(f"daily run incomplete ({summary.deferred} row(s) deferred): "
                                           f"{summary.errors[0] if summary.errors else 'QuickBooks unavailable'}")
         if summary.wake_at is not None:
-            return Again(summary.wake_at)
+            with db.reading() as s:
+                company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+                until = next_run(company, now) if company is not None else None
+            # a row due from the next run's moment on is that run's: a hold past it would delay that run
+            if until is not None and summary.wake_at < until:
+                return Again(summary.wake_at)
         return summary
 
     def digest(realm: str, now: datetime) -> Any:
@@ -265,7 +280,9 @@ class Ticker:
         if isinstance(result, Again) and result.at > now:
             if once:
                 leases.unmark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for)
-            leases.release(self.db, company.id, due.kind, self.owner, now=now, hold_for=result.at - now)
+            # claimable from ``at`` itself on: a claim takes a lease whose ``lease_until < now``
+            leases.release(self.db, company.id, due.kind, self.owner, now=now,
+                           hold_for=result.at - now - timedelta(microseconds=1))
         else:
             leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
         report.done.append((company.realm_id, due.kind))
