@@ -466,3 +466,51 @@ def test_an_email_to_a_customer_in_another_time_zone_goes_out_at_nine_where_they
         assert runs == [morning] + sorted({min(t for t in ticks if t >= at) for at in later if at <= ticks[-1]})
     finally:
         ds.stop([env])
+
+
+class EmbeddedScheduler:
+    """APScheduler's BackgroundScheduler as ``/healthz`` sees it in ``serve`` (the embedded scheduler)."""
+
+    running = True
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["a worker ticks", "the embedded scheduler ticks"])
+def test_healthz_stays_up_while_a_long_tick_works_and_goes_down_when_its_heartbeat_is_stale(
+        settings_factory, db, vault, embedded):
+    # A tick works through every company in turn (30 minutes for 1,000 in the benchmark): its heartbeat,
+    # written when it starts, is renewed while it works; once it is 3 minutes old, /healthz says 503.
+    from qbo_collector import clock
+    from web import create_app
+
+    app = create_app(settings_factory(), db=db)
+    if embedded:
+        app.config["QBO"].extras["scheduler"] = EmbeddedScheduler()
+    client = app.test_client()
+    _companies(db, {"big": "UTC"})  # never synced: the tick's one unit of work is a first sync
+    working, finish = threading.Event(), threading.Event()
+
+    def long_sync(realm: str, at: datetime) -> None:
+        working.set()
+        assert finish.wait(30)
+
+    ticker = scheduler.Ticker(settings_factory(), db, vault, owner="proc", jobs=scheduler.Jobs(
+        sync=long_sync, run=lambda r, a: None, catchup=lambda r, a: None, digest=lambda r, a: None))
+    ticker.renew_every = 0.02
+    tick = threading.Thread(target=ticker.tick)
+    try:
+        tick.start()
+        assert working.wait(30)
+        assert client.get("/healthz").status_code == 200
+        clock.advance(timedelta(minutes=5))  # the sync outlasts the 3-minute window
+        time.sleep(0.5)                      # a few renewals at the new time
+        body = client.get("/healthz")
+        assert body.status_code == 200 and body.get_json()["scheduler"] == "alive"
+        finish.set()
+        tick.join(30)
+        clock.advance(timedelta(minutes=3))  # no tick since: the heartbeat is stale
+        body = client.get("/healthz")
+        assert body.status_code == 503 and body.get_json()["scheduler"] == "not seen"
+    finally:
+        finish.set()
+        tick.join(30)
+        clock.reset()
