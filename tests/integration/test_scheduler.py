@@ -442,11 +442,12 @@ def test_an_email_to_a_customer_in_another_time_zone_goes_out_at_nine_where_they
         env.sb.intuit.update(env.realm, "Customer", abroad,
                              BillAddr={"Line1": "350 Fifth Avenue", "City": "New York", "Country": "USA"})
         env.sync()
-        new_york = ZoneInfo("America/New_York")
-        nine_there = datetime.combine(morning.astimezone(new_york).date(), datetime.min.time().replace(hour=9),
-                                      tzinfo=new_york).astimezone(timezone.utc)
+        day = morning.astimezone(ZoneInfo("America/New_York")).date()
+        nine_there = datetime(day.year, day.month, day.day, 9, tzinfo=ZoneInfo("America/New_York")).astimezone(
+            timezone.utc)
         clock = FakeClock(morning)
         ticker = scheduler.Ticker(env.settings, env.db, env.vault, owner="proc", now=clock)
+
         def steps():  # type: ignore[no-untyped-def]  # (a late-fee notice goes with the fee, at the run)
             return [r for r in env.rows(customer_qbo_id=abroad, channel="email", kind="reminder")
                     if r.template_key != "late_fee_notice"]
