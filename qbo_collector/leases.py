@@ -88,9 +88,10 @@ def renew(db: Database, company_id: int, kind: str, owner: str, *, now: datetime
 
 @contextlib.contextmanager
 def kept(db: Database, company_id: int, ttls: Mapping[str, timedelta], owner: str, *,
-         now: Callable[[], datetime], every: float) -> Iterator[None]:
+         now: Callable[[], datetime], every: float, beat: Callable[[], None] | None = None) -> Iterator[None]:
     """Renew the leases ``ttls`` (kind → ttl) every ``every`` seconds while the block runs, so that
-    work longer than its ttl is not taken over by another process while this one still does it."""
+    work longer than its ttl is not taken over by another process while this one still does it.
+    ``beat`` is called as often (the scheduler renews its heartbeat there while a unit of work runs)."""
     stop = threading.Event()
 
     def renewing() -> None:
@@ -101,6 +102,8 @@ def kept(db: Database, company_id: int, ttls: Mapping[str, timedelta], owner: st
                         log.warning("lease %s of company %s was lost while its work went on", kind, company_id)
                 except Exception:  # the database is away for a moment: the next renewal may succeed
                     log.exception("renewing lease %s of company %s failed", kind, company_id)
+            if beat is not None and not stop.is_set():
+                beat()
 
     thread = threading.Thread(target=renewing, name=f"lease-{company_id}", daemon=True)
     thread.start()

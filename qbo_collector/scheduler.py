@@ -8,13 +8,18 @@ once whatever the number of processes:
 - ``sync``     incremental sync (CDC) when the last one is older than 15 minutes;
 - ``run``      the daily run, once per local date, from the company's send hour on. A machine
                that was off for days runs once on restart; the rules send only the newest
-               due step, never a burst (catch-up without bursts). Texts that wait for daytime
-               where their recipient is bring it back at the moment they may go (``Again``);
+               due step, never a burst (catch-up without bursts). Rows due later than the run
+               (the policy's send window after the send hour, a customer in another time zone,
+               texts waiting for daytime where their recipient is) bring it back at the moment
+               the earliest may go (``Again``), when that comes before the next day's run;
 - ``catchup``  nightly, from 02:00 local: a CDC pass with a day of overlap, because webhooks
                are a hint, not the truth;
 - ``digest``   weekly, Mondays from the send hour: the owner's digest email;
 - every tick:  refresh tokens within 15 minutes of expiry, flag refresh tokens near their
-               5-year cap, settle ``unknown`` outbox rows from provider events, heartbeat.
+               5-year cap, settle ``unknown`` outbox rows from provider events, heartbeat — at
+               its start, renewed every minute while it works (after each company, and while a
+               unit of work runs, with its leases), so ``/healthz`` never takes a long tick
+               (30 minutes for 1,000 companies) for a dead scheduler.
 
 Time comes from ``clock.now`` (the demo can move it). APScheduler's own store is in memory —
 one scheduler per process, never a shared job store (REFERENCE.md) — and holds only the tick.
@@ -24,9 +29,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,6 +82,13 @@ class Due:
     not_done_since: datetime | None = None
 
 
+def next_run(company: models.Company, now: datetime) -> datetime:
+    """When the next local date's daily run becomes due (its send hour): a row due from then on is its."""
+    local = local_now(company, now)
+    day = local.date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, send_hour(company), tzinfo=local.tzinfo).astimezone(timezone.utc)
+
+
 def due_work(company: models.Company, now: datetime) -> list[Due]:
     local = local_now(company, now)
     today = local.date()
@@ -96,10 +109,11 @@ Job = Callable[[str, datetime], Any]
 
 @dataclass(frozen=True)
 class Again:
-    """A job's answer when the day's work is done except what may only happen from ``at`` (texts
-    waiting for daytime where their recipient is): the work is not marked done for the day, and
-    nobody claims it again before ``at``. Without it, a text to someone whose night always covers
-    the send hour (a Paris company's 9:00 is 3:00 in New York) would wait for ever."""
+    """A job's answer when the day's work is done except what may only happen from ``at`` (rows due
+    later: a send window after the send hour, texts waiting for daytime where their recipient is):
+    the work is not marked done for the day, and nobody claims it again before ``at``. Without it, a
+    text to someone whose night always covers the send hour (a Paris company's 9:00 is 3:00 in New
+    York) would wait for ever, and an email due at 9:00 in New York would go at the next day's run."""
 
     at: datetime
 
@@ -158,7 +172,12 @@ def default_jobs(settings: config.Settings, db: Database, vault: Vault) -> Jobs:
             raise errors.TransientFailure(f"daily run incomplete ({summary.deferred} row(s) deferred): "
                                           f"{summary.errors[0] if summary.errors else 'QuickBooks unavailable'}")
         if summary.wake_at is not None:
-            return Again(summary.wake_at)
+            with db.reading() as s:
+                company = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+                until = next_run(company, now) if company is not None else None
+            # a row due from the next run's moment on is that run's: a hold past it would delay that run
+            if until is not None and summary.wake_at < until:
+                return Again(summary.wake_at)
         return summary
 
     def digest(realm: str, now: datetime) -> Any:
@@ -207,6 +226,7 @@ class Ticker:
         self.now = now
         self.renew_every = RENEW_EVERY.total_seconds()
         self.stopping = threading.Event()
+        self._beaten = float("-inf")  # time.monotonic() of the last heartbeat
 
     def tick(self) -> TickReport:
         report = TickReport()
@@ -220,6 +240,7 @@ class Ticker:
                 if self.stopping.is_set():
                     return report
                 self._do(company, due, now, report)
+            self.beat()
         self.sweep_tokens(now)
         self.reconcile()
         return report
@@ -239,7 +260,8 @@ class Ticker:
         job: Job = getattr(self.jobs, due.kind)
         held = {due.kind: TTL[due.kind], **({also: TTL[also]} if also else {})}
         try:
-            with (leases.kept(self.db, company.id, held, self.owner, now=self.now, every=self.renew_every),
+            with (leases.kept(self.db, company.id, held, self.owner, now=self.now, every=self.renew_every,
+                              beat=self.beat),
                   leases.holding(company.id, held)):  # the job's own sync goes ahead under these
                 self._run(company, due, now, report, job)
         finally:
@@ -266,7 +288,9 @@ class Ticker:
         if isinstance(result, Again) and result.at > now:
             if once:
                 leases.unmark_done(self.db, company.id, due.kind, self.owner, once_for=due.once_for)
-            leases.release(self.db, company.id, due.kind, self.owner, now=now, hold_for=result.at - now)
+            # claimable from ``at`` itself on: a claim takes a lease whose ``lease_until < now``
+            leases.release(self.db, company.id, due.kind, self.owner, now=now,
+                           hold_for=result.at - now - timedelta(microseconds=1))
         else:
             leases.release(self.db, company.id, due.kind, self.owner, now=now, done_on=due.once_for)
         report.done.append((company.realm_id, due.kind))
@@ -298,6 +322,17 @@ class Ticker:
                 s.add(models.Worker(name=self.owner, started_at=now, seen_at=now))
             else:
                 row.seen_at, row.stopped_at = now, None
+        self._beaten = time.monotonic()
+
+    def beat(self) -> None:
+        """Renew the heartbeat while a tick works, at most every ``renew_every`` (a write per company
+        would weigh on SQLite); never once stopping, which marks the heartbeat stopped."""
+        if self.stopping.is_set() or time.monotonic() - self._beaten < self.renew_every / 2:
+            return
+        try:
+            self.heartbeat(self.now())
+        except Exception:  # the database is away for a moment: the work goes on, the next beat may succeed
+            log.exception("renewing the scheduler heartbeat failed owner=%s", self.owner)
 
     def sweep_tokens(self, now: datetime) -> None:
         from qbo_collector.sync import tokens

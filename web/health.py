@@ -1,7 +1,11 @@
 """``/healthz`` for load balancers and operators: database, scheduler heartbeat, last run per company.
 
-503 when the database is unreachable or no scheduler has ticked for ``STALE`` (a deployment
-with ``serve --no-scheduler`` must run ``worker`` somewhere). Company names stay private: realms only.
+503 when the database is unreachable or no scheduler heartbeat is younger than ``STALE`` (a
+deployment with ``serve --no-scheduler`` must run ``worker`` somewhere). A scheduler writes its
+heartbeat when a tick starts and renews it about every minute while the tick works, so a long
+tick is alive (a unit of work that hangs keeps it, as it keeps its leases; a tick stuck anywhere
+else does not); with the embedded scheduler, that scheduler must also be running. Company names
+stay private: realms only.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def healthz():  # type: ignore[no-untyped-def]
         current_app.logger.warning("healthz: database unreachable: %s", type(exc).__name__)
         return jsonify(status="error", database="unreachable"), 503
     embedded = services.extras.get("scheduler")
-    alive = bool(embedded is not None and embedded.running) or (seen is not None and now - seen < STALE)
+    alive = seen is not None and now - seen < STALE and (embedded is None or bool(embedded.running))
     body = {
         "status": "ok" if alive else "degraded",
         "database": "ok",

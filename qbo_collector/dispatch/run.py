@@ -18,7 +18,9 @@
    full plan is ``FULL_PLAN_EVERY`` days old. The next-action dates of the invoices evaluated
    are stored from the same pass (``rules.plan_and_next``).
 3. Claim the due rows (``due_at <= now``). Texts outside 8:00–21:00 in the recipient's time
-   zone wait: their ``due_at`` moves to the next allowed minute. Rows for a channel that is
+   zone wait: their ``due_at`` moves to the next allowed minute. The earliest row left planned
+   for later (such a text, a send window after the run, a customer in another zone) is the
+   summary's ``wake_at``: the scheduler comes back then. Rows for a channel that is
    not configured, an address that bounced or a number that opted out are cancelled with the
    reason (the step counts as done: a later send would be out of sequence).
 4. ONE query per 1000 invoices re-reads the balances of the whole batch from QuickBooks
@@ -126,7 +128,7 @@ class RunSummary:
     pdfs_attached: int = 0                 # invoice PDFs sent with emails (one QuickBooks call each)
     pdfs_missing: int = 0                  # asked for and not attached: the email went without them
     waiting: int = 0                       # texts moved out of quiet hours
-    wake_at: dt.datetime | None = None     # the earliest moment one of those may go (the scheduler comes back then)
+    wake_at: dt.datetime | None = None     # the earliest moment one of those, or a row planned for later, may go
     deferred: int = 0                      # nothing sent, tried again next run
     recovered: int = 0
     reconciled: int = 0
@@ -456,6 +458,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
             if not dry:
                 _pause_notes(ctx)
                 _write_notes(ctx)
+                _wake_for_later(ctx)
             if qbo is not None:
                 summary.api_calls = qbo.api_calls
         except Exception as exc:
@@ -785,6 +788,19 @@ def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, 
     ctx.summary.waiting += 1
     ctx.summary.wake_at = min(ctx.summary.wake_at or allowed, allowed)
     return False
+
+
+def _wake_for_later(ctx: _Ctx) -> None:
+    """``wake_at`` also covers the earliest row planned for later than this run (a send window later
+    than the company's send hour, a customer in another time zone): due after ``now``, so the run it
+    wakes carries it out, cancels it or defers it, and never wakes for it again."""
+    with ctx.db.reading() as s:
+        later = s.scalar(select(models.Outbox.due_at).where(
+            models.Outbox.company_id == ctx.company_id, models.Outbox.status == S.planned,
+            models.Outbox.due_at > ctx.now, models.Outbox.dry_run.is_(False), models.Outbox.kind != "note")
+            .order_by(models.Outbox.due_at).limit(1))
+    if later is not None:
+        ctx.summary.wake_at = min(ctx.summary.wake_at or later, later)
 
 
 def _freshness(ctx: _Ctx, company: models.Company, rows: list[models.Outbox]) -> dict[str, dict[str, Any]] | None:

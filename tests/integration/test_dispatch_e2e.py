@@ -207,6 +207,17 @@ def test_an_owner_text_waits_for_daytime_where_the_owners_mobile_is(env) -> None
     assert all(r.status.value == "sent" for r in env.rows(channel="owner_sms"))
 
 
+def test_a_run_before_the_send_window_wakes_for_the_earliest_row_due_later(env) -> None:  # type: ignore[no-untyped-def]
+    # 8:00 in Los Angeles, the policy sends at 9:00 where each customer is: the run plans the day and
+    # tells the scheduler when the first row is due (dry runs send nothing, so never wake it).
+    early = env.now_at(8)
+    assert env.run(now=early, dry_run=True).wake_at is None
+    summary = env.run(now=early)
+    later = [r for r in env.rows(status=models.OutboxStatus.planned, dry_run=False) if r.kind != "note"]
+    assert later and all(r.due_at > early for r in later)
+    assert summary.wake_at == min(r.due_at for r in later)
+
+
 def test_the_scheduler_sends_a_waiting_text_when_its_recipient_wakes_up(env) -> None:  # type: ignore[no-untyped-def]
     # A customer in India: the Los Angeles company's 9:00 run is 21:30 there, every day.
     morning = env.now_at(9)

@@ -300,16 +300,27 @@ def test_a_run_whose_texts_wait_for_daytime_comes_back_when_they_may_go(settings
     assert sum(1 for kind, _r, _a in recorder.calls if kind == "run") == 2
 
 
-def test_the_daily_run_job_asks_to_come_back_when_texts_wait(settings_factory, db, vault, monkeypatch):
+@pytest.mark.parametrize(
+    ("wake", "again"),
+    [
+        pytest.param(datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc), True, id="8:00 in New York: the same afternoon"),
+        pytest.param(datetime(2026, 11, 25, 7, 59, tzinfo=timezone.utc), True, id="a minute before the next day's run"),
+        pytest.param(datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc), False, id="at the next day's run: that run's"),
+    ],
+)
+def test_the_daily_run_job_asks_to_come_back_for_rows_due_before_the_next_run(settings_factory, db, vault,
+                                                                             monkeypatch, wake, again):
+    # A Paris company's 9:00 run (8:00 UTC): a hold past the next day's 9:00 would delay that run.
     from qbo_collector import dispatch
 
-    wake = datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc)
+    _companies(db, {"r1": "Europe/Paris"})
     answers = iter([dispatch.RunSummary(realm="r1", waiting=2, wake_at=wake), dispatch.RunSummary(realm="r1")])
     monkeypatch.setattr(dispatch, "run_company", lambda *args, **kwargs: next(answers))
     monkeypatch.setattr(scheduler, "refresh_figures", lambda *args: None)
     jobs = scheduler.default_jobs(settings_factory(), db, vault)
     now = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
-    assert jobs.run("r1", now) == scheduler.Again(wake)
+    first = jobs.run("r1", now)
+    assert first == scheduler.Again(wake) if again else isinstance(first, dispatch.RunSummary)
     assert isinstance(jobs.run("r1", now), dispatch.RunSummary)
 
 
@@ -377,3 +388,130 @@ def test_a_failed_digest_is_retried_only_when_nothing_went_out(settings_factory,
     clock.at += scheduler.RETRY_AFTER + timedelta(minutes=1)
     ticker.tick()
     assert Counter(k for k, _r, _a in recorder.calls)["digest"] == (2 if retried else 1)
+
+
+def test_reminders_due_after_the_send_hour_go_out_when_due_the_same_day(sandbox_factory, settings_factory, db):
+    # The company runs at 9:00 (its send hour), its policy sends at 14:00: the 9:00 run plans the day,
+    # sends nothing before 14:00 and comes back then, not at the next day's run.
+    from tests.integration import test_dispatch_support as ds
+
+    policy = ds.every_day_policy(min_gap_days=0, alert_owner_when_late=False)
+    policy["send_window"]["hour"] = 14
+    env = ds.build(sandbox_factory(companies=[ds.SMALL]), settings_factory, db, policy=policy)
+    try:
+        clock = FakeClock(env.now_at(9))
+        ticker = scheduler.Ticker(env.settings, env.db, env.vault, owner="proc", now=clock)
+        assert (env.realm, "run") in ticker.tick().done
+        reminders = env.rows(kind="reminder")
+        # 14:00 where each customer is: the company's zone, or the country's for a customer abroad
+        assert env.now_at(14) in {r.due_at for r in reminders} and min(r.due_at for r in reminders) > clock.at
+        assert all(r.status.value == "planned" for r in reminders)
+        assert not [m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example"]  # the digest may go
+        clock.at = min(r.due_at for r in reminders) - timedelta(minutes=1)
+        assert (env.realm, "run") not in ticker.tick().done  # nobody claims the run before a row is due
+        assert all(r.status.value == "planned" for r in env.rows(kind="reminder"))
+        clock.at = env.now_at(15)
+        assert (env.realm, "run") in ticker.tick().done
+        after = env.rows(kind="reminder")
+        assert not [r for r in after if r.status.value == "planned"], [r.status_reason for r in after]
+        assert [r for r in after if r.status.value == "sent"]
+        assert [m for m in env.sb.sendgrid.messages if m["to"] != "owner@maple.example"]
+        clock.at = env.now_at(16)
+        assert (env.realm, "run") not in ticker.tick().done  # and that run finished the day
+    finally:
+        ds.stop([env])
+
+
+def test_an_email_to_a_customer_in_another_time_zone_goes_out_at_nine_where_they_are(
+        sandbox_factory, settings_factory, db):
+    # A Paris company runs at 9:00 Paris time; its customer in the United States is emailed at 9:00 in New
+    # York (15:00 in Paris, 14:00 in the weeks the two DST calendars disagree), the same day.
+    from qbo_collector import dispatch
+    from qbo_collector.sandbox import server
+    from tests.integration import test_dispatch_support as ds
+
+    french = server.CompanySpec(name="Boulangerie Martin", country="FR", currency="EUR", timezone="Europe/Paris",
+                                language="fr", customers=10, invoices=35, payments=10, seed=12)
+    env = ds.build(sandbox_factory(companies=[french]), settings_factory, db,
+                   policy=ds.every_day_policy(min_gap_days=0, alert_owner_when_late=False))
+    try:
+        morning = env.now_at(9)
+        planned = dispatch.plan_company(env.settings, env.db, env.realm, on=morning.astimezone(
+            ZoneInfo("Europe/Paris")).date())
+        abroad = next(p.customer_id for p in planned if p.kind == "reminder" and p.channel == "email")
+        env.sb.intuit.update(env.realm, "Customer", abroad,
+                             BillAddr={"Line1": "350 Fifth Avenue", "City": "New York", "Country": "USA"})
+        env.sync()
+        day = morning.astimezone(ZoneInfo("America/New_York")).date()
+        nine_there = datetime(day.year, day.month, day.day, 9, tzinfo=ZoneInfo("America/New_York")).astimezone(
+            timezone.utc)
+        clock = FakeClock(morning)
+        ticker = scheduler.Ticker(env.settings, env.db, env.vault, owner="proc", now=clock)
+
+        def steps():  # type: ignore[no-untyped-def]  # (a late-fee notice goes with the fee, at the run)
+            return [r for r in env.rows(customer_qbo_id=abroad, channel="email", kind="reminder")
+                    if r.template_key != "late_fee_notice"]
+
+        ticks, sent_at, runs = [], [], []
+        while clock.at <= env.now_at(23):
+            runs += [clock.at] if (env.realm, "run") in ticker.tick().done else []
+            ticks.append(clock.at)
+            sent_at += [clock.at for r in steps() if r.status.value == "sent" and clock.at not in sent_at]
+            clock.at += timedelta(minutes=30)
+        rows = steps()
+        assert rows and all(r.due_at == nine_there for r in rows)
+        assert all(r.status.value == "sent" for r in rows), [(r.status.value, r.status_reason) for r in rows]
+        assert sent_at[0] == min(t for t in ticks if t >= nine_there)
+        # the day's run, then once at the first tick after each moment a row was due later: no spinning
+        later = {r.due_at for r in env.rows() if r.due_at > morning and not r.dry_run and r.kind != "note"}
+        assert runs == [morning] + sorted({min(t for t in ticks if t >= at) for at in later if at <= ticks[-1]})
+    finally:
+        ds.stop([env])
+
+
+class EmbeddedScheduler:
+    """APScheduler's BackgroundScheduler as ``/healthz`` sees it in ``serve`` (the embedded scheduler)."""
+
+    running = True
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["a worker ticks", "the embedded scheduler ticks"])
+def test_healthz_stays_up_while_a_long_tick_works_and_goes_down_when_its_heartbeat_is_stale(
+        settings_factory, db, vault, embedded):
+    # A tick works through every company in turn (30 minutes for 1,000 in the benchmark): its heartbeat,
+    # written when it starts, is renewed while it works; once it is 3 minutes old, /healthz says 503.
+    from qbo_collector import clock
+    from web import create_app
+
+    app = create_app(settings_factory(), db=db)
+    if embedded:
+        app.config["QBO"].extras["scheduler"] = EmbeddedScheduler()
+    client = app.test_client()
+    _companies(db, {"big": "UTC"})  # never synced: the tick's one unit of work is a first sync
+    working, finish = threading.Event(), threading.Event()
+
+    def long_sync(realm: str, at: datetime) -> None:
+        working.set()
+        assert finish.wait(30)
+
+    ticker = scheduler.Ticker(settings_factory(), db, vault, owner="proc", jobs=scheduler.Jobs(
+        sync=long_sync, run=lambda r, a: None, catchup=lambda r, a: None, digest=lambda r, a: None))
+    ticker.renew_every = 0.02
+    tick = threading.Thread(target=ticker.tick)
+    try:
+        tick.start()
+        assert working.wait(30)
+        assert client.get("/healthz").status_code == 200
+        clock.advance(timedelta(minutes=5))  # the sync outlasts the 3-minute window
+        time.sleep(0.5)                      # a few renewals at the new time
+        body = client.get("/healthz")
+        assert body.status_code == 200 and body.get_json()["scheduler"] == "alive"
+        finish.set()
+        tick.join(30)
+        clock.advance(timedelta(minutes=3))  # no tick since: the heartbeat is stale
+        body = client.get("/healthz")
+        assert body.status_code == 503 and body.get_json()["scheduler"] == "not seen"
+    finally:
+        finish.set()
+        tick.join(30)
+        clock.reset()
