@@ -13,6 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from qbo_collector.db import migrate, models
 
 
+def _downgrade(db, revision: str) -> None:  # type: ignore[no-untyped-def]
+    """Take the schema down to ``revision`` (each migration test then upgrades it again)."""
+    from alembic import command
+
+    with db.engine.begin() as connection:
+        cfg = migrate.alembic_config(db.url)
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def _company(s, realm="9130000000001", **kw):
     c = models.Company(realm_id=realm, name=kw.pop("name", "Acme"), currency=kw.pop("currency", "USD"), settings={}, **kw)
     s.add(c)
@@ -29,7 +39,6 @@ def test_migrations_reach_head(db):
 
 def test_the_credit_indexes_come_and_go_with_their_migration(db):
     """0009: every run reads the customers' unused credit through these two indexes."""
-    from alembic import command
     from sqlalchemy import inspect
 
     def indexes() -> set[str]:
@@ -38,10 +47,7 @@ def test_the_credit_indexes_come_and_go_with_their_migration(db):
 
     wanted = {"ix_payment_company_unapplied", "ix_credit_memo_company_balance"}
     assert wanted <= indexes()
-    with db.engine.begin() as connection:
-        cfg = migrate.alembic_config(db.url)
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0008")
+    _downgrade(db, "0008")
     assert not wanted & indexes()
     migrate.upgrade(db)
     assert wanted <= indexes()
@@ -49,7 +55,6 @@ def test_the_credit_indexes_come_and_go_with_their_migration(db):
 
 def test_the_customer_parent_columns_come_with_a_full_read_of_the_customers(db):
     """0010: a job's parent and BillWithParent; the customers already mirrored are read again in full."""
-    from alembic import command
     from sqlalchemy import inspect
 
     def columns() -> set[str]:
@@ -61,10 +66,7 @@ def test_the_customer_parent_columns_come_with_a_full_read_of_the_customers(db):
         s.add_all([models.SyncCursor(company_id=c.id, entity=e, full_sync_at=synced, changed_since=synced)
                    for e in ("Customer", "Invoice")])
     assert {"parent_qbo_id", "bill_with_parent"} <= columns()
-    with db.engine.begin() as connection:
-        cfg = migrate.alembic_config(db.url)
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0009")
+    _downgrade(db, "0009")
     assert not {"parent_qbo_id", "bill_with_parent"} & columns()
     migrate.upgrade(db)
     assert {"parent_qbo_id", "bill_with_parent"} <= columns()
@@ -78,17 +80,13 @@ def test_the_customer_parent_columns_come_with_a_full_read_of_the_customers(db):
 
 def test_the_customer_parent_index_comes_and_goes_with_its_migration(db):
     """0011: a parent's unused credit pays its billed jobs' invoices; they are found through this index."""
-    from alembic import command
     from sqlalchemy import inspect
 
     def indexes() -> set[str]:
         return {i["name"] for i in inspect(db.engine).get_indexes("customer")}
 
     assert "ix_customer_company_parent" in indexes()
-    with db.engine.begin() as connection:
-        cfg = migrate.alembic_config(db.url)
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0010")
+    _downgrade(db, "0010")
     assert "ix_customer_company_parent" not in indexes()
     migrate.upgrade(db)
     assert "ix_customer_company_parent" in indexes()
@@ -98,7 +96,6 @@ def test_invoice_fee_lines_come_with_their_migration_and_a_full_read_where_fees_
     """0012: the fee lines of an invoice (``late_fee_mode`` "line"). The mapping used to flag any invoice
     with one "Late fee" line as a fee invoice; the companies with a flagged invoice read their invoices
     in full at the next sync, which sets both columns again from the lines. The others are left alone."""
-    from alembic import command
     from sqlalchemy import inspect
 
     def columns() -> set[str]:
@@ -116,10 +113,7 @@ def test_invoice_fee_lines_come_with_their_migration_and_a_full_read_where_fees_
         s.add_all([models.SyncCursor(company_id=c.id, entity=e, full_sync_at=synced, changed_since=synced)
                    for c in (flagged, clean) for e in ("Customer", "Invoice")])
         ids = {"flagged": flagged.id, "clean": clean.id}
-    with db.engine.begin() as connection:
-        cfg = migrate.alembic_config(db.url)
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0011")
+    _downgrade(db, "0011")
     assert "fee_lines" not in columns()
     migrate.upgrade(db)
     assert "fee_lines" in columns()
@@ -132,7 +126,6 @@ def test_invoice_fee_lines_come_with_their_migration_and_a_full_read_where_fees_
 
 def test_the_login_failures_table_comes_and_goes_with_its_migration(db):
     """0013: failed logins in the database, counted alike by every web process."""
-    from alembic import command
     from sqlalchemy import inspect
 
     def tables() -> set[str]:
@@ -142,10 +135,7 @@ def test_the_login_failures_table_comes_and_goes_with_its_migration(db):
         s.add(models.LoginFailure(key="ip:203.0.113.9", at=datetime(2026, 12, 8, 10, tzinfo=timezone.utc)))
     assert {i["name"] for i in inspect(db.engine).get_indexes("login_failure")} == {
         "ix_login_failure_key_at", "ix_login_failure_at"}
-    with db.engine.begin() as connection:
-        cfg = migrate.alembic_config(db.url)
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0012")
+    _downgrade(db, "0012")
     assert "login_failure" not in tables()
     migrate.upgrade(db)
     assert "login_failure" in tables()
