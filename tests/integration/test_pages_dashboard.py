@@ -95,23 +95,55 @@ def test_reminders_sent_and_followed_by_a_payment(seeded):
 
 
 def _forecast_inputs(s, company) -> tuple[list[forecast.PaidRecord], list[model.Invoice]]:  # type: ignore[no-untyped-def]
-    """The mirror as ``rules.forecast`` takes it: paid records (last payment date) and open invoices."""
+    """The mirror as ``rules.forecast`` takes it: the records (paid ones by their last payment date, open ones
+    unpaid) and the open invoices."""
     invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
     links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
         models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
     paid_on: dict[str, dt.date] = {}
     for invoice_id, day in links:
         paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
+    live = [i for i in invoices if not i.deleted]
     records = [forecast.PaidRecord(customer_id=i.customer_qbo_id, due_date=i.due_date, paid_on=paid_on[i.qbo_id])
-               for i in invoices if i.status == models.InvoiceStatus.paid]
+               for i in live if i.status == models.InvoiceStatus.paid]
     open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
                            total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
-                           due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
+                           due_date=i.due_date) for i in live if i.status == models.InvoiceStatus.open]
+    records += [forecast.PaidRecord(customer_id=i.customer_id, due_date=i.due_date, paid_on=None) for i in open_]
     return records, open_
 
 
-def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
-    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
+def _old_debt(db) -> None:  # type: ignore[no-untyped-def]
+    """Ten invoices of 100 € paid 100 days late, thirty still open 120 days after their due date, and a
+    voided and a deleted one 200 days late, which count for nothing."""
+    due = TODAY - dt.timedelta(days=150)
+    with db.session() as s:
+        company_id = _company(s).id
+
+        def invoice(qbo_id: str, due_on: dt.date, status: models.InvoiceStatus, balance: str,
+                    deleted: bool = False) -> None:
+            s.add(models.Invoice(company_id=company_id, qbo_id=qbo_id, customer_qbo_id="4", txn_date=due_on,
+                                 due_date=due_on, total=Decimal("100.00"), balance=Decimal(balance), currency="EUR",
+                                 status=status, deleted=deleted))
+
+        for k in range(10):
+            invoice(f"late-{k}", due, models.InvoiceStatus.paid, "0")
+            s.add(models.Payment(company_id=company_id, qbo_id=f"P-late-{k}", customer_qbo_id="4",
+                                 txn_date=due + dt.timedelta(days=100), total=Decimal("100.00"), currency="EUR"))
+            s.add(models.PaymentLink(company_id=company_id, payment_qbo_id=f"P-late-{k}", invoice_qbo_id=f"late-{k}",
+                                     amount=Decimal("100.00")))
+        for k in range(30):
+            invoice(f"old-{k}", TODAY - dt.timedelta(days=120), models.InvoiceStatus.open, "100.00")
+        invoice("voided", TODAY - dt.timedelta(days=200), models.InvoiceStatus.voided, "0")
+        invoice("deleted", TODAY - dt.timedelta(days=200), models.InvoiceStatus.open, "100.00", deleted=True)
+
+
+@pytest.mark.parametrize("old_debt", [False, True], ids=["seed", "with paid and unpaid old debt"])
+def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded, old_debt):
+    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice, the open
+    invoices counting as unpaid records."""
+    if old_debt:
+        _old_debt(seeded)
     with seeded.reading() as s:
         company = _company(s)
         cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
@@ -127,6 +159,27 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
     assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= len(weeks)), Decimal(0)),
                                                  "EUR").rounded().amount
     assert disputed == {}
+
+
+def test_open_invoices_lower_the_probability_of_collection_of_old_debt(seeded):
+    """Of the invoices that reached 90 days late, the share paid: open ones count as not paid.
+
+    The seed's history was paid within 16 days and one invoice is 100 days late; with ten paid 100
+    days late and thirty open 120 days late, (0.70 × 20 + 10) / (20 + 10 + 31) = 0.3934, below the
+    prior of 0.70, where counting paid invoices alone gave (0.70 × 20 + 10) / (20 + 10) = 0.80."""
+    _old_debt(seeded)
+    with seeded.reading() as s:
+        company = _company(s)
+        history = dashboard._history(s, company, TODAY)
+        records, _open = _forecast_inputs(s, company)
+    prior = forecast.prior_probability(90)
+    assert history.probability(90) == forecast.probability(90, records, TODAY) == Decimal("0.3934") < prior
+    # younger ages are weighed by more invoices, the recent ones paid on time among them
+    assert history.probability(0) == forecast.probability(0, records, TODAY)
+    assert history.probability(-15) == forecast.probability(-15, records, TODAY)
+    # older than any invoice: the prior alone
+    assert history.probability(400) == forecast.probability(400, records, TODAY) == \
+        forecast.prior_probability(400).quantize(Decimal("0.0001"))
 
 
 def _pauses(db) -> None:  # type: ignore[no-untyped-def]
