@@ -34,6 +34,7 @@ import itertools
 import logging
 import threading
 import time
+import zoneinfo
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -48,7 +49,7 @@ from qbo_collector import errors, money, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
 from qbo_collector.db.types import amount_value as _dec
-from qbo_collector.rules import forecast
+from qbo_collector.rules import calendar as rules_calendar, forecast
 
 log = logging.getLogger(__name__)
 
@@ -694,13 +695,18 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
 def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int = 90,
                     within_days: int = 30) -> ReminderEffect:
     """Reminders sent in the last ``days`` days, and how many were followed by a payment on one of
-    their invoices within ``within_days`` days."""
+    their invoices within ``within_days`` days.
+
+    Days are the company's: QuickBooks dates a payment (TxnDate) on the company's calendar, so a
+    reminder counts on its local date, in its local week, and the window opens at local midnight —
+    a text sent at 17:30 in Los Angeles (01:30 UTC the next day) is followed by a payment dated that day."""
     start = on - dt.timedelta(days=days)
+    zone = _zone(company)
     ob = models.Outbox
     sent = s.execute(select(ob.invoice_ids, ob.sent_at).where(
         ob.company_id == company.id, ob.kind == "reminder", ob.status == models.OutboxStatus.sent,
         ob.dry_run.is_(False), ob.sent_at.is_not(None),
-        ob.sent_at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc))).all()
+        ob.sent_at >= dt.datetime.combine(start, dt.time(), zone).astimezone(dt.timezone.utc))).all()
     link, pay = models.PaymentLink, models.Payment
     payments: dict[str, list[tuple[dt.date, Decimal, str]]] = defaultdict(list)
     paid_since = (select(link.invoice_qbo_id, pay.txn_date, link.amount, pay.currency)
@@ -723,7 +729,7 @@ def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int 
     collected: dict[str, Decimal] = defaultdict(Decimal)
     counted: set[tuple[str, dt.date]] = set()
     for invoice_ids, sent_at in sent:
-        day = sent_at.date()
+        day = sent_at.astimezone(zone).date()
         week = weeks[min(max((day - first_week).days // 7, 0), n_weeks - 1)]
         week[1] += 1
         hit = False
@@ -749,6 +755,14 @@ def _round(value: Decimal, currency: str) -> Decimal:
         return money.Money(value, currency).rounded().amount
     except (ValueError, ArithmeticError):
         return value
+
+
+def _zone(company: models.Company) -> dt.tzinfo:
+    """The company's time zone; UTC when the mirror holds one Python does not know."""
+    try:
+        return rules_calendar.zone(company.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
 
 
 def _as_date(value: object) -> dt.date:

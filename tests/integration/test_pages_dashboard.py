@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from decimal import Decimal
 
@@ -92,6 +93,48 @@ def test_reminders_sent_and_followed_by_a_payment(seeded):
     # the reminder of 25 days ago was followed by the 250 payment 20 days ago; the one of 5 days ago by nothing yet
     assert (r.sent, r.paid_after, r.collected) == (2, 1, {"EUR": Decimal("250.00")})
     assert sum(w[1] for w in r.weeks) == 2 and sum(w[2] for w in r.weeks) == 1
+
+
+def test_reminders_are_counted_on_the_company_local_days(db):
+    """QuickBooks dates a payment on the company's day. A Los Angeles company texts at 17:30 on Sunday
+    (01:30 UTC on Monday) and the customer pays that Sunday: the payment followed the text, which
+    belongs to last week. A text at 23:30 the evening before the 90-day window is outside it, though
+    inside it in UTC."""
+    dashboard.forget()
+    company_id = seed(db, realm="333", name="West", currency="USD", language="en", country="US",
+                      timezone="America/Los_Angeles")
+    zone = zoneinfo.ZoneInfo("America/Los_Angeles")
+    sunday = TODAY - dt.timedelta(days=1)
+    evening = dt.datetime.combine(sunday, dt.time(17, 30), zone).astimezone(dt.timezone.utc)
+    too_early = dt.datetime.combine(TODAY - dt.timedelta(days=91), dt.time(23, 30), zone).astimezone(dt.timezone.utc)
+    assert sunday.weekday() == 6 and evening.date() == TODAY and too_early.date() == TODAY - dt.timedelta(days=90)
+    with db.session() as s:
+        for key, at in (("evening", evening), ("too-early", too_early)):
+            s.add(models.Outbox(company_id=company_id, dedupe_key=f"333:{key}", kind="reminder", channel="sms",
+                                status=models.OutboxStatus.sent, customer_qbo_id="2", invoice_ids=["103"], step=1,
+                                template_key="reminder_overdue_gentle", due_at=at, sent_at=at,
+                                reason="Step 2 of invoice 103 by text.", provider_id=f"tw-{key}"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-sunday", customer_qbo_id="2", txn_date=sunday,
+                             total=Decimal("850.50"), currency="USD"))
+        s.add(models.PaymentLink(company_id=company_id, payment_qbo_id="P-sunday", invoice_qbo_id="103",
+                                 amount=Decimal("850.50")))
+
+    def effect():  # type: ignore[no-untyped-def]
+        with db.reading() as s:
+            company = s.scalar(select(models.Company).where(models.Company.realm_id == "333"))
+            return dashboard.reminder_effect(s, company, TODAY)
+
+    r = effect()
+    # the seed's two (the one of 25 days ago followed by 250 paid) and Sunday's text, followed by 850.50
+    assert (r.sent, r.paid_after, r.collected) == (3, 2, {"USD": Decimal("1100.50")})
+    by_week = {monday: (sent, paid) for monday, sent, paid in r.weeks}
+    # last week: the seed's reminder of Wednesday and Sunday's text; nothing sent this week
+    assert by_week[TODAY - dt.timedelta(days=7)] == (2, 1) and by_week[TODAY] == (0, 0)
+    # a zone the mirror holds that Python does not know: UTC days, as before, rather than an error
+    with db.session() as s:
+        s.scalar(select(models.Company).where(models.Company.realm_id == "333")).timezone = "Nowhere/Atlantis"
+    r = effect()
+    assert (r.sent, r.paid_after) == (4, 1) and {m: (n, p) for m, n, p in r.weeks}[TODAY] == (1, 0)
 
 
 def _forecast_inputs(s, company) -> tuple[list[forecast.PaidRecord], list[model.Invoice]]:  # type: ignore[no-untyped-def]
