@@ -17,8 +17,9 @@ the mirror: today's open balances of invoices issued by d, plus what was paid on
 
 Expected cash: each open invoice's balance × its probability of collection, in the week of
 its predicted pay date — the model of ``rules.forecast`` (the customer's usual delay, the
-industry prior refined by the company's own payment record), evaluated over grouped rows
-instead of one record per invoice. The invoices of customers with an active promise, payment
+industry prior refined by the company's own payment record: of its invoices that reached an
+age, paid ones and open ones alike, the share paid), evaluated over grouped rows instead of
+one record per invoice. The invoices of customers with an active promise, payment
 plan or dispute are read one by one: what was promised or is owed under the plan counts on
 its date, a disputed balance not at all until resolved (``forecast.commitments``).
 """
@@ -29,9 +30,11 @@ import bisect
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import logging
 import threading
 import time
+import zoneinfo
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -46,7 +49,7 @@ from qbo_collector import errors, money, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.db.session import Database, is_sqlite
 from qbo_collector.db.types import amount_value as _dec
-from qbo_collector.rules import forecast
+from qbo_collector.rules import calendar as rules_calendar, forecast
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +167,10 @@ _Figures = tuple[dict[str, dict[str, Decimal]], list["DsoPoint"], dict[str, list
 
 
 def _compute(db: Database, s: Session, company: models.Company, on: dt.date) -> _Figures:
-    # The payment record behind the forecast and the DSO of past month-ends move slowly: read once a day.
+    # The payment record behind the forecast (paid invoices' delays, open invoices' ages) and the DSO of
+    # past month-ends move slowly: read once a day.
     history, day_trend = memo((db.url, company.id, on, "daily"),
-                              lambda: (_history(s, company), dso_trend(s, company, on)))
+                              lambda: (_history(s, company, on), dso_trend(s, company, on)))
     aging = reports.aging(db, company.realm_id, on)
     trend = [*day_trend[:-1], *dso_trend(s, company, on, months=1)]  # today's point read fresh
     cash, later, disputed = expected_cash(s, company, on, history=history)
@@ -202,7 +206,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 4  # bump when the stored shape or meaning changes: older rows are then ignored
+FIGURES_FORMAT = 5  # bump when the stored shape or meaning changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
@@ -457,10 +461,29 @@ def _days_between(s: Session, later: Any, earlier: Any) -> Any:
     return later - earlier
 
 
-class _History:
-    """The company's paid invoices as delay histograms (days from due date to last payment)."""
+class _AtLeast:
+    """How many values of a histogram (value → count) are at least some number: bisection over suffix sums."""
 
-    def __init__(self, rows: Iterable[tuple[str, int, int]]) -> None:
+    def __init__(self, histogram: dict[int, int]) -> None:
+        self._values = sorted(histogram)
+        self._suffix = list(itertools.accumulate(histogram[d] for d in reversed(self._values)))[::-1]
+
+    def __call__(self, least: int) -> int:
+        k = bisect.bisect_left(self._values, least)
+        return self._suffix[k] if k < len(self._suffix) else 0
+
+
+class _History:
+    """The company's payment record as histograms: its paid invoices by delay (days from due date to
+    last payment), per customer and overall, and its open invoices by days late today (``unpaid``).
+
+    An open invoice has reached its age unpaid, so it counts against the probability of collection
+    at that age and below, as a ``forecast.PaidRecord`` with ``paid_on=None`` does. Voided and deleted
+    invoices count for nothing: the mirror does not say when they were given up, and most are
+    corrections, not bad debts. (A credit memo QuickBooks applies to an invoice comes through a payment:
+    the invoice counts as paid that day.)"""
+
+    def __init__(self, rows: Iterable[tuple[str, int, int]], unpaid: Iterable[tuple[int, int]] = ()) -> None:
         self.by_customer: dict[str, dict[int, int]] = defaultdict(dict)
         overall: dict[int, int] = defaultdict(int)
         for customer, delay, count in rows:
@@ -469,28 +492,27 @@ class _History:
             per[d] = per.get(d, 0) + n
             overall[d] += n
         self.overall = dict(overall)
+        ages: dict[int, int] = defaultdict(int)
+        for age, count in unpaid:
+            ages[int(age)] += int(count)
+        self.unpaid = dict(ages)
         # forecast.predict's "usual delay": round(mean) of the customer's delays, else the company's
         self._average = {c: round(sum(d * n for d, n in h.items()) / sum(h.values())) for c, h in self.by_customer.items()}
         self._overall_average = (round(sum(d * n for d, n in self.overall.items()) / sum(self.overall.values()))
                                  if self.overall else None)
-        self._delays = sorted(self.overall)
-        # suffix sums: how many paid invoices were at least d days late
-        self._suffix = []
-        running = 0
-        for d in reversed(self._delays):
-            running += self.overall[d]
-            self._suffix.append(running)
-        self._suffix.reverse()
+        self._paid_at_least = _AtLeast(self.overall)
+        self._unpaid_at_least = _AtLeast(self.unpaid)
         self._probability: dict[int, Decimal] = {}
         self._later: dict[tuple[str | None, int], int] = {}
 
     def probability(self, days_late: int) -> Decimal:
-        """``forecast.probability`` over the histogram."""
+        """``forecast.probability`` over the histograms: of the invoices that reached ``days_late``
+        (paid at least that late, or open and at least that late today), the share paid, blended with the prior."""
         if days_late not in self._probability:
-            k = bisect.bisect_left(self._delays, days_late)
-            reached = self._suffix[k] if k < len(self._suffix) else 0
+            paid = self._paid_at_least(days_late)
+            reached = paid + self._unpaid_at_least(days_late)
             prior = forecast.prior_probability(days_late)
-            value = (prior * forecast.PRIOR_WEIGHT + reached) / (forecast.PRIOR_WEIGHT + reached)
+            value = (prior * forecast.PRIOR_WEIGHT + paid) / (forecast.PRIOR_WEIGHT + reached)
             self._probability[days_late] = value.quantize(Decimal("0.0001"))
         return self._probability[days_late]
 
@@ -514,7 +536,7 @@ class _History:
         return today + dt.timedelta(days=max(self._later[(key, age)], 1))
 
 
-def _history(s: Session, company: models.Company) -> _History:
+def _history(s: Session, company: models.Company, on: dt.date) -> _History:
     inv, link, pay = models.Invoice, models.PaymentLink, models.Payment
     # one row per paid invoice: its customer and the days from due date to its last payment
     per_invoice = (
@@ -527,7 +549,22 @@ def _history(s: Session, company: models.Company) -> _History:
         .group_by(inv.id, inv.customer_qbo_id, inv.due_date).subquery())
     rows = s.execute(select(per_invoice.c.customer, per_invoice.c.delay, func.count())
                      .group_by(per_invoice.c.customer, per_invoice.c.delay))
-    return _History((c, d, n) for c, d, n in rows if d is not None)
+    paid = [(c, d, n) for c, d, n in rows if d is not None]
+    # the invoices whose balance expected cash weighs, by due date: each is as late as it is today, unpaid
+    due = _due(models.Invoice)
+    unpaid = s.execute(select(due, func.count()).where(_open(company)).group_by(due))
+    return _History(paid, [((on - _as_date(day)).days, n) for day, n in unpaid])
+
+
+def _due(inv: Any) -> Any:
+    return func.coalesce(inv.due_date, inv.txn_date)  # no due date in QuickBooks: due on the invoice date
+
+
+def _open(company: models.Company) -> Any:
+    """The invoices expected cash is made of: open, with a balance and a due date."""
+    inv = models.Invoice
+    return and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
+                inv.balance > 0, _due(inv).is_not(None))
 
 
 def _monday(day: dt.date) -> dt.date:
@@ -553,14 +590,13 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
                   ) -> tuple[dict[str, list[CashWeek]], dict[str, Decimal], dict[str, Decimal]]:
     """Probability-weighted cash per week for the next ``weeks`` weeks (from this Monday), what comes
     later, and the open balances in dispute (not expected until resolved), per currency."""
-    history = history if history is not None else _history(s, company)
+    history = history if history is not None else _history(s, company, on)
     inv = models.Invoice
-    due = func.coalesce(inv.due_date, inv.txn_date)
+    due = _due(inv)
     committed = _committed_customers(s, company, on)
     credited = snapshot.shared_credits(s, company, on).credits  # a parent's credit pays its jobs' too
     apart = sorted(set(committed) | set(credited))  # read invoice by invoice
-    open_ = and_(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
-                 inv.balance > 0, due.is_not(None))
+    open_ = _open(company)
     # (customer, when, due date, currency, amount): when is None for the predicted pay date
     parts: list[tuple[str, dt.date | None, dt.date, str, Decimal]] = []
     grouped = select(inv.customer_qbo_id, due, inv.currency, func.sum(inv.balance)).where(open_)
@@ -659,13 +695,18 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
 def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int = 90,
                     within_days: int = 30) -> ReminderEffect:
     """Reminders sent in the last ``days`` days, and how many were followed by a payment on one of
-    their invoices within ``within_days`` days."""
+    their invoices within ``within_days`` days.
+
+    Days are the company's: QuickBooks dates a payment (TxnDate) on the company's calendar, so a
+    reminder counts on its local date, in its local week, and the window opens at local midnight —
+    a text sent at 17:30 in Los Angeles (01:30 UTC the next day) is followed by a payment dated that day."""
     start = on - dt.timedelta(days=days)
+    zone = _zone(company)
     ob = models.Outbox
     sent = s.execute(select(ob.invoice_ids, ob.sent_at).where(
         ob.company_id == company.id, ob.kind == "reminder", ob.status == models.OutboxStatus.sent,
         ob.dry_run.is_(False), ob.sent_at.is_not(None),
-        ob.sent_at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc))).all()
+        ob.sent_at >= dt.datetime.combine(start, dt.time(), zone).astimezone(dt.timezone.utc))).all()
     link, pay = models.PaymentLink, models.Payment
     payments: dict[str, list[tuple[dt.date, Decimal, str]]] = defaultdict(list)
     paid_since = (select(link.invoice_qbo_id, pay.txn_date, link.amount, pay.currency)
@@ -688,7 +729,7 @@ def reminder_effect(s: Session, company: models.Company, on: dt.date, days: int 
     collected: dict[str, Decimal] = defaultdict(Decimal)
     counted: set[tuple[str, dt.date]] = set()
     for invoice_ids, sent_at in sent:
-        day = sent_at.date()
+        day = sent_at.astimezone(zone).date()
         week = weeks[min(max((day - first_week).days // 7, 0), n_weeks - 1)]
         week[1] += 1
         hit = False
@@ -714,6 +755,14 @@ def _round(value: Decimal, currency: str) -> Decimal:
         return money.Money(value, currency).rounded().amount
     except (ValueError, ArithmeticError):
         return value
+
+
+def _zone(company: models.Company) -> dt.tzinfo:
+    """The company's time zone; UTC when the mirror holds one Python does not know."""
+    try:
+        return rules_calendar.zone(company.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
 
 
 def _as_date(value: object) -> dt.date:

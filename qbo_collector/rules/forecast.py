@@ -1,7 +1,8 @@
 """Payment prediction and probability of collection. Pure.
 
-Inputs: the company's paid-invoice history (``PaidRecord``: due date, paid date; a record
-with ``paid_on=None`` is an invoice that was never paid, e.g. written off) and today.
+Inputs: the company's invoice history (``PaidRecord``: due date, paid date; a record with
+``paid_on=None`` is an invoice not paid: one still open, as late as it is today — the
+dashboard passes every open invoice so — or one given up on) and today.
 Output per open invoice: a predicted pay date and the probability it is collected, which
 the dashboard multiplies into expected cash.
 
@@ -16,8 +17,8 @@ oldest invoices (``with_credits``): what it settles is not cash to come.
 
 The probability starts from the industry prior by days late (about −10 % a month from
 30 days, ~70 % at 90, ~50 % at 180, under 10 % after a year) and is refined by the
-company's own record: among its past invoices that reached the same age, the share that
-was paid, blended with the prior as if the prior were worth ``PRIOR_WEIGHT`` invoices.
+company's own record: among its invoices that reached the same age, paid or not, the share
+that was paid, blended with the prior as if the prior were worth ``PRIOR_WEIGHT`` invoices.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from decimal import Decimal
 
@@ -94,24 +95,98 @@ def test_reminders_sent_and_followed_by_a_payment(seeded):
     assert sum(w[1] for w in r.weeks) == 2 and sum(w[2] for w in r.weeks) == 1
 
 
+def test_reminders_are_counted_on_the_company_local_days(db):
+    """QuickBooks dates a payment on the company's day. A Los Angeles company texts at 17:30 on Sunday
+    (01:30 UTC on Monday) and the customer pays that Sunday: the payment followed the text, which
+    belongs to last week. A text at 23:30 the evening before the 90-day window is outside it, though
+    inside it in UTC."""
+    dashboard.forget()
+    company_id = seed(db, realm="333", name="West", currency="USD", language="en", country="US",
+                      timezone="America/Los_Angeles")
+    zone = zoneinfo.ZoneInfo("America/Los_Angeles")
+    sunday = TODAY - dt.timedelta(days=1)
+    evening = dt.datetime.combine(sunday, dt.time(17, 30), zone).astimezone(dt.timezone.utc)
+    too_early = dt.datetime.combine(TODAY - dt.timedelta(days=91), dt.time(23, 30), zone).astimezone(dt.timezone.utc)
+    assert sunday.weekday() == 6 and evening.date() == TODAY and too_early.date() == TODAY - dt.timedelta(days=90)
+    with db.session() as s:
+        for key, at in (("evening", evening), ("too-early", too_early)):
+            s.add(models.Outbox(company_id=company_id, dedupe_key=f"333:{key}", kind="reminder", channel="sms",
+                                status=models.OutboxStatus.sent, customer_qbo_id="2", invoice_ids=["103"], step=1,
+                                template_key="reminder_overdue_gentle", due_at=at, sent_at=at,
+                                reason="Step 2 of invoice 103 by text.", provider_id=f"tw-{key}"))
+        s.add(models.Payment(company_id=company_id, qbo_id="P-sunday", customer_qbo_id="2", txn_date=sunday,
+                             total=Decimal("850.50"), currency="USD"))
+        s.add(models.PaymentLink(company_id=company_id, payment_qbo_id="P-sunday", invoice_qbo_id="103",
+                                 amount=Decimal("850.50")))
+
+    def effect():  # type: ignore[no-untyped-def]
+        with db.reading() as s:
+            company = s.scalar(select(models.Company).where(models.Company.realm_id == "333"))
+            return dashboard.reminder_effect(s, company, TODAY)
+
+    r = effect()
+    # the seed's two (the one of 25 days ago followed by 250 paid) and Sunday's text, followed by 850.50
+    assert (r.sent, r.paid_after, r.collected) == (3, 2, {"USD": Decimal("1100.50")})
+    by_week = {monday: (sent, paid) for monday, sent, paid in r.weeks}
+    # last week: the seed's reminder of Wednesday and Sunday's text; nothing sent this week
+    assert by_week[TODAY - dt.timedelta(days=7)] == (2, 1) and by_week[TODAY] == (0, 0)
+    # a zone the mirror holds that Python does not know: UTC days, as before, rather than an error
+    with db.session() as s:
+        s.scalar(select(models.Company).where(models.Company.realm_id == "333")).timezone = "Nowhere/Atlantis"
+    r = effect()
+    assert (r.sent, r.paid_after) == (4, 1) and {m: (n, p) for m, n, p in r.weeks}[TODAY] == (1, 0)
+
+
 def _forecast_inputs(s, company) -> tuple[list[forecast.PaidRecord], list[model.Invoice]]:  # type: ignore[no-untyped-def]
-    """The mirror as ``rules.forecast`` takes it: paid records (last payment date) and open invoices."""
+    """The mirror as ``rules.forecast`` takes it: the records (paid ones by their last payment date, open ones
+    unpaid) and the open invoices."""
     invoices = list(s.scalars(select(models.Invoice).where(models.Invoice.company_id == company.id)))
     links = s.execute(select(models.PaymentLink.invoice_qbo_id, models.Payment.txn_date).join(
         models.Payment, models.Payment.qbo_id == models.PaymentLink.payment_qbo_id)).all()
     paid_on: dict[str, dt.date] = {}
     for invoice_id, day in links:
         paid_on[invoice_id] = max(day, paid_on.get(invoice_id, day))
+    live = [i for i in invoices if not i.deleted]
     records = [forecast.PaidRecord(customer_id=i.customer_qbo_id, due_date=i.due_date, paid_on=paid_on[i.qbo_id])
-               for i in invoices if i.status == models.InvoiceStatus.paid]
+               for i in live if i.status == models.InvoiceStatus.paid]
     open_ = [model.Invoice(realm="111", id=i.qbo_id, customer_id=i.customer_qbo_id, currency="EUR",
                            total=Money(i.total, "EUR"), balance=Money(i.balance, "EUR"), txn_date=i.txn_date,
-                           due_date=i.due_date) for i in invoices if i.status == models.InvoiceStatus.open]
+                           due_date=i.due_date) for i in live if i.status == models.InvoiceStatus.open]
+    records += [forecast.PaidRecord(customer_id=i.customer_id, due_date=i.due_date, paid_on=None) for i in open_]
     return records, open_
 
 
-def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
-    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice."""
+def _old_debt(db) -> None:  # type: ignore[no-untyped-def]
+    """Ten invoices of 100 € paid 100 days late, thirty still open 120 days after their due date, and a
+    voided and a deleted one 200 days late, which count for nothing."""
+    due = TODAY - dt.timedelta(days=150)
+    with db.session() as s:
+        company_id = _company(s).id
+
+        def invoice(qbo_id: str, due_on: dt.date, status: models.InvoiceStatus, balance: str,
+                    deleted: bool = False) -> None:
+            s.add(models.Invoice(company_id=company_id, qbo_id=qbo_id, customer_qbo_id="4", txn_date=due_on,
+                                 due_date=due_on, total=Decimal("100.00"), balance=Decimal(balance), currency="EUR",
+                                 status=status, deleted=deleted))
+
+        for k in range(10):
+            invoice(f"late-{k}", due, models.InvoiceStatus.paid, "0")
+            s.add(models.Payment(company_id=company_id, qbo_id=f"P-late-{k}", customer_qbo_id="4",
+                                 txn_date=due + dt.timedelta(days=100), total=Decimal("100.00"), currency="EUR"))
+            s.add(models.PaymentLink(company_id=company_id, payment_qbo_id=f"P-late-{k}", invoice_qbo_id=f"late-{k}",
+                                     amount=Decimal("100.00")))
+        for k in range(30):
+            invoice(f"old-{k}", TODAY - dt.timedelta(days=120), models.InvoiceStatus.open, "100.00")
+        invoice("voided", TODAY - dt.timedelta(days=200), models.InvoiceStatus.voided, "0")
+        invoice("deleted", TODAY - dt.timedelta(days=200), models.InvoiceStatus.open, "100.00", deleted=True)
+
+
+@pytest.mark.parametrize("old_debt", [False, True], ids=["seed", "with paid and unpaid old debt"])
+def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded, old_debt):
+    """The grouped SQL evaluation gives what ``rules.forecast`` gives invoice by invoice, the open
+    invoices counting as unpaid records."""
+    if old_debt:
+        _old_debt(seeded)
     with seeded.reading() as s:
         company = _company(s)
         cash, later, disputed = dashboard.expected_cash(s, company, TODAY)
@@ -127,6 +202,27 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded):
     assert later.get("EUR", Decimal(0)) == Money(sum((v for k, v in expected.items() if k >= len(weeks)), Decimal(0)),
                                                  "EUR").rounded().amount
     assert disputed == {}
+
+
+def test_open_invoices_lower_the_probability_of_collection_of_old_debt(seeded):
+    """Of the invoices that reached 90 days late, the share paid: open ones count as not paid.
+
+    The seed's history was paid within 16 days and one invoice is 100 days late; with ten paid 100
+    days late and thirty open 120 days late, (0.70 × 20 + 10) / (20 + 10 + 31) = 0.3934, below the
+    prior of 0.70, where counting paid invoices alone gave (0.70 × 20 + 10) / (20 + 10) = 0.80."""
+    _old_debt(seeded)
+    with seeded.reading() as s:
+        company = _company(s)
+        history = dashboard._history(s, company, TODAY)
+        records, _open = _forecast_inputs(s, company)
+    prior = forecast.prior_probability(90)
+    assert history.probability(90) == forecast.probability(90, records, TODAY) == Decimal("0.3934") < prior
+    # younger ages are weighed by more invoices, the recent ones paid on time among them
+    assert history.probability(0) == forecast.probability(0, records, TODAY)
+    assert history.probability(-15) == forecast.probability(-15, records, TODAY)
+    # older than any invoice: the prior alone
+    assert history.probability(400) == forecast.probability(400, records, TODAY) == \
+        forecast.prior_probability(400).quantize(Decimal("0.0001"))
 
 
 def _pauses(db) -> None:  # type: ignore[no-untyped-def]
