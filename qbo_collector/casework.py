@@ -71,13 +71,11 @@ def _date(value: object, field: str) -> dt.date:
 
 
 def _amount(value: object, currency: str, field: str) -> Decimal:
-    text = str(value if value is not None else "").strip().replace("\u00a0", "").replace(" ", "")
-    if "," in text and "." not in text:
-        text = text.replace(",", ".")  # 1234,50 as typed in French
-    else:
-        text = text.replace(",", "")
+    """An amount as typed, in English or French (``money.parse_typed``: "1,500" is fifteen hundred,
+    "1 500,00" too; "149,50" has a decimal comma)."""
     try:
-        amount = money.to_decimal(text)
+        amount = value if isinstance(value, Decimal) else money.parse_typed(str(value if value is not None else ""),
+                                                                             currency)
     except ValueError:
         raise errors.InvalidInput(N_("Enter an amount such as 250.00."), field=field) from None
     if amount <= 0:

@@ -52,6 +52,54 @@ def to_decimal(value: object) -> Decimal:
     return result
 
 
+_TYPED_SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'\u2019")  # spaces, no-break spaces, 1'500 and 1’500
+
+
+def parse_typed(text: str, currency: str | None = None) -> Decimal:
+    """A number as a person types it, in English or French: "1,500", "1,500.00", "1 500,00", "1.500,00",
+    "149,50", "-3". The last of "," and "." is the decimal mark when both appear; a lone comma followed
+    by exactly three digits groups thousands ("1,500" is fifteen hundred, as English readers mean it,
+    not 1.50), unless ``currency`` counts three decimals (KWD, BHD…), where it is refused as ambiguous;
+    any other lone comma is a decimal comma ("149,50", "1,5"). Grouped digits come in threes.
+    Raises ``ValueError`` for anything else."""
+    t = (text or "").strip().translate(_TYPED_SPACES)
+    sign = ""
+    if t[:1] in "+-":
+        sign, t = t[:1].replace("+", ""), t[1:]
+    if not t or any(ch not in "0123456789.," for ch in t):
+        raise ValueError(f"not a number: {text!r}")
+    if "," in t and "." in t:
+        mark = max(t.rfind(","), t.rfind("."))
+        whole, fraction = t[:mark], t[mark + 1:]
+        group = "," if t[mark] == "." else "."
+        if (group == "," and "." in whole) or (group == "." and "," in whole):
+            raise ValueError(f"not a number: {text!r}")
+        whole_digits = _grouped(whole, group, text)
+    elif t.count(",") == 1 and len(t.split(",")[1]) == 3 and t.split(",")[0]:
+        if currency is not None and minor_units(currency) == 3:
+            raise ValueError(f"ambiguous: {text!r} could be read either way in {currency}")
+        whole_digits, fraction = _grouped(t, ",", text), ""
+    elif t.count(",") > 1:
+        whole_digits, fraction = _grouped(t, ",", text), ""
+    elif "," in t:
+        whole_digits, fraction = t.split(",")
+    else:
+        whole_digits, _, fraction = t.partition(".")
+        if "." in fraction:
+            raise ValueError(f"not a number: {text!r}")
+    if not (whole_digits or fraction) or not (whole_digits + fraction).isdigit():
+        raise ValueError(f"not a number: {text!r}")
+    return Decimal(f"{sign}{whole_digits or '0'}" + (f".{fraction}" if fraction else ""))
+
+
+def _grouped(whole: str, group: str, text: str) -> str:
+    """The digits of ``whole`` grouped by ``group`` in threes ("1,500,000"), or ``ValueError``."""
+    parts = whole.split(group)
+    if len(parts) > 1 and (not 1 <= len(parts[0]) <= 3 or any(len(p) != 3 for p in parts[1:])):
+        raise ValueError(f"not a number: {text!r}")
+    return "".join(parts)
+
+
 class Money(NamedTuple):
     """An amount in a currency. Arithmetic keeps full precision; ``rounded()`` applies the currency's rule."""
 

@@ -76,6 +76,18 @@ def test_a_promise_or_plan_on_all_invoices_names_those_open_when_it_was_made(pag
     assert pause.kind == action and sorted(pause.invoice_ids) == open_ids and len(open_ids) >= 2
 
 
+@pytest.mark.parametrize(("language", "typed"), [("en", "1,500"), ("en", "1,500.00"), ("fr", "1\u202f500,00")])
+def test_a_promised_amount_with_thousands_is_stored_as_meant(pages_app, sqlite_db, language, typed):
+    """Found in review: "1,500" was stored as 1.50 ("Promised $1.50"), and "1 500,00" as the French page
+    prints it (a narrow no-break space) was refused."""
+    from tests.integration.test_pages_support import browser
+
+    person = browser(pages_app, sqlite_db, f"{language}@example.com", language=language)
+    assert person.post(f"{CUSTOMER}/promise", {"until": "2026-12-10", "amount": typed}).status_code == 302
+    with sqlite_db.reading() as s:
+        assert s.scalar(select(models.Pause.amount)) == Decimal("1500.00")
+
+
 @pytest.mark.parametrize("action,data,field,message", [
     # promise: a date in the past, a missing amount, someone else's invoice
     ("promise", {"until": "2026-11-01", "amount": "10"}, "until", "A promise to pay is for today or a later date."),

@@ -74,6 +74,15 @@ def test_a_preset_is_loaded_edited_and_saved(pages_app, owner, sqlite_db):
     assert "The policy is saved" in owner.get(POLICY).get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("typed", "stored"), [("1,000", "1000"), ("1\u202f000,50", "1000.50"), ("2,5", "2.5")])
+def test_a_minimum_balance_typed_with_thousands_is_stored_as_meant(pages_app, owner, sqlite_db, typed, stored):
+    """Found in review: "1,000" was saved as 1.000 — a minimum of one euro instead of a thousand."""
+    form = _form(owner.get(f"{POLICY}?preset=friendly").get_data(as_text=True))
+    form["min_balance.EUR"] = typed
+    assert _post_policy(owner, form).status_code == 302
+    assert str(rules.Policy.model_validate(_company(sqlite_db).policy).min_balance["EUR"]) == stored
+
+
 def test_fee_notices_are_on_by_default_and_unchecking_the_box_turns_them_off(pages_app, owner, sqlite_db):
     form = _form(owner.get(f"{POLICY}?preset=us_net30").get_data(as_text=True))
     assert form.getlist("late_fees.notify_customer") == ["1"]

@@ -17,7 +17,7 @@ import pydantic
 from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
-from qbo_collector import rules
+from qbo_collector import money, rules
 from qbo_collector.rules import policy as policy_mod
 
 FEE_KINDS = ("flat", "percent", "interest", "indemnity")
@@ -90,11 +90,16 @@ def row_count(values: Mapping[str, Any], prefix: str) -> int:
 
 
 def _num(text: str | None) -> str | None:
-    """A number as typed (French decimal comma and spaces accepted), or None when blank."""
-    t = (text or "").strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    """A number as typed, in English or French (``money.parse_typed``: "1,000" is a thousand, "1 000,50"
+    and "1,5" have a decimal comma), or None when blank; what does not read as a number is handed on as
+    typed, for the policy's validation to refuse with its own message."""
+    t = (text or "").strip()
     if not t:
         return None
-    return t.replace(",", ".") if t.count(",") == 1 and "." not in t else t
+    try:
+        return str(money.parse_typed(t))
+    except ValueError:
+        return t
 
 
 def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | None) -> tuple[dict[str, Any], list[str]]:

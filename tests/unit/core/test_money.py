@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from qbo_collector.money import Money, minor_units, to_decimal
+from qbo_collector.money import Money, minor_units, parse_typed, to_decimal
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,26 @@ def test_format_per_locale(locale, expected):
 
 def test_minor_units():
     assert (minor_units("JPY"), minor_units("usd"), minor_units("BHD")) == (0, 2, 3)
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("1,500", "1500"),            # found in review: stored as 1.50 — English readers mean fifteen hundred
+    ("1,500.00", "1500.00"), ("1,500,000", "1500000"), ("12,345.6", "12345.6"),
+    ("1 500,00", "1500.00"), ("1\u202f000,00", "1000.00"), ("1\u00a0000,5", "1000.5"),  # as the French pages print
+    ("1.500,00", "1500.00"), ("149,50", "149.50"), ("1,5", "1.5"), (",50", "0.50"),
+    ("1500", "1500"), ("0.5", "0.5"), ("-3", "-3"), ("+7", "7"), ("1'500", "1500"),
+])
+def test_a_number_as_a_person_types_it_in_english_or_french(typed: str, expected: str) -> None:
+    assert parse_typed(typed) == Decimal(expected) and str(parse_typed(typed)) == expected
+
+
+@pytest.mark.parametrize("typed", ["", "abc", "1.2.3", "12,34,56", "1,5000,000", "1.000,000.5", "1,2,3", "--3", "1e3"])
+def test_what_is_not_a_number_is_refused(typed: str) -> None:
+    with pytest.raises(ValueError):
+        parse_typed(typed)
+
+
+def test_a_comma_before_three_digits_is_ambiguous_in_a_currency_of_three_decimals() -> None:
+    assert parse_typed("1,500", "USD") == Decimal(1500) and parse_typed("1,50", "KWD") == Decimal("1.50")
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_typed("1,500", "KWD")
