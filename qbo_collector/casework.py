@@ -410,10 +410,11 @@ def waive_fee(s: Session, company: models.Company, customer_id: str, *, invoice_
                                       field="invoice_id")
         if (row.payload or {}).get("waived"):
             raise errors.InvalidInput(N_("This fee is already waived."), field="invoice_id")
+        # The fee invoice only: voiding one fee is a gesture about that fee; later periods are still
+        # charged unless a person also chooses "no more fees on this invoice" (a choice of its own).
         for invoice in s.scalars(select(models.Invoice).where(
-                models.Invoice.company_id == company.id,
-                or_(models.Invoice.qbo_id == row.provider_id, models.Invoice.qbo_id.in_(row.invoice_ids or [""])))):
-            invoice.fees_waived = True  # the fee invoice, and no more fees on the invoice it was for
+                models.Invoice.company_id == company.id, models.Invoice.qbo_id == row.provider_id)):
+            invoice.fees_waived = True
         amount = money.Money(row.amount, row.currency) if row.amount is not None and row.currency else None
         _log(s, company, customer, "fee.waive_requested",
              timeline.text("fee.waive_requested", amount=timeline.money(amount.rounded().amount, amount.currency))

@@ -167,7 +167,8 @@ def _context(s, company: models.Company, customer: models.Customer | None, key: 
     except errors.InvalidInput:
         policy = None
     fee_kind = key == "late_fee_notice"
-    row = models.Outbox(kind="fee" if fee_kind else ("alert" if key == "owner_alert" else "reminder"),
+    # as the run queues it: a late-fee notice is a reminder carrying the fee (so it tells the fee rule too)
+    row = models.Outbox(kind="alert" if key == "owner_alert" else "reminder",
                         amount=sample.fee.amount if fee_kind and sample.fee else None,
                         currency=currency if fee_kind else None, payload={"tone": "friendly"})
     promise = None
