@@ -138,10 +138,11 @@ class FeeRule(_Model):
 
     @model_validator(mode="after")
     def _coherent(self) -> "FeeRule":
+        article = "An" if self.kind in ("indemnity", "interest") else "A"
         if self.kind in ("flat", "indemnity") and not self.amount:
-            raise ValueError(f"A {self.kind} fee needs an amount for at least one currency.")
+            raise ValueError(f"{article} {self.kind} fee needs an amount for at least one currency.")
         if self.kind in ("percent", "interest") and self.percent is None:
-            raise ValueError(f"A {self.kind} fee needs a percent.")
+            raise ValueError(f"{article} {self.kind} fee needs a percent.")
         if self.kind == "interest" and self.frequency == "once":
             raise ValueError("Interest is billed per period: choose monthly or every N days.")
         if self.kind == "indemnity" and self.frequency != "once":

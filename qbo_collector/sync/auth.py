@@ -237,9 +237,11 @@ def complete(settings: config.Settings, db: Database, vault: Vault, *, state: st
         company.name = info["name"]
         company.country = info["country"]
         company.currency = info["currency"]
+        # the zone and language an owner chose on the Channels page outlive a reconnection
         if not (company.settings or {}).get("timezone_set_by_user"):
             company.timezone = info["timezone"]
-        company.language = info["language"]
+        if not (company.settings or {}).get("language_set_by_user"):
+            company.language = info["language"]
         company.status = models.CompanyStatus.connected
         company.status_reason = None
         company.connected_at = now

@@ -107,6 +107,31 @@ def test_a_first_connection_fills_where_alerts_replies_and_calls_go_and_never_ov
                                "company_phone": expected["company_phone"]}
 
 
+def test_the_time_zone_send_hour_and_language_set_on_the_page_outlive_a_reconnection(settings, db, vault, sb):
+    """QuickBooks gives a zone and a language at each connection; once the owner changed them on the
+    Channels page, a reconnection keeps the owner's. A zone the owner left alone follows QuickBooks."""
+    from web import create_app
+
+    user_id = make_user(db, "owner@acme.example")
+    oauth_helpers.connect(settings, db, vault, realm=sb.realms["us"], sandbox=sb, user_id=user_id)
+    realm = sb.realms["us"]
+    client = create_app(settings, db=db).test_client()
+    assert login(client, "owner@acme.example").status_code == 302
+    token = csrf_token(client, f"/companies/{realm}/channels")
+    saved = client.post(f"/companies/{realm}/channels", data={
+        "csrf_token": token, "timezone": "America/Denver", "send_hour": "7", "language": "fr"})
+    assert saved.status_code == 302
+    oauth_helpers.connect(settings, db, vault, realm=realm, sandbox=sb, user_id=user_id)  # a reconnect
+    with db.session() as s:
+        us = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+        assert (us.timezone, us.language, us.settings["send_hour"]) == ("America/Denver", "fr", 7)
+        us.settings = {k: v for k, v in us.settings.items() if not k.endswith("_set_by_user")}
+    oauth_helpers.connect(settings, db, vault, realm=realm, sandbox=sb, user_id=user_id)
+    with db.session() as s:
+        us = s.scalar(select(models.Company).where(models.Company.realm_id == realm))
+        assert (us.timezone, us.language, us.settings["send_hour"]) == ("America/Chicago", "en", 7)
+
+
 def test_an_address_quickbooks_holds_that_is_not_one_is_left_out():
     info = {"email": "", "reply_to": "", "phone": ""}
     assert auth.contact_defaults(info, None) == {}

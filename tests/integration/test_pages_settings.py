@@ -10,7 +10,7 @@ from werkzeug.datastructures import MultiDict
 
 from qbo_collector import rules
 from qbo_collector.db import models
-from tests.integration.test_pages_support import TODAY, browser, frozen_today, owner, pages_app  # noqa: F401
+from tests.integration.test_pages_support import TODAY, browser, frozen_today, owner, pages_app, viewer  # noqa: F401
 from web.pages import forms
 
 POLICY = "/companies/111/policy"
@@ -153,6 +153,61 @@ def test_sms_hours_are_a_policy_wide_error(pages_app, owner, sqlite_db):
     assert _company(sqlite_db).policy is None
 
 
+def _error(page: str, field: str) -> str | None:
+    found = re.search(rf'id="{re.escape(field.replace(".", "-"))}-error">([^<]*)<', page)
+    return found.group(1) if found else None
+
+
+def test_an_error_shows_on_the_row_it_was_typed_in_and_a_removed_step_stays_removed(pages_app, owner, sqlite_db):
+    """Removed and blank rows are left out of the policy, not of the form: step 4's error stays on
+    step 4 though step 2 is removed, the tick on step 2 is kept, and the corrected form saves without it."""
+    form = _form(owner.get(POLICY).get_data(as_text=True))  # friendly: -3, 0, 7, 21, 45
+    form["steps.1.remove"] = "1"
+    form["steps.3.offset_days"] = "abc"
+    refused = _post_policy(owner, form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert _error(page, "steps.3.offset_days") == "Enter a whole number."
+    assert _error(page, "steps.2.offset_days") is None  # step 3 (7 days) is fine
+    again = _form(page)
+    assert again.getlist("steps.1.remove") == ["1"] and again["steps.3.offset_days"] == "abc"
+    again["steps.3.offset_days"] = "21"
+    assert _post_policy(owner, again).status_code == 302
+    stored = rules.Policy.model_validate(_company(sqlite_db).policy)
+    assert [step.offset_days for step in stored.steps] == [-3, 7, 21, 45]
+
+
+def test_a_discount_tier_error_shows_on_its_own_row_after_a_blank_one(pages_app, owner, sqlite_db):
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    form["discount_tiers.1.days_after_invoice"] = "10"
+    form["discount_tiers.1.percent"] = "80"  # row 0 left blank
+    page = _post_policy(owner, form).get_data(as_text=True)
+    assert _error(page, "discount_tiers.1.percent") == "Enter 50 or less."
+    assert _error(page, "discount_tiers.0.percent") is None
+
+
+def test_fee_rules_missing_their_figure_are_named_with_the_right_article(pages_app, owner, sqlite_db):
+    form = _form(owner.get(f"{POLICY}?preset=france_b2b").get_data(as_text=True))
+    form["fee.indemnity.amount"] = ""
+    form["fee.interest.percent"] = ""
+    page = _post_policy(owner, form).get_data(as_text=True)
+    assert _error(page, "fee.indemnity") == "An indemnity fee needs an amount for at least one currency."
+    assert _error(page, "fee.interest") == "An interest fee needs a percent."
+    assert _company(sqlite_db).policy is None
+
+
+def test_a_send_window_before_the_daily_run_is_pointed_out(pages_app, owner, sqlite_db):
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    assert 'id="send-hour-warning"' not in owner.get(POLICY).get_data(as_text=True)  # 9:00 and a run at 9
+    form["send_window.hour"] = "8"
+    assert _post_policy(owner, form).status_code == 302
+    page = owner.get(POLICY).get_data(as_text=True)
+    warning = page.split('id="send-hour-warning">', 1)[1].split("</p>", 1)[0]
+    assert "The daily run starts at 9:00\u202fAM" in warning and "a send window at 8:00\u202fAM go out" in warning
+    assert owner.post(CHANNELS, {"send_hour": "8"}).status_code == 302
+    assert 'id="send-hour-warning"' not in owner.get(POLICY).get_data(as_text=True)
+
+
 # --- templates ---------------------------------------------------------------------------
 
 TEMPLATES = "/companies/111/templates"
@@ -246,6 +301,68 @@ def test_attaching_the_invoice_pdf_is_a_checkbox_kept_through_a_refused_save(pag
     assert f"{box} checked>" in owner.get(CHANNELS).get_data(as_text=True)
     assert owner.post(CHANNELS, {}).status_code == 302  # unticked: a form leaves the box out
     assert _company(sqlite_db).settings["attach_invoice_pdf"] is False
+
+
+def test_time_zone_send_hour_and_language_are_set_on_the_channels_page(pages_app, owner, sqlite_db):
+    page = owner.get(CHANNELS).get_data(as_text=True)
+    assert '<option value="Europe/Paris" selected>' in page and 'name="send_hour" type="text" value="9"' in page
+    # the French company's zones come first
+    assert page.index("Europe/Paris") < page.index("America/Chicago") < page.index("Europe/Berlin")
+    assert '<option value="fr" selected>' in page
+    saved = owner.post(CHANNELS, {"timezone": "America/Martinique", "send_hour": "7", "language": "en",
+                                  "owner_email": "owner@example.com"})
+    assert saved.status_code == 302
+    company = _company(sqlite_db)
+    assert (company.timezone, company.language, company.settings["send_hour"]) == ("America/Martinique", "en", 7)
+    assert company.settings["timezone_set_by_user"] is True and company.settings["language_set_by_user"] is True
+    page = owner.get(CHANNELS).get_data(as_text=True)
+    assert '<option value="America/Martinique" selected>' in page and 'value="7"' in page
+    assert '<option value="en" selected>' in page
+    assert owner.post(CHANNELS, {"send_hour": "0"}).status_code == 302  # midnight is an hour too
+    assert _company(sqlite_db).settings["send_hour"] == 0
+    assert 'name="send_hour" type="text" value="0"' in owner.get(CHANNELS).get_data(as_text=True)
+
+
+def test_saving_the_channels_page_unchanged_leaves_the_zone_to_quickbooks(pages_app, owner, sqlite_db):
+    assert owner.post(CHANNELS, {"timezone": "Europe/Paris", "send_hour": "9", "language": "fr"}).status_code == 302
+    settings = _company(sqlite_db).settings
+    assert settings["send_hour"] == 9
+    assert "timezone_set_by_user" not in settings and "language_set_by_user" not in settings
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("timezone", "Mars/Olympus_Mons", "Choose a time zone from the list, such as Europe/Paris or America/Chicago."),
+    ("timezone", "", "Choose a time zone from the list, such as Europe/Paris or America/Chicago."),
+    ("send_hour", "24", "Enter a whole hour from 0 to 23, such as 9 for 9:00."),
+    ("send_hour", "-1", "Enter a whole hour from 0 to 23, such as 9 for 9:00."),
+    ("send_hour", "7.5", "Enter a whole hour from 0 to 23, such as 9 for 9:00."),
+    ("send_hour", "", "Enter a whole hour from 0 to 23, such as 9 for 9:00."),
+    ("language", "de", "Choose English or French."),
+])
+def test_a_bad_time_zone_send_hour_or_language_is_refused_next_to_its_field(pages_app, owner, sqlite_db,
+                                                                            field, value, message):
+    data = {"timezone": "America/Chicago", "send_hour": "7", "language": "en", "sender_name": "Claire"}
+    data[field] = value
+    refused = owner.post(CHANNELS, data)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Nothing was saved" in page
+    assert re.search(rf'id="{field}-error" role="alert">([^<]*)<', page).group(1) == message
+    company = _company(sqlite_db)
+    assert (company.timezone, company.language) == ("Europe/Paris", "fr")
+    assert "send_hour" not in company.settings and "sender_name" not in company.settings
+
+
+def test_a_viewer_sees_the_time_zone_send_hour_and_language_but_cannot_change_them(pages_app, viewer, owner,
+                                                                                    sqlite_db):
+    page = viewer.get(CHANNELS).get_data(as_text=True)
+    assert re.search(r'<select id="timezone" name="timezone" disabled>', page)
+    assert re.search(r'<select id="language" name="language" disabled>', page)
+    assert 'name="send_hour" type="text" value="9" readonly' in page
+    wanted = {"timezone": "America/Chicago", "send_hour": "7", "language": "en"}
+    assert viewer.post(CHANNELS, wanted).status_code == 403
+    assert owner.client.post(CHANNELS, data=wanted).status_code == 400  # an owner's post without its CSRF token
+    company = _company(sqlite_db)
+    assert (company.timezone, company.language, company.settings.get("send_hour")) == ("Europe/Paris", "fr", None)
 
 
 def test_test_send_without_a_configured_provider_says_so(pages_app, owner):

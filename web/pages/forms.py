@@ -8,6 +8,7 @@ currency; amounts in other currencies already stored are kept as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -23,6 +24,16 @@ from qbo_collector.rules import policy as policy_mod
 FEE_KINDS = ("flat", "percent", "interest", "indemnity")
 EXTRA_STEP_ROWS = 2
 EXTRA_TIER_ROWS = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rows:
+    """Where each list entry of the policy JSON came from on the form, so that an error lands on the
+    row the user typed it in: removed and blank rows are left out of the JSON, not of the form."""
+
+    kinds: list[str]  # the fee kind of each entry of late_fees.rules
+    steps: list[int]  # the form row of each entry of steps
+    tiers: list[int]  # the form row of each entry of discount_tiers
 
 
 def _s(value: object) -> str:
@@ -102,15 +113,16 @@ def _num(text: str | None) -> str | None:
         return t
 
 
-def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | None) -> tuple[dict[str, Any], list[str]]:
-    """The policy JSON from the posted form, and the fee kinds in the order of ``late_fees.rules``."""
+def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | None) -> tuple[dict[str, Any], Rows]:
+    """The policy JSON from the posted form, and where its list entries came from on the form."""
     f = form.get
     data: dict[str, Any] = {"version": policy_mod.CURRENT_VERSION, "name": (f("name") or "").strip()}
-    steps = []
+    steps, step_rows = [], []
     for i in range(row_count(form, "steps")):
         p = f"steps.{i}"
         if form.get(f"{p}.remove") or (_num(f(f"{p}.offset_days")) is None and not f(f"{p}.template")):
             continue
+        step_rows.append(i)
         steps.append({"offset_days": _num(f(f"{p}.offset_days")), "anchor": f(f"{p}.anchor") or "due_date",
                       "template": f(f"{p}.template") or None, "tone": f(f"{p}.tone") or "friendly",
                       "channels": form.getlist(f"{p}.channels")})
@@ -153,12 +165,13 @@ def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | N
         "notify_customer": bool(f("late_fees.notify_customer")),
     }
     data["ecb_rate_percent"] = _num(f("ecb_rate_percent")) or "0"
-    tiers = []
+    tiers, tier_rows = [], []
     for i in range(row_count(form, "discount_tiers")):
         p = f"discount_tiers.{i}"
         days, pct = _num(f(f"{p}.days_after_invoice")), _num(f(f"{p}.percent"))
         if days is None and pct is None:
             continue
+        tier_rows.append(i)
         tiers.append({"days_after_invoice": days, "percent": pct})
     data["discount_tiers"] = tiers
     data["escalation"] = {"call_task_after_days": _num(f("escalation.call_task_after_days")),
@@ -166,7 +179,7 @@ def data_from(form: MultiDict[str, str], currency: str, stored: rules.Policy | N
     data["promise_grace_days"] = _num(f("promise_grace_days"))
     data["payment_plan"] = {"remind_days_before": _num(f("payment_plan.remind_days_before")),
                             "remind_days_after": _num(f("payment_plan.remind_days_after"))}
-    return _drop_none(data), kinds
+    return _drop_none(data), Rows(kinds=kinds, steps=step_rows, tiers=tier_rows)
 
 
 def _merge(old: Mapping[str, Decimal], currency: str, typed: str | None) -> dict[str, Any]:
@@ -189,18 +202,22 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate(data: dict[str, Any], kinds: list[str]) -> tuple[rules.Policy | None, dict[str, str]]:
+def validate(data: dict[str, Any], rows: Rows) -> tuple[rules.Policy | None, dict[str, str]]:
     """The policy, or the messages by form field (in the user's language)."""
     try:
         return rules.Policy.model_validate(data), {}
     except pydantic.ValidationError as exc:
-        return None, errors_by_field(exc, kinds)
+        return None, errors_by_field(exc, rows)
 
 
-def errors_by_field(exc: pydantic.ValidationError, kinds: list[str]) -> dict[str, str]:
+def errors_by_field(exc: pydantic.ValidationError, rows: Rows) -> dict[str, str]:
     out: dict[str, str] = {}
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
+        for name, posted in (("steps", rows.steps), ("discount_tiers", rows.tiers)):
+            if loc[:1] == [name] and len(loc) >= 2 and loc[1].isdigit() and int(loc[1]) < len(posted):
+                loc[1] = str(posted[int(loc[1])])  # the JSON's n-th entry is the form's row posted[n]
+        kinds = rows.kinds
         if loc[:2] == ["late_fees", "rules"] and len(loc) >= 3 and loc[2].isdigit() and int(loc[2]) < len(kinds):
             kind = kinds[int(loc[2])]
             field = f"fee.{kind}" + ("." + loc[3] if len(loc) > 3 else "")

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import format_time, gettext
 from werkzeug.datastructures import MultiDict
 
-from qbo_collector import errors, money, rules, snapshot
+from qbo_collector import errors, money, rules, scheduler, snapshot
 from qbo_collector.db import models
 from web.pages import bp, company_session, forms, today_for
 
@@ -34,8 +34,8 @@ def policy(realm_id: str):  # type: ignore[no-untyped-def]
 def policy_save(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id, write=True) as (_s, company, role):
         current, _err = _current(company)
-        data, kinds = forms.data_from(request.form, company.currency, current)
-        parsed, problems = forms.validate(data, kinds)
+        data, rows = forms.data_from(request.form, company.currency, current)
+        parsed, problems = forms.validate(data, rows)
         if parsed is None or request.form.get("do") == "example":
             return _render(company, role, request.form, problems, parsed), (400 if problems else 200)
         stored = company.policy if isinstance(company.policy, dict) else {}
@@ -62,11 +62,22 @@ def _render(company: models.Company, role: str, values: MultiDict[str, str] | An
     example = fee_example(company, parsed, on) if parsed is not None else None
     return render_template(
         "pages/policy.html", company=company, role=role, tab="policy", v=values, errors=problems, example=example,
+        early=early_window(company, parsed) if parsed is not None else None,
         presets=sorted(rules.PRESETS), preset=preset, currency=company.currency,
         steps=max(forms.row_count(values, "steps"), 0) + forms.EXTRA_STEP_ROWS,
         tiers=max(forms.row_count(values, "discount_tiers"), 0) + forms.EXTRA_TIER_ROWS,
         template_keys=rules.TEMPLATE_KEYS, channels=rules.CHANNELS, fee_kinds=forms.FEE_KINDS,
     )
+
+
+def early_window(company: models.Company, policy: rules.Policy) -> dict[str, str] | None:
+    """The send window's time and the daily run's, when the window opens before the run starts: the
+    scheduler plans and sends from the company's send hour, so such a window waits for it."""
+    window, start = policy.send_window, scheduler.send_hour(company)
+    if window.hour >= start:
+        return None
+    return {"window": format_time(dt.time(window.hour, window.minute), "short", rebase=False),
+            "start": format_time(dt.time(start, 0), "short", rebase=False)}
 
 
 def fee_example(company: models.Company, policy: rules.Policy, on: dt.date) -> dict[str, Any] | None:

@@ -1,11 +1,15 @@
-"""Templates (per step and language, live preview for a real customer) and channels (sender, reply-to, SMS, test-send)."""
+"""Templates (per step and language, live preview for a real customer) and channels (sender, reply-to, SMS,
+time zone, send hour and language, test-send)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.resources
 import logging
 import re
 import uuid
+import zoneinfo
 from typing import Any
 
 import email_validator
@@ -13,7 +17,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy import select
 
-from qbo_collector import errors, snapshot, templates
+from qbo_collector import errors, scheduler, snapshot, templates
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import registry
@@ -191,7 +195,63 @@ def _context(s, company: models.Company, customer: models.Customer | None, key: 
 # --- channels ----------------------------------------------------------------------------
 
 CHANNEL_FIELDS = ("sender_name", "reply_to", "company_phone", "owner_email", "owner_phone", "sms_from")
+# The company's own fields, kept by a reconnection once the owner changed them here
+# (sync.auth.complete reads the ``*_set_by_user`` settings).
+COMPANY_FIELDS = ("timezone", "send_hour", "language")
+COMPANY_LANGUAGES = ("en", "fr")
 _MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _country_zones() -> dict[str, tuple[str, ...]]:
+    """The zones of each country (ISO 3166 code), from tzdata's zone.tab."""
+    try:
+        table = importlib.resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, OSError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for line in table.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and not line.startswith("#"):
+            out.setdefault(parts[0], []).append(parts[2])
+    return {code: tuple(sorted(zones)) for code, zones in out.items()}
+
+
+def zone_choices(country: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The time zones the page offers: the company's country's first, then every other one."""
+    first = tuple(z for z in _country_zones().get(snapshot.country_code(country) or "", ()) if z in _zones())
+    return first, tuple(sorted(_zones() - set(first)))
+
+
+def clean_company(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The time zone, send hour and language from the form, or the messages by field. A field the
+    form does not carry is left as it is."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    if "timezone" in form:
+        zone = (form.get("timezone") or "").strip()
+        if zone in _zones():
+            values["timezone"] = zone
+        else:
+            problems["timezone"] = gettext("Choose a time zone from the list, such as Europe/Paris or America/Chicago.")
+    if "send_hour" in form:
+        hour = (form.get("send_hour") or "").strip()
+        if hour.isdigit() and 0 <= int(hour) <= 23:
+            values["send_hour"] = int(hour)
+        else:
+            problems["send_hour"] = gettext("Enter a whole hour from 0 to 23, such as 9 for 9:00.")
+    if "language" in form:
+        language = (form.get("language") or "").strip()
+        if language in COMPANY_LANGUAGES:
+            values["language"] = language
+        else:
+            problems["language"] = gettext("Choose English or French.")
+    return values, problems
 
 
 def clean_channels(form: Any, country: str | None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -227,20 +287,35 @@ def clean_channels(form: Any, country: str | None) -> tuple[dict[str, Any], dict
 @bp.get("/companies/<realm_id>/channels")
 def channels(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id) as (_s, company, role):
-        return _render_channels(company, role, dict(company.settings or {}), {})
+        return _render_channels(company, role, {**(company.settings or {}), "timezone": company.timezone,
+                                                "send_hour": str(scheduler.send_hour(company)),
+                                                "language": company.language}, {})
 
 
 @bp.post("/companies/<realm_id>/channels")
 def channels_save(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id, write=True) as (s, company, role):
         values, problems = clean_channels(request.form, company.country)
+        own, own_problems = clean_company(request.form)
+        problems.update(own_problems)
         if problems:
             return _render_channels(company, role, {**request.form.to_dict(), "dry_run": values["dry_run"],
                                                     "attach_invoice_pdf": values["attach_invoice_pdf"]}, problems), 400
-        before = bool((company.settings or {}).get("dry_run"))
-        company.settings = {**(company.settings or {}), **values}
+        settings = dict(company.settings or {})
+        before = bool(settings.get("dry_run"))
+        changed = {k: v for k, v in own.items()
+                   if v != (scheduler.send_hour(company) if k == "send_hour" else getattr(company, k))}
+        # a zone or language the owner chose is kept by a reconnection; one QuickBooks gave follows QuickBooks
+        for field in ("timezone", "language"):
+            if field in changed:
+                setattr(company, field, changed[field])
+                settings[f"{field}_set_by_user"] = True
+        if "send_hour" in own:
+            settings["send_hour"] = own["send_hour"]
+        company.settings = {**settings, **values}
+        data: dict[str, Any] = {"dry_run": values["dry_run"]} if values["dry_run"] != before else {}
         s.add(models.Activity(company_id=company.id, kind="channels.saved", message="Channel settings saved.",
-                              data={"dry_run": values["dry_run"]} if values["dry_run"] != before else {}))
+                              data={**data, **changed}))
     flash(gettext("The channel settings are saved."))
     return redirect(url_for("pages.channels", realm_id=realm_id))
 
@@ -324,7 +399,9 @@ def _lift_permission(config: Any) -> list[str]:
 
 def _render_channels(company: models.Company, role: str, values: dict[str, Any], problems: dict[str, str]):  # type: ignore[no-untyped-def]
     config = services().settings
+    country_zones, other_zones = zone_choices(company.country)
     return render_template("pages/channels.html", company=company, role=role, tab="channels", v=values,
                            errors=problems, email_ready=bool(config.sendgrid_api_key and config.sendgrid_from_email),
                            sms_ready=bool(config.twilio_account_sid and config.twilio_auth_token),
-                           from_email=config.sendgrid_from_email, pdf_max=dispatch_run.PDF_ATTACH_MAX)
+                           from_email=config.sendgrid_from_email, pdf_max=dispatch_run.PDF_ATTACH_MAX,
+                           country_zones=country_zones, other_zones=other_zones, languages=COMPANY_LANGUAGES)
