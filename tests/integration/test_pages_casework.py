@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import json
 import re
+import urllib.parse
 from decimal import Decimal
 
 import pytest
@@ -270,6 +271,17 @@ def _names(owner, query: str) -> list[str]:  # type: ignore[no-untyped-def]
     """The customers the Customers list shows for ``query``, in its order."""
     page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
     return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("typed", ["Élodie", "élodie", "ÉLODIE", "élodie leroy"])
+def test_the_customer_search_finds_names_with_accented_capitals(any_pages_app, db, typed):
+    """Found in review: SQLite's lower() leaves "É" as it is, so on the default database "Élodie" found
+    nobody (and "lodie" found her). Both databases now lower every letter."""
+    with db.session() as s:
+        s.add(models.Customer(company_id=_company(s).id, qbo_id="6", display_name="Élodie Leroy", currency="EUR"))
+    owner = browser(any_pages_app, db, "owner@example.com")
+    assert _names(owner, f"all=1&q={urllib.parse.quote(typed)}") == ["Élodie Leroy"]
 
 
 def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):
