@@ -63,7 +63,12 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
                    for t, column in ((pay, pay.unapplied), (memo, memo.balance))]
         query = query.where(c.qbo_id.in_(union(*holders)))
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-    found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
+    # those who owe first: in the company's currency, the largest balance first; then each other currency
+    # apart, largest first (no exchange rates: ¥5,199 is not more than $4,090); then those who owe nothing
+    currency = func.coalesce(c.currency, company.currency)
+    owes = balances.c.balance.is_not(None)
+    found = s.execute(query.order_by(case((owes & (currency == company.currency), 0), (owes, 1), else_=2),
+                                     case((owes, currency), else_=""), balances.c.balance.desc(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     states = casework.states(s, company, [r[0] for r in found], on)
     missing = [c.qbo_id for c, balance, _o, next_on, _n in found if next_on is None and balance]
