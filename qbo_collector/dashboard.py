@@ -206,7 +206,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 5  # bump when the stored shape or meaning changes: older rows are then ignored
+FIGURES_FORMAT = 6  # bump when the stored shape or meaning changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
@@ -658,9 +658,11 @@ def expected_cash(s: Session, company: models.Company, on: dt.date, weeks: int =
 # --- late customers and reminders ---------------------------------------------------------
 
 def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: int = 10) -> list[LateCustomer]:
-    """Customers owing the most on invoices past due, largest first. A customer's unused credit is
-    applied first (oldest due first, as the rules engine does): what it settles is not owed, and a
-    customer whose credit settles every late invoice is not late."""
+    """Customers owing the most on invoices past due: in the company's currency, largest first, then
+    each other currency apart, largest first (amounts in two currencies are not compared: there are
+    no exchange rates). A customer's unused credit is applied first (oldest due first, as the rules
+    engine does): what it settles is not owed, and a customer whose credit settles every late
+    invoice is not late."""
     inv, cust = models.Invoice, models.Customer
     due = func.coalesce(inv.due_date, inv.txn_date)
     overdue = func.sum(inv.balance).label("overdue")
@@ -670,7 +672,8 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
         .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                inv.balance > 0, due < on)
         .group_by(inv.customer_qbo_id, inv.currency)
-        .order_by(overdue.desc()).limit(limit + len(credited))).all()  # room for those credit takes down
+        .order_by(case((inv.currency == company.currency, 0), else_=1), inv.currency, overdue.desc())
+        .limit(limit + len(credited))).all()  # room for those credit takes down
     holders = sorted({r[0] for r in rows if r[0] in credited})
     if holders:
         net: dict[tuple[str, str], tuple[Decimal, dt.date, int] | None] = {}
@@ -683,7 +686,7 @@ def top_late_customers(s: Session, company: models.Company, on: dt.date, limit: 
                                                  len(late)) if late else None)
         rows = [(c, cur, *(net[(c, cur)] or (None, None, 0))) if (c, cur) in net else (c, cur, a, d, n)
                 for c, cur, a, d, n in rows]
-        rows = sorted((r for r in rows if r[2] is not None), key=lambda r: -_dec(r[2]))
+        rows = sorted((r for r in rows if r[2] is not None), key=lambda r: (r[1] != company.currency, r[1], -_dec(r[2])))
     rows = rows[:limit]
     names = dict(s.execute(select(cust.qbo_id, cust.display_name).where(
         cust.company_id == company.id, cust.qbo_id.in_([r[0] for r in rows] or [""]))).all())

@@ -215,9 +215,11 @@ def build(db: Database, realm_id: str, on: dt.date, *, link: str | None = None) 
 
 def _unreachable(db: Database, realm_id: str) -> list[tuple[str, str, Decimal]]:
     """(name, currency, open balance) of the customers who owe something and some reminders cannot
-    reach (``casework.cannot_reach``), the largest balance first."""
+    reach (``casework.cannot_reach``): in the company's currency, the largest balance first, then
+    each other currency apart (as ``dashboard.top_late_customers``)."""
     c, inv = models.Customer, models.Invoice
     with db.reading() as s:
+        home = s.scalar(select(models.Company.currency).where(models.Company.realm_id == realm_id))
         rows = s.execute(
             select(c.display_name, inv.currency, func.sum(inv.balance).label("owed"))
             .join(models.Company, models.Company.id == c.company_id)
@@ -226,7 +228,7 @@ def _unreachable(db: Database, realm_id: str) -> list[tuple[str, str, Decimal]]:
                    inv.status == models.InvoiceStatus.open, inv.deleted.is_(False), inv.balance > 0)
             .group_by(c.qbo_id, c.display_name, inv.currency)).all()
     found = [(name or "", currency, _dec(owed)) for name, currency, owed in rows]
-    return sorted(found, key=lambda r: (-r[2], r[0].casefold(), r[1]))
+    return sorted(found, key=lambda r: (r[1] != home, r[1], -r[2], r[0].casefold()))
 
 
 def _unsent(db: Database, realm_id: str) -> list[tuple[str, str, str, Decimal, dt.date | None]]:

@@ -43,10 +43,21 @@ def _sqlite_events(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        # SQLite's own lower() lowers ASCII letters only (lower('Élodie') is 'Élodie'), so the customer search
+        # missed names starting with É, À, Ç. Python's lowers every letter, as PostgreSQL's does under a UTF-8
+        # LC_CTYPE. No index may use lower(): a connection without this function (the sqlite3 shell) would
+        # compute other keys.
+        dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+def _lower(value: object) -> object:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).lower()
 
 
 def is_sqlite(engine: Engine) -> bool:

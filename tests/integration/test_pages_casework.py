@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import json
 import re
+import urllib.parse
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,8 @@ from sqlalchemy import func, select
 
 from qbo_collector import dispatch, snapshot
 from qbo_collector.db import models
-from tests.integration.test_pages_support import TODAY, add_credit, frozen_today, owner, pages_app  # noqa: F401
+from tests.integration.test_pages_support import (TODAY, add_credit, any_pages_app, browser, frozen_today, owner,  # noqa: F401
+                                                  pages_app)
 
 CUSTOMER = "/companies/111/customers/1"
 
@@ -254,10 +256,44 @@ def test_customer_list_search_and_states(pages_app, owner, sqlite_db):
     assert "9999" not in zola and "Dec 10, 2026" not in zola and "—" in zola
 
 
+@pytest.mark.postgres
+def test_a_customer_page_shows_every_open_invoice_however_many_are_paid(any_pages_app, db):
+    """Found in review: the page read the 200 latest-due invoices, so a customer with a long paid history
+    lost her oldest open ones — the page said she owed less than the list did, and they could not be
+    ticked for a promise, dispute or plan. Every open invoice is read, the totals are summed in SQL."""
+    with db.session() as s:
+        company_id = _company(s).id
+        for k in range(200):  # paid after the late invoice 101 was due (45 days ago), and so later-due
+            s.add(models.Invoice(company_id=company_id, qbo_id=f"9{k:03}", doc_number=f"P-{k}", customer_qbo_id="1",
+                                 txn_date=TODAY - dt.timedelta(days=60), due_date=TODAY - dt.timedelta(days=k % 40),
+                                 total=Decimal("10.00"), balance=Decimal("0"), currency="EUR",
+                                 status=models.InvoiceStatus.paid))
+    owner = browser(any_pages_app, db, "owner@example.com")
+    listed = owner.get("/companies/111/customers").get_data(as_text=True).split("Atelier Dubois", 1)[1].split("</tr>", 1)[0]
+    assert "€1,500.00" in listed
+    page = owner.get(CUSTOMER).get_data(as_text=True)
+    assert "Owes €1,500.00, of which €1,200.00 overdue" in page
+    for invoice in ("101", "102"):  # 45 days late, and due in 10 days: in the promise, dispute and plan forms
+        assert page.count(f'name="invoice_ids" value="{invoice}"') == 3, invoice
+    assert "45 days late" in page
+    assert "and 3 more" in page  # 203 paid (3 from the seed): the 200 latest are listed
+
+
 def _names(owner, query: str) -> list[str]:  # type: ignore[no-untyped-def]
     """The customers the Customers list shows for ``query``, in its order."""
     page = owner.get(f"/companies/111/customers?{query}").get_data(as_text=True)
     return re.findall(r'/customers/\d+">([^<]+)</a>', html.unescape(page))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("typed", ["Élodie", "élodie", "ÉLODIE", "élodie leroy"])
+def test_the_customer_search_finds_names_with_accented_capitals(any_pages_app, db, typed):
+    """Found in review: SQLite's lower() leaves "É" as it is, so on the default database "Élodie" found
+    nobody (and "lodie" found her). Both databases now lower every letter."""
+    with db.session() as s:
+        s.add(models.Customer(company_id=_company(s).id, qbo_id="6", display_name="Élodie Leroy", currency="EUR"))
+    owner = browser(any_pages_app, db, "owner@example.com")
+    assert _names(owner, f"all=1&q={urllib.parse.quote(typed)}") == ["Élodie Leroy"]
 
 
 def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):

@@ -14,7 +14,8 @@ from qbo_collector import dashboard, digest, reports, snapshot
 from qbo_collector.db import models
 from qbo_collector.money import Money
 from qbo_collector.rules import forecast, model
-from tests.integration.test_pages_support import TODAY, add_credit, frozen_today, owner, pages_app, seed, viewer  # noqa: F401
+from tests.integration.test_pages_support import (TODAY, add_credit, any_pages_app, browser, frozen_today,  # noqa: F401
+                                                  owner, pages_app, seed, viewer)
 
 pytestmark = pytest.mark.postgres
 
@@ -86,6 +87,33 @@ def test_unused_credit_is_taken_off_the_late_customers_first(seeded):
         ("Boulangerie Martin", Decimal("850.50"), 10, 1), ("Atelier Dubois", Decimal("200.00"), 45, 1)]
     with seeded.session() as s:  # the same with only one customer shown: the largest after credit
         assert [c.name for c in dashboard.top_late_customers(s, _company(s), TODAY, limit=1)] == ["Boulangerie Martin"]
+
+
+def test_amounts_in_another_currency_come_after_the_company_currency_not_by_their_number(any_pages_app, db):
+    """Found in review: lists sorted by the bare amount put ¥5,199 above $4,090. The company's currency
+    comes first, largest first, then each other currency apart: in the customers list, the dashboard's
+    top late customers and the weekly digest (late customers, and those reminders cannot reach)."""
+    with db.session() as s:
+        company = s.scalar(select(models.Company).where(models.Company.realm_id == "222"))  # in US dollars
+        s.add(models.Customer(company_id=company.id, qbo_id="6", display_name="Kyoto Trading", currency="JPY"))
+        s.add(models.Invoice(company_id=company.id, qbo_id="999", doc_number="J-1", customer_qbo_id="6",
+                             txn_date=TODAY - dt.timedelta(days=60), due_date=TODAY - dt.timedelta(days=30),
+                             total=Decimal("5199"), balance=Decimal("5199"), currency="JPY"))
+        s.scalar(select(models.Customer).where(models.Customer.company_id == company.id,
+                                               models.Customer.qbo_id == "2")).email_stopped = "bounce"
+    dashboard.forget()
+    late = ["Atelier Dubois", "Boulangerie Martin", "Café Lumière", "Kyoto Trading"]
+    assert [c.name for c in dashboard.build(db, "222", TODAY).top_late] == late
+    owner = browser(any_pages_app, db, "owner@example.com", realm="222")
+    listed = owner.get("/companies/222/customers").get_data(as_text=True)
+    listed_order = late[:3] + ["Épicerie Zola", "Kyoto Trading"]  # Zola owes $99.90, not yet due
+    assert sorted(listed_order, key=lambda n: listed.index(f">{n}</a>")) == listed_order
+    page = owner.get("/companies/222/dashboard").get_data(as_text=True)
+    assert sorted(late, key=lambda n: page.index(f">{n}</a>")) == late
+    _subject, text, _html = digest.build(db, "222", TODAY)
+    section = text.split("Customers owing the most on overdue invoices\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split(":", 1)[0] for line in section.splitlines()] == [f"  • {n}" for n in late]
+    assert ("  • Boulangerie Martin: $850.50 open\n  • Kyoto Trading: ¥5,199 open\n") in text
 
 
 def test_reminders_sent_and_followed_by_a_payment(seeded):

@@ -105,6 +105,17 @@ def pages_app(settings_factory, sqlite_db, frozen_today):  # type: ignore[no-unt
     yield app
 
 
+@pytest.fixture
+def any_pages_app(settings_factory, db, frozen_today):  # type: ignore[no-untyped-def]
+    """``pages_app`` on SQLite and on PostgreSQL (``db``): for the pages whose queries the databases answer differently."""
+    dashboard.forget()
+    app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret"), db=db)
+    app.config["TESTING"] = True
+    seed(db)
+    seed(db, realm="222", name="Company B", currency="USD", language="en", country="US", timezone="America/Chicago")
+    yield app
+
+
 class Browser:
     """A logged-in test client that posts forms with their CSRF token."""
 

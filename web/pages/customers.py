@@ -9,10 +9,11 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
-from sqlalchemy import func, or_, select, union
+from sqlalchemy import case, func, or_, select, union
 
 from qbo_collector import casework, errors, reports, rules, snapshot
 from qbo_collector.db import models
+from qbo_collector.db.types import amount_value
 from qbo_collector.dispatch import events
 from web.pages import bp, company_session, message_of, services, timeline, today_for, user_id
 
@@ -62,7 +63,12 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
                    for t, column in ((pay, pay.unapplied), (memo, memo.balance))]
         query = query.where(c.qbo_id.in_(union(*holders)))
     total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
-    found = s.execute(query.order_by(balances.c.balance.desc().nulls_last(), c.display_name)
+    # those who owe first: in the company's currency, the largest balance first; then each other currency
+    # apart, largest first (no exchange rates: ¥5,199 is not more than $4,090); then those who owe nothing
+    currency = func.coalesce(c.currency, company.currency)
+    owes = balances.c.balance.is_not(None)
+    found = s.execute(query.order_by(case((owes & (currency == company.currency), 0), (owes, 1), else_=2),
+                                     case((owes, currency), else_=""), balances.c.balance.desc(), c.display_name)
                       .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     states = casework.states(s, company, [r[0] for r in found], on)
     missing = [c.qbo_id for c, balance, _o, next_on, _n in found if next_on is None and balance]
@@ -80,6 +86,7 @@ SMALL_COMPANY = 5000  # open invoices: above this, the list waits for the daily 
 
 
 BILLED_SHOWN = 20  # jobs billed with a customer named on its page; the rest counted
+CLOSED_SHOWN = 200  # paid and voided invoices listed on a customer's page, the latest due; the rest counted
 
 
 def _next_action_dates(s, company: models.Company, customer_ids: list[str], on) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -127,12 +134,15 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
     if row is None:
         abort(404)
     on = today_for(company)
-    invoices = list(s.scalars(select(models.Invoice).where(
-        models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer_id,
-        models.Invoice.deleted.is_(False)).order_by(models.Invoice.due_date.desc()).limit(200)))
-    # open ones first, the latest-due of those first; then the rest, newest first
-    invoices.sort(key=lambda i: (i.status != models.InvoiceStatus.open,
-                                 (i.due_date or on).toordinal() * (1 if i.status == models.InvoiceStatus.open else -1)))
+    inv = models.Invoice
+    mine = (inv.company_id == company.id) & (inv.customer_qbo_id == customer_id) & inv.deleted.is_(False)
+    is_open = inv.status == models.InvoiceStatus.open
+    # every open invoice, the oldest due first (what is owed, what a promise or dispute may name); then the
+    # latest paid or voided ones, newest first
+    invoices = sorted(s.scalars(select(inv).where(mine, is_open)), key=lambda i: (i.due_date or on, i.qbo_id))
+    invoices += s.scalars(select(inv).where(mine, ~is_open).order_by(
+        inv.due_date.desc().nulls_first(), inv.txn_date.desc(), inv.qbo_id.desc()).limit(CLOSED_SHOWN))
+    closed_more = max((s.scalar(select(func.count()).select_from(inv).where(mine, ~is_open)) or 0) - CLOSED_SHOWN, 0)
     payments = list(s.scalars(select(models.Payment).where(
         models.Payment.company_id == company.id, models.Payment.customer_qbo_id == customer_id,
         models.Payment.deleted.is_(False)).order_by(models.Payment.txn_date.desc()).limit(100)))
@@ -152,13 +162,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         if error.context.get("line"):
             errors_[field] = gettext("Line %(line)s: %(message)s", line=error.context["line"], message=message_of(error))
     email_stop = events.email_stop(s, row)
-    owed: dict[str, list[Any]] = {}
-    for i in invoices:
-        if i.status == models.InvoiceStatus.open and i.balance > 0:
-            row_ = owed.setdefault(i.currency, [Decimal(0), Decimal(0)])
-            row_[0] += i.balance
-            if i.due_date is not None and i.due_date < on:
-                row_[1] += i.balance
+    owed = _owed(s, company, customer_id, on)
     settled, partly = snapshot.credit_on_invoices(s, company, customer_id, on)
     shared = snapshot.shared_credits(s, company, on)  # a parent's credit pays the invoices of its jobs billed with it
     given = sorted(c for c, g in shared.givers.items() if g == customer_id)
@@ -172,7 +176,7 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         models.Customer.company_id == company.id, models.Customer.qbo_id.in_(members or [""]))),
         key=lambda c: c.display_name.casefold())  # the jobs billed with it: reached at its address
     return render_template(
-        "pages/customer.html", owed=owed, billed_jobs=billed_jobs[:BILLED_SHOWN], billed_more=len(billed_jobs) - BILLED_SHOWN, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
+        "pages/customer.html", owed=owed, closed_more=closed_more, billed_jobs=billed_jobs[:BILLED_SHOWN], billed_more=len(billed_jobs) - BILLED_SHOWN, company=company, role=role, tab="customers", c=row, on=on, invoices=invoices,
         open_invoices=open_invoices, unsent_ids={i.qbo_id for i, _ in snapshot.left_unsent(s, company, [customer_id])},
         settled=settled, partly=partly, from_parent=shared.shares.get(customer_id, {}),
         credit_holder=shared.holder(customer_id), gives=gives,
@@ -186,6 +190,17 @@ def _render_customer(s, company: models.Company, role: str, customer_id: str, *,
         presets=casework.policy_names(company), fees=_posted_fees(s, company, customer_id),
         outcomes=casework.CALL_OUTCOMES, action=action, example_date=(on + timedelta(days=30)).isoformat(), errors=errors_, form=request.form if error else {},
     ), status
+
+
+def _owed(s, company: models.Company, customer_id: str, on) -> dict[str, tuple[Decimal, Decimal]]:  # type: ignore[no-untyped-def]
+    """What the customer owes and how much of it is overdue, per currency, the company's first."""
+    inv = models.Invoice
+    overdue = case((inv.due_date < on, inv.balance), else_=None)
+    rows = s.execute(select(inv.currency, func.sum(inv.balance), func.sum(overdue)).where(
+        inv.company_id == company.id, inv.customer_qbo_id == customer_id, inv.deleted.is_(False),
+        inv.status == models.InvoiceStatus.open, inv.balance > 0).group_by(inv.currency)).all()
+    return {cur: (amount_value(total), amount_value(late))
+            for cur, total, late in sorted(rows, key=lambda r: (r[0] != company.currency, r[0] or ""))}
 
 
 def _posted_fees(s, company: models.Company, customer_id: str) -> list[models.Outbox]:  # type: ignore[no-untyped-def]
