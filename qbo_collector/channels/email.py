@@ -76,6 +76,7 @@ def map_sendgrid_errors() -> Iterator[None]:
     ==============================================  =======================================
     400 naming a recipient's address                PermanentFailure(code="invalid_address")
     400, 413 and other 4xx (payload)                PermanentFailure(code=HTTP status)
+    403 naming the from address (not verified)      ConfigError(variable=SENDGRID_FROM_EMAIL)
     401, 403 (key rejected or lacks mail.send)      ConfigError(variable=SENDGRID_API_KEY)
     404, 405 (host/path is not SendGrid's API)      ConfigError(variable=SENDGRID_API_HOST)
     429                                             TransientFailure(retry_after from X-RateLimit-Reset)
@@ -90,6 +91,11 @@ def map_sendgrid_errors() -> Iterator[None]:
     except python_http_client.exceptions.HTTPError as exc:
         status = int(exc.status_code)
         detail = _sendgrid_messages(exc)
+        if status == 403 and re.search(r"(?:^|; )from: ", detail):
+            raise errors.ConfigError(
+                f"SendGrid refuses the sender address (HTTP 403: {detail}); verify it as a Sender Identity in "
+                "SendGrid, or set SENDGRID_FROM_EMAIL to an address that is.", variable="SENDGRID_FROM_EMAIL",
+            ) from exc
         if status in (401, 403):
             raise errors.ConfigError(
                 f"SendGrid refused the API key (HTTP {status}: {detail}); check SENDGRID_API_KEY and its mail.send permission.",

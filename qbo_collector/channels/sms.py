@@ -250,7 +250,7 @@ def map_twilio_errors() -> Iterator[None]:
     HTTP 401, 403 / code 20003 (credentials refused)    ConfigError(variable=TWILIO_AUTH_TOKEN)
     HTTP 404 (no such account or wrong base URL)        ConfigError(variable=TWILIO_ACCOUNT_SID)
     other 4xx: 21211 invalid To, 21610 opted out,       PermanentFailure(code=Twilio code)
-      21408 region not enabled, 21614 not a mobile,
+      21408 region not enabled, 21614 not a mobile, 21635 a landline,
       21617 body too long, ...
     5xx                                                 OutcomeUnknown
     connect timeout, connection refused, DNS failure    TransientFailure (nothing was sent)

@@ -47,7 +47,7 @@ EMAIL_STOPS = {"bounce": "bounce", "spamreport": "spamreport", "unsubscribe": "u
 DROPPED_STOPS = {"bounced address": "bounce", "unsubscribed address": "unsubscribe",
                  "spam reporting address": "spamreport", "invalid": "invalid"}
 SMS_STOP_CODES = {21610: "21610", 30004: "blocked", 30005: "unknown number", 30006: "landline", 21211: "invalid",
-                  21614: "landline"}
+                  21614: "landline", 21635: "landline"}
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 

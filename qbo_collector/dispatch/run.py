@@ -92,7 +92,8 @@ OWNER_CHANNELS = ("owner_email", "owner_sms")
 ALERT_ORDER = ("reconnect", "undeliverable", "reply", "promise_broken", "instalment_missed", "unreachable",
                "step", "credit", "late")
 TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
-BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21612: "unreachable"}
+# 21635: a landline outside the US, Canada and the UK, refused at once (there, Twilio tries it: 30006 later)
+BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21635: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
 PDF_ATTACH_BYTES = 20 * 1024 * 1024   # SendGrid takes 30 MB a message, and base64 adds a third
 CREDIT_STREAMS = (streams.PAYMENT, streams.CREDIT_MEMO)  # read before planning: money the invoice query cannot see

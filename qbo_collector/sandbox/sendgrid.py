@@ -187,6 +187,9 @@ class SendGridStandIn:
         # the client cannot tell it from a lost answer. Consumed by that email.
         self.failing: set[str] = set()
         self.scopes: dict[str, set[str]] = {}
+        # when set, a from address outside it is refused with 403, as SendGrid refuses a sender that is
+        # not a verified Sender Identity (https://www.twilio.com/docs/sendgrid/for-developers/sending-email/sender-identity)
+        self.verified_senders: set[str] | None = None
         self.suppressions: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SUPPRESSION_LISTS}
         self.courier = WebhookCourier("sendgrid", max_attempts=3)  # SendGrid retries failed posts
         self._private_key = ec.generate_private_key(ec.SECP256R1())
@@ -258,6 +261,12 @@ class SendGridStandIn:
         problems = self._validate(payload)
         if problems:
             return self._answer(400, {"errors": problems})
+        sender = str((payload.get("from") or {}).get("email") or "").lower()
+        if self.verified_senders is not None and sender not in {s.lower() for s in self.verified_senders}:
+            return self._answer(403, _errors((
+                "The from address does not match a verified Sender Identity. Mail cannot be sent until this error "
+                "is resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/sender-identity/ to see "
+                "the Sender Identity requirements", "from", None)))
         message = self._accept(payload)
         with self._lock:
             lost = [r for r in message["recipients"] if r in self.lost_answers]
@@ -572,3 +581,4 @@ class SendGridStandIn:
         self.courier.deliveries.clear()
         self.duplicate_deliveries = False
         self.scopes.clear()
+        self.verified_senders = None

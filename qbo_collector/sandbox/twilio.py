@@ -62,6 +62,10 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
     return base64.b64encode(hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
 
 
+# Where Twilio tries a landline anyway (the carrier then refuses it: undelivered, 30006); elsewhere the
+# API refuses it at once with 21635 (https://www.twilio.com/docs/api/errors/21635).
+LANDLINES_TRIED = ("+1", "+44")
+
 class _Refusal(Exception):
     def __init__(self, status: int, code: int, message: str) -> None:
         self.status, self.code, self.message = status, code, message
@@ -85,7 +89,9 @@ class TwilioStandIn:
         self.messages: list[dict[str, Any]] = []
         self.inbound_messages: list[dict[str, str]] = []
         self.opted_out: set[str] = set()
-        self.landlines: set[str] = set()            # 21614 "not a valid mobile number"
+        # landlines: 21635 "cannot be a landline" at once, except in the US, Canada and the UK, where
+        # Twilio accepts the text and the carrier refuses it (undelivered, 30006)
+        self.landlines: set[str] = set()
         self.blocked_prefixes: set[str] = set()     # 21408 "region not enabled", e.g. {"+7"}
         self.failing: dict[str, tuple[str, int]] = {}  # number -> (final status, error code)
         # every text ends undelivered with this code: the carriers refuse our sender (30034 unregistered…)
@@ -187,8 +193,8 @@ class TwilioStandIn:
             raise _Refusal(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         if any(to.startswith(prefix) for prefix in self.blocked_prefixes):
             raise _Refusal(400, 21408, f"Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}.")
-        if to in self.landlines:
-            raise _Refusal(400, 21614, f"'To' number {to} is not a valid mobile number")
+        if to in self.landlines and not to.startswith(LANDLINES_TRIED):
+            raise _Refusal(400, 21635, f"'To' number {to} cannot be a landline.")
         if to in self.opted_out:
             raise _Refusal(400, 21610, "Attempt to send to unsubscribed recipient")
         if body and len(body) > 1600:
@@ -198,7 +204,7 @@ class TwilioStandIn:
             raise _Refusal(400, 21609, f"Invalid StatusCallback url: {callback}")
         validity = form.get("ValidityPeriod")
         if validity is not None and not (validity.isdigit() and 1 <= int(validity) <= 36000):
-            raise _Refusal(400, 21646, "ValidityPeriod must be an integer between 1 and 36000 seconds.")
+            raise _Refusal(400, 21624, "ValidityPeriod must be an integer between 1 and 36000 seconds.")
 
     def _accept(self, account_sid: str, form: Any) -> dict[str, Any]:
         now = format_datetime(self.clock.now().replace(microsecond=0))
@@ -242,6 +248,7 @@ class TwilioStandIn:
 
     def _schedule_callbacks(self, message: dict[str, Any]) -> None:
         failing = self.failing.get(message["to"]) or (
+            ("undelivered", 30006) if message["to"] in self.landlines else None) or (
             ("undelivered", self.sender_refused) if self.sender_refused else None)
         if failing and failing[0] == "failed":
             steps = [("failed", failing[1])]

@@ -243,6 +243,21 @@ def test_a_rejected_api_key_is_a_config_error_naming_the_variable(w: World) -> N
     assert w.sg.messages == []
 
 
+def test_an_unverified_sender_names_the_from_address_not_the_key(w: World) -> None:
+    """Found in review: SendGrid's 403 for a from address that is not a verified Sender Identity was
+    reported as a bad API key, sending the owner to the wrong setting."""
+    w.sg.verified_senders = {"ar@acme.example"}
+    try:
+        with pytest.raises(errors.ConfigError) as caught:
+            mailer(w).send(an_email())  # from billing@acme.example
+        assert caught.value.variable == "SENDGRID_FROM_EMAIL" and "Sender Identity" in caught.value.message
+        assert w.sg.messages == []
+        w.sg.verified_senders = {"Billing@Acme.example"}
+        assert mailer(w).send(an_email()).provider_id and len(w.sg.messages) == 1
+    finally:
+        w.sg.verified_senders = None
+
+
 def test_a_429_is_transient_with_a_retry_delay_and_nothing_is_sent(w: World) -> None:
     w.sg_faults.force_429 = 1
     with pytest.raises(errors.TransientFailure) as caught:

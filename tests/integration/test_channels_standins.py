@@ -131,10 +131,10 @@ def test_twilio_201_is_the_message_resource(tw: twilio_standin.TwilioStandIn) ->
     (None, {"To": PHONE, "From": "+1-501-712", "Body": "Hi"}, 400, 21212),
     (None, {"To": "+1555", "From": "+15017122661", "Body": "Hi"}, 400, 21211),
     ("blocked", {"To": "+79161234567", "From": "+15017122661", "Body": "Hi"}, 400, 21408),
-    ("landline", {"To": PHONE, "From": "+15017122661", "Body": "Hi"}, 400, 21614),
+    ("landline", {"To": "+33142685300", "From": "+15017122661", "Body": "Hi"}, 400, 21635),
     ("opted_out", {"To": PHONE, "From": "+15017122661", "Body": "Hi"}, 400, 21610),
     (None, {"To": PHONE, "From": "+15017122661", "Body": "x" * 1601}, 400, 21617),
-    (None, {"To": PHONE, "From": "+15017122661", "Body": "Hi", "ValidityPeriod": "0"}, 400, 21646),
+    (None, {"To": PHONE, "From": "+15017122661", "Body": "Hi", "ValidityPeriod": "0"}, 400, 21624),
 ], ids=[
     "no recipient", "no sender", "no body", "invalid sender", "invalid number", "region not enabled", "landline",
     "recipient opted out", "body over 1600 characters", "validity period out of range",
@@ -143,7 +143,7 @@ def test_twilio_refusals_have_twilios_error_shape(tw: twilio_standin.TwilioStand
     if setup == "blocked":
         tw.blocked_prefixes.add("+7")
     elif setup == "landline":
-        tw.landlines.add(PHONE)
+        tw.landlines.add("+33142685300")  # a Paris landline: refused at once outside the US, Canada and the UK
     elif setup == "opted_out":
         tw.inbound(PHONE, "stop")
     response = post_text(tw, form)
@@ -151,6 +151,17 @@ def test_twilio_refusals_have_twilios_error_shape(tw: twilio_standin.TwilioStand
     assert response.status_code == status
     assert body == {"code": code, "message": body["message"], "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
     assert tw.messages == []
+
+
+def test_a_landline_in_the_us_canada_or_the_uk_is_tried_and_ends_undelivered_30006(tw: twilio_standin.TwilioStandIn) -> None:
+    """As Twilio does: there it accepts the text and the carrier refuses it; elsewhere 21635 at once."""
+    tw.landlines.add(PHONE)
+    tw.inbound_webhook_url = None
+    response = post_text(tw, {"To": PHONE, "From": "+15017122661", "Body": "Hi",
+                              "StatusCallback": "http://127.0.0.1:9/status"})
+    assert response.status_code == 201
+    assert [(c["MessageStatus"], c.get("ErrorCode")) for c in tw.messages[0]["callbacks"]] == [
+        ("sent", None), ("undelivered", "30006")]
 
 
 def test_twilio_bad_credentials_are_20003(tw: twilio_standin.TwilioStandIn) -> None:

@@ -131,6 +131,24 @@ def test_refusals_by_twilio_stop_that_number(make_env) -> None:  # type: ignore[
         assert s.scalars(select(models.ContactBlock).where(models.ContactBlock.address == "+14155550177")).one()
 
 
+def test_a_landline_abroad_refused_at_once_stops_texts_to_it(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: outside the US, Canada and the UK Twilio refuses a landline at once with 21635,
+    which the dispatcher did not know, so every text step to it was tried again and failed."""
+    def landline(sb, realm, chosen):  # type: ignore[no-untyped-def]
+        sb.intuit.update(realm, "Customer", chosen, Mobile={"FreeFormNumber": "+33 1 42 68 53 00"})
+        sb.twilio.landlines.add("+33142685300")
+    env = make_env(landline, policy=ds.text_and_email_policy())
+    env.run(now=env.now_at(10))  # 19:00 in Paris, where the number is: daytime for a text
+    mine = [r for r in env.rows(channel="sms") if r.customer_qbo_id == env.chosen]
+    assert mine and any("21635" in (r.status_reason or "") or "landline" in (r.status_reason or "") for r in mine)
+    with env.db.session() as s:
+        customer = s.scalar(select(models.Customer).where(models.Customer.qbo_id == env.chosen))
+        assert customer.sms_stopped == "landline"
+        assert s.scalars(select(models.ContactBlock).where(models.ContactBlock.address == "+33142685300")).one()
+    env.run(now=env.now_at(10, days=1))
+    assert not [m for m in env.sb.twilio.messages if m["to"] == "+33142685300"]
+
+
 def test_an_ambiguous_answer_is_unknown_never_resent_and_a_person_decides(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env()
     env.sb.sendgrid_faults.force_500 = 1
