@@ -304,3 +304,40 @@ def test_a_sync_from_outside_the_scheduler_waits_for_another_process_holding_the
         lease = s.scalar(select(models.WorkLease).where(models.WorkLease.company_id == company_id,
                                                         models.WorkLease.kind == "sync"))
         assert lease.owner is None and lease.lease_until is None  # given back after the sync
+
+
+def test_a_sync_lease_left_by_a_process_of_this_machine_that_died_is_taken_over_at_once(
+        fresh_sandbox, settings_factory, db, vault):
+    """A sync killed mid-way (SIGKILL, a crash) leaves its lease for twenty minutes; one run by hand on
+    the same machine right after takes it over at once, since its holder is gone. A holder on another
+    machine, or alive here, is waited for."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    from qbo_collector import errors, leases
+
+    sb = fresh_sandbox
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    with db.session() as s:
+        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    now = datetime.now(timezone.utc)
+    for holder, waited in ((f"{socket.gethostname()}:{dead.stdout.strip()}:7", False),
+                           (f"another-host.example:{dead.stdout.strip()}:7", True),
+                           (f"{socket.gethostname()}:{os.getppid()}:7", True)):  # alive: our parent
+        with db.session() as s:
+            lease = s.scalar(select(models.WorkLease).where(models.WorkLease.company_id == company_id,
+                                                            models.WorkLease.kind == "sync"))
+            lease.owner, lease.lease_until = holder, now + timedelta(minutes=20)
+        if waited:
+            with pytest.raises(errors.TransientFailure) as busy:
+                run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED, wait=0.2)
+            assert busy.value.context["code"] == leases.BUSY
+        else:
+            assert run.sync_company(settings, db, vault, realm, policy=support.FAST, limiter=support.UNLIMITED,
+                                    wait=0.2).ok
