@@ -296,6 +296,18 @@ def test_the_customer_search_finds_names_with_accented_capitals(any_pages_app, d
     assert _names(owner, f"all=1&q={urllib.parse.quote(typed)}") == ["Élodie Leroy"]
 
 
+@pytest.mark.parametrize(("typed", "found"), [("100%", ["100% Bio"]), ("a_b", ["a_b Conseil"]), ("%", ["100% Bio"])])
+def test_percent_and_underscore_in_a_search_are_what_they_are(any_pages_app, db, typed, found):
+    """A "%" typed in the search matched every customer, and "_" any letter (LIKE wildcards)."""
+    with db.session() as s:
+        company_id = _company(s).id
+        s.add_all([models.Customer(company_id=company_id, qbo_id="7", display_name="100% Bio", currency="EUR"),
+                   models.Customer(company_id=company_id, qbo_id="8", display_name="a_b Conseil", currency="EUR"),
+                   models.Customer(company_id=company_id, qbo_id="9", display_name="aXb Conseil", currency="EUR")])
+    owner = browser(any_pages_app, db, "owner@example.com")
+    assert _names(owner, f"all=1&q={urllib.parse.quote(typed)}") == found
+
+
 def test_the_customer_list_picks_out_those_reminders_cannot_reach(pages_app, owner, sqlite_db):
     assert _names(owner, "unreachable=1") == []
     assert "Reminders can reach every customer." in owner.get("/companies/111/customers?unreachable=1").get_data(as_text=True)

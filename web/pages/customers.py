@@ -49,10 +49,10 @@ def _customer_rows(s, company: models.Company, *, q: str, owing: bool, page: int
     query = (select(c, balances.c.balance, balances.c.oldest, balances.c.next_on, balances.c.n)
              .outerjoin(balances, balances.c.cid == c.qbo_id)
              .where(c.company_id == company.id, c.deleted.is_(False)))
-    if q:
-        like = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(c.display_name).like(like), func.lower(c.company_name).like(like),
-                                func.lower(c.email).like(like), c.qbo_id == q))
+    if q:  # "%" and "_" are what they are, not wildcards ("100% Bio" finds that name only)
+        text = q.lower()
+        query = query.where(or_(*(func.lower(column).contains(text, autoescape=True)
+                                  for column in (c.display_name, c.company_name, c.email)), c.qbo_id == q))
     if owing:
         query = query.where(balances.c.balance > 0)
     if unreachable:  # what a person should fix: a stopped email or number, or nothing to write to
