@@ -26,6 +26,14 @@ and the private note, posted with a deterministic ``requestid`` so that a retry 
 replays the first result instead of charging twice. Optional mode ``line`` adds the fee
 as a line of the original invoice instead (idempotent: a line carrying the fee's key is
 never added twice). Waiving a fee voids its invoice (or removes its line).
+
+Outside the US, QuickBooks refuses an invoice line without a tax code (fault 6000, "Make sure
+all your transactions have a VAT rate before you save"). A fee line there carries the
+company's ``fee_tax_code`` setting (a TaxCode Id), else the first active code whose name reads
+out of scope, then no VAT, then exempt (``FEE_TAX_CODE_NAMES``): late-payment interest and the
+recovery indemnity compensate the creditor, they pay for no supply, so they are outside the
+scope of VAT (France, the UK) and of GST/HST (Canada). The codes are read once per run. With
+neither, the fee fails (``NO_TAX_CODE``) with a sentence telling the owner what to set.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,6 +61,9 @@ QUERY_LIMIT = 1000
 START_MARK = "— Collections —"
 END_MARK = "— end of Collections —"
 FEE_ITEM_NAME = "Late fee"
+# Looked for in this order in the names of the company's active tax codes (lower case, no accents).
+FEE_TAX_CODE_NAMES = ("out of scope", "hors champ", "hors du champ", "no vat", "exempt", "exonere")
+NO_TAX_CODE = "no_tax_code"  # the PermanentFailure code: a setting away from posting, not a refusal
 
 
 # --------------------------------------------------------------------------- pure notes
@@ -104,6 +116,12 @@ def _compose(before: str, lines: Sequence[str], after: str) -> str:
     return "\n\n".join(parts)
 
 
+def _plain(name: Any) -> str:
+    """A tax code's name compared loosely: "Exonéré" reads "exonere", "Hors  champ" "hors champ"."""
+    text = unicodedata.normalize("NFKD", str(name or "")).encode("ascii", "ignore").decode()
+    return " ".join(text.lower().split())
+
+
 def request_id(key: str) -> str:
     """QBO's ``requestid`` for a dedupe key: deterministic, ≤ 50 characters."""
     return "qc-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
@@ -149,9 +167,14 @@ class QboNotes:
     identifier = "qbo_notes"
     settings_fields: list[base.Setting] = []
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, country: str | None = None, fee_tax_code: str | None = None) -> None:
+        """``country``: the company's (ISO code; None or "US": fee lines carry no tax code);
+        ``fee_tax_code``: the TaxCode Id the owner chose for late fees, if any."""
         self.client = client
+        self.country = (country or "US").upper()
+        self.chosen_tax_code = str(fee_tax_code).strip() if fee_tax_code not in (None, "") else None
         self._fee_item: dict[str, str] | None = None
+        self._tax_codes: list[dict[str, Any]] | None = None
 
     # --- the Channel contract: one line for one customer ---------------------------
 
@@ -274,18 +297,50 @@ class QboNotes:
         active = [r for r in found if r.get("Active") is not False]
         return (active or found or [None])[0]
 
+    def fee_tax_code(self) -> dict[str, str] | None:
+        """The ``TaxCodeRef`` of a fee line: None in a US company; else the owner's ``fee_tax_code``,
+        or the first active code named out of scope / no VAT / exempt. Raises ``PermanentFailure``
+        (code ``NO_TAX_CODE``) when the chosen code is gone or none fits."""
+        if self.country == "US":
+            return None
+        if self._tax_codes is None:
+            self._tax_codes = self.client.query(f"SELECT * FROM TaxCode MAXRESULTS {QUERY_LIMIT}").get("TaxCode") or []
+        codes = [c for c in self._tax_codes if c.get("Active") is not False]
+        if self.chosen_tax_code is not None:
+            row = next((c for c in codes if str(c.get("Id")) == self.chosen_tax_code), None)
+            if row is None:
+                raise errors.PermanentFailure(
+                    f"The tax code chosen for late fees (Id {self.chosen_tax_code}, setting fee_tax_code) is not an active "
+                    "tax code of this QuickBooks company: choose another one, or clear the setting to let the "
+                    "program pick an out-of-scope or exempt code. The fee is posted on the next run.", code=NO_TAX_CODE)
+        else:
+            row = next((c for name in FEE_TAX_CODE_NAMES for c in codes if name in _plain(c.get("Name"))), None)
+            if row is None:
+                raise errors.PermanentFailure(
+                    "QuickBooks needs a tax code on every invoice line of this company, and none of its tax codes "
+                    "reads out of scope, no VAT or exempt: set the tax code for late fees (company setting "
+                    "fee_tax_code, the Id of a QuickBooks tax code). The fee is posted on the next run.", code=NO_TAX_CODE)
+        return {"value": str(row["Id"]), "name": str(row.get("Name", ""))}
+
+    def _fee_line(self, amount: Decimal, description: str) -> dict[str, Any]:
+        detail: dict[str, Any] = {"ItemRef": self.fee_item(), "Qty": 1, "UnitPrice": amount}
+        tax_code = self.fee_tax_code()
+        if tax_code is not None:
+            detail["TaxCodeRef"] = tax_code
+        return {"Amount": amount, "DetailType": "SalesItemLineDetail", "Description": description,
+                "SalesItemLineDetail": detail}
+
     def post_fee(self, *, key: str, customer_id: str, invoice_number: str, amount: Decimal, currency: str,
                  on: date, description: str, bill_email: str | None = None) -> dict[str, Any]:
         """Create the fee invoice (idempotent through ``requestid``); returns QBO's Invoice."""
-        item = self.fee_item()
+        line = self._fee_line(amount, description)
         body: dict[str, Any] = {
             "CustomerRef": {"value": customer_id},
             "CurrencyRef": {"value": currency},
             "TxnDate": on.isoformat(), "DueDate": on.isoformat(),
             "PrivateNote": f"Late fee for invoice {invoice_number} [{key}]"[:4000],
             "CustomerMemo": {"value": f"Late fee for invoice {invoice_number}"},
-            "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail", "Description": description,
-                      "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}}],
+            "Line": [line],
         }
         if bill_email:
             body["BillEmail"] = {"Address": bill_email}
@@ -321,15 +376,13 @@ class QboNotes:
     def add_fee_line(self, *, key: str, invoice_id: str, amount: Decimal, description: str,
                      max_rounds: int = 3) -> dict[str, Any]:
         """Mode ``line``: add the fee as a line of the original invoice (full Line array, current SyncToken)."""
-        item = self.fee_item()
         marker = f"[{key}]"
+        line = self._fee_line(amount, f"{description} {marker}")
 
         def add(_invoice: dict[str, Any], lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
             if any(marker in str(l.get("Description", "")) for l in lines):
                 return None  # already there: a retry after a crash adds nothing
-            return [*lines, {"Amount": amount, "DetailType": "SalesItemLineDetail",
-                             "Description": f"{description} {marker}",
-                             "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": amount}}]
+            return [*lines, line]
 
         return self._edit_lines(invoice_id, "add a late-fee line", add, max_rounds=max_rounds,
                                 gave_up="the fee line will be tried again.")

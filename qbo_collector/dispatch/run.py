@@ -39,7 +39,8 @@
 
 Per-company settings read (``company.settings``): ``dry_run`` (bool), ``sender_name``,
 ``reply_to``, ``company_phone``, ``owner_email``, ``owner_phone``, ``late_fee_mode``
-("invoice", default, or "line"), ``templates``, ``holiday_subdivision``, ``attach_invoice_pdf``
+("invoice", default, or "line"), ``fee_tax_code`` (the QuickBooks TaxCode Id put on fee lines
+outside the US; see ``channels.qbo_notes``), ``templates``, ``holiday_subdivision``, ``attach_invoice_pdf``
 (email reminders carry the PDF QuickBooks makes of each invoice they name).
 """
 
@@ -411,6 +412,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
         company_id = company.id
         dry = dry_run or bool((company.settings or {}).get("dry_run"))
         company_sms_from = (company.settings or {}).get("sms_from") or None
+        fee_tax = {"country": company.country, "fee_tax_code": (company.settings or {}).get("fee_tax_code")}
         today = local_today(company, now)
         connected = company.status == models.CompanyStatus.connected
         disconnected = company.status == models.CompanyStatus.disconnected
@@ -443,7 +445,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
             problem = None
             if connected:
                 qbo = qbo_client.QboClient(settings, db, vault, realm_id, policy=qbo_policy, limiter=limiter)
-                notes = qbo_notes.QboNotes(qbo)
+                notes = qbo_notes.QboNotes(qbo, **fee_tax)
             else:
                 problem = f"QuickBooks is not connected ({status_reason})"
                 alerts.reconnect_needed(db, realm_id, status_reason, on=today, at=now)
@@ -968,6 +970,10 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         with ctx.db.session() as s:
             refused = timeline.text("fee.refused", error=timeline.error(exc.message))
             outbox.set_status(s, row.id, S.failed, refused)
+            if exc.code == qbo_notes.NO_TAX_CODE:  # a setting away: the period is charged once it is set
+                outbox.free_key(s, row)
+                if exc.message not in ctx.summary.errors:
+                    ctx.summary.errors.append(exc.message)
             outbox.activity(s, ctx.company_id, "fee.failed", refused, row=row)
         ctx.summary.statuses["failed"] += 1
         return

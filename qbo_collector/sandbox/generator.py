@@ -7,6 +7,9 @@ between rows; the store replaces nested objects instead of mutating them.
 What a generated company holds:
 - Terms: Due on receipt, Net 15, Net 30, Net 60, "2% 10 Net 30"; accounts and items
   ("Services", "Consulting"; "Late fee" only with ``late_fee_item=True``).
+- Outside the US, the country's sales tax codes (``TAX_CODES``: "TVA 20 %" … "Hors champ" in
+  France, "20.0% S" … "No VAT" in the UK, "HST ON" … "Out of Scope" in Canada), and the standard
+  rate's code on every invoice and credit memo line, as QBO requires there.
 - Customers: English and French names (French for FR companies, a share of Quebec customers
   for CA), some without email or phone, a few inactive, countries US/CA/FR/GB with local
   phone formats; foreign-currency customers in multicurrency companies.
@@ -62,6 +65,24 @@ CITIES = {
     "FR": [("Paris", "", "75002"), ("Lyon", "", "69002"), ("Bordeaux", "", "33000")],
     "GB": [("London", "", "EC1A 1BB"), ("Manchester", "", "M1 1AE"), ("Leeds", "", "LS1 1UR")],
 }
+# The sales tax codes a company outside the US starts with (name, description, taxable), standard
+# rate first: QBO refuses a sales line without one of them there. The US has no per-line codes.
+TAX_CODES = {
+    "FR": (("TVA 20 %", "Taux normal", True), ("TVA 10 %", "Taux intermédiaire", True),
+           ("TVA 5,5 %", "Taux réduit", True), ("TVA 2,1 %", "Taux particulier", True),
+           ("TVA 0 %", "Taux zéro", True), ("Exonéré", "Exonération de TVA", False),
+           ("Hors champ", "Hors du champ d'application de la TVA", False)),
+    "GB": (("20.0% S", "Standard rate", True), ("5.0% R", "Reduced rate", True),
+           ("0.0% Z", "Zero-rated", True), ("Exempt", "Exempt from VAT", False),
+           ("No VAT", "Outside the scope of VAT", False)),
+    "CA": (("HST ON", "HST Ontario 13%", True), ("GST", "GST 5%", True),
+           ("GST/QST QC - 9.975", "GST 5% and QST 9.975%", True), ("Zero-rated", "Zero-rated 0%", True),
+           ("Exempt", "Exempt", False), ("Out of Scope", "Outside the scope of GST/HST", False)),
+    "AU": (("GST", "GST 10%", True), ("GST free", "GST-free 0%", True), ("Input taxed", "Input taxed", False),
+           ("Out of scope", "Outside the scope of GST", False)),
+}
+DEFAULT_TAX_CODES = (("Standard", "Standard rate", True), ("Exempt", "Exempt", False),
+                     ("Out of scope", "Outside the scope of VAT", False))
 FOREIGN_CURRENCY = {"CA": "USD", "US": "CAD", "FR": "GBP", "GB": "EUR"}
 EXCHANGE_RATES = {("CAD", "USD"): 1.36, ("USD", "CAD"): 0.73, ("EUR", "GBP"): 1.17, ("GBP", "EUR"): 0.86}
 
@@ -186,6 +207,12 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
         add("Item", {"Name": "Late fee", "FullyQualifiedName": "Late fee", "Type": "Service", "Active": True,
                      "UnitPrice": 0, "Taxable": False,
                      "IncomeAccountRef": {"value": fee_income["Id"], "name": fee_income["Name"]}})
+    tax: dict[str, Any] = {}  # what every generated sales line carries: the standard rate, outside the US
+    if spec.country != "US":
+        codes = [add("TaxCode", {"Name": name, "Description": text, "Active": True, "Hidden": False,
+                                 "Taxable": taxable, "TaxGroup": False})
+                 for name, text, taxable in TAX_CODES.get(spec.country, DEFAULT_TAX_CODES)]
+        tax = {"TaxCodeRef": {"value": codes[0]["Id"]}}
     fr = spec.language.startswith("fr")
     term_specs = [
         ("Due on receipt" if not fr else "Payable à réception", 0, None, None),
@@ -291,7 +318,8 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
             total += part
             lines.append({"Id": str(n + 1), "LineNum": n + 1, "Amount": part, "DetailType": "SalesItemLineDetail",
                           "Description": "Services rendered" if not fr else "Prestations",
-                          "SalesItemLineDetail": {"ItemRef": item_refs[n], "Qty": 1, "UnitPrice": part}})
+                          "SalesItemLineDetail": {"ItemRef": item_refs[n], "Qty": 1, "UnitPrice": part,
+                                                                  **tax}})
         total = money(total, currency)
         lines.append({"Amount": total, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": empty})
         created = stamp(txn, 480 + int(rng.random() * 600))
@@ -380,7 +408,7 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
             "RemainingCredit": total, "CustomerRef": target["CustomerRef"], "CurrencyRef": target["CurrencyRef"],
             "Line": [{"Id": "1", "LineNum": 1, "Amount": total, "DetailType": "SalesItemLineDetail",
                       "Description": "Credit" if not fr else "Avoir",
-                      "SalesItemLineDetail": {"ItemRef": item_refs[0], "Qty": 1, "UnitPrice": total}},
+                      "SalesItemLineDetail": {"ItemRef": item_refs[0], "Qty": 1, "UnitPrice": total, **tax}},
                      {"Amount": total, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}],
         }, {"CreateTime": when, "LastUpdatedTime": when})
         if m % 2 == 0 and target["Balance"] > 0:

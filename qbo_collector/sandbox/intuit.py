@@ -287,7 +287,7 @@ class Api:
             return {entity: intuit.api_void(realm, entity, body)}
         if body.get("Id"):
             return {entity: intuit.api_update(realm, entity, body, sparse=bool(body.get("sparse")))}
-        return {entity: intuit.create(realm, entity, body)}
+        return {entity: intuit.create(realm, entity, body, api=True)}
 
     def _with_link(self, company: store.Company, entity: str, row: dict[str, Any], include_link: bool) -> dict[str, Any]:
         if include_link and entity == "Invoice":

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from qbo_collector.sandbox import common
 
-LIST_ENTITIES = ("Customer", "Term", "Item", "Account")
+LIST_ENTITIES = ("Customer", "Term", "Item", "Account", "TaxCode")
 TXN_ENTITIES = ("Invoice", "Payment", "CreditMemo")
 ENTITIES = {name.lower(): name for name in LIST_ENTITIES + TXN_ENTITIES}
 CURRENCY_NAMES = {
@@ -29,6 +29,7 @@ CURRENCY_NAMES = {
     "GBP": "British Pound Sterling", "JPY": "Japanese Yen", "CHF": "Swiss Franc",
 }
 ZERO_DECIMAL_CURRENCIES = {"JPY"}
+TAX_RATE_WORDS = {"CA": "GST/HST", "AU": "GST"}  # what a sales line must carry; "VAT" elsewhere outside the US
 READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "Balance", "TotalAmt", "LinkedTxn",
              "UnappliedAmt", "BalanceWithJobs", "status", "HomeBalance", "HomeTotalAmt", "InvoiceLink",
              "FullyQualifiedName", "RemainingCredit"}
@@ -68,6 +69,14 @@ def stale(entity: str, id_: str) -> Fault:
 def required(name: str) -> Fault:
     return Fault("2020", "Required param missing, need to supply the required value for the API",
                  f"Required parameter {name} is missing in the request", element=name)
+
+
+def missing_tax_rate(company: Company) -> Fault:
+    """What QBO answers outside the US for a sales line without a (valid, active) ``TaxCodeRef``:
+    the UK's words (intuit/quickbooks-online-mcp-server#94), GST/HST in Canada (quickbooks-ruby#351)."""
+    rate = TAX_RATE_WORDS.get(company.country, "VAT")
+    return Fault("6000", "A business validation error has occurred while processing your request",
+                 f"Business Validation Error: Make sure all your transactions have a {rate} rate before you save.")
 
 
 def invalid_reference(name: str, value: Any) -> Fault:
@@ -206,13 +215,16 @@ class IntuitStore:
 
     # --- creation ------------------------------------------------------------------
 
-    def create(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a row as the API would (validations, defaults, side effects)."""
+    def create(self, realm: str, entity: str, body: dict[str, Any], *, api: bool = False) -> dict[str, Any]:
+        """Create a row as the API would (validations, defaults, side effects). ``api``: the request
+        came through the API, which refuses a sales line without a tax code outside the US; a test
+        helper's row is a user's in the QuickBooks screens, which put the company's default code on it."""
         with self.lock:
             company = self.company(realm)
             entity = canonical(entity)
             given = {k: v for k, v in _copy(body).items() if v != ""}   # unset fields from python-quickbooks objects
-            row = getattr(self, f"_new_{entity.lower()}")(company, given)
+            sales = {"api": api} if entity in ("Invoice", "CreditMemo") else {}
+            row = getattr(self, f"_new_{entity.lower()}")(company, given, **sales)
             row["Id"] = company.next_id(entity)
             row["SyncToken"] = "0"
             row["domain"] = "QBO"
@@ -280,6 +292,10 @@ class IntuitStore:
                                "AccountType": body.get("AccountType", "Income"),
                                "FullyQualifiedName": body["Name"], "CurrencyRef": currency_ref(company.currency)}
 
+    def _new_taxcode(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
+        raise Fault("500", "Unsupported Operation",
+                    "Operation Create is not supported for TaxCode: tax codes are made with the TaxService endpoint.")
+
     def _check_ref(self, company: Company, entity: str, ref: Any, element: str) -> dict[str, Any] | None:
         if not ref:
             return None
@@ -289,7 +305,21 @@ class IntuitStore:
             raise invalid_reference(element, value)
         return row
 
-    def _sales_lines(self, company: Company, body: dict[str, Any], currency: str) -> tuple[list[dict[str, Any]], float]:
+    def _tax_code(self, company: Company, detail: dict[str, Any], *, api: bool) -> dict[str, Any]:
+        """``detail`` with a valid ``TaxCodeRef`` outside the US: refused through the API without one (or
+        with one that is unknown or inactive); from a test helper, given the company's default code."""
+        ref = detail.get("TaxCodeRef")
+        value = str((ref.get("value") if isinstance(ref, dict) else ref) or "")
+        if not value and not api:
+            default = default_tax_code(company)
+            return detail if default is None else dict(detail) | {"TaxCodeRef": {"value": default["Id"]}}
+        row = company.tables["TaxCode"].get(value)
+        if row is None or row.get("Active") is False:
+            raise missing_tax_rate(company)
+        return dict(detail) | {"TaxCodeRef": {"value": row["Id"]}}
+
+    def _sales_lines(self, company: Company, body: dict[str, Any], currency: str, *,
+                     api: bool = False) -> tuple[list[dict[str, Any]], float]:
         lines_in = body.get("Line")
         if not lines_in:
             raise required("Line")
@@ -310,8 +340,10 @@ class IntuitStore:
                 if item is not None:
                     if item.get("Active") is False:  # QBO refuses a transaction that uses an inactive item
                         raise not_found("Item", str(item["Id"]))
-                    line["SalesItemLineDetail"] = dict(detail) | {  # and answers the ref with the item's name
+                    line["SalesItemLineDetail"] = detail = dict(detail) | {  # and answers the ref with the item's name
                         "ItemRef": {"value": str(item["Id"]), "name": item.get("Name", "")}}
+                if company.country != "US":
+                    line["SalesItemLineDetail"] = self._tax_code(company, detail, api=api)
             line["Amount"] = round_money(line["Amount"], currency)
             line.setdefault("DetailType", "SalesItemLineDetail")
             line["Id"] = str(len(lines) + 1)
@@ -322,12 +354,12 @@ class IntuitStore:
         lines.append({"Amount": amount, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}})
         return lines, amount
 
-    def _sales_form(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
+    def _sales_form(self, company: Company, body: dict[str, Any], *, api: bool) -> dict[str, Any]:
         customer = self._check_ref(company, "Customer", body.get("CustomerRef"), "CustomerRef")
         if customer is None:
             raise required("CustomerRef")
         currency = (body.get("CurrencyRef") or customer.get("CurrencyRef") or {}).get("value", company.currency)
-        lines, total = self._sales_lines(company, body, currency)
+        lines, total = self._sales_lines(company, body, currency, api=api)
         today = company.today(self.clock.now()).isoformat()
         row = _clean(body) | {
             "CustomerRef": {"value": customer["Id"], "name": customer["DisplayName"]},
@@ -338,8 +370,8 @@ class IntuitStore:
             row.setdefault("ExchangeRate", body.get("ExchangeRate", 1))
         return row
 
-    def _new_invoice(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
-        row = self._sales_form(company, body)
+    def _new_invoice(self, company: Company, body: dict[str, Any], *, api: bool = False) -> dict[str, Any]:
+        row = self._sales_form(company, body, api=api)
         customer = company.tables["Customer"][row["CustomerRef"]["value"]]
         term_ref = body.get("SalesTermRef") or customer.get("SalesTermRef")
         term = self._check_ref(company, "Term", term_ref, "SalesTermRef")
@@ -357,8 +389,8 @@ class IntuitStore:
         row.setdefault("AllowOnlineACHPayment", company.online_payment)
         return row
 
-    def _new_creditmemo(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
-        row = self._sales_form(company, body)
+    def _new_creditmemo(self, company: Company, body: dict[str, Any], *, api: bool = False) -> dict[str, Any]:
+        row = self._sales_form(company, body, api=api)
         row.pop("LinkedTxn")
         row.setdefault("DocNumber", company.next_doc_number())
         row["RemainingCredit"] = row["Balance"]
@@ -441,10 +473,12 @@ class IntuitStore:
                 raise required("Id")
             if "SyncToken" not in body:
                 raise required("SyncToken")
+            if entity == "TaxCode":
+                raise Fault("500", "Unsupported Operation", "Operation Update is not supported for TaxCode.")
             row = self._row(company, entity, body["Id"])
             if str(body["SyncToken"]) != row["SyncToken"]:
                 raise stale(entity, row["Id"])
-            return self._update(company, entity, row, _clean(_copy(body)), sparse=sparse)
+            return self._update(company, entity, row, _clean(_copy(body)), sparse=sparse, api=True)
 
     def update(self, realm: str, entity: str, id_: str, **fields: Any) -> dict[str, Any]:
         """Test helper: sparse-update ``fields`` on a row, as a QBO user editing it would."""
@@ -455,7 +489,7 @@ class IntuitStore:
             return self._update(company, entity, row, _copy(fields), sparse=True)
 
     def _update(self, company: Company, entity: str, row: dict[str, Any], changes: dict[str, Any], *,
-                sparse: bool) -> dict[str, Any]:
+                sparse: bool, api: bool = False) -> dict[str, Any]:
         if entity == "Customer" and "DisplayName" in changes:
             self._check_unique_name(company, "Customer", changes["DisplayName"], exclude=row["Id"])
         if entity in ("Term", "Item", "Account") and "Name" in changes:
@@ -472,7 +506,7 @@ class IntuitStore:
         if entity in ("Invoice", "CreditMemo") and ("Line" in changes or "CustomerRef" in changes):
             currency = row["CurrencyRef"]["value"]
             if "Line" in changes:
-                lines, total = self._sales_lines(company, changes, currency)
+                lines, total = self._sales_lines(company, changes, currency, api=api)
             else:
                 lines, total = row["Line"], row["TotalAmt"]
             settled = row["TotalAmt"] - row["Balance"]
@@ -619,6 +653,12 @@ class IntuitStore:
         if not (company.online_payment and online and _valid_email(email)):
             return None
         return f"{self._base_url()}/pay/{company.realm}/{row['Id']}"
+
+
+def default_tax_code(company: Company) -> dict[str, Any] | None:
+    """The code the QuickBooks screens put on a new line: the first active taxable one (the standard rate)."""
+    codes = [r for r in company.tables["TaxCode"].values() if r.get("Active", True) and r.get("Taxable")]
+    return min(codes, key=lambda r: int(r["Id"]), default=None)
 
 
 def canonical(entity: str) -> str:
