@@ -290,6 +290,19 @@ def test_channels_are_validated_and_saved(pages_app, owner, sqlite_db):
     assert settings["attach_invoice_pdf"] is False
 
 
+def test_the_tax_code_of_late_fees_is_a_quickbooks_id_set_on_the_channels_page(pages_app, owner, sqlite_db):
+    """Outside the US every fee line needs a VAT code (``QboNotes.fee_tax_code``): the owner may name it."""
+    refused = owner.post(CHANNELS, {"fee_tax_code": "Hors champ"})
+    assert refused.status_code == 400 and 'id="fee_tax_code-error"' in refused.get_data(as_text=True)
+    assert "A QuickBooks tax code Id is a number, such as 7." in refused.get_data(as_text=True)
+    assert "fee_tax_code" not in (_company(sqlite_db).settings or {})
+    assert owner.post(CHANNELS, {"fee_tax_code": " 12 "}).status_code == 302
+    assert _company(sqlite_db).settings["fee_tax_code"] == "12"
+    assert 'name="fee_tax_code" type="text" value="12"' in owner.get(CHANNELS).get_data(as_text=True)
+    assert owner.post(CHANNELS, {"fee_tax_code": ""}).status_code == 302  # empty: chosen by name again
+    assert _company(sqlite_db).settings["fee_tax_code"] == ""
+
+
 def test_attaching_the_invoice_pdf_is_a_checkbox_kept_through_a_refused_save(pages_app, owner, sqlite_db):
     box = 'name="attach_invoice_pdf" value="1"'
     assert f"{box}>" in owner.get(CHANNELS).get_data(as_text=True)  # off until asked for

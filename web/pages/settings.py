@@ -194,7 +194,7 @@ def _context(s, company: models.Company, customer: models.Customer | None, key: 
 
 # --- channels ----------------------------------------------------------------------------
 
-CHANNEL_FIELDS = ("sender_name", "reply_to", "company_phone", "owner_email", "owner_phone", "sms_from")
+CHANNEL_FIELDS = ("sender_name", "reply_to", "company_phone", "owner_email", "owner_phone", "sms_from", "fee_tax_code")
 # The company's own fields, kept by a reconnection once the owner changed them here
 # (sync.auth.complete reads the ``*_set_by_user`` settings).
 COMPANY_FIELDS = ("timezone", "send_hour", "language")
@@ -279,6 +279,8 @@ def clean_channels(form: Any, country: str | None) -> tuple[dict[str, Any], dict
             values["sms_from"] = sms_channel.to_e164(values["sms_from"], region)
         except errors.InvalidInput:
             problems["sms_from"] = gettext("Enter a phone number in international format (+14155550100) or a messaging service SID (MG followed by 32 characters).")
+    if values["fee_tax_code"] and not (values["fee_tax_code"].isdigit() and len(values["fee_tax_code"]) <= 32):
+        problems["fee_tax_code"] = gettext("A QuickBooks tax code Id is a number, such as 7.")
     values["dry_run"] = form.get("dry_run") == "1"
     values["attach_invoice_pdf"] = form.get("attach_invoice_pdf") == "1"
     return values, problems
