@@ -251,6 +251,15 @@ def test_catch_up_reads_only_the_streams_it_names_in_one_call_and_moves_their_cu
     assert run.catch_up(qbo, db, realm, company_id, wanted) is False and qbo.api_calls == 1
 
 
+def _synced(sb, settings_factory, db, vault):  # type: ignore[no-untyped-def]
+    """The sandbox's company connected and synced once: (sandbox, realm, settings, company id)."""
+    realm = next(iter(sb.intuit.companies))
+    settings = support.connect(settings_factory, db, vault, sb, realm)
+    _sync(settings, db, vault, realm)
+    with db.session() as s:
+        return sb, realm, settings, s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+
+
 def test_a_sync_from_outside_the_scheduler_waits_for_another_process_holding_the_company(
         fresh_sandbox, settings_factory, db, vault):
     """Webhooks, "Sync now" and the command line sync a company outside the scheduler. While another
@@ -262,12 +271,7 @@ def test_a_sync_from_outside_the_scheduler_waits_for_another_process_holding_the
 
     from qbo_collector import errors, leases
 
-    sb = fresh_sandbox
-    realm = next(iter(sb.intuit.companies))
-    settings = support.connect(settings_factory, db, vault, sb, realm)
-    _sync(settings, db, vault, realm)
-    with db.session() as s:
-        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+    sb, realm, settings, company_id = _synced(fresh_sandbox, settings_factory, db, vault)
     now = datetime.now(timezone.utc)
     assert leases.claim(db, company_id, "sync", "worker-elsewhere:1", now=now, ttl=timedelta(minutes=20))
     calls = sb.log.count("intuit", realm=realm)
@@ -319,12 +323,7 @@ def test_a_sync_lease_left_by_a_process_of_this_machine_that_died_is_taken_over_
 
     from qbo_collector import errors, leases
 
-    sb = fresh_sandbox
-    realm = next(iter(sb.intuit.companies))
-    settings = support.connect(settings_factory, db, vault, sb, realm)
-    _sync(settings, db, vault, realm)
-    with db.session() as s:
-        company_id = s.scalar(select(models.Company.id).where(models.Company.realm_id == realm))
+    sb, realm, settings, company_id = _synced(fresh_sandbox, settings_factory, db, vault)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     now = datetime.now(timezone.utc)
     for holder, waited in ((f"{socket.gethostname()}:{dead.stdout.strip()}:7", False),
