@@ -206,7 +206,7 @@ def outbox_version(s: Session, company: models.Company) -> tuple[Any, ...]:
 
 # --- figures computed after a sync -------------------------------------------------------
 
-FIGURES_FORMAT = 6  # bump when the stored shape or meaning changes: older rows are then ignored
+FIGURES_FORMAT = 7  # bump when the stored shape or meaning changes: older rows are then ignored
 
 
 def _digest(on: dt.date, mirror: tuple[Any, ...]) -> str:
@@ -477,8 +477,9 @@ class _History:
     """The company's payment record as histograms: its paid invoices by delay (days from due date to
     last payment), per customer and overall, and its open invoices by days late today (``unpaid``).
 
-    An open invoice has reached its age unpaid, so it counts against the probability of collection
-    at that age and below, as a ``forecast.PaidRecord`` with ``paid_on=None`` does. Voided and deleted
+    An open invoice counts against the probability of collection at the ages it has stayed unpaid
+    ``forecast.UNPAID_AFTER_DAYS`` beyond, as a ``forecast.PaidRecord`` with ``paid_on=None`` does
+    (an invoice not yet due, or a week late, says nothing yet). Voided and deleted
     invoices count for nothing: the mirror does not say when they were given up, and most are
     corrections, not bad debts. (A credit memo QuickBooks applies to an invoice comes through a payment:
     the invoice counts as paid that day.)"""
@@ -510,7 +511,7 @@ class _History:
         (paid at least that late, or open and at least that late today), the share paid, blended with the prior."""
         if days_late not in self._probability:
             paid = self._paid_at_least(days_late)
-            reached = paid + self._unpaid_at_least(days_late)
+            reached = paid + self._unpaid_at_least(days_late + forecast.UNPAID_AFTER_DAYS)
             prior = forecast.prior_probability(days_late)
             value = (prior * forecast.PRIOR_WEIGHT + paid) / (forecast.PRIOR_WEIGHT + reached)
             self._probability[days_late] = value.quantize(Decimal("0.0001"))

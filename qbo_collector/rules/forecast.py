@@ -112,13 +112,19 @@ def profile(customer_id: str, records: Iterable[PaidRecord]) -> CustomerProfile:
     return CustomerProfile(customer_id=customer_id, invoices=len(paid), average_days_late=avg)
 
 
+# An invoice still unpaid counts against an age only once it has stayed unpaid this long past it: until
+# then whether it will be paid is not known (an invoice due in a fortnight, or a week late, is no failure).
+UNPAID_AFTER_DAYS = 90
+
+
 def probability(days_late: int, records: Sequence[PaidRecord], today: dt.date) -> Decimal:
-    """Prior for ``days_late`` refined by the company's invoices that were at least that late.
+    """Prior for ``days_late`` refined by the company's invoices that were at least that late: those
+    paid, and those still unpaid ``UNPAID_AFTER_DAYS`` after that age (counted as not paid).
 
     Not yet due (``days_late`` < 0) counts as well: an invoice due in ten days is weighed by
     the invoices still unpaid ten days before their due date, those paid early included.
     """
-    reached = [r for r in records if r.days_late(today) >= days_late]
+    reached = [r for r in records if r.days_late(today) >= days_late + (0 if r.paid_on is not None else UNPAID_AFTER_DAYS)]
     paid = sum(1 for r in reached if r.paid_on is not None)
     prior = prior_probability(days_late)
     value = (prior * PRIOR_WEIGHT + paid) / (PRIOR_WEIGHT + len(reached))

@@ -233,18 +233,20 @@ def test_expected_cash_is_the_rules_forecast_weighted_by_probability(seeded, old
 
 
 def test_open_invoices_lower_the_probability_of_collection_of_old_debt(seeded):
-    """Of the invoices that reached 90 days late, the share paid: open ones count as not paid.
+    """Of the invoices that reached 30 days late, the share paid: open ones still unpaid 90 days past
+    that age (``forecast.UNPAID_AFTER_DAYS``) count as not paid.
 
-    The seed's history was paid within 16 days and one invoice is 100 days late; with ten paid 100
-    days late and thirty open 120 days late, (0.70 × 20 + 10) / (20 + 10 + 31) = 0.3934, below the
-    prior of 0.70, where counting paid invoices alone gave (0.70 × 20 + 10) / (20 + 10) = 0.80."""
+    The seed's history was paid within 16 days; with ten paid 100 days late and thirty open 120 days
+    late, 40 invoices reached 30 days late and 10 of them were paid: far below the prior, where
+    counting paid invoices alone could only raise it. At 90 days the open ones say nothing yet."""
     _old_debt(seeded)
     with seeded.reading() as s:
         company = _company(s)
         history = dashboard._history(s, company, TODAY)
         records, _open = _forecast_inputs(s, company)
-    prior = forecast.prior_probability(90)
-    assert history.probability(90) == forecast.probability(90, records, TODAY) == Decimal("0.3934") < prior
+    prior = forecast.prior_probability(30)
+    assert history.probability(30) == forecast.probability(30, records, TODAY) < prior - Decimal("0.3")
+    assert history.probability(90) == forecast.probability(90, records, TODAY) > forecast.prior_probability(90)
     # younger ages are weighed by more invoices, the recent ones paid on time among them
     assert history.probability(0) == forecast.probability(0, records, TODAY)
     assert history.probability(-15) == forecast.probability(-15, records, TODAY)

@@ -214,3 +214,17 @@ def test_expected_leaves_out_what_the_customers_credit_settles_before_commitment
     assert [(p.invoice_id, p.basis, p.amount) for p in more][0] == ("new", "promise", Decimal(100))
     assert forecast.expected([OLD, NEW, other], records, TODAY, pauses, credits={"c2": {"USD": Decimal(0)}}) == \
         forecast.expected([OLD, NEW, other], records, TODAY, pauses)
+
+
+def test_invoices_not_yet_due_or_barely_late_say_nothing_yet_about_collection() -> None:
+    """Found in review: every open invoice counted as never paid at every age it had reached, so a company
+    whose customers pay on time saw its expected cash cut by a third by its invoices not yet due."""
+    today = D(2026, 6, 1)
+    on_time = [forecast.PaidRecord(customer_id="c", due_date=today - dt.timedelta(days=200 + n),
+                                   paid_on=today - dt.timedelta(days=200 + n)) for n in range(100)]
+    current = [forecast.PaidRecord(customer_id="c", due_date=today + dt.timedelta(days=15), paid_on=None)] * 50
+    late_week = [forecast.PaidRecord(customer_id="c", due_date=today - dt.timedelta(days=5), paid_on=None)] * 10
+    for age in (-20, -5, 0):
+        assert forecast.probability(age, on_time + current + late_week, today) == forecast.probability(age, on_time, today)
+    given_up = [forecast.PaidRecord(customer_id="c", due_date=today - dt.timedelta(days=150), paid_on=None)] * 50
+    assert forecast.probability(0, on_time + given_up, today) < forecast.probability(0, on_time, today)
