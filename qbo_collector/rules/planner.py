@@ -1123,9 +1123,9 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
         p = fee.period
         if p.kind == "interest":
             why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
-                   f"{invoice.balance.rounded()}")
+                   f"{invoice.principal_left.rounded()}")
         elif p.kind == "percent":
-            why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.balance.rounded()}"  # type: ignore[union-attr]
+            why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.principal_left.rounded()}"  # type: ignore[union-attr]
         elif p.kind == "indemnity":
             why = "the fixed recovery indemnity, once per invoice"
         else:

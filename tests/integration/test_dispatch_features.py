@@ -91,6 +91,26 @@ def test_fees_posted_as_lines_go_on_every_month_on_the_invoice_without_them(make
     assert sorted(Decimal(str(l["Amount"])) for l in lines) == sorted(r.amount for r in fees)
 
 
+def test_several_periods_due_at_once_in_line_mode_are_all_posted_in_one_run(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: each fee line the run added changed the invoice's balance, and the freshness check
+    then cancelled every other period of that invoice as "the balance changed in QuickBooks" — one period
+    posted a day, a notice email a day. A period is taken on the balance without the fee lines, which a
+    fee line does not change."""
+    env = make_env(company_settings={"late_fee_mode": "line", "fees_from": "2000-01-01"})
+    env.run()
+    fees = env.rows(kind="fee")
+    by_invoice = collections.Counter(r.invoice_ids[0] for r in fees)
+    invoice_id, periods = by_invoice.most_common(1)[0]
+    assert periods >= 3
+    mine = [r for r in fees if r.invoice_ids[0] == invoice_id]
+    assert {r.status.value for r in mine} == {"sent"}, {(r.status.value, r.status_reason) for r in mine}
+    amounts = collections.Counter(r.amount for r in mine if (r.payload or {}).get("fee_kind") == "percent")
+    assert amounts.most_common(1)[0][1] >= periods - 1  # the same principal each time (the last may be cut to the cap)
+    lines = [l for l in env.sb.intuit.get(env.realm, "Invoice", invoice_id)["Line"]
+             if (l.get("SalesItemLineDetail") or {}).get("ItemRef", {}).get("name") == "Late fee"]
+    assert len(lines) == periods
+
+
 def test_a_late_fee_item_made_inactive_in_quickbooks_is_made_active_again(make_env) -> None:  # type: ignore[no-untyped-def]
     """Found in review: QuickBooks hides an inactive item from a plain query and refuses to create another
     of the same name (6240), so every fee failed for good, each losing its period. The item is found

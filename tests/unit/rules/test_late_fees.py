@@ -159,6 +159,7 @@ def test_fee_lines_on_the_invoice_bear_no_fee_and_do_not_stop_the_next_periods()
                                amount=Money.of("15", "USD"))
     [may] = plan(today=D(2026, 5, 2), invoices=[with_line], pol=fees_policy([fee]), history=[march])
     assert (may.amount, may.basis) == (Money.of("15.00", "USD"), Money.of("1000", "USD"))  # type: ignore[attr-defined]
+    assert "1.5% of the overdue balance 1000.00 USD" in may.reason  # the fees are not what it is taken on
     capped = fees_policy([fee], max_percent_of_principal="2")  # 2 % of 1,000 = 20: 5 left, not 2 % of 1,015
     [cut] = plan(today=D(2026, 5, 2), invoices=[with_line], pol=capped, history=[march])
     assert cut.amount == Money.of("5.00", "USD")  # type: ignore[attr-defined]
