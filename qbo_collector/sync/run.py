@@ -246,7 +246,9 @@ class SyncRequests:
         from qbo_collector import clock as app_clock
         from qbo_collector import scheduler
 
-        summary = sync_company(self.settings, self.db, self.vault, realm, wait=self.delay)
+        # no waiting here: a busy lease sends the request back to the queue (tried again after ``delay``),
+        # so this one thread keeps serving the other companies' webhooks meanwhile
+        summary = sync_company(self.settings, self.db, self.vault, realm, wait=0)
         scheduler.refresh_figures(self.db, realm, app_clock.now())
         return summary
 
