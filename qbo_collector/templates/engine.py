@@ -26,8 +26,6 @@ from typing import Any
 import jinja2
 from babel import Locale, localedata
 from babel import dates as babel_dates
-from babel import numbers as babel_numbers
-from babel import units as babel_units
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -38,6 +36,7 @@ from qbo_collector.templates import catalog
 from qbo_collector.templates import context as template_context
 from qbo_collector.templates import sms as sms_module
 from qbo_collector.templates import terms
+from qbo_collector.templates.terms import format_days, format_percent
 
 MAX_SOURCE_LENGTH = 20_000
 _MAX_PRODUCT_LENGTH = 10_000  # "x" * n in a template
@@ -234,16 +233,6 @@ def _percent_filter(ctx: jinja2.runtime.Context, value: object) -> str:
     if isinstance(value, (bool, float)) or not isinstance(value, (int, Decimal)):
         raise _FilterError(f"the percent filter needs a number, not {_kind(value)}")
     return format_percent(Decimal(value), _locale_of(ctx))
-
-
-def format_days(count: int, locale: str) -> str:
-    """ "3 days" / "3 jours", with the locale's plural rule ("1 jour", "0 jour")."""
-    return babel_units.format_unit(count, "duration-day", length="long", locale=locale)
-
-
-def format_percent(percent: Decimal, locale: str) -> str:
-    """``Decimal("1.5")`` → "1.5%" / "1,5 %"."""
-    return babel_numbers.format_percent((percent / 100).normalize(), locale=locale, decimal_quantization=False)
 
 
 _FILTERS: Mapping[str, Callable[..., Any]] = {

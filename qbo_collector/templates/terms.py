@@ -108,10 +108,10 @@ def _clause(rule: template_context.LateFeeRule, language: str, locale: str) -> s
     values = {"fee": "", "rate": "", "every": "", "grace": ""}
     if rule.kind == "percent":
         assert rule.rate is not None  # checked by LateFeeRule
-        values["fee"] = _PERCENT_OF_BALANCE[language].format(rate=_percent(rule.rate, locale))
+        values["fee"] = _PERCENT_OF_BALANCE[language].format(rate=format_percent(rule.rate, locale))
     elif rule.kind == "interest":
         assert rule.rate is not None
-        values["rate"] = _ANNUAL[language].format(rate=_percent(rule.rate, locale))
+        values["rate"] = _ANNUAL[language].format(rate=format_percent(rule.rate, locale))
         if rule.ecb_points is not None:
             points = babel_numbers.format_decimal(rule.ecb_points.normalize(), locale=locale, decimal_quantization=False)
             values["rate"] += _ECB[language].format(points=points)
@@ -120,17 +120,18 @@ def _clause(rule: template_context.LateFeeRule, language: str, locale: str) -> s
         values["fee"] = rule.amount.format(locale)
     if rule.period == "days":
         assert rule.every_days is not None
-        values["every"] = _days(rule.every_days, locale)
+        values["every"] = format_days(rule.every_days, locale)
     if rule.grace_days > 0:
-        values["grace"] = _days(rule.grace_days, locale)
+        values["grace"] = format_days(rule.grace_days, locale)
         return with_grace.format(**values)
     return without_grace.format(**values)
 
 
-# As engine.format_percent / format_days, which render the rest of the message (engine imports this module).
-def _percent(percent: Decimal, locale: str) -> str:
+def format_percent(percent: Decimal, locale: str) -> str:
+    """``Decimal("1.5")`` → "1.5%" / "1,5 %" (the templates' ``percent`` filter too)."""
     return babel_numbers.format_percent((percent / 100).normalize(), locale=locale, decimal_quantization=False)
 
 
-def _days(count: int, locale: str) -> str:
+def format_days(count: int, locale: str) -> str:
+    """ "3 days" / "3 jours", with the locale's plural rule ("1 jour", "0 jour") (the ``days`` filter too)."""
     return babel_units.format_unit(count, "duration-day", length="long", locale=locale)
