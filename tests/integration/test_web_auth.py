@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from qbo_collector import users
@@ -136,6 +138,20 @@ def test_healthz_reports_the_scheduler_heartbeat_and_last_runs(app, sqlite_db):
         s.add(models.Worker(name="host:1", started_at=now, seen_at=now))
         company_id = s.query(models.Company).filter_by(realm_id="111").one().id
         s.add(models.WorkLease(company_id=company_id, kind="run", done_at=now))
-    body = app.test_client().get("/healthz").get_json()
+        s.add(models.WorkLease(company_id=s.query(models.Company).filter_by(realm_id="222").one().id, kind="run",
+                               done_at=now - timedelta(days=1), last_error="QuickBooks unavailable"))
+    client = app.test_client()
+    body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["scheduler"] == "alive"
-    assert body["last_run"]["111"]["at"] == now.isoformat() and "Company A" not in str(body)
+    # public: counts only, no realm id and no company name
+    assert body["runs"] == {"companies": 2, "failed": 1, "oldest_at": (now - timedelta(days=1)).isoformat()}
+    assert "last_run" not in body and "111" not in str(body) and "222" not in str(body)
+    make_user(sqlite_db, "owner@example.com")
+    login(client, "owner@example.com")  # not an admin: still counts only
+    assert "last_run" not in client.get("/healthz").get_json()
+    make_user(sqlite_db, "ops@example.com", admin=True)
+    admin = app.test_client()
+    login(admin, "ops@example.com")
+    body = admin.get("/healthz").get_json()
+    assert body["last_run"]["111"] == {"at": now.isoformat(), "error": False}
+    assert body["last_run"]["222"]["error"] is True and "Company A" not in str(body)
