@@ -116,6 +116,38 @@ def test_logout_needs_csrf_and_ends_the_session(app, sqlite_db):
     assert client.get("/companies").status_code == 302
 
 
+def test_a_copy_of_the_session_cookie_stops_working_at_logout(app, sqlite_db):
+    """The session is a signed cookie: logout raises the user's session epoch, so a copy taken before
+    (another device, a stolen cookie) can neither read nor act — and other users stay logged in."""
+    make_user(sqlite_db, "owner@example.com", companies={"111": "owner"})
+    make_user(sqlite_db, "other@example.com", companies={"111": "owner"})
+    client, bystander = app.test_client(), app.test_client()
+    login(client, "owner@example.com")
+    login(bystander, "other@example.com")
+    copied = client.get_cookie("session").value
+    token = csrf_token(client, "/companies")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/companies/111/customers").status_code == 302  # to the login page
+    assert thief.post("/companies/111/disconnect", data={"csrf_token": token}).status_code == 401
+    with sqlite_db.session() as s:
+        assert s.query(models.Company).filter_by(realm_id="111").one().status == models.CompanyStatus.connected
+    assert bystander.get("/companies").status_code == 200
+    login(client, "owner@example.com")  # logging in again works, with the new epoch
+    assert client.get("/companies").status_code == 200
+
+
+def test_a_session_id_in_any_other_form_loads_no_one(app, sqlite_db):
+    from web import auth
+
+    user_id = make_user(sqlite_db, "owner@example.com")
+    with sqlite_db.session() as s:
+        assert auth.load(s, f"{user_id}.0") is not None
+        for bad in (str(user_id), f"{user_id}.1", f"{user_id}.", ".0", "x.0", f"{user_id}.\u00b2", f"{user_id}.0.0"):
+            assert auth.load(s, bad) is None, bad
+
+
 def test_session_cookie_is_httponly_and_samesite(app, sqlite_db):
     make_user(sqlite_db, "owner@example.com")
     client = app.test_client()
