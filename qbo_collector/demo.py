@@ -94,7 +94,7 @@ def _demo_blueprint(get_demo: Callable[[], "Demo | None"]):  # type: ignore[no-u
 
     def may_advance() -> bool:
         with current_app.config["QBO"].db.reading() as s:
-            return users.owns_every_company(s, int(current_user.get_id()))
+            return users.owns_every_company(s, current_user.id)
 
     @bp.get("")
     def page():  # type: ignore[no-untyped-def]
@@ -106,14 +106,14 @@ def _demo_blueprint(get_demo: Callable[[], "Demo | None"]):  # type: ignore[no-u
     def advance():  # type: ignore[no-untyped-def]
         if not may_advance():
             log.warning("demo advance refused: user %s is not an owner of every company, and the demo clock "
-                        "runs the scheduler for all of them", current_user.get_id())
+                        "runs the scheduler for all of them", current_user.id)
             abort(403, description="Only an owner of every company can advance the demo clock: "
                                    "it runs reminders, fees and notes for all of them.")
         demo = get_demo()
         if demo is None:
             return ("The demo is still starting.", 503)
         result = demo.advance_day()
-        log.info("demo advanced one day by user %s: now %s", current_user.get_id(), clock.now().date().isoformat())
+        log.info("demo advanced one day by user %s: now %s", current_user.id, clock.now().date().isoformat())
         flash(f"One day later: {result['paid']} invoice(s) paid by customers, {result['opened']} email(s) opened, "
               f"{result['done']} unit(s) of work done.")
         return redirect(url_for("demo.page"))

@@ -99,7 +99,8 @@ def visible_companies(s: Session, user_id: int) -> list[models.Company]:
 # -- failed logins ----------------------------------------------------------------------------
 #
 # Five failures per client address and per account within 15 minutes, then 429 until the
-# oldest leaves the window. The failures are rows of ``login_failure``, so every web process
+# oldest leaves the window (an account at its limit still takes one try from an address with no
+# failure: see ``too_many_failures``). The failures are rows of ``login_failure``, so every web process
 # counts the same ones. An attempt is written as a failure *before* its password is checked
 # and counted in a later transaction: however many attempts run at once, in however many
 # processes, none gets past the limit (a check-then-record would let every attempt in flight
@@ -142,12 +143,17 @@ def begin_login(s: Session, keys: tuple[str, ...], *, now: datetime) -> LoginAtt
 
 
 def too_many_failures(s: Session, keys: tuple[str, ...], *, now: datetime) -> bool:
-    """Whether a key had ``MAX_FAILURES`` failures within the window before this attempt (which is
-    recorded too, hence the ``>``)."""
-    counts = s.execute(select(models.LoginFailure.key, func.count())
-                       .where(models.LoginFailure.key.in_(keys), models.LoginFailure.at > now - FAILURE_WINDOW)
-                       .group_by(models.LoginFailure.key)).all()
-    return any(count > MAX_FAILURES for _key, count in counts)
+    """Whether this attempt is refused: its address had ``MAX_FAILURES`` failures within the window
+    before it (the attempt is recorded too, hence the ``>``), or its account had and so had the
+    address, once. An account at its limit still lets an address with no failure in the window try
+    once: otherwise anyone could lock its owner out for good with a wrong password every few minutes.
+    A guesser spreading over many addresses gets one guess per address and window at such an account."""
+    counts = dict(s.execute(select(models.LoginFailure.key, func.count())
+                            .where(models.LoginFailure.key.in_(keys), models.LoginFailure.at > now - FAILURE_WINDOW)
+                            .group_by(models.LoginFailure.key)).all())
+    address = next((counts.get(key, 0) for key in keys if key.startswith("ip:")), 0)
+    account = next((counts.get(key, 0) for key in keys if key.startswith("email:")), 0)
+    return address > MAX_FAILURES or (account > MAX_FAILURES and address > 1)
 
 
 def withdraw_login(s: Session, attempt: LoginAttempt) -> None:

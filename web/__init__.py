@@ -135,9 +135,8 @@ def _sync_requests(services: Services) -> None:
 def _load_user(user_id: str):  # type: ignore[no-untyped-def]
     from flask import current_app
 
-    from web.auth import LoginUser
+    from web import auth
 
     services: Services = current_app.config["QBO"]
     with services.db.session() as s:
-        user = s.get(models.User, int(user_id)) if user_id.isdigit() else None
-        return LoginUser.from_row(user) if user else None
+        return auth.load(s, user_id)

@@ -13,7 +13,9 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, lazy_gettext
-from flask_login import UserMixin, login_user, logout_user
+from flask_login import UserMixin, current_user, login_user, logout_user
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
@@ -26,17 +28,34 @@ bp = Blueprint("auth", __name__)
 
 @dataclass(frozen=True)
 class LoginUser(UserMixin):
+    """The logged-in user. The session cookie holds ``"<id>.<session epoch>"``: logging out raises the
+    user's epoch, so a copy of a cookie taken before (the session lives in the signed cookie) no
+    longer loads anyone — and every other session of that user ends with it."""
+
     id: int
     email: str
     is_admin: bool
     language: str
+    epoch: int = 0
 
     @classmethod
     def from_row(cls, row: models.User) -> "LoginUser":
-        return cls(id=row.id, email=row.email, is_admin=row.is_admin, language=row.language)
+        return cls(id=row.id, email=row.email, is_admin=row.is_admin, language=row.language,
+                   epoch=row.session_epoch or 0)
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}.{self.epoch}"
+
+
+def load(s: Session, session_id: str) -> LoginUser | None:
+    """The user a session's id names, or None when the id is malformed or its epoch has passed."""
+    user_id, _dot, epoch = session_id.partition(".")
+    if not (user_id.isascii() and user_id.isdigit() and epoch.isascii() and epoch.isdigit()):
+        return None
+    user = s.get(models.User, int(user_id))
+    if user is None or (user.session_epoch or 0) != int(epoch):
+        return None
+    return LoginUser.from_row(user)
 
 
 class LoginForm(FlaskForm):
@@ -85,6 +104,10 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated:
+        with current_app.config["QBO"].db.session() as s:
+            s.execute(update(models.User).where(models.User.id == current_user.id)
+                      .values(session_epoch=models.User.session_epoch + 1))
     logout_user()
     flash(gettext("You are logged out."))
     return redirect(url_for("auth.login"))

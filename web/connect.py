@@ -21,7 +21,7 @@ def _services():  # type: ignore[no-untyped-def]
 def company_for(s, realm_id: str, *, write: bool = False) -> tuple[models.Company, str]:  # type: ignore[no-untyped-def]
     """The company if the current user may see it (404 otherwise: its existence is not revealed)."""
     company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
-    role = users.role_in(s, int(current_user.get_id()), company) if company else None
+    role = users.role_in(s, current_user.id, company) if company else None
     if company is None or role is None:
         abort(404)
     if write and role != "owner":
@@ -39,10 +39,10 @@ def companies():  # type: ignore[no-untyped-def]
     services = _services()
     with services.db.session() as s:
         rows = []
-        companies = users.visible_companies(s, int(current_user.get_id()))
+        companies = users.visible_companies(s, current_user.id)
         calls = dashboard.api_calls_today(s, [c.id for c in companies], clock.now())
         for company in companies:
-            rows.append({"company": company, "role": users.role_in(s, int(current_user.get_id()), company),
+            rows.append({"company": company, "role": users.role_in(s, current_user.id, company),
                          "api_calls": calls.get(company.id, 0)})
     return render_template("companies.html", rows=rows)
 
@@ -51,7 +51,7 @@ def companies():  # type: ignore[no-untyped-def]
 def start():  # type: ignore[no-untyped-def]
     services = _services()
     try:
-        url, _state = auth.begin(services.settings, services.db, origin="web", user_id=int(current_user.get_id()))
+        url, _state = auth.begin(services.settings, services.db, origin="web", user_id=current_user.id)
     except errors.QboCollectorError as exc:
         current_app.logger.warning("connect start failed: %s", exc.message)
         flash(gettext(exc.message), "error")
@@ -62,7 +62,7 @@ def start():  # type: ignore[no-untyped-def]
 @bp.get("/connect/callback")
 def callback():  # type: ignore[no-untyped-def]
     services = _services()
-    user_id = int(current_user.get_id()) if current_user.is_authenticated else None
+    user_id = current_user.id if current_user.is_authenticated else None
     try:
         company = auth.complete(services.settings, services.db, services.vault,
                                 state=request.args.get("state"), code=request.args.get("code"),

@@ -4,8 +4,9 @@
 deployment with ``serve --no-scheduler`` must run ``worker`` somewhere). A scheduler writes its
 heartbeat when a tick starts and renews it about every minute while the tick works, so a long
 tick is alive (a unit of work that hangs keeps it, as it keeps its leases; a tick stuck anywhere
-else does not); with the embedded scheduler, that scheduler must also be running. Company names
-stay private: realms only.
+else does not); with the embedded scheduler, that scheduler must also be running. The endpoint is public, so it
+tells the world only counts (companies, last runs that failed, the oldest last run); the last run
+of each company, by realm, is shown to a logged-in admin only — never a company name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, current_app, jsonify
+from flask_login import current_user
 from sqlalchemy import select, text
 
 from qbo_collector import clock
@@ -44,6 +46,12 @@ def healthz():  # type: ignore[no-untyped-def]
         "database": "ok",
         "scheduler": "alive" if alive else "not seen",
         "scheduler_seen_at": seen.isoformat() if seen else None,
-        "last_run": {realm: {"at": at.isoformat() if at else None, "error": bool(error)} for realm, at, error in runs},
+        "runs": {"companies": len(runs), "failed": sum(1 for _r, _at, error in runs if error),
+                 "oldest_at": min((at for _r, at, _e in runs if at), default=None)},
     }
+    if body["runs"]["oldest_at"] is not None:
+        body["runs"]["oldest_at"] = body["runs"]["oldest_at"].isoformat()
+    if current_user.is_authenticated and current_user.is_admin:
+        body["last_run"] = {realm: {"at": at.isoformat() if at else None, "error": bool(error)}
+                            for realm, at, error in runs}
     return jsonify(body), 200 if alive else 503

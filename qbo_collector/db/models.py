@@ -317,6 +317,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # sees and connects every company
+    # raised at logout: every session cookie issued before it stops working (``web.auth.LoginUser.get_id``)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Membership(Base):

@@ -177,6 +177,27 @@ def test_an_error_shows_on_the_row_it_was_typed_in_and_a_removed_step_stays_remo
     assert [step.offset_days for step in stored.steps] == [-3, 7, 21, 45]
 
 
+@pytest.mark.parametrize("field", ["steps.99999999.remove", "discount_tiers.64.percent", "steps.1" + "0" * 5000 + ".remove"])
+def test_a_row_index_past_what_a_policy_can_have_is_refused_at_once(pages_app, owner, sqlite_db, field, caplog):
+    """A one-line post naming row 99,999,999 used to loop that far and render that many rows (a worker
+    held for hours): it is refused with the policy left as it was, and the page shows the stored policy."""
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    form[field] = "1"
+    refused = _post_policy(owner, form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and len(page) < 500_000
+    assert "The form has more rows than a policy can have." in page
+    assert 'name="steps.4.offset_days"' in page and 'name="steps.64.offset_days"' not in page
+    assert _company(sqlite_db).policy is None
+    assert "a row index past 64" in caplog.text
+
+
+def test_row_names_that_are_not_plain_numbers_are_ignored(pages_app, owner, sqlite_db):
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    form["steps.\u00b2.remove"] = "1"  # "²" is a digit to str.isdigit, not to int()
+    assert _post_policy(owner, form).status_code == 302
+
+
 def test_a_discount_tier_error_shows_on_its_own_row_after_a_blank_one(pages_app, owner, sqlite_db):
     form = _form(owner.get(POLICY).get_data(as_text=True))
     form["discount_tiers.1.days_after_invoice"] = "10"

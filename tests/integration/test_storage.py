@@ -143,6 +143,24 @@ def test_the_login_failures_table_comes_and_goes_with_its_migration(db):
         assert s.scalar(select(func.count()).select_from(models.LoginFailure)) == 0
 
 
+def test_the_session_epoch_comes_and_goes_with_its_migration(db):
+    """0014: a session counter per user, 0 for the users already there."""
+    from sqlalchemy import inspect
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("app_user")}
+
+    _downgrade(db, "0013")
+    assert "session_epoch" not in columns()
+    with db.engine.begin() as connection:
+        connection.execute(text("INSERT INTO app_user (email, password_hash, language, created_at, is_admin) "
+                                "VALUES ('a@example.com', 'x', 'en', :at, :no)"),
+                           {"at": datetime(2026, 12, 7, tzinfo=timezone.utc), "no": False})
+    migrate.upgrade(db)
+    with db.session() as s:
+        assert s.scalar(select(models.User.session_epoch)) == 0
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

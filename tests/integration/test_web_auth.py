@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from qbo_collector import users
@@ -114,6 +116,38 @@ def test_logout_needs_csrf_and_ends_the_session(app, sqlite_db):
     assert client.get("/companies").status_code == 302
 
 
+def test_a_copy_of_the_session_cookie_stops_working_at_logout(app, sqlite_db):
+    """The session is a signed cookie: logout raises the user's session epoch, so a copy taken before
+    (another device, a stolen cookie) can neither read nor act — and other users stay logged in."""
+    make_user(sqlite_db, "owner@example.com", companies={"111": "owner"})
+    make_user(sqlite_db, "other@example.com", companies={"111": "owner"})
+    client, bystander = app.test_client(), app.test_client()
+    login(client, "owner@example.com")
+    login(bystander, "other@example.com")
+    copied = client.get_cookie("session").value
+    token = csrf_token(client, "/companies")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/companies/111/customers").status_code == 302  # to the login page
+    assert thief.post("/companies/111/disconnect", data={"csrf_token": token}).status_code == 401
+    with sqlite_db.session() as s:
+        assert s.query(models.Company).filter_by(realm_id="111").one().status == models.CompanyStatus.connected
+    assert bystander.get("/companies").status_code == 200
+    login(client, "owner@example.com")  # logging in again works, with the new epoch
+    assert client.get("/companies").status_code == 200
+
+
+def test_a_session_id_in_any_other_form_loads_no_one(app, sqlite_db):
+    from web import auth
+
+    user_id = make_user(sqlite_db, "owner@example.com")
+    with sqlite_db.session() as s:
+        assert auth.load(s, f"{user_id}.0") is not None
+        for bad in (str(user_id), f"{user_id}.1", f"{user_id}.", ".0", "x.0", f"{user_id}.\u00b2", f"{user_id}.0.0"):
+            assert auth.load(s, bad) is None, bad
+
+
 def test_session_cookie_is_httponly_and_samesite(app, sqlite_db):
     make_user(sqlite_db, "owner@example.com")
     client = app.test_client()
@@ -136,6 +170,20 @@ def test_healthz_reports_the_scheduler_heartbeat_and_last_runs(app, sqlite_db):
         s.add(models.Worker(name="host:1", started_at=now, seen_at=now))
         company_id = s.query(models.Company).filter_by(realm_id="111").one().id
         s.add(models.WorkLease(company_id=company_id, kind="run", done_at=now))
-    body = app.test_client().get("/healthz").get_json()
+        s.add(models.WorkLease(company_id=s.query(models.Company).filter_by(realm_id="222").one().id, kind="run",
+                               done_at=now - timedelta(days=1), last_error="QuickBooks unavailable"))
+    client = app.test_client()
+    body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["scheduler"] == "alive"
-    assert body["last_run"]["111"]["at"] == now.isoformat() and "Company A" not in str(body)
+    # public: counts only, no realm id and no company name
+    assert body["runs"] == {"companies": 2, "failed": 1, "oldest_at": (now - timedelta(days=1)).isoformat()}
+    assert "last_run" not in body and "111" not in str(body) and "222" not in str(body)
+    make_user(sqlite_db, "owner@example.com")
+    login(client, "owner@example.com")  # not an admin: still counts only
+    assert "last_run" not in client.get("/healthz").get_json()
+    make_user(sqlite_db, "ops@example.com", admin=True)
+    admin = app.test_client()
+    login(admin, "ops@example.com")
+    body = admin.get("/healthz").get_json()
+    assert body["last_run"]["111"] == {"at": now.isoformat(), "error": False}
+    assert body["last_run"]["222"]["error"] is True and "Company A" not in str(body)

@@ -86,7 +86,23 @@ def test_two_web_processes_count_the_same_failures(app_factory, db):
     _fail(second, "owner@example.com", ATTACKER, times=2)
     for client in (first, second):
         assert _login(client, "owner@example.com", "correct horse battery", ATTACKER).status_code == 429
-        assert _login(client, "owner@example.com", "correct horse battery", OWNER_ADDRESS).status_code == 429
+    # the account is at its limit in both processes: a new address gets one try, in either of them
+    _fail(first, "owner@example.com", "192.0.2.60")
+    assert _login(second, "owner@example.com", "wrong password!!", "192.0.2.60").status_code == 429
+
+
+def test_a_stranger_cannot_lock_the_owner_out_and_a_spread_guesser_gets_one_try_per_address(app_factory, db):
+    """Six wrong passwords for the owner's email from one address used to lock the owner out from
+    everywhere for 15 minutes, again and again. The account's limit now leaves one try to an address
+    with no failure in the window: the owner gets in, a guesser's new address gets one guess."""
+    make_user(db, "owner@example.com")
+    client = app_factory().test_client()
+    _fail(client, "owner@example.com", ATTACKER, times=users.MAX_FAILURES)
+    assert _login(client, "owner@example.com", "wrong password!!", ATTACKER).status_code == 429
+    _fail(client, "owner@example.com", "192.0.2.61")  # a guesser's second address: one guess...
+    assert _login(client, "owner@example.com", "correct horse battery", "192.0.2.61").status_code == 429  # ...only
+    assert _login(client, "owner@example.com", "correct horse battery", OWNER_ADDRESS).status_code == 302
+    assert _rows(db, "email:owner@example.com") == 0  # the good login started the account's count again
 
 
 def test_failures_older_than_the_window_no_longer_count_and_are_pruned(app_factory, db, later):
@@ -94,8 +110,8 @@ def test_failures_older_than_the_window_no_longer_count_and_are_pruned(app_facto
     client = app_factory().test_client()
     _fail(client, "owner@example.com", ATTACKER, times=users.MAX_FAILURES)
     clock.advance(timedelta(minutes=10))
-    assert _login(client, "owner@example.com", "correct horse battery", OWNER_ADDRESS).status_code == 429
-    assert _rows(db, f"ip:{OWNER_ADDRESS}") == 0  # a refused attempt is no failure: waiting is enough
+    assert _login(client, "owner@example.com", "correct horse battery", ATTACKER).status_code == 429
+    assert _rows(db, f"ip:{ATTACKER}") == users.MAX_FAILURES  # a refused attempt is no failure: waiting is enough
     clock.advance(users.FAILURE_WINDOW - timedelta(minutes=10) + timedelta(seconds=1))
     _fail(client, "someone@example.com", OWNER_ADDRESS)  # the next failure prunes the ones out of the window
     assert _rows(db, f"ip:{ATTACKER}") == 0 and _rows(db, "email:owner@example.com") == 0

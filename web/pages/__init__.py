@@ -34,7 +34,7 @@ def services():  # type: ignore[no-untyped-def]
 
 
 def user_id() -> int:
-    return int(current_user.get_id())
+    return current_user.id
 
 
 @contextlib.contextmanager

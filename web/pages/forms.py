@@ -24,6 +24,9 @@ from qbo_collector.rules import policy as policy_mod
 FEE_KINDS = ("flat", "percent", "interest", "indemnity")
 EXTRA_STEP_ROWS = 2
 EXTRA_TIER_ROWS = 1
+# Rows a policy form may name: 20 steps and a few blank or removed ones. A posted row index is
+# never looped up to: "steps.99999999.remove" would hold a worker for hours and render gigabytes.
+MAX_FORM_ROWS = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -96,8 +99,22 @@ def values_of(policy: rules.Policy, currency: str) -> MultiDict[str, str]:
 
 
 def row_count(values: Mapping[str, Any], prefix: str) -> int:
-    indexes = [int(k.split(".")[1]) for k in values if k.startswith(prefix + ".") and k.split(".")[1].isdigit()]
-    return max(indexes, default=-1) + 1
+    """The rows of ``prefix`` the form names, at most ``MAX_FORM_ROWS`` (``too_many_rows`` refuses more)."""
+    return min(_last_row(values, prefix) + 1, MAX_FORM_ROWS)
+
+
+def too_many_rows(values: Mapping[str, Any]) -> bool:
+    """Whether the form names a step or discount row past ``MAX_FORM_ROWS``: refused, never looped up to."""
+    return any(_last_row(values, prefix) >= MAX_FORM_ROWS for prefix in ("steps", "discount_tiers"))
+
+
+def _last_row(values: Mapping[str, Any], prefix: str) -> int:
+    last = -1
+    for key in values:
+        parts = key.split(".")
+        if parts[0] == prefix and len(parts) > 1 and parts[1].isascii() and parts[1].isdigit():
+            last = max(last, int(parts[1]) if len(parts[1]) < 9 else MAX_FORM_ROWS)
+    return last
 
 
 def _num(text: str | None) -> str | None:

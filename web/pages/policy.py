@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-
 import datetime as dt
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,8 @@ from werkzeug.datastructures import MultiDict
 from qbo_collector import errors, money, rules, scheduler, snapshot
 from qbo_collector.db import models
 from web.pages import bp, company_session, forms, today_for
+
+log = logging.getLogger(__name__)
 
 SAMPLE_AMOUNT = Decimal(1000)
 SAMPLE_DAYS_LATE = 90
@@ -34,6 +36,11 @@ def policy(realm_id: str):  # type: ignore[no-untyped-def]
 def policy_save(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id, write=True) as (_s, company, role):
         current, _err = _current(company)
+        if forms.too_many_rows(request.form):
+            log.warning("policy form refused realm=%s: a row index past %d", realm_id, forms.MAX_FORM_ROWS)
+            problems = {"policy": gettext("The form has more rows than a policy can have. Reload the page and "
+                                          "try again.")}
+            return _render(company, role, forms.values_of(current, company.currency), problems, current), 400
         data, rows = forms.data_from(request.form, company.currency, current)
         parsed, problems = forms.validate(data, rows)
         if parsed is None or request.form.get("do") == "example":
