@@ -233,7 +233,7 @@ def _unreachable(db: Database, realm_id: str) -> list[tuple[str, str, Decimal]]:
 
 def _unsent(db: Database, realm_id: str) -> list[tuple[str, str, str, Decimal, dt.date | None]]:
     """(number, customer, currency, balance, due date) of the open invoices the reminders leave alone
-    because QuickBooks never sent them (``snapshot.left_unsent``), the largest balance first."""
+    because QuickBooks never sent them (``snapshot.left_unsent``), in its order: the company's currency first."""
     with db.reading() as s:
         company = s.scalar(select(models.Company).where(models.Company.realm_id == realm_id))
         if company is None:

@@ -66,11 +66,15 @@ def send_hour(company: models.Company) -> int:
 
 
 def local_now(company: models.Company, now: datetime) -> datetime:
+    return now.astimezone(_zone(company))
+
+
+def _zone(company: models.Company) -> ZoneInfo:
     try:
-        return now.astimezone(ZoneInfo(company.timezone or "UTC"))
+        return ZoneInfo(company.timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         log.warning("unknown time zone %r realm=%s; using UTC", company.timezone, company.realm_id)
-        return now.astimezone(ZoneInfo("UTC"))
+        return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,20 @@ class Due:
 
 def next_run(company: models.Company, now: datetime) -> datetime:
     """When the next local date's daily run becomes due (its send hour): a row due from then on is its."""
-    local = local_now(company, now)
-    day = local.date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, send_hour(company), tzinfo=local.tzinfo).astimezone(timezone.utc)
+    return run_start(company, local_now(company, now).date() + timedelta(days=1))
+
+
+def run_start(company: models.Company, day: date) -> datetime:
+    """When the daily run of the company's local ``day`` becomes due (its send hour), in UTC."""
+    return datetime(day.year, day.month, day.day, send_hour(company), tzinfo=_zone(company)).astimezone(timezone.utc)
+
+
+def carried_at(company: models.Company, due_at: datetime, now: datetime) -> datetime:
+    """When a run carries out a row due at ``due_at``, as seen at ``now``: the day's run begins at the
+    send hour and comes back at the earliest row due later (``Again``), so at ``due_at``, or when that
+    day's run begins if later; a row already due goes in the next run (``now``, or the day's beginning)."""
+    at = max(due_at, now)
+    return max(at, run_start(company, local_now(company, at).date()))
 
 
 def due_work(company: models.Company, now: datetime) -> list[Due]:

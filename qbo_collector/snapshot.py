@@ -71,7 +71,7 @@ import babel
 import holidays as holidays_lib
 from babel import languages as babel_languages
 import pydantic
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from qbo_collector import errors, reports, rules
@@ -462,14 +462,15 @@ def left_unsent(s: Session, company: models.Company, customer_ids: Sequence[str]
     """The open invoices the reminders leave alone because QuickBooks never emailed nor printed them
     (``rules.Policy.skip_unsent_invoices``), as the engine sees them: the customer's policy asks for it,
     the invoice is not a late fee, and no promise, dispute or payment plan the engine reads covers it.
-    The largest balance first. ``customer_ids``: only those customers' invoices."""
+    In the company's currency, the largest balance first, then each other currency apart (as
+    ``dashboard.top_late_customers``: no exchange rates). ``customer_ids``: only those customers' invoices."""
     inv, cust = models.Invoice, models.Customer
     query = (select(inv, cust).join(cust, and_(cust.company_id == inv.company_id, cust.qbo_id == inv.customer_qbo_id))
              .where(inv.company_id == company.id, inv.status == models.InvoiceStatus.open, inv.deleted.is_(False),
                     inv.balance > 0, inv.is_late_fee.is_not(True), inv.email_status.is_not(None),
                     inv.email_status != "EmailSent", func.coalesce(inv.print_status, "") != "PrintComplete",
                     cust.deleted.is_(False), cust.excluded.is_not(True))
-             .order_by(inv.balance.desc(), inv.id))
+             .order_by(case((inv.currency == company.currency, 0), else_=1), inv.currency, inv.balance.desc(), inv.id))
     if customer_ids is not None:
         query = query.where(inv.customer_qbo_id.in_(list(customer_ids)))
     asks: dict[str | None, rules.Policy | None] = {}
@@ -543,7 +544,8 @@ class CreditToApply:
 def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list[CreditToApply]:
     """Every customer whose unused credit settles open invoices in full (the ones the reminders leave
     alone, ``rules.credit_covered``) or, settling none, pays part of one (reminded for its whole
-    balance meanwhile), per currency, the largest amount first. Reads only the customers with credit."""
+    balance meanwhile), per currency: in the company's currency, the largest amount first, then each other
+    currency apart (as ``dashboard.top_late_customers``). Reads only the customers with credit."""
     holders = sorted(c for c in shared_credits(s, company, today).credits if c)
     found: list[CreditToApply] = []
     for snap in load(s, company, today=today, customer_ids=holders) if holders else []:
@@ -563,7 +565,8 @@ def credit_to_apply(s: Session, company: models.Company, today: dt.date) -> list
                     customer_id=snap.customer.id, name=snap.customer.display_name, credit=credit.rounded(),
                     numbers=(partly[0].doc_number or partly[0].id,), settles=part.amount, part=part,
                     holder=snap.customer.credit_holder))
-    return sorted(found, key=lambda c: (-c.settles, c.name.casefold(), c.credit.currency))
+    return sorted(found, key=lambda c: (c.credit.currency != company.currency, c.credit.currency, -c.settles,
+                                        c.name.casefold()))
 
 
 def was_sent(email_status: str | None, print_status: str | None) -> bool:

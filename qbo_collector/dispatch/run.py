@@ -63,7 +63,8 @@ from typing import Any, get_args
 import tenacity
 from sqlalchemy import func, select, update
 
-from qbo_collector import alerts, clock, config, errors, leases, rules, snapshot, templates, timeline, translation
+from qbo_collector import (alerts, clock, config, errors, leases, rules, scheduler, snapshot, templates, timeline,
+                           translation)
 from qbo_collector.channels import base as channel_base
 from qbo_collector.channels import qbo_notes, registry
 from qbo_collector.channels import sms as sms_channel
@@ -677,6 +678,34 @@ def one_message_per_address(go: Sequence[tuple[models.Outbox, str | None]],
     return out
 
 
+def messages_ahead(company: models.Company, go: Sequence[tuple[models.Outbox, str | None]],
+                   customers: dict[str, models.Customer], *, now: dt.datetime
+                   ) -> list[list[tuple[models.Outbox, str | None]]]:
+    """The rows not carried out yet (planned, or queued) as the runs ahead will tell them, for the
+    Upcoming page: each goes in the run that comes when it is due (``scheduler.carried_at``; a text due
+    at night where its number is, in the run that comes at daytime there, as ``_precheck`` holds it),
+    dry-run rows apart, and the rows of one run are messages as ``one_message_per_address`` makes them."""
+    runs: dict[tuple[dt.datetime, bool], list[tuple[models.Outbox, str | None]]] = {}
+    for row, address in go:
+        at = scheduler.carried_at(company, row.due_at, now)
+        contact = customers.get(row.customer_qbo_id or "")
+        if row.channel == "sms" and address and contact is not None:
+            zone = snapshot.time_zone_of(company, contact) or company.timezone or "UTC"
+            zones = sms_channel.number_time_zones(address)
+            for _ in range(3):  # the run that comes at daytime may begin later still (the next send hour)
+                try:
+                    allowed, _where = _text_allowed(at, zone, zones)
+                except errors.InvalidInput:  # a zone Python does not know: the run says so
+                    break
+                if allowed <= at:
+                    break
+                at = scheduler.carried_at(company, allowed, now)
+        runs.setdefault((at, bool(row.dry_run)), []).append((row, address))
+    apart = told_apart(company)
+    return [message for _key, rows in sorted(runs.items(), key=lambda kv: kv[0])
+            for message in one_message_per_address(rows, customers, apart)]
+
+
 def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, models.Customer],
                   blocked: set[tuple[str, str]], fresh: dict[str, dict[str, Any]],
                   mirrors: dict[str, models.Invoice]) -> None:
@@ -775,14 +804,7 @@ def _precheck(ctx: _Ctx, company: models.Company, customer: models.Customer | No
 
 
 def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, ...] = ()) -> bool:
-    allowed, where = None, zone
-    if number_zones:
-        try:
-            allowed, where = sms_channel.next_allowed_send(ctx.now, number_zones), ", ".join(number_zones)
-        except errors.InvalidInput:  # zones with no daytime in common (a non-geographic number)
-            allowed = None
-    if allowed is None:
-        allowed = sms_channel.next_allowed_send(ctx.now, zone)
+    allowed, where = _text_allowed(ctx.now, zone, number_zones)
     if allowed <= ctx.now:
         return True
     with ctx.db.session() as s:
@@ -791,6 +813,16 @@ def _daytime(ctx: _Ctx, row: models.Outbox, zone: str, number_zones: tuple[str, 
     ctx.summary.waiting += 1
     ctx.summary.wake_at = min(ctx.summary.wake_at or allowed, allowed)
     return False
+
+
+def _text_allowed(now: dt.datetime, zone: str, number_zones: tuple[str, ...] = ()) -> tuple[dt.datetime, str]:
+    """The earliest moment from ``now`` a text may go (daytime where the number is, else in ``zone``), and where."""
+    if number_zones:
+        try:
+            return sms_channel.next_allowed_send(now, number_zones), ", ".join(number_zones)
+        except errors.InvalidInput:  # zones with no daytime in common (a non-geographic number)
+            pass
+    return sms_channel.next_allowed_send(now, zone), zone
 
 
 def _wake_for_later(ctx: _Ctx) -> None:

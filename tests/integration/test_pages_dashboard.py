@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from qbo_collector import dashboard, digest, reports, snapshot
+from qbo_collector import dashboard, digest, reports, rules, snapshot
 from qbo_collector.db import models
 from qbo_collector.money import Money
 from qbo_collector.rules import forecast, model
@@ -114,6 +114,71 @@ def test_amounts_in_another_currency_come_after_the_company_currency_not_by_thei
     section = text.split("Customers owing the most on overdue invoices\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split(":", 1)[0] for line in section.splitlines()] == [f"  • {n}" for n in late]
     assert ("  • Boulangerie Martin: $850.50 open\n  • Kyoto Trading: ¥5,199 open\n") in text
+
+
+def _yen_customers(s, company_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Two customers billed in yen, each with an overdue invoice whose number is larger than any in dollars."""
+    for qbo_id, name, amount in (("6", "Kyoto Trading", "5199"), ("7", "Osaka Foods", "4800")):
+        s.add(models.Customer(company_id=company_id, qbo_id=qbo_id, display_name=name, currency="JPY"))
+        s.add(models.Invoice(company_id=company_id, qbo_id=f"9{qbo_id}", doc_number=f"J-{qbo_id}", customer_qbo_id=qbo_id,
+                             txn_date=TODAY - dt.timedelta(days=60), due_date=TODAY - dt.timedelta(days=30),
+                             total=Decimal(amount), balance=Decimal(amount), currency="JPY"))
+
+
+def _digest_section(text: str, title: str) -> list[str]:
+    return text.split(title, 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+
+
+def test_invoices_never_sent_come_in_the_company_currency_first(db):
+    """Found in review: the digest's invoices left alone because QuickBooks never sent them were ranked
+    by the bare amount (¥5,199 above $1,200). The company's currency first, largest first, then each
+    other currency apart; the ones past the top five are counted in "and N more"."""
+    dashboard.forget()
+    company_id = seed(db, realm="222", name="Company B", currency="USD", language="en", country="US",
+                      timezone="America/Chicago")
+    with db.session() as s:
+        _yen_customers(s, company_id)
+        s.flush()
+        s.get(models.Company, company_id).policy = rules.PRESETS["friendly"].model_dump(mode="json") | {
+            "skip_unsent_invoices": True}
+        for invoice in s.scalars(select(models.Invoice).where(models.Invoice.company_id == company_id)):
+            invoice.email_status = "NotSet"
+    _subject, text, _html = digest.build(db, "222", TODAY)
+    assert _digest_section(text, "Invoices QuickBooks never emailed nor printed") == [
+        f"  • Invoice {number}, {name}: {amount}, due {due}" for number, name, amount, due in (
+            ("F-1001", "Atelier Dubois", "$1,200.00", "Oct 9, 2026"),
+            ("F-1003", "Boulangerie Martin", "$850.50", "Nov 13, 2026"),
+            ("F-1002", "Atelier Dubois", "$300.00", "Dec 3, 2026"),
+            ("F-1004", "Café Lumière", "$150.00", "Aug 15, 2026"),
+            ("F-1005", "Épicerie Zola", "$99.90", "Dec 13, 2026"))] + ["  • and 2 more"]
+    with db.reading() as s:  # the list the digest truncates: the yen ones after the dollars, largest first
+        left = snapshot.left_unsent(s, s.get(models.Company, company_id))
+    assert [(i.currency, i.balance) for i, _c in left][-3:] == [
+        ("USD", Decimal("99.90")), ("JPY", Decimal("5199")), ("JPY", Decimal("4800"))]
+
+
+def test_credit_to_apply_comes_in_the_company_currency_first(db):
+    """Found in review, as above: the digest's credit to apply in QuickBooks put ¥5,199 above $1,500."""
+    dashboard.forget()
+    company_id = seed(db, realm="222", name="Company B", currency="USD", language="en", country="US",
+                      timezone="America/Chicago")
+    with db.session() as s:
+        _yen_customers(s, company_id)
+        for customer, amount, currency in (("1", "1500.00", "USD"), ("2", "850.50", "USD"), ("3", "150.00", "USD"),
+                                           ("5", "99.90", "USD"), ("6", "5199", "JPY"), ("7", "4800", "JPY")):
+            s.add(models.Payment(company_id=company_id, qbo_id=f"P-credit-{customer}", customer_qbo_id=customer,
+                                 txn_date=TODAY, total=Decimal(amount), unapplied=Decimal(amount), currency=currency))
+    _subject, text, _html = digest.build(db, "222", TODAY)
+    assert _digest_section(text, "Credit not applied in QuickBooks") == [
+        "  • Atelier Dubois: $1,500.00 of credit settles invoices F-1001, F-1002",
+        "  • Boulangerie Martin: $850.50 of credit settles invoice F-1003",
+        "  • Café Lumière: $150.00 of credit settles invoice F-1004",
+        "  • Épicerie Zola: $99.90 of credit settles invoice F-1005",
+        "  • Kyoto Trading: ¥5,199 of credit settles invoice J-6",
+        "  • and 1 more"]
+    with db.reading() as s:
+        found = snapshot.credit_to_apply(s, s.get(models.Company, company_id), TODAY)
+    assert [(c.name, c.credit.currency) for c in found][-2:] == [("Kyoto Trading", "JPY"), ("Osaka Foods", "JPY")]
 
 
 def test_reminders_sent_and_followed_by_a_payment(seeded):

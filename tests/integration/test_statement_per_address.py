@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from qbo_collector import dispatch
+from qbo_collector import clock, dispatch
 from qbo_collector.db import models
 from qbo_collector.dispatch import outbox
 from tests.integration import test_dispatch_support as ds
@@ -133,6 +134,41 @@ def test_the_statements_due_to_one_address_are_one_message_listing_each_job(env)
     assert sms["elm"].provider_id == sms["manager"].provider_id == texts[0]["sid"]
     assert {r.provider_status for r in (sms["manager"], sms["elm"], sms["oak"])} == {"delivered"}
     assert summary.statuses["sent"] >= 10 and summary.channels["email"] >= 5
+
+
+def test_a_unit_whose_statement_is_due_later_gets_its_own_message_and_the_page_says_so(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: the Upcoming page told the statements of one local day to one address as one
+    message, but the dispatcher merges those one run carries out. The Elm Street unit is on a policy
+    that sends at 14:00: its statements go in the 14:00 run, on their own, after the 9:00 run told the
+    manager's and the Oak Avenue unit's as one; and the page says so beforehand."""
+    family = _family(env)
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        policy = dict(company.policy)
+        afternoon = {**policy, "send_window": {**policy["send_window"], "hour": 14}}
+        company.policy = {"default": policy, "policies": {"afternoon": afternoon}}
+        s.scalar(select(models.Customer).where(models.Customer.qbo_id == family["elm"]["Id"])).policy_name = "afternoon"
+    monkeypatch.setattr(clock, "now", lambda: env.now_at(8))  # the page read before the day's first run
+    reader = browser(env.web.app, env.db, "owner-en@maple.example", realm=env.realm, language="en")
+    page = reader.get(f"/companies/{env.realm}/upcoming").get_data(as_text=True)
+    assert page.count("One message with 48 Oak Avenue (the same address).") == 2  # the manager's email and text
+    assert page.count("One message with Hartley Property Management (the same address).") == 2  # Oak Avenue's
+    assert page.count("One message with") == 4  # nothing on Elm Street's rows, nor naming it
+
+    assert env.run(now=env.now_at(9)).ok
+    env.flush()
+    number = {key: c["invoice"]["DocNumber"] for key, c in family.items()}
+    [morning] = [m for m in _mails(env, HARTLEY) if "Hartley Property Management" in m["text"]]
+    assert number["oak"] in morning["text"] and number["elm"] not in morning["text"]
+    assert env.run(now=env.now_at(14)).ok
+    env.flush()
+    [afternoon_mail] = [m for m in _mails(env, HARTLEY) if m is not morning and "Birch Dental" not in m["text"]]
+    assert number["elm"] in afternoon_mail["text"] and number["oak"] not in afternoon_mail["text"]
+    rows = _statements(env, family, "email")
+    assert {r.status.value for r in rows.values()} == {"sent"}
+    assert rows["oak"].provider_id == rows["manager"].provider_id != rows["elm"].provider_id
+    texts = [m for m in env.sb.twilio.messages if m["to"] == HARTLEY_MOBILE]
+    assert len(texts) == 2 and "2 open invoices" in texts[0]["body"], texts
 
 
 def test_a_paid_units_statement_is_cancelled_and_the_others_still_go_as_one(env) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from sqlalchemy import select
 
-from qbo_collector import casework, dispatch, errors, snapshot
+from qbo_collector import casework, clock, dispatch, errors, snapshot
 from qbo_collector.db import models
 from qbo_collector.dispatch import run as dispatch_run
 from qbo_collector.rules import calendar as rules_calendar
@@ -49,25 +49,37 @@ def _calendar(s, company: models.Company, on: dt.date,  # type: ignore[no-untype
 
 
 def _mark_together(s, company: models.Company, days: dict[dt.date, list[dict[str, Any]]]) -> None:  # type: ignore[no-untyped-def]
-    """Statements (and late-fee notices) of one day to one address go out as one message
-    (``dispatch.run.one_message_per_address``): such a row names the other customers it goes with."""
-    merged = set(dispatch_run.ONE_PER_ADDRESS) - dispatch_run.told_apart(company)
-    wanted = sorted({r["customer_id"] for rows in days.values() for r in rows if r["customer_id"]
-                     and r["kind"] == "reminder" and r["template_key"] in merged})
-    if not wanted:
+    """Statements (and late-fee notices) one run carries out for one address go out as one message:
+    such a row names the other customers it goes with, as the dispatcher will group them
+    (``dispatch.run.messages_ahead``: by the run that carries each out, not by the day)."""
+    rows = [r for day in days.values() for r in day if r["customer_id"] and r["kind"] == "reminder"
+            and r["template_key"] in dispatch_run.ONE_PER_ADDRESS]  # the only rows a message tells several of
+    if not rows:
         return
+    wanted = sorted({r["customer_id"] for r in rows})
     own = {c.qbo_id: c for c in snapshot._chunked(s, models.Customer, company.id, wanted)}
     contact = snapshot.contact_rows(s, company.id, own)
-    for rows in days.values():
-        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            if r["customer_id"] in contact and r["kind"] == "reminder" and r["template_key"] in merged:
-                groups[(r["template_key"], r["channel"], contact[r["customer_id"]].qbo_id)].append(r)
-        for group in groups.values():
-            for r in group:
-                others = {own[x["customer_id"]].display_name for x in group if x["customer_id"] != r["customer_id"]}
-                if others:
-                    r["together"] = sorted(others)
+    reached = {c.qbo_id: c for c in contact.values()}  # each address once
+    phones = ({cid: snapshot.phone_e164(company, c) for cid, c in reached.items()}
+              if any(r["channel"] == "sms" for r in rows) else {})
+    ahead: list[tuple[models.Outbox, str | None]] = []
+    shown: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if r["customer_id"] not in contact:
+            continue
+        to = contact[r["customer_id"]]  # the address a message reaches: a job billed with its parent, the parent's
+        address = phones.get(to.qbo_id) if r["channel"] == "sms" else to.email if r["channel"] == "email" else None
+        row = models.Outbox(customer_qbo_id=r["customer_id"], kind=r["kind"], channel=r["channel"],
+                            template_key=r["template_key"], due_at=r["due_at"], dry_run=r["dry_run"],
+                            payload=r["payload"])  # not stored: what the dispatcher will hold
+        ahead.append((row, address))
+        shown[id(row)] = r
+    for message in dispatch_run.messages_ahead(company, ahead, contact, now=clock.now()):
+        for row, _address in message:
+            others = {own[o.customer_qbo_id].display_name for o, _a in message
+                      if o.customer_qbo_id != row.customer_qbo_id}
+            if others:
+                shown[id(row)]["together"] = sorted(others)
 
 
 def _row(r: Any, *, queued: bool, invoices: list[str]) -> dict[str, Any]:
