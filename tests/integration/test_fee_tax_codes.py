@@ -203,6 +203,30 @@ def test_the_owner_reads_the_fees_on_hold_alert_in_the_company_language(make_env
         assert ("Late fees of" in part) is english and ("are on hold" in part) is english
 
 
+def test_the_pages_say_the_fees_are_on_hold_until_they_are_posted(make_env) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_pages_support import browser
+
+    env = make_env(web=True)
+    owner = browser(env.web.app, env.db, "owner@maple.example", realm=env.realm)
+    channels = f"/companies/{env.realm}/channels"
+    assert 'id="fees-held' not in owner.get(channels).get_data(as_text=True)
+    _only_rates(env)
+    env.run()
+    n = len(env.rows(kind="fee"))
+    page = owner.get(channels).get_data(as_text=True)
+    assert 'id="fees-held-badge"' in page and "Late fees on hold" in page
+    assert "Late fees are on hold since" in page and "none of your QuickBooks tax codes is named out of scope" in page
+    assert f"{n} late fees wait." in page
+    dashboard = owner.get(f"/companies/{env.realm}/dashboard").get_data(as_text=True)
+    assert 'id="fees-held-badge"' in dashboard and f'href="{channels}#fees-held"' in dashboard
+    upcoming = owner.get(f"/companies/{env.realm}/upcoming?kind=fee").get_data(as_text=True)
+    assert upcoming.count(">on hold</a>") == n
+    _set(env, fee_tax_code=_code(env, "TVA 0 %"))
+    env.run(now=env.now_at(13))
+    for url in (channels, f"/companies/{env.realm}/dashboard"):
+        assert 'id="fees-held' not in owner.get(url).get_data(as_text=True)
+
+
 def test_a_us_companys_fees_carry_no_tax_code(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env(ds.SMALL, policy=ds.every_day_policy())
     assert not env.run().held
