@@ -1,5 +1,6 @@
 """Internal alerts: the business owner is told when an invoice becomes late, a promise is broken,
-a customer replies, a message cannot be delivered or the QuickBooks connection needs reconnecting.
+a customer replies, a message cannot be delivered, the QuickBooks connection needs reconnecting or
+late fees wait for a tax code.
 
 An alert is an outbox row like any message (kind ``alert``; channel ``owner_email``, plus
 ``owner_sms`` when an owner phone is set), so it goes out once — its dedupe key says what it
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qbo_collector import timeline
+from qbo_collector.channels import qbo_notes
 from qbo_collector.db import models
 from qbo_collector.db.session import Database
 from qbo_collector.dispatch import outbox
@@ -29,7 +32,7 @@ from qbo_collector.dispatch import outbox
 log = logging.getLogger(__name__)
 
 TOPICS = ("late", "promise_broken", "instalment_missed", "unreachable", "step", "reply", "reconnect",
-          "undeliverable", "credit")
+          "undeliverable", "credit", "fee_tax_code")
 
 
 def owner_contacts(company: models.Company) -> tuple[str | None, str | None]:
@@ -39,12 +42,17 @@ def owner_contacts(company: models.Company) -> tuple[str | None, str | None]:
     return email, phone
 
 
-def enqueue(s: Session, company: models.Company, *, topic: str, text: timeline.Text, dedupe_key: str,
+def enqueue(s: Session, company: models.Company, *, topic: str, text: timeline.Text | str, dedupe_key: str,
             customer_id: str | None = None, invoice_ids: tuple[str, ...] = (), action_link: str | None = None,
-            due_at: dt.datetime | None = None) -> int:
-    """Queue an owner alert (email, and SMS when ``owner_phone`` is set). Returns how many rows were new."""
+            due_at: dt.datetime | None = None, said: Mapping[str, str] | None = None) -> int:
+    """Queue an owner alert (email, and SMS when ``owner_phone`` is set). Returns how many rows were new.
+
+    ``text``: a sentence of ``timeline`` (read in the owner's language from the catalogue), or the
+    English of a sentence this module tells in every language itself, given as ``said`` (language →
+    sentence, kept in ``payload["said"]``)."""
     _email, phone = owner_contacts(company)
-    payload: dict[str, Any] = {"topic": topic, "alert": text.english(), "action_link": action_link}
+    payload: dict[str, Any] = {"topic": topic, "alert": str(text), "action_link": action_link,
+                               **({"said": dict(said)} if said else {})}
     new = 0
     channels = ["owner_email"] + (["owner_sms"] if phone else [])
     for channel in channels:
@@ -92,3 +100,47 @@ def customer_replied(s: Session, company: models.Company, *, customer: models.Cu
     return enqueue(s, company, topic="reply", text=timeline.text("alert.reply", name=who, body=excerpt),
                    dedupe_key=f"{company.realm_id}:alert:reply:{message_sid}",
                    customer_id=customer.qbo_id if customer is not None else None)
+
+
+# Told here in each language of the product rather than through the catalogue: the sentence names the
+# Channels page and the setting the owner fills in, as the page does. ``{company}``: its name; ``{code}``:
+# the Id chosen. By the cause ``channels.qbo_notes`` gives.
+FEES_HELD = {
+    "en": {
+        qbo_notes.NO_FITTING_CODE: "Late fees of {company} are on hold: QuickBooks asks for a tax code on every invoice line, and "
+                "none of its active tax codes is named out of scope, no VAT or exempt. Enter the Id of the tax "
+                "code for late fees on the Channels page (fee_tax_code), or add such a code in QuickBooks: the "
+                "next run then posts every fee on hold, each once.",
+        qbo_notes.CHOSEN_CODE_GONE: "Late fees of {company} are on hold: the tax code chosen for them on the Channels page (Id "
+                  "{code}, fee_tax_code) is not an active tax code of the QuickBooks company. Choose another one, "
+                  "or empty the field to let the program pick an out-of-scope or exempt code: the next run then "
+                  "posts every fee on hold, each once.",
+    },
+    "fr": {
+        qbo_notes.NO_FITTING_CODE: "Les frais de retard de {company} sont en attente : QuickBooks exige un code de taxe sur chaque "
+                "ligne de facture, et aucun de ses codes de taxe actifs n’est nommé hors champ, sans TVA ou "
+                "exonéré. Indiquez l’identifiant du code de taxe des frais de retard sur la page Canaux "
+                "(fee_tax_code), ou créez un tel code dans QuickBooks : le prochain passage enregistre alors tous "
+                "les frais en attente, chacun une seule fois.",
+        qbo_notes.CHOSEN_CODE_GONE: "Les frais de retard de {company} sont en attente : le code de taxe choisi pour eux sur la page "
+                  "Canaux (identifiant {code}, fee_tax_code) n’est pas un code de taxe actif de la société "
+                  "QuickBooks. Choisissez-en un autre, ou videz le champ pour laisser le programme prendre un code "
+                  "hors champ ou exonéré : le prochain passage enregistre alors tous les frais en attente, chacun "
+                  "une seule fois.",
+    },
+}
+# French typography: a no-break space before ":" and ";".
+FEES_HELD["fr"] = {k: v.replace(" :", "\u00a0:").replace(" ;", "\u00a0;") for k, v in FEES_HELD["fr"].items()}
+
+
+def fees_held(s: Session, company: models.Company, *, cause: str, tax_code: str | None, since: dt.date,
+              at: dt.datetime) -> int:
+    """Late fees wait because QuickBooks would refuse their lines (no tax code for them): tell the owner
+    what to set, once for as long as the same cause holds them (``since``: the day it first held one,
+    which the held rows keep). ``at``: the run's time, so the run that found it tells it."""
+    key = f"{cause}-{tax_code}" if cause == qbo_notes.CHOSEN_CODE_GONE else cause
+    said = {language: words.get(cause, words[qbo_notes.NO_FITTING_CODE]).format(company=company.name, code=tax_code or "")
+            for language, words in FEES_HELD.items()}
+    return enqueue(s, company, topic="fee_tax_code", text=said["en"], said=said,
+                   dedupe_key=f"{company.realm_id}:alert:fee_tax_code:{key}:{since.isoformat()}",
+                   action_link=f"/companies/{company.realm_id}/channels#fee_tax_code", due_at=at)

@@ -26,7 +26,8 @@ the page formats for its reader:
                                              catalogue has it (as ``web.pages.message_of`` does)
     {"action": {…}}                          an outbox row (``action(row)``): in English its own reason,
                                              in another language its ``sentence`` (engine alerts) or a
-                                             description built from its fields
+                                             description built from its fields; an alert ``alerts`` told
+                                             in each language itself (``said``) reads in the reader's
 
 ``note`` is what a person typed; it follows the sentence verbatim and is never translated. The
 rules engine's reasons (``rules/``, pure and English) get no key: English readers see them, others
@@ -345,5 +346,6 @@ def action(row: Any) -> dict[str, Any]:
         "task": payload.get("task"), "topic": payload.get("topic"), "fee_kind": payload.get("fee_kind"),
         "reason": row.reason, "reason_key": getattr(row, "reason_key", None),
         "reason_args": getattr(row, "reason_args", None), "sentence": payload.get("sentence"),
+        "said": payload.get("said"),
     }
     return {"action": {k: v for k, v in fields.items() if v is not None}}

@@ -62,7 +62,7 @@ TOPIC_LABELS = {
     "instalment_missed": N_("Instalment missed"), "unreachable": N_("Customer cannot be reached"),
     "step": N_("Step to do by hand"), "reply": N_("The customer replied"),
     "reconnect": N_("QuickBooks must be reconnected"), "undeliverable": N_("A message could not be delivered"),
-    "credit": N_("Unused credit to apply"),
+    "credit": N_("Unused credit to apply"), "fee_tax_code": N_("Late fees on hold"),
 }
 
 
@@ -168,7 +168,11 @@ class Reader:
 
     def reason(self, fields: Mapping[str, Any]) -> str | None:
         """Why the row exists, in this reader's language: its sentence when it has a key; an engine row's own
-        English for an English reader, its ``sentence`` for another; None when only its fields can tell."""
+        English for an English reader, its ``sentence`` for another; None when only its fields can tell. An
+        alert told in each language by ``alerts`` (``said``: language → sentence) reads in this reader's."""
+        said = fields.get("said")
+        if isinstance(said, Mapping) and said.get(self.locale.split("_")[0]):
+            return str(said[self.locale.split("_")[0]])
         if fields.get("reason_key"):
             return self.sentence(fields["reason_key"], fields.get("reason_args"), str(fields.get("reason") or ""))
         if fields.get("kind") == "note" or (self.english and fields.get("reason")):

@@ -33,7 +33,8 @@ company's ``fee_tax_code`` setting (a TaxCode Id), else the first active code wh
 out of scope, then no VAT, then exempt (``FEE_TAX_CODE_NAMES``): late-payment interest and the
 recovery indemnity compensate the creditor, they pay for no supply, so they are outside the
 scope of VAT (France, the UK) and of GST/HST (Canada). The codes are read once per run. With
-neither, the fee fails (``NO_TAX_CODE``) with a sentence telling the owner what to set.
+neither, ``fee_tax_code`` raises ``NO_TAX_CODE`` with a sentence telling the owner what to set; the
+dispatcher asks before posting any fee and holds the run's fees until it is set (``dispatch.run``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ FEE_ITEM_NAME = "Late fee"
 # Looked for in this order in the names of the company's active tax codes (lower case, no accents).
 FEE_TAX_CODE_NAMES = ("out of scope", "hors champ", "hors du champ", "no vat", "exempt", "exonere")
 NO_TAX_CODE = "no_tax_code"  # the PermanentFailure code: a setting away from posting, not a refusal
+# its ``cause`` (in the exception's context): the chosen code is not an active one, or none is chosen and none fits
+CHOSEN_CODE_GONE, NO_FITTING_CODE = "chosen", "none"
 
 
 # --------------------------------------------------------------------------- pure notes
@@ -312,14 +315,16 @@ class QboNotes:
                 raise errors.PermanentFailure(
                     f"The tax code chosen for late fees (Id {self.chosen_tax_code}, setting fee_tax_code) is not an active "
                     "tax code of this QuickBooks company: choose another one, or clear the setting to let the "
-                    "program pick an out-of-scope or exempt code. The fee is posted on the next run.", code=NO_TAX_CODE)
+                    "program pick an out-of-scope or exempt code. The fees wait, and the first run after that posts "
+                    "them.", code=NO_TAX_CODE, cause=CHOSEN_CODE_GONE, tax_code=self.chosen_tax_code)
         else:
             row = next((c for name in FEE_TAX_CODE_NAMES for c in codes if name in _plain(c.get("Name"))), None)
             if row is None:
                 raise errors.PermanentFailure(
                     "QuickBooks needs a tax code on every invoice line of this company, and none of its tax codes "
                     "reads out of scope, no VAT or exempt: set the tax code for late fees (company setting "
-                    "fee_tax_code, the Id of a QuickBooks tax code). The fee is posted on the next run.", code=NO_TAX_CODE)
+                    "fee_tax_code, the Id of a QuickBooks tax code). The fees wait, and the first run after that posts "
+                    "them.", code=NO_TAX_CODE, cause=NO_FITTING_CODE, tax_code=None)
         return {"value": str(row["Id"]), "name": str(row.get("Name", ""))}
 
     def _fee_line(self, amount: Decimal, description: str) -> dict[str, Any]:

@@ -253,6 +253,35 @@ def claim(s: Session, row: models.Outbox) -> bool:
                      .execution_options(synchronize_session=False)).rowcount == 1
 
 
+# A fee that waits for a setting (no tax code for its line, ``dispatch.run``) stays ``planned`` and keeps
+# its dedupe key; ``payload["held"]`` says why and since when: {"cause": …, "tax_code": …, "since": ISO date}
+HELD = "held"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeesHeld:
+    """The late fees of a company waiting for a setting: how many, why, and since when."""
+
+    count: int
+    cause: str               # ``channels.qbo_notes``: "none" (no fitting tax code) or "chosen" (the chosen one is gone)
+    tax_code: str | None     # the Id chosen, when that is the cause
+    since: dt.date           # the first day the same cause held a fee
+
+
+def fees_held(s: Session, company_id: int) -> FeesHeld | None:
+    """The company's fees on hold now (the latest cause to hold one), None when none is."""
+    payloads = s.scalars(select(models.Outbox.payload).where(
+        models.Outbox.company_id == company_id, models.Outbox.kind == "fee", models.Outbox.status == S.planned,
+        models.Outbox.dry_run.is_(False)))
+    found = [h for h in ((p or {}).get(HELD) for p in payloads) if isinstance(h, dict) and h.get("since")]
+    if not found:
+        return None
+    latest = max(found, key=lambda h: str(h["since"]))
+    same = [h for h in found if h.get("cause") == latest.get("cause") and h.get("tax_code") == latest.get("tax_code")]
+    return FeesHeld(count=len(found), cause=str(latest.get("cause") or ""), tax_code=latest.get("tax_code"),
+                    since=dt.date.fromisoformat(min(str(h["since"]) for h in same)))
+
+
 def free_key(s: Session, row: models.Outbox) -> None:
     """Give a cancelled row's dedupe key up, so the same step can be planned again on fresh figures."""
     s.execute(update(models.Outbox).where(models.Outbox.id == row.id)

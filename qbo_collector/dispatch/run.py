@@ -31,7 +31,11 @@
    customer's unused credit now settles (planned before the credit came) is cancelled the same way.
 5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
    the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
-   COMMIT. Retries (tenacity) only for errors that prove nothing was sent.
+   COMMIT. Retries (tenacity) only for errors that prove nothing was sent. Before any fee is
+   posted, the run asks once whether QuickBooks will take fee lines (outside the US each needs a
+   tax code: ``fee_tax_code``); when not, every fee of the run is held — left ``planned`` with its
+   dedupe key and the reason, counted in ``held``, posted by the first run that finds the code —
+   and the owner is told once for as long as the same cause holds them (``alerts.fees_held``).
 6. A posted fee queues an email telling the customer (``late_fee_notice``, when the policy's
    ``late_fees.notify_customer`` is on), sent at the end of the run on the balances it read.
 7. Each email, text and fee adds a line to the customer's notes section in QuickBooks; the
@@ -90,9 +94,10 @@ CUSTOMER_CHANNELS = ("email", "sms")
 ONE_PER_ADDRESS = ("statement", "late_fee_notice")  # the messages of a run told as one per address
 OWNER_CHANNELS = ("owner_email", "owner_sms")
 # the owner's alerts of one message, the most pressing first (the subject and the text name the first):
-# nothing goes out until QuickBooks is reconnected; every text fails; a customer wrote; then the others
-ALERT_ORDER = ("reconnect", "undeliverable", "reply", "promise_broken", "instalment_missed", "unreachable",
-               "step", "credit", "late")
+# nothing goes out until QuickBooks is reconnected; every text fails; no fee is posted; a customer wrote; then
+# the others
+ALERT_ORDER = ("reconnect", "undeliverable", "fee_tax_code", "reply", "promise_broken", "instalment_missed",
+               "unreachable", "step", "credit", "late")
 TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several customers takes the firmest
 # 21635: a landline outside the US, Canada and the UK, refused at once (there, Twilio tries it: 30006 later)
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21635: "landline", 21612: "unreachable"}
@@ -133,6 +138,8 @@ class RunSummary:
     waiting: int = 0                       # texts moved out of quiet hours
     wake_at: dt.datetime | None = None     # the earliest moment one of those, or a row planned for later, may go
     deferred: int = 0                      # nothing sent, tried again next run
+    held: int = 0                          # late fees waiting for a setting (no tax code for their lines)
+    held_reason: str | None = None         # what to set, as a sentence
     recovered: int = 0
     reconciled: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -161,6 +168,8 @@ class RunSummary:
                   "policy's steps." for why, n in sorted(self.unconfigured.items())]
         if self.deferred:
             found.append(f"{self.deferred} row(s) deferred: nothing was sent, the next run tries again.")
+        if self.held:
+            found.append(f"{self.held} late fee(s) on hold, not posted: {self.held_reason}")
         if self.statuses["failed"]:
             found.append(f"{self.statuses['failed']} row(s) failed for good (a template that cannot be written, "
                          "an address or number the provider refused, a fee QuickBooks refused): see their "
@@ -199,6 +208,7 @@ class RunSummary:
                 "note_batches": self.note_batches,
                 "notes_written": self.notes_written, "pdfs_attached": self.pdfs_attached,
                 "pdfs_missing": self.pdfs_missing, "waiting": self.waiting, "deferred": self.deferred,
+                "held": self.held,
                 "recovered": self.recovered, "reconciled": self.reconciled, "errors": list(self.errors),
                 "problems": self.problems, "warnings": self.warnings,
                 "full_plan": self.full_plan, "planned_customers": self.planned_customers,
@@ -373,6 +383,15 @@ def send_once(channel: channel_base.Channel, message: channel_base.OutboundMessa
 
 # --- the run -----------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class _FeeHold:
+    """Why a run holds its fees: the sentence of ``QboNotes.fee_tax_code``'s refusal (what to set), and the
+    ``payload["held"]`` of the rows it holds (``outbox.HELD``)."""
+
+    reason: str
+    held: dict[str, Any]
+
+
 @dataclasses.dataclass
 class _Ctx:
     settings: config.Settings
@@ -398,6 +417,7 @@ class _Ctx:
     # customer Id → its name, for a job reached at the parent it is billed with: its messages name it
     jobs: dict[str, str] = dataclasses.field(default_factory=dict)
     names: dict[str, str] = dataclasses.field(default_factory=dict)  # customer Id → its own name (owner alerts)
+    fee_hold: _FeeHold | None = None  # why this run's fees wait (``_check_fee_tax_code``); None: they may be posted
 
 
 def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id: str, *,
@@ -458,6 +478,7 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
             _read_credit(ctx)
             plan_and_insert(db, company_id, today=today, now=now, dry_run=dry, full=full, since=last_at,
                             summary=summary, fingerprint=fingerprint)
+            _check_fee_tax_code(ctx)
             _process_due(ctx)
             if not dry:
                 _pause_notes(ctx)
@@ -987,6 +1008,14 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
         ctx.summary.statuses["sent"] += 1
         return
     assert ctx.notes is not None
+    if ctx.fee_hold is not None:
+        _hold_fee(ctx, row)
+        return
+    if outbox.HELD in (row.payload or {}):  # the code is there now: whatever comes next, it is no longer on hold
+        with ctx.db.session() as s:
+            s.execute(update(models.Outbox).where(models.Outbox.id == row.id).values(
+                payload={k: v for k, v in (row.payload or {}).items() if k != outbox.HELD})
+                .execution_options(synchronize_session=False))
     if not _mark_sending(ctx, row):
         return
     mode = (company.settings or {}).get("late_fee_mode", "invoice")
@@ -1004,13 +1033,13 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                                         bill_email=(invoice.get("BillEmail") or {}).get("Address"))
             provider_id = str(posted.get("Id"))
     except errors.PermanentFailure as exc:
+        if exc.code == qbo_notes.NO_TAX_CODE:  # the codes could not be read before (``_check_fee_tax_code``)
+            _fees_on_hold(ctx, exc)
+            _hold_fee(ctx, row)
+            return
         with ctx.db.session() as s:
             refused = timeline.text("fee.refused", error=timeline.error(exc.message))
             outbox.set_status(s, row.id, S.failed, refused)
-            if exc.code == qbo_notes.NO_TAX_CODE:  # a setting away: the period is charged once it is set
-                outbox.free_key(s, row)
-                if exc.message not in ctx.summary.errors:
-                    ctx.summary.errors.append(exc.message)
             outbox.activity(s, ctx.company_id, "fee.failed", refused, row=row)
         ctx.summary.statuses["failed"] += 1
         return
@@ -1044,6 +1073,59 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
     ctx.summary.channels["qbo_fee"] += 1
 
 
+def _check_fee_tax_code(ctx: _Ctx) -> None:
+    """Before any fee is posted: whether QuickBooks will take fee lines (outside the US each carries a tax
+    code, ``QboNotes.fee_tax_code``), asked once a run and only when a fee is due. When it would not, the
+    run's fees are held (``_hold_fee``) and the owner is told in this run's owner email (``_fees_on_hold``).
+    A failure to read the codes is left to the first fee, which meets it again and is deferred."""
+    if ctx.notes is None or ctx.dry_run:
+        return
+    with ctx.db.reading() as s:
+        due = s.scalar(select(models.Outbox.id).where(
+            models.Outbox.company_id == ctx.company_id, models.Outbox.kind == "fee",
+            models.Outbox.status == S.planned, models.Outbox.due_at <= ctx.now,
+            models.Outbox.dry_run.is_(False)).limit(1))
+    if due is None:
+        return
+    try:
+        ctx.notes.fee_tax_code()  # the codes are kept for the rest of the run
+    except errors.PermanentFailure as exc:
+        if exc.code == qbo_notes.NO_TAX_CODE:
+            _fees_on_hold(ctx, exc)
+    except errors.QboCollectorError as exc:
+        log.warning("%s: tax codes not read before posting fees: %s", ctx.realm, exc.message)
+
+
+def _fees_on_hold(ctx: _Ctx, exc: errors.PermanentFailure) -> None:
+    """The run's fees wait for a tax code: note why and since when (the day the same cause first held a
+    fee, which the held rows keep), and tell the owner — once for that cause and day (``alerts.fees_held``),
+    due now so that this run's owner email carries it with the others."""
+    cause = str(exc.context.get("cause") or qbo_notes.NO_FITTING_CODE)
+    code = exc.context.get("tax_code")
+    code = None if code is None else str(code)
+    with ctx.db.session() as s:
+        before = outbox.fees_held(s, ctx.company_id)
+        since = before.since if before is not None and (before.cause, before.tax_code) == (cause, code) else ctx.today
+        company = s.get(models.Company, ctx.company_id)
+        assert company is not None
+        alerts.fees_held(s, company, cause=cause, tax_code=code, since=since, at=ctx.now)
+    ctx.fee_hold = _FeeHold(exc.message, {"cause": cause, "tax_code": code, "since": since.isoformat()})
+    log.warning("%s: late fees on hold: %s", ctx.realm, exc.message)
+
+
+def _hold_fee(ctx: _Ctx, row: models.Outbox) -> None:
+    """A fee this run cannot post for want of a setting: left ``planned`` with its dedupe key (the planner
+    counts its period as charged, so none is planned twice) and its reason; each run checks it again on
+    fresh figures, and the first one that finds the code posts it. Nothing is written on the timeline,
+    nothing told the customer: the owner's alert says it once."""
+    assert ctx.fee_hold is not None
+    with ctx.db.session() as s:
+        outbox.set_status(s, row.id, S.planned, f"On hold: {ctx.fee_hold.reason}",
+                          payload={**(row.payload or {}), outbox.HELD: ctx.fee_hold.held})
+    ctx.summary.held += 1
+    ctx.summary.held_reason = ctx.fee_hold.reason
+
+
 def _notify_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | None) -> bool:
     """Whether a posted fee is followed by an email to the customer (the policy's ``notify_customer``;
     not when the customer has no usable email or email is not configured)."""
@@ -1059,8 +1141,12 @@ def _notify_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | 
 
 
 def _owner_text(row: models.Outbox, language: str, locale: str) -> str:
-    """The alert's sentence in the company's language. In English, as the program or the engine wrote it;
-    in another, the row's sentence key, or the engine's alert told from its figures (``payload["sentence"]``)."""
+    """The alert's sentence in the company's language: the one ``alerts`` wrote in it (``payload["said"]``); in
+    English, as the program or the engine wrote it; in another, the row's sentence key, or the engine's alert
+    told from its figures (``payload["sentence"]``)."""
+    said = (row.payload or {}).get("said") or {}
+    if isinstance(said, dict) and said.get(language):
+        return str(said[language])
     if language == "en":
         return str((row.payload or {}).get("alert") or row.reason)
     return translation.reader(language, locale).action(timeline.action(row)["action"])

@@ -1,6 +1,8 @@
 """Late fees outside the US carry a tax code: QuickBooks refuses an invoice line without one there
 (fault 6000, "Make sure all your transactions have a VAT rate before you save"), so every fee of a
-French, British or Canadian company failed. Real python-quickbooks over loopback, against the stand-in."""
+French, British or Canadian company failed. With no code to use, the fees wait (held, not failed), the
+owner is told once, and the first run after the code is set posts them all, each once. Real
+python-quickbooks over loopback, against the stand-in."""
 
 from __future__ import annotations
 
@@ -20,22 +22,32 @@ FRENCH = server.CompanySpec(name="Boulangerie Martin", country="FR", currency="E
                             language="fr", customers=10, invoices=35, payments=10, seed=12)
 
 
-@pytest.fixture
-def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
+def _envs(sandbox_factory, settings_factory, database):  # type: ignore[no-untyped-def]
     made = []
 
-    def make(spec=FRENCH, company_settings=(), **kwargs):  # type: ignore[no-untyped-def]
+    def make(spec=FRENCH, company_settings=(), web=False, **kwargs):  # type: ignore[no-untyped-def]
         kwargs.setdefault("policy", ds.every_day_policy("france_b2b"))
         sb = sandbox_factory(companies=[spec])
         # fees from 40 days back (not only from the day of connection): the €40 of recent invoices is due
         since = (sb.clock.now() - dt.timedelta(days=40)).date().isoformat()
-        env = ds.build(sb, settings_factory, sqlite_db, web=False,
+        env = ds.build(sb, settings_factory, database, web=web,
                        company_settings={"fees_from": since, **dict(company_settings)}, **kwargs)
         made.append(env)
         return env
 
     yield make
     ds.stop(made)
+
+
+@pytest.fixture
+def make_env(sandbox_factory, settings_factory, sqlite_db):  # type: ignore[no-untyped-def]
+    yield from _envs(sandbox_factory, settings_factory, sqlite_db)
+
+
+@pytest.fixture
+def make_any_env(sandbox_factory, settings_factory, db):  # type: ignore[no-untyped-def]
+    """On SQLite and on PostgreSQL."""
+    yield from _envs(sandbox_factory, settings_factory, db)
 
 
 def _code(env: ds.Env, name: str) -> str:
@@ -81,29 +93,143 @@ def test_the_owners_fee_tax_code_wins(make_env) -> None:  # type: ignore[no-unty
     assert {l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for f in fees for l in _fee_lines(env, f)} == {exempt}
 
 
-def test_with_no_fitting_code_the_fee_fails_with_what_to_set_and_is_posted_once_it_is_set(make_env) -> None:  # type: ignore[no-untyped-def]
-    env = make_env()
-    for name in ("Hors champ", "Exonéré"):  # the owner's list holds only rates
+def _only_rates(env: ds.Env) -> None:
+    """The owner's list holds only rates: no code reads out of scope, no VAT or exempt."""
+    for name in ("Hors champ", "Exonéré"):
         env.sb.intuit.update(env.realm, "TaxCode", _code(env, name), Active=False)
-    summary = env.run()
-    failed = env.rows(kind="fee")
-    assert failed and {r.status.value for r in failed} == {"failed"}
-    assert all("fee_tax_code" in r.status_reason for r in failed), failed[0].status_reason
-    assert any("fee_tax_code" in p for p in summary.problems), summary.problems
-    assert not [i for i in env.sb.intuit.entities(env.realm, "Invoice") if "Late fee" in str(i.get("PrivateNote"))]
+
+
+def _fee_documents(env: ds.Env) -> list[dict]:
+    """What QuickBooks holds of fees: fee invoices, and fee lines on the original invoices."""
+    return [i for i in env.sb.intuit.entities(env.realm, "Invoice") if "Late fee" in str(i.get("PrivateNote"))
+            or any("Late fee" in str(l.get("Description", "")) for l in i.get("Line") or ())]
+
+
+def _held_alerts(env: ds.Env) -> list[models.Outbox]:
+    return [r for r in env.rows(kind="alert") if (r.payload or {}).get("topic") == "fee_tax_code"]
+
+
+def _owner_mails(env: ds.Env, words: str) -> list[dict]:
+    return [m for m in env.sb.sendgrid.messages if m["to"] == "owner@maple.example" and words in m["text"]]
+
+
+@pytest.mark.parametrize("mode", ["invoice", "line"])
+def test_with_no_fitting_code_fees_wait_the_owner_is_told_once_and_every_one_is_posted_once_it_is_set(
+        make_any_env, mode) -> None:  # type: ignore[no-untyped-def]
+    env = make_any_env(company_settings={"late_fee_mode": mode})
+    _only_rates(env)
+    # three runs: today, tomorrow, and after another month of interest came due
+    summaries = [env.run(now=env.now_at(12, days=days)) for days in (0, 1, 40)]
+    held = env.rows(kind="fee")
+    # no pile of failures: each period is one row, waiting with what to set, its dedupe key kept
+    assert held and {r.status.value for r in held} == {"planned"}, {(r.status.value, r.status_reason) for r in held}
+    assert not [r for r in held if "#cancelled" in r.dedupe_key]
+    assert all("fee_tax_code" in r.status_reason and r.payload["held"]["cause"] == "none" for r in held)
+    assert {r.payload["held"]["since"] for r in held} == {env.now_at(12).date().isoformat()}
+    first_run = summaries[0].held
+    assert 0 < first_run < len(held)  # the later month's interest (and invoices late since) wait too
+    for summary in summaries:
+        assert not summary.statuses["failed"] and summary.held
+        [problem] = [p for p in summary.problems if "on hold" in p]
+        assert problem.startswith(f"{summary.held} late fee(s) on hold, not posted: ") and "fee_tax_code" in problem
+    # the owner is told once, in the run that first held them, in the company's language (French)
+    assert [(r.channel, r.status.value) for r in _held_alerts(env)] == [("owner_email", "sent")]
+    assert len(_owner_mails(env, "Les frais de retard de Boulangerie Martin sont en attente")) == 1
+    # nothing posted, nobody told of a fee
+    assert not _fee_documents(env)
+    assert not env.rows(template_key="late_fee_notice")
+
     zero = _code(env, "TVA 0 %")
     _set(env, fee_tax_code=zero)
+    summary = env.run(now=env.now_at(13, days=40))
+    assert not summary.held and not summary.statuses["failed"], summary.problems
+    fees = env.rows(kind="fee")
+    posted = [r for r in fees if r.status.value == "sent"]
+    # every period held is posted, once (one row, one fee in QuickBooks, its dedupe key unchanged)
+    assert sorted(r.dedupe_key for r in posted) == sorted(r.dedupe_key for r in held)
+    assert len(fees) == len(held)
+    lines = [l for f in posted for l in _fee_lines(env, f)]
+    assert len(lines) == len(posted) and {l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for l in lines} == {zero}
+    if mode == "invoice":
+        assert len({r.provider_id for r in posted}) == len(_fee_documents(env)) == len(posted)
+    # each customer is told of a fee only once it is posted
+    notices = env.rows(template_key="late_fee_notice")
+    sent_at = {r.dedupe_key: r.sent_at for r in posted}
+    assert notices and all(n.created_at >= sent_at[n.payload["fee_key"]] for n in notices)
+    assert len(_held_alerts(env)) == 1  # and the owner was not told again
+
+
+def test_a_chosen_code_that_is_not_active_holds_the_fees_and_is_told_as_its_own_cause(make_env) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    _only_rates(env)
+    env.run()
+    [none] = _held_alerts(env)
+    _set(env, fee_tax_code="999")  # a code the company does not have: a cause of its own, told once too
+    for days in (1, 2):
+        summary = env.run(now=env.now_at(12, days=days))
+        assert summary.held and "Id 999" in summary.problems[-1]
+    held = env.rows(kind="fee")
+    assert {r.status.value for r in held} == {"planned"}
+    assert {(r.payload["held"]["cause"], r.payload["held"]["tax_code"]) for r in held} == {("chosen", "999")}
+    alerts = _held_alerts(env)
+    assert [r.id for r in alerts if r.id != none.id and r.channel == "owner_email"] and len(alerts) == 2
+    assert "(identifiant 999, fee_tax_code)" in alerts[-1].payload["said"]["fr"]
+    # a fitting code appears in QuickBooks and the setting is cleared: the next run posts them all
+    env.sb.intuit.update(env.realm, "TaxCode", _code(env, "Hors champ"), Active=True)
+    _set(env, fee_tax_code="")
+    env.run(now=env.now_at(12, days=3))
+    fees = env.rows(kind="fee")
+    assert {r.status.value for r in fees} == {"sent"} and len(fees) == len(held)
+    out_of_scope = _code(env, "Hors champ")
+    assert {l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for f in fees for l in _fee_lines(env, f)} == {out_of_scope}
+
+
+@pytest.mark.parametrize(("language", "said", "english"), [
+    pytest.param("fr", "Les frais de retard de Boulangerie Martin sont en attente\u00a0: QuickBooks exige un code de "
+                 "taxe sur chaque ligne de facture", False, id="a French owner reads it in French"),
+    pytest.param("en", "Late fees of Boulangerie Martin are on hold: QuickBooks asks for a tax code on every "
+                 "invoice line", True, id="an English owner in English"),
+])
+def test_the_owner_reads_the_fees_on_hold_alert_in_the_company_language(make_env, language, said, english) -> None:  # type: ignore[no-untyped-def]
+    env = make_env()
+    with env.db.session() as s:
+        s.scalar(select(models.Company)).language = language
+    _only_rates(env)
+    env.run()
+    [mail] = _owner_mails(env, said)
+    assert said[:40] in mail["subject"] and said in mail["html"]
+    assert f"/companies/{env.realm}/channels#fee_tax_code" in mail["text"]
+    for part in (mail["subject"], mail["text"], mail["html"]):
+        assert ("Late fees of" in part) is english and ("are on hold" in part) is english
+
+
+def test_the_pages_say_the_fees_are_on_hold_until_they_are_posted(make_env) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_pages_support import browser
+
+    env = make_env(web=True)
+    owner = browser(env.web.app, env.db, "owner@maple.example", realm=env.realm)
+    channels = f"/companies/{env.realm}/channels"
+    assert 'id="fees-held' not in owner.get(channels).get_data(as_text=True)
+    _only_rates(env)
+    env.run()
+    n = len(env.rows(kind="fee"))
+    page = owner.get(channels).get_data(as_text=True)
+    assert 'id="fees-held-badge"' in page and "Late fees on hold" in page
+    assert "Late fees are on hold since" in page and "none of your QuickBooks tax codes is named out of scope" in page
+    assert f"{n} late fees wait." in page
+    dashboard = owner.get(f"/companies/{env.realm}/dashboard").get_data(as_text=True)
+    assert 'id="fees-held-badge"' in dashboard and f'href="{channels}#fees-held"' in dashboard
+    upcoming = owner.get(f"/companies/{env.realm}/upcoming?kind=fee").get_data(as_text=True)
+    assert upcoming.count(">on hold</a>") == n
+    _set(env, fee_tax_code=_code(env, "TVA 0 %"))
     env.run(now=env.now_at(13))
-    posted = [r for r in env.rows(kind="fee") if r.status.value == "sent"]
-    # each period is charged once the code is set: the failed rows gave their dedupe keys up
-    assert all("#cancelled" in r.dedupe_key for r in failed)
-    assert sorted(r.dedupe_key for r in posted) == sorted(r.dedupe_key.split("#cancelled")[0] for r in failed)
-    assert {l["SalesItemLineDetail"]["TaxCodeRef"]["value"] for f in posted for l in _fee_lines(env, f)} == {zero}
+    for url in (channels, f"/companies/{env.realm}/dashboard"):
+        assert 'id="fees-held' not in owner.get(url).get_data(as_text=True)
 
 
 def test_a_us_companys_fees_carry_no_tax_code(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env(ds.SMALL, policy=ds.every_day_policy())
-    env.run()
+    assert not env.run().held
     fees = env.rows(kind="fee")
     assert fees and {r.status.value for r in fees} == {"sent"}
     assert all("TaxCodeRef" not in l["SalesItemLineDetail"] for f in fees for l in _fee_lines(env, f))

@@ -22,6 +22,7 @@ from flask_login import current_user
 
 from qbo_collector import clock, errors
 from qbo_collector.db import models
+from qbo_collector.dispatch import outbox
 from qbo_collector.rules import calendar as rules_calendar
 
 bp = Blueprint("pages", __name__)
@@ -145,7 +146,18 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"LANGUAGES": LANGUAGES, "current_language": _locale()[:2], "STATE_LABELS": STATE_LABELS}
+        return {"LANGUAGES": LANGUAGES, "current_language": _locale()[:2], "STATE_LABELS": STATE_LABELS,
+                "fees_held": fees_held}
+
+
+def fees_held(company: models.Company) -> outbox.FeesHeld | None:
+    """The company's late fees on hold for want of a tax code (``dispatch.outbox.fees_held``), read once a request:
+    the company bar and the Channels page say so."""
+    memo = g.setdefault("fees_held", {})
+    if company.id not in memo:
+        with services().db.reading() as s:
+            memo[company.id] = outbox.fees_held(s, company.id)
+    return memo[company.id]  # type: ignore[no-any-return]
 
 
 STATE_LABELS = {

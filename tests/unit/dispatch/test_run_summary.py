@@ -28,6 +28,9 @@ def _summary(**fields) -> run.RunSummary:  # type: ignore[no-untyped-def]
                  "3 message(s) to customers cancelled: Email is not configured",
                  id="reminders the policy sends by email, email not configured"),
     pytest.param({"deferred": 2}, "2 row(s) deferred", id="a provider down: rows deferred to the next run"),
+    pytest.param({"held": 3, "held_reason": "QuickBooks needs a tax code … (company setting fee_tax_code …)."},
+                 "3 late fee(s) on hold, not posted: QuickBooks needs a tax code",
+                 id="late fees waiting for the tax code of their lines"),
     pytest.param({"statuses": collections.Counter(failed=1)}, "1 row(s) failed for good", id="a template that cannot be written"),
     pytest.param({"statuses": collections.Counter(unknown=1)}, "unknown outcome", id="an ambiguous answer from a provider"),
 ])
