@@ -80,8 +80,16 @@ Decisions where the issue is silent:
   (simple, actual/365). The indemnity is charged once, on the first fee day.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
-  itself. The days of the last, unfinished period before the payment are not billed
-  (an open question for the owner; the dashboard can show them).
+  itself. The days of the last, unfinished period are billed once the principal is paid
+  (``Invoice.payments`` say the day, ``paid_on``): from the period's first day to the
+  payment day, which counts (money that comes on a day was owed that day: paid the day
+  after the due date is one day late), on the balance before it, under that period's own
+  key — so never twice, even if the payment is undone and the period ends as usual (its
+  later days are then not billed). Periods that ended unbilled before the payment are
+  billed with it. Within the caps; not for a fee invoice, a waived invoice or customer,
+  nor while paused (a payment day inside a pause waives those days, as for any period);
+  a payment dated ahead is billed on its day. Without payments, nothing is billed after
+  the invoice is paid.
 - Caps (count, amount per currency, % of principal) count every fee of the invoice,
   indemnity included; the fee that would cross a cap is cut to the room left (rounded
   down), then fees stop.
