@@ -43,7 +43,9 @@ Decisions where the issue is silent:
   from the day after the run that evaluated it (a run plans the whole day's actions;
   ``rules.plan_and_next`` gives the dates in the same pass). ``NEVER`` (9999-12-31) means
   nothing will happen unless something changes; None means not known yet. A run evaluates
-  only the invoices whose date has come or is unknown (``candidate_customers``): the others
+  only the invoices whose date has come or is unknown (``candidate_customers``). Paid invoices are
+  read too (not fee invoices, not waived) until a run marks them ``NEVER``: one paid late may owe the
+  interest up to the day it was paid, which the payments linked to it (``payments_of``) date. The others
   of the same customer keep theirs, still a lower bound. What could move a date earlier makes the customer a candidate in full: its
   invoices, payments or credit memos (its unused credit) or its own row synced since the last run, anything of that
   kind of a parent whose credit may pay its invoices, or of another customer billed with that parent, a pause recorded, a change made here

@@ -29,6 +29,9 @@
    gives the dedupe key up, so the next run plans the same step on fresh figures. The
    fresh rows are written to the mirror. A reminder, fee or task naming an invoice that the
    customer's unused credit now settles (planned before the credit came) is cancelled the same way.
+   The interest up to the day an invoice was paid (a fee row with ``paid_on``) and its notice are
+   about a paid invoice: they go on while it is paid, and are cancelled once it is voided or
+   deleted, or its payment undone (the balance changed: the key is given up).
 5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
    the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
    COMMIT. Retries (tenacity) only for errors that prove nothing was sent.
