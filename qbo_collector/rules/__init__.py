@@ -76,8 +76,9 @@ Decisions where the issue is silent:
   pause is waived for good. Missed periods (system off) are each charged afterwards
   under their own key, within the caps. The fee start is the day after due + grace.
   flat / percent fees are charged at the start of each period; interest is billed at
-  each period's end for that period's days on the balance at billing time
-  (simple, actual/365). The indemnity is charged once, on the first fee day.
+  each period's end for that period's days, each day on what was left of the principal
+  that day (simple, actual/365): a payment counts from the day after it (``Invoice.payments``;
+  without them, the balance at billing time stands for every day). The indemnity is charged once, on the first fee day.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
   itself. The days of the last, unfinished period are billed once the principal is paid

@@ -95,7 +95,7 @@ class ChargeFee(Action):
 
     ``fee_kind``: flat, percent, interest or indemnity. ``period`` is the period's first
     day (ISO) or "once". ``basis`` is what was left of the principal when it was planned (what
-    it was computed on, but for interest: that is on the balance of the period's last day); for
+    it was computed on, but for interest: that is on the balance of each of its days); for
     interest, ``days`` and ``annual_percent`` say how. ``paid_on``: the day the principal was
     paid, for the interest billed because it was (the days up to that one): the invoice is paid
     by then, and its ``basis`` is nothing.

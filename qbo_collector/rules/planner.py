@@ -784,8 +784,27 @@ def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Inv
     if period.kind == "percent":
         return invoice.principal_left.mul(rule.percent / 100), None
     annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
-    # Simple interest, actual/365, on what was left of the principal on the period's last day (never on fees).
-    return _interest_basis(invoice, period).mul(annual * (period.days or 0) / Decimal(36500)), annual
+    # Simple interest, actual/365, on what was left of the principal each day of the period (never on fees):
+    # a part paid during it bears interest up to its payment day, not on the rest of the period.
+    owed = sum((left.amount * days for left, days in _interest_days(invoice, period)), Decimal(0))
+    return money.Money(owed, currency).mul(annual / Decimal(36500)), annual
+
+
+def _interest_days(invoice: model.Invoice, period: _FeePeriod) -> list[tuple[money.Money, int]]:
+    """The principal left on the days of an interest period, as (balance, how many days), in order:
+    it changes the day after each payment made during the period."""
+    end = period.charge_on
+    day = end - dt.timedelta(days=period.days or 0)
+    cuts = sorted({p.on + DAY for p in invoice.payments if day < p.on + DAY < end})
+    out: list[tuple[money.Money, int]] = []
+    for cut in [*cuts, end]:
+        left = _principal_during(invoice, day)
+        if out and out[-1][0] == left:
+            out[-1] = (left, out[-1][1] + (cut - day).days)
+        elif cut > day:
+            out.append((left, (cut - day).days))
+        day = cut
+    return out
 
 
 def _principal_during(invoice: model.Invoice, day: dt.date) -> money.Money:
@@ -1209,8 +1228,10 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
     for fee in _due_fees(inp, invoice, due, pauses, today, paid):
         p = fee.period
         if p.kind == "interest":
+            spans = _interest_days(invoice, p)
             why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
-                   f"{_interest_basis(invoice, p).rounded()}")
+                   + (f"{_interest_basis(invoice, p).rounded()}" if len(spans) < 2 else
+                      "of each day: " + ", then ".join(f"{left.rounded()} for {n} days" for left, n in spans)))
             if paid is not None:
                 why += f", up to {paid}, the day it was paid"
         elif p.kind == "percent":

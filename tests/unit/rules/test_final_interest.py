@@ -187,3 +187,30 @@ def test_next_action_date_finds_the_paid_invoice_until_its_interest_is_billed() 
     actions, dates = rules.plan_and_next(company=args["company"], invoices=[paid()], customer=customer(),  # type: ignore[arg-type]
                                          policy=FRANCE, history=history, today=D(2026, 6, 1))
     assert [a.period for a in actions] == ["2026-05-02"] and dates == {"i1": None}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("payments", "balance", "expected"),
+    [
+        pytest.param((rules.Payment(on=D(2026, 4, 20), amount=eur(6000)),), 4000,
+                     ("77.89", "of each day: 10000.00 EUR for 19 days, then 4000.00 EUR for 11 days"),
+                     id="6,000 paid on 04-20: 10,000 up to that day, 4,000 after"),
+        pytest.param((rules.Payment(on=D(2026, 4, 10), amount=eur(2000)), rules.Payment(on=D(2026, 4, 28), amount=eur(4000))),
+                     4000, ("81.89", "10000.00 EUR for 9 days, then 8000.00 EUR for 18 days, then 4000.00 EUR for 3 days"),
+                     id="two parts paid during the period"),
+        pytest.param((rules.Payment(on=D(2026, 3, 20), amount=eur(6000)),), 4000, ("39.95", "overdue balance 4000.00 EUR"),
+                     id="a part paid before the period: its whole on what was left"),
+        pytest.param((rules.Payment(on=D(2026, 5, 10), amount=eur(6000)),), 4000, ("99.86", "overdue balance 10000.00 EUR"),
+                     id="a part paid after the period, before it was billed: its whole on the balance before"),
+    ],
+)
+def test_interest_of_a_period_with_a_partial_payment_is_on_each_days_balance(
+        payments: tuple[rules.Payment, ...], balance: int, expected: tuple[str, str]) -> None:
+    """Not on the balance left when the period is billed for all its days: 6,000 paid on 04-20 of 10,000
+    leaves 4,000, but 04-02 … 04-20 bore interest on 10,000 (the payment day included)."""
+    indemnity = [h for a in plan(invoices=[unpaid()], today=D(2026, 4, 2), pol=FRANCE) for h in rules.record(a)]
+    on = D(2026, 5, 10) if payments[-1].on == D(2026, 5, 10) else D(2026, 5, 2)
+    [fee] = plan(invoices=[unpaid(balance=balance, payments=payments)], today=on, pol=FRANCE, history=indemnity)
+    assert isinstance(fee, rules.ChargeFee) and (fee.period, fee.days) == ("2026-04-02", 30)
+    assert str(fee.amount.amount) == expected[0] and expected[1] in fee.reason, fee.reason
+    assert fee.basis == eur(balance)  # what the freshness check compares QuickBooks' balance with
