@@ -43,7 +43,9 @@ Decisions where the issue is silent:
   from the day after the run that evaluated it (a run plans the whole day's actions;
   ``rules.plan_and_next`` gives the dates in the same pass). ``NEVER`` (9999-12-31) means
   nothing will happen unless something changes; None means not known yet. A run evaluates
-  only the invoices whose date has come or is unknown (``candidate_customers``): the others
+  only the invoices whose date has come or is unknown (``candidate_customers``). Paid invoices are
+  read too (not fee invoices, not waived) until a run marks them ``NEVER``: one paid late may owe the
+  interest up to the day it was paid, which the payments linked to it (``payments_of``) date. The others
   of the same customer keep theirs, still a lower bound. What could move a date earlier makes the customer a candidate in full: its
   invoices, payments or credit memos (its unused credit) or its own row synced since the last run, anything of that
   kind of a parent whose credit may pay its invoices, or of another customer billed with that parent, a pause recorded, a change made here
@@ -437,7 +439,9 @@ def _to_money(amount: Decimal | None, currency: str) -> Money:
     return Money(Decimal(amount or 0), currency)
 
 
-def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term]) -> rules.Invoice:
+def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term],
+                   payments: Sequence[tuple[dt.date, Decimal]] = ()) -> rules.Invoice:
+    """``payments``: (day, amount applied to it) of the money applied to it (``payments_of``)."""
     term = terms.get(row.term_qbo_id or "")
     discount = None
     if term is not None and term.discount_percent and term.discount_days is not None:
@@ -454,7 +458,34 @@ def invoice_record(realm: str, row: models.Invoice, terms: dict[str, models.Term
         is_late_fee=bool(row.is_late_fee), fee_lines=_to_money(row.fee_lines, currency) if row.fee_lines else None,
         waived_fee=bool(row.fees_waived), po_number=row.po_number,
         invoice_link=row.invoice_link, sent=was_sent(row.email_status, row.print_status), sent_on=row.sent_on,
+        payments=tuple(rules.Payment(on=on, amount=_to_money(amount, currency)) for on, amount in payments),
     )
+
+
+def payments_of(s: Session, company_id: int, invoice_ids: Sequence[str]) -> dict[str, list[tuple[dt.date, Decimal]]]:
+    """Invoice id → (day, amount) of each payment applied to it, oldest first: the payments' links
+    (``Payment.Line[].LinkedTxn``; a credit memo applied to an invoice is a payment too), deleted
+    payments and payments without a date aside. Through the ``(company, invoice)`` link index."""
+    link, pay = models.PaymentLink, models.Payment
+    found: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
+    ids = sorted(set(invoice_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        for invoice_id, on, amount in s.execute(
+                select(link.invoice_qbo_id, pay.txn_date, link.amount)
+                .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
+                .where(link.company_id == company_id, link.invoice_qbo_id.in_(ids[start:start + _IN_CHUNK]),
+                       pay.deleted.is_(False), pay.txn_date.is_not(None))
+                .order_by(pay.txn_date, link.id)):
+            found[invoice_id].append((on, Decimal(amount)))
+    return found
+
+
+def _paid_pending() -> Any:
+    """The paid invoices that may still owe the interest up to the day they were paid: not fee invoices,
+    not waived, and not yet marked ``NEVER`` by a run (``rules.next_action_date`` says when it is billed)."""
+    inv = models.Invoice
+    return and_(inv.status == models.InvoiceStatus.paid, inv.is_late_fee.is_(False), inv.fees_waived.is_(False),
+                inv.total > 0, or_(inv.next_action_on.is_(None), inv.next_action_on != NEVER))
 
 
 def left_unsent(s: Session, company: models.Company, customer_ids: Sequence[str] | None = None
@@ -660,7 +691,8 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
     blocks, through the ``(company_id, customer_qbo_id)`` indexes, 500 ids per query): an indexed
     run reads what its candidates need, not the whole company."""
     inv = models.Invoice
-    open_ = (inv.deleted.is_(False), inv.status == models.InvoiceStatus.open, inv.balance > 0)
+    # the open invoices, and the paid ones whose interest up to the payment day may be left to bill
+    open_ = (inv.deleted.is_(False), or_(and_(inv.status == models.InvoiceStatus.open, inv.balance > 0), _paid_pending()))
     by_customer: dict[str, list[models.Invoice]] = defaultdict(list)
     if customer_ids is None:
         invoice_rows: Iterable[models.Invoice] = s.scalars(select(inv).where(inv.company_id == company.id, *open_))
@@ -709,6 +741,7 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
     shared = shared_credits(s, company, today)  # with the share of a parent's a job billed with it takes
     credits = shared.credits
     realm = company.realm_id
+    paid = payments_of(s, company.id, [r.qbo_id for rows_ in by_customer.values() for r in rows_])
     # One policy lookup per policy name, not per customer (it serialises the stored JSON to find the
     # validated copy; an unknown name is then logged once a load, not once per customer).
     policies: dict[str | None, tuple[rules.Policy | None, str | None]] = {}
@@ -749,7 +782,7 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
                     zone=record.time_zone or company.timezone or "UTC", today=today)
             mine = [*mine, *bare[contact.qbo_id]]
         snaps.append(CustomerSnapshot(
-            row=crow, customer=record, invoices=[invoice_record(realm, r, terms) for r in rows],
+            row=crow, customer=record, invoices=[invoice_record(realm, r, terms, paid.get(r.qbo_id, ())) for r in rows],
             invoice_rows={r.qbo_id: r for r in rows}, history=mine, pauses=pauses.get(cid, []),
             policy=policy, policy_error=problem, email=email, phone=phone))
     return snaps
@@ -820,7 +853,9 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
     open_ = (inv.company_id == company.id, inv.deleted.is_(False), inv.status == models.InvoiceStatus.open)
     found: dict[str, set[str] | None] = {}
     for customer_id, invoice_id in s.execute(select(inv.customer_qbo_id, inv.qbo_id).where(
-            *open_, or_(inv.next_action_on.is_(None), inv.next_action_on <= today))):
+            inv.company_id == company.id, inv.deleted.is_(False),
+            or_(inv.status == models.InvoiceStatus.open, _paid_pending()),
+            or_(inv.next_action_on.is_(None), inv.next_action_on <= today))):
         found.setdefault(customer_id, set()).add(invoice_id)  # type: ignore[union-attr]
     if since is not None:
         # any invoice of theirs: one paid, voided or deleted since can bring a statement back for the others
@@ -856,7 +891,7 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
     return found
 
 
-PLAN_INPUTS_VERSION = 5  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 6  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

@@ -29,6 +29,9 @@
    gives the dedupe key up, so the next run plans the same step on fresh figures. The
    fresh rows are written to the mirror. A reminder, fee or task naming an invoice that the
    customer's unused credit now settles (planned before the credit came) is cancelled the same way.
+   The interest up to the day an invoice was paid (a fee row with ``paid_on``) and its notice are
+   about a paid invoice: they go on while it is paid, and are cancelled once it is voided or
+   deleted, or its payment undone (the balance changed: the key is given up).
 5. Each row: render, mark ``sending`` and COMMIT, call the channel once, mark ``sent`` (with
    the provider's id) or ``failed``/``unknown``/back to ``planned`` (nothing was sent),
    COMMIT. Retries (tenacity) only for errors that prove nothing was sent. Before any fee is
@@ -936,7 +939,13 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
         balance = to_decimal(current.get("Balance", 0))
         if balance <= 0:
             voided = str(current.get("PrivateNote") or "").strip().lower().startswith("voided")
-            return timeline.text("cancel.voided" if voided else "cancel.paid", invoice=label), several
+            # The interest up to the day it was paid (``paid_on``) is charged because it is paid: it goes
+            # on while it still is (its basis is the nothing left; a payment undone since changes that),
+            # not once voided (QuickBooks Online zeroes a voided invoice's total).
+            if payload.get("paid_on") and not voided:
+                voided = streams.is_voided(current, to_decimal(current.get("TotalAmt", 0)), balance)
+            if voided or not payload.get("paid_on"):
+                return timeline.text("cancel.voided" if voided else "cancel.paid", invoice=label), several
         if row.kind in ("alert", "task"):
             continue  # still open: a task or an alert stays relevant whatever the amount
         if row.kind == "fee" and (payload.get("fee_kind") in ("flat", "indemnity")):
@@ -1000,7 +1009,10 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
     amount = Decimal(row.amount or 0)
     currency = row.currency or company.currency or "USD"
     period = (row.payload or {}).get("period")
+    paid_on = (row.payload or {}).get("paid_on")
     description = f"Late fee for invoice {number}" + (f" (period from {period})" if period and period != "once" else "")
+    if paid_on:
+        description = f"Late-payment interest for invoice {number}, from {period} to {paid_on}, the day it was paid"
     if ctx.dry_run:
         with ctx.db.session() as s:
             outbox.set_status(s, row.id, S.sent, "Dry run: the fee was computed and checked, not posted.",
@@ -1018,7 +1030,9 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
                 .execution_options(synchronize_session=False))
     if not _mark_sending(ctx, row):
         return
-    mode = (company.settings or {}).get("late_fee_mode", "invoice")
+    # The interest up to the day an invoice was paid goes as its own invoice even in line mode: a line
+    # would reopen an invoice the customer has settled and change a document already paid.
+    mode = "invoice" if paid_on else (company.settings or {}).get("late_fee_mode", "invoice")
     try:
         if mode == "line":
             posted = ctx.notes.add_fee_line(key=row.dedupe_key, invoice_id=row.invoice_ids[0], amount=amount,
@@ -1065,7 +1079,8 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
             queued = outbox.enqueue(
                 s, ctx.company_id, dedupe_key=key, kind="reminder", channel="email", template_key="late_fee_notice",
                 customer_id=row.customer_qbo_id, invoice_ids=row.invoice_ids or (), amount=amount, currency=currency,
-                due_at=ctx.now, payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key},
+                due_at=ctx.now, payload={"on": ctx.today.isoformat(), "numbers": [number], "fee_key": row.dedupe_key,
+                                         **({"paid_on": paid_on} if paid_on else {})},
                 reason=timeline.text("fee.notice", amount=timeline.money(amount, currency), invoice=number))
             if queued:
                 ctx.notices.append(int(s.scalar(select(models.Outbox.id).where(models.Outbox.dedupe_key == key))))  # type: ignore[arg-type]

@@ -76,12 +76,21 @@ Decisions where the issue is silent:
   pause is waived for good. Missed periods (system off) are each charged afterwards
   under their own key, within the caps. The fee start is the day after due + grace.
   flat / percent fees are charged at the start of each period; interest is billed at
-  each period's end for that period's days on the balance at billing time
-  (simple, actual/365). The indemnity is charged once, on the first fee day.
+  each period's end for that period's days, each day on what was left of the principal
+  that day (simple, actual/365): a payment counts from the day after it (``Invoice.payments``;
+  without them, the balance at billing time stands for every day). The indemnity is charged once, on the first fee day.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
-  itself. The days of the last, unfinished period before the payment are not billed
-  (an open question for the owner; the dashboard can show them).
+  itself. The days of the last, unfinished period are billed once the principal is paid
+  (``Invoice.payments`` say the day, ``paid_on``): from the period's first day to the
+  payment day, which counts (money that comes on a day was owed that day: paid the day
+  after the due date is one day late), on the balance before it, under that period's own
+  key — so never twice, even if the payment is undone and the period ends as usual (its
+  later days are then not billed). Periods that ended unbilled before the payment are
+  billed with it. Within the caps; not for a fee invoice, a waived invoice or customer,
+  nor while paused (a payment day inside a pause waives those days, as for any period);
+  a payment dated ahead is billed on its day. Without payments, nothing is billed after
+  the invoice is paid.
 - Caps (count, amount per currency, % of principal) count every fee of the invoice,
   indemnity included; the fee that would cross a cap is cut to the room left (rounded
   down), then fees stop.
@@ -148,6 +157,7 @@ from qbo_collector.rules.model import (
     Invoice,
     ManualPause,
     Pause,
+    Payment,
     PaymentPlan,
     Promise,
     TermDiscount,
@@ -158,6 +168,7 @@ from qbo_collector.rules.planner import (
     effective_due_date,
     fee_key,
     next_action_date,
+    paid_on,
     plan,
     plan_and_next,
     plan_calendar,
@@ -170,8 +181,8 @@ from qbo_collector.rules.policy import CHANNELS, PRESETS, TEMPLATE_KEYS, Policy,
 __all__ = [
     "CHANNELS", "PRESETS", "TEMPLATE_KEYS", "Action", "AlertOwner", "AnyAction", "ChargeFee", "CompanyContext",
     "CreateTask", "Customer", "DiscountOffer", "credit_covered", "Dispute", "HistoryEntry", "Instalment", "Invoice", "ManualPause",
-    "Pause", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
-    "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "plan", "plan_and_next",
+    "Pause", "Payment", "PaymentPlan", "Policy", "Promise", "SendReminder", "StepRef", "TermDiscount", "discount_offer",
+    "effective_due_date", "fee_key", "field_errors", "forecast", "next_action_date", "paid_on", "plan", "plan_and_next",
     "plan_calendar",
     "policy_for", "record", "reminder_key", "statement_key", "task_key",
 ]

@@ -94,8 +94,11 @@ class ChargeFee(Action):
     """Post a late fee for one invoice and one period.
 
     ``fee_kind``: flat, percent, interest or indemnity. ``period`` is the period's first
-    day (ISO) or "once". ``basis`` is the balance it was computed on; for interest,
-    ``days`` and ``annual_percent`` say how.
+    day (ISO) or "once". ``basis`` is what was left of the principal when it was planned (what
+    it was computed on, but for interest: that is on the balance of each of its days); for
+    interest, ``days`` and ``annual_percent`` say how. ``paid_on``: the day the principal was
+    paid, for the interest billed because it was (the days up to that one): the invoice is paid
+    by then, and its ``basis`` is nothing.
     """
 
     kind: ClassVar[str] = "charge_fee"
@@ -108,6 +111,7 @@ class ChargeFee(Action):
     basis: money.Money
     days: int | None = None
     annual_percent: Decimal | None = None
+    paid_on: dt.date | None = None
 
     @property
     def invoice_ids(self) -> tuple[str, ...]:

@@ -65,6 +65,15 @@ class TermDiscount:
 
 
 @_record
+class Payment:
+    """Money applied to an invoice on a day: a payment, or a credit memo QuickBooks applies through one.
+    ``amount`` is the part of it that went to this invoice."""
+
+    on: dt.date
+    amount: money.Money
+
+
+@_record
 class Invoice:
     """One invoice of the mirror.
 
@@ -81,6 +90,9 @@ class Invoice:
     late-fee invoice counts as sent whatever it says). ``sent_on``: the day QuickBooks emailed it
     (``DeliveryInfo.DeliveryTime``), when it says; with ``skip_unsent_invoices`` no fee period that
     began before it is charged.
+    ``payments``: the money applied to it, with the day each came (``Payment``); interest is counted on
+    the balance of each day, and the days up to the one its principal was paid are billed once it is
+    (``planner.paid_on``). Without them, the balance of today stands for every day.
     """
 
     realm: str
@@ -102,8 +114,12 @@ class Invoice:
     invoice_link: str | None = None
     sent: bool = True
     sent_on: dt.date | None = None
+    payments: tuple[Payment, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(p.amount.currency != self.currency for p in self.payments):
+            raise errors.InvalidInput(f"Invoice {self.id}: payments must be in the invoice currency {self.currency}.",
+                                      field="currency")
         if (self.total.currency != self.currency or self.balance.currency != self.currency
                 or (self.fee_lines is not None and self.fee_lines.currency != self.currency)):
             raise errors.InvalidInput(

@@ -784,8 +784,54 @@ def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Inv
     if period.kind == "percent":
         return invoice.principal_left.mul(rule.percent / 100), None
     annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
-    # Simple interest, actual/365, on the balance at billing time (never on fees).
-    return invoice.principal_left.mul(annual * (period.days or 0) / Decimal(36500)), annual
+    # Simple interest, actual/365, on what was left of the principal each day of the period (never on fees):
+    # a part paid during it bears interest up to its payment day, not on the rest of the period.
+    owed = sum((left.amount * days for left, days in _interest_days(invoice, period)), Decimal(0))
+    return money.Money(owed, currency).mul(annual / Decimal(36500)), annual
+
+
+def _interest_days(invoice: model.Invoice, period: _FeePeriod) -> list[tuple[money.Money, int]]:
+    """The principal left on the days of an interest period, as (balance, how many days), in order:
+    it changes the day after each payment made during the period."""
+    end = period.charge_on
+    day = end - dt.timedelta(days=period.days or 0)
+    cuts = sorted({p.on + DAY for p in invoice.payments if day < p.on + DAY < end})
+    out: list[tuple[money.Money, int]] = []
+    for cut in [*cuts, end]:
+        left = _principal_during(invoice, day)
+        if out and out[-1][0] == left:
+            out[-1] = (left, out[-1][1] + (cut - day).days)
+        elif cut > day:
+            out.append((left, (cut - day).days))
+        day = cut
+    return out
+
+
+def _principal_during(invoice: model.Invoice, day: dt.date) -> money.Money:
+    """What was left of the principal during ``day``: what is left now plus the payments made from that
+    day on (a payment counts at the end of its day: the day the money comes still bears interest)."""
+    later = sum((p.amount.amount for p in invoice.payments if p.on >= day), Decimal(0))
+    left = invoice.principal_left
+    if not later:
+        return left
+    return money.Money(min(left.amount + later, invoice.principal.amount), invoice.currency)
+
+
+def _interest_basis(invoice: model.Invoice, period: _FeePeriod) -> money.Money:
+    """The balance an interest period is billed on: what was left of the principal on its last day."""
+    return _principal_during(invoice, period.charge_on - DAY)
+
+
+def paid_on(invoice: model.Invoice) -> dt.date | None:
+    """The day the invoice's principal was paid in full, as its ``payments`` tell: the first payment day after
+    which nothing of it was left. None while something is left, or when no payment says when (a voided invoice,
+    one settled by other means)."""
+    if not invoice.payments or invoice.status not in ("open", "paid") or invoice.principal_left.amount > 0:
+        return None
+    for day in sorted({p.on for p in invoice.payments}):
+        if _principal_during(invoice, day + DAY).amount <= 0:
+            return day
+    return None
 
 
 def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
@@ -813,8 +859,9 @@ def _fees_from(inp: _Inputs, invoice: model.Invoice) -> dt.date | None:
 
 
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
-              until: dt.date) -> list[_Fee]:
-    """Fees charged up to ``until`` and not yet in history, within the caps."""
+              until: dt.date, paid: dt.date | None = None) -> list[_Fee]:
+    """Fees charged up to ``until`` and not yet in history, within the caps. ``paid``: the day the
+    principal was paid: only the interest up to that day (``_final_periods``)."""
     fees = inp.policy.late_fees
     start = due + dt.timedelta(days=fees.grace_days + 1)
     if start > until:
@@ -825,7 +872,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
          if _chargeable(p, fees_from) and prefix + p.tail not in inp.keys
          and not (pauses and _paused_on(pauses, inp.policy, p.charge_on))),  # fees do not run while paused
         key=_period_order,
-    )
+    ) if paid is None else _final_periods(inp, invoice, start, paid, pauses)
     if not periods:
         return []
     currency = invoice.balance.currency
@@ -854,6 +901,61 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
         count += 1
         total += amount.amount
     return out
+
+
+def _final_periods(inp: _Inputs, invoice: model.Invoice, start: dt.date, paid: dt.date,
+                   pauses: Sequence[model.Pause]) -> list[_FeePeriod]:
+    """The interest periods not yet billed of an invoice whose principal was paid on ``paid``: those that
+    ended by then, and the one it was paid in, cut to the days up to ``paid`` (included) under that period's
+    own key — billed once, whether now or at its end should the payment be undone. A period whose charge
+    day (for the last one: the payment day) fell in a pause stays waived."""
+    rule = inp.policy.fee_rule("interest")
+    if rule is None or paid < start:
+        return []
+    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
+    found: list[_FeePeriod] = []
+    for period in _fee_periods(rule, start, paid + dt.timedelta(days=400)):
+        last = period.charge_on > paid
+        if last:  # [its first day, the payment day]
+            begin = period.charge_on - dt.timedelta(days=period.days or 0)
+            period = dataclasses.replace(period, charge_on=paid + DAY, days=(paid + DAY - begin).days)
+        if (_chargeable(period, fees_from) and prefix + period.tail not in inp.keys
+                and not (pauses and _paused_on(pauses, inp.policy, paid if last else period.charge_on))):
+            found.append(period)
+        if last:
+            break
+    return found
+
+
+def _paid_late(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, dt.date] | None:
+    """(due date, day the principal was paid) of an invoice paid late whose last interest may be owed: one the
+    engine would have charged interest on (not a fee invoice, not waived, sent when the policy asks, not
+    below the minimum) and whose payments say when it was paid (``paid_on``)."""
+    if (invoice.is_late_fee or invoice.waived_fee or inp.customer.fees_waived
+            or inp.policy.fee_rule("interest") is None):
+        return None
+    paid = paid_on(invoice)
+    if paid is None or (not invoice.sent and inp.policy.skip_unsent_invoices):
+        return None
+    minimum = inp.policy.min_balance.get(invoice.currency)
+    if minimum is not None and _principal_during(invoice, paid).amount < minimum:
+        return None
+    due, _note = effective_due_date(invoice)
+    if due is None or paid <= due + dt.timedelta(days=inp.policy.late_fees.grace_days):
+        return None
+    return due, paid
+
+
+def _final_interest(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> list[actions.Action]:
+    """The interest up to the day the principal was paid, once it is (REFERENCE: ERPNext #58220, interest
+    lost after the principal is paid). Never while the invoice is paused."""
+    late = _paid_late(invoice, inp)
+    if late is None or late[1] > today:  # a payment dated ahead: billed on its day
+        return []
+    pauses = inp.pauses_of(invoice.id)
+    if pauses and _paused_on(pauses, inp.policy, today) is not None:
+        return []
+    return _charge(inp, invoice, late[0], pauses, today, paid=late[1])
 
 
 def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause]) -> dt.date | None:
@@ -1013,6 +1115,8 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
             continue  # and no statement lists it
         active = _active(invoice, inp)
         if active is None:
+            if not only_listed:  # paid late: the interest up to the day it was paid, once
+                out.extend(_final_interest(inp, invoice, today))
             continue
         due, note = active
         pauses_here = inp.pauses_of(invoice.id)
@@ -1023,6 +1127,8 @@ def _plan(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date,
             continue
         if _fees_allowed(invoice, inp):
             out.extend(_charge(inp, invoice, due, pauses_here, today))
+        elif invoice.fee_lines is not None:  # only its fee lines are left: the interest up to the day it was paid
+            out.extend(_final_interest(inp, invoice, today))
         if policy.alert_owner_when_late and due < today:
             key = f"{company.realm}:alert:{invoice.id}:late"
             if key not in inp.keys:
@@ -1117,13 +1223,17 @@ def _statement(inp: _Inputs, pending: list[_Pending], listed: list[model.Invoice
 
 
 def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
-            today: dt.date) -> list[actions.Action]:
+            today: dt.date, paid: dt.date | None = None) -> list[actions.Action]:
     out: list[actions.Action] = []
-    for fee in _due_fees(inp, invoice, due, pauses, today):
+    for fee in _due_fees(inp, invoice, due, pauses, today, paid):
         p = fee.period
         if p.kind == "interest":
+            spans = _interest_days(invoice, p)
             why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
-                   f"{invoice.principal_left.rounded()}")
+                   + (f"{_interest_basis(invoice, p).rounded()}" if len(spans) < 2 else
+                      "of each day: " + ", then ".join(f"{left.rounded()} for {n} days" for left, n in spans)))
+            if paid is not None:
+                why += f", up to {paid}, the day it was paid"
         elif p.kind == "percent":
             why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.principal_left.rounded()}"  # type: ignore[union-attr]
         elif p.kind == "indemnity":
@@ -1135,7 +1245,7 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
             dedupe_key=fee_key(invoice.realm, invoice.id, p.kind, p.period),
             due_at=inp.company_at(today), on=today, invoice_id=invoice.id, amount=fee.amount, fee_kind=p.kind,  # type: ignore[arg-type]
             period=p.period, basis=invoice.principal_left.rounded(), days=p.days, annual_percent=fee.annual,
-            reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
+            paid_on=paid, reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
     return out
 
 
@@ -1309,7 +1419,7 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
     cover_moves = _cover_moves(inp, invoice, today)
     active = _eligible(invoice, inp)
     if active is None:
-        return cover_moves
+        return _final_interest_day(inp, invoice, today) or cover_moves
     due, _ = active
     pauses_here = inp.pauses_of(invoice.id)
     if invoice.id in inp.covered:  # left alone; only the owner's alert, once it is past due and not paused
@@ -1324,6 +1434,10 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
         first = _first_fee_day(inp, invoice, due, pauses_here)
         if first is not None:
             candidates.append(max(first, today))
+    elif invoice.fee_lines is not None:
+        final = _final_interest_day(inp, invoice, today)
+        if final is not None:
+            candidates.append(final)
     for p in pauses_here:
         if isinstance(p, model.Promise):
             end = _promise_end(p, policy)
@@ -1361,6 +1475,19 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
             candidates.append(inp.next_send_day(start))
             break
     return min(candidates, default=None)
+
+
+def _final_interest_day(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.date | None:
+    """When the interest up to the day an invoice was paid is billed (``_final_interest``): the first day
+    from ``today`` no pause holds, while some of it is left to bill within the caps."""
+    late = _paid_late(invoice, inp)
+    if late is None or _caps_reached(inp, invoice):
+        return None
+    due, paid = late
+    pauses = inp.pauses_of(invoice.id)
+    if not _final_periods(inp, invoice, due + dt.timedelta(days=inp.policy.late_fees.grace_days + 1), paid, pauses):
+        return None
+    return _free_from(pauses, inp.policy, max(today, paid))
 
 
 # --- calendar ----------------------------------------------------------------------------

@@ -44,7 +44,12 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         balance = total if status == "open" and draw(st.booleans()) else (
             Decimal(0) if status != "open" else draw(st.sampled_from([Decimal(0), total / 3])))
         no_due = draw(st.booleans()) and n == 0
+        # the money applied to it, with its day: a paid invoice may owe the interest up to that day
+        paid = total - balance if status != "voided" else Decimal(0)
+        payments = (rules.Payment(on=START + dt.timedelta(days=draw(st.integers(-20, DAYS))), amount=money(paid, currency)),
+                    ) if paid and draw(st.booleans()) else ()
         invoices.append(invoice(id=f"i{n}", currency=currency, total=total, balance=balance, status=status,
+                                payments=payments,
                                 txn_date=due - dt.timedelta(days=30), due_date=None if no_due else due,
                                 term_due_days=30 if no_due and draw(st.booleans()) else None,
                                 sent=draw(st.sampled_from([True, True, False])),
@@ -155,7 +160,10 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
     for a in actions:
         for inv_id in a.invoice_ids:
             inv = invoices[inv_id]
-            assert inv.is_open, f"action for a {inv.status} invoice with balance {inv.balance}: {a}"
+            # paid late: only the interest up to the day it was paid, marked so
+            assert inv.is_open or (isinstance(a, rules.ChargeFee) and a.fee_kind == "interest"
+                                   and a.paid_on is not None and a.paid_on == rules.paid_on(inv)
+                                   and a.on >= a.paid_on), f"action for a {inv.status} invoice with balance {inv.balance}: {a}"
             if not (isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"):
                 covering = [p for p in sc["pauses"] if model.covers(p, inv_id)]  # type: ignore[attr-defined]
                 assert rules.planner._paused_on(covering, pol, a.on) is None, f"action on a paused day: {a}"
