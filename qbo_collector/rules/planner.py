@@ -1084,15 +1084,28 @@ def _step_actions(inp: _Inputs, step: policy_mod.Step, refs: tuple[actions.StepR
     return out
 
 
+_BY_THE_DUE_DATE = ("reminder_before_due", "reminder_due_today")  # templates that speak of the due date as to come
+
+
+def _wording(template: str, due: dt.date, today: dt.date) -> str:
+    """The template a step's message is written with on ``today``: a "before due" or "due today"
+    step that goes out after the due date (moved off a weekend or a holiday, held by the minimum gap,
+    the only step left after a pause) would tell the customer the invoice is due today, or on a day
+    gone by; it is sent in the words of the first overdue reminder, which says when it was due."""
+    return "reminder_overdue_gentle" if template in _BY_THE_DUE_DATE and today > due else template
+
+
 def _remind(inp: _Inputs, p: _Pending, today: dt.date) -> list[actions.Action]:
     step = inp.policy.steps[p.slot.step]
     ref = actions.StepRef(invoice_id=p.invoice.id, step=p.slot.step, repeat=p.slot.repeat)
     late = (today - p.due).days
     when = f"{-late} days before" if late < 0 else ("on" if late == 0 else f"{late} days after")
     repeat = f" (repeat {p.slot.repeat})" if p.slot.repeat else ""
+    template = _wording(step.template, p.due, today)
+    worded = f" (in the words of '{template}': it goes out after the due date)" if template != step.template else ""
     what = (f"Step {p.slot.step + 1}{repeat} '{step.template}' for {_invoice_label(p.invoice)} of "
-            f"{inp.customer.display_name}, {when} its due date {p.due}{p.due_note}")
-    message = dict(step=p.slot.step, repeat=p.slot.repeat, template_key=step.template, tone=step.tone,
+            f"{inp.customer.display_name}, {when} its due date {p.due}{p.due_note}{worded}")
+    message = dict(step=p.slot.step, repeat=p.slot.repeat, template_key=template, tone=step.tone,
                    language=inp.customer.language,
                    discount=discount_offer(p.invoice, inp.policy, p.due, today))
     return _step_actions(inp, step, (ref,), (p.invoice.id,), today, what, message,
