@@ -42,7 +42,9 @@ Decisions where the issue is silent:
   older missed steps are skipped for good. A step whose day is not a send day (weekend,
   public holiday of the company's country, or blocked by the minimum gap) goes out on the
   next allowed day. Steps are kept in policy order: a step never comes before the one
-  above it.
+  above it. A before-due or due-today step that goes out after the due date (moved, held
+  by the gap, caught up) is written with the ``reminder_overdue_gentle`` template ("due on
+  …, still unpaid"), never "due today" on another day; its step, key and tone stay its own.
 - Minimum gap: counted in days between contact *days* of the customer. Several invoices
   whose steps fall due the same day all go out that day (one message each, or one
   statement when grouping is on), so one invoice's reminder never starves the others:
@@ -104,7 +106,14 @@ Decisions where the issue is silent:
   after the last instalment's late reminder). Nothing happens to a paused invoice. When
   a pause ends, the next step (not the newest) goes out on the resume day and later
   steps keep their spacing (a later pause moves them from there; a step counted from the
-  previous one, or a repeat, counts from the day that one went out). A promise is broken
+  previous one, or a repeat, counts from the day that one went out). The steps whose own
+  day is on or before the due date (before due, due today) are not carried along: when
+  the pause ends after the due date, those it held are passed over as catch-up passes
+  over missed steps (nothing is recorded for them), and the first held step whose own
+  day is after the due date goes out on the resume day — or on its own day, moving
+  nothing, when that is later; the last step is never passed over. When the pause ends
+  by the due date, a held before-due step goes out on the resume day and moves nothing.
+  A promise is broken
   when its invoices still owe more than ``open_balance_when_made − amount`` (or anything,
   without that figure): the owner is alerted once. A payment plan reminds
   ``remind_days_before`` each instalment and, when missed, ``remind_days_after`` it (plus

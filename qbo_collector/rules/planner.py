@@ -519,19 +519,30 @@ def _first_not_done_before(compiled: _Compiled, done: dict[tuple[int, int], dt.d
 
 def _slot_days(compiled: _Compiled, txn_date: dt.date | None, due: dt.date,
                done: dict[tuple[int, int], dt.date], floors: Sequence[tuple[int, dt.date]]) -> tuple[_Slot, ...]:
-    """Each slot's day; ``floors`` (position, resume day): that slot goes out no earlier than the resume day.
+    """Each slot's day; ``floors`` (position, resume day): from that slot on, the steps a pause held back.
 
-    When a floor moves a slot, the later ones keep their spacing: a day counted from the
-    due date, the invoice date or an earlier step's day moves as much; a day counted from
-    a step done after the resume (it went out on the moved day) is not moved again.
+    A step whose own day is on or before the due date (before due, due today) says something
+    about that date, so a pause does not carry it along: when the pause ends after the due
+    date it is passed over (superseded, as catch-up passes over older steps: it takes the day
+    of the step that goes out instead, which is sent, not it); when it ends by the due date it
+    goes out no earlier than the resume day and moves nothing. The first step held back whose
+    own day is after the due date (else the last step) goes out no earlier than the resume day;
+    when that moves it, the later ones keep their spacing: a day counted from the due date, the
+    invoice date or an earlier step's day moves as much; a day counted from a step done after
+    the resume (it went out on the moved day) is not moved again.
     """
     slots: list[_Slot] = []
+    days: list[dt.date] = []  # each slot's own day, before it is passed over: what later steps count from
+    shifted: list[dt.timedelta] = []  # how far the moves had shifted the schedule at each slot
     moves: list[tuple[dt.date, dt.timedelta]] = []  # (resume day, how far it moved the slots)
+    waiting: list[dt.date] = []  # resume days whose first step after the due date is not reached yet
+    passed: list[int] = []  # positions passed over, until that step is reached
 
     def moved(since: dt.date | None = None) -> dt.timedelta:
         return sum((by for resume, by in moves if since is None or resume > since), dt.timedelta())
 
     last = len(compiled.steps) - 1
+    end = len(compiled.order) - 1
     for pos, (step, repeat) in enumerate(compiled.order):
         anchor, offset = compiled.steps[step] if repeat == 0 else ("repeat", compiled.repeats[repeat - 1])
         if anchor == "due_date":
@@ -541,13 +552,27 @@ def _slot_days(compiled: _Compiled, txn_date: dt.date | None, due: dt.date,
         else:  # counted from the step before, or for a repeat from the last step
             base = step - 1 if anchor == "previous_step" else last  # the policy refuses a first step counted from a previous one
             done_on = done.get((base, 0))
-            day = slots[base].day + offset if done_on is None else done_on + offset + moved(done_on)
-        if slots and day < slots[-1].day:
-            day = slots[-1].day
-        for at, resume in floors:
-            if at == pos and day < resume:
-                moves.append((resume, resume - day))
-                day = resume
+            day = (days[base] + offset + moved() - shifted[base] if done_on is None
+                   else done_on + offset + moved(done_on))
+        if days and day < days[-1]:
+            day = days[-1]
+        waiting.extend(resume for at, resume in floors if at == pos)
+        if waiting and day <= due and pos < end:  # tied to the due date: not carried along
+            if max(waiting) > due:
+                passed.append(pos)
+            else:
+                day = max(day, *waiting)
+        elif waiting:
+            for resume in waiting:
+                if day < resume:
+                    moves.append((resume, resume - day))
+                    day = resume
+            waiting.clear()
+            for at in passed:
+                slots[at] = slots[at]._replace(day=day)
+            passed.clear()
+        days.append(day)
+        shifted.append(moved())
         slots.append(_Slot(step, repeat, day))
     return tuple(slots)
 
@@ -1190,15 +1215,28 @@ def _step_actions(inp: _Inputs, step: policy_mod.Step, refs: tuple[actions.StepR
     return out
 
 
+_BY_THE_DUE_DATE = ("reminder_before_due", "reminder_due_today")  # templates that speak of the due date as to come
+
+
+def _wording(template: str, due: dt.date, today: dt.date) -> str:
+    """The template a step's message is written with on ``today``: a "before due" or "due today"
+    step that goes out after the due date (moved off a weekend or a holiday, held by the minimum gap,
+    the only step left after a pause) would tell the customer the invoice is due today, or on a day
+    gone by; it is sent in the words of the first overdue reminder, which says when it was due."""
+    return "reminder_overdue_gentle" if template in _BY_THE_DUE_DATE and today > due else template
+
+
 def _remind(inp: _Inputs, p: _Pending, today: dt.date) -> list[actions.Action]:
     step = inp.policy.steps[p.slot.step]
     ref = actions.StepRef(invoice_id=p.invoice.id, step=p.slot.step, repeat=p.slot.repeat)
     late = (today - p.due).days
     when = f"{-late} days before" if late < 0 else ("on" if late == 0 else f"{late} days after")
     repeat = f" (repeat {p.slot.repeat})" if p.slot.repeat else ""
+    template = _wording(step.template, p.due, today)
+    worded = f" (in the words of '{template}': it goes out after the due date)" if template != step.template else ""
     what = (f"Step {p.slot.step + 1}{repeat} '{step.template}' for {_invoice_label(p.invoice)} of "
-            f"{inp.customer.display_name}, {when} its due date {p.due}{p.due_note}")
-    message = dict(step=p.slot.step, repeat=p.slot.repeat, template_key=step.template, tone=step.tone,
+            f"{inp.customer.display_name}, {when} its due date {p.due}{p.due_note}{worded}")
+    message = dict(step=p.slot.step, repeat=p.slot.repeat, template_key=template, tone=step.tone,
                    language=inp.customer.language,
                    discount=discount_offer(p.invoice, inp.policy, p.due, today))
     return _step_actions(inp, step, (ref,), (p.invoice.id,), today, what, message,

@@ -120,7 +120,8 @@ PAYMENT_PLAN = rules.PaymentPlan(id="p1", agreed_on=D(2026, 4, 2), instalments=(
                      [("r1:statement:c1:510a6c2de36695d2:email", ("a", "b"))], True,
                      id="a statement still lists the invoice left out"),
         pytest.param(FRIENDLY, (PROMISE,), D(2026, 4, 20), {"a"},
-                     [("r1:alert:c1:promise-broken:2026-04-02:2026-04-15", ("a", "b")), ("r1:reminder:a:step1:email", ("a",))],
+                     [("r1:alert:c1:promise-broken:2026-04-02:2026-04-15", ("a", "b")),
+                      ("r1:reminder:a:step2:email", ("a",))],  # the first overdue step: "due today" is long past
                      True, id="a promise is judged broken on the balance of every invoice, the one left out included"),
         pytest.param(FRIENDLY, (PAYMENT_PLAN,), D(2026, 4, 27), set(), [("r1:plan:p1:inst0:before:email", ("a", "b"))], True,
                      id="payment-plan reminders are the customer's: they go out with no invoice focused"),

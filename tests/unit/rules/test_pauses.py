@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from qbo_collector import rules
-from tests.unit.rules.conftest import D, customer, invoice, money, policy, reminders, simulate
+from tests.unit.rules.conftest import D, company, customer, invoice, money, policy, reminders, simulate
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
 STEPS = [
@@ -246,3 +246,87 @@ def test_a_plan_or_promise_closed_by_a_person_keeps_the_days_it_held(kind: str) 
     assert after[:1] == [(D(2026, 6, 15), "send_reminder", "reminder_overdue_firm")]  # the next step, not the last
     row.resolved_on = row.start_on  # closed the day it was made: it held nothing
     assert snapshot.pause_record(row, "USD") is None
+
+
+# The Friendly preset, every day a send day and no gap: before due 29 March, due today 1 April,
+# gentle 8 April, firm 22 April, final 16 May (then every 30 days, twice), a call 7 days after.
+FRIENDLY = policy("friendly", send_window=EVERY_DAY, min_gap_days=0)
+FRIENDLY_NO_PAUSE = [(D(2026, 3, 29), "reminder_before_due"), (D(2026, 4, 1), "reminder_due_today"),
+                     (D(2026, 4, 8), "reminder_overdue_gentle"), (D(2026, 4, 22), "reminder_overdue_firm"),
+                     (D(2026, 5, 16), "reminder_final")]
+
+
+def spanning(pauses: list[rules.Pause], pol: rules.Policy = FRIENDLY) -> list[tuple[dt.date, str, str]]:
+    sent = simulate(start=D(2026, 3, 15), days=90, invoices=[invoice()], pol=pol, pauses=pauses, cust=EMAIL)
+    return [(a.on, a.kind, getattr(a, "template_key", None) or getattr(a, "topic", None) or getattr(a, "task", ""))
+            for a in sent]
+
+
+@pytest.mark.parametrize(
+    ("pauses", "expected"),
+    [
+        pytest.param([], [(d, "send_reminder", t) for d, t in FRIENDLY_NO_PAUSE], id="without a pause"),
+        pytest.param(
+            [rules.Dispute(opened_on=D(2026, 3, 20), resolved_on=D(2026, 5, 1))],
+            [(D(2026, 5, 1), "send_reminder", "reminder_overdue_gentle"),  # before due and due today passed over
+             (D(2026, 5, 15), "send_reminder", "reminder_overdue_firm"),   # 14 days after it, as planned
+             (D(2026, 6, 8), "send_reminder", "reminder_final")],
+            id="dispute opened before the due date, resolved after it: the first overdue step on the day it ends"),
+        pytest.param(
+            [rules.Promise(made_on=D(2026, 3, 25), until=D(2026, 4, 20), amount=money(1000))],
+            [(D(2026, 4, 22), "alert_owner", "promise_broken"),
+             (D(2026, 4, 22), "send_reminder", "reminder_overdue_gentle"),
+             (D(2026, 5, 6), "send_reminder", "reminder_overdue_firm"), (D(2026, 5, 30), "send_reminder", "reminder_final")],
+            id="promise made before the due date and broken after it"),
+        pytest.param(
+            [rules.ManualPause(start=D(2026, 3, 27), resume_on=D(2026, 4, 15))],
+            [(D(2026, 4, 15), "send_reminder", "reminder_overdue_gentle"),
+             (D(2026, 4, 29), "send_reminder", "reminder_overdue_firm"), (D(2026, 5, 23), "send_reminder", "reminder_final")],
+            id="manual pause from before the due date to after it"),
+        pytest.param(
+            [rules.PaymentPlan(id="p1", agreed_on=D(2026, 3, 25),
+                               instalments=(rules.Instalment(due_on=D(2026, 4, 10), amount=money(1000)),))],
+            [(D(2026, 4, 7), "send_reminder", "reminder_before_due"),  # the instalment's own reminders
+             (D(2026, 4, 11), "alert_owner", "instalment_missed"), (D(2026, 4, 11), "send_reminder", "reminder_overdue_gentle"),
+             (D(2026, 4, 12), "send_reminder", "reminder_overdue_gentle"),  # the plan is over: the invoice's first overdue step
+             (D(2026, 4, 26), "send_reminder", "reminder_overdue_firm"), (D(2026, 5, 20), "send_reminder", "reminder_final")],
+            id="payment plan agreed before the due date, its last instalment missed after it"),
+        pytest.param(
+            [rules.ManualPause(start=D(2026, 3, 30), resume_on=D(2026, 4, 3))],
+            [(D(2026, 3, 29), "send_reminder", "reminder_before_due"), *[
+                (d, "send_reminder", t) for d, t in FRIENDLY_NO_PAUSE[2:]]],
+            id="a pause over the due date that ends before the next step: due today passed over, nothing moves"),
+        pytest.param(
+            [rules.ManualPause(start=D(2026, 3, 20), resume_on=D(2026, 3, 30))],
+            [(D(2026, 3, 30), "send_reminder", "reminder_before_due"), *[
+                (d, "send_reminder", t) for d, t in FRIENDLY_NO_PAUSE[1:]]],
+            id="a pause that ends before the due date: before due on the resume day, due today on the due date"),
+        pytest.param(
+            [rules.ManualPause(start=D(2026, 3, 20), resume_on=D(2026, 4, 1))],
+            [(d, "send_reminder", t) for d, t in FRIENDLY_NO_PAUSE[1:]],
+            id="a pause that ends on the due date: due today goes out that day"),
+    ],
+)
+def test_a_pause_over_the_due_date_does_not_send_the_before_due_steps_late(
+        pauses: list[rules.Pause], expected: list[tuple[dt.date, str, str]]) -> None:
+    """Found in an audit: after a pause that began before the due date and ended after it, "due on
+    1 April" and "due today" went out in May, and every later step slipped as far. The steps of the due
+    date are passed over, as catch-up passes over missed steps; the first overdue step takes the resume day."""
+    assert spanning(pauses) == expected
+
+
+def test_a_pause_over_the_due_date_with_no_overdue_step_sends_the_last_one_when_it_ends() -> None:
+    """The last step is never passed over (the escalation waits for it): it goes out on the resume day,
+    in overdue words."""
+    pol = policy("friendly", steps=FRIENDLY.model_dump(mode="json")["steps"][:2], repeat_last=None,
+                 send_window=EVERY_DAY, min_gap_days=0)
+    got = spanning([rules.Dispute(opened_on=D(2026, 3, 20), resolved_on=D(2026, 4, 10))], pol)
+    assert got == [(D(2026, 4, 10), "send_reminder", "reminder_overdue_gentle"), (D(2026, 4, 17), "create_task", "call"),
+                   (D(2026, 5, 17), "create_task", "handoff")]
+
+
+def test_the_next_action_date_after_a_pause_over_the_due_date_is_the_first_overdue_step() -> None:
+    dispute = rules.Dispute(opened_on=D(2026, 3, 20), resolved_on=D(2026, 4, 3))
+    got = rules.next_action_date(company=company(), invoice=invoice(), customer=EMAIL, policy=FRIENDLY,
+                                 pauses=(dispute,), today=D(2026, 3, 25))
+    assert got == D(2026, 4, 8)

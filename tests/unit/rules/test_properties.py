@@ -56,17 +56,25 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
                                 sent_on=draw(st.one_of(st.none(), st.integers(-40, 40).map(
                                     lambda d: START + dt.timedelta(days=d))))))
     pauses: list[rules.Pause] = []
-    for _ in range(draw(st.integers(0, 2))):
-        start = START + dt.timedelta(days=draw(st.integers(0, DAYS)))
+    for n in range(draw(st.integers(0, 2))):
+        held = draw(st.integers(0, len(invoices) - 1))
+        ids = frozenset({f"i{held}"})
+        due = rules.effective_due_date(invoices[held])[0] or START
+        if draw(st.booleans()):  # a few days before the invoice's due date, often ending after it
+            start = max(START, due - dt.timedelta(days=draw(st.integers(1, 10))))
+        else:
+            start = START + dt.timedelta(days=draw(st.integers(0, DAYS)))
         length = dt.timedelta(days=draw(st.integers(1, 20)))
-        ids = frozenset({f"i{draw(st.integers(0, len(invoices) - 1))}"})
-        kind = draw(st.sampled_from(["promise", "dispute", "dispute_open", "manual"]))
+        kind = draw(st.sampled_from(["promise", "dispute", "dispute_open", "manual", "plan"]))
         if kind == "promise":
             pauses.append(rules.Promise(made_on=start, until=start + length, amount=money(10, currency), invoice_ids=ids))
         elif kind == "dispute":
             pauses.append(rules.Dispute(opened_on=start, resolved_on=start + length, invoice_ids=ids))
         elif kind == "dispute_open":
             pauses.append(rules.Dispute(opened_on=start, invoice_ids=ids))
+        elif kind == "plan":
+            pauses.append(rules.PaymentPlan(id=f"p{n}", agreed_on=start, invoice_ids=ids, instalments=(
+                rules.Instalment(due_on=start + length, amount=money(invoices[held].balance.amount, currency)),)))
         else:
             pauses.append(rules.ManualPause(start=start, resume_on=start + length, invoice_ids=ids))
     credit = draw(st.sampled_from([None, None, Decimal(50), Decimal(1000), Decimal("13345.67")]))
@@ -166,7 +174,9 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
                                    and a.on >= a.paid_on), f"action for a {inv.status} invoice with balance {inv.balance}: {a}"
             if not (isinstance(a, rules.AlertOwner) and a.topic == "promise_broken"):
                 covering = [p for p in sc["pauses"] if model.covers(p, inv_id)]  # type: ignore[attr-defined]
-                assert rules.planner._paused_on(covering, pol, a.on) is None, f"action on a paused day: {a}"
+                # a payment plan's own reminders and alerts go out while it holds
+                holding = [p for p in covering if ":plan:" not in a.dedupe_key or not isinstance(p, rules.PaymentPlan)]
+                assert rules.planner._paused_on(holding, pol, a.on) is None, f"action on a paused day: {a}"
                 if pol.skip_unsent_invoices and not inv.sent and inv_id in _acted_on(a):
                     # only a promise, dispute or plan says the customer knows an invoice never sent
                     assert any(not isinstance(p, rules.ManualPause) for p in covering), f"action on an unsent invoice: {a}"
@@ -176,6 +186,10 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
                 assert inv_id not in settled or inv_id not in _acted_on(a), f"action on an invoice credit settles: {a}"
             if isinstance(a, rules.ChargeFee) and pol.skip_unsent_invoices and inv.sent_on is not None:
                 assert a.on >= inv.sent_on, f"fee before the invoice was sent: {a}"
+            if isinstance(a, rules.SendReminder) and a.step is not None and a.template_key in (
+                    "reminder_before_due", "reminder_due_today"):  # a step's message: not a payment plan's
+                due = rules.effective_due_date(inv)[0]
+                assert due is not None and a.on <= due, f"a message saying the invoice is not yet late, after {due}: {a}"
     fees: dict[str, list[rules.ChargeFee]] = {}
     for a in actions:
         if isinstance(a, rules.ChargeFee):

@@ -114,6 +114,29 @@ def test_holiday_on_the_due_date(country: str, tz: str, due: dt.date, sent_on: d
     assert [a.on for a in sent] == [sent_on]
 
 
+@pytest.mark.parametrize(
+    ("due", "offset", "template", "sent"),
+    [
+        pytest.param(D(2026, 4, 1), 0, "reminder_due_today", (D(2026, 4, 1), "reminder_due_today"),
+                     id="due today on a Wednesday: due today"),
+        pytest.param(D(2026, 4, 4), 0, "reminder_due_today", (D(2026, 4, 6), "reminder_overdue_gentle"),
+                     id="due on a Saturday: Monday's message says when it was due, not that it is due today"),
+        pytest.param(D(2026, 4, 4), 0, "reminder_before_due", (D(2026, 4, 6), "reminder_overdue_gentle"),
+                     id="a before-due step on the due date, a Saturday: Monday's message says when it was due"),
+        pytest.param(D(2026, 4, 6), -2, "reminder_before_due", (D(2026, 4, 6), "reminder_before_due"),
+                     id="a before-due step moved onto the due date (Saturday 4 to Monday 6) keeps its words"),
+    ],
+)
+def test_a_step_of_the_due_date_that_goes_out_after_it_is_sent_in_overdue_words(
+        due: dt.date, offset: int, template: str, sent: tuple[dt.date, str]) -> None:
+    """Found in an audit: a due-today step moved off a weekend told the customer on Monday that the
+    invoice "is due today". It goes out in the words of the first overdue reminder (due on …, still unpaid)."""
+    pol = policy(steps=[{"offset_days": offset, "template": template}], min_gap_days=0)
+    got = simulate(start=due - dt.timedelta(days=3), days=10, invoices=[invoice(due_date=due)], pol=pol,
+                   cust=customer(has_phone=False))
+    assert [(a.on, a.template_key, a.step) for a in got] == [(*sent, 0)]  # type: ignore[attr-defined]
+
+
 def test_skip_holidays_off_sends_on_the_holiday() -> None:
     pol = policy(steps=[{"offset_days": 0, "template": "reminder_due_today"}],
                  send_window={"hour": 9, "skip_holidays": False})

@@ -39,7 +39,8 @@ EMAIL_ONLY = customer(has_phone=False)
                      [(D(2026, 4, 10), "reminder_overdue_gentle")],
                      id="after days off only the newest due step is sent, never a burst"),
         pytest.param(simple(), invoice(), [D(2026, 4, 1)], D(2026, 3, 1),
-                     [(D(2026, 3, 29), "reminder_before_due"), (D(2026, 4, 2), "reminder_due_today"),
+                     [(D(2026, 3, 29), "reminder_before_due"),
+                      (D(2026, 4, 2), "reminder_overdue_gentle"),  # the due-today step, a day late: overdue words
                       (D(2026, 4, 8), "reminder_overdue_gentle")],
                      id="a step due on a missed day goes out on the next run"),
         pytest.param(simple(), invoice(due_date=None, term_due_days=30), (), D(2026, 3, 1),
@@ -59,14 +60,15 @@ EMAIL_ONLY = customer(has_phone=False)
         pytest.param(simple(steps=[{"offset_days": 0, "template": "reminder_due_today"},
                                    {"offset_days": 5, "anchor": "previous_step", "template": "reminder_overdue_gentle"}]),
                      invoice(), [D(2026, 4, 1), D(2026, 4, 2), D(2026, 4, 3)], D(2026, 3, 1),
-                     [(D(2026, 4, 4), "reminder_due_today"), (D(2026, 4, 9), "reminder_overdue_gentle")],
+                     [(D(2026, 4, 4), "reminder_overdue_gentle"),  # the due-today step, after the due date
+                      (D(2026, 4, 9), "reminder_overdue_gentle")],
                      id="a step counted from the previous one counts from when that one went out"),
         pytest.param(simple(steps=[{"offset_days": 14, "anchor": "invoice_date", "template": "reminder_before_due"}]),
                      invoice(), (), D(2026, 3, 1), [(D(2026, 3, 16), "reminder_before_due")],
                      id="a step counted from the invoice date"),
         pytest.param(simple(steps=[{"offset_days": 40, "anchor": "invoice_date", "template": "reminder_before_due"},
                                    {"offset_days": 0, "template": "reminder_due_today"}]),
-                     invoice(), (), D(2026, 3, 1), [(D(2026, 4, 11), "reminder_due_today")],
+                     invoice(), (), D(2026, 3, 1), [(D(2026, 4, 11), "reminder_overdue_gentle")],  # the due-today step
                      id="a step never comes before the step above it"),
     ],
 )
@@ -262,7 +264,7 @@ def test_friendly_preset_calendar_on_business_days() -> None:
     sent = simulate(start=D(2026, 3, 1), days=200, cust=EMAIL_ONLY)
     assert [(a.on, a.kind, getattr(a, "template_key", getattr(a, "task", None))) for a in sent] == [
         (D(2026, 3, 30), "send_reminder", "reminder_before_due"),    # Sun 29 → Mon 30
-        (D(2026, 4, 2), "send_reminder", "reminder_due_today"),      # 3-day gap after Mon
+        (D(2026, 4, 2), "send_reminder", "reminder_overdue_gentle"), # due today, 3-day gap after Mon: it is late
         (D(2026, 4, 8), "send_reminder", "reminder_overdue_gentle"),
         (D(2026, 4, 22), "send_reminder", "reminder_overdue_firm"),
         (D(2026, 5, 18), "send_reminder", "reminder_final"),         # Sat 16 → Mon 18
