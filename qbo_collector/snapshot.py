@@ -853,7 +853,7 @@ def candidate_customers(s: Session, company: models.Company, *, today: dt.date,
     return found
 
 
-PLAN_INPUTS_VERSION = 5  # bump when the planner or what it reads changes: every company is planned in full again
+PLAN_INPUTS_VERSION = 6  # bump when the planner or what it reads changes: every company is planned in full again
 
 
 def plan_fingerprint(s: Session, company: models.Company) -> str:

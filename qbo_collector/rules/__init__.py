@@ -77,7 +77,9 @@ Decisions where the issue is silent:
   under their own key, within the caps. The fee start is the day after due + grace.
   flat / percent fees are charged at the start of each period; interest is billed at
   each period's end for that period's days on the balance at billing time
-  (simple, actual/365). The indemnity is charged once, on the first fee day.
+  (simple, actual/365). The indemnity is charged once, on the first fee day. A percent or
+  interest is taken on the balance without fee lines, less the part of the customer's unused
+  credit that pays the invoice (``ChargeFee.credit``): the customer owes no more than that.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
   itself. The days of the last, unfinished period before the payment are not billed

@@ -94,8 +94,9 @@ class ChargeFee(Action):
     """Post a late fee for one invoice and one period.
 
     ``fee_kind``: flat, percent, interest or indemnity. ``period`` is the period's first
-    day (ISO) or "once". ``basis`` is the balance it was computed on; for interest,
-    ``days`` and ``annual_percent`` say how.
+    day (ISO) or "once". ``basis`` is the balance it was computed on: the invoice's balance
+    without its fee lines, less ``credit``, the part of the customer's unused credit that pays
+    it (None: none does); for interest, ``days`` and ``annual_percent`` say how.
     """
 
     kind: ClassVar[str] = "charge_fee"
@@ -108,6 +109,7 @@ class ChargeFee(Action):
     basis: money.Money
     days: int | None = None
     annual_percent: Decimal | None = None
+    credit: money.Money | None = None
 
     @property
     def invoice_ids(self) -> tuple[str, ...]:

@@ -775,17 +775,27 @@ def _from(period: _FeePeriod, fees_from: dt.date | None) -> _FeePeriod:
 
 
 def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Invoice,
-                policy: policy_mod.Policy) -> tuple[money.Money, Decimal | None]:
+                policy: policy_mod.Policy, credit: Decimal = Decimal(0)) -> tuple[money.Money, Decimal | None]:
+    """``credit``: the part of the customer's unused credit that pays this invoice (``_Inputs.partial``)."""
     currency = invoice.balance.currency
     if period.kind in ("flat", "indemnity"):
         amount = rule.amount.get(currency)
         return (money.Money(amount, currency) if amount is not None else money.Money.zero(currency)), None
     assert rule.percent is not None
+    base = _net_of(invoice.principal_left, credit)
     if period.kind == "percent":
-        return invoice.principal_left.mul(rule.percent / 100), None
+        return base.mul(rule.percent / 100), None
     annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
     # Simple interest, actual/365, on the balance at billing time (never on fees).
-    return invoice.principal_left.mul(annual * (period.days or 0) / Decimal(36500)), annual
+    return base.mul(annual * (period.days or 0) / Decimal(36500)), annual
+
+
+def _net_of(balance: money.Money, credit: Decimal) -> money.Money:
+    """``balance`` less ``credit``, never below zero."""
+    if not credit:
+        return balance
+    left = balance.amount - credit
+    return money.Money(left, balance.currency) if left > 0 else money.Money.zero(balance.currency)
 
 
 def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
@@ -838,11 +848,12 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     if fees.max_percent_of_principal is not None:
         limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
     out: list[_Fee] = []
+    credit = inp.partial.get(invoice.id, Decimal(0))
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
             break
         period = _from(period, fees_from)
-        amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy)  # type: ignore[arg-type]
+        amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy, credit)  # type: ignore[arg-type]
         amount = amount.rounded()
         if limits:
             room = min(limits) - total
@@ -1119,13 +1130,19 @@ def _statement(inp: _Inputs, pending: list[_Pending], listed: list[model.Invoice
 def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
             today: dt.date) -> list[actions.Action]:
     out: list[actions.Action] = []
+    part = inp.partial.get(invoice.id, Decimal(0))
+    # what a percent or interest is taken on: the balance without fee lines, less the unused credit that pays part of it
+    basis = _net_of(invoice.principal_left, part).rounded()
+    credit = money.Money(part, invoice.currency).rounded() if part else None
+    overdue = f"the overdue balance {basis}" + (
+        "" if credit is None else
+        f" ({invoice.principal_left.rounded()} less {credit} of the customer's unused credit that pays part of it)")
     for fee in _due_fees(inp, invoice, due, pauses, today):
         p = fee.period
         if p.kind == "interest":
-            why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
-                   f"{invoice.principal_left.rounded()}")
+            why = f"{fee.annual}% a year for {p.days} days from {p.period} on {overdue}"
         elif p.kind == "percent":
-            why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.principal_left.rounded()}"  # type: ignore[union-attr]
+            why = f"{inp.policy.fee_rule('percent').percent}% of {overdue}"  # type: ignore[union-attr]
         elif p.kind == "indemnity":
             why = "the fixed recovery indemnity, once per invoice"
         else:
@@ -1134,7 +1151,7 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
             realm=inp.company.realm, customer_id=inp.customer.id,
             dedupe_key=fee_key(invoice.realm, invoice.id, p.kind, p.period),
             due_at=inp.company_at(today), on=today, invoice_id=invoice.id, amount=fee.amount, fee_kind=p.kind,  # type: ignore[arg-type]
-            period=p.period, basis=invoice.principal_left.rounded(), days=p.days, annual_percent=fee.annual,
+            period=p.period, basis=basis, credit=credit, days=p.days, annual_percent=fee.annual,
             reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
     return out
 
