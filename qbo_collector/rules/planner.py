@@ -813,13 +813,15 @@ class _Fee:
 
 
 def _fees_from(inp: _Inputs, invoice: model.Invoice) -> dt.date | None:
-    """The first day a fee may be charged for ``invoice``: the company's (no back-charging) and, when
-    the policy leaves unsent invoices alone, not before the day QuickBooks emailed it — a customer is
-    not late on an invoice it never had."""
-    start = inp.company.fees_from
+    """The first day a fee may be charged for ``invoice``, the latest of: the company's (no back-charging),
+    the customer's (given another policy, taken back from exclusion, its waiver lifted), the policy's (its
+    fee periods moved, or it began to charge them) and, when the policy leaves unsent invoices alone, the
+    day QuickBooks emailed it — a customer is not late on an invoice it never had. Fees are charged only
+    for periods from the day the rules the invoice bears now began to apply to it."""
+    days = [d for d in (inp.company.fees_from, inp.customer.fees_from, inp.policy.late_fees.fees_from) if d is not None]
     if inp.policy.skip_unsent_invoices and invoice.sent_on is not None:
-        start = invoice.sent_on if start is None else max(start, invoice.sent_on)
-    return start
+        days.append(invoice.sent_on)
+    return max(days, default=None)
 
 
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
