@@ -11,8 +11,8 @@ the record the planner reads (a ``Pause`` row or a flag on the customer / invoic
     payment_plan(s, company, customer_id, instalments="2026-12-01 500\n…", invoice_ids=(), note="", on=, user_id=None)
     pause(s, company, customer_id, until=, note="", on=, user_id=None)
     resume(s, company, customer_id, on=, user_id=None)                   # lifts every manual pause
-    exclude(s, company, customer_id, excluded=True, note="", on=, user_id=None)
-    assign_policy(s, company, customer_id, policy_name, on=, user_id=None)
+    exclude(s, company, customer_id, excluded=True, note="", on=, user_id=None)  # taken back: fees restart on ``on``
+    assign_policy(s, company, customer_id, policy_name, on=, user_id=None)      # another policy: fees restart on ``on``
     waive_fee(s, company, customer_id, invoice_id=None, fee_outbox_id=None, note="", on=, user_id=None) -> outbox id to void
     log_call(s, company, customer_id, outcome=, note="", on=, user_id=None)
     states(s, company, customer_ids, on) -> {customer_id: ["paused", "promised", …]}
@@ -151,6 +151,14 @@ def _touch(s: Session, company: models.Company, customer: models.Customer) -> No
             models.Invoice.company_id == company.id, models.Invoice.customer_qbo_id == customer.qbo_id,
             models.Invoice.status == models.InvoiceStatus.open)):
         invoice.next_action_on = None
+
+
+def _fees_restart(customer: models.Customer, on: dt.date) -> None:
+    """From ``on``, the customer's invoices bear fees under other rules (another policy, back from an
+    exclusion, a waiver lifted): the periods before it were never under them and are not charged
+    (``rules.Customer.fees_from``), or a customer given a policy with fees would be charged every
+    month since the due date in one run."""
+    customer.fees_from = on if customer.fees_from is None else max(customer.fees_from, on)
 
 
 def _ids(invoices: Sequence[models.Invoice]) -> list[str]:
@@ -336,6 +344,8 @@ def exclude(s: Session, company: models.Company, customer_id: str, *, excluded: 
         raise errors.InvalidInput(N_("This customer is already excluded.") if excluded
                                   else N_("This customer is not excluded."), field="customer")
     customer.excluded = excluded
+    if not excluded:
+        _fees_restart(customer, on)
     text = _note(note)
     _log(s, company, customer, "excluded" if excluded else "included",
          timeline.text("excluded" if excluded else "included"),
@@ -350,6 +360,8 @@ def assign_policy(s: Session, company: models.Company, customer_id: str, policy_
     name = (policy_name or "").strip() or None
     if name is not None and name not in policy_names(company):
         raise errors.InvalidInput(N_("Choose one of the listed policies."), field="policy_name")
+    if name != customer.policy_name:
+        _fees_restart(customer, on)
     customer.policy_name = name
     _log(s, company, customer, "policy.assigned",
          timeline.text("policy.named", name=name) if name else timeline.text("policy.company"), user_id=user_id,
@@ -393,7 +405,9 @@ def waive_fee(s: Session, company: models.Company, customer_id: str, *, invoice_
 
     Sets the flags the planner reads and logs it. For a posted fee, returns the outbox id the
     caller hands to ``dispatch.waive_fee`` (after this transaction commits) to void the fee
-    invoice in QuickBooks; otherwise None.
+    invoice in QuickBooks; otherwise None. Nothing lifts a waiver today; whatever comes to lift the
+    customer's must call ``_fees_restart`` (and one lifting an invoice's, store such a day for the
+    invoice), or the periods it held off would all be charged in the next run.
     """
     customer = _customer(s, company, customer_id)
     text = _note(note)

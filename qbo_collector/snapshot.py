@@ -32,6 +32,10 @@ Decisions where the issue is silent:
   invoices take once the parent's own invoices have theirs (``shared_credits``): a contractor often
   records the client's payment on the client, not on the job. The parent's own invoices come first
   because the money is recorded on it; across its jobs, the oldest due first, as applying it would.
+- Fee start: the company's first fee day (``fees_from``), the customer's own (``Customer.fees_from``,
+  stamped by the case-work functions when it is given another policy or taken back from exclusion)
+  and the policy's (``late_fees.fees_from``, stamped by the policy page when a change moves the fee
+  periods), the latest of them: no fee period before it is charged.
 - Language "en"/"fr" (the customer's, else the company's; anything else reads English).
   Time zone: a customer whose country differs from the company's gets that country's main
   zone, so quiet hours are read where the phone rings.
@@ -771,7 +775,7 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
             excluded=bool(crow.excluded) or not crow.active, fees_waived=bool(crow.fees_waived),
             opted_out=frozenset(opted),
             credits=tuple(Money(a, c) for c, a in sorted((credits.get(cid) or {}).items()) if a > 0),
-            credit_holder=shared.holder(cid))
+            credit_holder=shared.holder(cid), fees_from=crow.fees_from)
         rows = sorted(by_customer[cid], key=lambda r: r.qbo_id)
         # the messages sent to the same address for the parent or a job billed with it count as contacts
         mine = history.get(cid, [])

@@ -153,6 +153,9 @@ class Customer(_Mirrored, Base):
     policy_name: Mapped[str | None] = mapped_column(String(64))
     excluded: Mapped[bool] = mapped_column(Boolean, default=False)
     fees_waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the company-local day its invoices began to bear fees under the rules they bear now (given another
+    # policy, taken back from exclusion, a waiver lifted): no fee period before it is charged (rules.Customer)
+    fees_from: Mapped[date | None]
     email_stopped: Mapped[str | None] = mapped_column(String(64))  # "bounce", "spamreport", "invalid"…
     sms_stopped: Mapped[str | None] = mapped_column(String(64))    # "stop", "21610", "21211"…
     # Set by any change made here (a page, a bounce, a STOP), not by the sync (``synced_at``):

@@ -135,7 +135,8 @@ def rows_for(action: rules.Action, *, customer_name: str, numbers: dict[str, str
                            currency=None, dedupe_key=key, step=action.step, payload=payload, **common)]
     if isinstance(action, rules.ChargeFee):
         payload.update(fee_kind=action.fee_kind, period=action.period, basis=_money_json(action.basis),
-                       days=action.days, annual_percent=str(action.annual_percent) if action.annual_percent else None)
+                       credit=_money_json(action.credit), days=action.days,
+                       annual_percent=str(action.annual_percent) if action.annual_percent else None)
         if action.paid_on is not None:  # the interest up to the day it was paid: the invoice is paid by then
             payload["paid_on"] = action.paid_on.isoformat()
         return [PlannedRow(kind="fee", channel="qbo_fee", template_key=None, amount=action.amount.amount,

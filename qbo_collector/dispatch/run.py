@@ -953,8 +953,11 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
         planned = (payload.get("balances") or {}).get(iid)
         if row.kind == "fee" and (payload.get("basis") or {}).get("amount") is not None:
             # a percent or interest fee is taken on the balance without the fee lines (late_fee_mode "line"):
-            # a fee line this run added to the invoice changes its balance, not what the next fee is taken on
-            planned, balance = payload["basis"]["amount"], Money(
+            # a fee line this run added to the invoice changes its balance, not what the next fee is taken on;
+            # nor on the part of the customer's unused credit that pays it (``credit``), which QuickBooks'
+            # balance still counts
+            credit = Decimal(str((payload.get("credit") or {}).get("amount") or 0))
+            planned, balance = Decimal(str(payload["basis"]["amount"])) + credit, Money(
                 max(balance - streams.fee_lines(current), Decimal(0)), row.currency or "USD").rounded().amount
         if planned is not None and Decimal(str(planned)) != balance:
             return timeline.text("cancel.balance_changed", invoice=label, before=timeline.number(planned),

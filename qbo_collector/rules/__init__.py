@@ -17,6 +17,7 @@ Public API::
     discount_offer(invoice, policy, due, on) -> DiscountOffer | None
     forecast.forecast(invoices, records, today) -> list[InvoiceForecast]
     policy_for(customer.policy_name, excluded=customer.excluded, policies={...}, default="friendly") -> Policy | None
+    policy.with_fee_start(old, new, on) -> new with the day its fee rules apply from (``LateFees.fees_from``)
 
 ``plan`` works one customer at a time (statements need all of a customer's invoices; the
 minimum gap is per customer). The daily run selects the customers having an invoice
@@ -80,7 +81,21 @@ Decisions where the issue is silent:
   flat / percent fees are charged at the start of each period; interest is billed at
   each period's end for that period's days, each day on what was left of the principal
   that day (simple, actual/365): a payment counts from the day after it (``Invoice.payments``;
-  without them, the balance at billing time stands for every day). The indemnity is charged once, on the first fee day.
+  without them, the balance at billing time stands for every day). The indemnity is charged
+  once, on the first fee day. A percent or interest is taken on the balance without fee lines,
+  less the part of the customer's unused credit that pays the invoice (``ChargeFee.credit``):
+  the customer owes no more than that.
+- No back-charging: fees are charged only for periods from the day the rules the invoice bears
+  now began to apply to it — the company's first fee day (``CompanyContext.fees_from``), the
+  customer's (``Customer.fees_from``: given another policy, taken back from exclusion, its
+  waiver lifted) and the policy's (``LateFees.fees_from``: a change that moved the periods or
+  began to charge them, ``policy.with_fee_start``), the latest of them. A period whose charge
+  day came before it is never billed, nor is a one-time fee whose day did; interest straddling
+  it is billed from it (days of an interest period of the old grid not yet billed are lost,
+  never billed twice). Otherwise a customer switched to a policy with fees would be charged
+  every period since the due date in one run, and grace days moved would bill a month twice
+  under another key. A change of rate, amount or cap moves no period and trims nothing:
+  periods missed while the program was off are still charged.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees
   itself. The days of the last, unfinished period are billed once the principal is paid

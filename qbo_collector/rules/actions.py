@@ -94,11 +94,12 @@ class ChargeFee(Action):
     """Post a late fee for one invoice and one period.
 
     ``fee_kind``: flat, percent, interest or indemnity. ``period`` is the period's first
-    day (ISO) or "once". ``basis`` is what was left of the principal when it was planned (what
-    it was computed on, but for interest: that is on the balance of each of its days); for
-    interest, ``days`` and ``annual_percent`` say how. ``paid_on``: the day the principal was
-    paid, for the interest billed because it was (the days up to that one): the invoice is paid
-    by then, and its ``basis`` is nothing.
+    day (ISO) or "once". ``basis`` is what was left of the principal when it was planned, without
+    its fee lines, less ``credit``, the part of the customer's unused credit that pays it (None:
+    none does): what it was computed on, but for interest, which is on the balance of each of its
+    days; for interest, ``days`` and ``annual_percent`` say how. ``paid_on``: the day the principal
+    was paid, for the interest billed because it was (the days up to that one): the invoice is
+    paid by then, and its ``basis`` is nothing.
     """
 
     kind: ClassVar[str] = "charge_fee"
@@ -112,6 +113,7 @@ class ChargeFee(Action):
     days: int | None = None
     annual_percent: Decimal | None = None
     paid_on: dt.date | None = None
+    credit: money.Money | None = None
 
     @property
     def invoice_ids(self) -> tuple[str, ...]:

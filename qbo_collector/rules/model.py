@@ -160,6 +160,10 @@ class Customer:
     first, and an invoice it settles in full is left alone until someone applies it. For a job or
     sub-customer billed with its parent it includes the part of the parent's credit its invoices take
     (``planner.parent_credit_shares``); ``credit_holder`` then names that parent.
+    ``fees_from``: the day the customer's invoices began to bear fees under the rules they bear now — it
+    was given another policy, taken back from exclusion, or had its fee waiver lifted: no fee period
+    that came before it is charged (the periods it was not under these rules are not "missed"). None:
+    no such day.
     """
 
     id: str
@@ -175,6 +179,7 @@ class Customer:
     opted_out: frozenset[str] = frozenset()
     credits: tuple[money.Money, ...] = ()
     credit_holder: str | None = None
+    fees_from: dt.date | None = None
 
 
 @_record

@@ -800,18 +800,20 @@ def _from(period: _FeePeriod, fees_from: dt.date | None) -> _FeePeriod:
 
 
 def _fee_amount(period: _FeePeriod, rule: policy_mod.FeeRule, invoice: model.Invoice,
-                policy: policy_mod.Policy) -> tuple[money.Money, Decimal | None]:
+                policy: policy_mod.Policy, credit: Decimal = Decimal(0)) -> tuple[money.Money, Decimal | None]:
+    """``credit``: the part of the customer's unused credit that pays this invoice (``_Inputs.partial``)."""
     currency = invoice.balance.currency
     if period.kind in ("flat", "indemnity"):
         amount = rule.amount.get(currency)
         return (money.Money(amount, currency) if amount is not None else money.Money.zero(currency)), None
     assert rule.percent is not None
+    base = _net_of(invoice.principal_left, credit)
     if period.kind == "percent":
-        return invoice.principal_left.mul(rule.percent / 100), None
+        return base.mul(rule.percent / 100), None
     annual = rule.percent + (policy.ecb_rate_percent if rule.add_ecb_rate else 0)
-    # Simple interest, actual/365, on what was left of the principal each day of the period (never on fees):
-    # a part paid during it bears interest up to its payment day, not on the rest of the period.
-    owed = sum((left.amount * days for left, days in _interest_days(invoice, period)), Decimal(0))
+    # Simple interest, actual/365, on what was left of the principal each day of the period (never on fees),
+    # less the unused credit that pays it: a part paid during it bears interest up to its payment day only.
+    owed = sum((_net_of(left, credit).amount * days for left, days in _interest_days(invoice, period)), Decimal(0))
     return money.Money(owed, currency).mul(annual / Decimal(36500)), annual
 
 
@@ -859,6 +861,14 @@ def paid_on(invoice: model.Invoice) -> dt.date | None:
     return None
 
 
+def _net_of(balance: money.Money, credit: Decimal) -> money.Money:
+    """``balance`` less ``credit``, never below zero."""
+    if not credit:
+        return balance
+    left = balance.amount - credit
+    return money.Money(left, balance.currency) if left > 0 else money.Money.zero(balance.currency)
+
+
 def _fees_allowed(invoice: model.Invoice, inp: _Inputs) -> bool:
     """Whether ``invoice`` may bear fees at all: not a fee invoice, not waived, a policy with fees, and
     something left of its principal (an invoice whose fee lines are all that is left bears no more)."""
@@ -874,13 +884,15 @@ class _Fee:
 
 
 def _fees_from(inp: _Inputs, invoice: model.Invoice) -> dt.date | None:
-    """The first day a fee may be charged for ``invoice``: the company's (no back-charging) and, when
-    the policy leaves unsent invoices alone, not before the day QuickBooks emailed it — a customer is
-    not late on an invoice it never had."""
-    start = inp.company.fees_from
+    """The first day a fee may be charged for ``invoice``, the latest of: the company's (no back-charging),
+    the customer's (given another policy, taken back from exclusion, its waiver lifted), the policy's (its
+    fee periods moved, or it began to charge them) and, when the policy leaves unsent invoices alone, the
+    day QuickBooks emailed it — a customer is not late on an invoice it never had. Fees are charged only
+    for periods from the day the rules the invoice bears now began to apply to it."""
+    days = [d for d in (inp.company.fees_from, inp.customer.fees_from, inp.policy.late_fees.fees_from) if d is not None]
     if inp.policy.skip_unsent_invoices and invoice.sent_on is not None:
-        start = invoice.sent_on if start is None else max(start, invoice.sent_on)
-    return start
+        days.append(invoice.sent_on)
+    return max(days, default=None)
 
 
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
@@ -910,11 +922,12 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     if fees.max_percent_of_principal is not None:
         limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
     out: list[_Fee] = []
+    credit = inp.partial.get(invoice.id, Decimal(0))
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
             break
         period = _from(period, fees_from)
-        amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy)  # type: ignore[arg-type]
+        amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy, credit)  # type: ignore[arg-type]
         amount = amount.rounded()
         if limits:
             room = min(limits) - total
@@ -1263,17 +1276,29 @@ def _statement(inp: _Inputs, pending: list[_Pending], listed: list[model.Invoice
 def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
             today: dt.date, paid: dt.date | None = None) -> list[actions.Action]:
     out: list[actions.Action] = []
+    part = inp.partial.get(invoice.id, Decimal(0))
+    # what a percent or interest is taken on: the balance without fee lines, less the unused credit that pays part of it
+    basis = _net_of(invoice.principal_left, part).rounded()
+    credit = money.Money(part, invoice.currency).rounded() if part else None
+
+    def overdue(balance: money.Money) -> str:
+        return f"the overdue balance {_net_of(balance, part).rounded()}" + (
+            "" if credit is None else
+            f" ({balance.rounded()} less {credit} of the customer's unused credit that pays part of it)")
+
     for fee in _due_fees(inp, invoice, due, pauses, today, paid):
         p = fee.period
         if p.kind == "interest":
             spans = _interest_days(invoice, p)
-            why = (f"{fee.annual}% a year for {p.days} days from {p.period} on the overdue balance "
-                   + (f"{_interest_basis(invoice, p).rounded()}" if len(spans) < 2 else
-                      "of each day: " + ", then ".join(f"{left.rounded()} for {n} days" for left, n in spans)))
+            why = (f"{fee.annual}% a year for {p.days} days from {p.period} on "
+                   + (overdue(_interest_basis(invoice, p)) if len(spans) < 2 else
+                      "the overdue balance of each day: "
+                      + ", then ".join(f"{_net_of(left, part).rounded()} for {n} days" for left, n in spans)
+                      + ("" if credit is None else f" (less {credit} of the customer's unused credit)")))
             if paid is not None:
                 why += f", up to {paid}, the day it was paid"
         elif p.kind == "percent":
-            why = f"{inp.policy.fee_rule('percent').percent}% of the overdue balance {invoice.principal_left.rounded()}"  # type: ignore[union-attr]
+            why = f"{inp.policy.fee_rule('percent').percent}% of {overdue(invoice.principal_left)}"  # type: ignore[union-attr]
         elif p.kind == "indemnity":
             why = "the fixed recovery indemnity, once per invoice"
         else:
@@ -1282,8 +1307,8 @@ def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence
             realm=inp.company.realm, customer_id=inp.customer.id,
             dedupe_key=fee_key(invoice.realm, invoice.id, p.kind, p.period),
             due_at=inp.company_at(today), on=today, invoice_id=invoice.id, amount=fee.amount, fee_kind=p.kind,  # type: ignore[arg-type]
-            period=p.period, basis=invoice.principal_left.rounded(), days=p.days, annual_percent=fee.annual,
-            paid_on=paid, reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
+            period=p.period, basis=basis, credit=credit, days=p.days, annual_percent=fee.annual, paid_on=paid,
+            reason=f"Late fee {fee.amount} on {_invoice_label(invoice)} (due {due}), period {p.period}: {why}."))
     return out
 
 

@@ -17,7 +17,7 @@ Shape (every field has a default; ``PRESETS`` holds the shipped ones)::
      "late_fees": {"grace_days": 0, "rules": [{"kind": "interest", "percent": "10",
                    "add_ecb_rate": true, "frequency": "monthly"}],
                    "max_count": null, "max_amount": {}, "max_percent_of_principal": null,
-                   "notify_customer": true},
+                   "notify_customer": true, "fees_from": null},             # set by ``with_fee_start``
      "ecb_rate_percent": "2.15",
      "discount_tiers": [{"days_after_invoice": 10, "percent": "2"}],
      "escalation": {"call_task_after_days": 7, "handoff_after_days": 21},
@@ -30,6 +30,7 @@ Step anchors: ``due_date`` (negative offset = before), ``invoice_date``, or
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -156,7 +157,9 @@ class LateFees(_Model):
     """Late fees: rules (at most one per kind), grace days after the due date, and caps per invoice.
 
     ``notify_customer``: once a fee is posted in QuickBooks, the customer gets an email saying so
-    (template ``late_fee_notice``), in the next run.
+    (template ``late_fee_notice``), in the next run. ``fees_from``: the day these rules began to apply
+    as they are (``with_fee_start`` sets it when a change moves the fee periods or lets invoices bear
+    fees they did not): no fee period that came before it is charged. None: no such day.
     """
 
     rules: tuple[FeeRule, ...] = ()
@@ -165,6 +168,7 @@ class LateFees(_Model):
     max_count: int | None = Field(default=None, ge=1)
     max_amount: dict[str, Amount] = {}
     max_percent_of_principal: Percent | None = None
+    fees_from: dt.date | None = None
 
     _max_codes = field_validator("max_amount")(_currency_map)
 
@@ -266,6 +270,50 @@ def field_errors(exc: pydantic.ValidationError) -> dict[str, str]:
         message = err["msg"].removeprefix("Value error, ")
         out.setdefault(path, message)
     return out
+
+
+def with_fee_start(old: Policy, new: Policy, on: dt.date) -> Policy:
+    """``new``, saved over ``old`` on the company-local date ``on``, with the day its fee rules apply from.
+
+    ``on`` when the change starts fees that were not running for invoices already late: the periods
+    move (grace days, a rule's frequency or number of days) or invoices begin to bear a fee (a rule
+    added, an amount for a currency that had none, a rate from zero, a lower minimum balance, unsent
+    invoices no longer left alone). Their periods before ``on`` were never under these rules: charged
+    now, they would pile up in one run, or bill a month a second time under another key. Otherwise
+    ``old``'s day: a new rate, amount or cap moves no period (each keeps its key), so nothing is trimmed
+    and periods missed while the program was off are still charged.
+    """
+    start = on if _starts_fees(old, new) else old.late_fees.fees_from
+    if start == new.late_fees.fees_from:
+        return new
+    return new.model_copy(update={"late_fees": new.late_fees.model_copy(update={"fees_from": start})})
+
+
+def _starts_fees(old: Policy, new: Policy) -> bool:
+    if not new.late_fees.rules:
+        return False
+    if new.late_fees.grace_days != old.late_fees.grace_days:
+        return True
+    if old.skip_unsent_invoices and not new.skip_unsent_invoices:
+        return True
+    if any(c not in new.min_balance or new.min_balance[c] < m for c, m in old.min_balance.items()):
+        return True
+    for rule in new.late_fees.rules:
+        before = old.fee_rule(rule.kind)
+        if before is None or _grid(before) != _grid(rule) or not _charged_in(rule) <= _charged_in(before):
+            return True
+    return False
+
+
+def _grid(rule: FeeRule) -> tuple[str, int | None]:
+    return rule.frequency, rule.every_days if rule.frequency == "every_n_days" else None
+
+
+def _charged_in(rule: FeeRule) -> set[str]:
+    """The currencies the rule charges something in ("*": all)."""
+    if rule.kind in ("flat", "indemnity"):
+        return {c for c, a in rule.amount.items() if a > 0}
+    return {"*"} if (rule.percent or 0) > 0 or (rule.kind == "interest" and rule.add_ecb_rate) else set()
 
 
 def upgrade(data: dict[str, object]) -> dict[str, object]:

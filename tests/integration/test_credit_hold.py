@@ -239,3 +239,22 @@ def test_a_payment_that_pays_part_of_an_invoice_leaves_it_reminded_and_tells_the
         page = browser(env.web.app, env.db, f"owner-{language}@maple.example", realm=realm, language=language).get(
             f"/companies/{realm}/customers/{customer_id}").get_data(as_text=True)
         assert page.count(said) == 1, language
+
+
+def test_a_late_fee_is_taken_on_what_the_unapplied_payment_leaves_and_posted(env) -> None:  # type: ignore[no-untyped-def]
+    """1.5 % of the 300.00 the customer still owes once its 200.00 payment is applied, not of QuickBooks'
+    500.00 balance; the freshness check before posting compares that balance with the basis plus the credit."""
+    sb, realm = env.sb, env.realm
+    customer_id, (invoice,) = _customer_owing(env, -6)  # firm: a fee each month from 5 days after the due date
+    ds.pay_unapplied(env, customer_id, 200)
+    env.sync()
+    summary = env.run()
+    assert summary.ok, summary.problems
+    [fee] = [r for r in _naming(env, invoice["Id"]) if r.kind == "fee"]
+    assert (fee.status.value, fee.amount) == ("sent", Decimal("4.50")), fee.status_reason
+    assert (fee.payload["basis"], fee.payload["credit"]) == ({"amount": "300.00", "currency": "USD"},
+                                                             {"amount": "200.00", "currency": "USD"})
+    assert ("1.5% of the overdue balance 300.00 USD (500.00 USD less 200.00 USD of the customer's unused credit that "
+            "pays part of it)") in fee.reason
+    posted = sb.intuit.get(realm, "Invoice", fee.provider_id)
+    assert float(posted["TotalAmt"]) == 4.5 and posted["CustomerRef"]["value"] == customer_id

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from qbo_collector import rules
+from qbo_collector import clock, rules
 from qbo_collector.db import models
 from tests.integration.test_pages_support import TODAY, browser, frozen_today, owner, pages_app, viewer  # noqa: F401
 from web.pages import forms
@@ -107,6 +108,28 @@ def test_leaving_unsent_invoices_alone_is_a_checkbox_off_by_default(pages_app, o
     del form["skip_unsent_invoices"]
     assert _post_policy(owner, form).status_code == 302
     assert rules.Policy.model_validate(_company(sqlite_db).policy).skip_unsent_invoices is False
+
+
+def test_a_policy_change_that_moves_the_fee_periods_starts_them_on_that_day(pages_app, owner, sqlite_db, monkeypatch):
+    """No back-charging: moving the grace days (or adding a fee) stores the day on the policy, so the next
+    run does not charge the periods before it again under new keys; a new rate moves nothing and keeps it."""
+    def saved(form: MultiDict[str, str]) -> rules.Policy:
+        assert _post_policy(owner, form).status_code == 302
+        return rules.Policy.model_validate(_company(sqlite_db).policy)
+
+    def on(day) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(clock, "now", lambda: dt.datetime(day.year, day.month, day.day, 10, tzinfo=dt.timezone.utc))
+
+    form = _form(owner.get(f"{POLICY}?preset=us_net30").get_data(as_text=True))
+    assert saved(form).late_fees.fees_from == TODAY  # fees where the company's policy charged none
+    on(TODAY + dt.timedelta(days=10))
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    form["fee.percent.percent"] = "2"
+    assert saved(form).late_fees.fees_from == TODAY  # a new rate: every period keeps its key
+    form["late_fees.grace_days"] = "3"
+    assert saved(form).late_fees.fees_from == TODAY + dt.timedelta(days=10)
+    example = owner.get(POLICY).get_data(as_text=True).split('id="example"', 1)[1].split("</aside>", 1)[0]
+    assert example.count("€20.00") == 3  # the example still shows what the policy charges in 90 days
 
 
 def test_the_worked_example_is_computed_by_the_rules_engine(pages_app, owner):

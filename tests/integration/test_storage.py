@@ -161,6 +161,26 @@ def test_the_session_epoch_comes_and_goes_with_its_migration(db):
         assert s.scalar(select(models.User.session_epoch)) == 0
 
 
+def test_the_customer_fee_start_comes_and_goes_with_its_migration(db):
+    """0015: the day a customer began to bear fees under its present rules; customers already there have none."""
+    from datetime import date
+
+    from sqlalchemy import inspect
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("customer")}
+
+    with db.session() as s:
+        c = _company(s)
+        s.add(models.Customer(company_id=c.id, qbo_id="1", display_name="Acme", fees_from=date(2026, 12, 9)))
+    _downgrade(db, "0014")
+    assert "fees_from" not in columns()
+    migrate.upgrade(db)
+    assert "fees_from" in columns()
+    with db.session() as s:
+        assert s.scalar(select(models.Customer.fees_from)) is None
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)

@@ -45,6 +45,8 @@ def policy_save(realm_id: str):  # type: ignore[no-untyped-def]
         parsed, problems = forms.validate(data, rows)
         if parsed is None or request.form.get("do") == "example":
             return _render(company, role, request.form, problems, parsed), (400 if problems else 200)
+        # fee periods that moved, or fees that begin, start today: no back-charging of invoices already late
+        parsed = rules.policy.with_fee_start(current, parsed, today_for(company))
         stored = company.policy if isinstance(company.policy, dict) else {}
         if "default" in stored or "policies" in stored:
             company.policy = {**stored, "default": forms.dump(parsed)}
@@ -99,8 +101,9 @@ def fee_example(company: models.Company, policy: rules.Policy, on: dt.date) -> d
                             doc_number="1001")
     customer = rules.Customer(id="example", display_name="Example", has_email=False)
     try:
-        # the example shows what the policy charges, not this company's first fee day (no back-charging)
+        # the example shows what the policy charges, not this company's or this policy's first fee day
         context = dataclasses.replace(snapshot.company_context(company), fees_from=None)
+        policy = policy.model_copy(update={"late_fees": policy.late_fees.model_copy(update={"fees_from": None})})
         actions = rules.plan(company=context, invoices=[invoice], customer=customer, policy=policy, today=on)
     except errors.QboCollectorError:
         return None

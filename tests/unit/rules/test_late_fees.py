@@ -9,7 +9,7 @@ import pytest
 
 from qbo_collector import rules
 from qbo_collector.money import Money
-from tests.unit.rules.conftest import D, company, customer, invoice, plan, policy, simulate
+from tests.unit.rules.conftest import D, company, customer, invoice, money, plan, policy, simulate
 
 NO_STEPS = dict(steps=[], repeat_last=None, escalation={"call_task_after_days": None, "handoff_after_days": None})
 
@@ -236,3 +236,49 @@ def test_fee_periods_shared_between_plans_are_never_cut_short() -> None:
     read.extend(first)
     assert read == everything
     assert len(everything) == (D(2026, 4, 1) - D(2016, 6, 1)).days + 1
+
+
+OLDER = invoice(id="i0", due_date=D(2026, 3, 1), txn_date=D(2026, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("invoices", "credit", "rule", "expected"),
+    [
+        pytest.param([invoice()], money(600), {**PERCENT_MONTHLY, "frequency": "once"},
+                     ("percent", "6.00", "400.00", "600.00"),
+                     id="percent fee on the balance less the unused credit that pays part of it"),
+        pytest.param([invoice()], money(600), {"kind": "interest", "percent": "12", "frequency": "every_n_days", "every_days": 30},
+                     ("interest", "3.95", "400.00", "600.00"),  # 400 × 12 % × 30/365
+                     id="interest on the balance less the unused credit that pays part of it"),
+        pytest.param([invoice()], money(600), FLAT_ONCE, ("flat", "25.00", "400.00", "600.00"),
+                     id="a flat fee is the same whatever the credit"),
+        pytest.param([OLDER, invoice()], money(1100), {**PERCENT_MONTHLY, "frequency": "once"},
+                     ("percent", "13.50", "900.00", "100.00"),
+                     id="the credit settles the older invoice first and what is left pays part of this one"),
+        pytest.param([invoice(total="1015", balance="1015", fee_lines=money(15))], money(600),
+                     {**PERCENT_MONTHLY, "frequency": "once"}, ("percent", "6.00", "400.00", "600.00"),
+                     id="fee lines aside, the credit pays the principal first"),
+        pytest.param([invoice(total="1015", balance="1015", fee_lines=money(15))], money(1010),
+                     {**PERCENT_MONTHLY, "frequency": "once"}, None,
+                     id="a credit that leaves only fee lines to pay: no percent fee, never a negative basis"),
+        pytest.param([invoice()], money(600, "EUR"), {**PERCENT_MONTHLY, "frequency": "once"},
+                     ("percent", "15.00", "1000.00", None),
+                     id="credit in another currency pays nothing of it"),
+    ],
+)
+def test_fees_on_the_balance_after_unapplied_credit(invoices: list[rules.Invoice], credit: Money,
+                                                    rule: dict[str, object],
+                                                    expected: tuple[str, str, str, str | None] | None) -> None:
+    day = D(2026, 5, 2) if rule["kind"] == "interest" else D(2026, 4, 2)
+    actions = plan(today=day, invoices=invoices, pol=fees_policy([rule]), cust=customer(credits=(credit,)))
+    fees = [(a.fee_kind, str(a.amount.amount), str(a.basis.amount), a.credit and str(a.credit.amount))
+            for a in actions if isinstance(a, rules.ChargeFee) and a.invoice_id == "i1"]
+    assert fees == ([expected] if expected else [])
+
+
+def test_the_fee_reason_names_the_balance_less_the_credit() -> None:
+    actions = plan(today=D(2026, 4, 2), pol=fees_policy([PERCENT_MONTHLY]), cust=customer(credits=(money(600),)))
+    [fee] = [a for a in actions if isinstance(a, rules.ChargeFee)]  # and the owner's alert to apply the credit
+    assert fee.reason == ("Late fee 6.00 USD on invoice i1 (due 2026-04-01), period 2026-04-02: 1.5% of the overdue "  # type: ignore[attr-defined]
+                          "balance 400.00 USD (1000.00 USD less 600.00 USD of the customer's unused credit that pays "
+                          "part of it).")

@@ -31,6 +31,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "max_count": draw(st.one_of(st.none(), st.integers(1, 4))),
         "max_amount": draw(st.sampled_from([{}, {"USD": "30", "EUR": "30", "JPY": "3000"}])),
         "max_percent_of_principal": draw(st.sampled_from([None, "2", "5"])),
+        # the day the policy's fee periods last moved (its rules began to apply as they are)
+        "fees_from": draw(st.one_of(st.none(), st.integers(-30, DAYS).map(lambda d: START + dt.timedelta(days=d)))),
     }
     pol = policy(base, late_fees=late_fees, group_by_customer=draw(st.booleans()),
                  min_gap_days=draw(st.integers(0, 5)), alert_owner_when_late=draw(st.booleans()),
@@ -79,7 +81,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
             pauses.append(rules.ManualPause(start=start, resume_on=start + length, invoice_ids=ids))
     credit = draw(st.sampled_from([None, None, Decimal(50), Decimal(1000), Decimal("13345.67")]))
     cust = customer(has_email=draw(st.booleans()), has_phone=draw(st.booleans()),
-                    credits=(money(credit, currency),) if credit is not None else ())
+                    credits=(money(credit, currency),) if credit is not None else (),
+                    # the day it was given this policy, taken back from exclusion or had its waiver lifted
+                    fees_from=draw(st.one_of(st.none(), st.integers(-30, DAYS).map(
+                        lambda d: START + dt.timedelta(days=d)))))
     return dict(company=company(time_zone=tz, country=ZONES[tz]), customer=cust, policy=pol,
                 invoices=invoices, pauses=pauses)
 
@@ -190,6 +195,11 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
                     "reminder_before_due", "reminder_due_today"):  # a step's message: not a payment plan's
                 due = rules.effective_due_date(inv)[0]
                 assert due is not None and a.on <= due, f"a message saying the invoice is not yet late, after {due}: {a}"
+            starts = [d for d in (sc["customer"].fees_from, pol.late_fees.fees_from) if d is not None]  # type: ignore[attr-defined]
+            if isinstance(a, rules.ChargeFee) and starts:  # no period before the rules it bears began to apply
+                assert a.on >= max(starts), f"fee before the fee rules applied: {a}"
+                if a.period != "once" and a.fee_kind != "interest":
+                    assert dt.date.fromisoformat(a.period) >= max(starts), f"back-charged period: {a}"
     fees: dict[str, list[rules.ChargeFee]] = {}
     for a in actions:
         if isinstance(a, rules.ChargeFee):
