@@ -24,7 +24,7 @@ def _login(running, email: str, password: str = "correct horse battery") -> requ
 
 def _advance(session: requests.Session, running) -> requests.Response:  # type: ignore[no-untyped-def]
     token = CSRF.search(session.get(f"{running.url}/demo", timeout=10).text).group(1)
-    return session.post(f"{running.url}/demo/advance", data={"csrf_token": token}, timeout=60)
+    return session.post(f"{running.url}/demo/advance", data={"csrf_token": token}, timeout=180)  # the day runs every company: slow on a loaded machine
 
 
 def test_demo_serves_a_page_with_companies_connected_through_oauth(tmp_path):
