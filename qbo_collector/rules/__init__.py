@@ -94,7 +94,8 @@ Decisions where the issue is silent:
   it is billed from it (days of an interest period of the old grid not yet billed are lost,
   never billed twice). Otherwise a customer switched to a policy with fees would be charged
   every period since the due date in one run, and grace days moved would bill a month twice
-  under another key. A change of rate, amount or cap moves no period and trims nothing:
+  under another key; a cap raised would charge every period it had held at once. A change of
+  rate or amount, or a lower cap, moves no period and trims nothing:
   periods missed while the program was off are still charged.
 - Interest after the principal is paid: interest already billed is a separate QBO invoice
   (``is_late_fee``), stays owed, is reminded like any invoice and never bears fees

@@ -278,10 +278,11 @@ def with_fee_start(old: Policy, new: Policy, on: dt.date) -> Policy:
     ``on`` when the change starts fees that were not running for invoices already late: the periods
     move (grace days, a rule's frequency or number of days) or invoices begin to bear a fee (a rule
     added, an amount for a currency that had none, a rate from zero, a lower minimum balance, unsent
-    invoices no longer left alone). Their periods before ``on`` were never under these rules: charged
-    now, they would pile up in one run, or bill a month a second time under another key. Otherwise
-    ``old``'s day: a new rate, amount or cap moves no period (each keeps its key), so nothing is trimmed
-    and periods missed while the program was off are still charged.
+    invoices no longer left alone, a cap raised or removed: an invoice that had reached it bore no fee
+    since). Their periods before ``on`` were never under these rules: charged now, they would pile up in
+    one run, or bill a month a second time under another key. Otherwise ``old``'s day: a new rate or
+    amount, or a lower cap, moves no period (each keeps its key), so nothing is trimmed and periods
+    missed while the program was off are still charged.
     """
     start = on if _starts_fees(old, new) else old.late_fees.fees_from
     if start == new.late_fees.fees_from:
@@ -298,11 +299,20 @@ def _starts_fees(old: Policy, new: Policy) -> bool:
         return True
     if any(c not in new.min_balance or new.min_balance[c] < m for c, m in old.min_balance.items()):
         return True
+    if _raised(old.late_fees.max_count, new.late_fees.max_count) or _raised(
+            old.late_fees.max_percent_of_principal, new.late_fees.max_percent_of_principal) or any(
+            _raised(m, new.late_fees.max_amount.get(c)) for c, m in old.late_fees.max_amount.items()):
+        return True
     for rule in new.late_fees.rules:
         before = old.fee_rule(rule.kind)
         if before is None or _grid(before) != _grid(rule) or not _charged_in(rule) <= _charged_in(before):
             return True
     return False
+
+
+def _raised(old: Decimal | int | None, new: Decimal | int | None) -> bool:
+    """Whether a cap was raised or removed (None: no cap)."""
+    return old is not None and (new is None or new > old)
 
 
 def _grid(rule: FeeRule) -> tuple[str, int | None]:

@@ -20,6 +20,7 @@ FIRM = policy("firm", **NO_STEPS)
 US_NET30 = policy("us_net30", **NO_STEPS)
 FRANCE = policy("france_b2b", **NO_STEPS)
 TAKEN_BACK = D(2026, 7, 15)
+CAPPED_AT_2 = policy("us_net30", **NO_STEPS, late_fees={**US_NET30.model_dump(mode="json")["late_fees"], "max_count": 2})
 
 
 def edited(base: rules.Policy, on: dt.date, **late_fees: object) -> rules.Policy:
@@ -103,6 +104,11 @@ def days(start: dt.date, end: dt.date) -> list[dt.date]:
                      [(D(2026, 6, 10), "percent", "20.00", "2026-04-02"), (D(2026, 6, 10), "percent", "20.00", "2026-05-02"),
                       (D(2026, 6, 10), "percent", "20.00", "2026-06-02"), (D(2026, 7, 2), "percent", "20.00", "2026-07-02")],
                      id="a rate changed while the program was off trims nothing: the missed months are charged"),
+        pytest.param((CAPPED_AT_2, customer()), (edited(CAPPED_AT_2, D(2026, 7, 10), max_count=4), customer()),
+                     D(2026, 7, 10), D(2026, 8, 10), None, (),
+                     [(D(2026, 4, 2), "percent", "15.00", "2026-04-02"), (D(2026, 5, 2), "percent", "15.00", "2026-05-02"),
+                      (D(2026, 8, 2), "percent", "15.00", "2026-08-02")],
+                     id="a cap raised: the months the cap held are not charged at once, the next one is"),
         pytest.param((US_NET30, customer()), (US_NET30, customer()), D(2026, 6, 10),
                      D(2026, 7, 10), None, days(D(2026, 4, 1), D(2026, 6, 10)),
                      [(D(2026, 6, 10), "percent", "15.00", "2026-04-02"), (D(2026, 6, 10), "percent", "15.00", "2026-05-02"),
@@ -137,14 +143,20 @@ def test_the_next_action_date_waits_for_the_first_period_after_the_switch() -> N
         pytest.param({"min_balance": {}}, True, id="a lower minimum balance"),
         pytest.param({"skip_unsent_invoices": False}, True, id="unsent invoices no longer left alone"),
         pytest.param({"late_fees.rules.0.percent": "2"}, False, id="a new rate"),
-        pytest.param({"late_fees.max_count": 3, "late_fees.max_amount": {"USD": "100"}}, False, id="caps"),
+        pytest.param({"late_fees.max_count": 3, "late_fees.max_amount": {"USD": "100"}}, False, id="caps lowered too"),
+        pytest.param({"late_fees.max_count": 6}, True, id="a count cap raised"),
+        pytest.param({"late_fees.max_percent_of_principal": None}, True, id="a percent cap removed"),
+        pytest.param({"late_fees.max_amount": {"USD": "300"}}, True, id="an amount cap raised"),
+        pytest.param({"late_fees.max_amount": {}}, True, id="an amount cap removed"),
+        pytest.param({"late_fees.max_count": 2, "late_fees.max_percent_of_principal": "10"}, False, id="caps lowered"),
         pytest.param({"late_fees.notify_customer": False, "min_gap_days": 5}, False, id="notices and steps"),
         pytest.param({"late_fees.rules": []}, False, id="every rule removed"),
     ],
 )
 def test_which_policy_changes_start_the_fees_again(change: dict[str, object], starts: bool) -> None:
     old = policy("us_net30", **NO_STEPS, min_balance={"USD": "50"}, skip_unsent_invoices=True,
-                 late_fees={**US_NET30.model_dump(mode="json")["late_fees"], "fees_from": "2026-03-01"})
+                 late_fees={**US_NET30.model_dump(mode="json")["late_fees"], "fees_from": "2026-03-01",
+                            "max_count": 4, "max_amount": {"USD": "200"}, "max_percent_of_principal": "18"})
     new_data = old.model_dump(mode="json")
     for path, value in change.items():
         *parents, leaf = path.split(".")
