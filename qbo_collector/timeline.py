@@ -116,6 +116,9 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "cancel.deleted": N_("Cancelled: invoice %(invoice)s was deleted in QuickBooks."),
     "cancel.customer_changed": N_("Cancelled: invoice %(invoice)s was moved to another customer in QuickBooks; "
                                   "the next run plans it for that customer."),
+    "cancel.customer_inactive": N_("Cancelled: %(name)s is inactive in QuickBooks, and nothing is sent or charged "
+                                   "to an inactive customer. If the customer is made active again, the next run "
+                                   "plans it again."),
     "cancel.paid": N_("Cancelled: invoice %(invoice)s was paid in QuickBooks before sending."),
     "cancel.voided": N_("Cancelled: invoice %(invoice)s was voided in QuickBooks before sending."),
     "cancel.balance_changed": N_("Cancelled: the balance of invoice %(invoice)s changed in QuickBooks (%(before)s → "

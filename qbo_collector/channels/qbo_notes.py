@@ -23,7 +23,9 @@ trying again with the user's current text.
 Late fees are a separate invoice with the "Late fee" service item (created with an income
 account when missing), referencing the original invoice number in the line description
 and the private note, posted with a deterministic ``requestid`` so that a retry or a crash
-replays the first result instead of charging twice. Optional mode ``line`` adds the fee
+replays the first result instead of charging twice (a post QuickBooks refused for good —
+fault 610, the customer made inactive — leaves nothing under its requestid, and the next attempt
+of the same fee, once the customer is active again, takes a new one). Optional mode ``line`` adds the fee
 as a line of the original invoice instead (idempotent: a line carrying the fee's key is
 never added twice). Waiving a fee voids its invoice (or removes its line).
 
@@ -336,8 +338,13 @@ class QboNotes:
                 "SalesItemLineDetail": detail}
 
     def post_fee(self, *, key: str, customer_id: str, invoice_number: str, amount: Decimal, currency: str,
-                 on: date, description: str, bill_email: str | None = None) -> dict[str, Any]:
-        """Create the fee invoice (idempotent through ``requestid``); returns QBO's Invoice."""
+                 on: date, description: str, bill_email: str | None = None, attempt: int = 0) -> dict[str, Any]:
+        """Create the fee invoice (idempotent through ``requestid``); returns QBO's Invoice.
+
+        ``attempt``: how many earlier posts of ``key`` QuickBooks refused for good (``outbox.refusals``).
+        QuickBooks answers a requestid it has seen with that first answer, a refusal too, so each such
+        attempt gets a requestid of its own; retries of one attempt share it. Raises
+        ``PermanentFailure`` with QuickBooks' code: 610 when the customer was made inactive."""
         line = self._fee_line(amount, description)
         body: dict[str, Any] = {
             "CustomerRef": {"value": customer_id},
@@ -350,7 +357,8 @@ class QboNotes:
         if bill_email:
             body["BillEmail"] = {"Address": bill_email}
         answer = self.client.call("post a late fee", lambda qb: qb.create_object(
-            "Invoice", json.dumps(body, default=_decimal_json), request_id=request_id(key)))
+            "Invoice", json.dumps(body, default=_decimal_json),
+            request_id=request_id(f"{key}#{attempt}" if attempt else key)))
         invoice = answer.get("Invoice") if isinstance(answer, dict) else None
         if not invoice:
             raise errors.PermanentFailure("QuickBooks answered the late-fee invoice without an Invoice.")

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -285,11 +285,28 @@ def fees_held(s: Session, company_id: int) -> FeesHeld | None:
                     since=dt.date.fromisoformat(min(str(h["since"]) for h in same)))
 
 
-def free_key(s: Session, row: models.Outbox) -> None:
-    """Give a cancelled row's dedupe key up, so the same step can be planned again on fresh figures."""
+KEY_KEPT = 220  # the head of a dedupe key a given-up row keeps, before "#cancelled<id>[#refused]"
+REFUSED_MARK = "#refused"
+
+
+def free_key(s: Session, row: models.Outbox, *, refused: bool = False) -> None:
+    """Give a cancelled row's dedupe key up, so the same step can be planned again on fresh figures.
+    ``refused``: QuickBooks refused the row's create for good (``refusals`` counts those)."""
+    mark = REFUSED_MARK if refused else ""
     s.execute(update(models.Outbox).where(models.Outbox.id == row.id)
-              .values(dedupe_key=f"{row.dedupe_key[:230]}#cancelled{row.id}")
+              .values(dedupe_key=f"{row.dedupe_key[:KEY_KEPT]}#cancelled{row.id}{mark}")
               .execution_options(synchronize_session=False))
+
+
+def refusals(s: Session, company_id: int, dedupe_key: str) -> int:
+    """How many earlier rows of ``dedupe_key`` QuickBooks refused to create (given up with ``refused``).
+    QuickBooks answers a ``requestid`` it has seen with its first answer, a refusal too: a fee posted
+    again after one (its customer made active again) needs a requestid of its own, and nothing was
+    created under the refused one."""
+    out = models.Outbox
+    return int(s.scalar(select(func.count()).select_from(out).where(
+        out.company_id == company_id, out.dedupe_key.startswith(f"{dedupe_key[:KEY_KEPT]}#cancelled", autoescape=True),
+        out.dedupe_key.endswith(REFUSED_MARK))) or 0)
 
 
 def activity(s: Session, company_id: int | None, kind: str, message: str | timeline.Text, *,

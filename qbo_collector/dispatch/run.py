@@ -5,9 +5,10 @@
 1. Take the company's ``dispatch`` lease (``leases``): two workers never dispatch one company
    at once, so rows found ``sending`` are a crash's leftovers (``recover_sending``) and
    ``unknown`` rows are reconciled from provider events first.
-2. Read the payments and credit memos changed since the last sync (one CDC call,
+2. Read the payments, credit memos and customers changed since the last sync (one CDC call,
    ``sync.run.catch_up``): money recorded unapplied since then holds the invoices it settles in
-   this run's plan. If that read fails, rows chasing invoices wait (deferred).
+   this run's plan, and a customer made inactive since (what "deleting" one does in QuickBooks) is
+   neither reminded nor charged. If that read fails, rows chasing invoices wait (deferred).
    Plan (``rules.plan`` over the ``snapshot``) for the company's local today and insert the
    actions: ``INSERT … ON CONFLICT (dedupe_key) DO NOTHING``. A run plans the customers with an
    invoice whose ``next_action_on`` has come (or is unknown), evaluating only those invoices,
@@ -106,7 +107,8 @@ TONES = get_args(rules_policy.Tone)  # gentlest first: a statement for several c
 BLOCKING_SMS_CODES = {21610: "stop", 21211: "invalid", 21614: "landline", 21635: "landline", 21612: "unreachable"}
 PDF_ATTACH_MAX = 10                   # invoice PDFs on one email; a statement lists the others with their links
 PDF_ATTACH_BYTES = 20 * 1024 * 1024   # SendGrid takes 30 MB a message, and base64 adds a third
-CREDIT_STREAMS = (streams.PAYMENT, streams.CREDIT_MEMO)  # read before planning: money the invoice query cannot see
+# read before planning, in the same CDC call: money the invoice query cannot see, and customers made inactive
+CATCH_UP_STREAMS = (streams.PAYMENT, streams.CREDIT_MEMO, streams.CUSTOMER)
 PDF_ATTEMPTS = 2                      # a PDF QuickBooks cannot make fails every time: do not wait minutes for it
 
 
@@ -133,7 +135,7 @@ class RunSummary:
     api_calls: int = 0                     # QuickBooks HTTP requests (retries included)
     freshness_queries: int = 0
     freshness_invoices: int = 0
-    credit_reads: int = 0                  # QuickBooks calls reading the payments and credit memos changed since the sync
+    credit_reads: int = 0                  # QuickBooks calls reading the payments, credit memos and customers changed since the sync
     note_batches: int = 0
     notes_written: int = 0
     pdfs_attached: int = 0                 # invoice PDFs sent with emails (one QuickBooks call each)
@@ -200,7 +202,7 @@ class RunSummary:
                  else f"; {self.warnings[0]}" if self.warnings else "")
         return (f"run {self.realm}{mode}: {self.planned} planned, {done}; {self.waiting} waiting for daytime, "
                 f"{self.deferred} deferred; {self.api_calls} QuickBooks API calls ({self.credit_reads} read of the "
-                f"payments and credit memos, {self.freshness_queries} freshness "
+                f"payments, credit memos and customers, {self.freshness_queries} freshness "
                 f"quer{'y' if self.freshness_queries == 1 else 'ies'}, {self.note_batches} note batch(es)) "
                 f"in {self.duration:.1f}s{extra}")
 
@@ -416,7 +418,8 @@ class _Ctx:
     pdf_cache: collections.OrderedDict[tuple[str, str], bytes] = dataclasses.field(
         default_factory=collections.OrderedDict)
     pdf_cache_bytes: int = 0
-    credit_read: bool | None = None  # the payments and credit memos read just before planning (False: that failed)
+    credit_read: bool | None = None  # the payments, credit memos and customers read just before planning (False: that failed)
+    inactive: set[str] = dataclasses.field(default_factory=set)  # customers inactive in QuickBooks: nothing goes to them
     # customer Id → its name, for a job reached at the parent it is billed with: its messages name it
     jobs: dict[str, str] = dataclasses.field(default_factory=dict)
     names: dict[str, str] = dataclasses.field(default_factory=dict)  # customer Id → its own name (owner alerts)
@@ -506,17 +509,19 @@ def run_company(settings: config.Settings, db: Database, vault: Vault, realm_id:
 
 
 def _read_credit(ctx: _Ctx) -> None:
-    """Before planning: the payments and credit memos recorded in QuickBooks since the last sync, in
-    one CDC call (``sync.run.catch_up``). The invoice query of the freshness check cannot see money
-    recorded as an unapplied payment or a credit memo, which leaves the invoice's balance as it was;
-    read here, it holds the invoices it settles (``rules.credit_covered``) in this very run. When the
-    read fails, reminders, fees and tasks that name an invoice wait (deferred) for the next run."""
+    """Before planning: the payments, credit memos and customers changed in QuickBooks since the last
+    sync, in one CDC call (``sync.run.catch_up``). The invoice query of the freshness check cannot see
+    money recorded as an unapplied payment or a credit memo, which leaves the invoice's balance as it
+    was; read here, it holds the invoices it settles (``rules.credit_covered``) in this very run. Nor
+    does it see a customer made inactive, whose invoices stay as they were: read here, the plan leaves
+    that customer out and the rows planned for them earlier are cancelled. When the read fails,
+    reminders, fees and tasks that name an invoice wait (deferred) for the next run."""
     qbo = ctx.qbo
     if qbo is None:
         return
     before = qbo.api_calls
     try:
-        ctx.credit_read = sync_run.catch_up(qbo, ctx.db, ctx.realm, ctx.company_id, CREDIT_STREAMS)
+        ctx.credit_read = sync_run.catch_up(qbo, ctx.db, ctx.realm, ctx.company_id, CATCH_UP_STREAMS)
     except errors.ReconnectNeeded as exc:
         alerts.reconnect_needed(ctx.db, ctx.realm, exc.message, on=ctx.today, at=ctx.now)
         ctx.summary.errors.append(f"QuickBooks needs reconnecting: {exc.message}")
@@ -524,12 +529,13 @@ def _read_credit(ctx: _Ctx) -> None:
         ctx.qbo_problem = exc.message
     except errors.QboCollectorError as exc:
         ctx.credit_read = False
-        ctx.summary.errors.append("The payments and credit memos recorded since the last sync could not be read, so "
-                                  f"no reminder, fee or task naming an invoice was carried out: {exc.message}")
+        ctx.summary.errors.append("The payments, credit memos and customers changed since the last sync could not be "
+                                  f"read, so no reminder, fee or task naming an invoice was carried out: {exc.message}")
     finally:
         ctx.summary.credit_reads += qbo.api_calls - before
     if ctx.credit_read is False:
-        log.warning("%s: payments and credit memos not read before planning; rows chasing invoices wait", ctx.realm)
+        log.warning("%s: payments, credit memos and customers not read before planning; rows chasing invoices wait",
+                    ctx.realm)
 
 
 def _chases(row: models.Outbox) -> bool:
@@ -559,11 +565,12 @@ def _due_rows(ctx: _Ctx) -> list[models.Outbox]:
             models.Outbox.kind != "note").order_by(models.Outbox.due_at, models.Outbox.id)))
 
 
-def _cancel(ctx: _Ctx, row: models.Outbox, reason: timeline.Text, *, free: bool = False) -> None:
+def _cancel(ctx: _Ctx, row: models.Outbox, reason: timeline.Text, *, free: bool = False,
+            refused: bool = False) -> None:
     with ctx.db.session() as s:
         outbox.set_status(s, row.id, S.cancelled, reason, now=utcnow())
         if free:
-            outbox.free_key(s, row)
+            outbox.free_key(s, row, refused=refused)
         outbox.activity(s, ctx.company_id, "outbox.cancelled", reason, row=row)
     ctx.summary.statuses["cancelled"] += 1
 
@@ -582,11 +589,14 @@ def _process_due(ctx: _Ctx) -> None:
         customers = snapshot.contact_rows(s, ctx.company_id, own)
         ctx.jobs = {cid: c.display_name for cid, c in own.items() if customers[cid] is not c}
         ctx.names = {cid: c.display_name for cid, c in own.items()}
+        ctx.inactive |= {cid for cid, c in own.items() if not c.active}
         for c in {id(c): c for c in customers.values()}.values():
             s.expunge(c)
         blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
     ready: list[tuple[models.Outbox, str | None]] = []
     for row in rows:
+        if _for_inactive(ctx, row):
+            continue
         address = _precheck(ctx, company, customers.get(row.customer_qbo_id or ""), row, blocked)
         if address is not False:
             ready.append((row, address))  # type: ignore[arg-type]
@@ -624,7 +634,9 @@ def _may_go(ctx: _Ctx, row: models.Outbox, fresh: dict[str, dict[str, Any]] | No
             settled: dict[str, tuple[Money, str | None]]) -> bool:
     """Whether the row may be carried out now, on the invoices as this run read them: not when
     QuickBooks could not be read (deferred), nor when an invoice it names was paid, voided, changed or
-    is settled by unused credit (cancelled, with the reason)."""
+    is settled by unused credit, nor when its customer was found inactive (cancelled, with the reason)."""
+    if _for_inactive(ctx, row):
+        return False  # found by a fee QuickBooks refused earlier in this run
     if row.invoice_ids and (fresh is None or (ctx.credit_read is False and _chases(row))):
         ctx.summary.deferred += 1
         return False  # QuickBooks could not be read: nothing that names an invoice goes out unchecked
@@ -644,6 +656,47 @@ def _may_go(ctx: _Ctx, row: models.Outbox, fresh: dict[str, dict[str, Any]] | No
     reason, free = stale
     _cancel(ctx, row, reason, free=free)
     return False
+
+
+def _for_inactive(ctx: _Ctx, row: models.Outbox) -> bool:
+    """Cancel a reminder, fee or task for a customer inactive in QuickBooks (what "deleting" a customer
+    there does: QuickBooks itself then refuses a fee invoice for them, fault 610). Nothing goes to an
+    inactive customer, as the plan leaves them out; the key is given up, so that a customer made active
+    again is planned as if this row had never been: no step skipped, no fee period lost."""
+    cid = row.customer_qbo_id
+    if not cid or cid not in ctx.inactive or row.kind not in ("reminder", "fee", "task"):
+        return False
+    _cancel(ctx, row, timeline.text("cancel.customer_inactive", name=ctx.names.get(cid, cid)), free=True)
+    return True
+
+
+def _made_inactive(ctx: _Ctx, row: models.Outbox) -> bool:
+    """After QuickBooks refused a fee with 610: whether that is because its customer is inactive now
+    (one query). If so the customer is written to the mirror, so that no later run plans them until a
+    sync sees them active again, and the rest of this run leaves them alone (``ctx.inactive``)."""
+    cid = row.customer_qbo_id or ""
+    if not cid or ctx.notes is None:
+        return False
+    try:
+        current = ctx.notes.read_customers([cid]).get(cid)
+    except errors.QboCollectorError as exc:
+        log.warning("%s: customer %s not read after QuickBooks refused a fee: %s", ctx.realm, cid, exc.message)
+        return False
+    if current is None or current.get("Active") is not False:
+        return False
+    with ctx.db.session() as s:
+        company = s.get(models.Company, ctx.company_id)
+        assert company is not None
+        context = streams.Context(home_currency=company.currency or "USD", term_days=mirror.term_days(s, ctx.company_id))
+        try:
+            mapped = streams.map_row(streams.CUSTOMER, current, context)
+        except streams.BadRecord as exc:
+            log.warning("customer %s of %s not mirrored: %s", cid, ctx.realm, exc)
+        else:
+            mirror.upsert(s, "customer", ctx.company_id, [mapped.values], utcnow())
+            ctx.names.setdefault(cid, str(mapped.values.get("display_name") or cid))
+    ctx.inactive.add(cid)
+    return True
 
 
 # the placeholder a template must loop over to tell every row of one message
@@ -742,6 +795,8 @@ def _send_notices(ctx: _Ctx, company: models.Company, customers: dict[str, model
     ctx.notices.clear()
     ready: list[tuple[models.Outbox, str | None]] = []
     for row in rows:
+        if _for_inactive(ctx, row):
+            continue
         address = _precheck(ctx, company, customers.get(row.customer_qbo_id or ""), row, blocked)
         if address is not False:
             ready.append((row, address))  # type: ignore[arg-type]
@@ -1044,15 +1099,24 @@ def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | No
             if posted.get("Id"):
                 fresh[str(posted["Id"])] = posted  # the balance now includes the fee
         else:
+            with ctx.db.reading() as s:
+                attempt = outbox.refusals(s, ctx.company_id, row.dedupe_key)
             posted = ctx.notes.post_fee(key=row.dedupe_key, customer_id=row.customer_qbo_id or "",
                                         invoice_number=number, amount=amount, currency=currency, on=ctx.today,
                                         description=description,
-                                        bill_email=(invoice.get("BillEmail") or {}).get("Address"))
+                                        bill_email=(invoice.get("BillEmail") or {}).get("Address"), attempt=attempt)
             provider_id = str(posted.get("Id"))
     except errors.PermanentFailure as exc:
         if exc.code == qbo_notes.NO_TAX_CODE:  # the codes could not be read before (``_check_fee_tax_code``)
             _fees_on_hold(ctx, exc)
             _hold_fee(ctx, row)
+            return
+        if str(exc.code) == "610" and _made_inactive(ctx, row):
+            # made inactive in QuickBooks since the last sync: not charged, and not tried again while
+            # inactive; the period is charged if the customer is made active again (a new requestid)
+            _cancel(ctx, row, timeline.text("cancel.customer_inactive", name=ctx.names.get(row.customer_qbo_id or "",
+                                                                                          row.customer_qbo_id)),
+                    free=True, refused=mode != "line")
             return
         with ctx.db.session() as s:
             refused = timeline.text("fee.refused", error=timeline.error(exc.message))

@@ -15,7 +15,8 @@ What a generated company holds:
   phone formats; foreign-currency customers in multicurrency companies.
 - Invoices spread over due buckets relative to today (current, 1–30, 31–60, 61–90, 90+
   days past due), a few without DueDate, PO numbers on some, online payment on most, a
-  few with an invalid BillEmail; some voided, some deleted (tombstones for CDC).
+  few with an invalid BillEmail; some voided (amounts zeroed, as QuickBooks Online keeps them),
+  some deleted (tombstones for CDC).
 - Payments: full and partial (``Line[].LinkedTxn``); credit memos, half of them applied
   to an invoice through a zero-amount Payment (as QBO records it).
 """
@@ -431,8 +432,8 @@ def generate(spec: CompanySpec, *, now: datetime) -> store.Company:
     for inv in untouched[:n_void]:
         day = today - timedelta(days=rng.randrange(0, 60))
         when = stamp(day, rng.randrange(8 * 60, 18 * 60))
-        inv["Balance"] = 0
-        inv["PrivateNote"] = "Voided"
+        inv = store.voided(inv)  # amounts zeroed, "Voided" in PrivateNote, as QuickBooks Online keeps it
+        tables["Invoice"][inv["Id"]] = inv
         inv["SyncToken"] = str(int(inv["SyncToken"]) + 1)
         inv["MetaData"] = {"CreateTime": inv["MetaData"]["CreateTime"],
                            "LastUpdatedTime": max(when, inv["MetaData"]["CreateTime"])}

@@ -55,6 +55,9 @@ class Fault(Exception):
 
 
 def not_found(entity: str, id_: str) -> Fault:
+    """QBO's 610, for an Id it does not know and for a reference to an inactive (list) row: a transaction
+    naming an inactive customer or item. Intuit documents both under 610 "Object Not Found" with this
+    detail (developer.intuit.com, "Handling common errors"); the "(Customer 58)" at its end is the sandbox's."""
     return Fault("610", "Object Not Found",
                  f"Object Not Found : Something you're trying to use has been made inactive. "
                  f"Check the fields with accounts, customers, items, vendors or employees. ({entity} {id_})")
@@ -305,6 +308,14 @@ class IntuitStore:
             raise invalid_reference(element, value)
         return row
 
+    def _active_customer(self, company: Company, ref: Any) -> dict[str, Any] | None:
+        """The customer of a sales form: QBO refuses to save an invoice or credit memo naming an inactive
+        (a "deleted") customer, with 610 as for an inactive item."""
+        customer = self._check_ref(company, "Customer", ref, "CustomerRef")
+        if customer is not None and customer.get("Active") is False:
+            raise not_found("Customer", str(customer["Id"]))
+        return customer
+
     def _tax_code(self, company: Company, detail: dict[str, Any], *, api: bool) -> dict[str, Any]:
         """``detail`` with a valid ``TaxCodeRef`` outside the US: refused through the API without one (or
         with one that is unknown or inactive); from a test helper, given the company's default code."""
@@ -355,7 +366,7 @@ class IntuitStore:
         return lines, amount
 
     def _sales_form(self, company: Company, body: dict[str, Any], *, api: bool) -> dict[str, Any]:
-        customer = self._check_ref(company, "Customer", body.get("CustomerRef"), "CustomerRef")
+        customer = self._active_customer(company, body.get("CustomerRef"))
         if customer is None:
             raise required("CustomerRef")
         currency = (body.get("CurrencyRef") or customer.get("CurrencyRef") or {}).get("value", company.currency)
@@ -503,6 +514,8 @@ class IntuitStore:
                 new.setdefault("DisplayName", row["DisplayName"])
                 new.setdefault("Active", True)
                 new.setdefault("CurrencyRef", row.get("CurrencyRef"))
+        if entity in ("Invoice", "CreditMemo") and api:  # saved through the API: its customer must be active
+            self._active_customer(company, changes.get("CustomerRef") or row["CustomerRef"])
         if entity in ("Invoice", "CreditMemo") and ("Line" in changes or "CustomerRef" in changes):
             currency = row["CurrencyRef"]["value"]
             if "Line" in changes:
@@ -513,7 +526,7 @@ class IntuitStore:
             new["Line"], new["TotalAmt"] = lines, total
             new["Balance"] = round_money(max(total - settled, 0), currency)
             if "CustomerRef" in changes:
-                customer = self._check_ref(company, "Customer", changes["CustomerRef"], "CustomerRef")
+                customer = self._active_customer(company, changes["CustomerRef"])
                 assert customer is not None
                 new["CustomerRef"] = {"value": customer["Id"], "name": customer["DisplayName"]}
             sign = 1 if entity == "Invoice" else -1
@@ -564,16 +577,7 @@ class IntuitStore:
             self._apply_payment(company, row, sign=-1)
         elif entity == "Invoice":
             self._adjust_customer_balance(company, row["CustomerRef"]["value"], -row["Balance"])
-            for link in row.get("LinkedTxn", []):
-                payment = company.tables["Payment"].get(link.get("TxnId", ""))
-                if payment is not None:   # the money stays with the customer, unapplied
-                    kept = [l for l in payment["Line"] if all(t["TxnId"] != row["Id"] for t in l["LinkedTxn"])]
-                    freed = sum(l["Amount"] for l in payment["Line"]) - sum(l["Amount"] for l in kept)
-                    payment["Line"] = kept
-                    payment["UnappliedAmt"] = round_money(payment["UnappliedAmt"] + freed,
-                                                          payment["CurrencyRef"]["value"])
-                    self._adjust_customer_balance(company, row["CustomerRef"]["value"], -freed)
-                    self._touch(company, "Payment", payment, "Update")
+            self._unlink_payments(company, row)
         elif entity == "CreditMemo":
             self._adjust_customer_balance(company, row["CustomerRef"]["value"], row["Balance"])
         del company.tables[entity][row["Id"]]
@@ -584,6 +588,20 @@ class IntuitStore:
         company.tombstones[entity][row["Id"]] = tomb
         self._emit(company.realm, entity, row["Id"], "Delete", stamp)
         return {"status": "Deleted", "domain": "QBO", "Id": row["Id"]}
+
+    def _unlink_payments(self, company: Company, invoice: dict[str, Any]) -> None:
+        """Take a deleted or voided invoice off the payments applied to it: the money stays with the
+        customer, unapplied (their balance goes down by it)."""
+        for link in invoice.get("LinkedTxn", []):
+            payment = company.tables["Payment"].get(link.get("TxnId", ""))
+            if payment is None:
+                continue
+            kept = [l for l in payment["Line"] if all(t["TxnId"] != invoice["Id"] for t in l["LinkedTxn"])]
+            freed = sum(l["Amount"] for l in payment["Line"]) - sum(l["Amount"] for l in kept)
+            payment["Line"] = kept
+            payment["UnappliedAmt"] = round_money(payment["UnappliedAmt"] + freed, payment["CurrencyRef"]["value"])
+            self._adjust_customer_balance(company, invoice["CustomerRef"]["value"], -freed)
+            self._touch(company, "Payment", payment, "Update")
 
     def api_void(self, realm: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -599,7 +617,7 @@ class IntuitStore:
             return self._void(company, entity, row)
 
     def void_invoice(self, realm: str, id_: str) -> dict[str, Any]:
-        """Test helper: void an invoice (Balance 0, TotalAmt kept, PrivateNote "Voided")."""
+        """Test helper: void an invoice as QuickBooks Online does (``voided``)."""
         with self.lock:
             company = self.company(realm)
             return self._void(company, "Invoice", self._row(company, "Invoice", id_))
@@ -607,13 +625,14 @@ class IntuitStore:
     def _void(self, company: Company, entity: str, row: dict[str, Any]) -> dict[str, Any]:
         if entity == "Invoice":
             self._adjust_customer_balance(company, row["CustomerRef"]["value"], -row["Balance"])
-            row["Balance"] = 0
+            self._unlink_payments(company, row)
+            new = voided(row)
         else:
             self._apply_payment(company, row, sign=-1)
-            row["TotalAmt"] = 0
-            row["UnappliedAmt"] = 0
-            row["Line"] = [dict(l, Amount=0) for l in row["Line"]]
-        row["PrivateNote"] = "Voided"
+            new = dict(row, TotalAmt=0, UnappliedAmt=0, Line=[dict(l, Amount=0) for l in row["Line"]],
+                       PrivateNote=_voided_note(row.get("PrivateNote")))
+        row.clear()
+        row.update(new)
         self._touch(company, entity, row, "Void")
         return _copy(row)
 
@@ -653,6 +672,34 @@ class IntuitStore:
         if not (company.online_payment and online and _valid_email(email)):
             return None
         return f"{self._base_url()}/pay/{company.realm}/{row['Id']}"
+
+
+def voided(invoice: dict[str, Any]) -> dict[str, Any]:
+    """``invoice`` as QuickBooks Online keeps it once voided: not deleted, but every amount and quantity
+    zeroed — TotalAmt, Balance, each line's Amount and Qty, the tax, the deposit — the payments taken
+    off (``LinkedTxn`` empty) and "Voided" at the head of ``PrivateNote`` (Intuit's "Voiding invoice
+    objects", 2016, and the void response in the Invoice reference). The lines keep their items."""
+    def line(l: dict[str, Any]) -> dict[str, Any]:
+        out = dict(l, Amount=0)
+        detail = out.get("SalesItemLineDetail")
+        if isinstance(detail, dict) and "Qty" in detail:
+            out["SalesItemLineDetail"] = dict(detail, Qty=0)
+        return out
+
+    out = dict(invoice, TotalAmt=0, Balance=0, LinkedTxn=[], Line=[line(l) for l in invoice.get("Line") or []],
+               PrivateNote=_voided_note(invoice.get("PrivateNote")))
+    for key in ("HomeTotalAmt", "HomeBalance", "Deposit"):
+        if key in out:
+            out[key] = 0
+    if isinstance(out.get("TxnTaxDetail"), dict):
+        out["TxnTaxDetail"] = dict(out["TxnTaxDetail"], TotalTax=0)
+    return out
+
+
+def _voided_note(note: Any) -> str:
+    """QBO puts "Voided" before the note the transaction had (the separator is the sandbox's guess)."""
+    text = str(note or "").strip()
+    return "Voided" if not text or text.lower().startswith("voided") else f"Voided - {text}"
 
 
 def default_tax_code(company: Company) -> dict[str, Any] | None:

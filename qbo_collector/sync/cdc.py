@@ -71,10 +71,14 @@ def _read(qbo: client_mod.QboClient, entities: list[str], since: datetime) -> di
 
 def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selected: list[streams.Stream],
                  since: datetime, *, summary: SyncSummary, progress: full.Progress | None = None,
-                 now: Callable[[], datetime] = full.utcnow, overlap: timedelta = OVERLAP) -> list[streams.Stream]:
+                 now: Callable[[], datetime] = full.utcnow, overlap: timedelta = OVERLAP,
+                 changed_only: bool = False) -> list[streams.Stream]:
     """Apply every change since ``since`` to the mirror. Returns the streams that need a full sync instead.
 
     ``overlap``: how far before the cursor to start reading (a periodic catch-up passes a day).
+    ``changed_only``: leave alone the rows whose SyncToken the mirror already holds (the dispatcher's
+    catch-up: the customers whose notes the last run wrote come back, unchanged since, and must not
+    look changed to the next plan).
     """
     if not selected:
         return []
@@ -97,7 +101,8 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
         for stream in complete:
             if _shifted(s, company_id, stream, changes[stream.entity]):
                 fallback.append(stream)
-            touched |= _apply(s, stream, company_id, changes[stream.entity], ctx, now(), summary, new_invoices)
+            rows = _changed(s, stream, company_id, changes[stream.entity]) if changed_only else changes[stream.entity]
+            touched |= _apply(s, stream, company_id, rows, ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, answered_at)
         mirror.recompute_customer_balances(s, company_id, touched)
     _pay_links(qbo, db, company_id, new_invoices)
@@ -106,7 +111,8 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
             progress(stream.entity, len(changes[stream.entity]), len(changes[stream.entity]))
     for stream in split:
         try:
-            _split(qbo, db, company_id, stream, start, ctx, summary=summary, progress=progress, now=now)
+            _split(qbo, db, company_id, stream, start, ctx, summary=summary, progress=progress, now=now,
+                   changed_only=changed_only)
         except CannotSplit as exc:
             log.warning("%s company=%s: %s", stream.entity, company_id, exc.message)
             fallback.append(stream)
@@ -115,7 +121,7 @@ def sync_streams(qbo: client_mod.QboClient, db: Database, company_id: int, selec
 
 def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: streams.Stream, start: datetime,
            ctx: streams.Context, *, summary: SyncSummary, progress: full.Progress | None,
-           now: Callable[[], datetime]) -> None:
+           now: Callable[[], datetime], changed_only: bool = False) -> None:
     done = 0
     while True:
         rows = _read(qbo, [stream.entity], start)[stream.entity]
@@ -135,7 +141,8 @@ def _split(qbo: client_mod.QboClient, db: Database, company_id: int, stream: str
         with db.session() as s:
             if _shifted(s, company_id, stream, rows):
                 raise CannotSplit(f"a {stream.entity} was deleted while it was read in full; it is read again")
-            touched = _apply(s, stream, company_id, rows, ctx, now(), summary, new_invoices)
+            touched = _apply(s, stream, company_id, _changed(s, stream, company_id, rows) if changed_only else rows,
+                             ctx, now(), summary, new_invoices)
             _advance(s, company_id, stream.entity, moved_to + OVERLAP if truncated else answered_at)
             mirror.recompute_customer_balances(s, company_id, touched)
         _pay_links(qbo, db, company_id, new_invoices)
@@ -167,6 +174,18 @@ def _apply(s, stream: streams.Stream, company_id: int, rows: list[dict], ctx: st
     if stream.table in ("invoice", "payment", "credit_memo"):
         return mirror.customers_touched(s, stream.table, company_id, rows)
     return set()
+
+
+def _changed(s, stream: streams.Stream, company_id: int, rows: list[dict]) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    """``rows`` without those the mirror already holds at the same SyncToken (deletions always kept)."""
+    table = mirror.TABLES[stream.table]
+    ids = [str(r["Id"]) for r in rows if isinstance(r, dict) and r.get("Id") and not _is_deleted(r)]
+    if not ids:
+        return rows
+    known = dict(s.connection().execute(select(table.c.qbo_id, table.c.sync_token).where(
+        table.c.company_id == company_id, table.c.qbo_id.in_(ids), table.c.deleted.is_(False))).all())
+    return [r for r in rows if not (isinstance(r, dict) and not _is_deleted(r) and r.get("SyncToken") is not None
+                                    and known.get(str(r.get("Id"))) == str(r["SyncToken"]))]
 
 
 def _needs_link(row: dict) -> bool:  # type: ignore[type-arg]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Row, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -239,15 +240,46 @@ def write_page(s: Session, stream: Any, company_id: int, rows: list[Any], ctx: A
         if mapped.memo_links is not None:
             memo_links[mapped.values["qbo_id"]] = mapped.memo_links
     stopped = _stopped(s, company_id, live) if stream.table == "customer" else {}
+    back = _made_active(s, company_id, live) if stream.table == "customer" else []
     written = upsert(s, stream.table, company_id, live, now, keep=keep)
     if stopped:
         recheck_stops(s, company_id, stopped, now)
+    if back:
+        fees_restart(s, company_id, back, now)
     replace_links(s, company_id, links)
     replace_links(s, company_id, memo_links, "credit_memo_link")
     deleted = mark_deleted(s, stream.table, company_id, gone, now)
     summary.add(stream.entity, written=written, deleted=len(gone))
     del deleted
     return written + len(gone)
+
+
+def _made_active(s: Session, company_id: int, rows: list[dict[str, Any]]) -> list[str]:
+    """The page's customers the mirror holds as inactive and QuickBooks now says are active."""
+    c = models.Customer
+    active = sorted({r["qbo_id"] for r in rows if r.get("active")})
+    found: list[str] = []
+    for start in range(0, len(active), 500):
+        found += s.scalars(select(c.qbo_id).where(c.company_id == company_id, c.active.is_(False),
+                                                  c.qbo_id.in_(active[start:start + 500])))
+    return found
+
+
+def fees_restart(s: Session, company_id: int, customer_ids: list[str], now: datetime) -> None:
+    """Customers made active again in QuickBooks bear fees from the company-local day it was seen, like a
+    customer taken back from an exclusion (``rules.Customer.fees_from``): the periods while inactive were
+    never charged, and charging them on return would post every month since in one run."""
+    company = s.get(models.Company, company_id)
+    try:
+        zone = ZoneInfo((company.timezone if company else None) or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    today = now.astimezone(zone).date()
+    c = models.Customer
+    for customer in s.scalars(select(c).where(c.company_id == company_id, c.qbo_id.in_(customer_ids))):
+        customer.fees_from = today if customer.fees_from is None else max(customer.fees_from, today)
+    _log.info("customers made active again company=%s: fees count from %s for %s", company_id, today,
+              ", ".join(customer_ids[:20]))
 
 
 _CONTACT_COLUMNS = ("email", "phone", "mobile", "country")

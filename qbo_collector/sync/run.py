@@ -70,7 +70,8 @@ def catch_up(qbo: client_mod.QboClient, db: Database, realm_id: str, company_id:
              selected: tuple[streams.Stream, ...], *, now: Callable[[], datetime] | None = None) -> bool:
     """Apply the changes of ``selected`` since their cursors, in one CDC call, as an incremental sync
     would (under the same per-realm lock, moving the same cursors). The dispatcher calls it right
-    before planning, for what its invoice query cannot see: payments and credit memos.
+    before planning, for what its invoice query cannot see: payments, credit memos, customers made inactive.
+    Rows the mirror already holds at the same SyncToken are left alone (``cdc.sync_streams(changed_only=True)``).
 
     False, and nothing read, when one of them is not synced incrementally yet (never read in full,
     a full read interrupted, or a cursor past CDC's 30 days): the next sync reads it in full. False
@@ -86,7 +87,7 @@ def catch_up(qbo: client_mod.QboClient, db: Database, realm_id: str, company_id:
         since = min(c.changed_since for c in (cursors[s.entity] for s in selected) if c.changed_since is not None)
         try:
             fallback = cdc.sync_streams(qbo, db, company_id, list(selected), since,
-                                        summary=SyncSummary(realm=realm_id), now=clock)
+                                        summary=SyncSummary(realm=realm_id), now=clock, changed_only=True)
         except cdc.WindowTooOld as exc:
             log.info("changes of %s not read for realm=%s: %s", "/".join(s.entity for s in selected), realm_id,
                      exc.message)

@@ -147,7 +147,7 @@ def test_a_payment_recorded_after_the_last_sync_is_read_before_planning(env) -> 
     calls = sb.log.count("intuit", "cdc", realm=realm)
     summary = env.run()
     assert summary.ok and summary.credit_reads == 1, summary.problems
-    assert sb.log.count("intuit", "cdc", realm=realm) - calls == 1  # one CDC call: payments and credit memos
+    assert sb.log.count("intuit", "cdc", realm=realm) - calls == 1  # one CDC call: payments, credit memos, customers
     assert not _naming(env, oldest["Id"])  # settled by the money just recorded: not reminded, fined nor tasked
     assert [(r.step, r.status.value) for r in _naming(env, second["Id"]) if r.channel == "email"] == [(1, "sent")]
     [alert] = [r for r in _naming(env, oldest["Id"], alerts=True) if r.channel == "owner_email"]
@@ -200,8 +200,8 @@ def test_when_the_payments_cannot_be_read_no_reminder_goes_out(env) -> None:  # 
     summary = env.run()
     assert summary.deferred >= 1 and summary.freshness_queries == 1
     assert [e for e in summary.errors if e.startswith(
-        "The payments and credit memos recorded since the last sync could not be read, so no reminder, fee or task "
-        "naming an invoice was carried out:")]
+        "The payments, credit memos and customers changed since the last sync could not be read, so no reminder, fee "
+        "or task naming an invoice was carried out:")]
     assert {r.status.value for r in _naming(env, invoice["Id"])} == {"planned"}  # kept for the next run, not lost
     assert not [m for m in sb.sendgrid.messages if m["to"] == "ap@lumen.example"]
     again = env.run(now=env.now_at(13))

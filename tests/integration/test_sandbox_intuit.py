@@ -265,13 +265,57 @@ def test_void_and_delete_invoice_through_the_api(fresh_sandbox):
                     if i["Balance"] > 0 and not i["LinkedTxn"])
     inv = Invoice.get(open_inv["Id"], qb=conn.qb)
     voided = inv.void(qb=conn.qb)["Invoice"]
-    assert voided["Balance"] == 0 and voided["TotalAmt"] == open_inv["TotalAmt"] and voided["PrivateNote"] == "Voided"
+    # QuickBooks Online keeps a voided invoice with every amount zeroed and "Voided" in its private note
+    assert voided["Balance"] == voided["TotalAmt"] == 0 and voided["PrivateNote"] == "Voided"
+    items = [l for l in voided["Line"] if l["DetailType"] == "SalesItemLineDetail"]
+    assert items and all(l["Amount"] == 0 and l["SalesItemLineDetail"]["ItemRef"]["value"] for l in items)
+    assert [l["Amount"] for l in voided["Line"] if l["DetailType"] == "SubTotalLineDetail"] == [0]
     target = Invoice.get(voided["Id"], qb=conn.qb)
     target.delete(qb=conn.qb)
     with pytest.raises(exceptions.ObjectNotFoundException):
         Invoice.get(voided["Id"], qb=conn.qb)
     with pytest.raises(exceptions.UnsupportedException):
         conn.qb.delete_object("Customer", json.dumps({"Id": "1", "SyncToken": "0"}))
+
+
+def test_voiding_a_partly_paid_invoice_leaves_the_payment_unapplied_and_keeps_the_note(fresh_sandbox):
+    sb = fresh_sandbox
+    conn = connect(sb)
+    inv = next(i for i in sb.intuit.entities(conn.realm, "Invoice") if i["Balance"] > 50 and not i["LinkedTxn"])
+    customer_id = inv["CustomerRef"]["value"]
+    sb.intuit.update(conn.realm, "Invoice", inv["Id"], PrivateNote="Job 12, phase 2")
+    payment = sb.intuit.pay_invoice(conn.realm, inv["Id"], 50)
+    before = sb.intuit.get(conn.realm, "Customer", customer_id)["Balance"]
+    voided = Invoice.get(inv["Id"], qb=conn.qb).void(qb=conn.qb)["Invoice"]
+    assert voided["TotalAmt"] == voided["Balance"] == 0 and voided["LinkedTxn"] == []
+    assert voided["PrivateNote"] == "Voided - Job 12, phase 2"
+    left = sb.intuit.get(conn.realm, "Payment", payment["Id"])
+    assert left["UnappliedAmt"] == 50 and left["Line"] == []  # the money stays with the customer, as a credit
+    # the invoice's open part goes, and the payment now counts as unused credit
+    assert sb.intuit.get(conn.realm, "Customer", customer_id)["Balance"] == pytest.approx(before - (inv["Balance"] - 50) - 50)
+
+
+def test_an_invoice_for_an_inactive_customer_is_refused_with_610(fresh_sandbox):
+    """A customer "deleted" in QuickBooks is made inactive; QuickBooks then refuses to save a transaction
+    naming it (400, ValidationFault 610, as for an inactive item), whether created or updated."""
+    sb = fresh_sandbox
+    conn = connect(sb)
+    inv = next(i for i in sb.intuit.entities(conn.realm, "Invoice") if i["Balance"] > 0)
+    customer_id = inv["CustomerRef"]["value"]
+    body = {"CustomerRef": {"value": customer_id}, "Line": [
+        {"Amount": 25, "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}]}
+    sb.intuit.delete(conn.realm, "Customer", customer_id)  # what "delete" does to a customer in QuickBooks
+    with pytest.raises(exceptions.ObjectNotFoundException) as created:
+        conn.qb.create_object("Invoice", json.dumps(body), request_id="fee-for-an-inactive-customer")
+    assert created.value.error_code == 610 and created.value.message == "Object Not Found"
+    assert "made inactive" in created.value.detail and f"Customer {customer_id}" in created.value.detail
+    current = sb.intuit.get(conn.realm, "Invoice", inv["Id"])
+    with pytest.raises(exceptions.ObjectNotFoundException):
+        conn.qb.update_object("Invoice", json.dumps({"Id": inv["Id"], "SyncToken": current["SyncToken"], "sparse": True,
+                                                     "Line": body["Line"]}))
+    assert sb.intuit.get(conn.realm, "Invoice", inv["Id"])["SyncToken"] == current["SyncToken"]
+    sb.intuit.update(conn.realm, "Customer", customer_id, Active=True)  # made active again: taken as before
+    assert conn.qb.create_object("Invoice", json.dumps(body))["Invoice"]["TotalAmt"] == 25
 
 
 def test_payment_lowers_invoice_and_customer_balances(fresh_sandbox):

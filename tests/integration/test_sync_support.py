@@ -53,7 +53,8 @@ def expected_invoices(sb, realm: str) -> dict[str, dict[str, Any]]:  # type: ign
         else:
             due = txn
         balance = amount(row["Balance"])
-        if balance == 0 and row.get("PrivateNote") == "Voided":
+        # voided: QuickBooks Online zeroes the total and notes "Voided" (a note edited since says nothing)
+        if balance == 0 and (str(row.get("PrivateNote") or "").startswith("Voided") or amount(row["TotalAmt"]) == 0):
             status = "voided"
         elif balance <= 0:
             status = "paid"

@@ -204,11 +204,20 @@ def _owed(s, company: models.Company, customer_id: str, on) -> dict[str, tuple[D
 
 
 def _posted_fees(s, company: models.Company, customer_id: str) -> list[models.Outbox]:  # type: ignore[no-untyped-def]
-    rows = s.scalars(select(models.Outbox).where(
+    """The fees posted for the customer that may still be voided: not waived here, and whose fee invoice
+    the mirror does not know as voided or deleted in QuickBooks (voided there by hand, it reads as a
+    fee all the same: its lines keep the "Late fee" item when QuickBooks zeroes their amounts)."""
+    rows = [r for r in s.scalars(select(models.Outbox).where(
         models.Outbox.company_id == company.id, models.Outbox.customer_qbo_id == customer_id,
         models.Outbox.kind == "fee", models.Outbox.status == models.OutboxStatus.sent,
         models.Outbox.dry_run.is_(False)).order_by(models.Outbox.sent_at.desc()).limit(50))
-    return [r for r in rows if not (r.payload or {}).get("waived")]
+        if not (r.payload or {}).get("waived")]
+    inv = models.Invoice
+    ids = [r.provider_id for r in rows if r.provider_id and not r.provider_id.startswith("line:")]
+    gone = set(s.scalars(select(inv.qbo_id).where(
+        inv.company_id == company.id, inv.qbo_id.in_(ids),
+        (inv.status == models.InvoiceStatus.voided) | inv.deleted.is_(True)))) if ids else set()
+    return [r for r in rows if r.provider_id not in gone]
 
 
 def _timeline(activity, payments, outbox, company):  # type: ignore[no-untyped-def]

@@ -121,4 +121,4 @@ def test_freshness_decisions(row, fresh, expected) -> None:  # type: ignore[no-u
 def test_the_summary_line_reads_as_a_sentence() -> None:
     s = run.RunSummary(realm="r1", planned=3, api_calls=4, credit_reads=1, freshness_queries=1, note_batches=1)
     s.statuses.update(sent=2, cancelled=1)
-    assert s.line().startswith("run r1: 3 planned, 1 cancelled, 2 sent;") and "4 QuickBooks API calls (1 read of the payments and credit memos, 1 freshness query, 1 note batch(es))" in s.line()
+    assert s.line().startswith("run r1: 3 planned, 1 cancelled, 2 sent;") and "4 QuickBooks API calls (1 read of the payments, credit memos and customers, 1 freshness query, 1 note batch(es))" in s.line()

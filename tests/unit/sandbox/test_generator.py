@@ -48,7 +48,11 @@ def test_generated_company_has_the_variety_the_rules_need():
     partial = [i for i in invoices if 0 < i["Balance"] < i["TotalAmt"]]
     paid = [i for i in invoices if i["Balance"] == 0 and i.get("PrivateNote") != "Voided"]
     assert partial and paid
-    assert any(i.get("PrivateNote") == "Voided" and i["TotalAmt"] > 0 for i in invoices)
+    voided = [i for i in invoices if i.get("PrivateNote") == "Voided"]
+    assert voided  # kept as QuickBooks Online keeps them: every amount and quantity zeroed, the items kept
+    assert all(i["TotalAmt"] == i["Balance"] == 0 and not i["LinkedTxn"] for i in voided)
+    assert all(l["Amount"] == 0 and l["SalesItemLineDetail"]["Qty"] == 0 and l["SalesItemLineDetail"]["ItemRef"]
+               for i in voided for l in i["Line"] if l["DetailType"] == "SalesItemLineDetail")
     assert any("DueDate" not in i for i in invoices)
     assert any(i.get("CustomField") for i in invoices)
     assert sum(i["AllowOnlineCreditCardPayment"] for i in invoices) > len(invoices) * 0.7
@@ -112,7 +116,7 @@ def test_store_helpers_keep_balances_and_sync_tokens(intuit):
     assert restored["Balance"] == pytest.approx(inv["Balance"]) and restored["LinkedTxn"] == []
     assert intuit.get(realm, "Customer", cust_id)["Balance"] == pytest.approx(before)
     voided = intuit.void_invoice(realm, inv["Id"])
-    assert voided["Balance"] == 0 and voided["TotalAmt"] == inv["TotalAmt"]
+    assert voided["Balance"] == voided["TotalAmt"] == 0 and voided["PrivateNote"].startswith("Voided")
     assert int(voided["SyncToken"]) == int(inv["SyncToken"]) + 3
     assert intuit.get(realm, "Customer", cust_id)["Balance"] == pytest.approx(before - inv["Balance"])
     assert [op for *_, op in events] == ["Update", "Create", "Update", "Delete", "Void"]
