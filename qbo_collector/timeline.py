@@ -119,6 +119,8 @@ MESSAGES: dict[str, str | tuple[str, str]] = {
     "cancel.customer_inactive": N_("Cancelled: %(name)s is inactive in QuickBooks, and nothing is sent or charged "
                                    "to an inactive customer. If the customer is made active again, the next run "
                                    "plans it again."),
+    "cancel.fee_not_owed": N_("Cancelled: late fees on invoice %(invoice)s are no longer charged (waived, the "
+                              "customer excluded, or a policy without this fee)."),
     "cancel.paid": N_("Cancelled: invoice %(invoice)s was paid in QuickBooks before sending."),
     "cancel.voided": N_("Cancelled: invoice %(invoice)s was voided in QuickBooks before sending."),
     "cancel.balance_changed": N_("Cancelled: the balance of invoice %(invoice)s changed in QuickBooks (%(before)s → "

@@ -296,6 +296,12 @@ def free_key(s: Session, row: models.Outbox, *, refused: bool = False) -> None:
     s.execute(update(models.Outbox).where(models.Outbox.id == row.id)
               .values(dedupe_key=f"{row.dedupe_key[:KEY_KEPT]}#cancelled{row.id}{mark}")
               .execution_options(synchronize_session=False))
+    if row.invoice_ids:
+        # its invoices' next-action dates were worked out with the key taken: cleared, the next run reads
+        # them again (earlier is always safe) — a paid invoice marked NEVER would never come back otherwise
+        s.execute(update(models.Invoice).where(models.Invoice.company_id == row.company_id,
+                                               models.Invoice.qbo_id.in_(list(row.invoice_ids)))
+                  .values(next_action_on=None).execution_options(synchronize_session=False))
 
 
 def refusals(s: Session, company_id: int, dedupe_key: str) -> int:

@@ -1000,7 +1000,10 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
             if payload.get("paid_on") and not voided:
                 voided = streams.is_voided(current, to_decimal(current.get("TotalAmt", 0)), balance)
             if voided or not payload.get("paid_on"):
-                return timeline.text("cancel.voided" if voided else "cancel.paid", invoice=label), several
+                # a fee gives its key up: the interest up to the payment day is then billed as such
+                # (``rules.paid_on``), and a payment undone brings the period back
+                return (timeline.text("cancel.voided" if voided else "cancel.paid", invoice=label),
+                        several or row.kind == "fee")
         if row.kind in ("alert", "task"):
             continue  # still open: a task or an alert stays relevant whatever the amount
         if row.kind == "fee" and (payload.get("fee_kind") in ("flat", "indemnity")):
@@ -1012,8 +1015,8 @@ def _stale(row: models.Outbox, fresh: dict[str, dict[str, Any]]) -> tuple[timeli
             # nor on the part of the customer's unused credit that pays it (``credit``), which QuickBooks'
             # balance still counts
             credit = Decimal(str((payload.get("credit") or {}).get("amount") or 0))
-            planned, balance = Decimal(str(payload["basis"]["amount"])) + credit, Money(
-                max(balance - streams.fee_lines(current), Decimal(0)), row.currency or "USD").rounded().amount
+            planned, balance = Decimal(str(payload["basis"]["amount"])), Money(
+                max(balance - streams.fee_lines(current) - credit, Decimal(0)), row.currency or "USD").rounded().amount
         if planned is not None and Decimal(str(planned)) != balance:
             return timeline.text("cancel.balance_changed", invoice=label, before=timeline.number(planned),
                                  after=timeline.number(balance)), True
@@ -1055,9 +1058,30 @@ def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | N
         ctx.summary.channels[row.channel or "task"] += 1
         return
     if row.kind == "fee":
+        if _fee_not_owed(company, customer, row, mirrors):
+            numbers = (row.payload or {}).get("numbers") or row.invoice_ids or ["?"]
+            _cancel(ctx, row, timeline.text("cancel.fee_not_owed", invoice=str(numbers[0])))
+            return
         _post_fee(ctx, company, customer, row, fresh)
         return
     _send_message(ctx, company, customer, row, address or "", fresh, mirrors)
+
+
+def _fee_not_owed(company: models.Company, customer: models.Customer | None, row: models.Outbox,
+                  mirrors: dict[str, models.Invoice]) -> bool:
+    """Whether a planned fee is no longer owed by the time it goes: its customer excluded or their fees
+    waived, its invoice's fees waived, or the customer's policy no longer charging that kind. A fee goes in
+    the run that plans it, but one on hold (``outbox.HELD``) can wait weeks for a setting, meanwhile."""
+    if customer is None:
+        return False
+    invoice = mirrors.get((row.invoice_ids or [""])[0])
+    if customer.excluded or customer.fees_waived or (invoice is not None and invoice.fees_waived):
+        return True
+    try:
+        policy = snapshot.policy_for(company, customer)
+    except errors.InvalidInput:
+        return False  # the run's plan already told the owner; the fee was planned under a valid one
+    return policy.fee_rule(str((row.payload or {}).get("fee_kind") or "")) is None  # type: ignore[arg-type]
 
 
 def _post_fee(ctx: _Ctx, company: models.Company, customer: models.Customer | None, row: models.Outbox,

@@ -861,6 +861,12 @@ def paid_on(invoice: model.Invoice) -> dt.date | None:
     return None
 
 
+def _credit_on_principal(inp: _Inputs, invoice: model.Invoice) -> Decimal:
+    """The part of the customer's unused credit that pays ``invoice``'s principal (``_Inputs.partial``):
+    no more than what is left of it — the rest pays its fee lines, which bear no fee."""
+    return min(inp.partial.get(invoice.id, Decimal(0)), max(invoice.principal_left.amount, Decimal(0)))
+
+
 def _net_of(balance: money.Money, credit: Decimal) -> money.Money:
     """``balance`` less ``credit``, never below zero."""
     if not credit:
@@ -922,7 +928,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     if fees.max_percent_of_principal is not None:
         limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
     out: list[_Fee] = []
-    credit = inp.partial.get(invoice.id, Decimal(0))
+    credit = _credit_on_principal(inp, invoice)
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
             break
@@ -1276,7 +1282,7 @@ def _statement(inp: _Inputs, pending: list[_Pending], listed: list[model.Invoice
 def _charge(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
             today: dt.date, paid: dt.date | None = None) -> list[actions.Action]:
     out: list[actions.Action] = []
-    part = inp.partial.get(invoice.id, Decimal(0))
+    part = _credit_on_principal(inp, invoice)
     # what a percent or interest is taken on: the balance without fee lines, less the unused credit that pays part of it
     basis = _net_of(invoice.principal_left, part).rounded()
     credit = money.Money(part, invoice.currency).rounded() if part else None

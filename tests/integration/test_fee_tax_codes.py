@@ -262,3 +262,32 @@ def test_the_stand_in_refuses_a_vat_less_line_outside_the_us(sandbox_factory) ->
     # the US has no per-line codes
     us = connect(sb, us_realm)
     assert us.qb.create_object("Invoice", json.dumps(body))["Invoice"]["TotalAmt"] == 40
+
+
+@pytest.mark.parametrize("how", ["customer waived", "excluded", "policy without fees"])
+def test_a_fee_on_hold_that_is_no_longer_owed_is_cancelled_not_posted(make_env, how) -> None:  # type: ignore[no-untyped-def]
+    """A fee on hold can wait weeks for its setting: the customer's fees waived, the customer excluded
+    or given a policy without fees meanwhile, it is cancelled when the code comes, not posted."""
+    from qbo_collector import casework
+
+    env = make_env()
+    _only_rates(env)
+    env.run()
+    held = env.rows(kind="fee")
+    assert held and {r.status.value for r in held} == {"planned"}
+    customer_id = held[0].customer_qbo_id
+    with env.db.session() as s:
+        company = s.scalar(select(models.Company))
+        if how == "customer waived":
+            casework.waive_fee(s, company, customer_id, on=env.now_at(12).date())
+        elif how == "excluded":
+            casework.exclude(s, company, customer_id, excluded=True, on=env.now_at(12).date())
+        else:
+            casework.assign_policy(s, company, customer_id, "friendly", on=env.now_at(12).date())  # no fees
+    _set(env, fee_tax_code=_code(env, "TVA 0 %"))
+    env.run(now=env.now_at(13, days=1))
+    mine = [r for r in env.rows(kind="fee") if r.customer_qbo_id == customer_id]
+    assert mine and {r.status.value for r in mine} == {"cancelled"}
+    assert all(r.status_reason.startswith("Cancelled: late fees on invoice") for r in mine)
+    others = [r for r in env.rows(kind="fee") if r.customer_qbo_id != customer_id]
+    assert not others or {r.status.value for r in others} == {"sent"}  # the other customers' fees go

@@ -115,3 +115,31 @@ def test_a_payment_undone_before_the_interest_is_posted_cancels_it_and_it_is_nev
     assert env.run(now=env.now_at(12, days=40)).ok  # the period ends, and the next one
     charged = [r.dedupe_key for r in _fees(env, invoice["Id"]) if r.status.value == "sent"]
     assert len(charged) == len(set(charged))
+
+
+def test_interest_on_hold_when_the_invoice_is_paid_is_billed_up_to_the_payment_day(make_env) -> None:  # type: ignore[no-untyped-def]
+    """Interest held for want of a tax code, then the invoice paid: the held row is cancelled as paid and
+    gives its key up, so the run after the code is set bills every day up to the payment — the period
+    that ended while held and the one the payment fell in — not only the last."""
+    from tests.integration.test_fee_tax_codes import _code, _only_rates, _set
+
+    env = make_env("invoice")
+    _only_rates(env)
+    today = _today(env)
+    customer = next(c for c in env.sb.intuit.entities(env.realm, "Customer") if c.get("PrimaryEmailAddr"))
+    invoice = ds.invoice(env, customer["Id"], today - dt.timedelta(days=45), amount=10000.0)
+    env.sync()
+    env.run()
+    held = _fees(env, invoice["Id"])
+    assert {r.status.value for r in held} == {"planned"} and any(r.payload["fee_kind"] == "interest" for r in held)
+    env.sb.intuit.create(env.realm, "Payment", {
+        "CustomerRef": {"value": customer["Id"]}, "TotalAmt": 10000.0, "TxnDate": today.isoformat(),
+        "Line": [{"Amount": 10000.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+    env.sync()
+    _set(env, fee_tax_code=_code(env, "TVA 0 %"))
+    env.run(now=env.now_at(13))
+    env.sync()
+    env.run(now=env.now_at(12, days=1))
+    sent = [r for r in _fees(env, invoice["Id"]) if r.status.value == "sent" and r.payload["fee_kind"] == "interest"]
+    assert sum(r.payload["days"] for r in sent) == 45  # from the day after the due date to the payment day
+    assert len({r.dedupe_key for r in sent}) == len(sent) == 2

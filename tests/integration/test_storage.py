@@ -181,6 +181,28 @@ def test_the_customer_fee_start_comes_and_goes_with_its_migration(db):
         assert s.scalar(select(models.Customer.fees_from)) is None
 
 
+def test_invoices_paid_before_the_upgrade_are_settled_for_the_planner(db):
+    """0016: the interest up to the payment day is billed for invoices paid from this version on; those
+    paid before are marked NEVER, so the first run does not bill it months after the customer paid."""
+    from datetime import date
+
+    from qbo_collector import snapshot
+
+    with db.session() as s:
+        c = _company(s)
+        for qbo_id, status, next_on in (("1", models.InvoiceStatus.paid, date(2026, 5, 2)),
+                                        ("2", models.InvoiceStatus.paid, None),
+                                        ("3", models.InvoiceStatus.open, date(2026, 12, 9))):
+            s.add(models.Invoice(company_id=c.id, qbo_id=qbo_id, customer_qbo_id="1", currency="EUR", status=status,
+                                 total=Decimal("10000"), balance=Decimal(0 if status.value == "paid" else 10000),
+                                 next_action_on=next_on))
+    _downgrade(db, "0015")
+    migrate.upgrade(db)
+    with db.session() as s:
+        found = dict(s.execute(select(models.Invoice.qbo_id, models.Invoice.next_action_on)).all())
+    assert found == {"1": snapshot.NEVER, "2": snapshot.NEVER, "3": date(2026, 12, 9)}
+
+
 def test_amounts_are_exact_decimals_in_sums_and_comparisons(db):
     with db.session() as s:
         c = _company(s)
