@@ -32,7 +32,7 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from qbo_collector import errors, money, timeline
+from qbo_collector import errors, money, snapshot, timeline
 from qbo_collector.db import models
 
 MAX_NOTE = 2000
@@ -541,7 +541,8 @@ def states(s: Session, company: models.Company, customers: Sequence[models.Custo
         phones = [a for (ch, a) in addresses if ch == "sms"]
         blocks = s.execute(select(models.ContactBlock.channel, models.ContactBlock.address, models.ContactBlock.reason)
                            .where(or_(models.ContactBlock.address.in_(emails or [""]),
-                                      models.ContactBlock.address.in_(phones or [""]))))
+                                      models.ContactBlock.address.in_(phones or [""])),
+                                  models.ContactBlock.sender.in_(snapshot.sms_blocks_for(company))))
         for channel, address, reason in blocks:
             owner = addresses.get((channel, address))
             if owner is not None:

@@ -189,6 +189,8 @@ def start(home: Path, *, port: int = 8000, host: str = "127.0.0.1", sync: bool =
         sandbox.sendgrid.event_webhook_url = f"{url}/webhooks/sendgrid"
     if sandbox.twilio is not None:
         sandbox.twilio.inbound_webhook_url = f"{url}/webhooks/twilio/inbound"
+        # a reply answers the number that texted it
+        sandbox.twilio.phone_number = settings.twilio_from_number or sandbox.twilio.phone_number
 
     password = _password(home)
     with db.session() as s:

@@ -388,6 +388,18 @@ def phone_e164(company: models.Company, customer: models.Customer) -> str | None
     return None
 
 
+def sms_sender(company: models.Company) -> str:
+    """The sender the company's texts go out from, as ``ContactBlock.sender`` names it: its own number
+    or messaging service (Channels page) in ``sms_channel.sender_id`` form, else ``SHARED_SENDER``."""
+    own = str((company.settings or {}).get("sms_from") or "").strip()
+    return sms_channel.sender_id(own) if own else models.SHARED_SENDER
+
+
+def sms_blocks_for(company: models.Company) -> tuple[str, str]:
+    """The ``ContactBlock.sender`` values that hold for the company's texts: every sender's and its own."""
+    return "", sms_sender(company)
+
+
 LANGUAGES = ("en", "fr")  # the languages reminders are written in
 
 
@@ -740,7 +752,7 @@ def load(s: Session, company: models.Company, *, today: dt.date, customer_ids: I
     emails = {cid: (crow.email or "").strip() or None for cid, crow in contacts.items()}
     phones = {cid: phone_e164(company, crow) for cid, crow in contacts.items()}
     blocked_emails = _blocked(s, "email", {a.lower() for e in emails.values() for a in email_addresses(e)})
-    blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p})
+    blocked_phones = _blocked(s, "sms", {p for p in phones.values() if p}, senders=sms_blocks_for(company))
     # the few customers with unused credit, through the (company, unapplied|balance) indexes
     shared = shared_credits(s, company, today)  # with the share of a parent's a job billed with it takes
     credits = shared.credits
@@ -811,10 +823,11 @@ def _of_customers(s: Session, model: Any, company_id: int, customer_ids: Sequenc
                       model.customer_qbo_id, customer_ids)
 
 
-def _blocked(s: Session, channel: str, addresses: set[str]) -> set[str]:
-    """Which of ``addresses`` are blocked on ``channel`` (blocks hold for every company)."""
+def _blocked(s: Session, channel: str, addresses: set[str], *, senders: Sequence[str] = ("",)) -> set[str]:
+    """Which of ``addresses`` are blocked on ``channel`` by a block of one of ``senders`` (``ContactBlock``)."""
     block = models.ContactBlock
-    return set(_in_chunks(s, select(block.address).where(block.channel == channel), block.address, sorted(addresses)))
+    return set(_in_chunks(s, select(block.address).where(block.channel == channel, block.sender.in_(senders)),
+                          block.address, sorted(addresses)))
 
 
 NEVER = dt.date(9999, 12, 31)  # stored for "nothing will happen unless something changes"

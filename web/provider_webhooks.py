@@ -94,7 +94,7 @@ def twilio_inbound():  # type: ignore[no-untyped-def]
     if refusal is not None:
         return refusal
     try:
-        events.record_twilio_inbound(_services().db, form)
+        events.record_twilio_inbound(_services().settings, _services().db, form)
     except errors.InvalidInput as exc:
         log.warning("Twilio inbound message ignored (400): %s", exc.message)
         return {"error": exc.message}, 400

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
@@ -48,6 +49,21 @@ def to_e164(raw: str, default_region: str | None) -> str:
             field="phone",
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+
+
+def sender_id(value: str) -> str:
+    """A sender as compared: a messaging service SID with its hex in lower case, a number in E.164
+    however it is spaced (``+1 415-555-0100``), anything else (an alphanumeric sender ID) as written."""
+    value = value.strip()
+    if MESSAGING_SERVICE.match(value):
+        return "MG" + value[2:].lower()
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(value, None), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        return value
 
 
 # --------------------------------------------------------------------------- segments
@@ -366,6 +382,6 @@ def _as_datetime(value: object) -> datetime | None:
 
 
 __all__ = [
-    "TwilioSms", "map_twilio_errors", "rebase_url", "to_e164", "segments", "is_gsm7", "fit_sms",
+    "TwilioSms", "map_twilio_errors", "rebase_url", "to_e164", "sender_id", "segments", "is_gsm7", "fit_sms",
     "is_quiet_hours", "next_allowed_send", "number_time_zones", "parse_keyword", "STOP_WORDS", "START_WORDS",
 ]

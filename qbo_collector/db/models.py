@@ -425,16 +425,27 @@ class ProviderEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+SHARED_SENDER = "shared"  # ``ContactBlock.sender`` of the server's own Twilio sender
+
+
 class ContactBlock(Base):
-    """An address we must not use: a STOP reply, a bounce, a spam report, an invalid number."""
+    """An address we must not use: a STOP reply, a bounce, a spam report, an invalid number.
+
+    A text opt-out is the person's answer to one sender (Twilio refuses that sender's texts to them
+    afterwards, 21610), so a STOP or a 21610 holds for the companies texting from that sender only:
+    ``sender`` is a company's own number or messaging service (``sms_channel.sender_id``), or
+    ``SHARED_SENDER`` for the server's ``TWILIO_*`` sender that companies without their own share.
+    Everything else (email, an invalid number, a landline, a stop kept from before senders were told
+    apart) has ``sender`` "" and holds for every company."""
 
     __tablename__ = "contact_block"
-    __table_args__ = (UniqueConstraint("channel", "address"),)
+    __table_args__ = (UniqueConstraint("channel", "address", "sender"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))   # "email" | "sms"
     address: Mapped[str] = mapped_column(String(320))  # lower-cased email or E.164 number
     reason: Mapped[str] = mapped_column(String(64))    # "stop", "bounce", "spamreport", "21211", "21610"…
+    sender: Mapped[str] = mapped_column(String(64), default="", server_default="")  # "" every sender (see above)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

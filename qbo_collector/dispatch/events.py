@@ -9,8 +9,9 @@ changes nothing. Statuses only move forward. An ``unknown`` outbox row is settle
 an event proves the provider took it. A bounce (not a block: ``type`` "blocked" is about our
 message), a spam report, an unsubscribe, or a "dropped" naming a suppression list (bounced,
 unsubscribed, spam reporting, invalid address) stops email to that address; STOP (and Twilio's
-21610) stops texts to that number, START lifts it. Any other reply is logged on the customer's
-timeline and the owner is alerted.
+21610) stops texts to that number from the sender it answers, START lifts it. Any other reply is
+logged on the timeline of the company that texted the person from that sender, and its owner is
+alerted (``record_twilio_inbound``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from qbo_collector import alerts, clock, errors, snapshot, timeline
+from qbo_collector import alerts, clock, config, errors, snapshot, timeline
 from qbo_collector.rules import calendar as rules_calendar
 from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import sms as sms_channel
@@ -183,7 +184,13 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
                             row=each, at=at, data={"sid": status.message_sid, "error_code": status.error_code})
         stop = SMS_STOP_CODES.get(status.error_code or 0)
         if stop and status.to and not (row.channel or "").startswith("owner_"):
-            _stop_number(s, status.to, stop)
+            if stop == "21610":  # opted out of this sender's texts: the companies texting from it stop
+                company = s.get(models.Company, row.company_id)
+                sender = snapshot.sms_sender(company) if company is not None else ""
+                _stop_number(s, status.to, stop, senders={sender},
+                             companies=_texting_from(s, {sender}) if sender else None)
+            else:  # the number itself (invalid, a landline…): for every company
+                _stop_number(s, status.to, stop)
         if status.error_code in alerts.SENDER_SMS_CODES and not (row.channel or "").startswith("owner_"):
             company = s.get(models.Company, row.company_id)
             if company is not None:
@@ -230,16 +237,94 @@ def _digits_in_order(number: str) -> str | None:
     return "%" + "%".join(digits) + "%" if digits else None
 
 
-def _stop_number(s: Session, number: str, reason: str) -> list[tuple[models.Company, models.Customer]]:
-    dispatch_run.block_contact(s, "sms", number, reason)
-    matched = _customers_with_number(s, number)
+def _stop_number(s: Session, number: str, reason: str, *, senders: Collection[str] = ("",),
+                 companies: Mapping[int, models.Company] | None = None) -> list[tuple[models.Company, models.Customer]]:
+    """Block texts to ``number`` from ``senders`` (``ContactBlock.sender``; "": every sender) and flag
+    the customers with that number, of ``companies`` only when given."""
+    for sender in sorted(senders):
+        dispatch_run.block_contact(s, "sms", number, reason, sender=sender)
+    matched = [(company, customer) for company, customer in _customers_with_number(s, number)
+               if companies is None or company.id in companies]
     for _company, customer in matched:
         customer.sms_stopped = reason[:64]
     return matched
 
 
-def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
-    """A verified inbound text: STOP / START / HELP, or a reply logged and passed to the owner. Returns what it was."""
+def _texting_from(s: Session, senders: Collection[str]) -> dict[int, models.Company]:
+    """The companies whose texts go out from one of ``senders`` (as ``snapshot.sms_sender`` names them), by id."""
+    return {c.id: c for c in s.scalars(select(models.Company).order_by(models.Company.id))
+            if snapshot.sms_sender(c) in senders}
+
+
+def _server_senders(settings: config.Settings) -> set[str]:
+    """The server's own ``TWILIO_*`` sender (a number, a messaging service, or both) as ``sender_id`` writes it."""
+    return {sms_channel.sender_id(v) for v in (settings.twilio_from_number, settings.twilio_messaging_service_sid) if v}
+
+
+def inbound_sender(s: Session, settings: config.Settings, form: Mapping[str, str]) -> tuple[set[str], set[str]]:
+    """Which sender an inbound text went to: its ``To`` (the number the person texted) and its
+    ``MessagingServiceSid`` (the service that number belongs to, when it does) as ``sms_channel.sender_id``
+    writes them, and the ``ContactBlock.sender`` names of the senders among them that texts go out
+    from: a company's own (``sms_from``), ``SHARED_SENDER`` for the server's ``TWILIO_*`` one. A number
+    no company texts from any more (given up) has no name."""
+    texted = {sms_channel.sender_id(v) for v in (form.get("To"), form.get("MessagingServiceSid")) if v and v.strip()}
+    names = {models.SHARED_SENDER} if texted & _server_senders(settings) else set()
+    names |= {sender for c in s.scalars(select(models.Company)) if (sender := snapshot.sms_sender(c)) in texted}
+    return texted, names
+
+
+def sender_taken(s: Session, settings: config.Settings, value: str, *, company_id: int) -> str | None:
+    """Why company ``company_id`` may not text from ``value`` (a number or a messaging service SID), or None:
+    "server" — the server's own ``TWILIO_*`` sender, which the companies without their own share;
+    "company" — another company's own sender. Replies and STOPs are told to a company by the sender
+    they answer (``record_twilio_inbound``): one sender, one company, or its texts would go out under
+    another's name and its customers' answers reach the wrong owner."""
+    wanted = sms_channel.sender_id(value)
+    if wanted in _server_senders(settings):
+        return "server"
+    others = s.scalars(select(models.Company).where(models.Company.id != company_id))
+    return "company" if any(snapshot.sms_sender(c) == wanted for c in others) else None
+
+
+def _last_texted(s: Session, number: str, senders: Collection[str],
+                 matched: Sequence[tuple[models.Company, models.Customer]]) -> int | None:
+    """The company that last texted ``number`` from one of ``senders``, among the companies of ``matched``
+    (the outbox rows keep which sender texted which number since they are sent from one or the other)."""
+    customers: dict[int, set[str]] = {}
+    for company, customer in matched:
+        customers.setdefault(company.id, set()).add(customer.qbo_id)
+    o = models.Outbox
+    last: tuple[dt.datetime, int, int] | None = None
+    for company_id, ids in customers.items():
+        ids |= set(snapshot.billed_below(s, company_id, sorted(ids)))  # a job billed with its parent is texted there
+        rows = s.scalars(select(o).where(o.company_id == company_id, o.channel == "sms", o.sending_at.is_not(None),
+                                         o.status.in_((S.sent, S.unknown)), o.customer_qbo_id.in_(sorted(ids)))
+                         .order_by(o.sending_at.desc(), o.id.desc()))
+        for row in rows:
+            sent = row.payload or {}
+            if sent.get("sent_to") == number and sent.get("sent_from") in senders:
+                assert row.sending_at is not None
+                if last is None or (row.sending_at, row.id) > last[:2]:
+                    last = (row.sending_at, row.id, company_id)
+                break
+    return last[2] if last is not None else None
+
+
+def record_twilio_inbound(settings: config.Settings, db: Database, form: Mapping[str, str]) -> str:
+    """A verified inbound text: STOP / START / HELP, or a reply logged and passed to the owner. Returns what it was.
+
+    A text answers one sender (``inbound_sender``), and concerns the companies texting from it, never
+    the others that have the same person as a customer:
+    - STOP blocks the number for the companies texting from that sender — the one whose own number or
+      service it is; for the server's sender, every company sharing it (Twilio refuses that sender's
+      texts to the person from then on, 21610, whichever company sends them) — and flags their
+      customers with that number. START lifts the same, and the stops kept for every sender (an
+      invalid number, a STOP from before senders were told apart). To a number given up: nothing to stop.
+    - A reply, or HELP, goes to the timeline and owner of the company that texted this number last
+      from that sender (outbox rows). When none did (texts sent before rows kept their sender), to
+      every company texting from it with the person as a customer; when there is none, to the
+      installation's timeline as a reply from an unknown number.
+    """
     sid = form.get("MessageSid") or form.get("SmsSid")
     sender = (form.get("From") or "").strip()
     body = form.get("Body") or ""
@@ -254,9 +339,14 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
     with db.session() as s:
         if not _keep_once(s, "twilio-inbound", sid, outbox_id=None, event=keyword or "reply", at=at, data=dict(form)):
             return "duplicate"
+        texted, names = inbound_sender(s, settings, form)
+        sharing = _texting_from(s, names)
+        if keyword in ("stop", "start") and not names:
+            log.warning("%s from %s to %s, a sender no company texts from: nothing changed", keyword.upper(), number,
+                        ", ".join(sorted(texted)) or "no number")
+            return str(keyword)
         if keyword == "stop":
-            matched = _stop_number(s, number, "stop")
-            for company, customer in matched:
+            for company, customer in _stop_number(s, number, "stop", senders=names, companies=sharing):
                 outbox.activity(s, company.id, "sms.opt_out",
                                 timeline.text("sms.opt_out", name=customer.display_name, number=number,
                                               body=body.strip()[:40]), customer_id=customer.qbo_id)
@@ -264,25 +354,31 @@ def record_twilio_inbound(db: Database, form: Mapping[str, str]) -> str:
         matched = _customers_with_number(s, number)
         if keyword == "start":
             s.execute(delete(models.ContactBlock).where(models.ContactBlock.channel == "sms",
-                                                        models.ContactBlock.address == number))
+                                                        models.ContactBlock.address == number,
+                                                        models.ContactBlock.sender.in_(sorted({"", *names}))))
             for company, customer in matched:
+                if company.id not in sharing:
+                    continue
                 customer.sms_stopped = None
                 outbox.activity(s, company.id, "sms.opt_in",
                                 timeline.text("sms.opt_in", name=customer.display_name, number=number),
                                 customer_id=customer.qbo_id)
             return "start"
+        last = _last_texted(s, number, texted, matched)
+        told = [(c, cu) for c, cu in matched if (c.id == last if last is not None else c.id in sharing)]
         if keyword == "help":
-            for company, customer in matched:
+            for company, customer in told:
                 outbox.activity(s, company.id, "sms.help",
                                 timeline.text("sms.help", name=customer.display_name, number=number),
                                 customer_id=customer.qbo_id)
             return "help"
-        if not matched:
+        if not told:
             outbox.activity(s, None, "sms.reply", timeline.text("sms.reply.unknown", number=number, body=body[:300]),
                             data={"sid": sid, "from": number})
-            log.info("reply from %s matches no customer", number)
+            log.info("reply from %s matches no customer of a company texting from %s", number,
+                     ", ".join(sorted(texted)) or "its sender")
             return "reply"
-        for company, customer in matched:
+        for company, customer in told:
             outbox.activity(s, company.id, "sms.reply", timeline.text("sms.reply", name=customer.display_name,
                                                                       body=body[:500]),
                             customer_id=customer.qbo_id, data={"sid": sid, "from": number})

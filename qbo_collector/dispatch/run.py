@@ -334,11 +334,18 @@ class _Channels:
         self.disabled: dict[str, str] = {}
         # The company's own sender from the Channels page wins over the server-wide one.
         self.from_number, self.messaging_service_sid = settings.twilio_from_number, settings.twilio_messaging_service_sid
+        self.sender = models.SHARED_SENDER  # as ``ContactBlock.sender`` names it
         if sms_from:
+            self.sender = sms_channel.sender_id(sms_from)
             if sms_from.startswith("MG"):
                 self.from_number, self.messaging_service_sid = None, sms_from
             else:
                 self.from_number, self.messaging_service_sid = sms_from, None
+
+    @property
+    def sms_from(self) -> str:
+        """What the texts go out from (a messaging service SID or a number), as the outbox row keeps it."""
+        return sms_channel.sender_id(self.messaging_service_sid or self.from_number or "")
 
     def reason_missing(self, name: str) -> timeline.Text | None:
         st = self.settings
@@ -592,7 +599,8 @@ def _process_due(ctx: _Ctx) -> None:
         ctx.inactive |= {cid for cid, c in own.items() if not c.active}
         for c in {id(c): c for c in customers.values()}.values():
             s.expunge(c)
-        blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock))}
+        blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock).where(
+            models.ContactBlock.sender.in_(snapshot.sms_blocks_for(company))))}
     ready: list[tuple[models.Outbox, str | None]] = []
     for row in rows:
         if _for_inactive(ctx, row):
@@ -1372,13 +1380,16 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
         message = dataclasses.replace(message, attachments=tuple(attached))
     if not _mark_all_sending(ctx, rows):
         return
+    # which sender texted which number: a reply to that sender is told to this company (events.record_twilio_inbound)
+    sent_by = {"sent_from": ctx.channels.sms_from, "sent_to": address} if provider == "sms" else {}
     try:
         receipt = send_once(channel, message, ctx.retry)
     except channel_base.OutcomeUnknown as exc:
         with ctx.db.session() as s:
             for r in rows:
                 outbox.set_status(s, r.id, S.unknown, f"{exc.message} Provider events settle it, or decide on the "
-                                  "outbox page." + (f" Sent{together}." if r is not row else ""))
+                                  "outbox page." + (f" Sent{together}." if r is not row else ""),
+                                  **({"payload": {**(r.payload or {}), **sent_by}} if sent_by else {}))
                 outbox.activity(s, ctx.company_id, f"{provider}.unknown",
                                 timeline.text("error", error=timeline.error(exc.message)), row=r)
         ctx.summary.statuses["unknown"] += len(rows)
@@ -1420,7 +1431,8 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
             status = (seen or "processed") if provider == "email" else channel_webhooks.advance(seen, receipt.raw_status)
             outbox.set_status(s, r.id, S.sent, f"Accepted by the provider ({receipt.raw_status})"
                               f"{together if r is not row else ''}.", sent_at=utcnow(),
-                              provider_id=receipt.provider_id or None, provider_status=status[:32])
+                              provider_id=receipt.provider_id or None, provider_status=status[:32],
+                              **({"payload": {**(r.payload or {}), **sent_by}} if sent_by else {}))
             outbox.activity(s, ctx.company_id, f"{provider}.sent", sent, row=r, data={
                 "provider_id": receipt.provider_id,
                 **({"with_row": row.id} if r is not row else {}),
@@ -1556,22 +1568,26 @@ def _permanent(ctx: _Ctx, row: models.Outbox, provider: str, address: str, exc: 
         block = "invalid"
     elif provider == "sms" and isinstance(code, int) and code in BLOCKING_SMS_CODES:
         block = BLOCKING_SMS_CODES[code] if code != 21610 else "21610"
+    # 21610: the person opted out of this sender's texts, not of every company's
+    sender = ctx.channels.sender if block == "21610" else ""
     with ctx.db.session() as s:
         refused = timeline.text("send.refused", error=timeline.error(exc.message))
         outbox.set_status(s, row.id, S.failed, refused)
         outbox.activity(s, ctx.company_id, f"{provider}.failed", refused, row=row, data={"code": code})
         if block and not owner:
-            block_contact(s, provider, address, block, company_id=ctx.company_id, customer_id=row.customer_qbo_id)
+            block_contact(s, provider, address, block, company_id=ctx.company_id, customer_id=row.customer_qbo_id,
+                          sender=sender)
     ctx.summary.statuses["failed"] += 1
 
 
 def block_contact(s: Any, channel: str, address: str, reason: str, *, company_id: int | None = None,
-                  customer_id: str | None = None) -> None:
-    """Stop ``channel`` to ``address`` for every customer using it (bounce, spam report, STOP, invalid number)."""
+                  customer_id: str | None = None, sender: str = "") -> None:
+    """Stop ``channel`` to ``address`` for every customer using it (bounce, spam report, STOP, invalid number);
+    ``sender``: for the companies texting from that sender only (``ContactBlock``)."""
     addr = address.strip().lower() if channel == "email" else address.strip()
     insert = outbox._insert(s, models.ContactBlock.__table__)
-    s.execute(insert.values(channel=channel, address=addr, reason=reason[:64], at=utcnow())
-              .on_conflict_do_nothing(index_elements=["channel", "address"]))
+    s.execute(insert.values(channel=channel, address=addr, reason=reason[:64], at=utcnow(), sender=sender)
+              .on_conflict_do_nothing(index_elements=["channel", "address", "sender"]))
     column = models.Customer.email_stopped if channel == "email" else models.Customer.sms_stopped
     q = select(models.Customer)
     if company_id is not None and customer_id is not None:

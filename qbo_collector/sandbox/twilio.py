@@ -5,8 +5,9 @@ Mounted at "/twilio": a ``twilio.rest.Client`` whose HTTP client rewrites
 ``/twilio/2010-04-01/Accounts/<sid>/Messages.json`` (form-encoded, Basic auth) and gets
 Twilio's JSON back. Status callbacks (sent, then delivered — or undelivered/failed for
 numbers given to ``designate``) and inbound messages (``inbound``) are form posts signed
-with ``X-Twilio-Signature`` the way Twilio signs them. STOP-family replies put the
-number on the opt-out list (error 21610 afterwards), START-family replies take it off.
+with ``X-Twilio-Signature`` the way Twilio signs them. STOP-family replies opt the number
+out of the sender they were sent to (error 21610 for that sender's texts afterwards, the
+others' still go), START-family replies opt it back in.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ class TwilioStandIn:
         self.owned_numbers: set[str] | None = None  # if set, other From numbers get 21606
         self.messages: list[dict[str, Any]] = []
         self.inbound_messages: list[dict[str, str]] = []
-        self.opted_out: set[str] = set()
+        self.opted_out: set[str] = set()            # numbers refused from every sender (21610)
+        # sender (the number texted, or its messaging service) → the numbers that replied STOP to it
+        self.opted_out_of: dict[str, set[str]] = {}
         # landlines: 21635 "cannot be a landline" at once, except in the US, Canada and the UK, where
         # Twilio accepts the text and the carrier refuses it (undelivered, 30006)
         self.landlines: set[str] = set()
@@ -195,7 +198,7 @@ class TwilioStandIn:
             raise _Refusal(400, 21408, f"Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}.")
         if to in self.landlines and not to.startswith(LANDLINES_TRIED):
             raise _Refusal(400, 21635, f"'To' number {to} cannot be a landline.")
-        if to in self.opted_out:
+        if to in self.opted_out or to in self.opted_out_of.get(service or sender or "", ()):
             raise _Refusal(400, 21610, "Attempt to send to unsubscribed recipient")
         if body and len(body) > 1600:
             raise _Refusal(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
@@ -285,8 +288,9 @@ class TwilioStandIn:
         }
         self.courier.post(url, urlencode(params).encode("utf-8"), headers)
 
-    def inbound(self, from_number: str, body: str, *, to: str | None = None) -> str:
-        """A customer texts ``body`` to our number: apply opt-out keywords, then post the signed webhook. Returns the MessageSid."""
+    def inbound(self, from_number: str, body: str, *, to: str | None = None, service: str | None = None) -> str:
+        """A customer texts ``body`` to our number (``to``, else ``phone_number``; in messaging service
+        ``service``, if given): apply opt-out keywords, then post the signed webhook. Returns the MessageSid."""
         sid = _sid("SM")
         word = body.strip().upper()
         params = {
@@ -295,11 +299,15 @@ class TwilioStandIn:
             "To": to or self.phone_number, "ToZip": "", "NumSegments": str(_num_segments(body)), "MessageSid": sid,
             "AccountSid": self.account_sid, "From": from_number, "ApiVersion": API_VERSION,
         }
+        if service:
+            params["MessagingServiceSid"] = service
+        # Twilio keeps an opt-out per sender: the number texted, or the messaging service it is in
+        sender = service or params["To"]
         if word in STOP_KEYWORDS:
-            self.opted_out.add(from_number)
+            self.opted_out_of.setdefault(sender, set()).add(from_number)
             params["OptOutType"] = "STOP"
         elif word in START_KEYWORDS:
-            self.opted_out.discard(from_number)
+            self.opted_out_of.get(sender, set()).discard(from_number)
             params["OptOutType"] = "START"
         elif word in HELP_KEYWORDS:
             params["OptOutType"] = "HELP"
@@ -323,6 +331,7 @@ class TwilioStandIn:
             self.messages.clear()
             self.inbound_messages.clear()
         self.opted_out.clear()
+        self.opted_out_of.clear()
         self.failing.clear()
         self.sender_refused = None
         self.landlines.clear()

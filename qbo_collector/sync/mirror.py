@@ -301,7 +301,8 @@ def _stopped(s: Session, company_id: int, rows: list[dict[str, Any]]) -> dict[st
 def recheck_stops(s: Session, company_id: int, before: Mapping[str, Row[Any]], now: datetime) -> None:
     """A stopped email or phone replaced in QuickBooks (the usual answer to a bounce) starts again.
 
-    A stop belongs to an address (``ContactBlock``, for every company); the customer's flag says
+    A stop belongs to an address (``ContactBlock``, for every company, or for a text opt-out the
+    companies texting from the sender it was sent to); the customer's flag says
     its current address is stopped. When the sync brings another address, the flag is worked out
     again from the blocks of the new one: cleared (with a timeline line) unless it is stopped too.
     The same number written differently stays stopped: numbers are compared in E.164."""
@@ -330,8 +331,9 @@ def recheck_stops(s: Session, company_id: int, before: Mapping[str, Row[Any]], n
             number = snapshot.phone_e164(company, customer)
             if number == snapshot.phone_e164(company, was):
                 continue  # the same number, written another way
-            still = s.scalar(select(block.reason).where(block.channel == "sms", block.address == number)) \
-                if number else None
+            still = s.scalar(select(block.reason).where(block.channel == "sms", block.address == number,
+                                                        block.sender.in_(snapshot.sms_blocks_for(company)))
+                             .order_by(block.id).limit(1)) if number else None
             if still is None and number:
                 outbox.activity(s, company_id, "sms.number_changed", timeline.text(
                     "sms.number_changed", name=customer.display_name, number=number),

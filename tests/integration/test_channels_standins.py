@@ -191,8 +191,22 @@ def test_twilio_fetch_shows_where_the_message_ended(tw: twilio_standin.TwilioSta
 ], ids=["stop", "unsubscribe", "quit with spaces", "help does not opt out", "a sentence is not a keyword", "start"])
 def test_inbound_keywords_drive_the_opt_out_set(tw: twilio_standin.TwilioStandIn, body: str, opted_out: bool, opt_out_type: str | None) -> None:
     tw.inbound(PHONE, body)
-    assert (PHONE in tw.opted_out) is opted_out
+    assert (PHONE in tw.opted_out_of.get(tw.phone_number, set())) is opted_out
     assert tw.inbound_messages[-1].get("OptOutType") == opt_out_type
+
+
+def test_a_stop_opts_out_of_the_sender_it_was_sent_to_only(tw: twilio_standin.TwilioStandIn) -> None:
+    """As Twilio does: the opt-out is kept per sender (number, or messaging service); START lifts it."""
+    service = "MG" + "b" * 32
+    tw.inbound(PHONE, "STOP", to="+14155550001")
+    tw.inbound(PHONE, "STOP", to="+14155550009", service=service)
+    assert tw.inbound_messages[-1]["MessagingServiceSid"] == service
+    refused = [post_text(tw, {"To": PHONE, "From": "+14155550001", "Body": "Hi"}),
+               post_text(tw, {"To": PHONE, "MessagingServiceSid": service, "Body": "Hi"})]
+    assert [r.get_json()["code"] for r in refused] == [21610, 21610]
+    assert post_text(tw, {"To": PHONE, "From": "+14155550002", "Body": "Hi"}).status_code == 201
+    tw.inbound(PHONE, "START", to="+14155550001")
+    assert post_text(tw, {"To": PHONE, "From": "+14155550001", "Body": "Hi"}).status_code == 201
 
 
 def test_the_signature_the_stand_in_makes_is_the_one_twilios_validator_accepts() -> None:

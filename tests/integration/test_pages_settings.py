@@ -334,6 +334,45 @@ def test_channels_are_validated_and_saved(pages_app, owner, sqlite_db):
     assert settings["attach_invoice_pdf"] is False
 
 
+@pytest.fixture
+def two_senders_app(settings_factory, db, frozen_today):  # type: ignore[no-untyped-def]
+    """Companies 111 and 222 on a server texting from +15017122661; 222 has its own number and service."""
+    from tests.integration.test_pages_support import seed
+    from web import create_app
+
+    app = create_app(settings_factory(intuit_client_id="id", intuit_client_secret="secret",
+                                      twilio_from_number="+15017122661"), db=db)
+    app.config["TESTING"] = True
+    seed(db)
+    seed(db, realm="222", name="Company B", currency="USD", language="en", country="US", timezone="America/Chicago")
+    with db.session() as s:
+        b = s.scalar(select(models.Company).where(models.Company.realm_id == "222"))
+        b.settings = {**b.settings, "sms_from": "+14155550102"}
+    yield app
+
+
+@pytest.mark.parametrize(("sms_from", "said"), [
+    pytest.param("+1 (415) 555-0102", "Another company on this server already texts from this sender",
+                 id="another company's number, written another way"),
+    pytest.param("+15017122661", "This is the server&#39;s own sender", id="the server's own number"),
+])
+def test_a_company_may_not_text_from_a_sender_another_company_uses(two_senders_app, db, sms_from, said):
+    """Replies and STOPs are told to a company by the number they answer: one sender, one company."""
+    a = browser(two_senders_app, db, "a@example.com", realm="111")
+    form = {"timezone": "Europe/Paris", "send_hour": "9", "language": "fr"}
+    refused = a.post(CHANNELS, {**form, "sms_from": sms_from})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and 'id="sms_from-error"' in page and said in page
+    assert "sms_from" not in _company(db).settings
+    assert a.post(CHANNELS, {**form, "sms_from": "+1 415 555 0101"}).status_code == 302
+    assert _company(db).settings["sms_from"] == "+14155550101"
+    b = browser(two_senders_app, db, "b@example.com", realm="222")  # saving its own number again is fine
+    assert b.post("/companies/222/channels", {"sms_from": "+14155550102", "timezone": "America/Chicago",
+                                              "send_hour": "9", "language": "en"}).status_code == 302
+    assert b.post("/companies/222/channels", {"sms_from": "+14155550101", "timezone": "America/Chicago",
+                                              "send_hour": "9", "language": "en"}).status_code == 400
+
+
 def test_the_tax_code_of_late_fees_is_a_quickbooks_id_set_on_the_channels_page(pages_app, owner, sqlite_db):
     """Outside the US every fee line needs a VAT code (``QboNotes.fee_tax_code``): the owner may name it."""
     refused = owner.post(CHANNELS, {"fee_tax_code": "Hors champ"})

@@ -321,6 +321,29 @@ def test_an_outbox_dedupe_key_exists_once(db):
         assert s.scalar(select(models.Outbox.status)) == models.OutboxStatus.planned
 
 
+def test_the_sender_of_a_text_stop_comes_and_goes_with_its_migration(db):
+    """0017: a text opt-out holds for the sender it answers; the blocks kept before hold for every sender."""
+    from sqlalchemy import inspect
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.engine).get_columns("contact_block")}
+
+    with db.session() as s:
+        s.add(models.ContactBlock(channel="sms", address="+14155550142", reason="stop"))
+    _downgrade(db, "0016")
+    assert "sender" not in columns()
+    migrate.upgrade(db)
+    with db.session() as s:
+        assert s.scalar(select(models.ContactBlock.sender)) == ""  # kept: for every sender
+        s.add(models.ContactBlock(channel="sms", address="+14155550142", reason="stop", sender="+14155550101"))
+    with pytest.raises(IntegrityError), db.session() as s:
+        s.add(models.ContactBlock(channel="sms", address="+14155550142", reason="21610", sender="+14155550101"))
+    _downgrade(db, "0016")  # one block per number again: the first one
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT address, reason FROM contact_block")).all() == [("+14155550142", "stop")]
+    migrate.upgrade(db)
+
+
 def test_a_stopped_email_address_stops_the_customers_using_it_and_no_lookalike(db):
     """``_`` and ``%`` are ordinary characters of an address, not patterns; case and spaces do not matter."""
     from qbo_collector.dispatch.run import block_contact

@@ -23,7 +23,7 @@ from qbo_collector.channels import email as email_channel
 from qbo_collector.channels import registry
 from qbo_collector.channels import sms as sms_channel
 from qbo_collector.db import models
-from qbo_collector.dispatch import messages
+from qbo_collector.dispatch import events, messages
 from qbo_collector.dispatch import run as dispatch_run
 from qbo_collector.money import Money
 from web.pages import bp, company_session, message_of, services, today_for
@@ -298,6 +298,17 @@ def channels(realm_id: str):  # type: ignore[no-untyped-def]
 def channels_save(realm_id: str):  # type: ignore[no-untyped-def]
     with company_session(realm_id, write=True) as (s, company, role):
         values, problems = clean_channels(request.form, company.country)
+        sms_from = values["sms_from"]
+        if sms_from and "sms_from" not in problems and sms_channel.sender_id(sms_from) != sms_channel.sender_id(
+                str((company.settings or {}).get("sms_from") or "")):
+            taken = events.sender_taken(s, services().settings, sms_from, company_id=company.id)
+            if taken == "server":
+                problems["sms_from"] = gettext("This is the server's own sender, shared by the companies without "
+                                               "one of their own: leave the field empty to text from it.")
+            elif taken == "company":
+                problems["sms_from"] = gettext("Another company on this server already texts from this sender: "
+                                               "enter a number or messaging service of your own that no other "
+                                               "company uses.")
         own, own_problems = clean_company(request.form)
         problems.update(own_problems)
         if problems:

@@ -57,6 +57,16 @@ def test_to_e164_refuses_garbage_with_a_clear_message(raw: str, region: str | No
     assert caught.value.field == "phone"
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("+1 (415) 555-0101", "+14155550101"),                  # a number, however it is spaced
+    (" +14155550101 ", "+14155550101"),
+    ("MG" + "AB" * 16, "MG" + "ab" * 16),                    # a messaging service, its hex in lower case
+    ("Acme", "Acme"),                                        # an alphanumeric sender ID, as written
+], ids=["spaced number", "number with spaces around", "messaging service in upper case", "alphanumeric sender"])
+def test_sender_id_writes_one_sender_one_way(raw: str, expected: str) -> None:
+    assert sms.sender_id(raw) == expected
+
+
 # ------------------------------------------------------------------ segments
 
 
