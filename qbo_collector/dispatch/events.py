@@ -185,8 +185,11 @@ def record_twilio_status(db: Database, status: channel_webhooks.TwilioStatus, ou
         stop = SMS_STOP_CODES.get(status.error_code or 0)
         if stop and status.to and not (row.channel or "").startswith("owner_"):
             if stop == "21610":  # opted out of this sender's texts: the companies texting from it stop
-                company = s.get(models.Company, row.company_id)
-                sender = snapshot.sms_sender(company) if company is not None else ""
+                # the sender the text went out from, not the company's now (it may have changed since)
+                sender = str((row.payload or {}).get("sent_as") or "")
+                if not sender:
+                    company = s.get(models.Company, row.company_id)
+                    sender = snapshot.sms_sender(company) if company is not None else ""
                 _stop_number(s, status.to, stop, senders={sender},
                              companies=_texting_from(s, {sender}) if sender else None)
             else:  # the number itself (invalid, a landline…): for every company

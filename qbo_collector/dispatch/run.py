@@ -430,6 +430,9 @@ class _Ctx:
     # customer Id → its name, for a job reached at the parent it is billed with: its messages name it
     jobs: dict[str, str] = dataclasses.field(default_factory=dict)
     names: dict[str, str] = dataclasses.field(default_factory=dict)  # customer Id → its own name (owner alerts)
+    # customer Id → its own row (a job billed with its parent: the job's, not the parent's): whose exclusion,
+    # waiver and policy a fee answers to (``_fee_not_owed``); ``customers`` are whom a message reaches
+    own: dict[str, models.Customer] = dataclasses.field(default_factory=dict)
     fee_hold: _FeeHold | None = None  # why this run's fees wait (``_check_fee_tax_code``); None: they may be posted
 
 
@@ -597,7 +600,8 @@ def _process_due(ctx: _Ctx) -> None:
         ctx.jobs = {cid: c.display_name for cid, c in own.items() if customers[cid] is not c}
         ctx.names = {cid: c.display_name for cid, c in own.items()}
         ctx.inactive |= {cid for cid, c in own.items() if not c.active}
-        for c in {id(c): c for c in customers.values()}.values():
+        ctx.own = own
+        for c in {id(c): c for c in (*customers.values(), *own.values())}.values():
             s.expunge(c)
         blocked = {(b.channel, b.address) for b in s.scalars(select(models.ContactBlock).where(
             models.ContactBlock.sender.in_(snapshot.sms_blocks_for(company))))}
@@ -1066,7 +1070,7 @@ def _carry_out(ctx: _Ctx, company: models.Company, customer: models.Customer | N
         ctx.summary.channels[row.channel or "task"] += 1
         return
     if row.kind == "fee":
-        if _fee_not_owed(company, customer, row, mirrors):
+        if _fee_not_owed(company, ctx.own.get(row.customer_qbo_id or "", customer), row, mirrors):
             numbers = (row.payload or {}).get("numbers") or row.invoice_ids or ["?"]
             _cancel(ctx, row, timeline.text("cancel.fee_not_owed", invoice=str(numbers[0])))
             return
@@ -1381,7 +1385,9 @@ def _send_message(ctx: _Ctx, company: models.Company, customer: models.Customer 
     if not _mark_all_sending(ctx, rows):
         return
     # which sender texted which number: a reply to that sender is told to this company (events.record_twilio_inbound)
-    sent_by = {"sent_from": ctx.channels.sms_from, "sent_to": address} if provider == "sms" else {}
+    # ``sent_as``: that sender as ``ContactBlock.sender`` names it, for a 21610 that comes back later
+    sent_by = ({"sent_from": ctx.channels.sms_from, "sent_as": ctx.channels.sender, "sent_to": address}
+               if provider == "sms" else {})
     try:
         receipt = send_once(channel, message, ctx.retry)
     except channel_base.OutcomeUnknown as exc:

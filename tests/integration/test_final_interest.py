@@ -143,3 +143,30 @@ def test_interest_on_hold_when_the_invoice_is_paid_is_billed_up_to_the_payment_d
     sent = [r for r in _fees(env, invoice["Id"]) if r.status.value == "sent" and r.payload["fee_kind"] == "interest"]
     assert sum(r.payload["days"] for r in sent) == 45  # from the day after the due date to the payment day
     assert len({r.dedupe_key for r in sent}) == len(sent) == 2
+
+
+@pytest.mark.parametrize("parent", ["fees waived", "friendly policy"])
+def test_a_job_billed_with_its_parent_is_charged_by_its_own_settings_not_the_parents(make_env, parent) -> None:  # type: ignore[no-untyped-def]
+    """The message about a job's invoice goes to its parent, but its fees answer to the job's own waiver,
+    exclusion and policy: the parent's fees waived, or a parent on a policy without fees, cancels none."""
+    from sqlalchemy import select
+
+    from qbo_collector.db import models
+
+    env = make_env("invoice")
+    sb, realm = env.sb, env.realm
+    boss = sb.intuit.create(realm, "Customer", {"DisplayName": "Hartley", "BillAddr": {"Country": "FR"},
+                                                "PrimaryEmailAddr": {"Address": "ap@hartley.example"}})
+    job = sb.intuit.create(realm, "Customer", {"DisplayName": "Kitchen", "Job": True, "ParentRef": {"value": boss["Id"]},
+                                               "BillWithParent": True, "BillAddr": {"Country": "FR"}})
+    invoice = ds.invoice(env, job["Id"], _today(env) - dt.timedelta(days=45), amount=10000.0)
+    env.sync()
+    with env.db.session() as s:
+        row = s.scalar(select(models.Customer).where(models.Customer.qbo_id == boss["Id"]))
+        if parent == "fees waived":
+            row.fees_waived = True
+        else:
+            row.policy_name = "friendly"
+    assert env.run().ok
+    fees = _fees(env, invoice["Id"])
+    assert fees and {r.status.value for r in fees} == {"sent"}, [(r.status.value, r.status_reason) for r in fees]
