@@ -234,11 +234,13 @@ class Ticker:
     """One process's view of the work. ``tick()`` is safe to call from any number of processes."""
 
     def __init__(self, settings: config.Settings, db: Database, vault: Vault, *, owner: str | None = None,
-                 jobs: Jobs | None = None, now: Callable[[], datetime] = clock.now) -> None:
+                 jobs: Jobs | None = None, now: Callable[[], datetime] | None = None) -> None:
         self.settings, self.db, self.vault = settings, db, vault
         self.owner = owner or leases.default_owner()
         self.jobs = jobs or default_jobs(settings, db, vault)
-        self.now = now
+        # ``clock.now`` looked up at each tick, not bound once (a default of ``clock.now`` was bound when this
+        # module was first imported: the demo's clock, moved since, or a test's frozen one, stayed with it)
+        self.now = now or (lambda: clock.now())
         self.renew_every = RENEW_EVERY.total_seconds()
         self.stopping = threading.Event()
         self._beaten = float("-inf")  # time.monotonic() of the last heartbeat

@@ -515,3 +515,15 @@ def test_healthz_stays_up_while_a_long_tick_works_and_goes_down_when_its_heartbe
         finish.set()
         tick.join(30)
         clock.reset()
+
+
+def test_a_ticker_reads_the_programs_clock_at_each_tick(settings_factory, db, vault, monkeypatch):  # type: ignore[no-untyped-def]
+    """Found through the demo: ``now=clock.now`` as a default argument was bound when this module was first
+    imported, so a Ticker made later kept that function — a clock a test had frozen then, or not the one
+    the demo moves. The Ticker now asks ``clock.now`` at each tick."""
+    from qbo_collector import clock as program_clock
+
+    ticker = scheduler.Ticker(settings_factory(), db, vault, owner="reader", jobs=Recorder().jobs())
+    moved = datetime(2031, 2, 3, 4, 5, tzinfo=timezone.utc)
+    monkeypatch.setattr(program_clock, "now", lambda: moved)
+    assert ticker.now() == moved
