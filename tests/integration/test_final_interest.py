@@ -45,22 +45,32 @@ def _fees(env: ds.Env, invoice_id: str) -> list[Any]:
     return [r for r in env.rows(kind="fee") if list(r.invoice_ids or ()) == [invoice_id]]
 
 
+def _late_invoice(env: ds.Env, days: int = 45) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A customer with an email address, and a new 10,000 € invoice of theirs due ``days`` ago."""
+    customer = next(c for c in env.sb.intuit.entities(env.realm, "Customer") if c.get("PrimaryEmailAddr"))
+    return customer, ds.invoice(env, customer["Id"], _today(env) - dt.timedelta(days=days), amount=10000.0)
+
+
+def _pay(env: ds.Env, customer: dict[str, Any], invoice: dict[str, Any], on: dt.date) -> dict[str, Any]:
+    """The whole invoice paid in QuickBooks on ``on``."""
+    return env.sb.intuit.create(env.realm, "Payment", {
+        "CustomerRef": {"value": customer["Id"]}, "TotalAmt": 10000.0, "TxnDate": on.isoformat(),
+        "Line": [{"Amount": 10000.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+
+
 @pytest.mark.parametrize("mode", ["invoice", "line"])
 def test_an_invoice_paid_mid_period_is_billed_its_interest_up_to_the_payment_day_once(make_env, mode) -> None:  # type: ignore[no-untyped-def]
     env = make_env(mode)
     today = _today(env)
     due = today - dt.timedelta(days=45)
-    customer = next(c for c in env.sb.intuit.entities(env.realm, "Customer") if c.get("PrimaryEmailAddr"))
-    invoice = ds.invoice(env, customer["Id"], due, amount=10000.0)
+    customer, invoice = _late_invoice(env)
     env.sync()
     assert env.run().ok
     first = _fees(env, invoice["Id"])
     assert sorted((r.payload["fee_kind"], r.status.value) for r in first) == [("indemnity", "sent"), ("interest", "sent")]
 
     paid_on = today - dt.timedelta(days=1)  # paid yesterday, recorded today
-    env.sb.intuit.create(env.realm, "Payment", {
-        "CustomerRef": {"value": customer["Id"]}, "TotalAmt": 10000.0, "TxnDate": paid_on.isoformat(),
-        "Line": [{"Amount": 10000.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+    _pay(env, customer, invoice, paid_on)
     env.sync()
     assert env.run(now=env.now_at(13)).ok
     [final] = [r for r in _fees(env, invoice["Id"]) if r not in first and r.id not in {f.id for f in first}]
@@ -94,14 +104,10 @@ def test_a_payment_undone_before_the_interest_is_posted_cancels_it_and_it_is_nev
     (the balance changed), planned again as the usual period, and that period is charged once."""
     env = make_env("invoice")
     today = _today(env)
-    due = today - dt.timedelta(days=45)
-    customer = next(c for c in env.sb.intuit.entities(env.realm, "Customer") if c.get("PrimaryEmailAddr"))
-    invoice = ds.invoice(env, customer["Id"], due, amount=10000.0)
+    customer, invoice = _late_invoice(env)
     env.sync()
     assert env.run().ok
-    payment = env.sb.intuit.create(env.realm, "Payment", {
-        "CustomerRef": {"value": customer["Id"]}, "TotalAmt": 10000.0, "TxnDate": today.isoformat(),
-        "Line": [{"Amount": 10000.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+    payment = _pay(env, customer, invoice, today)
     env.sync()
     # planned for a send hour still to come (a run before it only plans), then the payment is deleted
     assert env.run(now=env.now_at(6)).ok
@@ -125,16 +131,12 @@ def test_interest_on_hold_when_the_invoice_is_paid_is_billed_up_to_the_payment_d
 
     env = make_env("invoice")
     _only_rates(env)
-    today = _today(env)
-    customer = next(c for c in env.sb.intuit.entities(env.realm, "Customer") if c.get("PrimaryEmailAddr"))
-    invoice = ds.invoice(env, customer["Id"], today - dt.timedelta(days=45), amount=10000.0)
+    customer, invoice = _late_invoice(env)
     env.sync()
     env.run()
     held = _fees(env, invoice["Id"])
     assert {r.status.value for r in held} == {"planned"} and any(r.payload["fee_kind"] == "interest" for r in held)
-    env.sb.intuit.create(env.realm, "Payment", {
-        "CustomerRef": {"value": customer["Id"]}, "TotalAmt": 10000.0, "TxnDate": today.isoformat(),
-        "Line": [{"Amount": 10000.0, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]})
+    _pay(env, customer, invoice, _today(env))
     env.sync()
     _set(env, fee_tax_code=_code(env, "TVA 0 %"))
     env.run(now=env.now_at(13))
