@@ -841,7 +841,11 @@ def _principal_during(invoice: model.Invoice, day: dt.date) -> money.Money:
     left = invoice.principal_left
     if not later:
         return left
-    return money.Money(min(left.amount + later, invoice.principal.amount), invoice.currency)
+    # the balance of that day less the fee lines, as ``principal_left`` reads today's: a payment pays the
+    # principal first, so one that came after it was all paid went to the fee lines, not to the principal
+    fees = invoice.fee_lines.amount if invoice.fee_lines is not None else Decimal(0)
+    owed = max(invoice.balance.amount + later - fees, Decimal(0))
+    return money.Money(min(owed, invoice.principal.amount), invoice.currency)
 
 
 def _interest_basis(invoice: model.Invoice, period: _FeePeriod) -> money.Money:
@@ -889,16 +893,22 @@ class _Fee:
     annual: Decimal | None
 
 
-def _fees_from(inp: _Inputs, invoice: model.Invoice) -> dt.date | None:
-    """The first day a fee may be charged for ``invoice``, the latest of: the company's (no back-charging),
-    the customer's (given another policy, taken back from exclusion, its waiver lifted), the policy's (its
-    fee periods moved, or it began to charge them) and, when the policy leaves unsent invoices alone, the
-    day QuickBooks emailed it — a customer is not late on an invoice it never had. Fees are charged only
-    for periods from the day the rules the invoice bears now began to apply to it."""
-    days = [d for d in (inp.company.fees_from, inp.customer.fees_from, inp.policy.late_fees.fees_from) if d is not None]
+def _fees_from(inp: _Inputs, invoice: model.Invoice, kind: str) -> tuple[dt.date | None, dt.date | None]:
+    """The first day a fee of ``kind`` may be charged for ``invoice``: (the day its interest is billed
+    from, the day its periods are charged from). Fees are charged only for periods from the day the rules
+    the invoice bears now began to apply to it, the latest of: the company's (no back-charging), the
+    customer's (given another policy, taken back from exclusion, made active again), the policy's for
+    that kind (its periods moved, or it began to charge: ``LateFees.started``) and, when the policy leaves
+    unsent invoices alone, the day QuickBooks emailed it — a customer is not late on an invoice it never
+    had. The policy's ``fees_from`` (it let invoices bear fees they did not) only bars earlier periods:
+    the invoices that bore fees all along keep every day of their interest."""
+    days = [d for d in (inp.company.fees_from, inp.customer.fees_from, inp.policy.late_fees.started.get(kind))
+            if d is not None]
     if inp.policy.skip_unsent_invoices and invoice.sent_on is not None:
         days.append(invoice.sent_on)
-    return max(days, default=None)
+    trim = max(days, default=None)
+    bar = inp.policy.late_fees.fees_from
+    return trim, (trim if bar is None or (trim is not None and trim >= bar) else bar)
 
 
 def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequence[model.Pause],
@@ -909,10 +919,11 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     start = due + dt.timedelta(days=fees.grace_days + 1)
     if start > until:
         return []
-    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
+    floors = {rule.kind: _fees_from(inp, invoice, rule.kind) for rule in fees.rules}
+    prefix = _fee_prefix(invoice)
     periods = sorted(
         (p for rule in fees.rules for p in _fee_periods(rule, start, until)
-         if _chargeable(p, fees_from) and prefix + p.tail not in inp.keys
+         if _chargeable(p, floors[rule.kind][1]) and prefix + p.tail not in inp.keys
          and not (pauses and _paused_on(pauses, inp.policy, p.charge_on))),  # fees do not run while paused
         key=_period_order,
     ) if paid is None else _final_periods(inp, invoice, start, paid, pauses)
@@ -932,7 +943,7 @@ def _due_fees(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: Sequen
     for period in periods:
         if fees.max_count is not None and count >= fees.max_count:
             break
-        period = _from(period, fees_from)
+        period = _from(period, floors[period.kind][0] if period.kind in floors else None)
         amount, annual = _fee_amount(period, inp.policy.fee_rule(period.kind), invoice, inp.policy, credit)  # type: ignore[arg-type]
         amount = amount.rounded()
         if limits:
@@ -956,7 +967,7 @@ def _final_periods(inp: _Inputs, invoice: model.Invoice, start: dt.date, paid: d
     rule = inp.policy.fee_rule("interest")
     if rule is None or paid < start:
         return []
-    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
+    (_trim, fees_from), prefix = _fees_from(inp, invoice, "interest"), _fee_prefix(invoice)
     found: list[_FeePeriod] = []
     for period in _fee_periods(rule, start, paid + dt.timedelta(days=400)):
         last = period.charge_on > paid
@@ -979,8 +990,9 @@ def _paid_late(invoice: model.Invoice, inp: _Inputs) -> tuple[dt.date, dt.date] 
             or inp.policy.fee_rule("interest") is None):
         return None
     paid = paid_on(invoice)
-    if paid is None or (not invoice.sent and inp.policy.skip_unsent_invoices):
-        return None
+    if paid is None or (not invoice.sent and inp.policy.skip_unsent_invoices and not any(
+            not isinstance(p, model.ManualPause) for p in inp.pauses_of(invoice.id))):
+        return None  # as ``_eligible``: a promise, dispute or plan says the customer knew of it
     minimum = inp.policy.min_balance.get(invoice.currency)
     if minimum is not None and _principal_during(invoice, paid).amount < minimum:
         return None
@@ -1010,10 +1022,11 @@ def _first_fee_day(inp: _Inputs, invoice: model.Invoice, due: dt.date, pauses: S
     start = due + dt.timedelta(days=fees.grace_days + 1)
     horizon = max(start, due) + dt.timedelta(days=_MAX_PERIODS)
     best: dt.date | None = None
-    fees_from, prefix = _fees_from(inp, invoice), _fee_prefix(invoice)
+    prefix = _fee_prefix(invoice)
     for rule in fees.rules:
         if rule.kind in ("flat", "indemnity") and invoice.balance.currency not in rule.amount:
             continue
+        _trim, fees_from = _fees_from(inp, invoice, rule.kind)
         for period in _fee_periods(rule, start, horizon if best is None else best):
             if not _chargeable(period, fees_from):
                 continue
@@ -1037,7 +1050,8 @@ def _caps_reached(inp: _Inputs, invoice: model.Invoice) -> bool:
     limits = [fees.max_amount[c] for c in [currency] if c in fees.max_amount]
     if fees.max_percent_of_principal is not None:
         limits.append(invoice.principal.amount * fees.max_percent_of_principal / 100)
-    return bool(limits) and sum(charged, Decimal(0)) >= min(limits)
+    # reached when what is left of it rounds down to nothing in the currency (a fee is cut to the room left)
+    return bool(limits) and min(limits) - sum(charged, Decimal(0)) < money.quantum(currency)
 
 
 # --- planning ----------------------------------------------------------------------------
@@ -1492,11 +1506,13 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
     due, _ = active
     pauses_here = inp.pauses_of(invoice.id)
     if invoice.id in inp.covered:  # left alone; only the owner's alert, once it is past due and not paused
+        # — and the interest up to the payment of its principal, when only fee lines are left for the credit
+        final = _final_interest_day(inp, invoice, today) if invoice.fee_lines is not None else None
         credit = _credit_of(customer, invoice.currency)
         free = _free_from(pauses_here, policy, today)
         if credit is None or free is None or credit_alert_key(company.realm, customer.id, credit) in inp.keys:
-            return cover_moves
-        return min(d for d in (max(due + DAY, free), cover_moves) if d is not None)
+            return min((d for d in (final, cover_moves) if d is not None), default=None)
+        return min(d for d in (max(due + DAY, free), cover_moves, final) if d is not None)
     candidates: list[dt.date] = [cover_moves] if cover_moves is not None else []
     # fees: the first uncharged period (they run on any day)
     if _fees_allowed(invoice, inp):
@@ -1554,8 +1570,8 @@ def _final_interest_day(inp: _Inputs, invoice: model.Invoice, today: dt.date) ->
         return None
     due, paid = late
     pauses = inp.pauses_of(invoice.id)
-    if not _final_periods(inp, invoice, due + dt.timedelta(days=inp.policy.late_fees.grace_days + 1), paid, pauses):
-        return None
+    if not _due_fees(inp, invoice, due, pauses, max(today, paid), paid):
+        return None  # nothing left to bill, or only amounts that round to nothing (¥50 for a few days)
     return _free_from(pauses, inp.policy, max(today, paid))
 
 

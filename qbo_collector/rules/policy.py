@@ -157,9 +157,12 @@ class LateFees(_Model):
     """Late fees: rules (at most one per kind), grace days after the due date, and caps per invoice.
 
     ``notify_customer``: once a fee is posted in QuickBooks, the customer gets an email saying so
-    (template ``late_fee_notice``), in the next run. ``fees_from``: the day these rules began to apply
-    as they are (``with_fee_start`` sets it when a change moves the fee periods or lets invoices bear
-    fees they did not): no fee period that came before it is charged. None: no such day.
+    (template ``late_fee_notice``), in the next run. Set by ``with_fee_start``, never on the form:
+    ``started``, per fee kind, the day its periods moved or it began to charge — no period of that kind
+    that came before is charged, and its interest straddling the day is billed from it; ``fees_from``, the
+    day invoices that bore no fee began to (a lower minimum balance, a cap raised, unsent invoices no
+    longer left alone) — no period that came before is charged, but nothing is trimmed: the invoices that
+    bore fees all along keep every day of theirs. None / empty: no such day.
     """
 
     rules: tuple[FeeRule, ...] = ()
@@ -169,6 +172,7 @@ class LateFees(_Model):
     max_amount: dict[str, Amount] = {}
     max_percent_of_principal: Percent | None = None
     fees_from: dt.date | None = None
+    started: dict[str, dt.date] = {}
 
     _max_codes = field_validator("max_amount")(_currency_map)
 
@@ -273,41 +277,40 @@ def field_errors(exc: pydantic.ValidationError) -> dict[str, str]:
 
 
 def with_fee_start(old: Policy, new: Policy, on: dt.date) -> Policy:
-    """``new``, saved over ``old`` on the company-local date ``on``, with the day its fee rules apply from.
+    """``new``, saved over ``old`` on the company-local date ``on``, with the days its fee rules apply from.
 
-    ``on`` when the change starts fees that were not running for invoices already late: the periods
-    move (grace days, a rule's frequency or number of days) or invoices begin to bear a fee (a rule
-    added, an amount for a currency that had none, a rate from zero, a lower minimum balance, unsent
-    invoices no longer left alone, a cap raised or removed: an invoice that had reached it bore no fee
-    since). Their periods before ``on`` were never under these rules: charged now, they would pile up in
-    one run, or bill a month a second time under another key. Otherwise ``old``'s day: a new rate or
-    amount, or a lower cap, moves no period (each keeps its key), so nothing is trimmed and periods
-    missed while the program was off are still charged.
+    A kind whose periods move (grace days, its frequency or number of days) or which begins to charge (a
+    rule added, a rate from zero, an amount for a currency that had none) is ``started`` on ``on``: its
+    periods before were never under these rules — charged now, they would pile up in one run, or bill a
+    month a second time under another key. A change that lets invoices bear fees they did not (a lower
+    minimum balance, unsent invoices no longer left alone, a cap raised or removed: an invoice that had
+    reached it bore none since) sets ``fees_from`` to ``on``: none of their earlier periods is charged,
+    and no interest of the invoices that bore fees all along is trimmed. A new rate or amount, or a lower
+    cap, moves no period (each keeps its key): nothing changes, and periods missed while the program was
+    off are still charged.
     """
-    start = on if _starts_fees(old, new) else old.late_fees.fees_from
-    if start == new.late_fees.fees_from:
+    kinds = {rule.kind for rule in new.late_fees.rules}
+    started = {k: d for k, d in old.late_fees.started.items() if k in kinds}
+    moved = new.late_fees.grace_days != old.late_fees.grace_days
+    for rule in new.late_fees.rules:
+        before = old.fee_rule(rule.kind)
+        if moved or before is None or _grid(before) != _grid(rule) or not _charged_in(rule) <= _charged_in(before):
+            started[rule.kind] = on
+    fees_from = on if new.late_fees.rules and _lets_more_invoices_bear_fees(old, new) else old.late_fees.fees_from
+    if started == new.late_fees.started and fees_from == new.late_fees.fees_from:
         return new
-    return new.model_copy(update={"late_fees": new.late_fees.model_copy(update={"fees_from": start})})
+    return new.model_copy(update={"late_fees": new.late_fees.model_copy(update={"fees_from": fees_from,
+                                                                                  "started": started})})
 
 
-def _starts_fees(old: Policy, new: Policy) -> bool:
-    if not new.late_fees.rules:
-        return False
-    if new.late_fees.grace_days != old.late_fees.grace_days:
-        return True
+def _lets_more_invoices_bear_fees(old: Policy, new: Policy) -> bool:
     if old.skip_unsent_invoices and not new.skip_unsent_invoices:
         return True
     if any(c not in new.min_balance or new.min_balance[c] < m for c, m in old.min_balance.items()):
         return True
-    if _raised(old.late_fees.max_count, new.late_fees.max_count) or _raised(
-            old.late_fees.max_percent_of_principal, new.late_fees.max_percent_of_principal) or any(
-            _raised(m, new.late_fees.max_amount.get(c)) for c, m in old.late_fees.max_amount.items()):
-        return True
-    for rule in new.late_fees.rules:
-        before = old.fee_rule(rule.kind)
-        if before is None or _grid(before) != _grid(rule) or not _charged_in(rule) <= _charged_in(before):
-            return True
-    return False
+    return _raised(old.late_fees.max_count, new.late_fees.max_count) or _raised(
+        old.late_fees.max_percent_of_principal, new.late_fees.max_percent_of_principal) or any(
+        _raised(m, new.late_fees.max_amount.get(c)) for c, m in old.late_fees.max_amount.items())
 
 
 def _raised(old: Decimal | int | None, new: Decimal | int | None) -> bool:

@@ -133,27 +133,30 @@ def test_the_next_action_date_waits_for_the_first_period_after_the_switch() -> N
 
 
 @pytest.mark.parametrize(
-    ("change", "starts"),
+    ("change", "what"),
     [
-        pytest.param({"late_fees.grace_days": 3}, True, id="grace days"),
-        pytest.param({"late_fees.rules.0.frequency": "every_n_days", "late_fees.rules.0.every_days": 30}, True,
+        pytest.param({"late_fees.grace_days": 3}, {"percent"}, id="grace days"),
+        pytest.param({"late_fees.rules.0.frequency": "every_n_days", "late_fees.rules.0.every_days": 30}, {"percent"},
                      id="monthly made every N days"),
         pytest.param({"late_fees.rules": [{"kind": "percent", "percent": "1.5", "frequency": "monthly"},
-                                          {"kind": "flat", "amount": {"USD": "25"}}]}, True, id="a rule added"),
-        pytest.param({"min_balance": {}}, True, id="a lower minimum balance"),
-        pytest.param({"skip_unsent_invoices": False}, True, id="unsent invoices no longer left alone"),
-        pytest.param({"late_fees.rules.0.percent": "2"}, False, id="a new rate"),
-        pytest.param({"late_fees.max_count": 3, "late_fees.max_amount": {"USD": "100"}}, False, id="caps lowered too"),
-        pytest.param({"late_fees.max_count": 6}, True, id="a count cap raised"),
-        pytest.param({"late_fees.max_percent_of_principal": None}, True, id="a percent cap removed"),
-        pytest.param({"late_fees.max_amount": {"USD": "300"}}, True, id="an amount cap raised"),
-        pytest.param({"late_fees.max_amount": {}}, True, id="an amount cap removed"),
-        pytest.param({"late_fees.max_count": 2, "late_fees.max_percent_of_principal": "10"}, False, id="caps lowered"),
-        pytest.param({"late_fees.notify_customer": False, "min_gap_days": 5}, False, id="notices and steps"),
-        pytest.param({"late_fees.rules": []}, False, id="every rule removed"),
+                                          {"kind": "flat", "amount": {"USD": "25"}}]}, {"flat"}, id="a rule added"),
+        pytest.param({"min_balance": {}}, "bar", id="a lower minimum balance"),
+        pytest.param({"skip_unsent_invoices": False}, "bar", id="unsent invoices no longer left alone"),
+        pytest.param({"late_fees.rules.0.percent": "2"}, None, id="a new rate"),
+        pytest.param({"late_fees.max_count": 3, "late_fees.max_amount": {"USD": "100"}}, None, id="caps lowered too"),
+        pytest.param({"late_fees.max_count": 6}, "bar", id="a count cap raised"),
+        pytest.param({"late_fees.max_percent_of_principal": None}, "bar", id="a percent cap removed"),
+        pytest.param({"late_fees.max_amount": {"USD": "300"}}, "bar", id="an amount cap raised"),
+        pytest.param({"late_fees.max_amount": {}}, "bar", id="an amount cap removed"),
+        pytest.param({"late_fees.max_count": 2, "late_fees.max_percent_of_principal": "10"}, None, id="caps lowered"),
+        pytest.param({"late_fees.notify_customer": False, "min_gap_days": 5}, None, id="notices and steps"),
+        pytest.param({"late_fees.rules": []}, None, id="every rule removed"),
     ],
 )
-def test_which_policy_changes_start_the_fees_again(change: dict[str, object], starts: bool) -> None:
+def test_which_policy_changes_start_the_fees_again(change: dict[str, object], what: object) -> None:
+    """A kind whose periods move or that begins to charge is ``started`` (its earlier periods barred, its
+    interest trimmed); a change that lets more invoices bear fees only bars earlier periods (``fees_from``):
+    the invoices that bore fees all along keep their interest; a new rate, a lower cap, nothing."""
     old = policy("us_net30", **NO_STEPS, min_balance={"USD": "50"}, skip_unsent_invoices=True,
                  late_fees={**US_NET30.model_dump(mode="json")["late_fees"], "fees_from": "2026-03-01",
                             "max_count": 4, "max_amount": {"USD": "200"}, "max_percent_of_principal": "18"})
@@ -166,7 +169,8 @@ def test_which_policy_changes_start_the_fees_again(change: dict[str, object], st
         node[leaf] = value
     new = policy_mod.with_fee_start(old, rules.Policy.model_validate({**new_data, "late_fees": {
         **new_data["late_fees"], "fees_from": None}}), D(2026, 5, 10))  # as the form posts it: no day
-    assert new.late_fees.fees_from == (D(2026, 5, 10) if starts else D(2026, 3, 1))
+    assert new.late_fees.fees_from == (D(2026, 5, 10) if what == "bar" else D(2026, 3, 1))
+    assert new.late_fees.started == ({k: D(2026, 5, 10) for k in what} if isinstance(what, set) else {})
 
 
 @pytest.mark.parametrize(
@@ -186,9 +190,27 @@ def test_which_policy_changes_start_the_fees_again(change: dict[str, object], st
 def test_a_fee_rule_that_begins_to_charge_starts_the_fees_again(old_rule, new_rule, starts) -> None:  # type: ignore[no-untyped-def]
     old = policy(**NO_STEPS, late_fees={"rules": [old_rule]})
     new = policy_mod.with_fee_start(old, policy(**NO_STEPS, late_fees={"rules": [new_rule]}), D(2026, 5, 10))
-    assert new.late_fees.fees_from == (D(2026, 5, 10) if starts else None)
+    assert new.late_fees.started == ({new_rule["kind"]: D(2026, 5, 10)} if starts else {})
+    assert new.late_fees.fees_from is None  # the other kinds' invoices keep their days
 
 
 def test_the_policy_start_survives_a_json_round_trip() -> None:
-    stamped = edited(US_NET30, D(2026, 4, 10), grace_days=3)
-    assert rules.Policy.model_validate_json(stamped.model_dump_json()).late_fees.fees_from == D(2026, 4, 10)
+    stamped = edited(edited(US_NET30, D(2026, 4, 10), grace_days=3), D(2026, 4, 12), max_count=None)
+    back = rules.Policy.model_validate_json(stamped.model_dump_json()).late_fees
+    assert back.started == {"percent": D(2026, 4, 10)} and back.fees_from is None
+    raised = edited(edited(US_NET30, D(2026, 4, 10), max_count=2), D(2026, 4, 12), max_count=3)
+    back = rules.Policy.model_validate_json(raised.model_dump_json()).late_fees
+    assert back.fees_from == D(2026, 4, 12) and back.started == {}
+
+
+def test_a_change_that_lets_more_invoices_bear_fees_trims_no_interest_of_the_others() -> None:
+    """Found in review: raising a cap (or lowering the minimum balance) set one day for the whole policy,
+    and every late invoice's running month of interest was billed from it (13 days of 31). Such a change
+    only bars earlier periods: an invoice that bore interest all along keeps every day."""
+    capped = policy("france_b2b", **NO_STEPS, late_fees={**FRANCE.model_dump(mode="json")["late_fees"], "max_count": 10})
+    raised = edited(capped, D(2026, 5, 20), max_count=20)
+    assert raised.late_fees.fees_from == D(2026, 5, 20) and raised.late_fees.started == {}
+    got = charged(before=(capped, customer()), after=(raised, customer()), change=D(2026, 5, 20), until=D(2026, 6, 5),
+                  inv=invoice(currency="EUR", total=10000))
+    assert [(on, kind, amount) for on, kind, amount, _p in got if kind == "interest"] == [
+        (D(2026, 5, 2), "interest", "99.86"), (D(2026, 6, 2), "interest", "103.19")]  # 30 and 31 days at 12.15 %

@@ -8,6 +8,7 @@ unfinished period, 05-02 to 05-30 (the payment day included: 29 days), are bille
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from qbo_collector import rules
 from qbo_collector.money import Money
 from qbo_collector.rules import planner
-from tests.unit.rules.conftest import D, customer, invoice, plan, policy
+from tests.unit.rules.conftest import D, company, customer, invoice, plan, policy
 
 NO_STEPS = dict(steps=[], repeat_last=None, escalation={"call_task_after_days": None, "handoff_after_days": None})
 FRANCE = policy("france_b2b", **NO_STEPS)
@@ -214,3 +215,83 @@ def test_interest_of_a_period_with_a_partial_payment_is_on_each_days_balance(
     assert isinstance(fee, rules.ChargeFee) and (fee.period, fee.days) == ("2026-04-02", 30)
     assert str(fee.amount.amount) == expected[0] and expected[1] in fee.reason, fee.reason
     assert fee.basis == eur(balance)  # what the freshness check compares QuickBooks' balance with
+
+
+# --- found in the second review of the engine ----------------------------------------------
+
+
+def _history_until(inv: rules.Invoice, *days: dt.date, **kw: object) -> list[rules.HistoryEntry]:
+    return [h for day in days for a in plan(invoices=[inv], today=day, pol=FRANCE, **kw) for h in rules.record(a)]
+
+
+def test_fee_lines_paid_after_the_principal_bear_no_interest() -> None:
+    """Line mode: 10,000 of principal and 500 of fee lines; the principal is paid on 05-30, the fee lines
+    on 06-20. A payment pays the principal first, so the one of 06-20 paid fee lines, which bear no
+    interest: nothing is billed after 05-30 and the invoice counts as paid on 05-30."""
+    first, then = rules.Payment(on=PAID, amount=eur(10000)), rules.Payment(on=D(2026, 6, 20), amount=eur(500))
+
+    def mirror(day: dt.date) -> rules.Invoice:
+        if day < PAID:
+            return invoice(currency="EUR", total=10500, fee_lines=eur(500))
+        if day < D(2026, 6, 20):
+            return invoice(currency="EUR", total=10500, balance=500, fee_lines=eur(500), payments=(first,))
+        return invoice(currency="EUR", total=10500, balance=0, status="paid", fee_lines=eur(500), payments=(first, then))
+
+    got = fees(mirror, days=110)
+    assert [(on, kind) for on, kind, *_rest in got if kind == "interest"] == [
+        (D(2026, 5, 2), "interest"), (PAID, "interest")]
+    assert rules.paid_on(mirror(D(2026, 7, 1))) == PAID
+
+
+def test_fee_lines_left_for_unused_credit_still_bring_the_interest_up_to_the_payment() -> None:
+    """The principal is paid; 15 of fee lines are left, which the customer's unused credit settles: the
+    invoice is covered by the credit, and its next-action date still names the day its last interest is
+    billed (a plan of the due invoices only would have missed it)."""
+    cust = customer(credits=(eur(15),))
+    history = _history_until(invoice(currency="EUR", total=10015, fee_lines=eur(15)), D(2026, 4, 2), D(2026, 5, 2),
+                             cust=cust)
+    left = invoice(currency="EUR", total=10015, balance=15, fee_lines=eur(15), payments=(rules.Payment(on=PAID, amount=eur(10000)),))
+    today = D(2026, 6, 1)
+    assert [a for a in plan(invoices=[left], today=today, pol=FRANCE, cust=cust, history=history)
+            if isinstance(a, rules.ChargeFee)]
+    assert rules.next_action_date(company=company(), invoice=left, customer=cust, policy=FRANCE, history=history,
+                                  today=today, invoices=(left,)) == today
+
+
+def test_an_unsent_invoice_a_promise_made_chargeable_gets_its_last_interest() -> None:
+    """Unsent invoices are left alone, unless a promise, dispute or plan says the customer knew of it: such
+    an invoice bore monthly interest, and is billed the interest up to its payment as well."""
+    pol = policy("france_b2b", **NO_STEPS, skip_unsent_invoices=True)
+    promise = rules.Promise(made_on=D(2026, 3, 20), until=D(2026, 3, 25), amount=eur(10000))
+    history = [h for day in (D(2026, 4, 2), D(2026, 5, 2))
+               for a in plan(invoices=[unpaid(sent=False)], today=day, pol=pol, pauses=[promise]) for h in rules.record(a)]
+    assert any(":interest:2026-04-02" in h.dedupe_key for h in history)
+    acts = plan(invoices=[paid(sent=False)], today=D(2026, 5, 31), pol=pol, history=history, pauses=[promise])
+    assert [a.dedupe_key for a in acts] == ["r1:fee:i1:interest:2026-05-02"]
+
+
+def test_a_last_interest_that_rounds_to_nothing_settles_the_invoice() -> None:
+    """¥50 paid a few days late: its interest rounds to ¥0; the invoice is not a candidate every day forever."""
+    yen = invoice(currency="JPY", total=50, balance=0, status="paid",
+                  payments=(rules.Payment(on=D(2026, 4, 20), amount=Money.of(50, "JPY")),))
+    today = D(2026, 6, 1)
+    assert plan(invoices=[yen], today=today, pol=FRANCE) == []
+    assert rules.next_action_date(company=company(), invoice=yen, customer=customer(), policy=FRANCE, today=today) is None
+
+
+def test_a_cap_whose_room_rounds_to_nothing_is_reached() -> None:
+    """A 1.999 % cap on ¥1,050 is ¥20.99: after ¥20 of fees the room (¥0.99) rounds down to nothing, so no
+    further period is due (it was a candidate every day, for a fee of ¥0)."""
+    capped = policy("us_net30", **NO_STEPS, late_fees={"rules": [{"kind": "flat", "amount": {"JPY": "10"},
+                                                                  "frequency": "monthly"}],
+                                                       "max_percent_of_principal": "1.999"})
+    inv = invoice(currency="JPY", total=1050)
+    history: list[rules.HistoryEntry] = []
+    charged = Decimal(0)
+    for day in (D(2026, 4, 2), D(2026, 5, 2), D(2026, 6, 2)):
+        for a in plan(invoices=[inv], today=day, pol=capped, history=history):
+            history.extend(rules.record(a))
+            charged += a.amount.amount if isinstance(a, rules.ChargeFee) else 0
+    assert charged == 20  # 10 + 10, then the room rounds down to nothing
+    assert rules.next_action_date(company=company(), invoice=inv, customer=customer(), policy=capped,
+                                  history=history, today=D(2026, 6, 3)) is None
