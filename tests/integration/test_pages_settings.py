@@ -121,13 +121,21 @@ def test_a_policy_change_that_moves_the_fee_periods_starts_them_on_that_day(page
         monkeypatch.setattr(clock, "now", lambda: dt.datetime(day.year, day.month, day.day, 10, tzinfo=dt.timezone.utc))
 
     form = _form(owner.get(f"{POLICY}?preset=us_net30").get_data(as_text=True))
-    assert saved(form).late_fees.fees_from == TODAY  # fees where the company's policy charged none
+    assert saved(form).late_fees.started == {"percent": TODAY}  # fees where the company's policy charged none
     on(TODAY + dt.timedelta(days=10))
     form = _form(owner.get(POLICY).get_data(as_text=True))
     form["fee.percent.percent"] = "2"
-    assert saved(form).late_fees.fees_from == TODAY  # a new rate: every period keeps its key
+    assert saved(form).late_fees.started == {"percent": TODAY}  # a new rate: every period keeps its key
     form["late_fees.grace_days"] = "3"
-    assert saved(form).late_fees.fees_from == TODAY + dt.timedelta(days=10)
+    stamped = saved(form).late_fees
+    assert stamped.started == {"percent": TODAY + dt.timedelta(days=10)} and stamped.fees_from is None
+    on(TODAY + dt.timedelta(days=12))
+    form = _form(owner.get(POLICY).get_data(as_text=True))
+    form["late_fees.max_count"] = "2"  # a cap where there was none: nothing
+    assert saved(form).late_fees.fees_from is None
+    form["late_fees.max_count"] = "5"  # the cap raised: bars earlier periods, trims nothing
+    stamped = saved(form).late_fees
+    assert stamped.fees_from == TODAY + dt.timedelta(days=12) and stamped.started == {"percent": TODAY + dt.timedelta(days=10)}
     example = owner.get(POLICY).get_data(as_text=True).split('id="example"', 1)[1].split("</aside>", 1)[0]
     assert example.count("€20.00") == 3  # the example still shows what the policy charges in 90 days
 

@@ -103,7 +103,7 @@ def fee_example(company: models.Company, policy: rules.Policy, on: dt.date) -> d
     try:
         # the example shows what the policy charges, not this company's or this policy's first fee day
         context = dataclasses.replace(snapshot.company_context(company), fees_from=None)
-        policy = policy.model_copy(update={"late_fees": policy.late_fees.model_copy(update={"fees_from": None})})
+        policy = policy.model_copy(update={"late_fees": policy.late_fees.model_copy(update={"fees_from": None, "started": {}})})
         actions = rules.plan(company=context, invoices=[invoice], customer=customer, policy=policy, today=on)
     except errors.QboCollectorError:
         return None

@@ -31,8 +31,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "max_count": draw(st.one_of(st.none(), st.integers(1, 4))),
         "max_amount": draw(st.sampled_from([{}, {"USD": "30", "EUR": "30", "JPY": "3000"}])),
         "max_percent_of_principal": draw(st.sampled_from([None, "2", "5"])),
-        # the day the policy's fee periods last moved (its rules began to apply as they are)
+        # the day the policy let more invoices bear fees, and the day each kind's periods last moved
         "fees_from": draw(st.one_of(st.none(), st.integers(-30, DAYS).map(lambda d: START + dt.timedelta(days=d)))),
+        "started": {r["kind"]: START + dt.timedelta(days=draw(st.integers(-30, DAYS)))
+                    for r in fee_rules if draw(st.booleans())},
     }
     pol = policy(base, late_fees=late_fees, group_by_customer=draw(st.booleans()),
                  min_gap_days=draw(st.integers(0, 5)), alert_owner_when_late=draw(st.booleans()),
@@ -195,7 +197,9 @@ def test_invariants_of_a_daily_run(sc: dict[str, object]) -> None:
                     "reminder_before_due", "reminder_due_today"):  # a step's message: not a payment plan's
                 due = rules.effective_due_date(inv)[0]
                 assert due is not None and a.on <= due, f"a message saying the invoice is not yet late, after {due}: {a}"
-            starts = [d for d in (sc["customer"].fees_from, pol.late_fees.fees_from) if d is not None]  # type: ignore[attr-defined]
+            starts = [d for d in (sc["customer"].fees_from, pol.late_fees.fees_from,  # type: ignore[attr-defined]
+                                  pol.late_fees.started.get(a.fee_kind) if isinstance(a, rules.ChargeFee) else None)
+                      if d is not None]
             if isinstance(a, rules.ChargeFee) and starts:  # no period before the rules it bears began to apply
                 assert a.on >= max(starts), f"fee before the fee rules applied: {a}"
                 if a.period != "once" and a.fee_kind != "interest":
