@@ -1394,8 +1394,15 @@ def _promise_broken(p: model.Promise, invoices: Sequence[model.Invoice]) -> bool
     return owed > p.open_balance_when_made.amount - p.amount.amount
 
 
-def promise_key(realm: str, customer_id: str, p: model.Promise) -> str:
-    return f"{realm}:alert:{customer_id}:promise-broken:{p.made_on}:{p.until}"
+def promise_key(realm: str, customer_id: str, p: model.Promise, pauses: Iterable[model.Pause] = ()) -> str:
+    """One broken-promise alert per promise: by its dates, and by its invoices too when another of the
+    customer's promises (``pauses``) has the same dates — two promises made the same day to pay two
+    invoices by the same day are two alerts, not one."""
+    key = f"{realm}:alert:{customer_id}:promise-broken:{p.made_on}:{p.until}"
+    if any(isinstance(o, model.Promise) and (o.made_on, o.until) == (p.made_on, p.until)
+           and o.invoice_ids != p.invoice_ids for o in pauses):
+        key += ":" + ",".join(sorted(p.invoice_ids))[:80]
+    return key
 
 
 def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -> list[actions.Action]:
@@ -1404,7 +1411,7 @@ def _promises(inp: _Inputs, invoices: Sequence[model.Invoice], today: dt.date) -
     for p in inp.pauses:
         if not isinstance(p, model.Promise) or _promise_end(p, inp.policy) > today:
             continue
-        key = promise_key(inp.company.realm, inp.customer.id, p)
+        key = promise_key(inp.company.realm, inp.customer.id, p, inp.pauses)
         if key in inp.keys or not _promise_broken(p, mine):
             continue
         ids = tuple(sorted(i.id for i in mine if _about(p, i, p.made_on) and i.is_open))
@@ -1526,7 +1533,8 @@ def _next_action(inp: _Inputs, invoice: model.Invoice, today: dt.date) -> dt.dat
     for p in pauses_here:
         if isinstance(p, model.Promise):
             end = _promise_end(p, policy)
-            if promise_key(company.realm, customer.id, p) not in inp.keys and (end >= today or _promise_broken(p, [invoice])):
+            if (promise_key(company.realm, customer.id, p, inp.pauses) not in inp.keys
+                    and (end >= today or _promise_broken(p, [invoice]))):
                 candidates.append(max(end, today))
         elif isinstance(p, model.PaymentPlan) and today < _plan_end(p, policy):
             for n, inst in enumerate(sorted(p.instalments, key=lambda i: i.due_on)):

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from qbo_collector import rules
-from tests.unit.rules.conftest import D, company, customer, invoice, money, policy, reminders, simulate
+from qbo_collector.rules import planner
+from tests.unit.rules.conftest import D, company, customer, invoice, money, plan, policy, reminders, simulate
 
 EVERY_DAY = {"weekdays": [0, 1, 2, 3, 4, 5, 6], "skip_holidays": False}
 STEPS = [
@@ -330,3 +331,15 @@ def test_the_next_action_date_after_a_pause_over_the_due_date_is_the_first_overd
     got = rules.next_action_date(company=company(), invoice=invoice(), customer=EMAIL, policy=FRIENDLY,
                                  pauses=(dispute,), today=D(2026, 3, 25))
     assert got == D(2026, 4, 8)
+
+
+def test_two_promises_with_the_same_dates_on_two_invoices_are_two_broken_promise_alerts() -> None:
+    """Found in review: the alert's key was the promise's dates only, so the second of two promises made
+    the same day to pay two invoices by the same day was never told. A promise alone keeps its key."""
+    a, b = invoice(id="A"), invoice(id="B")
+    promises = [rules.Promise(made_on=D(2026, 4, 5), until=D(2026, 4, 10), amount=money(1000),
+                              invoice_ids=frozenset({i})) for i in ("A", "B")]
+    alerts = [x for x in plan(invoices=[a, b], today=D(2026, 4, 13), pauses=promises)
+              if isinstance(x, rules.AlertOwner) and x.topic == "promise_broken"]
+    assert sorted(x.invoices for x in alerts) == [("A",), ("B",)] and len({x.dedupe_key for x in alerts}) == 2
+    assert planner.promise_key("r1", "c1", promises[0]) == "r1:alert:c1:promise-broken:2026-04-05:2026-04-10"
