@@ -193,10 +193,20 @@ class DiscountTier(_Model):
 
 
 class Escalation(_Model):
-    """After the last step: a call task, then a hand-off task (collections agency / legal) for the owner."""
+    """After the last step: a call task, then a hand-off task (collections agency / legal) for the owner.
+
+    0 days reads as 1: a task comes the day after what it follows went out. The same day would depend on
+    how often the planner runs (an hourly run sees the last step sent at 9:00 and creates the task at
+    10:00; the daily run plans both at once and could not), which the engine must never do.
+    """
 
     call_task_after_days: int | None = Field(default=7, ge=0, le=365)
     handoff_after_days: int | None = Field(default=21, ge=0, le=730)
+
+    @field_validator("call_task_after_days", "handoff_after_days")
+    @classmethod
+    def _the_day_after_at_least(cls, value: int | None) -> int | None:
+        return 1 if value == 0 else value
 
 
 class PaymentPlanReminders(_Model):

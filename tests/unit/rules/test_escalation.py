@@ -76,3 +76,21 @@ def test_a_reason_that_starts_with_the_invoice_keeps_its_number_as_quickbooks_wr
                     invoices=[invoice(doc_number="INV-2026/A7")])
     starting = [a.reason for a in sent if a.reason.startswith("Invoice ")]
     assert len(starting) == 2 and all(r.startswith("Invoice INV-2026/A7 of ") for r in starting), starting
+
+
+@pytest.mark.parametrize("escalation", [{"call_task_after_days": 0, "handoff_after_days": None},
+                                        {"call_task_after_days": None, "handoff_after_days": 0},
+                                        {"call_task_after_days": 0, "handoff_after_days": 0}])
+def test_zero_days_of_escalation_is_the_day_after_however_often_the_planner_runs(escalation) -> None:  # type: ignore[no-untyped-def]
+    """Found in review: with 0 days an hourly planner created the task the day the last step went out,
+    the daily one the day after. 0 now reads as 1, the same whatever the run frequency."""
+    from tests.unit.rules import test_properties as tp
+    from tests.unit.rules.conftest import company
+
+    assert rules.Policy.model_validate({"escalation": escalation}).escalation.model_dump() == {
+        k: (1 if v == 0 else v) for k, v in escalation.items()}
+    scenario = dict(company=company(), customer=customer(), pauses=[],
+                    invoices=[invoice(due_date=D(2026, 3, 1), txn_date=D(2026, 1, 30))],
+                    policy=policy("friendly", escalation=escalation, repeat_last=None))
+    tasks = [(a.dedupe_key, a.on) for a in tp.run_daily(scenario) if "task" in a.dedupe_key]
+    assert tasks and tasks == [(a.dedupe_key, a.on) for a in tp.run_hourly(scenario, False) if "task" in a.dedupe_key]
