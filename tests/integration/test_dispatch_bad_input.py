@@ -205,9 +205,19 @@ def test_when_quickbooks_cannot_be_read_nothing_naming_an_invoice_goes_out(make_
 
 def test_a_stale_sync_token_rereads_the_customer_and_keeps_the_users_new_words(make_env) -> None:  # type: ignore[no-untyped-def]
     env = make_env()
-    # the owner edits the notes in QuickBooks after our sync: our SyncToken is stale (5010)
-    env.sb.intuit.update(env.realm, "Customer", env.chosen, Notes="Call Maria, not Bob.")
+    # the owner edits the notes in QuickBooks while the run works, after its read of the changes and right
+    # before its notes reach QuickBooks: our SyncToken is stale (5010)
+    sb, inner, edited = env.sb, env.sb.app.wsgi_app, []
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"].endswith("/batch") and not edited:
+            sb.intuit.update(env.realm, "Customer", env.chosen, Notes="Call Maria, not Bob.")
+            edited.append(True)
+        return inner(environ, start_response)
+
+    sb.app.wsgi_app = app
     summary = env.run()
+    assert edited
     notes = env.sb.intuit.get(env.realm, "Customer", env.chosen)["Notes"]
     assert notes.startswith("Call Maria, not Bob.") and qbo_notes.START_MARK in notes
     assert summary.note_batches >= 2  # the first batch met 5010, the retry went through
