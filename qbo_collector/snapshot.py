@@ -482,18 +482,46 @@ def payments_of(s: Session, company_id: int, invoice_ids: Sequence[str]) -> dict
     """Invoice id → (day, amount) of each payment applied to it, oldest first: the payments' links
     (``Payment.Line[].LinkedTxn``; a credit memo applied to an invoice is a payment too), deleted
     payments and payments without a date aside. Through the ``(company, invoice)`` link index."""
-    link, pay = models.PaymentLink, models.Payment
+    link, pay, memo_link, memo = models.PaymentLink, models.Payment, models.CreditMemoLink, models.CreditMemo
     found: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
     ids = sorted(set(invoice_ids))
     for start in range(0, len(ids), _IN_CHUNK):
-        for invoice_id, on, amount in s.execute(
-                select(link.invoice_qbo_id, pay.txn_date, link.amount)
-                .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
-                .where(link.company_id == company_id, link.invoice_qbo_id.in_(ids[start:start + _IN_CHUNK]),
-                       pay.deleted.is_(False), pay.txn_date.is_not(None))
-                .order_by(pay.txn_date, link.id)):
-            found[invoice_id].append((on, Decimal(amount)))
+        rows = s.execute(
+            select(link.invoice_qbo_id, link.payment_qbo_id, pay.txn_date, link.amount)
+            .join(pay, and_(pay.company_id == link.company_id, pay.qbo_id == link.payment_qbo_id))
+            .where(link.company_id == company_id, link.invoice_qbo_id.in_(ids[start:start + _IN_CHUNK]),
+                   pay.deleted.is_(False), pay.txn_date.is_not(None))
+            .order_by(pay.txn_date, link.id)).all()
+        given = _credit_given_on(s, company_id, sorted({payment for _i, payment, _on, _a in rows}))
+        for invoice_id, payment, on, amount in rows:
+            found[invoice_id].append((min(on, given[payment]) if payment in given else on, Decimal(amount)))
+    for applied in found.values():
+        applied.sort(key=lambda row: row[0])
     return found
+
+
+def _credit_given_on(s: Session, company_id: int, payment_ids: Sequence[str]) -> dict[str, dt.date]:
+    """Of ``payment_ids``, those that only apply credit memos (no money in them: credit memos pay all they
+    pay), with the earliest day of their credit memos. Such a payment settled its invoices when the credit
+    was given, not on the day someone applied it in QuickBooks: no interest runs on what the credit paid."""
+    link, memo_link, memo = models.PaymentLink, models.CreditMemoLink, models.CreditMemo
+    out: dict[str, dt.date] = {}
+    for start in range(0, len(payment_ids), _IN_CHUNK):
+        chunk = list(payment_ids[start:start + _IN_CHUNK])
+        credit = {payment: (Decimal(total), given_on) for payment, total, given_on in s.execute(
+            select(memo_link.payment_qbo_id, func.sum(memo_link.amount), func.min(memo.txn_date))
+            .join(memo, and_(memo.company_id == memo_link.company_id, memo.qbo_id == memo_link.credit_memo_qbo_id))
+            .where(memo_link.company_id == company_id, memo_link.payment_qbo_id.in_(chunk))
+            .group_by(memo_link.payment_qbo_id))}
+        if not credit:
+            continue
+        for payment, paid in s.execute(select(link.payment_qbo_id, func.sum(link.amount))
+                                       .where(link.company_id == company_id, link.payment_qbo_id.in_(sorted(credit)))
+                                       .group_by(link.payment_qbo_id)):
+            total, given_on = credit[payment]
+            if given_on is not None and total >= Decimal(paid):
+                out[payment] = given_on
+    return out
 
 
 def _paid_pending() -> Any:
